@@ -1,0 +1,103 @@
+//! DynamoDB clients. In Lambda the client takes the function's credentials and region from the
+//! environment. Locally it is built from static parts only, so the SDK never walks its default
+//! chain (which would end at the EC2 metadata address).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+
+/// Timeouts sized for a purchase inside a short Lambda invocation: a stuck attempt is abandoned
+/// and retried (with the same `ClientRequestToken`) well before API Gateway gives up.
+fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(1_000))
+        .operation_attempt_timeout(Duration::from_millis(1_500))
+        .operation_timeout(Duration::from_millis(4_000))
+        .build()
+}
+
+fn retries() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(3)
+}
+
+/// The client for the deployed functions: region and credentials from the Lambda environment.
+pub async fn cloud_client() -> Client {
+    let shared = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts())
+        .retry_config(retries())
+        .load()
+        .await;
+    Client::new(&shared)
+}
+
+/// Refuses anything but a plain `http://` URL on a loopback address.
+pub fn require_loopback(endpoint: &str) -> Result<(), String> {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("local endpoint `{endpoint}` must start with http://"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.rsplit_once(':') {
+        Some((h, port)) if port.parse::<u16>().is_ok() => h,
+        _ => authority,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback { Ok(()) } else { Err(format!("local endpoint `{endpoint}` is not a loopback address")) }
+}
+
+/// A client for DynamoDB Local: static credentials (from `AWS_ACCESS_KEY_ID` /
+/// `AWS_SECRET_ACCESS_KEY` if set, else fixed local ones), the region from `AWS_REGION` or
+/// `us-east-1`, and the given loopback endpoint. Refuses any other endpoint.
+pub fn local_client(endpoint: &str) -> Result<Client, String> {
+    require_loopback(endpoint)?;
+    let env = |k: &str, default: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned());
+    let credentials = Credentials::new(
+        env("AWS_ACCESS_KEY_ID", "local"),
+        env("AWS_SECRET_ACCESS_KEY", "local"),
+        None,
+        None,
+        "flash-sale-local",
+    );
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(env("AWS_REGION", "us-east-1")))
+        .credentials_provider(credentials)
+        .endpoint_url(endpoint)
+        .timeout_config(timeouts())
+        .retry_config(retries())
+        .build();
+    Ok(Client::from_conf(config))
+}
+
+/// The client a Lambda binary uses: local when `DYNAMODB_ENDPOINT` is configured, cloud otherwise.
+pub async fn client_for(endpoint: Option<&str>) -> Result<Client, String> {
+    match endpoint {
+        Some(e) => local_client(e),
+        None => Ok(cloud_client().await),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_endpoints_are_local() {
+        for ok in ["http://127.0.0.1:8000", "http://localhost:8000/", "http://[::1]:8000", "http://127.0.0.2"] {
+            assert!(require_loopback(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://dynamodb.us-east-1.amazonaws.com",
+            "http://169.254.169.254",
+            "http://10.0.0.1:8000",
+            "http://127.0.0.1.example.com:8000",
+            "127.0.0.1:8000",
+        ] {
+            assert!(require_loopback(bad).is_err(), "{bad}");
+        }
+    }
+}

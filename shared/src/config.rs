@@ -1,0 +1,128 @@
+//! Configuration, read once at cold start. A missing or bad value stops start-up with a message
+//! that names the variable.
+
+use std::time::Duration;
+
+use crate::identity::AuthMode;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `TABLE_NAME` (required).
+    pub table_name: String,
+    /// `AUTH_MODE`: `jwt` (default) or `body`.
+    pub auth_mode: AuthMode,
+    /// `DYNAMODB_ENDPOINT`: set only for local development against DynamoDB Local (loopback only).
+    pub dynamodb_endpoint: Option<String>,
+    pub tuning: Tuning,
+}
+
+/// Knobs of the purchase path. Defaults suit a flash sale; tests shorten or disable the hints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tuning {
+    /// `SALE_CACHE_MS`: how long a warm container trusts its copy of a sale's configuration.
+    pub sale_cache: Duration,
+    /// `SOLD_OUT_HINT_MS`: how long a container answers `sold_out` without asking DynamoDB after
+    /// it has seen every shard empty. 0 disables the hint.
+    pub sold_out_hint: Duration,
+    /// `CONFLICT_RETRIES`: extra attempts on one shard after a `TransactionConflict`.
+    pub conflict_retries: u32,
+    /// Full-jitter backoff between conflict retries: random in `0..min(cap, base * 2^attempt)`.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            sale_cache: Duration::from_secs(5),
+            sold_out_hint: Duration::from_secs(1),
+            conflict_retries: 3,
+            backoff_base: Duration::from_millis(10),
+            backoff_cap: Duration::from_millis(100),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {var} {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let table_name = get("TABLE_NAME")
+            .filter(|t| !t.trim().is_empty())
+            .ok_or(ConfigError { var: "TABLE_NAME", problem: "must be set to the DynamoDB table name".into() })?;
+        let auth_mode = match get("AUTH_MODE").as_deref() {
+            None | Some("jwt") => AuthMode::Jwt,
+            Some("body") => AuthMode::Body,
+            Some(other) => {
+                return Err(ConfigError { var: "AUTH_MODE", problem: format!("must be `jwt` or `body`, not `{other}`") });
+            }
+        };
+        let ms = |var: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+            match get(var) {
+                None => Ok(default),
+                Some(v) => v.parse::<u64>().map(Duration::from_millis).map_err(|_| ConfigError {
+                    var,
+                    problem: format!("must be a whole number of milliseconds, not `{v}`"),
+                }),
+            }
+        };
+        let d = Tuning::default();
+        let conflict_retries = match get("CONFLICT_RETRIES") {
+            None => d.conflict_retries,
+            Some(v) => v.parse::<u32>().ok().filter(|n| *n <= 9).ok_or(ConfigError {
+                var: "CONFLICT_RETRIES",
+                problem: format!("must be a number from 0 to 9, not `{v}`"),
+            })?,
+        };
+        Ok(Self {
+            table_name,
+            auth_mode,
+            dynamodb_endpoint: get("DYNAMODB_ENDPOINT").filter(|e| !e.is_empty()),
+            tuning: Tuning {
+                sale_cache: ms("SALE_CACHE_MS", d.sale_cache)?,
+                sold_out_hint: ms("SOLD_OUT_HINT_MS", d.sold_out_hint)?,
+                conflict_retries,
+                ..d
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn table_name_is_required_and_jwt_is_the_default() {
+        assert_eq!(cfg(&[]).unwrap_err().var, "TABLE_NAME");
+        let c = cfg(&[("TABLE_NAME", "t")]).unwrap();
+        assert_eq!(c.auth_mode, AuthMode::Jwt);
+        assert_eq!(c.tuning, Tuning::default());
+        assert_eq!(c.dynamodb_endpoint, None);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        assert_eq!(cfg(&[("TABLE_NAME", "t"), ("AUTH_MODE", "none")]).unwrap_err().var, "AUTH_MODE");
+        assert_eq!(cfg(&[("TABLE_NAME", "t"), ("SOLD_OUT_HINT_MS", "1s")]).unwrap_err().var, "SOLD_OUT_HINT_MS");
+        assert_eq!(cfg(&[("TABLE_NAME", "t"), ("CONFLICT_RETRIES", "50")]).unwrap_err().var, "CONFLICT_RETRIES");
+        let c = cfg(&[("TABLE_NAME", "t"), ("AUTH_MODE", "body"), ("SOLD_OUT_HINT_MS", "0")]).unwrap();
+        assert_eq!(c.auth_mode, AuthMode::Body);
+        assert_eq!(c.tuning.sold_out_hint, Duration::ZERO);
+    }
+}

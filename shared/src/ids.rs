@@ -1,0 +1,107 @@
+//! Identifiers that reach us from clients: validated once, then carried as types.
+
+use std::fmt;
+
+/// A sale id: `[A-Za-z0-9_-]{1,64}`. It becomes part of DynamoDB keys, so `#` and anything
+/// else outside the set is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SaleId(String);
+
+/// A user id: 1–128 characters, no control characters, no leading or trailing whitespace.
+/// Opaque and case-sensitive; in JWT mode it is the token's `sub`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("saleId must be 1 to 64 characters from A-Z, a-z, 0-9, '_' and '-'")]
+    BadSaleId,
+    #[error("userId must not be empty")]
+    EmptyUserId,
+    #[error("userId must be at most 128 characters")]
+    LongUserId,
+    #[error("userId must not contain control characters")]
+    ControlCharInUserId,
+    #[error("userId must not start or end with whitespace")]
+    UserIdWhitespace,
+}
+
+impl SaleId {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn parse(text: &str) -> Result<Self, IdError> {
+        let ok = !text.is_empty()
+            && text.len() <= Self::MAX_LEN
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok { Ok(Self(text.to_owned())) } else { Err(IdError::BadSaleId) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl UserId {
+    pub const MAX_CHARS: usize = 128;
+
+    pub fn parse(text: &str) -> Result<Self, IdError> {
+        if text.is_empty() {
+            return Err(IdError::EmptyUserId);
+        }
+        if text.chars().count() > Self::MAX_CHARS {
+            return Err(IdError::LongUserId);
+        }
+        if text.chars().any(char::is_control) {
+            return Err(IdError::ControlCharInUserId);
+        }
+        if text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace) {
+            return Err(IdError::UserIdWhitespace);
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SaleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sale_ids_are_a_safe_key_alphabet() {
+        for ok in ["demo", "A-b_9", &"x".repeat(64)] {
+            assert!(SaleId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a#b", "a/b", "..", "a b", "é", &"x".repeat(65), "SALE#x"] {
+            assert_eq!(SaleId::parse(bad), Err(IdError::BadSaleId), "{bad}");
+        }
+    }
+
+    #[test]
+    fn user_ids_are_opaque_but_bounded() {
+        assert!(UserId::parse("alice").is_ok());
+        assert!(UserId::parse("Alice").unwrap() != UserId::parse("alice").unwrap());
+        assert!(UserId::parse("名前 with space inside").is_ok());
+        assert!(UserId::parse(&"é".repeat(128)).is_ok());
+        assert_eq!(UserId::parse(""), Err(IdError::EmptyUserId));
+        assert_eq!(UserId::parse(&"a".repeat(129)), Err(IdError::LongUserId));
+        assert_eq!(UserId::parse("a\u{0}b"), Err(IdError::ControlCharInUserId));
+        assert_eq!(UserId::parse("a\nb"), Err(IdError::ControlCharInUserId));
+        assert_eq!(UserId::parse(" alice"), Err(IdError::UserIdWhitespace));
+        assert_eq!(UserId::parse("alice\u{3000}"), Err(IdError::UserIdWhitespace));
+    }
+}

@@ -1,0 +1,163 @@
+//! Item shapes, converted with `serde_dynamo`. Attribute names are part of the stored format
+//! (condition expressions and the admin CLI use them): change them only with a migration.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
+
+use super::{PURCHASE_SK, SALE_SK, SHARD_SK, StoreError, purchase_pk, sale_pk, shard_pk};
+use crate::ids::{SaleId, UserId};
+use crate::purchase::{Purchase, ShardSnapshot};
+use crate::sale::Sale;
+use crate::time_fmt::rfc3339_ms;
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// Value of `entity` on sale items; the partition key of the sparse sales index.
+pub(crate) const SALE_ENTITY: &str = "SALE";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SaleItem {
+    pub pk: String,
+    pub sk: String,
+    pub entity: String,
+    pub sale_id: String,
+    pub name: String,
+    pub price_cents: i64,
+    pub currency: String,
+    pub total_stock: i64,
+    pub shards: u32,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ShardItem {
+    pub pk: String,
+    pub sk: String,
+    pub sale_id: String,
+    pub shard: u32,
+    /// Decremented by each purchase; the condition keeps it from going below zero.
+    pub remaining: i64,
+    /// What the shard started with; `reset-sale` restores it.
+    pub initial: i64,
+    /// The window, copied from the sale so the purchase condition can check it on this item.
+    pub starts_at: i64,
+    pub ends_at: i64,
+}
+
+/// A purchase as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PurchaseRecord {
+    pub pk: String,
+    pub sk: String,
+    pub sale_id: String,
+    pub user_id: String,
+    /// ULID: unique, and sorts by creation time.
+    pub order_id: String,
+    pub purchased_at: i64,
+    /// The shard the item came from.
+    pub shard: u32,
+}
+
+impl SaleItem {
+    pub fn new(sale: &Sale, created_at: i64) -> Self {
+        Self {
+            pk: sale_pk(&sale.id),
+            sk: SALE_SK.into(),
+            entity: SALE_ENTITY.into(),
+            sale_id: sale.id.to_string(),
+            name: sale.name.clone(),
+            price_cents: sale.price_cents,
+            currency: sale.currency.clone(),
+            total_stock: sale.total_stock,
+            shards: sale.shards,
+            starts_at: sale.starts_at_ms,
+            ends_at: sale.ends_at_ms,
+            created_at,
+        }
+    }
+
+    pub fn from_item(item: Item) -> Result<Self, StoreError> {
+        Ok(from_item(item)?)
+    }
+
+    pub fn into_sale(self) -> Result<Sale, StoreError> {
+        let id = SaleId::parse(&self.sale_id).map_err(|e| StoreError::Corrupt(format!("sale item {}: {e}", self.pk)))?;
+        Ok(Sale {
+            id,
+            name: self.name,
+            price_cents: self.price_cents,
+            currency: self.currency,
+            total_stock: self.total_stock,
+            shards: self.shards,
+            starts_at_ms: self.starts_at,
+            ends_at_ms: self.ends_at,
+        })
+    }
+}
+
+impl ShardItem {
+    pub fn new(sale: &Sale, shard: u32, stock: i64) -> Self {
+        Self {
+            pk: shard_pk(&sale.id, shard),
+            sk: SHARD_SK.into(),
+            sale_id: sale.id.to_string(),
+            shard,
+            remaining: stock,
+            initial: stock,
+            starts_at: sale.starts_at_ms,
+            ends_at: sale.ends_at_ms,
+        }
+    }
+
+    pub fn from_item(item: Item) -> Result<Self, StoreError> {
+        Ok(from_item(item)?)
+    }
+
+    pub fn snapshot(&self) -> ShardSnapshot {
+        ShardSnapshot { remaining: self.remaining, starts_at_ms: self.starts_at, ends_at_ms: self.ends_at }
+    }
+}
+
+impl PurchaseRecord {
+    pub fn new(sale: &SaleId, user: &UserId, order_id: String, purchased_at: i64, shard: u32) -> Self {
+        Self {
+            pk: purchase_pk(sale, user),
+            sk: PURCHASE_SK.into(),
+            sale_id: sale.to_string(),
+            user_id: user.to_string(),
+            order_id,
+            purchased_at,
+            shard,
+        }
+    }
+
+    pub fn from_item(item: Item) -> Result<Self, StoreError> {
+        Ok(from_item(item)?)
+    }
+
+    pub(crate) fn to_item(&self) -> Result<Item, StoreError> {
+        Ok(to_item(self)?)
+    }
+
+    /// The API view of this purchase.
+    pub fn to_purchase(&self) -> Purchase {
+        Purchase {
+            sale_id: self.sale_id.clone(),
+            user_id: self.user_id.clone(),
+            order_id: self.order_id.clone(),
+            purchased_at: rfc3339_ms(self.purchased_at),
+        }
+    }
+}
+
+pub(crate) fn item_of<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    Ok(to_item(value)?)
+}

@@ -1,0 +1,82 @@
+//! One structured log line per request, and the outcome names shared with metrics and the
+//! dashboard.
+
+use std::time::Instant;
+
+use lambda_http::{Request, RequestExt};
+
+use crate::error::ApiError;
+
+/// JSON logs on stdout (CloudWatch Logs), level from `RUST_LOG` (default `info`).
+pub fn init() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_current_span(false)
+        .flatten_event(true)
+        .try_init();
+}
+
+/// The purchase outcome as the dashboard counts it.
+pub fn purchase_outcome<T>(result: &Result<T, ApiError>) -> &'static str {
+    match result {
+        Ok(_) => "succeeded",
+        Err(ApiError::SoldOut) => "sold_out",
+        Err(ApiError::AlreadyPurchased(_)) => "already_purchased",
+        Err(ApiError::SaleNotStarted { .. } | ApiError::SaleEnded) => "not_active",
+        Err(e) if e.status() < 500 => "rejected",
+        Err(_) => "error",
+    }
+}
+
+/// Fields of the request's log line, filled in as the handler learns them.
+#[derive(Debug)]
+pub struct RequestLog {
+    started: Instant,
+    pub route: &'static str,
+    pub request_id: String,
+    pub sale_id: Option<String>,
+    pub user_id: Option<String>,
+    pub shard: Option<u32>,
+    pub retries: u32,
+    pub transactions: u32,
+}
+
+impl RequestLog {
+    pub fn start(route: &'static str, req: &Request) -> Self {
+        Self {
+            started: Instant::now(),
+            route,
+            request_id: req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default(),
+            sale_id: None,
+            user_id: None,
+            shard: None,
+            retries: 0,
+            transactions: 0,
+        }
+    }
+
+    pub fn latency_ms(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * 1_000.0
+    }
+
+    /// Writes the line. `outcome` is a dashboard outcome or an error `code`.
+    pub fn finish(&self, status: u16, outcome: &str) {
+        tracing::info!(
+            requestId = %self.request_id,
+            route = self.route,
+            saleId = self.sale_id.as_deref().unwrap_or(""),
+            userId = self.user_id.as_deref().unwrap_or(""),
+            status,
+            outcome,
+            latencyMs = self.latency_ms(),
+            shard = self.shard.map(i64::from).unwrap_or(-1),
+            retries = self.retries,
+            transactions = self.transactions,
+            "request"
+        );
+    }
+}
