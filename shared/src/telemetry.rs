@@ -16,6 +16,7 @@ pub fn init() {
         .with_env_filter(filter)
         .with_target(false)
         .with_current_span(false)
+        .with_span_list(false)
         .flatten_event(true)
         .try_init();
 }
