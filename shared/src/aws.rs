@@ -10,13 +10,23 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 
-/// Timeouts sized for a purchase inside a short Lambda invocation: a stuck attempt is abandoned
+/// Timeouts sized for DynamoDB inside a short Lambda invocation: a stuck attempt is abandoned
 /// and retried (with the same `ClientRequestToken`) well before API Gateway gives up.
-fn timeouts() -> TimeoutConfig {
+fn cloud_timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_millis(1_000))
         .operation_attempt_timeout(Duration::from_millis(1_500))
         .operation_timeout(Duration::from_millis(4_000))
+        .build()
+}
+
+/// DynamoDB Local on a shared two-core machine answers hundreds of concurrent transactions in
+/// seconds, not milliseconds; a timeout there would turn a slow success into an unknown outcome.
+fn local_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(20))
+        .operation_timeout(Duration::from_secs(45))
         .build()
 }
 
@@ -27,7 +37,7 @@ fn retries() -> RetryConfig {
 /// The client for the deployed functions: region and credentials from the Lambda environment.
 pub async fn cloud_client() -> Client {
     let shared = aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeouts())
+        .timeout_config(cloud_timeouts())
         .retry_config(retries())
         .load()
         .await;
@@ -67,7 +77,7 @@ pub fn local_client(endpoint: &str) -> Result<Client, String> {
         .region(Region::new(env("AWS_REGION", "us-east-1")))
         .credentials_provider(credentials)
         .endpoint_url(endpoint)
-        .timeout_config(timeouts())
+        .timeout_config(local_timeouts())
         .retry_config(retries())
         .build();
     Ok(Client::from_conf(config))

@@ -1,1 +1,168 @@
+//! Helpers for tests against DynamoDB Local: a fresh table per test, sales, API Gateway requests.
+//!
+//! The endpoint comes from `DYNAMODB_ENDPOINT` (set by `cargo xtask test`, which starts DynamoDB
+//! Local on a free port) and must be a loopback address.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use flash_sale::App;
+use flash_sale::clock::{Clock, ManualClock, SystemClock};
+use flash_sale::config::Tuning;
+use flash_sale::identity::AuthMode;
+use flash_sale::ids::SaleId;
+use flash_sale::sale::Sale;
+use flash_sale::store::{PurchaseRecord, Store};
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+
+/// The DynamoDB Local endpoint; refuses anything that is not loopback.
+pub fn endpoint() -> String {
+    let endpoint = std::env::var("DYNAMODB_ENDPOINT")
+        .expect("DYNAMODB_ENDPOINT is not set: run the tests with `cargo xtask test`, which starts DynamoDB Local");
+    flash_sale::aws::require_loopback(&endpoint).expect("tests only talk to a loopback DynamoDB Local");
+    endpoint
+}
+
+/// A name no other test in this run uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), fastrand::u32(..))
+}
+
+/// A new, empty table of its own for one test.
+pub async fn fresh_store() -> Store {
+    let client = flash_sale::aws::local_client(&endpoint()).expect("local client");
+    let store = Store::new(client, unique("t"));
+    assert!(store.create_table().await.expect("create table"), "table name collision");
+    store
+}
+
+/// Tuning for tests: no sale cache or sold-out hint unless a test asks for them, quick retries.
+pub fn tuning() -> Tuning {
+    Tuning {
+        sale_cache: Duration::ZERO,
+        sold_out_hint: Duration::ZERO,
+        backoff_base: Duration::from_millis(1),
+        backoff_cap: Duration::from_millis(5),
+        ..Tuning::default()
+    }
+}
+
+pub fn app(store: &Store, clock: Arc<dyn Clock>, auth: AuthMode) -> App {
+    App::new(store.clone(), clock, auth, tuning())
+}
+
+pub fn wall_app(store: &Store, auth: AuthMode) -> App {
+    app(store, Arc::new(SystemClock), auth)
+}
+
+pub fn now_ms() -> i64 {
+    SystemClock.now_ms()
+}
+
+pub fn sale(id: &str, stock: i64, shards: u32, starts_at_ms: i64, ends_at_ms: i64) -> Sale {
+    Sale {
+        id: SaleId::parse(id).expect("sale id"),
+        name: format!("Sale {id}"),
+        price_cents: 1_999,
+        currency: "EUR".into(),
+        total_stock: stock,
+        shards,
+        starts_at_ms,
+        ends_at_ms,
+    }
+}
+
+/// An active sale (started a minute ago, ends in an hour), stored.
+pub async fn active_sale(store: &Store, stock: i64, shards: u32) -> Sale {
+    let now = now_ms();
+    let s = sale(&unique("s"), stock, shards, now - 60_000, now + 3_600_000);
+    store.create_sale(&s, now).await.expect("create sale");
+    s
+}
+
+/// Everything stored about a sale: stock per shard and purchases in order.
+pub async fn stored_state(store: &Store, sale: &Sale) -> (Vec<i64>, Vec<PurchaseRecord>) {
+    let stock = store.shard_stock(&[sale]).await.expect("stock").remove(0);
+    let purchases = store.purchases_of(&sale.id).await.expect("purchases");
+    (stock, purchases)
+}
+
+/// How a test request carries its body.
+pub enum TestBody<'a> {
+    None,
+    Text(&'a str),
+    Bytes(&'a [u8]),
+}
+
+/// An API Gateway HTTP API (payload 2.0) event as API Gateway would send it, turned into the
+/// `Request` the handlers get. `claims` stands for a verified JWT.
+pub fn request(method: &str, path: &str, params: &[(&str, &str)], body: TestBody<'_>, claims: Option<Value>) -> Request {
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", "host": "localhost"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "localhost",
+            "domainPrefix": "localhost",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
+            "requestId": unique("req"),
+            "routeKey": format!("{method} {path}"),
+            "stage": "$default",
+            "time": "21/Nov/2026:06:00:00 +0000",
+            "timeEpoch": 1_795_000_000_000i64
+        },
+        "isBase64Encoded": false
+    });
+    if !params.is_empty() {
+        event["pathParameters"] = params.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>().into();
+    }
+    match body {
+        TestBody::None => {}
+        TestBody::Text(t) => event["body"] = json!(t),
+        TestBody::Bytes(b) => {
+            event["body"] = json!(base64::engine::general_purpose::STANDARD.encode(b));
+            event["isBase64Encoded"] = json!(true);
+        }
+    }
+    if let Some(claims) = claims {
+        event["requestContext"]["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
+    }
+    lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway event")
+}
+
+pub fn purchase_request(sale: &str, body: &str) -> Request {
+    request("POST", &format!("/sales/{sale}/purchases"), &[("saleId", sale)], TestBody::Text(body), None)
+}
+
+pub fn user_body(user: &str) -> String {
+    json!({ "userId": user }).to_string()
+}
+
+/// Status and parsed JSON body of a response; checks the content type matches success/problem.
+pub fn read(resp: &Response<Body>) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let expected = if status >= 400 { "application/problem+json" } else { "application/json" };
+    assert_eq!(content_type, expected, "content type of a {status}");
+    let body: &[u8] = resp.body().as_ref();
+    let value: Value = serde_json::from_slice(body).expect("JSON body");
+    if status >= 400 {
+        assert_eq!(value["status"], json!(status), "problem status field");
+        assert!(value["code"].is_string(), "problem has a code");
+    }
+    (status, value)
+}
+
+/// A manual clock at `ms`, shared with the app under test.
+pub fn clock_at(ms: i64) -> (ManualClock, Arc<dyn Clock>) {
+    let clock = ManualClock::at(ms);
+    (clock.clone(), Arc::new(clock))
+}

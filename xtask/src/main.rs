@@ -202,7 +202,7 @@ fn test(cargo_args: &[String]) -> Result<()> {
     let endpoint = format!("http://127.0.0.1:{port}");
 
     let mut cmd = cargo();
-    cmd.args(["test", "--workspace"]).args(cargo_args);
+    cmd.args(["test", "--workspace", "--no-fail-fast"]).args(cargo_args);
     local_aws_env(&mut cmd, &endpoint);
     let status = cmd.status()?;
     if stop.load(Ordering::SeqCst) {

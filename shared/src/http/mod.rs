@@ -77,10 +77,12 @@ pub(crate) fn purchase_body(req: &Request) -> Result<PurchaseBody, ApiError> {
         return Ok(PurchaseBody::default());
     }
     let text = std::str::from_utf8(bytes).map_err(|_| ApiError::invalid("the body is not UTF-8 text"))?;
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}")))?;
-    if !value.is_object() {
+    // serde would also read a struct from an array; only an object is a purchase body.
+    if !text.trim_start().starts_with('{') {
         return Err(ApiError::invalid("the body must be a JSON object such as {\"userId\": \"alice\"}"));
     }
-    serde_json::from_value(value).map_err(|e| ApiError::invalid(format!("the body does not fit {{\"userId\": string}}: {e}")))
+    // Straight into the struct: a duplicate `userId` key is refused rather than resolved.
+    serde_json::from_str(text).map_err(|e| {
+        ApiError::invalid(format!("the body must be a JSON object {{\"userId\": string}}: {e}"))
+    })
 }

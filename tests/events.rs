@@ -1,0 +1,47 @@
+//! The example events in `events/` (for `cargo lambda invoke`) are real API Gateway events that
+//! the handlers answer as documented.
+
+use std::path::Path;
+
+use flash_sale::identity::AuthMode;
+use integration_tests::{fresh_store, now_ms, read, sale, wall_app};
+
+fn event(name: &str) -> lambda_http::Request {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name} is not an API Gateway v2 event: {e}"))
+}
+
+#[tokio::test]
+async fn every_example_event_gets_its_documented_answer() {
+    let store = fresh_store().await;
+    let now = now_ms();
+    store.create_sale(&sale("demo", 100, 1, now - 60_000, now + 3_600_000), now).await.unwrap();
+    let body_app = wall_app(&store, AuthMode::Body);
+    let jwt_app = wall_app(&store, AuthMode::Jwt);
+    use flash_sale::http::{purchase, status, user_lookup};
+
+    let cases: Vec<(&str, u16, Option<&str>)> = vec![
+        ("purchase.json", 201, None),
+        ("purchase.json", 409, Some("already_purchased")),
+        ("purchase-bad-body.json", 400, Some("invalid_request")),
+        ("sale-status.json", 200, None),
+        ("list-sales.json", 200, None),
+        ("health.json", 200, None),
+        ("user-lookup.json", 200, None),
+    ];
+    for (name, expected, code) in cases {
+        let req = event(name);
+        let resp = match name {
+            n if n.starts_with("purchase") => purchase(&body_app, req).await,
+            "user-lookup.json" => user_lookup(&body_app, req).await,
+            _ => status(&body_app, req).await,
+        };
+        let (got, body) = read(&resp);
+        assert_eq!((got, body["code"].as_str()), (expected, code), "{name}: {body}");
+    }
+    let (got, body) = read(&purchase(&jwt_app, event("purchase-jwt.json")).await);
+    assert_eq!((got, body["userId"].as_str()), (201, Some("jwt-user-1")));
+    let (got, body) = read(&purchase(&jwt_app, event("purchase.json")).await);
+    assert_eq!((got, body["code"].as_str()), (401, Some("unauthorized")), "no authorizer claims in JWT mode");
+}
