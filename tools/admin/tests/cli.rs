@@ -1,0 +1,152 @@
+//! The `flash-sale-admin` interface that scripts rely on, run as a process against DynamoDB Local.
+
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use flash_sale::App;
+use flash_sale::clock::ManualClock;
+use flash_sale::identity::AuthMode;
+use flash_sale::ids::{SaleId, UserId};
+use integration_tests::{endpoint, tuning, unique};
+use serde_json::Value;
+
+struct Cli {
+    table: String,
+}
+
+impl Cli {
+    fn new() -> Self {
+        Self { table: unique("cli") }
+    }
+
+    /// Runs the CLI with the global flags after the subcommand.
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_flash-sale-admin"));
+        cmd.args(args).args(["--table", &self.table, "--endpoint-url", &endpoint()]);
+        cmd.output().expect("run flash-sale-admin")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("UTF-8 output")
+    }
+
+    fn refused(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "{args:?} should have been refused");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn create_sale(&self, id: &str, stock: &str, shards: &str, starts: &str, ends: &str) -> Output {
+        self.run(&[
+            "create-sale", "--sale-id", id, "--name", "Limited sneaker", "--price-cents", "12900", "--currency", "EUR",
+            "--stock", stock, "--shards", shards, "--starts-at", starts, "--ends-at", ends,
+        ])
+    }
+
+    fn store(&self) -> flash_sale::store::Store {
+        flash_sale::store::Store::new(flash_sale::aws::local_client(&endpoint()).unwrap(), self.table.clone())
+    }
+}
+
+fn lines(text: &str) -> Vec<Value> {
+    text.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect()
+}
+
+const OPEN: &str = "2020-01-01T00:00:00Z";
+const CLOSE: &str = "2099-01-01T00:00:00Z";
+
+#[test]
+fn create_table_is_idempotent_and_global_flags_go_before_or_after() {
+    let cli = Cli::new();
+    assert!(cli.ok(&["create-table"]).contains("created"));
+    // Flags before the subcommand this time.
+    let out = Command::new(env!("CARGO_BIN_EXE_flash-sale-admin"))
+        .args(["--table", &cli.table, "--endpoint-url", &endpoint(), "create-table"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already exists"));
+}
+
+#[test]
+fn create_sale_refuses_duplicates_and_nonsense_and_stores_nothing_for_them() {
+    let cli = Cli::new();
+    cli.ok(&["create-table"]);
+    let out = cli.create_sale("drop-1", "100", "4", OPEN, CLOSE);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((created["saleId"].as_str(), created["totalStock"].as_i64()), (Some("drop-1"), Some(100)));
+
+    let dup = cli.create_sale("drop-1", "5", "1", OPEN, CLOSE);
+    assert_eq!(dup.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+
+    for (why, id, stock, shards, starts, ends) in [
+        ("zero stock", "z1", "0", "1", OPEN, CLOSE),
+        ("negative stock", "z2", "-5", "1", OPEN, CLOSE),
+        ("end before start", "z3", "10", "1", CLOSE, OPEN),
+        ("end equals start", "z4", "10", "1", OPEN, OPEN),
+        ("more shards than stock", "z5", "3", "4", OPEN, CLOSE),
+        ("zero shards", "z6", "3", "0", OPEN, CLOSE),
+        ("bad timestamp", "z7", "3", "1", "tomorrow", CLOSE),
+        ("bad sale id", "bad#id", "3", "1", OPEN, CLOSE),
+    ] {
+        let out = cli.create_sale(id, stock, shards, starts, ends);
+        assert!(!out.status.success(), "{why} was accepted");
+    }
+    let listed = lines(&cli.ok(&["list-sales"]));
+    assert_eq!(listed.len(), 1, "only the valid sale exists: {listed:?}");
+    assert_eq!(listed[0]["saleId"], "drop-1");
+    assert_eq!(listed[0]["remainingStock"], 100, "the duplicate did not touch the stock");
+}
+
+#[test]
+fn buyers_come_out_in_purchase_order_and_reset_restores_the_sale() {
+    let cli = Cli::new();
+    cli.ok(&["create-table"]);
+    assert!(cli.create_sale("drop-2", "10", "2", OPEN, CLOSE).status.success());
+
+    // Buy through the purchase path at known, increasing times, in non-alphabetical order.
+    let clock = ManualClock::at(1_900_000_000_000);
+    let app = App::new(cli.store(), Arc::new(clock.clone()), AuthMode::Body, tuning());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let sale = SaleId::parse("drop-2").unwrap();
+    for user in ["carol", "alice", "bob, \"the builder\""] {
+        assert!(rt.block_on(app.purchase(&sale, &UserId::parse(user).unwrap())).result.is_ok());
+        clock.advance(1);
+    }
+
+    let buyers = lines(&cli.ok(&["buyers", "--sale-id", "drop-2"]));
+    let users: Vec<&str> = buyers.iter().map(|b| b["userId"].as_str().unwrap()).collect();
+    assert_eq!(users, ["carol", "alice", "bob, \"the builder\""]);
+    assert_eq!(buyers[0]["purchasedAt"], "2030-03-17T17:46:40.000Z");
+    let csv = cli.ok(&["buyers", "--sale-id", "drop-2", "--format", "csv"]);
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "purchasedAt,orderId,userId,shard");
+    assert!(rows[1].contains(",carol,"));
+    assert!(rows[3].contains(",\"bob, \"\"the builder\"\"\","), "CSV quoting: {}", rows[3]);
+
+    let shown: Value = serde_json::from_str(&cli.ok(&["show-sale", "--sale-id", "drop-2"])).unwrap();
+    assert_eq!((shown["purchases"].as_i64(), shown["sale"]["remainingStock"].as_i64()), (Some(3), Some(7)));
+
+    assert!(cli.refused(&["reset-sale", "--sale-id", "drop-2"]).contains("--yes"));
+    assert_eq!(lines(&cli.ok(&["buyers", "--sale-id", "drop-2"])).len(), 3, "nothing deleted without --yes");
+    assert!(cli.ok(&["reset-sale", "--sale-id", "drop-2", "--yes"]).contains("3 purchases deleted"));
+    assert!(cli.ok(&["buyers", "--sale-id", "drop-2"]).is_empty());
+    let shown: Value = serde_json::from_str(&cli.ok(&["show-sale", "--sale-id", "drop-2"])).unwrap();
+    assert_eq!(shown["shards"], serde_json::json!([5, 5]));
+    assert_eq!(shown["purchases"], 0);
+    assert!(cli.refused(&["show-sale", "--sale-id", "no-such"]).contains("does not exist"));
+}
+
+#[test]
+fn a_non_loopback_endpoint_is_refused_before_any_call() {
+    let out = Command::new(env!("CARGO_BIN_EXE_flash-sale-admin"))
+        .args(["list-sales", "--endpoint-url", "http://10.1.2.3:8000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a loopback address"));
+}
