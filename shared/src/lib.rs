@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod identity;
+pub mod lambda;
 pub mod ids;
 pub mod purchase;
 pub mod sale;

@@ -1,7 +1,11 @@
-//! One structured log line per request, and the outcome names shared with metrics and the
-//! dashboard.
+//! One structured log line per request, and CloudWatch metrics in embedded metric format (EMF):
+//! namespace `FlashSale`, per purchase `Purchases` (Count), `PurchaseLatency` (Milliseconds) and
+//! `PurchaseRetries` (Count), all with the one dimension `outcome`, so each purchase is one EMF
+//! line. Names and the outcome values are what `infra/template.yaml`'s dashboard reads.
 
 use std::time::Instant;
+
+use metrics::Unit;
 
 use lambda_http::{Request, RequestExt};
 
@@ -19,6 +23,28 @@ pub fn init() {
         .with_span_list(false)
         .flatten_event(true)
         .try_init();
+}
+
+pub const NAMESPACE: &str = "FlashSale";
+
+/// The EMF collector's configuration. `init()` on it installs the process-wide recorder; the
+/// caller flushes the collected metrics as EMF lines (after each invocation in Lambda).
+pub fn metrics_builder() -> metrics_cloudwatch_embedded::Builder {
+    metrics_cloudwatch_embedded::Builder::new().cloudwatch_namespace(NAMESPACE)
+}
+
+/// Declares the metrics' units to the installed recorder.
+pub fn describe_metrics() {
+    metrics::describe_counter!("Purchases", Unit::Count, "purchase attempts by outcome");
+    metrics::describe_histogram!("PurchaseLatency", Unit::Milliseconds, "purchase handling time by outcome");
+    metrics::describe_counter!("PurchaseRetries", Unit::Count, "TransactionConflict retries by outcome");
+}
+
+/// Records one purchase attempt.
+pub fn record_purchase(outcome: &'static str, latency_ms: f64, retries: u32) {
+    metrics::counter!("Purchases", "outcome" => outcome).increment(1);
+    metrics::histogram!("PurchaseLatency", "outcome" => outcome).record(latency_ms);
+    metrics::counter!("PurchaseRetries", "outcome" => outcome).increment(u64::from(retries));
 }
 
 /// The purchase outcome as the dashboard counts it.

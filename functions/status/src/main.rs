@@ -1,12 +1,6 @@
 //! `status` Lambda function: see `flash_sale::http::status`.
 
-use lambda_http::{Error, Request, service_fn};
-
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
-    let app = flash_sale::App::from_env().await?;
-    lambda_http::run(service_fn(|req: Request| async move {
-        Ok::<_, Error>(flash_sale::http::status(app, req).await)
-    }))
-    .await
+async fn main() -> Result<(), lambda_http::Error> {
+    flash_sale::lambda::run(flash_sale::http::status).await
 }

@@ -9,7 +9,7 @@ use crate::App;
 use crate::error::ApiError;
 use crate::identity;
 use crate::ids::{SaleId, UserId};
-use crate::telemetry::{RequestLog, purchase_outcome};
+use crate::telemetry::{RequestLog, purchase_outcome, record_purchase};
 
 /// Status may be cached for a second at the edge: a crowd polling a sale page costs the
 /// function one request per second per edge location, not one per shopper.
@@ -58,6 +58,7 @@ pub async fn purchase(app: &App, req: Request) -> Response<Body> {
         Err(err) => (err.status(), problem::render(err)),
     };
     log.finish(status, outcome);
+    record_purchase(outcome, log.latency_ms(), log.retries);
     resp
 }
 

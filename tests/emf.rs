@@ -1,0 +1,39 @@
+//! Each purchase attempt writes exactly one CloudWatch EMF line carrying its outcome.
+
+use flash_sale::identity::AuthMode;
+use flash_sale::telemetry;
+use integration_tests::{active_sale, fresh_store, purchase_request, user_body, wall_app};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn each_purchase_emits_one_emf_line_with_its_outcome_dimension() {
+    let metrics = telemetry::metrics_builder().init().expect("install the recorder");
+    telemetry::describe_metrics();
+    let store = fresh_store().await;
+    let sale = active_sale(&store, 1, 1).await;
+    let app = wall_app(&store, AuthMode::Body);
+    let id = sale.id.as_str();
+
+    for (body, outcome) in [
+        (user_body("alice"), "succeeded"),
+        (user_body("alice"), "already_purchased"),
+        (user_body("bob"), "sold_out"),
+        ("{not json".to_owned(), "rejected"),
+    ] {
+        flash_sale::http::purchase(&app, purchase_request(id, &body)).await;
+        let mut out = Vec::new();
+        metrics.flush(&mut out).expect("flush");
+        let lines: Vec<Value> = String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 1, "one EMF line for the {outcome} purchase: {lines:#?}");
+        let doc = &lines[0];
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "FlashSale");
+        assert_eq!(directive["Dimensions"], json!([["outcome"]]));
+        assert_eq!(doc["outcome"], outcome);
+        assert_eq!(doc["Purchases"], 1);
+        let latency = directive["Metrics"].as_array().unwrap().iter().find(|m| m["Name"] == "PurchaseLatency").cloned();
+        assert_eq!(latency.map(|m| m["Unit"].clone()), Some(json!("Milliseconds")));
+        let samples = doc["PurchaseLatency"].as_array().map(|v| v.iter().all(Value::is_number) && v.len() == 1);
+        assert_eq!(samples, Some(true), "one latency sample: {doc}");
+    }
+}
