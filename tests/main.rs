@@ -2,7 +2,9 @@
 
 mod concurrency;
 mod events;
+mod faults;
 mod jwt;
 mod malformed;
 mod purchase;
+mod restart;
 mod window;

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 
 /// Timeouts sized for DynamoDB inside a short Lambda invocation: a stuck attempt is abandoned
 /// and retried (with the same `ClientRequestToken`) well before API Gateway gives up.
-fn cloud_timeouts() -> TimeoutConfig {
+pub fn cloud_timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_millis(1_000))
         .operation_attempt_timeout(Duration::from_millis(1_500))
@@ -63,6 +63,11 @@ pub fn require_loopback(endpoint: &str) -> Result<(), String> {
 /// `AWS_SECRET_ACCESS_KEY` if set, else fixed local ones), the region from `AWS_REGION` or
 /// `us-east-1`, and the given loopback endpoint. Refuses any other endpoint.
 pub fn local_client(endpoint: &str) -> Result<Client, String> {
+    local_client_with_timeouts(endpoint, local_timeouts())
+}
+
+/// [`local_client`] with other timeouts (fault-injection tests use cloud-like ones).
+pub fn local_client_with_timeouts(endpoint: &str, timeouts: TimeoutConfig) -> Result<Client, String> {
     require_loopback(endpoint)?;
     let env = |k: &str, default: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned());
     let credentials = Credentials::new(
@@ -77,7 +82,7 @@ pub fn local_client(endpoint: &str) -> Result<Client, String> {
         .region(Region::new(env("AWS_REGION", "us-east-1")))
         .credentials_provider(credentials)
         .endpoint_url(endpoint)
-        .timeout_config(local_timeouts())
+        .timeout_config(timeouts)
         .retry_config(retries())
         .build();
     Ok(Client::from_conf(config))

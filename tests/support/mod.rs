@@ -166,3 +166,4 @@ pub fn clock_at(ms: i64) -> (ManualClock, Arc<dyn Clock>) {
     let clock = ManualClock::at(ms);
     (clock.clone(), Arc::new(clock))
 }
+pub mod proxy;

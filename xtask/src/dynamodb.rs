@@ -20,7 +20,7 @@ pub fn start(jar: &Path, port: u16, quiet: bool) -> Result<Child> {
     let mut cmd = Command::new("java");
     cmd.current_dir(dir)
         .arg("-Djava.library.path=./DynamoDBLocal_lib")
-        .arg("-Xms256m")
+        .args(["-Xms256m", "-Xmx2g"])
         .args(["-jar", "DynamoDBLocal.jar", "-inMemory", "-sharedDb", "-disableTelemetry", "-port"])
         .arg(port.to_string())
         .stdin(Stdio::null());

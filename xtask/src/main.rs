@@ -204,6 +204,8 @@ fn test(cargo_args: &[String]) -> Result<()> {
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--no-fail-fast"]).args(cargo_args);
     local_aws_env(&mut cmd, &endpoint);
+    // Tests that stop and restart a DynamoDB Local of their own start it from this jar.
+    cmd.env("DYNAMODB_LOCAL_JAR", &tools.dynamodb_jar);
     let status = cmd.status()?;
     if stop.load(Ordering::SeqCst) {
         bail!("interrupted");

@@ -1,0 +1,186 @@
+//! The purchase path under DynamoDB failures that DynamoDB Local cannot produce, injected by a
+//! proxy between the real SDK and a real DynamoDB Local (see `support::proxy`): never oversold, no
+//! user twice, no false success, no false refusal, and every unknown outcome is a 503 that a
+//! retry resolves to the truth.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use flash_sale::App;
+use flash_sale::clock::SystemClock;
+use flash_sale::config::Tuning;
+use flash_sale::identity::AuthMode;
+use flash_sale::sale::Sale;
+use flash_sale::store::Store;
+use integration_tests::proxy::{Fault, Plan, Proxy};
+use integration_tests::{TestBody, active_sale, endpoint, fresh_store, purchase_request, read, request, stored_state, tuning, user_body};
+use serde_json::Value;
+
+/// Short, cloud-like timeouts so slow answers really time out.
+fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_millis(800))
+        .operation_timeout(Duration::from_secs(4))
+        .build()
+}
+
+fn upstream() -> SocketAddr {
+    endpoint().trim_start_matches("http://").trim_end_matches('/').parse().expect("endpoint is host:port")
+}
+
+/// A plan that applies `fault` to a seeded `share` of the operations it names.
+fn seeded(seed: u64, share: f64, ops: &'static [&'static str], fault: Fault) -> Plan {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    Box::new(move |op: &str| if ops.contains(&op) && rng.f64() < share { fault } else { Fault::Pass })
+}
+
+fn pass() -> Plan {
+    Box::new(|_: &str| Fault::Pass)
+}
+
+struct Run {
+    responses: Vec<(String, u16, Value)>,
+}
+
+/// `attempts` purchases by `users` users from `tasks` concurrent tasks through `app`.
+async fn hammer(app: Arc<App>, sale: &Sale, users: usize, attempts: usize, tasks: usize) -> Run {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let (app, next, id) = (app.clone(), next.clone(), sale.id.to_string());
+        handles.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= attempts {
+                    return seen;
+                }
+                let user = format!("user-{}", (i * 7) % users);
+                let resp = flash_sale::http::purchase(&app, purchase_request(&id, &user_body(&user))).await;
+                let (status, body) = read(&resp);
+                seen.push((user, status, body));
+            }
+        }));
+    }
+    let mut responses = Vec::new();
+    for h in handles {
+        responses.extend(h.await.expect("task"));
+    }
+    Run { responses }
+}
+
+/// The invariants every fault must leave intact, checked on the stored state.
+async fn check_invariants(store: &Store, sale: &Sale, run: &Run, label: &str) {
+    let (stock, purchases) = stored_state(store, sale).await;
+    let by_user: HashMap<&str, &str> = purchases.iter().map(|p| (p.user_id.as_str(), p.order_id.as_str())).collect();
+    let mut codes: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, status, body) in &run.responses {
+        *codes.entry(format!("{status} {}", body["code"].as_str().unwrap_or(""))).or_default() += 1;
+    }
+    eprintln!("{label}: {} attempts {codes:?}; stored {} purchases, shards {stock:?}", run.responses.len(), purchases.len());
+
+    assert!(stock.iter().all(|r| *r >= 0), "{label}: a shard went below zero: {stock:?}");
+    assert_eq!(stock.iter().sum::<i64>() + purchases.len() as i64, sale.total_stock, "{label}: stock + sold = total");
+    assert_eq!(by_user.len(), purchases.len(), "{label}: a user holds two purchases");
+    for (user, status, body) in &run.responses {
+        match (*status, body["code"].as_str()) {
+            (201, _) => assert_eq!(by_user.get(user.as_str()).copied(), body["orderId"].as_str(), "{label}: false success for {user}"),
+            (409, Some("already_purchased")) => {
+                assert_eq!(by_user.get(user.as_str()).copied(), body["purchase"]["orderId"].as_str(), "{label}: false already_purchased for {user}")
+            }
+            (409, Some("sold_out")) => assert_eq!(stock.iter().sum::<i64>(), 0, "{label}: sold_out while stock remains"),
+            (503, Some("temporarily_unavailable")) => {}
+            other => panic!("{label}: unexpected answer {other:?} {body}"),
+        }
+    }
+}
+
+/// After the faults stop, every user whose outcome was unknown learns the truth: a stored
+/// purchase shows in user-lookup and a retry answers `already_purchased` with that order.
+async fn check_recovery(app: &App, store: &Store, sale: &Sale, run: &Run, label: &str) {
+    let before = stored_state(store, sale).await;
+    let unknown: Vec<&str> = run.responses.iter().filter(|(_, s, _)| *s == 503).map(|(u, _, _)| u.as_str()).collect();
+    let stored: HashMap<&str, &str> = before.1.iter().map(|p| (p.user_id.as_str(), p.order_id.as_str())).collect();
+    let id = sale.id.as_str();
+    for user in unknown {
+        let path = format!("/sales/{id}/purchases/{user}");
+        let lookup = request("GET", &path, &[("saleId", id), ("userId", user)], TestBody::None, None);
+        let (status, body) = read(&flash_sale::http::user_lookup(app, lookup).await);
+        let (retry_status, retry) = read(&flash_sale::http::purchase(app, purchase_request(id, &user_body(user))).await);
+        match stored.get(user) {
+            Some(order) => {
+                assert_eq!((status, body["orderId"].as_str()), (200, Some(*order)), "{label}: lookup shows {user}'s purchase");
+                assert_eq!((retry_status, retry["purchase"]["orderId"].as_str()), (409, Some(*order)), "{label}: retry is already_purchased");
+            }
+            None => {
+                assert_eq!(status, 404, "{label}: {user} has no purchase");
+                assert!(matches!(retry_status, 201 | 409), "{label}: retry of {user}: {retry_status} {retry}");
+            }
+        }
+    }
+    let (stock, purchases) = stored_state(store, sale).await;
+    assert_eq!(stock.iter().sum::<i64>() + purchases.len() as i64, sale.total_stock, "{label}: after recovery");
+}
+
+async fn under_fault(label: &str, plan: Plan, shards: u32) -> BTreeMap<(String, &'static str), usize> {
+    let store = fresh_store().await;
+    let sale = active_sale(&store, 20, shards).await;
+    let proxy = Proxy::start(upstream(), plan).await;
+    let client = flash_sale::aws::local_client_with_timeouts(&proxy.endpoint, timeouts()).expect("client");
+    let faulty = Store::new(client, store.table());
+    let app = Arc::new(App::new(faulty.clone(), Arc::new(SystemClock), AuthMode::Body, Tuning { sale_cache: Duration::from_secs(60), ..tuning() }));
+
+    let run = hammer(app.clone(), &sale, 40, 160, 16).await;
+    check_invariants(&store, &sale, &run, label).await;
+    proxy.set_plan(pass());
+    check_recovery(&app, &store, &sale, &run, label).await;
+    proxy.counts()
+}
+
+const TX: &[&str] = &["TransactWriteItems"];
+const ALL: &[&str] = &["TransactWriteItems", "GetItem", "BatchGetItem"];
+
+fn injected(counts: &BTreeMap<(String, &'static str), usize>, fault: &str) -> usize {
+    counts.iter().filter(|((_, f), _)| *f == fault).map(|(_, n)| n).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn throttling_never_oversells_and_answers_503() {
+    let counts = under_fault("throttle", seeded(1, 0.5, TX, Fault::Throttle), 2).await;
+    assert!(injected(&counts, "throttle") > 10, "{counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn server_errors_never_oversell() {
+    let counts = under_fault("server_error", seeded(2, 0.4, ALL, Fault::ServerError), 2).await;
+    assert!(injected(&counts, "server_error") > 10, "{counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transaction_conflicts_are_retried_and_never_oversell() {
+    let counts = under_fault("conflict", seeded(3, 0.5, TX, Fault::Conflict), 1).await;
+    assert!(injected(&counts, "conflict") > 10, "{counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn responses_slower_than_the_timeout_never_oversell() {
+    let counts = under_fault("slow", seeded(4, 0.25, TX, Fault::Slow(Duration::from_millis(1_000))), 2).await;
+    assert!(injected(&counts, "slow") > 5, "{counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connection_resets_never_oversell() {
+    let counts = under_fault("reset", seeded(5, 0.3, ALL, Fault::Reset), 2).await;
+    assert!(injected(&counts, "reset") > 10, "{counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_commit_whose_response_is_lost_is_one_purchase_not_two() {
+    let counts = under_fault("commit_then_drop", seeded(6, 0.4, TX, Fault::CommitThenDrop), 2).await;
+    assert!(injected(&counts, "commit_then_drop") > 10, "{counts:?}");
+}

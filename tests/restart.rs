@@ -1,0 +1,129 @@
+//! DynamoDB Local (file-backed) stopped in the middle of a sale and started again: the API answers
+//! 503 while it is down, recovers without a restart of its own, and never oversells.
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use flash_sale::App;
+use flash_sale::clock::SystemClock;
+use flash_sale::config::Tuning;
+use flash_sale::identity::AuthMode;
+use flash_sale::store::Store;
+use integration_tests::{TestBody, active_sale, purchase_request, read, request, stored_state, tuning, unique, user_body};
+
+struct DynamoDbLocal {
+    child: Child,
+}
+
+impl DynamoDbLocal {
+    /// Starts DynamoDB Local storing its database in `dir`; the jar comes from `cargo xtask test`.
+    fn start(dir: &PathBuf, port: u16) -> Self {
+        let jar = PathBuf::from(std::env::var("DYNAMODB_LOCAL_JAR").expect("DYNAMODB_LOCAL_JAR is set by `cargo xtask test`"));
+        let child = Command::new("java")
+            .current_dir(jar.parent().unwrap())
+            .args(["-Xmx1g", "-Djava.library.path=./DynamoDBLocal_lib", "-jar", "DynamoDBLocal.jar", "-sharedDb", "-disableTelemetry"])
+            .arg("-dbPath")
+            .arg(dir)
+            .args(["-port", &port.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start DynamoDB Local");
+        Self { child }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for DynamoDbLocal {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn wait_ready(store: &Store) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if store.client().list_tables().send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("DynamoDB Local did not come up within 60 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_stopping_mid_sale_gives_503_then_recovers_without_oversell() {
+    let dir = std::env::temp_dir().join(unique("ddb-restart"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(500))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(4))
+        .build();
+    let store = Store::new(flash_sale::aws::local_client_with_timeouts(&endpoint, timeouts).unwrap(), "restart");
+    let mut ddb = DynamoDbLocal::start(&dir, port);
+    wait_ready(&store).await;
+    store.create_table().await.unwrap();
+    let sale = active_sale(&store, 30, 2).await;
+    let app = Arc::new(App::new(store.clone(), Arc::new(SystemClock), AuthMode::Body, Tuning { sale_cache: Duration::from_secs(300), ..tuning() }));
+    let id = sale.id.to_string();
+    let buy = |app: Arc<App>, user: String| {
+        let id = id.clone();
+        async move {
+            let (status, body) = read(&flash_sale::http::purchase(&app, purchase_request(&id, &user_body(&user))).await);
+            (user, status, body)
+        }
+    };
+
+    let mut responses = Vec::new();
+    for n in 0..10 {
+        responses.push(buy(app.clone(), format!("before-{n}")).await);
+    }
+    // Stop it while purchases are in flight.
+    let in_flight: Vec<_> = (0..8).map(|n| tokio::spawn(buy(app.clone(), format!("during-{n}")))).collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    ddb.stop();
+    for task in in_flight {
+        responses.push(task.await.unwrap());
+    }
+    for n in 0..5 {
+        let (user, status, body) = buy(app.clone(), format!("down-{n}")).await;
+        assert_eq!((status, body["code"].as_str()), (503, Some("temporarily_unavailable")), "purchase while down");
+        responses.push((user, status, body));
+    }
+    let (status, _) = read(&flash_sale::http::status(&app, request("GET", "/health", &[], TestBody::None, None)).await);
+    assert_eq!(status, 503, "health while down");
+
+    let _ddb = DynamoDbLocal::start(&dir, port);
+    wait_ready(&store).await;
+    let (status, _) = read(&flash_sale::http::status(&app, request("GET", "/health", &[], TestBody::None, None)).await);
+    assert_eq!(status, 200, "health after the restart, same client");
+    for n in 0..40 {
+        responses.push(buy(app.clone(), format!("after-{n}")).await);
+    }
+
+    let (stock, purchases) = stored_state(&store, &sale).await;
+    let sold: std::collections::HashMap<&str, &str> = purchases.iter().map(|p| (p.user_id.as_str(), p.order_id.as_str())).collect();
+    assert_eq!(sold.len(), purchases.len(), "no user twice");
+    assert!(stock.iter().all(|r| *r >= 0));
+    assert_eq!(stock.iter().sum::<i64>() + purchases.len() as i64, 30, "stock + sold = total: {stock:?}");
+    assert_eq!(purchases.len(), 30, "the sale sold out after the restart");
+    for (user, status, body) in &responses {
+        match *status {
+            201 => assert_eq!(sold.get(user.as_str()).copied(), body["orderId"].as_str(), "201 for {user} is stored"),
+            409 => assert_eq!(body["code"], "sold_out"),
+            503 => {}
+            other => panic!("unexpected {other} for {user}: {body}"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,194 @@
+//! A fault-injecting HTTP/1.1 proxy between the AWS SDK and DynamoDB Local, for the failures
+//! DynamoDB Local never produces: throttling, 500s, `TransactionConflict`, responses slower than
+//! the SDK's timeout, connection resets, and a transaction that commits but whose response never
+//! arrives. A plan decides per request; the SDK, its retries and DynamoDB Local stay real.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the proxy does with one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward and relay the answer.
+    Pass,
+    /// Answer `ProvisionedThroughputExceededException` without forwarding.
+    Throttle,
+    /// Answer HTTP 500 `InternalServerError` without forwarding.
+    ServerError,
+    /// Answer `TransactionCanceledException` with a `TransactionConflict` reason, not forwarding.
+    Conflict,
+    /// Wait this long, then forward (the SDK has usually given up and retried by then).
+    Slow(Duration),
+    /// Close the connection without forwarding or answering.
+    Reset,
+    /// Forward (DynamoDB commits), then close the connection instead of answering.
+    CommitThenDrop,
+}
+
+impl Fault {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Pass => "pass",
+            Fault::Throttle => "throttle",
+            Fault::ServerError => "server_error",
+            Fault::Conflict => "conflict",
+            Fault::Slow(_) => "slow",
+            Fault::Reset => "reset",
+            Fault::CommitThenDrop => "commit_then_drop",
+        }
+    }
+}
+
+/// Decides the fault for a request, given its `X-Amz-Target` operation (e.g. `TransactWriteItems`).
+pub type Plan = Box<dyn FnMut(&str) -> Fault + Send>;
+
+pub struct Proxy {
+    pub endpoint: String,
+    plan: Arc<Mutex<Plan>>,
+    counts: Arc<Mutex<BTreeMap<(String, &'static str), usize>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Listens on a free loopback port and forwards to `upstream` (a loopback DynamoDB Local).
+    pub async fn start(upstream: SocketAddr, plan: Plan) -> Proxy {
+        assert!(upstream.ip().is_loopback(), "the proxy only forwards to loopback");
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind proxy");
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let plan = Arc::new(Mutex::new(plan));
+        let counts = Arc::new(Mutex::new(BTreeMap::new()));
+        let (p, c) = (plan.clone(), counts.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else { return };
+                tokio::spawn(serve(client, upstream, p.clone(), c.clone()));
+            }
+        });
+        Proxy { endpoint, plan, counts, task }
+    }
+
+    /// Replaces the plan (e.g. with one that passes everything, to check recovery).
+    pub fn set_plan(&self, plan: Plan) {
+        *self.plan.lock().unwrap() = plan;
+    }
+
+    /// How often each (operation, fault) happened.
+    pub fn counts(&self) -> BTreeMap<(String, &'static str), usize> {
+        self.counts.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One raw HTTP/1.1 request: head (up to the blank line) and body (by Content-Length).
+struct RawRequest {
+    head: String,
+    body: Vec<u8>,
+}
+
+async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<RawRequest> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
+            let length = header(&head, "content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+            while buf.len() < end + 4 + length {
+                let mut chunk = [0u8; 16 * 1024];
+                let n = stream.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = buf[end + 4..end + 4 + length].to_vec();
+            buf.drain(..end + 4 + length);
+            return Some(RawRequest { head, body });
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        let n = stream.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.lines().find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn error_response(status: u16, kind: &str, extra: &str) -> Vec<u8> {
+    let body = format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"injected fault"{extra}}}"#);
+    let reason = if status == 500 { "Internal Server Error" } else { "Bad Request" };
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/x-amz-json-1.0\r\nx-amzn-RequestId: injected\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Sends the request upstream on a fresh connection and returns the whole response.
+async fn forward(upstream: SocketAddr, request: &RawRequest) -> Option<Vec<u8>> {
+    let mut up = TcpStream::connect(upstream).await.ok()?;
+    // Ask DynamoDB Local to close after answering, so the response ends at EOF.
+    let mut lines: Vec<&str> = request.head.trim_end().lines().filter(|l| !l.to_ascii_lowercase().starts_with("connection:")).collect();
+    lines.push("Connection: close");
+    let head = lines.join("\r\n") + "\r\n\r\n";
+    up.write_all(head.as_bytes()).await.ok()?;
+    up.write_all(&request.body).await.ok()?;
+    let mut response = Vec::new();
+    up.read_to_end(&mut response).await.ok()?;
+    (!response.is_empty()).then_some(response)
+}
+
+async fn serve(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    plan: Arc<Mutex<Plan>>,
+    counts: Arc<Mutex<BTreeMap<(String, &'static str), usize>>>,
+) {
+    let mut buf = Vec::new();
+    while let Some(request) = read_request(&mut client, &mut buf).await {
+        let op = header(&request.head, "x-amz-target").and_then(|t| t.rsplit('.').next()).unwrap_or("?").to_owned();
+        let fault = (plan.lock().unwrap())(&op);
+        *counts.lock().unwrap().entry((op.clone(), fault.name())).or_default() += 1;
+        let reply = match fault {
+            Fault::Pass => forward(upstream, &request).await,
+            Fault::Throttle => Some(error_response(400, "ProvisionedThroughputExceededException", "")),
+            Fault::ServerError => Some(error_response(500, "InternalServerError", "")),
+            Fault::Conflict => Some(error_response(
+                400,
+                "TransactionCanceledException",
+                r#","CancellationReasons":[{"Code":"TransactionConflict","Message":"injected"},{"Code":"None"}]"#,
+            )),
+            Fault::Slow(delay) => {
+                tokio::time::sleep(delay).await;
+                forward(upstream, &request).await
+            }
+            Fault::Reset => None,
+            Fault::CommitThenDrop => {
+                let _ = forward(upstream, &request).await;
+                None
+            }
+        };
+        match reply {
+            Some(bytes) if client.write_all(&bytes).await.is_ok() => {
+                if String::from_utf8_lossy(&bytes[..bytes.len().min(2048)]).to_ascii_lowercase().contains("connection: close") {
+                    return;
+                }
+            }
+            _ => {
+                // Abortive close: the client sees a reset, not a clean end of stream.
+                #[allow(deprecated)] // a zero linger resets at once; it never blocks
+                let _ = client.set_linger(Some(Duration::ZERO));
+                return;
+            }
+        }
+    }
+}
