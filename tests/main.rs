@@ -3,6 +3,7 @@
 mod concurrency;
 mod events;
 mod faults;
+mod hostile;
 mod jwt;
 mod malformed;
 mod purchase;
