@@ -227,9 +227,7 @@ impl App {
     pub async fn from_env() -> Result<&'static App, String> {
         crate::telemetry::init();
         let config = crate::config::Config::from_env().map_err(|e| e.to_string())?;
-        let client = crate::aws::client_for(config.dynamodb_endpoint.as_deref())
-            .await
-            .map_err(|e| format!("configuration: DYNAMODB_ENDPOINT {e}"))?;
+        let client = crate::aws::client_for(config.dynamodb_endpoint.as_deref()).map_err(|e| format!("configuration: {e}"))?;
         let store = Store::new(client, config.table_name);
         let app = App::new(store, Arc::new(crate::clock::SystemClock), config.auth_mode, config.tuning);
         // One App per container for its whole life.
