@@ -1,0 +1,19 @@
+//! The flash-sale load generator as a library, so that everything but the wiring is testable.
+//!
+//! - [`target`]: which base URLs may receive load (loopback or explicit https, else refused).
+//! - [`plan`]: who attempts in which order: U users, N attempts, a duplicate share, a seed.
+//! - [`attempt`]: one attempt as sent and answered, and what its reply means.
+//! - [`fairness`]: of the first K arrivals that could have won, how many did.
+//! - [`verify`]: the invariants over replies, stored purchases and shard stock.
+//! - [`report`]: counts, latency percentiles, the human summary and the JSON document.
+//! - [`load`]: the HTTP side: client, warm-up, closed and open loop drivers (the only I/O here).
+//!
+//! All but [`load`] are pure and synchronous.
+
+pub mod attempt;
+pub mod fairness;
+pub mod load;
+pub mod plan;
+pub mod report;
+pub mod target;
+pub mod verify;

@@ -1,0 +1,277 @@
+//! The HTTP side: one pooled HTTP/1.1 client, a warm-up, and the closed- and open-loop drivers.
+//!
+//! The client is hyper-util's legacy client over hyper-rustls, the stack the AWS SDK already
+//! builds. Attempts are numbered (`seq`) in the order the generator dispatches them; that is the
+//! send order fairness is judged by.
+
+use std::collections::BTreeMap;
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{ACCEPT, CONTENT_TYPE};
+use hyper::{Method, Request, Uri};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::attempt::{Attempt, Reply};
+use crate::report::Mode;
+use crate::target::BaseUrl;
+
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A sale id that cannot exist (ids are at most 64 characters): warm-up requests reach the
+/// purchase function and DynamoDB but never buy anything.
+pub const WARMUP_SALE: &str = "loadgen-warmup-no-such-sale";
+
+/// The client, with up to `connections` idle connections kept per host. TLS roots are loaded only
+/// for an https base URL.
+pub fn http_client(base: &BaseUrl, connections: usize) -> Result<HttpClient> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = HttpsConnectorBuilder::new();
+    let tls = if base.is_https() {
+        tls.with_provider_and_native_roots(provider).context("cannot load the system's TLS root certificates")?
+    } else {
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("TLS setup")?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        tls.with_tls_config(config)
+    };
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(5)));
+    let connector = tls.https_or_http().enable_http1().wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new()).pool_max_idle_per_host(connections).build(connector))
+}
+
+fn error_chain(err: &(dyn StdError + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+enum Exchange {
+    Done(u16, Bytes),
+    Failed(String),
+    TimedOut,
+}
+
+async fn exchange(client: &HttpClient, req: Request<Full<Bytes>>, timeout: Duration) -> Exchange {
+    let call = async {
+        let resp = client.request(req).await.map_err(|e| error_chain(&e))?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.map_err(|e| error_chain(&e))?.to_bytes();
+        Ok::<_, String>((status, body))
+    };
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok((status, body))) => Exchange::Done(status, body),
+        Ok(Err(e)) => Exchange::Failed(e),
+        Err(_) => Exchange::TimedOut,
+    }
+}
+
+fn purchase_request(url: &Uri, user: &str) -> Request<Full<Bytes>> {
+    let body = json!({ "userId": user }).to_string();
+    let mut req = Request::new(Full::new(Bytes::from(body)));
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = url.clone();
+    req.headers_mut().insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    req.headers_mut().insert(ACCEPT, hyper::header::HeaderValue::from_static("application/json"));
+    req
+}
+
+/// One purchase attempt.
+pub async fn purchase(client: &HttpClient, url: &Uri, user: &str, timeout: Duration) -> Reply {
+    match exchange(client, purchase_request(url, user), timeout).await {
+        Exchange::Done(status, body) => Reply::from_http(status, &body),
+        Exchange::Failed(error) => Reply::Transport { error },
+        Exchange::TimedOut => Reply::Timeout,
+    }
+}
+
+/// `GET url`, with the body as JSON (`Null` if it is not JSON).
+pub async fn get_json(client: &HttpClient, url: &str, timeout: Duration) -> Result<(u16, Value)> {
+    let uri: Uri = url.parse().with_context(|| format!("bad URL {url}"))?;
+    let mut req = Request::new(Full::new(Bytes::new()));
+    *req.uri_mut() = uri;
+    req.headers_mut().insert(ACCEPT, hyper::header::HeaderValue::from_static("application/json"));
+    match exchange(client, req, timeout).await {
+        Exchange::Done(status, body) => Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null))),
+        Exchange::Failed(e) => anyhow::bail!("GET {url} failed: {e}"),
+        Exchange::TimedOut => anyhow::bail!("GET {url} timed out after {} s", timeout.as_secs_f64()),
+    }
+}
+
+/// Sends `requests` purchase attempts for a sale that does not exist, `concurrency` at a time, so
+/// that every function instance and its DynamoDB connection is up before the measured run.
+/// Returns the replies per status.
+pub async fn warmup(
+    client: &HttpClient,
+    base: &BaseUrl,
+    requests: u32,
+    concurrency: u32,
+    timeout: Duration,
+) -> Result<BTreeMap<String, u64>> {
+    let url: Uri = base.purchases_url(WARMUP_SALE).parse().context("warm-up URL")?;
+    let slots = Arc::new(Semaphore::new(concurrency.max(1) as usize));
+    let mut set = JoinSet::new();
+    for i in 0..requests {
+        let permit = slots.clone().acquire_owned().await.context("warm-up semaphore closed")?;
+        let (client, url) = (client.clone(), url.clone());
+        set.spawn(async move {
+            let reply = purchase(&client, &url, &format!("loadgen-warmup-{i}"), timeout).await;
+            drop(permit);
+            reply.status_label()
+        });
+    }
+    let mut statuses = BTreeMap::new();
+    while let Some(label) = set.join_next().await {
+        *statuses.entry(label.unwrap_or_else(|_| "panicked".into())).or_insert(0) += 1;
+    }
+    Ok(statuses)
+}
+
+/// What to send and how fast.
+pub struct LoadSpec {
+    pub url: Uri,
+    /// The user of each planned attempt, in plan order.
+    pub users: Arc<Vec<String>>,
+    pub mode: Mode,
+    /// No attempt starts after this much time.
+    pub duration: Duration,
+    /// Per attempt, until the last byte of the reply.
+    pub timeout: Duration,
+}
+
+pub struct LoadResult {
+    /// Sent attempts in send order.
+    pub attempts: Vec<Attempt>,
+    /// Planned attempts that were never sent (the duration ran out).
+    pub not_sent: u32,
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Runs the plan against the target and returns every attempt that was sent.
+pub async fn run(client: &HttpClient, spec: LoadSpec) -> LoadResult {
+    let spec = Arc::new(spec);
+    let start = Instant::now();
+    let deadline = start + spec.duration;
+    let planned = spec.users.len();
+    let mut attempts = match spec.mode {
+        Mode::Closed { concurrency } => closed_loop(client, &spec, concurrency, start, deadline).await,
+        Mode::Open { rate_per_sec, max_in_flight } => {
+            open_loop(client, &spec, rate_per_sec, max_in_flight, start, deadline).await
+        }
+    };
+    attempts.sort_by_key(|a| a.seq);
+    let not_sent = u32::try_from(planned - attempts.len()).unwrap_or(u32::MAX);
+    LoadResult { attempts, not_sent }
+}
+
+async fn one(client: &HttpClient, spec: &LoadSpec, seq: usize, start: Instant, due: Option<Instant>) -> Attempt {
+    let user = &spec.users[seq];
+    let sent = Instant::now();
+    let reply = purchase(client, &spec.url, user, spec.timeout).await;
+    Attempt {
+        seq: u32::try_from(seq).unwrap_or(u32::MAX),
+        user: user.clone(),
+        due_us: due.map(|d| micros(d - start)),
+        sent_us: micros(sent - start),
+        latency_us: micros(sent.elapsed()),
+        reply,
+    }
+}
+
+/// `concurrency` workers; each takes the next planned attempt as soon as its last one is answered.
+async fn closed_loop(
+    client: &HttpClient,
+    spec: &Arc<LoadSpec>,
+    concurrency: u32,
+    start: Instant,
+    deadline: Instant,
+) -> Vec<Attempt> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let (client, spec, next) = (client.clone(), spec.clone(), next.clone());
+        workers.spawn(async move {
+            let mut done = Vec::new();
+            loop {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let seq = next.fetch_add(1, Ordering::SeqCst);
+                if seq >= spec.users.len() {
+                    break;
+                }
+                done.push(one(&client, &spec, seq, start, None).await);
+            }
+            done
+        });
+    }
+    let mut attempts = Vec::with_capacity(spec.users.len());
+    while let Some(done) = workers.join_next().await {
+        attempts.extend(done.unwrap_or_default());
+    }
+    attempts
+}
+
+/// Attempt `i` is due at `start + i / rate`, whatever happened to earlier ones. When
+/// `max_in_flight` requests are open, the next one waits for a slot (and its wait shows in the
+/// latency measured from the due time).
+async fn open_loop(
+    client: &HttpClient,
+    spec: &Arc<LoadSpec>,
+    rate: f64,
+    max_in_flight: u32,
+    start: Instant,
+    deadline: Instant,
+) -> Vec<Attempt> {
+    let slots = Arc::new(Semaphore::new(max_in_flight.max(1) as usize));
+    let mut set = JoinSet::new();
+    for seq in 0..spec.users.len() {
+        let due = start + Duration::from_secs_f64(seq as f64 / rate);
+        if due >= deadline {
+            break;
+        }
+        tokio::time::sleep_until(due).await;
+        let Ok(permit) = slots.clone().acquire_owned().await else { break };
+        if Instant::now() >= deadline {
+            break;
+        }
+        let (client, spec) = (client.clone(), spec.clone());
+        set.spawn(async move {
+            let attempt = one(&client, &spec, seq, start, Some(due)).await;
+            drop(permit);
+            attempt
+        });
+    }
+    let mut attempts = Vec::with_capacity(spec.users.len());
+    while let Some(done) = set.join_next().await {
+        if let Ok(a) = done {
+            attempts.push(a);
+        }
+    }
+    attempts
+}

@@ -1,0 +1,355 @@
+//! What a run measured and found: counts, latency percentiles, throughput, fairness, the
+//! invariant checks. Rendered as a human summary and as one JSON document.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::attempt::Attempt;
+use crate::fairness::Fairness;
+use crate::verify::{StoreReport, UnknownOutcomes, Violation};
+
+/// Percentiles in milliseconds, from an HDR histogram of microseconds (3 significant digits).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencySummary {
+    pub count: u64,
+    pub min_ms: f64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl LatencySummary {
+    pub fn from_micros(values: impl IntoIterator<Item = u64>) -> Option<Self> {
+        // 1 µs to one hour at 3 significant digits; anything longer is recorded as an hour.
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).ok()?;
+        for v in values {
+            h.saturating_record(v.max(1));
+        }
+        if h.is_empty() {
+            return None;
+        }
+        let ms = |us: u64| us as f64 / 1_000.0;
+        Some(Self {
+            count: h.len(),
+            min_ms: ms(h.min()),
+            mean_ms: h.mean() / 1_000.0,
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p90_ms: ms(h.value_at_quantile(0.90)),
+            p95_ms: ms(h.value_at_quantile(0.95)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+        })
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "p50 {:.1} ms  p90 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  max {:.1} ms  (mean {:.1} ms, n={})",
+            self.p50_ms, self.p90_ms, self.p95_ms, self.p99_ms, self.max_ms, self.mean_ms, self.count
+        )
+    }
+}
+
+/// How attempts were paced.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Mode {
+    /// A fixed number of connections, each sending its next attempt when the last one is answered.
+    Closed { concurrency: u32 },
+    /// A fixed arrival rate, whatever the answers; `max_in_flight` caps open requests.
+    Open { rate_per_sec: f64, max_in_flight: u32 },
+}
+
+/// The run's setup, echoed in the report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunInfo {
+    pub started_at: String,
+    pub base_url: String,
+    pub sale_id: String,
+    pub mode: Mode,
+    pub users: u32,
+    pub planned_attempts: u32,
+    pub planned_distinct_users: u32,
+    pub planned_duplicates: u32,
+    pub duplicate_share: f64,
+    pub seed: u64,
+    pub user_prefix: String,
+    pub duration_limit_secs: f64,
+    pub timeout_secs: f64,
+    /// Planned attempts that were not sent because the duration ran out.
+    pub not_sent: u32,
+    /// The sale's stock and what was left when the run started.
+    pub stock: i64,
+    pub stock_left_at_start: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Throughput {
+    /// From the first send to the last reply.
+    pub elapsed_secs: f64,
+    pub sent: u64,
+    pub responses: u64,
+    pub responses_per_sec: f64,
+    pub attempts_per_sec: f64,
+}
+
+impl Throughput {
+    pub fn of(attempts: &[Attempt]) -> Self {
+        let first = attempts.iter().map(|a| a.sent_us).min().unwrap_or(0);
+        let last = attempts.iter().map(|a| a.sent_us + a.latency_us).max().unwrap_or(0);
+        let elapsed_secs = last.saturating_sub(first) as f64 / 1e6;
+        let responses = attempts.iter().filter(|a| a.reply.status().is_some()).count() as u64;
+        let sent = attempts.len() as u64;
+        let per_sec = |n: u64| if elapsed_secs > 0.0 { n as f64 / elapsed_secs } else { 0.0 };
+        Self { elapsed_secs, sent, responses, responses_per_sec: per_sec(responses), attempts_per_sec: per_sec(sent) }
+    }
+}
+
+/// Replies per HTTP status (`timeout` and `transport_error` for no status) and per problem `code`.
+pub fn count_replies(attempts: &[Attempt]) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+    let mut statuses = BTreeMap::new();
+    let mut codes = BTreeMap::new();
+    for a in attempts {
+        *statuses.entry(a.reply.status_label()).or_insert(0) += 1;
+        if let Some(code) = a.reply.code() {
+            *codes.entry(code.to_owned()).or_insert(0) += 1;
+        }
+    }
+    (statuses, codes)
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub run: RunInfo,
+    pub throughput: Throughput,
+    /// Send to last byte of the reply, for every attempt that got an HTTP reply.
+    pub latency: Option<LatencySummary>,
+    /// Open loop only: from the time the attempt was due, so generator back-pressure shows.
+    pub latency_from_due: Option<LatencySummary>,
+    pub per_status: BTreeMap<String, u64>,
+    pub per_code: BTreeMap<String, u64>,
+    pub fairness: Fairness,
+    pub unknown_outcomes: UnknownOutcomes,
+    pub reply_violations: Vec<Violation>,
+    /// `None` when the table was not read (`--no-verify`).
+    pub store: Option<StoreReport>,
+}
+
+impl Report {
+    pub fn build(
+        run: RunInfo,
+        attempts: &[Attempt],
+        fairness: Fairness,
+        reply_violations: Vec<Violation>,
+        store: Option<StoreReport>,
+        unknown_without_store: UnknownOutcomes,
+    ) -> Self {
+        let answered = || attempts.iter().filter(|a| a.reply.status().is_some());
+        let latency = LatencySummary::from_micros(answered().map(|a| a.latency_us));
+        let latency_from_due = match run.mode {
+            Mode::Open { .. } => LatencySummary::from_micros(answered().map(Attempt::latency_from_due_us)),
+            Mode::Closed { .. } => None,
+        };
+        let (per_status, per_code) = count_replies(attempts);
+        let unknown_outcomes = store.as_ref().map(|s| s.unknown.clone()).unwrap_or(unknown_without_store);
+        Self {
+            run,
+            throughput: Throughput::of(attempts),
+            latency,
+            latency_from_due,
+            per_status,
+            per_code,
+            fairness,
+            unknown_outcomes,
+            reply_violations,
+            store,
+        }
+    }
+
+    pub fn violations(&self) -> impl Iterator<Item = &Violation> {
+        self.reply_violations.iter().chain(self.store.iter().flat_map(|s| s.violations.iter()))
+    }
+
+    pub fn ok(&self) -> bool {
+        self.violations().next().is_none()
+    }
+
+    /// The human summary: a few aligned lines, then every violation kind (up to 10 of each).
+    pub fn summary(&self) -> String {
+        let r = &self.run;
+        let t = &self.throughput;
+        let mut s = String::new();
+        let mode = match r.mode {
+            Mode::Closed { concurrency } => format!("closed loop, {concurrency} connections"),
+            Mode::Open { rate_per_sec, max_in_flight } => {
+                format!("open loop, {rate_per_sec} attempts/s (at most {max_in_flight} in flight)")
+            }
+        };
+        let _ = writeln!(s, "loadgen: sale {} at {} ({mode})", r.sale_id, r.base_url);
+        let _ = writeln!(
+            s,
+            "  plan        {} attempts by {} users ({} duplicates, share {:.3}), seed {}, users {}NNNNNN",
+            r.planned_attempts,
+            r.planned_distinct_users,
+            r.planned_duplicates,
+            r.duplicate_share,
+            r.seed,
+            r.user_prefix
+        );
+        let not_sent =
+            if r.not_sent > 0 { format!(" ({} not sent: --duration-secs ran out)", r.not_sent) } else { String::new() };
+        let _ = writeln!(s, "  sent        {} in {:.2} s{not_sent}; {} responses", t.sent, t.elapsed_secs, t.responses);
+        let _ =
+            writeln!(s, "  throughput  {:.1} responses/s ({:.1} attempts/s)", t.responses_per_sec, t.attempts_per_sec);
+        match &self.latency {
+            Some(l) => {
+                let _ = writeln!(s, "  latency     {}", l.line());
+            }
+            None => {
+                let _ = writeln!(s, "  latency     (no responses)");
+            }
+        }
+        if let Some(l) = &self.latency_from_due {
+            let _ = writeln!(s, "  from due    {}", l.line());
+        }
+        let join =
+            |m: &BTreeMap<String, u64>| m.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("  ");
+        let _ = writeln!(s, "  status      {}", join(&self.per_status));
+        let _ =
+            writeln!(s, "  codes       {}", if self.per_code.is_empty() { "-".into() } else { join(&self.per_code) });
+        let f = &self.fairness;
+        let considered = f.k.min(f.arrivals);
+        let last = f.last_winner_rank.map(|r| format!("; last winner was arrival #{r}")).unwrap_or_default();
+        let unknown = if f.first_k_unknown > 0 { format!(", {} unknown", f.first_k_unknown) } else { String::new() };
+        let _ = writeln!(
+            s,
+            "  fairness    of the first {considered} arrivals that could have won (stock left {}), {} did ({:.1}%){unknown}; \
+             {} arrivals, {} winners{last}",
+            f.k,
+            f.first_k_won,
+            f.share() * 100.0,
+            f.arrivals,
+            f.winners
+        );
+        let u = &self.unknown_outcomes;
+        let mut unknown = format!(
+            "  unknown     {} attempts by {} users had no definite reply (5xx, timeout, broken connection)",
+            u.attempts, u.users
+        );
+        if let (Some(c), Some(n)) = (&u.committed_users, u.not_committed_users) {
+            let _ = write!(unknown, "; of those users {} bought anyway, {n} did not", c.len());
+        }
+        let _ = writeln!(s, "{unknown}");
+        match &self.store {
+            Some(store) => {
+                let c = &store.sold;
+                let exact = if c.at_least == c.at_most {
+                    format!("exactly {}", c.at_most)
+                } else {
+                    format!("{}..={}", c.at_least, c.at_most)
+                };
+                let _ = writeln!(
+                    s,
+                    "  stored      {} purchases by this run (owed {exact} = min(stock left {}, users {})); {} in all for stock {}",
+                    c.sold_in_run, c.stock_left_at_start, c.users_attempted, c.purchases_after, c.stock
+                );
+                let sum: i64 = c.shards.iter().sum();
+                let _ = writeln!(
+                    s,
+                    "  shards      {:?} sum {sum} (stock − purchases = {})",
+                    c.shards,
+                    c.stock - c.purchases_after as i64
+                );
+            }
+            None => {
+                let _ = writeln!(s, "  stored      not checked (--no-verify): only the replies were checked");
+            }
+        }
+        let violations: Vec<&Violation> = self.violations().collect();
+        if violations.is_empty() {
+            let _ = writeln!(s, "  result      OK: no invariant violated");
+        } else {
+            let plural = if violations.len() == 1 { "" } else { "s" };
+            let _ = writeln!(s, "  result      FAILED: {} invariant violation{plural}", violations.len());
+            let mut shown: BTreeMap<String, usize> = BTreeMap::new();
+            for v in violations {
+                let kind = serde_json::to_value(v)
+                    .ok()
+                    .and_then(|j| j["kind"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let n = shown.entry(kind).or_insert(0);
+                *n += 1;
+                if *n <= 10 {
+                    let _ = writeln!(s, "    - {v}");
+                } else if *n == 11 {
+                    let _ = writeln!(s, "    - … more of the same kind in the JSON report");
+                }
+            }
+        }
+        s
+    }
+
+    /// The report as JSON, with every attempt (send order, user, timing, reply).
+    pub fn to_json(&self, attempts: &[Attempt]) -> Value {
+        let mut doc = serde_json::to_value(self).unwrap_or(Value::Null);
+        doc["ok"] = json!(self.ok());
+        doc["violations"] = json!(self.violations().collect::<Vec<_>>());
+        doc["attempts"] = json!(attempts);
+        doc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attempt::Reply;
+
+    fn attempt(seq: u32, sent_us: u64, latency_us: u64, reply: Reply) -> Attempt {
+        Attempt { seq, user: format!("u{seq}"), due_us: None, sent_us, latency_us, reply }
+    }
+
+    #[test]
+    fn percentiles_come_from_the_histogram() {
+        let l = LatencySummary::from_micros((1..=1_000).map(|ms| ms * 1_000)).unwrap();
+        assert_eq!(l.count, 1_000);
+        assert!((l.p50_ms - 500.0).abs() < 1.0, "{l:?}");
+        assert!((l.p99_ms - 990.0).abs() < 1.0, "{l:?}");
+        assert!((l.max_ms - 1_000.0).abs() < 1.0, "{l:?}");
+        assert!(LatencySummary::from_micros([]).is_none());
+    }
+
+    #[test]
+    fn throughput_runs_from_first_send_to_last_reply() {
+        let ok = || Reply::Http { status: 201, code: None, order_id: None, user_id: None };
+        let a =
+            [attempt(0, 0, 500_000, ok()), attempt(1, 500_000, 1_500_000, ok()), attempt(2, 100, 10, Reply::Timeout)];
+        let t = Throughput::of(&a);
+        assert_eq!(t.elapsed_secs, 2.0);
+        assert_eq!((t.sent, t.responses), (3, 2));
+        assert_eq!(t.responses_per_sec, 1.0);
+    }
+
+    #[test]
+    fn replies_are_counted_per_status_and_code() {
+        let r = |s, c: Option<&str>| Reply::Http { status: s, code: c.map(Into::into), order_id: None, user_id: None };
+        let a = [
+            attempt(0, 0, 1, r(201, None)),
+            attempt(1, 0, 1, r(409, Some("sold_out"))),
+            attempt(2, 0, 1, r(409, Some("already_purchased"))),
+            attempt(3, 0, 1, Reply::Timeout),
+        ];
+        let (statuses, codes) = count_replies(&a);
+        assert_eq!(statuses, BTreeMap::from([("201".into(), 1), ("409".into(), 2), ("timeout".into(), 1)]));
+        assert_eq!(codes, BTreeMap::from([("already_purchased".into(), 1), ("sold_out".into(), 1)]));
+    }
+}

@@ -1,0 +1,585 @@
+//! The invariants of a flash sale, checked over what the clients were told and what the table
+//! holds afterwards.
+//!
+//! From the replies alone ([`check_replies`]): no more buyers than stock, no user told twice that
+//! they bought, every 201 well formed with an order id of its own, and an `already_purchased`
+//! that names the order the user was sold.
+//!
+//! Against the table ([`check_store`]): no more purchases than stock; the run sold exactly
+//! min(stock left, distinct users) (a shortfall is allowed only where users' replies were all
+//! lost, i.e. 5xx / timeouts); every shard ≥ 0 and their sum = stock − purchases; no user twice;
+//! every 201 has a stored purchase with the same order id; every purchase stored by the run
+//! belongs to a user who got a 201 or whose reply was lost (reported apart: a 503 that committed
+//! is not a lie, but a client must look it up); every `already_purchased` matches a stored
+//! purchase.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::attempt::{Attempt, Meaning};
+
+/// A purchase as read back from the table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredPurchase {
+    pub user_id: String,
+    pub order_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Violation {
+    /// More users were told "bought" than there was stock left at the start.
+    SuccessesExceedStock {
+        buyers: u64,
+        stock_left: i64,
+    },
+    /// A user got more than one 201.
+    UserWonTwice {
+        user: String,
+        successes: u64,
+    },
+    /// A 201 without an order id, or naming another user.
+    MalformedSuccess {
+        user: String,
+        detail: String,
+    },
+    /// Two users' 201s carry the same order id.
+    SharedOrderId {
+        order_id: String,
+        users: Vec<String>,
+    },
+    /// `already_purchased` named another order than the one the user's 201 carried.
+    AlreadyPurchasedOtherOrder {
+        user: String,
+        replied: String,
+        won: String,
+    },
+    /// More purchases stored than the sale's stock.
+    Oversold {
+        purchases: u64,
+        stock: i64,
+    },
+    /// The run stored more purchases than min(stock left, users who attempted).
+    SoldTooMany {
+        sold: u64,
+        at_most: u64,
+    },
+    /// The run stored fewer purchases than min(stock left, users with a definite reply).
+    SoldTooFew {
+        sold: u64,
+        at_least: u64,
+    },
+    NegativeShard {
+        shard: usize,
+        remaining: i64,
+    },
+    /// The shards do not add up to stock − purchases.
+    ShardSumMismatch {
+        sum: i64,
+        expected: i64,
+    },
+    UserStoredTwice {
+        user: String,
+        records: u64,
+    },
+    /// A 201 whose purchase is not in the table.
+    SuccessWithoutRecord {
+        user: String,
+        order_id: String,
+    },
+    /// A 201 whose order id differs from the stored one.
+    SuccessOrderMismatch {
+        user: String,
+        replied: String,
+        stored: String,
+    },
+    /// A purchase stored by the run for a user who was only ever refused.
+    RecordWithoutSuccess {
+        user: String,
+        order_id: String,
+    },
+    /// `already_purchased` for a user with no stored purchase.
+    AlreadyPurchasedWithoutRecord {
+        user: String,
+    },
+    /// `already_purchased` naming another order than the stored one.
+    AlreadyPurchasedOrderMismatch {
+        user: String,
+        replied: String,
+        stored: String,
+    },
+    /// A purchase stored during the run by a user this run never sent.
+    ForeignRecord {
+        user: String,
+        order_id: String,
+    },
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Violation::*;
+        match self {
+            SuccessesExceedStock { buyers, stock_left } => {
+                write!(f, "oversold in replies: {buyers} users got 201 but only {stock_left} items were left")
+            }
+            UserWonTwice { user, successes } => write!(f, "user {user} got {successes} × 201"),
+            MalformedSuccess { user, detail } => write!(f, "malformed 201 for {user}: {detail}"),
+            SharedOrderId { order_id, users } => {
+                write!(f, "order id {order_id} was given to several users: {}", users.join(", "))
+            }
+            AlreadyPurchasedOtherOrder { user, replied, won } => {
+                write!(f, "user {user}: already_purchased names order {replied}, but the 201 said {won}")
+            }
+            Oversold { purchases, stock } => write!(f, "OVERSOLD: {purchases} purchases stored for a stock of {stock}"),
+            SoldTooMany { sold, at_most } => {
+                write!(f, "the run stored {sold} purchases, more than the {at_most} possible")
+            }
+            SoldTooFew { sold, at_least } => {
+                write!(
+                    f,
+                    "the run stored {sold} purchases, fewer than the {at_least} owed (stock left and buyers remained)"
+                )
+            }
+            NegativeShard { shard, remaining } => write!(f, "shard {shard} is below zero: {remaining}"),
+            ShardSumMismatch { sum, expected } => {
+                write!(f, "shards add up to {sum}, expected stock − purchases = {expected}")
+            }
+            UserStoredTwice { user, records } => write!(f, "user {user} has {records} stored purchases"),
+            SuccessWithoutRecord { user, order_id } => {
+                write!(f, "user {user} got 201 (order {order_id}) but nothing is stored")
+            }
+            SuccessOrderMismatch { user, replied, stored } => {
+                write!(f, "user {user} got 201 with order {replied} but order {stored} is stored")
+            }
+            RecordWithoutSuccess { user, order_id } => {
+                write!(f, "order {order_id} is stored for {user}, who was only ever refused")
+            }
+            AlreadyPurchasedWithoutRecord { user } => {
+                write!(f, "user {user} was told already_purchased but has no stored purchase")
+            }
+            AlreadyPurchasedOrderMismatch { user, replied, stored } => {
+                write!(f, "user {user}: already_purchased names order {replied} but order {stored} is stored")
+            }
+            ForeignRecord { user, order_id } => {
+                write!(f, "order {order_id} for {user} was stored during the run by someone else")
+            }
+        }
+    }
+}
+
+/// Attempts whose outcome the client could not know (5xx, timeout, broken connection).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnknownOutcomes {
+    pub attempts: u64,
+    pub users: u64,
+    /// Users without any 201 whose purchase is nevertheless stored: it committed behind a lost
+    /// reply. `None` when the table was not read.
+    pub committed_users: Option<Vec<String>>,
+    /// Users with an unknown reply and no stored purchase.
+    pub not_committed_users: Option<u64>,
+}
+
+/// What the run should have sold and what it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SoldCount {
+    pub stock: i64,
+    pub stock_left_at_start: i64,
+    pub purchases_before: u64,
+    pub purchases_after: u64,
+    pub sold_in_run: u64,
+    pub users_attempted: u64,
+    pub users_with_definite_reply: u64,
+    pub at_most: u64,
+    pub at_least: u64,
+    pub shards: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreReport {
+    pub sold: SoldCount,
+    pub unknown: UnknownOutcomes,
+    pub violations: Vec<Violation>,
+}
+
+/// The table after the run, and what it held before.
+pub struct StoreFacts<'a> {
+    pub stock: i64,
+    pub before: &'a [StoredPurchase],
+    pub after: &'a [StoredPurchase],
+    pub shards: &'a [i64],
+}
+
+fn by_user(attempts: &[Attempt]) -> BTreeMap<&str, Vec<&Attempt>> {
+    let mut users: BTreeMap<&str, Vec<&Attempt>> = BTreeMap::new();
+    for a in attempts {
+        users.entry(a.user.as_str()).or_default().push(a);
+    }
+    users
+}
+
+/// The checks that need only the replies. `stock_left` is the stock at the start of the run.
+pub fn check_replies(attempts: &[Attempt], stock_left: i64) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let mut buyers = 0u64;
+    let mut owners: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (user, tries) in by_user(attempts) {
+        let wins: Vec<&Attempt> = tries.iter().copied().filter(|a| a.reply.meaning() == Meaning::Bought).collect();
+        if wins.is_empty() {
+            continue;
+        }
+        buyers += 1;
+        if wins.len() > 1 {
+            violations.push(Violation::UserWonTwice { user: user.to_owned(), successes: wins.len() as u64 });
+        }
+        for win in &wins {
+            match (&win.reply, win.reply.order_id()) {
+                (_, None) => {
+                    violations.push(Violation::MalformedSuccess { user: user.into(), detail: "no orderId".into() })
+                }
+                (crate::attempt::Reply::Http { user_id: Some(u), .. }, Some(_)) if u != user => violations
+                    .push(Violation::MalformedSuccess { user: user.into(), detail: format!("body names user {u}") }),
+                (_, Some(order)) => owners.entry(order).or_default().push(user.to_owned()),
+            }
+        }
+        let won = wins.iter().find_map(|a| a.reply.order_id());
+        for told in tries.iter().filter(|a| a.reply.is_already_purchased()) {
+            if let (Some(replied), Some(won)) = (told.reply.order_id(), won)
+                && replied != won
+            {
+                violations.push(Violation::AlreadyPurchasedOtherOrder {
+                    user: user.into(),
+                    replied: replied.into(),
+                    won: won.into(),
+                });
+            }
+        }
+    }
+    for (order, mut users) in owners {
+        users.dedup();
+        if users.len() > 1 {
+            violations.push(Violation::SharedOrderId { order_id: order.to_owned(), users });
+        }
+    }
+    if i64::try_from(buyers).unwrap_or(i64::MAX) > stock_left.max(0) {
+        violations.insert(0, Violation::SuccessesExceedStock { buyers, stock_left });
+    }
+    violations
+}
+
+/// The checks against the table. `attempts` are the attempts that were sent.
+pub fn check_store(attempts: &[Attempt], facts: &StoreFacts<'_>) -> StoreReport {
+    let mut violations = Vec::new();
+    let before_users: HashSet<&str> = facts.before.iter().map(|p| p.user_id.as_str()).collect();
+    let users = by_user(attempts);
+
+    // Stored state on its own.
+    let purchases_after = facts.after.len() as u64;
+    if i64::try_from(purchases_after).unwrap_or(i64::MAX) > facts.stock {
+        violations.push(Violation::Oversold { purchases: purchases_after, stock: facts.stock });
+    }
+    let mut stored: HashMap<&str, Vec<&str>> = HashMap::new();
+    for p in facts.after {
+        stored.entry(p.user_id.as_str()).or_default().push(p.order_id.as_str());
+    }
+    let mut twice: Vec<_> = stored.iter().filter(|(_, o)| o.len() > 1).collect();
+    twice.sort();
+    for (user, orders) in twice {
+        violations.push(Violation::UserStoredTwice { user: (*user).to_owned(), records: orders.len() as u64 });
+    }
+    for (shard, &remaining) in facts.shards.iter().enumerate() {
+        if remaining < 0 {
+            violations.push(Violation::NegativeShard { shard, remaining });
+        }
+    }
+    let sum: i64 = facts.shards.iter().sum();
+    let expected_sum = facts.stock - i64::try_from(purchases_after).unwrap_or(i64::MAX);
+    if sum != expected_sum {
+        violations.push(Violation::ShardSumMismatch { sum, expected: expected_sum });
+    }
+
+    // How many the run should have sold.
+    let stock_left = (facts.stock - facts.before.len() as i64).max(0);
+    let run_users: Vec<(&str, &Vec<&Attempt>)> =
+        users.iter().filter(|(u, _)| !before_users.contains(*u)).map(|(u, a)| (*u, a)).collect();
+    let attempted = run_users.len() as u64;
+    let definite =
+        run_users.iter().filter(|(_, a)| a.iter().any(|t| t.reply.meaning() != Meaning::Unknown)).count() as u64;
+    let new_records: Vec<&StoredPurchase> =
+        facts.after.iter().filter(|p| !before_users.contains(p.user_id.as_str())).collect();
+    // Strangers' purchases are flagged below; the count is about this run's users.
+    let sold = new_records.iter().filter(|p| users.contains_key(p.user_id.as_str())).count() as u64;
+    let at_most = attempted.min(stock_left as u64);
+    let at_least = definite.min(stock_left as u64);
+    if sold > at_most {
+        violations.push(Violation::SoldTooMany { sold, at_most });
+    } else if sold < at_least {
+        violations.push(Violation::SoldTooFew { sold, at_least });
+    }
+
+    // Replies against records.
+    let mut unknown =
+        UnknownOutcomes { committed_users: Some(Vec::new()), not_committed_users: Some(0), ..Default::default() };
+    for (user, tries) in &users {
+        let record = stored.get(user).and_then(|o| o.first().copied());
+        let unknown_tries = tries.iter().filter(|a| a.reply.meaning() == Meaning::Unknown).count() as u64;
+        unknown.attempts += unknown_tries;
+        let mut won = false;
+        for win in tries.iter().filter(|a| a.reply.meaning() == Meaning::Bought) {
+            won = true;
+            let replied = win.reply.order_id().unwrap_or("(none)");
+            match record {
+                None => {
+                    violations.push(Violation::SuccessWithoutRecord { user: (*user).into(), order_id: replied.into() })
+                }
+                Some(stored) if stored != replied => violations.push(Violation::SuccessOrderMismatch {
+                    user: (*user).into(),
+                    replied: replied.into(),
+                    stored: stored.into(),
+                }),
+                Some(_) => {}
+            }
+        }
+        for told in tries.iter().filter(|a| a.reply.is_already_purchased()) {
+            match (record, told.reply.order_id()) {
+                (None, _) => violations.push(Violation::AlreadyPurchasedWithoutRecord { user: (*user).into() }),
+                (Some(stored), Some(replied)) if stored != replied && !won => {
+                    violations.push(Violation::AlreadyPurchasedOrderMismatch {
+                        user: (*user).into(),
+                        replied: replied.into(),
+                        stored: stored.into(),
+                    })
+                }
+                _ => {}
+            }
+        }
+        if unknown_tries > 0 {
+            unknown.users += 1;
+        }
+        if unknown_tries > 0 && record.is_none() {
+            *unknown.not_committed_users.get_or_insert_default() += 1;
+        }
+        match (record.filter(|_| !before_users.contains(user)), won, unknown_tries > 0) {
+            (Some(_), false, true) => unknown.committed_users.get_or_insert_default().push((*user).into()),
+            (Some(order), false, false) => {
+                violations.push(Violation::RecordWithoutSuccess { user: (*user).into(), order_id: order.into() })
+            }
+            _ => {}
+        }
+    }
+    for p in &new_records {
+        if !users.contains_key(p.user_id.as_str()) {
+            violations.push(Violation::ForeignRecord { user: p.user_id.clone(), order_id: p.order_id.clone() });
+        }
+    }
+
+    let sold_count = SoldCount {
+        stock: facts.stock,
+        stock_left_at_start: stock_left,
+        purchases_before: facts.before.len() as u64,
+        purchases_after,
+        sold_in_run: sold,
+        users_attempted: attempted,
+        users_with_definite_reply: definite,
+        at_most,
+        at_least,
+        shards: facts.shards.to_vec(),
+    };
+    StoreReport { sold: sold_count, unknown, violations }
+}
+
+/// Unknown outcomes from the replies alone (the table was not read).
+pub fn unknown_from_replies(attempts: &[Attempt]) -> UnknownOutcomes {
+    let unknown: Vec<&Attempt> = attempts.iter().filter(|a| a.reply.meaning() == Meaning::Unknown).collect();
+    let users: HashSet<&str> = unknown.iter().map(|a| a.user.as_str()).collect();
+    UnknownOutcomes {
+        attempts: unknown.len() as u64,
+        users: users.len() as u64,
+        committed_users: None,
+        not_committed_users: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attempt::Reply;
+
+    fn http(status: u16, code: Option<&str>, order: Option<&str>) -> Reply {
+        Reply::Http { status, code: code.map(Into::into), order_id: order.map(Into::into), user_id: None }
+    }
+    fn won(order: &str) -> Reply {
+        http(201, None, Some(order))
+    }
+    fn sold_out() -> Reply {
+        http(409, Some("sold_out"), None)
+    }
+    fn already(order: &str) -> Reply {
+        http(409, Some("already_purchased"), Some(order))
+    }
+    fn unavailable() -> Reply {
+        http(503, Some("temporarily_unavailable"), None)
+    }
+
+    fn attempts(spec: Vec<(&str, Reply)>) -> Vec<Attempt> {
+        spec.into_iter()
+            .enumerate()
+            .map(|(i, (user, reply))| Attempt {
+                seq: i as u32,
+                user: user.into(),
+                due_us: None,
+                sent_us: i as u64,
+                latency_us: 1,
+                reply,
+            })
+            .collect()
+    }
+
+    fn rec(user: &str, order: &str) -> StoredPurchase {
+        StoredPurchase { user_id: user.into(), order_id: order.into() }
+    }
+
+    fn store(attempts: &[Attempt], stock: i64, after: &[StoredPurchase], shards: &[i64]) -> StoreReport {
+        check_store(attempts, &StoreFacts { stock, before: &[], after, shards })
+    }
+
+    fn kinds(v: &[Violation]) -> Vec<String> {
+        v.iter().map(|v| serde_json::to_value(v).unwrap()["kind"].as_str().unwrap().to_owned()).collect()
+    }
+
+    /// Stock 2, users a, b, c; a also retries.
+    fn clean_run() -> (Vec<Attempt>, Vec<StoredPurchase>) {
+        let a = attempts(vec![("a", won("o1")), ("b", won("o2")), ("a", already("o1")), ("c", sold_out())]);
+        (a, vec![rec("a", "o1"), rec("b", "o2")])
+    }
+
+    #[test]
+    fn a_clean_run_has_no_violations() {
+        let (a, after) = clean_run();
+        assert_eq!(check_replies(&a, 2), vec![]);
+        let report = store(&a, 2, &after, &[0]);
+        assert_eq!(report.violations, vec![]);
+        assert_eq!((report.sold.sold_in_run, report.sold.at_most, report.sold.at_least), (2, 2, 2));
+    }
+
+    #[test]
+    fn an_oversell_is_flagged_in_replies_and_in_the_table() {
+        let a = attempts(vec![("a", won("o1")), ("b", won("o2")), ("c", won("o3"))]);
+        assert_eq!(kinds(&check_replies(&a, 2)), ["successes_exceed_stock"]);
+        let after = [rec("a", "o1"), rec("b", "o2"), rec("c", "o3")];
+        let v = store(&a, 2, &after, &[-1]).violations;
+        assert!(v.contains(&Violation::Oversold { purchases: 3, stock: 2 }), "{v:?}");
+        assert!(v.contains(&Violation::NegativeShard { shard: 0, remaining: -1 }));
+        assert!(v.contains(&Violation::SoldTooMany { sold: 3, at_most: 2 }));
+    }
+
+    #[test]
+    fn a_user_stored_twice_is_flagged() {
+        let a = attempts(vec![("a", won("o1")), ("a", won("o2"))]);
+        assert_eq!(kinds(&check_replies(&a, 5)), ["user_won_twice"]);
+        let v = store(&a, 5, &[rec("a", "o1"), rec("a", "o2")], &[3]).violations;
+        assert!(v.contains(&Violation::UserStoredTwice { user: "a".into(), records: 2 }), "{v:?}");
+    }
+
+    #[test]
+    fn a_201_without_a_record_is_flagged() {
+        let (a, _) = clean_run();
+        let v = store(&a, 2, &[rec("a", "o1")], &[1]).violations;
+        assert!(v.contains(&Violation::SuccessWithoutRecord { user: "b".into(), order_id: "o2".into() }), "{v:?}");
+        assert!(v.contains(&Violation::SoldTooFew { sold: 1, at_least: 2 }));
+    }
+
+    #[test]
+    fn a_201_with_another_stored_order_is_flagged() {
+        let (a, _) = clean_run();
+        let v = store(&a, 2, &[rec("a", "o1"), rec("b", "o9")], &[0]).violations;
+        assert_eq!(
+            v,
+            vec![Violation::SuccessOrderMismatch { user: "b".into(), replied: "o2".into(), stored: "o9".into() }]
+        );
+    }
+
+    #[test]
+    fn a_record_for_a_refused_user_is_a_false_refusal() {
+        let a = attempts(vec![("a", won("o1")), ("c", sold_out())]);
+        let v = store(&a, 2, &[rec("a", "o1"), rec("c", "o3")], &[0]).violations;
+        assert_eq!(v, vec![Violation::RecordWithoutSuccess { user: "c".into(), order_id: "o3".into() }]);
+    }
+
+    #[test]
+    fn a_record_behind_a_lost_reply_is_reported_not_flagged() {
+        let a = attempts(vec![("a", won("o1")), ("b", unavailable()), ("c", Reply::Timeout), ("d", sold_out())]);
+        let report = store(&a, 2, &[rec("a", "o1"), rec("b", "o2")], &[0]);
+        assert_eq!(report.violations, vec![]);
+        assert_eq!(report.unknown.attempts, 2);
+        assert_eq!(report.unknown.committed_users, Some(vec!["b".to_owned()]));
+        assert_eq!(report.unknown.not_committed_users, Some(1));
+    }
+
+    #[test]
+    fn undersold_while_buyers_remained_is_flagged_unless_their_replies_were_lost() {
+        // Stock 3, three users, one sale: b and c were refused with stock left.
+        let a = attempts(vec![("a", won("o1")), ("b", sold_out()), ("c", sold_out())]);
+        let v = store(&a, 3, &[rec("a", "o1")], &[2]).violations;
+        assert_eq!(v, vec![Violation::SoldTooFew { sold: 1, at_least: 3 }]);
+        // Same, but b and c only ever got 503: nothing committed, and that is allowed.
+        let a = attempts(vec![("a", won("o1")), ("b", unavailable()), ("c", Reply::Timeout)]);
+        assert_eq!(store(&a, 3, &[rec("a", "o1")], &[2]).violations, vec![]);
+    }
+
+    #[test]
+    fn shards_must_add_up_to_stock_minus_purchases() {
+        let (a, after) = clean_run();
+        assert_eq!(store(&a, 2, &after, &[1]).violations, vec![Violation::ShardSumMismatch { sum: 1, expected: 0 }]);
+        assert_eq!(store(&a[..3], 4, &after, &[1, 1]).violations, vec![], "a, b bought; 2 of 4 left over two shards");
+    }
+
+    #[test]
+    fn already_purchased_must_match_the_stored_purchase() {
+        let a = attempts(vec![("a", already("o1"))]);
+        let v = store(&a, 2, &[], &[2]).violations;
+        assert!(v.contains(&Violation::AlreadyPurchasedWithoutRecord { user: "a".into() }), "{v:?}");
+        let a = attempts(vec![("a", Reply::Timeout), ("a", already("o7"))]);
+        let v = store(&a, 2, &[rec("a", "o1")], &[1]).violations;
+        assert_eq!(
+            v,
+            vec![Violation::AlreadyPurchasedOrderMismatch {
+                user: "a".into(),
+                replied: "o7".into(),
+                stored: "o1".into()
+            }]
+        );
+        let a = attempts(vec![("a", won("o1")), ("a", already("o7"))]);
+        assert_eq!(kinds(&check_replies(&a, 2)), ["already_purchased_other_order"]);
+    }
+
+    #[test]
+    fn malformed_and_shared_order_ids_are_flagged() {
+        let mut a = attempts(vec![("a", http(201, None, None)), ("b", won("o1")), ("c", won("o1"))]);
+        assert_eq!(kinds(&check_replies(&a, 5)), ["malformed_success", "shared_order_id"]);
+        a[1].reply = Reply::Http { status: 201, code: None, order_id: Some("o2".into()), user_id: Some("zz".into()) };
+        assert_eq!(kinds(&check_replies(&a[..2], 5)), ["malformed_success", "malformed_success"]);
+    }
+
+    #[test]
+    fn purchases_from_before_the_run_and_from_strangers_are_told_apart() {
+        let a = attempts(vec![("a", won("o1")), ("old", already("o0"))]);
+        let before = [rec("old", "o0")];
+        let after = [rec("old", "o0"), rec("a", "o1"), rec("x", "o9")];
+        let report = check_store(&a, &StoreFacts { stock: 3, before: &before, after: &after, shards: &[0] });
+        assert_eq!(report.sold.stock_left_at_start, 2);
+        assert_eq!(report.violations, vec![Violation::ForeignRecord { user: "x".into(), order_id: "o9".into() }]);
+    }
+
+    #[test]
+    fn unknown_outcomes_are_counted_without_the_table() {
+        let a = attempts(vec![("a", unavailable()), ("a", Reply::Timeout), ("b", won("o1"))]);
+        let u = unknown_from_replies(&a);
+        assert_eq!((u.attempts, u.users, u.committed_users), (2, 1, None));
+    }
+}
