@@ -4,6 +4,7 @@ mod concurrency;
 mod events;
 mod faults;
 mod hostile;
+mod infra;
 mod jwt;
 mod malformed;
 mod purchase;
