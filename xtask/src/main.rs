@@ -3,6 +3,7 @@
 
 mod dynamodb;
 mod tools;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
@@ -31,12 +32,16 @@ enum Cmd {
         /// Port of DynamoDB Local; an instance already answering there is reused.
         #[arg(long, default_value_t = 8000)]
         dynamodb_port: u16,
+        /// Port of the storefront page.
+        #[arg(long, default_value_t = 5173)]
+        web_port: u16,
         /// Instances per function. The stack serves up to about this + 90 concurrent requests
         /// per function; more makes cargo lambda watch 1.9.2 hang.
         #[arg(long, default_value_t = 16)]
         concurrency: u32,
     },
-    /// Every test: unit, handler and integration tests against a DynamoDB Local of their own.
+    /// Every test: unit, handler, integration and fault tests against a DynamoDB Local of their
+    /// own, the template lint, and the storefront in headless Chromium against the local stack.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter), after `--`.
         #[arg(last = true)]
@@ -73,26 +78,30 @@ fn cargo() -> Command {
 
 /// Children that are killed when this guard goes (normal exit, error, or Ctrl-C).
 #[derive(Default)]
-pub struct Children(Vec<(String, Child)>);
+pub struct Children(Vec<(String, Child, bool)>);
 
 impl Children {
     pub fn add(&mut self, name: &str, child: Child) {
-        self.0.push((name.to_owned(), child));
+        self.0.push((name.to_owned(), child, false));
+    }
+
+    /// A child started as the leader of its own process group (`process_group(0)`): the whole
+    /// group is ended with it.
+    pub fn add_group(&mut self, name: &str, child: Child) {
+        self.0.push((name.to_owned(), child, true));
     }
 
     /// The name of a child that has exited, if any.
     fn exited(&mut self) -> Option<String> {
-        self.0.iter_mut().find_map(|(n, c)| matches!(c.try_wait(), Ok(Some(_))).then(|| n.clone()))
+        self.0.iter_mut().find_map(|(n, c, _)| matches!(c.try_wait(), Ok(Some(_))).then(|| n.clone()))
     }
 }
 
 impl Drop for Children {
     fn drop(&mut self) {
-        for (name, child) in self.0.iter_mut().rev() {
-            // cargo lambda watch runs the functions in its own process group; end the group.
-            #[cfg(unix)]
-            {
-                let _ = Command::new("kill").arg("-TERM").arg(format!("-{}", child.id())).status();
+        for (name, child, group) in self.0.iter_mut().rev() {
+            if *group && matches!(child.try_wait(), Ok(None)) {
+                let _ = Command::new("kill").args(["-s", "TERM", "--", &format!("-{}", child.id())]).status();
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -142,21 +151,11 @@ fn seed(endpoint: &str) -> Result<()> {
     Ok(())
 }
 
-fn dev(port: u16, dynamodb_port: u16, concurrency: u32) -> Result<()> {
-    let stop = interrupted()?;
-    let tools = tools::ensure_dev()?;
+/// Builds the function binaries and the admin CLI, creates and seeds the `flash-sale` table at
+/// `endpoint`, and starts `cargo lambda watch` on 127.0.0.1:`port`.
+fn start_functions(tools: &tools::Tools, children: &mut Children, endpoint: &str, port: u16, concurrency: u32) -> Result<()> {
     run(cargo().args(["build", "-p", "purchase", "-p", "status", "-p", "user-lookup", "-p", "flash-sale-admin"]))?;
-
-    let mut children = Children::default();
-    let endpoint = format!("http://127.0.0.1:{dynamodb_port}");
-    if dynamodb::answers(dynamodb_port) {
-        eprintln!("xtask: reusing DynamoDB Local already answering on {endpoint}");
-    } else {
-        children.add("DynamoDB Local", dynamodb::start(&tools.dynamodb_jar, dynamodb_port, true)?);
-        dynamodb::wait_ready(dynamodb_port, Duration::from_secs(60))?;
-    }
-    seed(&endpoint)?;
-
+    seed(endpoint)?;
     let mut watch = Command::new(&tools.cargo_lambda);
     watch
         .current_dir(root())
@@ -166,19 +165,37 @@ fn dev(port: u16, dynamodb_port: u16, concurrency: u32) -> Result<()> {
         .args(["--env-var", "AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local,AWS_REGION=us-east-1"])
         .args(["--env-var", "AWS_EC2_METADATA_DISABLED=true,RUST_LOG=info"])
         .env("PATH", tools.path_with_venv());
-    local_aws_env(&mut watch, &endpoint);
+    local_aws_env(&mut watch, endpoint);
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
         watch.process_group(0);
     }
-    children.add("cargo lambda watch", watch.spawn().context("cannot start cargo lambda watch")?);
+    children.add_group("cargo lambda watch", watch.spawn().context("cannot start cargo lambda watch")?);
+    Ok(())
+}
+
+fn dev(port: u16, dynamodb_port: u16, web_port: u16, concurrency: u32) -> Result<()> {
+    let stop = interrupted()?;
+    let tools = tools::ensure_dev()?;
+    let dist = web::ensure_built(&root())?;
+
+    let mut children = Children::default();
+    let endpoint = format!("http://127.0.0.1:{dynamodb_port}");
+    if dynamodb::answers(dynamodb_port) {
+        eprintln!("xtask: reusing DynamoDB Local already answering on {endpoint}");
+    } else {
+        children.add("DynamoDB Local", dynamodb::start(&tools.dynamodb_jar, dynamodb_port, true)?);
+        dynamodb::wait_ready(dynamodb_port, Duration::from_secs(60))?;
+    }
+    start_functions(&tools, &mut children, &endpoint, port, concurrency)?;
+    let page = web::serve(&dist, web_port, &format!("http://127.0.0.1:{port}"))?;
 
     eprintln!(
-        "\nflash-sale local stack\n  API        http://127.0.0.1:{port}  (functions: purchase, status, user-lookup; \
-         {concurrency} instances each)\n  DynamoDB   {endpoint}  (table flash-sale; sales demo, upcoming, ended)\n\n  \
-         curl -s localhost:{port}/sales/demo\n  curl -s -X POST localhost:{port}/sales/demo/purchases -d '{{\"userId\":\"alice\"}}'\n\n\
-         Ctrl-C stops everything.\n"
+        "\nflash-sale local stack\n  Storefront http://{page}/\n  API        http://127.0.0.1:{port}  (functions: purchase, \
+         status, user-lookup; {concurrency} instances each)\n  DynamoDB   {endpoint}  (table flash-sale; sales demo, \
+         upcoming, ended)\n\n  curl -s localhost:{port}/sales/demo\n  curl -s -X POST localhost:{port}/sales/demo/purchases \
+         -d '{{\"userId\":\"alice\"}}'\n\nCtrl-C stops everything.\n"
     );
     while !stop.load(Ordering::SeqCst) {
         if let Some(name) = children.exited() {
@@ -206,20 +223,44 @@ fn test(cargo_args: &[String]) -> Result<()> {
     local_aws_env(&mut cmd, &endpoint);
     // Tests that stop and restart a DynamoDB Local of their own start it from this jar.
     cmd.env("DYNAMODB_LOCAL_JAR", &tools.dynamodb_jar);
-    let status = cmd.status()?;
+    cmd.env("CFN_LINT", tools.venv_bin.join("cfn-lint"));
+    let mut failed = Vec::new();
+    if !cmd.status()?.success() {
+        failed.push("cargo test");
+    }
     if stop.load(Ordering::SeqCst) {
         bail!("interrupted");
     }
-    if !status.success() {
-        bail!("tests failed");
+    // A test-name filter runs only the Rust tests it names.
+    if cargo_args.is_empty() {
+        if let Err(e) = web::unit_tests(&root()) {
+            eprintln!("xtask: {e:#}");
+            failed.push("storefront unit tests");
+        }
+        if let Err(e) = browser_tests(&tools, &mut children, &endpoint) {
+            eprintln!("xtask: {e:#}");
+            failed.push("browser tests");
+        }
+    }
+    if !failed.is_empty() {
+        bail!("failed: {}", failed.join(", "));
     }
     eprintln!("xtask: all tests passed");
     Ok(())
 }
 
+/// The storefront in headless Chromium against the whole local stack on free ports.
+fn browser_tests(tools: &tools::Tools, children: &mut Children, endpoint: &str) -> Result<()> {
+    let api_port = dynamodb::free_port()?;
+    start_functions(tools, children, endpoint, api_port, 4)?;
+    let dist = web::ensure_built(&root())?;
+    let page = web::serve(&dist, 0, &format!("http://127.0.0.1:{api_port}"))?;
+    web::browser_tests(&root(), &format!("http://{page}/"), &format!("http://127.0.0.1:{api_port}"), endpoint)
+}
+
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Cmd::Dev { port, dynamodb_port, concurrency } => dev(port, dynamodb_port, concurrency),
+        Cmd::Dev { port, dynamodb_port, web_port, concurrency } => dev(port, dynamodb_port, web_port, concurrency),
         Cmd::Test { cargo_args } => test(&cargo_args),
     };
     match result {

@@ -90,5 +90,5 @@ pub fn ensure_dev() -> Result<Tools> {
 }
 
 pub fn ensure_test() -> Result<Tools> {
-    tools(&[("cfn-lint", CFN_LINT_PYPI)])
+    tools(&[("cargo-lambda", CARGO_LAMBDA_PYPI), ("cfn-lint", CFN_LINT_PYPI)])
 }

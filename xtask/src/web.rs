@@ -19,12 +19,16 @@ fn npm(web: &Path) -> Command {
     cmd
 }
 
-/// `npm ci` when `node_modules` is missing or older than `package-lock.json`.
+/// Installs the locked packages when `node_modules` is missing or older than `package-lock.json`.
+///
+/// `npm install`, not `npm ci`: the registry reachable here lacks some of rollup's optional
+/// per-platform packages (darwin, windows, …), so the lock file cannot list them and `npm ci`
+/// refuses it as out of sync. `npm install` installs exactly the locked versions all the same.
 fn ensure_node_modules(web: &Path) -> Result<()> {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let installed = modified(&web.join("node_modules/.package-lock.json"));
     if installed.is_none() || installed < modified(&web.join("package-lock.json")) {
-        crate::run(npm(web).args(["ci", "--no-audit", "--no-fund"]))?;
+        crate::run(npm(web).args(["install", "--no-audit", "--no-fund"]))?;
     }
     Ok(())
 }
@@ -52,7 +56,8 @@ pub fn serve(dist: &Path, port: u16, api_base: &str) -> Result<SocketAddr> {
     if !dist.join("index.html").is_file() {
         bail!("{} has no index.html: build the page first", dist.display());
     }
-    let listener = TcpListener::bind(("127.0.0.1", port)).with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    let listener =
+        TcpListener::bind(("127.0.0.1", port)).with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
     let addr = listener.local_addr()?;
     let site = Arc::new(Site { dist: dist.to_path_buf(), api_base: html_attr(api_base) });
     std::thread::spawn(move || {

@@ -1,0 +1,111 @@
+// The flash-sale HTTP API as the page uses it. Every call resolves (never throws) to either the
+// JSON body or a failure: a problem+json `code` from the API, or a network failure.
+
+export type SaleState = 'upcoming' | 'active' | 'sold_out' | 'ended';
+
+export interface SaleStatus {
+  saleId: string;
+  name: string;
+  priceCents: number;
+  currency: string;
+  state: SaleState;
+  totalStock: number;
+  remainingStock: number;
+  startsAt: string;
+  endsAt: string;
+  serverTime: string;
+}
+
+export interface Purchase {
+  saleId: string;
+  userId: string;
+  orderId: string;
+  purchasedAt: string;
+}
+
+/** An RFC 9457 problem with the API's stable `code`, plus the extras some codes carry. */
+export interface Problem {
+  status: number;
+  code: string;
+  detail?: string;
+  purchase?: Purchase;
+  startsAt?: string;
+  /** From `Retry-After` or the body's `retryAfterSeconds` (503 only). */
+  retryAfterSeconds?: number;
+}
+
+export type Result<T> =
+  | { ok: true; status: number; value: T; ageSeconds: number; receivedAt: number }
+  | { ok: false; kind: 'problem'; problem: Problem }
+  | { ok: false; kind: 'network'; timedOut: boolean };
+
+export interface Identity {
+  userId: string;
+  token: string;
+}
+
+const TIMEOUT_MS = 15_000;
+
+export class Api {
+  constructor(private readonly base: string) {}
+
+  listSales(): Promise<Result<{ sales: SaleStatus[] }>> {
+    return this.call('/sales');
+  }
+
+  sale(saleId: string): Promise<Result<SaleStatus>> {
+    return this.call(`/sales/${encodeURIComponent(saleId)}`);
+  }
+
+  purchase(saleId: string, who: Identity): Promise<Result<Purchase>> {
+    // AUTH_MODE=body reads the buyer from the body; AUTH_MODE=jwt from the token, and accepts a
+    // body userId only if it is the token's own subject.
+    const body = who.userId ? { userId: who.userId } : {};
+    return this.call(`/sales/${encodeURIComponent(saleId)}/purchases`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...auth(who.token) },
+      body: JSON.stringify(body),
+    });
+  }
+
+  lookup(saleId: string, who: Identity): Promise<Result<Purchase>> {
+    const path = `/sales/${encodeURIComponent(saleId)}/purchases/${encodeURIComponent(who.userId)}`;
+    return this.call(path, { headers: auth(who.token) });
+  }
+
+  private async call<T>(path: string, init: RequestInit = {}): Promise<Result<T>> {
+    let resp: Response;
+    try {
+      resp = await fetch(this.base + path, { ...init, signal: AbortSignal.timeout(TIMEOUT_MS) });
+    } catch (err) {
+      return { ok: false, kind: 'network', timedOut: err instanceof DOMException && err.name === 'TimeoutError' };
+    }
+    const receivedAt = Date.now();
+    const body: unknown = await resp.json().catch(() => undefined);
+    if (resp.ok && body !== undefined) {
+      // A cached copy (CDN) is older than its serverTime says; Age tells by how much.
+      const ageSeconds = Number(resp.headers.get('Age')) || 0;
+      return { ok: true, status: resp.status, value: body as T, ageSeconds, receivedAt };
+    }
+    return { ok: false, kind: 'problem', problem: toProblem(resp, body) };
+  }
+}
+
+function auth(token: string): Record<string, string> {
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+function toProblem(resp: Response, body: unknown): Problem {
+  const b = (typeof body === 'object' && body !== null ? body : {}) as Partial<Problem>;
+  const problem: Problem = {
+    status: resp.status,
+    code: typeof b.code === 'string' ? b.code : `http_${resp.status}`,
+    detail: typeof b.detail === 'string' ? b.detail : undefined,
+    purchase: b.purchase,
+    startsAt: typeof b.startsAt === 'string' ? b.startsAt : undefined,
+  };
+  const retryHeader = Number(resp.headers.get('Retry-After'));
+  const retry = retryHeader > 0 ? retryHeader : Number(b.retryAfterSeconds);
+  if (retry > 0) problem.retryAfterSeconds = Math.min(Math.ceil(retry), 60);
+  return problem;
+}

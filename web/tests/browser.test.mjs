@@ -1,0 +1,448 @@
+// The storefront in Debian's headless Chromium (driven by playwright-core) against a running local
+// stack. Every test makes its own sales and users, so reruns against the same stack pass.
+//
+//   PAGE_URL          the served page, e.g. http://127.0.0.1:9180/
+//   API_URL           the API, e.g. http://127.0.0.1:9000
+//   DYNAMODB_ENDPOINT DynamoDB Local, for `flash-sale-admin create-sale`
+//   FLASH_SALE_ADMIN  path of the admin CLI (default ../target/debug/flash-sale-admin)
+//   SCREENSHOT_DIR    where screenshots go (default test-results/screenshots)
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { chromium } from 'playwright-core';
+
+const env = (name, fallback) => process.env[name] || fallback;
+const PAGE_URL = env('PAGE_URL', 'http://127.0.0.1:9180/');
+const API_URL = env('API_URL', 'http://127.0.0.1:9000').replace(/\/+$/, '');
+const DYNAMODB = env('DYNAMODB_ENDPOINT', 'http://127.0.0.1:8000');
+const ADMIN = env('FLASH_SALE_ADMIN', '../target/debug/flash-sale-admin');
+const SHOTS = env('SCREENSHOT_DIR', 'test-results/screenshots');
+const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
+const RUN = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+
+const loopback = (url) => ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(url).hostname);
+for (const url of [PAGE_URL, API_URL, DYNAMODB]) {
+  if (!loopback(url)) throw new Error(`refusing to test against ${url}: loopback addresses only`);
+}
+
+let browser;
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  await warmUp();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+const rfc3339 = (offsetSecs) => new Date(Date.now() + offsetSecs * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
+
+/** A sale of this run, created with the admin CLI like an operator would. */
+function createSale({ name, stock = 50, startsIn = -60, endsIn = 3600, priceCents = 12900, currency = 'EUR' }) {
+  const saleId = `web-${RUN}-${Math.random().toString(36).slice(2, 7)}`;
+  execFileSync(
+    ADMIN,
+    [
+      ...['--endpoint-url', DYNAMODB, '--table', 'flash-sale', 'create-sale', '--sale-id', saleId, '--name', name],
+      ...['--price-cents', String(priceCents), '--currency', currency, '--stock', String(stock), '--shards', '1'],
+      ...['--starts-at', rfc3339(startsIn), '--ends-at', rfc3339(endsIn)],
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  return saleId;
+}
+
+const user = (label) => `${label}-${RUN}`;
+
+async function api(path, init = {}, timeoutMs = 30_000) {
+  const resp = await fetch(`${API_URL}${path}`, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+  return { status: resp.status, body: await resp.json() };
+}
+
+const apiGet = (path) => api(path);
+const apiBuy = (saleId, userId) =>
+  api(`/sales/${saleId}/purchases`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ userId }),
+  });
+
+/**
+ * `cargo lambda watch` starts a function instance on demand, one more whenever all are busy, and
+ * each start is a `cargo run` that may rebuild first. That can take far longer than a page should
+ * wait, so start a few instances of each function up front, with requests that change nothing.
+ */
+async function warmUp() {
+  const wait = 5 * 60_000;
+  const parallel = (path, init, expected) =>
+    Promise.all([1, 2, 3, 4].map(async () => assert.equal((await api(path, init, wait)).status, expected)));
+  await parallel('/sales/demo', {}, 200);
+  await parallel('/sales/demo/purchases', { method: 'POST', body: '{}' }, 400);
+  await parallel(`/sales/demo/purchases/warm-up-${RUN}`, {}, 404);
+}
+
+/** A fresh page (own localStorage) that can reach nothing but loopback addresses. */
+async function openPage(hash, { viewport = { width: 1100, height: 900 }, query = '', ...options } = {}) {
+  const context = await browser.newContext({ viewport, locale: 'en-US', timezoneId: 'UTC', ...options });
+  context.setDefaultTimeout(10_000);
+  await context.route((url) => !loopback(url.href), (route) => route.abort());
+  const page = await context.newPage();
+  const url = new URL(PAGE_URL);
+  for (const [k, v] of new URLSearchParams(query)) url.searchParams.set(k, v);
+  url.hash = hash;
+  page.gotoHash = () => page.goto(url.href);
+  return page;
+}
+
+/** Retries `check` (which asserts) until it passes or `ms` runs out; then fails with its error. */
+async function eventually(check, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(100);
+    }
+  }
+}
+
+// innerText is what a person sees: CSS text-transform applies, paragraphs are separate lines.
+const text = (locator) => locator.innerText({ timeout: 2000 }).catch(() => '');
+const buyButton = (page) => page.locator('form.buy button[type=submit]');
+const status = (page) => page.getByRole('status');
+async function shot(page, name) {
+  await page.mouse.move(0, 0); // no hover colours
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true, animations: 'disabled', caret: 'hide' });
+}
+
+async function expectText(locator, pattern, ms) {
+  return eventually(async () => {
+    const seen = await text(locator);
+    assert.match(seen, pattern);
+    return seen;
+  }, ms);
+}
+
+async function expectDisabled(locator, disabled, ms) {
+  await eventually(async () => assert.equal(await locator.isDisabled({ timeout: 2000 }), disabled), ms);
+}
+
+async function close(page) {
+  await page.context().close();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+/** A test that fails instead of hanging: the steps inside wait seconds, not minutes. */
+const it = (name, fn) => test(name, { timeout: 60_000 }, fn);
+
+it('the sale list shows the demo sale with its remaining stock', async () => {
+  const { body: demo } = await apiGet('/sales/demo');
+  const page = await openPage('#/');
+  await page.gotoHash();
+  const card = page.locator('li.card', { has: page.getByRole('link', { name: 'Demo sneaker drop' }) });
+  await expectText(card, new RegExp(`${demo.remainingStock} of ${demo.totalStock} left`));
+  await expectText(card, /€49\.99/);
+  await shot(page, 'list');
+  await card.getByRole('link').click();
+  await expectText(page.getByRole('heading', { level: 1 }), /^Demo sneaker drop$/);
+  await close(page);
+});
+
+it('the demo sale page shows price, state, stock and a countdown to the end', async () => {
+  const { body: demo } = await apiGet('/sales/demo');
+  const page = await openPage('#/sales/demo');
+  await page.gotoHash();
+  await expectText(page.getByRole('heading', { level: 1 }), /^Demo sneaker drop$/);
+  await expectText(page.locator('.sale .price'), /^€49\.99$/);
+  await expectText(page.locator('.sale .badge'), /^On sale now$/i);
+  await expectText(page.locator('.sale .stock-text'), new RegExp(`^${demo.remainingStock} of ${demo.totalStock} left$`));
+  await expectText(page.locator('#countdown'), /^Ends in \d\d:\d\d/);
+  await expectText(buyButton(page), /^Buy now · €49\.99$/);
+  await expectDisabled(buyButton(page), false);
+  await shot(page, 'active-sale');
+  await close(page);
+});
+
+it('the stock bar follows purchases made elsewhere within about a second', async () => {
+  const saleId = createSale({ name: 'Court classic — white', stock: 10 });
+  const page = await openPage(`#/sales/${saleId}`);
+  await page.gotoHash();
+  await expectText(page.locator('.sale .stock-text'), /^10 of 10 left$/);
+  assert.equal((await apiBuy(saleId, user('elsewhere'))).status, 201);
+  await expectText(page.locator('.sale .stock-text'), /^9 of 10 left$/, 3000);
+  assert.equal(await page.getByRole('progressbar').getAttribute('aria-valuenow'), '9');
+  await close(page);
+});
+
+it('buying with the keyboard shows the order id; buying again says already purchased', async () => {
+  const saleId = createSale({ name: 'Trail runner — limited edition', stock: 50, priceCents: 15900 });
+  const buyer = user('alice');
+  const page = await openPage(`#/sales/${saleId}`);
+  await page.gotoHash();
+  await expectDisabled(buyButton(page), false);
+
+  const field = page.getByLabel('Your user id');
+  await field.focus();
+  await page.keyboard.type(buyer);
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Buy now · €159.00');
+  await page.keyboard.press('Enter');
+
+  const shown = await expectText(status(page), /You got it! Your order is confirmed\./);
+  const { body: stored } = await apiGet(`/sales/${saleId}/purchases/${buyer}`);
+  assert.match(stored.orderId, /^\S{10,}$/);
+  assert.ok(shown.includes(`Order id ${stored.orderId}`), `page shows ${JSON.stringify(shown)}, order ${stored.orderId}`);
+  await expectText(page.locator('.sale .stock-text'), /^49 of 50 left$/, 3000);
+  await shot(page, 'purchased');
+
+  await buyButton(page).click();
+  const again = await expectText(status(page), /You already bought this item\. It is one per person\./);
+  assert.ok(again.includes(`Order id ${stored.orderId}`), again);
+  await shot(page, 'already-purchased');
+
+  await page.getByRole('button', { name: 'Check my purchase' }).click();
+  await expectText(status(page), new RegExp(`You have this item\\.\\s+Order id ${stored.orderId}`));
+
+  await field.fill(user('nobody'));
+  await page.getByRole('button', { name: 'Check my purchase' }).click();
+  await expectText(status(page), new RegExp(`No purchase found\\s+${user('nobody')} has not bought this item\\.`));
+  await close(page);
+});
+
+it('an earlier buyer answered sold_out (the server\'s sold-out hint) is shown their order', async () => {
+  const saleId = createSale({ name: 'Sold out while you clicked', stock: 5 });
+  const buyer = user('early');
+  assert.equal((await apiBuy(saleId, buyer)).status, 201);
+  const { body: stored } = await apiGet(`/sales/${saleId}/purchases/${buyer}`);
+  const page = await openPage(`#/sales/${saleId}`);
+  // The server may answer sold_out from its hint without checking this buyer's order.
+  await page.route(`**/sales/${saleId}/purchases`, (route) =>
+    route.request().method() !== 'POST'
+      ? route.continue()
+      : route.fulfill({
+          status: 409,
+          contentType: 'application/problem+json',
+          headers: { 'Access-Control-Allow-Origin': '*' },
+          body: JSON.stringify({ type: 'about:blank', status: 409, code: 'sold_out' }),
+        }),
+  );
+  await page.gotoHash();
+  await page.getByLabel('Your user id').fill(buyer);
+  await expectDisabled(buyButton(page), false);
+  await buyButton(page).click();
+  const shown = await expectText(status(page), /You already bought this item\. It is one per person\./);
+  assert.ok(shown.includes(`Order id ${stored.orderId}`), shown);
+  await close(page);
+});
+
+it('Buy is disabled while an order is in flight, so one press sends one order', async () => {
+  const saleId = createSale({ name: 'Double-click guard', stock: 5 });
+  const page = await openPage(`#/sales/${saleId}`);
+  let posts = 0;
+  await page.route(`**/sales/${saleId}/purchases`, async (route) => {
+    if (route.request().method() === 'POST') {
+      posts += 1;
+      await sleep(800);
+    }
+    await route.continue();
+  });
+  await page.gotoHash();
+  await page.getByLabel('Your user id').fill(user('fast-clicker'));
+  await expectDisabled(buyButton(page), false);
+  // Three clicks in the same task: only the first may get through.
+  await buyButton(page).evaluate((b) => {
+    b.click();
+    b.click();
+    b.click();
+  });
+  await expectText(buyButton(page), /^Buying…$/, 500);
+  assert.equal(await buyButton(page).isDisabled(), true);
+  await expectText(status(page), /You got it!/);
+  assert.equal(posts, 1);
+  await close(page);
+});
+
+it('a sold-out sale disables Buy and says why', async () => {
+  const saleId = createSale({ name: 'Gold edition — 1 pair only', stock: 1, priceCents: 49900 });
+  assert.equal((await apiBuy(saleId, user('first-in-line'))).status, 201);
+  const page = await openPage(`#/sales/${saleId}`);
+  await page.gotoHash();
+  await expectText(page.locator('.sale .badge'), /^Sold out$/i);
+  await expectText(page.locator('.sale .stock-text'), /^None of 1 left$/);
+  await expectDisabled(buyButton(page), true);
+  await expectText(page.locator('#buy-reason'), /^Every item has been sold\.$/);
+  await shot(page, 'sold-out');
+  await close(page);
+});
+
+it('an upcoming sale counts down on the server clock, even when the device clock is wrong', async () => {
+  const saleId = createSale({ name: 'Midnight hoodie drop', startsIn: 3600, endsIn: 7200, priceCents: 7900 });
+  const page = await openPage(`#/sales/${saleId}`);
+  // The device clock is three hours behind: a countdown on it would say about 04:00:00.
+  await page.clock.install({ time: Date.now() - 3 * 3600 * 1000 });
+  await page.gotoHash();
+  await expectText(page.locator('.sale .badge'), /^Coming soon$/i);
+  await expectText(page.locator('#countdown'), /^Starts in (59:[0-5]\d|01:00:00)$/);
+  await expectDisabled(buyButton(page), true);
+  await expectText(page.locator('#buy-reason'), /unlocks when the countdown ends/);
+  await shot(page, 'upcoming');
+  await close(page);
+});
+
+it('Buy unlocks by itself when the countdown reaches the start', async () => {
+  const saleId = createSale({ name: 'Starts in a moment', startsIn: 4, endsIn: 3600 });
+  const page = await openPage(`#/sales/${saleId}`);
+  await page.gotoHash();
+  await expectText(page.locator('#countdown'), /^Starts in 00:0\d$/);
+  await expectDisabled(buyButton(page), true);
+  await expectDisabled(buyButton(page), false, 10_000);
+  await expectText(page.locator('#countdown'), /^Ends in /);
+  await page.getByLabel('Your user id').fill(user('early-bird'));
+  await buyButton(page).click();
+  await expectText(status(page), /You got it!/);
+  await close(page);
+});
+
+it('an ended sale shows that it ended and keeps Buy disabled', async () => {
+  const page = await openPage('#/sales/ended');
+  await page.gotoHash();
+  await expectText(page.locator('.sale .badge'), /^Ended$/i);
+  await expectText(page.locator('#countdown'), /^This sale has ended$/);
+  await expectDisabled(buyButton(page), true);
+  await close(page);
+});
+
+it('every purchase outcome has a clear message', async () => {
+  const saleId = createSale({ name: 'Outcome messages', stock: 20 });
+  const page = await openPage(`#/sales/${saleId}`);
+  let next; // what the mocked purchase endpoint answers next; undefined lets the real API answer
+  await page.route(`**/sales/${saleId}/purchases`, async (route) => {
+    if (route.request().method() !== 'POST' || !next) return route.continue();
+    if (next === 'network') return route.abort('connectionrefused');
+    const { status: code, body, headers = {} } = next;
+    return route.fulfill({
+      status: code,
+      contentType: 'application/problem+json',
+      headers: { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': 'Retry-After', ...headers },
+      body: JSON.stringify({ type: 'about:blank', status: code, ...body }),
+    });
+  });
+  await page.gotoHash();
+  await page.getByLabel('Your user id').fill(user('outcomes'));
+  await expectDisabled(buyButton(page), false);
+
+  const cases = [
+    [{ status: 409, body: { code: 'sold_out' } }, /Sold out\s+Every item was sold before your order arrived\./],
+    [{ status: 403, body: { code: 'sale_ended' } }, /The sale has ended\s+Orders are no longer accepted\./],
+    [
+      { status: 403, body: { code: 'sale_not_started', startsAt: '2030-01-02T09:00:00.000Z' } },
+      /The sale has not started yet\s+It opens on Jan 2, 2030, 9:00:00\sAM UTC\./,
+    ],
+    [{ status: 404, body: { code: 'sale_not_found' } }, /This sale does not exist/],
+    ['network', /Could not reach the shop\s+Your order is not confirmed\. Check your connection and try again\./],
+  ];
+  for (const [answer, message] of cases) {
+    next = answer;
+    await buyButton(page).click();
+    await expectText(status(page), message);
+  }
+
+  next = { status: 503, body: { code: 'temporarily_unavailable', retryAfterSeconds: 2 }, headers: { 'Retry-After': '2' } };
+  await buyButton(page).click();
+  await expectText(status(page), /The shop is very busy\s+Your order is not confirmed\. Try again in 2 seconds\./);
+  await expectText(buyButton(page), /^Try again in \d s$/);
+  assert.equal(await buyButton(page).isDisabled(), true);
+  await expectDisabled(buyButton(page), false, 4000);
+
+  // The real API: a user id with a leading space is invalid_request.
+  next = undefined;
+  await page.getByLabel('Your user id').fill(` ${user('spacey')}`);
+  await buyButton(page).click();
+  await expectText(status(page), /Please check your details\s+\S+/);
+
+  // Nothing typed: the page asks for a user id without calling the API.
+  await page.getByLabel('Your user id').fill('');
+  await buyButton(page).click();
+  await expectText(status(page), /Enter your user id first/);
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'user-id');
+  await close(page);
+});
+
+it('a sale id that does not exist says so', async () => {
+  const page = await openPage(`#/sales/missing-${RUN}`);
+  await page.gotoHash();
+  await expectText(page.getByRole('heading', { level: 1 }), /^This sale does not exist$/);
+  await close(page);
+});
+
+it('in JWT mode the page sends the token it was given as a Bearer token', async () => {
+  const saleId = createSale({ name: 'Members only', stock: 5 });
+  const sub = user('jwt-user');
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const token = `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64({ sub })}.c2lnbmF0dXJl`;
+  const page = await openPage(`#/sales/${saleId}`, { query: `token=${token}` });
+  const sent = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith(`/sales/${saleId}/purchases`));
+  await page.gotoHash();
+  await expectDisabled(buyButton(page), false);
+  assert.ok(!page.url().includes('token='), `the token stays in the address bar: ${page.url()}`);
+  const field = page.getByLabel('Your user id');
+  assert.equal(await field.inputValue(), sub);
+  assert.equal(await field.getAttribute('readonly'), '');
+  await buyButton(page).click();
+  const request = await sent;
+  assert.equal(request.headers().authorization, `Bearer ${token}`);
+  assert.deepEqual(request.postDataJSON(), { userId: sub });
+  // The local stack runs AUTH_MODE=body, so it takes the same user from the body.
+  await expectText(status(page), /You got it!/);
+
+  await page.getByText('Sign in with a token (JWT mode)').click();
+  await page.getByRole('button', { name: 'Forget token' }).click();
+  assert.equal(await field.getAttribute('readonly'), null);
+  assert.equal(await page.evaluate(() => localStorage.getItem('flash-sale.token')), null);
+  await close(page);
+});
+
+it('the sale page fits a phone screen and every control is labelled', async () => {
+  const page = await openPage('#/sales/demo', { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  await page.gotoHash();
+  await expectText(page.locator('.sale .stock-text'), /left$/);
+  await expectDisabled(buyButton(page), false);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
+  const box = await buyButton(page).boundingBox();
+  assert.ok(box && box.height >= 44 && box.width >= 300, `Buy is ${JSON.stringify(box)}`);
+  const unlabelled = await page.evaluate(() =>
+    [...document.querySelectorAll('input, button, [role=progressbar]')]
+      .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') || el.textContent?.trim()))
+      .map((el) => el.outerHTML),
+  );
+  assert.deepEqual(unlabelled, []);
+  assert.equal(await status(page).getAttribute('aria-live'), 'polite');
+  await shot(page, 'sale-phone');
+  await close(page);
+});
