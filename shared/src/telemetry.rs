@@ -1,7 +1,8 @@
 //! One structured log line per request, and CloudWatch metrics in embedded metric format (EMF):
 //! namespace `FlashSale`, per purchase `Purchases` (Count), `PurchaseLatency` (Milliseconds) and
 //! `PurchaseRetries` (Count), all with the one dimension `outcome`, so each purchase is one EMF
-//! line. Names and the outcome values are what `infra/template.yaml`'s dashboard reads.
+//! line; per sale status read, `RemainingStock` (Count, dimension `saleId`). Names and outcome
+//! values are what `infra/template.yaml`'s dashboard reads.
 
 use std::time::Instant;
 
@@ -38,6 +39,7 @@ pub fn describe_metrics() {
     metrics::describe_counter!("Purchases", Unit::Count, "purchase attempts by outcome");
     metrics::describe_histogram!("PurchaseLatency", Unit::Milliseconds, "purchase handling time by outcome");
     metrics::describe_counter!("PurchaseRetries", Unit::Count, "TransactionConflict retries by outcome");
+    metrics::describe_gauge!("RemainingStock", Unit::Count, "stock left when a status request read it");
 }
 
 /// Records one purchase attempt.
@@ -45,6 +47,12 @@ pub fn record_purchase(outcome: &'static str, latency_ms: f64, retries: u32) {
     metrics::counter!("Purchases", "outcome" => outcome).increment(1);
     metrics::histogram!("PurchaseLatency", "outcome" => outcome).record(latency_ms);
     metrics::counter!("PurchaseRetries", "outcome" => outcome).increment(u64::from(retries));
+}
+
+/// Records a sale's remaining stock as read by a status request (`RemainingStock`, dimension
+/// `saleId`; at most one request per second per sale reaches the function behind the CDN).
+pub fn record_stock(sale_id: &str, remaining: i64) {
+    metrics::gauge!("RemainingStock", "saleId" => sale_id.to_owned()).set(remaining as f64);
 }
 
 /// The purchase outcome as the dashboard counts it.

@@ -9,7 +9,7 @@ use crate::App;
 use crate::error::ApiError;
 use crate::identity;
 use crate::ids::{SaleId, UserId};
-use crate::telemetry::{RequestLog, purchase_outcome, record_purchase};
+use crate::telemetry::{RequestLog, purchase_outcome, record_purchase, record_stock};
 
 /// Status may be cached for a second at the edge: a crowd polling a sale page costs the
 /// function one request per second per edge location, not one per shopper.
@@ -90,6 +90,7 @@ pub async fn status(app: &App, req: Request) -> Response<Body> {
         let sale = sale_id(&req)?;
         log.sale_id = Some(sale.to_string());
         let status = app.status(&sale).await?;
+        record_stock(sale.as_str(), status.remaining_stock);
         Ok(json(200, &status, STATUS_CACHE))
     }
     .await;
