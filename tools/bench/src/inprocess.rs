@@ -1,0 +1,187 @@
+//! In-process purchase throughput (the `purchase` handler called directly from N tasks) beside
+//! DynamoDB Local's raw `TransactWriteItems` throughput with the same two items, same run,
+//! alternating, each side against a fresh table and a sale with exactly enough stock.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow, bail};
+use flash_sale::App;
+use flash_sale::clock::SystemClock;
+use flash_sale::config::Tuning;
+use flash_sale::identity::AuthMode;
+
+use crate::local::{self, Dynamo};
+use crate::{rawtx, stats};
+
+pub struct Args {
+    pub endpoint: Option<String>,
+    pub tasks: usize,
+    pub attempts: usize,
+    pub rounds: usize,
+    pub shards: u32,
+    pub max_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Raw,
+    Handler,
+}
+
+struct SideResult {
+    per_sec: f64,
+    ok: usize,
+    failed: usize,
+    latencies_ms: Vec<f64>,
+}
+
+/// Splits `total` over `parts` as evenly as possible.
+fn split(total: usize, parts: usize) -> Vec<usize> {
+    (0..parts).map(|i| total / parts + usize::from(i < total % parts)).collect()
+}
+
+async fn run_side(endpoint: &str, side: Side, tasks: usize, attempts: usize, shards: u32, limit: Duration) -> Result<SideResult> {
+    let store = local::fresh_store(endpoint).await?;
+    // One shard: exactly the stock needed. More: both sides pick a random shard, so leave slack
+    // (twice the stock) that no shard runs dry and every attempt stays one transaction.
+    let stock = if shards == 1 { attempts } else { attempts * 2 };
+    let sale = local::active_sale(&store, stock as i64, shards).await?;
+    let sale_id = sale.id.to_string();
+    let deadline = Instant::now() + limit;
+    let counts = split(attempts, tasks);
+
+    let mut handles = Vec::with_capacity(tasks);
+    let started;
+    match side {
+        Side::Raw => {
+            // A client of its own, built like the store's.
+            let client = local::client(endpoint)?;
+            let table = store.table().to_owned();
+            started = Instant::now();
+            for (t, count) in counts.into_iter().enumerate() {
+                let (client, table, sale_id) = (client.clone(), table.clone(), sale_id.clone());
+                handles.push(tokio::spawn(async move {
+                    let (mut ok, mut failed, mut lat) = (0usize, 0usize, Vec::with_capacity(count));
+                    for i in 0..count {
+                        if Instant::now() > deadline {
+                            break;
+                        }
+                        let user = format!("u{t}-{i}");
+                        let shard = fastrand::u32(0..shards);
+                        let t0 = Instant::now();
+                        let r = rawtx::purchase(&client, &table, &sale_id, shard, &user, local::now_ms(), false).await;
+                        lat.push(t0.elapsed().as_secs_f64() * 1e3);
+                        if r.is_ok() { ok += 1 } else { failed += 1 }
+                    }
+                    (ok, failed, lat)
+                }));
+            }
+        }
+        Side::Handler => {
+            let store = flash_sale::store::Store::new(local::client(endpoint)?, store.table());
+            let app: &'static App =
+                Box::leak(Box::new(App::new(store, Arc::new(SystemClock), AuthMode::Body, Tuning::default())));
+            // Requests are built before the clock starts: in Lambda the runtime does that part.
+            let mut prepared = Vec::with_capacity(tasks);
+            for (t, count) in counts.into_iter().enumerate() {
+                let reqs = (0..count)
+                    .map(|i| local::request(&local::purchase_event(&sale_id, &format!("u{t}-{i}"))))
+                    .collect::<Result<Vec<_>>>()?;
+                prepared.push(reqs);
+            }
+            started = Instant::now();
+            for reqs in prepared {
+                handles.push(tokio::spawn(async move {
+                    let (mut ok, mut failed, mut lat) = (0usize, 0usize, Vec::with_capacity(reqs.len()));
+                    for req in reqs {
+                        if Instant::now() > deadline {
+                            break;
+                        }
+                        let t0 = Instant::now();
+                        let resp = flash_sale::http::purchase(app, req).await;
+                        lat.push(t0.elapsed().as_secs_f64() * 1e3);
+                        if resp.status().as_u16() == 201 { ok += 1 } else { failed += 1 }
+                    }
+                    (ok, failed, lat)
+                }));
+            }
+        }
+    }
+    let (mut ok, mut failed, mut latencies_ms) = (0, 0, Vec::with_capacity(attempts));
+    for h in handles {
+        let (o, f, l) = h.await.map_err(|e| anyhow!("task failed: {e}"))?;
+        ok += o;
+        failed += f;
+        latencies_ms.extend(l);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if Instant::now() > deadline {
+        bail!("{side:?} side hit the {} s limit after {} attempts", limit.as_secs(), ok + failed);
+    }
+    Ok(SideResult { per_sec: (ok + failed) as f64 / secs, ok, failed, latencies_ms })
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    let dynamo = Dynamo::get(args.endpoint.as_deref()).await?;
+    let limit = Duration::from_secs(args.max_seconds);
+    println!(
+        "inprocess: {} tasks, {} attempts per side per round, {} rounds, {} shard(s), DynamoDB Local at {}",
+        args.tasks, args.attempts, args.rounds, args.shards, dynamo.endpoint
+    );
+    // Warm both paths (JIT in DynamoDB Local, connection pools, allocator) without counting them.
+    let warm = (args.attempts / 5).max(args.tasks);
+    run_side(&dynamo.endpoint, Side::Raw, args.tasks, warm, args.shards, limit).await?;
+    run_side(&dynamo.endpoint, Side::Handler, args.tasks, warm, args.shards, limit).await?;
+
+    let (mut raw, mut handler, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut raw_p50, mut raw_p95, mut h_p50, mut h_p95) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..args.rounds {
+        // Alternate which side goes first so drift (GC, other load) hits both alike.
+        let order = if round % 2 == 0 { [Side::Raw, Side::Handler] } else { [Side::Handler, Side::Raw] };
+        let mut a = None;
+        let mut b = None;
+        for side in order {
+            let r = run_side(&dynamo.endpoint, side, args.tasks, args.attempts, args.shards, limit).await?;
+            if r.failed > 0 || r.ok != args.attempts {
+                bail!("{side:?} round {round}: {} ok, {} failed of {} (every attempt should succeed)", r.ok, r.failed, args.attempts);
+            }
+            match side {
+                Side::Raw => a = Some(r),
+                Side::Handler => b = Some(r),
+            }
+        }
+        let (a, b) = (a.expect("raw ran"), b.expect("handler ran"));
+        println!(
+            "  round {}: raw TransactWriteItems {:.0}/s (p50 {:.1} ms, p95 {:.1} ms) · handler {:.0}/s (p50 {:.1} ms, p95 {:.1} ms) · ratio {:.3}",
+            round + 1,
+            a.per_sec,
+            stats::median(&a.latencies_ms),
+            stats::quantile(&a.latencies_ms, 0.95),
+            b.per_sec,
+            stats::median(&b.latencies_ms),
+            stats::quantile(&b.latencies_ms, 0.95),
+            b.per_sec / a.per_sec
+        );
+        raw.push(a.per_sec);
+        handler.push(b.per_sec);
+        ratios.push(b.per_sec / a.per_sec);
+        raw_p50.push(stats::median(&a.latencies_ms));
+        raw_p95.push(stats::quantile(&a.latencies_ms, 0.95));
+        h_p50.push(stats::median(&b.latencies_ms));
+        h_p95.push(stats::quantile(&b.latencies_ms, 0.95));
+    }
+    println!("raw TransactWriteItems attempts/s: {}", stats::summary(&raw, 0));
+    println!("purchase handler attempts/s:      {}", stats::summary(&handler, 0));
+    println!("latency ms, median over rounds: raw p50 {:.1} p95 {:.1} · handler p50 {:.1} p95 {:.1}",
+        stats::median(&raw_p50), stats::median(&raw_p95), stats::median(&h_p50), stats::median(&h_p95));
+    let ratio = stats::median(&ratios);
+    println!(
+        "ratio handler/raw (median over rounds): {:.3} (rounds {}) — goal >= 0.9: {}",
+        ratio,
+        ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", "),
+        if ratio >= 0.9 { "met" } else { "not met" }
+    );
+    drop(dynamo);
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! `bench`: the figures in BENCHMARKS.md. Run as `cargo run --release -p bench -- <subcommand>`.
+//!
+//! Everything here talks to 127.0.0.1 only: DynamoDB Local (given with `--endpoint`, or started
+//! by the bench on a free port and stopped again), the function binaries and the bench's own
+//! Lambda Runtime API. Every AWS client is `flash_sale::aws::local_client`. Every loop is bounded
+//! in count and time.
+
+/// Built with `--features mimalloc` only, to price the allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod capacity;
+mod client_copy;
+mod client_init;
+mod cpu;
+mod functions;
+mod inprocess;
+mod local;
+mod rawtx;
+mod runtime_api;
+mod stats;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "bench", about = "Flash-sale benchmarks (local, loopback only)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Purchase handler throughput vs raw TransactWriteItems throughput, same run, same DynamoDB Local.
+    Inprocess {
+        /// DynamoDB Local (loopback). Without it the bench starts one of its own.
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long, default_value_t = 64)]
+        tasks: usize,
+        /// Attempts per side per round (each a success).
+        #[arg(long, default_value_t = 5000)]
+        attempts: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[arg(long, default_value_t = 1)]
+        shards: u32,
+        /// Upper bound for one side of one round.
+        #[arg(long, default_value_t = 300)]
+        max_seconds: u64,
+    },
+    /// CPU per request with no network (the SDK's test HTTP client answers).
+    Cpu {
+        /// Requests per batch.
+        #[arg(long, default_value_t = 10_000)]
+        iterations: usize,
+        #[arg(long, default_value_t = 7)]
+        batches: usize,
+        /// Run only scenarios whose name contains this text.
+        #[arg(long)]
+        only: Option<String>,
+    },
+    /// Cold start of the release function binaries against a local Runtime API.
+    Coldstart {
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Folder with the purchase, status and user-lookup binaries (default target/release).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Only this function.
+        #[arg(long)]
+        function: Option<String>,
+        /// Binary to start for --function (e.g. target/release/purchase-variant).
+        #[arg(long)]
+        bin: Option<PathBuf>,
+        /// Extra environment for the function process, KEY=VALUE (repeatable).
+        #[arg(long = "env", value_parser = parse_kv)]
+        env: Vec<(String, String)>,
+    },
+    /// CPU per warm invocation of a running function binary.
+    Warm {
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Measured invocations per function (split into batches).
+        #[arg(long, default_value_t = 2000)]
+        invocations: usize,
+        #[arg(long, default_value_t = 5)]
+        batches: usize,
+        #[arg(long, default_value_t = 300)]
+        warmup: usize,
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        #[arg(long)]
+        function: Option<String>,
+        #[arg(long)]
+        bin: Option<PathBuf>,
+        #[arg(long = "env", value_parser = parse_kv)]
+        env: Vec<(String, String)>,
+    },
+    /// DynamoDB consumed capacity and call counts per outcome.
+    Capacity {
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
+    /// Cold-start cost of the DynamoDB client per way of building it (fresh process per sample).
+    ClientInit {
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
+    #[command(hide = true)]
+    ClientInitChild {
+        #[arg(long)]
+        mode: String,
+        #[arg(long)]
+        endpoint: String,
+    },
+    /// Sizes of the arm64 Lambda zips built by `cargo lambda build --release --arm64 --output-format zip`.
+    Zips,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+}
+
+fn zips() -> Result<()> {
+    let root = local::workspace_root();
+    println!("zips: target/lambda/<fn>/bootstrap.zip and the stripped arm64 binaries");
+    for f in functions::FUNCTIONS {
+        let zip = root.join(format!("target/lambda/{f}/bootstrap.zip"));
+        let arm = root.join(format!("target/aarch64-unknown-linux-gnu/release/{f}"));
+        let x86 = root.join(format!("target/release/{f}"));
+        let size = |p: &PathBuf| std::fs::metadata(p).map(|m| format!("{:.2} MB ({} bytes)", m.len() as f64 / 1e6, m.len())).unwrap_or_else(|_| "missing".into());
+        let ok = std::fs::metadata(&zip).map(|m| m.len() <= 3_000_000);
+        println!(
+            "  {f:<12} zip {} · arm64 bootstrap {} · x86_64 release binary {} · goal zip <= 3 MB: {}",
+            size(&zip),
+            size(&arm),
+            size(&x86),
+            match ok {
+                Ok(true) => "met",
+                Ok(false) => "not met",
+                Err(_) => "no zip",
+            }
+        );
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    // The SDK must never look for credentials or a region on the network.
+    if std::env::var("AWS_EC2_METADATA_DISABLED").as_deref() != Ok("true") {
+        // SAFETY: still single-threaded: nothing else reads or writes the environment yet.
+        unsafe { std::env::set_var("AWS_EC2_METADATA_DISABLED", "true") };
+    }
+    let cli = Cli::parse();
+    let multi = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    match cli.cmd {
+        Cmd::Inprocess { endpoint, tasks, attempts, rounds, shards, max_seconds } => multi()?.block_on(inprocess::run(inprocess::Args {
+            endpoint,
+            tasks: tasks.clamp(1, 1024),
+            attempts: attempts.clamp(1, 1_000_000),
+            rounds: rounds.clamp(1, 50),
+            shards: shards.clamp(1, 64),
+            max_seconds: max_seconds.clamp(1, 3600),
+        })),
+        Cmd::Cpu { iterations, batches, only } => cpu::run(cpu::Args {
+            iterations: iterations.clamp(100, 10_000_000),
+            batches: batches.clamp(1, 100),
+            only,
+        }),
+        Cmd::Coldstart { endpoint, runs, bin_dir, function, bin, env } => multi()?.block_on(functions::coldstart(
+            endpoint.as_deref(),
+            runs.clamp(1, 1000),
+            functions::Launch { dir: bin_dir, only: function, bin, env },
+        )),
+        Cmd::Warm { endpoint, invocations, batches, warmup, bin_dir, function, bin, env } => multi()?.block_on(functions::warm(
+            endpoint.as_deref(),
+            invocations.clamp(1, 1_000_000),
+            batches.clamp(1, 100),
+            warmup.min(100_000),
+            functions::Launch { dir: bin_dir, only: function, bin, env },
+        )),
+        Cmd::Capacity { endpoint } => multi()?.block_on(capacity::run(endpoint.as_deref())),
+        Cmd::ClientInit { endpoint, runs } => multi()?.block_on(client_init::run(endpoint.as_deref(), runs.clamp(1, 500))),
+        Cmd::ClientInitChild { mode, endpoint } => client_init::child(&mode, &endpoint),
+        Cmd::Zips => zips(),
+    }
+}
