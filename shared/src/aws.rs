@@ -22,7 +22,7 @@ pub fn cloud_timeouts() -> TimeoutConfig {
 
 /// DynamoDB Local on a shared two-core machine answers hundreds of concurrent transactions in
 /// seconds, not milliseconds; a timeout there would turn a slow success into an unknown outcome.
-fn local_timeouts() -> TimeoutConfig {
+pub fn local_timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5))
         .operation_attempt_timeout(Duration::from_secs(20))
@@ -96,6 +96,12 @@ pub fn local_client(endpoint: &str) -> Result<Client, String> {
 
 /// [`local_client`] with other timeouts (fault-injection tests use cloud-like ones).
 pub fn local_client_with_timeouts(endpoint: &str, timeouts: TimeoutConfig) -> Result<Client, String> {
+    Ok(Client::from_conf(local_config(endpoint, timeouts)?.build()))
+}
+
+/// The configuration behind [`local_client`], for callers that change one more part of it
+/// (the benchmarks swap the HTTP client). Refuses a non-loopback endpoint.
+pub fn local_config(endpoint: &str, timeouts: TimeoutConfig) -> Result<aws_sdk_dynamodb::config::Builder, String> {
     require_loopback(endpoint)?;
     let env = |k: &str, default: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned());
     let credentials = Credentials::new(
@@ -105,15 +111,13 @@ pub fn local_client_with_timeouts(endpoint: &str, timeouts: TimeoutConfig) -> Re
         None,
         "flash-sale-local",
     );
-    let config = aws_sdk_dynamodb::Config::builder()
+    Ok(aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(env("AWS_REGION", "us-east-1")))
         .credentials_provider(credentials)
         .endpoint_url(endpoint)
         .timeout_config(timeouts)
-        .retry_config(retries())
-        .build();
-    Ok(Client::from_conf(config))
+        .retry_config(retries()))
 }
 
 /// The client a Lambda binary uses: local when `DYNAMODB_ENDPOINT` is configured, the Lambda
