@@ -18,6 +18,7 @@ pub mod http;
 pub mod identity;
 pub mod lambda;
 pub mod ids;
+pub mod keys;
 pub mod purchase;
 pub mod sale;
 pub mod store;

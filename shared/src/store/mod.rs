@@ -76,20 +76,18 @@ impl From<serde_dynamo::Error> for StoreError {
 }
 
 pub(crate) fn sale_pk(id: &SaleId) -> String {
-    format!("SALE#{id}")
+    crate::keys::sale_pk(id.as_str())
 }
 
 pub(crate) fn shard_pk(id: &SaleId, shard: u32) -> String {
-    format!("SALE#{id}#STOCK#{shard}")
+    crate::keys::shard_pk(id.as_str(), shard)
 }
 
 pub(crate) fn purchase_pk(id: &SaleId, user: &UserId) -> String {
-    format!("SALE#{id}#USER#{user}")
+    crate::keys::purchase_pk(id.as_str(), user.as_str())
 }
 
-pub(crate) const SALE_SK: &str = "META";
-pub(crate) const SHARD_SK: &str = "STOCK";
-pub(crate) const PURCHASE_SK: &str = "PURCHASE";
+pub(crate) use crate::keys::{PURCHASE_SK, SALE_SK, SHARD_SK};
 
 pub(crate) fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk.to_owned()))])
@@ -184,7 +182,7 @@ impl Store {
         self.client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key("HEALTH".into(), "HEALTH")))
+            .set_key(Some(key(crate::keys::HEALTH_PK.into(), crate::keys::HEALTH_PK)))
             .projection_expression("pk")
             .send()
             .await?;
