@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use flash_sale::App;
 use flash_sale::clock::SystemClock;
+use flash_sale::config::AuthMode;
 use flash_sale::config::Tuning;
-use flash_sale::identity::AuthMode;
 use integration_tests::{active_sale, fresh_store, purchase_request, read, stored_state, user_body};
 use serde_json::Value;
 
@@ -23,7 +22,7 @@ async fn exactly_stock_is_sold(shards: u32) {
     let store = fresh_store().await;
     let sale = active_sale(&store, STOCK, shards).await;
     // Production tuning: sale cache and sold-out hint on, as in a deployed container.
-    let app = Arc::new(App::new(store.clone(), Arc::new(SystemClock), AuthMode::Body, Tuning::default()));
+    let app = Arc::new(integration_tests::app_with(&store, Arc::new(SystemClock), AuthMode::Body, Tuning::default()));
 
     let mut users: Vec<String> = (0..ATTEMPTS).map(|i| format!("user-{}", i % DISTINCT_USERS)).collect();
     fastrand::shuffle(&mut users);
@@ -34,14 +33,16 @@ async fn exactly_stock_is_sold(shards: u32) {
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(TASKS);
     for _ in 0..TASKS {
-        let (app, users, next, barrier, sale_id) = (app.clone(), users.clone(), next.clone(), barrier.clone(), sale.id.to_string());
+        let (app, users, next, barrier, sale_id) =
+            (app.clone(), users.clone(), next.clone(), barrier.clone(), sale.id.to_string());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
             let mut seen = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(user) = users.get(i) else { break };
-                let resp = flash_sale::http::purchase(&app, purchase_request(&sale_id, &user_body(user))).await;
+                let resp =
+                    flash_sale::http::purchase_function(&app, purchase_request(&sale_id, &user_body(user))).await;
                 let (status, body) = read(&resp);
                 seen.push((user.clone(), status, body));
             }
@@ -56,7 +57,8 @@ async fn exactly_stock_is_sold(shards: u32) {
 
     let mut by_code: BTreeMap<String, usize> = BTreeMap::new();
     for (_, status, body) in &responses {
-        let key = if *status == 201 { "201".into() } else { format!("{status} {}", body["code"].as_str().unwrap_or("?")) };
+        let key =
+            if *status == 201 { "201".into() } else { format!("{status} {}", body["code"].as_str().unwrap_or("?")) };
         *by_code.entry(key).or_default() += 1;
     }
     eprintln!(

@@ -1,6 +1,6 @@
 //! Each purchase attempt writes exactly one CloudWatch EMF line carrying its outcome.
 
-use flash_sale::identity::AuthMode;
+use flash_sale::config::AuthMode;
 use flash_sale::telemetry;
 use integration_tests::{active_sale, fresh_store, purchase_request, user_body, wall_app};
 use serde_json::{Value, json};
@@ -20,10 +20,11 @@ async fn each_purchase_emits_one_emf_line_with_its_outcome_dimension() {
         (user_body("bob"), "sold_out"),
         ("{not json".to_owned(), "rejected"),
     ] {
-        flash_sale::http::purchase(&app, purchase_request(id, &body)).await;
+        flash_sale::http::purchase_function(&app, purchase_request(id, &body)).await;
         let mut out = Vec::new();
         metrics.flush(&mut out).expect("flush");
-        let lines: Vec<Value> = String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<Value> =
+            String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 1, "one EMF line for the {outcome} purchase: {lines:#?}");
         let doc = &lines[0];
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];

@@ -3,13 +3,14 @@
 
 use std::path::Path;
 
-use flash_sale::identity::AuthMode;
+use flash_sale::config::AuthMode;
 use integration_tests::{fresh_store, now_ms, read, sale, wall_app};
 
-fn event(name: &str) -> lambda_http::Request {
+fn event(name: &str) -> flash_sale::http::ApiRequest {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name} is not an API Gateway v2 event: {e}"))
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
+    integration_tests::request_from(&value)
 }
 
 #[tokio::test]
@@ -19,7 +20,9 @@ async fn every_example_event_gets_its_documented_answer() {
     store.create_sale(&sale("demo", 100, 1, now - 60_000, now + 3_600_000), now).await.unwrap();
     let body_app = wall_app(&store, AuthMode::Body);
     let jwt_app = wall_app(&store, AuthMode::Jwt);
-    use flash_sale::http::{purchase, status, user_lookup};
+    use flash_sale::http::{
+        purchase_function as purchase, status_function as status, user_lookup_function as user_lookup,
+    };
 
     let cases: Vec<(&str, u16, Option<&str>)> = vec![
         ("purchase.json", 201, None),

@@ -12,12 +12,14 @@ use std::time::Duration;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use flash_sale::App;
 use flash_sale::clock::SystemClock;
+use flash_sale::config::AuthMode;
 use flash_sale::config::Tuning;
-use flash_sale::identity::AuthMode;
 use flash_sale::sale::Sale;
 use flash_sale::store::Store;
 use integration_tests::proxy::{Fault, Plan, Proxy};
-use integration_tests::{TestBody, active_sale, endpoint, fresh_store, purchase_request, read, request, stored_state, tuning, user_body};
+use integration_tests::{
+    TestBody, active_sale, endpoint, fresh_store, purchase_request, read, request, stored_state, tuning, user_body,
+};
 use serde_json::Value;
 
 /// Short, cloud-like timeouts so slow answers really time out.
@@ -61,7 +63,7 @@ async fn hammer(app: Arc<App>, sale: &Sale, users: usize, attempts: usize, tasks
                     return seen;
                 }
                 let user = format!("user-{}", (i * 7) % users);
-                let resp = flash_sale::http::purchase(&app, purchase_request(&id, &user_body(&user))).await;
+                let resp = flash_sale::http::purchase_function(&app, purchase_request(&id, &user_body(&user))).await;
                 let (status, body) = read(&resp);
                 seen.push((user, status, body));
             }
@@ -82,18 +84,32 @@ async fn check_invariants(store: &Store, sale: &Sale, run: &Run, label: &str) {
     for (_, status, body) in &run.responses {
         *codes.entry(format!("{status} {}", body["code"].as_str().unwrap_or(""))).or_default() += 1;
     }
-    eprintln!("{label}: {} attempts {codes:?}; stored {} purchases, shards {stock:?}", run.responses.len(), purchases.len());
+    eprintln!(
+        "{label}: {} attempts {codes:?}; stored {} purchases, shards {stock:?}",
+        run.responses.len(),
+        purchases.len()
+    );
 
     assert!(stock.iter().all(|r| *r >= 0), "{label}: a shard went below zero: {stock:?}");
     assert_eq!(stock.iter().sum::<i64>() + purchases.len() as i64, sale.total_stock, "{label}: stock + sold = total");
     assert_eq!(by_user.len(), purchases.len(), "{label}: a user holds two purchases");
     for (user, status, body) in &run.responses {
         match (*status, body["code"].as_str()) {
-            (201, _) => assert_eq!(by_user.get(user.as_str()).copied(), body["orderId"].as_str(), "{label}: false success for {user}"),
+            (201, _) => assert_eq!(
+                by_user.get(user.as_str()).copied(),
+                body["orderId"].as_str(),
+                "{label}: false success for {user}"
+            ),
             (409, Some("already_purchased")) => {
-                assert_eq!(by_user.get(user.as_str()).copied(), body["purchase"]["orderId"].as_str(), "{label}: false already_purchased for {user}")
+                assert_eq!(
+                    by_user.get(user.as_str()).copied(),
+                    body["purchase"]["orderId"].as_str(),
+                    "{label}: false already_purchased for {user}"
+                )
             }
-            (409, Some("sold_out")) => assert_eq!(stock.iter().sum::<i64>(), 0, "{label}: sold_out while stock remains"),
+            (409, Some("sold_out")) => {
+                assert_eq!(stock.iter().sum::<i64>(), 0, "{label}: sold_out while stock remains")
+            }
             (503, Some("temporarily_unavailable")) => {}
             other => panic!("{label}: unexpected answer {other:?} {body}"),
         }
@@ -110,12 +126,21 @@ async fn check_recovery(app: &App, store: &Store, sale: &Sale, run: &Run, label:
     for user in unknown {
         let path = format!("/sales/{id}/purchases/{user}");
         let lookup = request("GET", &path, &[("saleId", id), ("userId", user)], TestBody::None, None);
-        let (status, body) = read(&flash_sale::http::user_lookup(app, lookup).await);
-        let (retry_status, retry) = read(&flash_sale::http::purchase(app, purchase_request(id, &user_body(user))).await);
+        let (status, body) = read(&flash_sale::http::user_lookup_function(app, lookup).await);
+        let (retry_status, retry) =
+            read(&flash_sale::http::purchase_function(app, purchase_request(id, &user_body(user))).await);
         match stored.get(user) {
             Some(order) => {
-                assert_eq!((status, body["orderId"].as_str()), (200, Some(*order)), "{label}: lookup shows {user}'s purchase");
-                assert_eq!((retry_status, retry["purchase"]["orderId"].as_str()), (409, Some(*order)), "{label}: retry is already_purchased");
+                assert_eq!(
+                    (status, body["orderId"].as_str()),
+                    (200, Some(*order)),
+                    "{label}: lookup shows {user}'s purchase"
+                );
+                assert_eq!(
+                    (retry_status, retry["purchase"]["orderId"].as_str()),
+                    (409, Some(*order)),
+                    "{label}: retry is already_purchased"
+                );
             }
             None => {
                 assert_eq!(status, 404, "{label}: {user} has no purchase");
@@ -133,7 +158,12 @@ async fn under_fault(label: &str, plan: Plan, shards: u32) -> BTreeMap<(String, 
     let proxy = Proxy::start(upstream(), plan).await;
     let client = flash_sale::aws::local_client_with_timeouts(&proxy.endpoint, timeouts()).expect("client");
     let faulty = Store::new(client, store.table());
-    let app = Arc::new(App::new(faulty.clone(), Arc::new(SystemClock), AuthMode::Body, Tuning { sale_cache: Duration::from_secs(60), ..tuning() }));
+    let app = Arc::new(integration_tests::app_with(
+        &faulty,
+        Arc::new(SystemClock),
+        AuthMode::Body,
+        Tuning { sale_cache: Duration::from_secs(60), ..tuning() },
+    ));
 
     let run = hammer(app.clone(), &sale, 40, 160, 16).await;
     check_invariants(&store, &sale, &run, label).await;

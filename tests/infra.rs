@@ -463,7 +463,7 @@ fn reached_from(binary: &str) -> Reached {
     }
     assert!(!app.is_empty() && !store.is_empty() && !handlers.is_empty(), "cannot find App, Store or the handlers");
 
-    // `flash_sale::http::purchase(app, req)` or a handler passed by name to a runner.
+    // `flash_sale::http::purchase_function(app, req)` or a handler passed by name to a runner.
     let entry = names_after(&main, "http::");
     assert!(!entry.is_empty(), "functions/{binary}/src/main.rs calls no flash_sale::http handler");
     let mut todo: Vec<(&str, String)> = entry.into_iter().map(|h| ("http", h)).collect();

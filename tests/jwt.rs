@@ -1,18 +1,24 @@
 //! `AUTH_MODE=jwt`: the buyer is the verified `sub` claim.
 
-use flash_sale::identity::AuthMode;
+use flash_sale::config::AuthMode;
 use integration_tests::{TestBody, active_sale, fresh_store, read, request, stored_state, wall_app};
 use serde_json::json;
 
-fn purchase(sale: &str, body: Option<&str>, sub: Option<&str>) -> lambda_http::Request {
+fn purchase(sale: &str, body: Option<&str>, sub: Option<&str>) -> flash_sale::http::ApiRequest {
     let body = body.map_or(TestBody::None, TestBody::Text);
     let claims = sub.map(|s| json!({"sub": s, "iss": "https://issuer.example", "aud": "flash-sale"}));
     request("POST", &format!("/sales/{sale}/purchases"), &[("saleId", sale)], body, claims)
 }
 
-fn lookup(sale: &str, user: &str, sub: Option<&str>) -> lambda_http::Request {
+fn lookup(sale: &str, user: &str, sub: Option<&str>) -> flash_sale::http::ApiRequest {
     let claims = sub.map(|s| json!({"sub": s}));
-    request("GET", &format!("/sales/{sale}/purchases/{user}"), &[("saleId", sale), ("userId", user)], TestBody::None, claims)
+    request(
+        "GET",
+        &format!("/sales/{sale}/purchases/{user}"),
+        &[("saleId", sale), ("userId", user)],
+        TestBody::None,
+        claims,
+    )
 }
 
 #[tokio::test]
@@ -22,15 +28,26 @@ async fn the_buyer_is_the_sub_claim_and_nobody_else() {
     let id = sale.id.as_str();
     let app = wall_app(&store, AuthMode::Jwt);
 
-    let (status, body) = read(&flash_sale::http::purchase(&app, purchase(id, None, Some("sub-alice"))).await);
+    let (status, body) = read(&flash_sale::http::purchase_function(&app, purchase(id, None, Some("sub-alice"))).await);
     assert_eq!((status, body["userId"].as_str()), (201, Some("sub-alice")));
-    let (status, _) = read(&flash_sale::http::purchase(&app, purchase(id, Some(r#"{"userId":"sub-bob"}"#), Some("sub-bob"))).await);
+    let (status, _) = read(
+        &flash_sale::http::purchase_function(&app, purchase(id, Some(r#"{"userId":"sub-bob"}"#), Some("sub-bob")))
+            .await,
+    );
     assert_eq!(status, 201, "a body userId equal to the claim is fine");
 
-    let (status, body) = read(&flash_sale::http::purchase(&app, purchase(id, Some(r#"{"userId":"mallory"}"#), Some("sub-carol"))).await);
+    let (status, body) = read(
+        &flash_sale::http::purchase_function(&app, purchase(id, Some(r#"{"userId":"mallory"}"#), Some("sub-carol")))
+            .await,
+    );
     assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "a body userId that differs is rejected");
-    let (status, body) = read(&flash_sale::http::purchase(&app, purchase(id, Some(r#"{"userId":"alice"}"#), None)).await);
-    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")), "no claim, no purchase, whatever the body says");
+    let (status, body) =
+        read(&flash_sale::http::purchase_function(&app, purchase(id, Some(r#"{"userId":"alice"}"#), None)).await);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("unauthorized")),
+        "no claim, no purchase, whatever the body says"
+    );
 
     let (stock, purchases) = stored_state(&store, &sale).await;
     assert_eq!(stock, vec![8]);
@@ -45,12 +62,12 @@ async fn users_may_look_up_only_their_own_purchase() {
     let sale = active_sale(&store, 10, 1).await;
     let id = sale.id.as_str();
     let app = wall_app(&store, AuthMode::Jwt);
-    assert_eq!(read(&flash_sale::http::purchase(&app, purchase(id, None, Some("alice"))).await).0, 201);
+    assert_eq!(read(&flash_sale::http::purchase_function(&app, purchase(id, None, Some("alice"))).await).0, 201);
 
-    let (status, body) = read(&flash_sale::http::user_lookup(&app, lookup(id, "alice", Some("alice"))).await);
+    let (status, body) = read(&flash_sale::http::user_lookup_function(&app, lookup(id, "alice", Some("alice"))).await);
     assert_eq!((status, body["userId"].as_str()), (200, Some("alice")));
-    let (status, body) = read(&flash_sale::http::user_lookup(&app, lookup(id, "alice", Some("bob"))).await);
+    let (status, body) = read(&flash_sale::http::user_lookup_function(&app, lookup(id, "alice", Some("bob"))).await);
     assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
-    let (status, body) = read(&flash_sale::http::user_lookup(&app, lookup(id, "alice", None)).await);
+    let (status, body) = read(&flash_sale::http::user_lookup_function(&app, lookup(id, "alice", None)).await);
     assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
 }

@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use flash_sale::App;
 use flash_sale::clock::SystemClock;
+use flash_sale::config::AuthMode;
 use flash_sale::config::Tuning;
-use flash_sale::identity::AuthMode;
 use flash_sale::store::Store;
-use integration_tests::{TestBody, active_sale, purchase_request, read, request, stored_state, tuning, unique, user_body};
+use integration_tests::{
+    TestBody, active_sale, purchase_request, read, request, stored_state, tuning, unique, user_body,
+};
 
 struct DynamoDbLocal {
     child: Child,
@@ -22,10 +24,19 @@ struct DynamoDbLocal {
 impl DynamoDbLocal {
     /// Starts DynamoDB Local storing its database in `dir`; the jar comes from `cargo xtask test`.
     fn start(dir: &PathBuf, port: u16) -> Self {
-        let jar = PathBuf::from(std::env::var("DYNAMODB_LOCAL_JAR").expect("DYNAMODB_LOCAL_JAR is set by `cargo xtask test`"));
+        let jar = PathBuf::from(
+            std::env::var("DYNAMODB_LOCAL_JAR").expect("DYNAMODB_LOCAL_JAR is set by `cargo xtask test`"),
+        );
         let child = Command::new("java")
             .current_dir(jar.parent().unwrap())
-            .args(["-Xmx1g", "-Djava.library.path=./DynamoDBLocal_lib", "-jar", "DynamoDBLocal.jar", "-sharedDb", "-disableTelemetry"])
+            .args([
+                "-Xmx1g",
+                "-Djava.library.path=./DynamoDBLocal_lib",
+                "-jar",
+                "DynamoDBLocal.jar",
+                "-sharedDb",
+                "-disableTelemetry",
+            ])
             .arg("-dbPath")
             .arg(dir)
             .args(["-port", &port.to_string()])
@@ -74,12 +85,18 @@ async fn dynamodb_stopping_mid_sale_gives_503_then_recovers_without_oversell() {
     wait_ready(&store).await;
     store.create_table().await.unwrap();
     let sale = active_sale(&store, 30, 2).await;
-    let app = Arc::new(App::new(store.clone(), Arc::new(SystemClock), AuthMode::Body, Tuning { sale_cache: Duration::from_secs(300), ..tuning() }));
+    let app = Arc::new(integration_tests::app_with(
+        &store,
+        Arc::new(SystemClock),
+        AuthMode::Body,
+        Tuning { sale_cache: Duration::from_secs(300), ..tuning() },
+    ));
     let id = sale.id.to_string();
     let buy = |app: Arc<App>, user: String| {
         let id = id.clone();
         async move {
-            let (status, body) = read(&flash_sale::http::purchase(&app, purchase_request(&id, &user_body(&user))).await);
+            let (status, body) =
+                read(&flash_sale::http::purchase_function(&app, purchase_request(&id, &user_body(&user))).await);
             (user, status, body)
         }
     };
@@ -100,19 +117,22 @@ async fn dynamodb_stopping_mid_sale_gives_503_then_recovers_without_oversell() {
         assert_eq!((status, body["code"].as_str()), (503, Some("temporarily_unavailable")), "purchase while down");
         responses.push((user, status, body));
     }
-    let (status, _) = read(&flash_sale::http::status(&app, request("GET", "/health", &[], TestBody::None, None)).await);
+    let (status, _) =
+        read(&flash_sale::http::status_function(&app, request("GET", "/health", &[], TestBody::None, None)).await);
     assert_eq!(status, 503, "health while down");
 
     let _ddb = DynamoDbLocal::start(&dir, port);
     wait_ready(&store).await;
-    let (status, _) = read(&flash_sale::http::status(&app, request("GET", "/health", &[], TestBody::None, None)).await);
+    let (status, _) =
+        read(&flash_sale::http::status_function(&app, request("GET", "/health", &[], TestBody::None, None)).await);
     assert_eq!(status, 200, "health after the restart, same client");
     for n in 0..40 {
         responses.push(buy(app.clone(), format!("after-{n}")).await);
     }
 
     let (stock, purchases) = stored_state(&store, &sale).await;
-    let sold: std::collections::HashMap<&str, &str> = purchases.iter().map(|p| (p.user_id.as_str(), p.order_id.as_str())).collect();
+    let sold: std::collections::HashMap<&str, &str> =
+        purchases.iter().map(|p| (p.user_id.as_str(), p.order_id.as_str())).collect();
     assert_eq!(sold.len(), purchases.len(), "no user twice");
     assert!(stock.iter().all(|r| *r >= 0));
     assert_eq!(stock.iter().sum::<i64>() + purchases.len() as i64, 30, "stock + sold = total: {stock:?}");

@@ -1,10 +1,12 @@
 //! The sale window: open from `startsAt` (inclusive) to `endsAt` (exclusive), enforced by the
 //! stored condition, not just by the handler.
 
-use flash_sale::identity::AuthMode;
-use flash_sale::purchase::{AttemptVerdict, classify_cancellation};
-use flash_sale::store::{PurchaseRecord, TxOutcome};
-use integration_tests::{app, clock_at, fresh_store, now_ms, purchase_request, read, request, sale, stored_state, unique, user_body, TestBody};
+use flash_sale::config::AuthMode;
+use flash_sale::store::{Attempt, PurchaseRecord};
+use integration_tests::{
+    TestBody, app, clock_at, fresh_store, now_ms, purchase_request, read, request, sale, stored_state, unique,
+    user_body,
+};
 
 const HOUR: i64 = 3_600_000;
 
@@ -17,10 +19,12 @@ async fn a_purchase_one_millisecond_before_the_start_is_refused_and_at_the_start
     let (clock, c) = clock_at(start - 1);
     let app = app(&store, c, AuthMode::Body);
 
-    let (status, body) = read(&flash_sale::http::purchase(&app, purchase_request(s.id.as_str(), &user_body("early"))).await);
+    let (status, body) =
+        read(&flash_sale::http::purchase_function(&app, purchase_request(s.id.as_str(), &user_body("early"))).await);
     assert_eq!((status, body["code"].as_str()), (403, Some("sale_not_started")));
     clock.set(start);
-    let (status, _) = read(&flash_sale::http::purchase(&app, purchase_request(s.id.as_str(), &user_body("early"))).await);
+    let (status, _) =
+        read(&flash_sale::http::purchase_function(&app, purchase_request(s.id.as_str(), &user_body("early"))).await);
     assert_eq!(status, 201);
     let (stock, purchases) = stored_state(&store, &s).await;
     assert_eq!((stock, purchases.len()), (vec![4], 1));
@@ -36,10 +40,12 @@ async fn a_purchase_at_the_end_is_refused_and_one_millisecond_before_accepted() 
     let (clock, c) = clock_at(end - 1);
     let app = app(&store, c, AuthMode::Body);
 
-    let (status, _) = read(&flash_sale::http::purchase(&app, purchase_request(s.id.as_str(), &user_body("last"))).await);
+    let (status, _) =
+        read(&flash_sale::http::purchase_function(&app, purchase_request(s.id.as_str(), &user_body("last"))).await);
     assert_eq!(status, 201);
     clock.set(end);
-    let (status, body) = read(&flash_sale::http::purchase(&app, purchase_request(s.id.as_str(), &user_body("late"))).await);
+    let (status, body) =
+        read(&flash_sale::http::purchase_function(&app, purchase_request(s.id.as_str(), &user_body("late"))).await);
     assert_eq!((status, body["code"].as_str()), (403, Some("sale_ended")));
     let (stock, purchases) = stored_state(&store, &s).await;
     assert_eq!((stock, purchases.len()), (vec![4], 1));
@@ -52,14 +58,12 @@ async fn the_stored_condition_refuses_outside_the_window_whatever_the_caller_bel
     let end = start + HOUR;
     let s = sale(&unique("w"), 3, 1, start, end);
     store.create_sale(&s, start).await.unwrap();
-    let record = PurchaseRecord::new(&s.id, &flash_sale::ids::UserId::parse("u").unwrap(), "01TESTORDER".into(), start, 0);
+    let record =
+        PurchaseRecord::new(&s.id, &flash_sale::ids::UserId::parse("u").unwrap(), "01TESTORDER".into(), start, 0, None);
 
-    for (now, expected) in [(start - 1, AttemptVerdict::NotStarted), (end, AttemptVerdict::Ended), (end + HOUR, AttemptVerdict::Ended)] {
+    for (now, expected) in [(start - 1, Attempt::NotStarted), (end, Attempt::Ended), (end + HOUR, Attempt::Ended)] {
         let token = unique("tok");
-        match store.try_purchase(&s, 0, &record, now, &token).await.unwrap() {
-            TxOutcome::Cancelled(reasons) => assert_eq!(classify_cancellation(&reasons, now), expected, "at {now}"),
-            TxOutcome::Committed => panic!("committed outside the window at {now}"),
-        }
+        assert_eq!(store.transact_purchase(&s, 0, &record, now, &token).await.unwrap(), expected, "at {now}");
     }
     let (stock, purchases) = stored_state(&store, &s).await;
     assert_eq!((stock, purchases.len()), (vec![3], 0), "nothing changed");
@@ -77,9 +81,13 @@ async fn the_state_in_status_follows_the_clock() {
     let id = s.id.to_string();
     let state = || async {
         let req = request("GET", &format!("/sales/{id}"), &[("saleId", id.as_str())], TestBody::None, None);
-        let (status, body) = read(&flash_sale::http::status(&app, req).await);
+        let (status, body) = read(&flash_sale::http::status_function(&app, req).await);
         assert_eq!(status, 200);
-        (body["state"].as_str().unwrap().to_owned(), body["remainingStock"].as_i64().unwrap(), body["serverTime"].as_str().unwrap().to_owned())
+        (
+            body["state"].as_str().unwrap().to_owned(),
+            body["remainingStock"].as_i64().unwrap(),
+            body["serverTime"].as_str().unwrap().to_owned(),
+        )
     };
 
     let (st, remaining, server_time) = state().await;
@@ -87,7 +95,8 @@ async fn the_state_in_status_follows_the_clock() {
     assert_eq!(server_time, flash_sale::time_fmt::rfc3339_ms(start - 1), "serverTime is the clock's");
     clock.set(start);
     assert_eq!(state().await.0, "active");
-    let (status, _) = read(&flash_sale::http::purchase(&app, purchase_request(&id, &user_body("buyer"))).await);
+    let (status, _) =
+        read(&flash_sale::http::purchase_function(&app, purchase_request(&id, &user_body("buyer"))).await);
     assert_eq!(status, 201);
     let (st, remaining, _) = state().await;
     assert_eq!((st.as_str(), remaining), ("sold_out", 0));

@@ -103,7 +103,8 @@ pub fn local_client_with_timeouts(endpoint: &str, timeouts: TimeoutConfig) -> Re
 /// (the benchmarks swap the HTTP client). Refuses a non-loopback endpoint.
 pub fn local_config(endpoint: &str, timeouts: TimeoutConfig) -> Result<aws_sdk_dynamodb::config::Builder, String> {
     require_loopback(endpoint)?;
-    let env = |k: &str, default: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned());
+    let env =
+        |k: &str, default: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned());
     let credentials = Credentials::new(
         env("AWS_ACCESS_KEY_ID", "local"),
         env("AWS_SECRET_ACCESS_KEY", "local"),
@@ -135,10 +136,17 @@ mod tests {
 
     #[test]
     fn the_lambda_client_comes_from_the_environment_or_names_what_is_missing() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
         let err = lambda_client_from(env(&[("AWS_ACCESS_KEY_ID", "a"), ("AWS_SECRET_ACCESS_KEY", "s")])).unwrap_err();
         assert!(err.contains("AWS_REGION"), "{err}");
-        let client = lambda_client_from(env(&[("AWS_ACCESS_KEY_ID", "a"), ("AWS_SECRET_ACCESS_KEY", "s"), ("AWS_REGION", "eu-west-1")])).unwrap();
+        let client = lambda_client_from(env(&[
+            ("AWS_ACCESS_KEY_ID", "a"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("AWS_REGION", "eu-west-1"),
+        ]))
+        .unwrap();
         assert_eq!(client.config().region().map(|r| r.as_ref()), Some("eu-west-1"));
     }
 

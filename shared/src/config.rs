@@ -3,7 +3,21 @@
 
 use std::time::Duration;
 
-use crate::identity::AuthMode;
+/// Who the buyer is: the JWT authorizer's `sub` (deployed default) or the body's `userId`
+/// (local development and load tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    Jwt,
+    Body,
+}
+
+/// How path parameters arrive: decoded (API Gateway) or percent-encoded (`cargo lambda watch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PathParams {
+    #[default]
+    Decoded,
+    PercentEncoded,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -13,7 +27,22 @@ pub struct Config {
     pub auth_mode: AuthMode,
     /// `DYNAMODB_ENDPOINT`: set only for local development against DynamoDB Local (loopback only).
     pub dynamodb_endpoint: Option<String>,
+    /// `PATH_PARAMETERS`: `decoded` (default, API Gateway) or `percent-encoded` (local emulator).
+    pub path_params: PathParams,
     pub tuning: Tuning,
+}
+
+impl Config {
+    /// A configuration for `table_name` with every other setting at its default.
+    pub fn for_table(table_name: impl Into<String>, auth_mode: AuthMode) -> Self {
+        Self {
+            table_name: table_name.into(),
+            auth_mode,
+            dynamodb_endpoint: None,
+            path_params: PathParams::Decoded,
+            tuning: Tuning::default(),
+        }
+    }
 }
 
 /// Knobs of the purchase path. Defaults suit a flash sale; tests shorten or disable the hints.
@@ -29,6 +58,9 @@ pub struct Tuning {
     /// Full-jitter backoff between conflict retries: random in `0..min(cap, base * 2^attempt)`.
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
+    /// `DEADLINE_MARGIN_MS`: a request answers 503 this long before the invocation's deadline
+    /// rather than let the invocation time out.
+    pub deadline_margin: Duration,
 }
 
 impl Default for Tuning {
@@ -39,6 +71,7 @@ impl Default for Tuning {
             conflict_retries: 3,
             backoff_base: Duration::from_millis(10),
             backoff_cap: Duration::from_millis(100),
+            deadline_margin: Duration::from_millis(500),
         }
     }
 }
@@ -63,7 +96,10 @@ impl Config {
             None | Some("jwt") => AuthMode::Jwt,
             Some("body") => AuthMode::Body,
             Some(other) => {
-                return Err(ConfigError { var: "AUTH_MODE", problem: format!("must be `jwt` or `body`, not `{other}`") });
+                return Err(ConfigError {
+                    var: "AUTH_MODE",
+                    problem: format!("must be `jwt` or `body`, not `{other}`"),
+                });
             }
         };
         let ms = |var: &'static str, default: Duration| -> Result<Duration, ConfigError> {
@@ -83,14 +119,26 @@ impl Config {
                 problem: format!("must be a number from 0 to 9, not `{v}`"),
             })?,
         };
+        let path_params = match get("PATH_PARAMETERS").as_deref() {
+            None | Some("decoded") => PathParams::Decoded,
+            Some("percent-encoded") => PathParams::PercentEncoded,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "PATH_PARAMETERS",
+                    problem: format!("must be `decoded` or `percent-encoded`, not `{other}`"),
+                });
+            }
+        };
         Ok(Self {
             table_name,
             auth_mode,
+            path_params,
             dynamodb_endpoint: get("DYNAMODB_ENDPOINT").filter(|e| !e.is_empty()),
             tuning: Tuning {
                 sale_cache: ms("SALE_CACHE_MS", d.sale_cache)?,
                 sold_out_hint: ms("SOLD_OUT_HINT_MS", d.sold_out_hint)?,
                 conflict_retries,
+                deadline_margin: ms("DEADLINE_MARGIN_MS", d.deadline_margin)?,
                 ..d
             },
         })
@@ -121,6 +169,9 @@ mod tests {
         assert_eq!(cfg(&[("TABLE_NAME", "t"), ("AUTH_MODE", "none")]).unwrap_err().var, "AUTH_MODE");
         assert_eq!(cfg(&[("TABLE_NAME", "t"), ("SOLD_OUT_HINT_MS", "1s")]).unwrap_err().var, "SOLD_OUT_HINT_MS");
         assert_eq!(cfg(&[("TABLE_NAME", "t"), ("CONFLICT_RETRIES", "50")]).unwrap_err().var, "CONFLICT_RETRIES");
+        assert_eq!(cfg(&[("TABLE_NAME", "t"), ("PATH_PARAMETERS", "raw")]).unwrap_err().var, "PATH_PARAMETERS");
+        let local = cfg(&[("TABLE_NAME", "t"), ("PATH_PARAMETERS", "percent-encoded")]).unwrap();
+        assert_eq!(local.path_params, PathParams::PercentEncoded);
         let c = cfg(&[("TABLE_NAME", "t"), ("AUTH_MODE", "body"), ("SOLD_OUT_HINT_MS", "0")]).unwrap();
         assert_eq!(c.auth_mode, AuthMode::Body);
         assert_eq!(c.tuning.sold_out_hint, Duration::ZERO);

@@ -1,30 +1,49 @@
-//! The Lambda runtime loop shared by the three function binaries.
+//! The one wiring point of a Lambda binary: cold start (logs, configuration, DynamoDB client,
+//! [`App`], metrics recorder), then the runtime loop that turns each invocation into an
+//! [`ApiRequest`] and flushes the invocation's metrics after the answer.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use lambda_http::{Body, Error, Request, RequestExt, Response, service_fn};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 use crate::App;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::http::{ApiEvent, ApiRequest, ApiResponse};
+use crate::store::Store;
 use crate::telemetry;
 
-/// Builds the [`App`] once (cold start), installs the EMF metrics recorder, then serves
-/// invocations with `handler`, flushing the invocation's metrics to stdout after each one.
+/// Longest time budget believed from the Runtime API (Lambda's own maximum is 15 minutes).
+const MAX_BUDGET: Duration = Duration::from_secs(15 * 60);
+
+/// Builds the [`App`] once, then serves invocations with `handler`. A missing or bad setting
+/// stops start-up with a message that names the variable.
 pub async fn run<F, Fut>(handler: F) -> Result<(), Error>
 where
-    F: Fn(&'static App, Request) -> Fut + Copy,
-    Fut: Future<Output = Response<Body>> + Send,
+    F: Fn(&'static App, ApiRequest) -> Fut + Copy,
+    Fut: Future<Output = ApiResponse> + Send,
 {
-    let app = App::from_env().await?;
+    telemetry::init();
+    let config = Config::from_env()?;
+    let client =
+        crate::aws::client_for(config.dynamodb_endpoint.as_deref()).map_err(|e| format!("configuration: {e}"))?;
+    let store = Store::new(client, config.table_name.clone());
+    // One App per container for its whole life.
+    let app: &'static App = Box::leak(Box::new(App::new(store, Arc::new(SystemClock), config)));
     let metrics = telemetry::metrics_builder().init()?;
     telemetry::describe_metrics();
-    lambda_http::run(service_fn(move |req: Request| {
-        let request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
-        let response = handler(app, req);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiEvent>| {
+        let (event, context) = event.into_parts();
+        let deadline = deadline_from(context.deadline, SystemClock.now_ms());
+        let request = ApiRequest { event, request_id: context.request_id, deadline };
+        let request_id = request.request_id.clone();
+        // Boxed: one allocation per invocation keeps the runtime's future type shallow.
+        let response = Box::pin(handler(app, request));
         async move {
             let response = response.await;
-            if let Some(id) = request_id {
-                metrics.set_property("requestId", id);
-            }
+            metrics.set_property("requestId", request_id);
             if let Err(e) = metrics.flush(std::io::stdout().lock()) {
                 tracing::warn!(error = %e, "could not write metrics");
             }
@@ -32,4 +51,26 @@ where
         }
     }))
     .await
+}
+
+/// The invocation's deadline (epoch milliseconds from the Runtime API) as an `Instant`; `None`
+/// when the runtime sent none that makes sense.
+fn deadline_from(deadline_ms: u64, now_ms: i64) -> Option<Instant> {
+    let left = i64::try_from(deadline_ms).ok()?.checked_sub(now_ms)?;
+    let left = Duration::from_millis(u64::try_from(left).ok()?);
+    (!left.is_zero() && left <= MAX_BUDGET).then(|| Instant::now() + left)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_is_believed_only_when_it_makes_sense() {
+        assert!(deadline_from(10_000, 1_000).is_some());
+        assert!(deadline_from(1_000, 1_000).is_none(), "already due");
+        assert!(deadline_from(500, 1_000).is_none(), "in the past");
+        assert!(deadline_from(0, 1_000).is_none(), "none sent");
+        assert!(deadline_from(u64::MAX, 1_000).is_none(), "nonsense");
+    }
 }

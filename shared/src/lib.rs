@@ -1,29 +1,36 @@
 //! The flash-sale domain shared by the `purchase`, `status` and `user-lookup` functions and the
 //! `flash-sale-admin` CLI.
 //!
-//! - [`sale`], [`ids`], [`purchase`], [`clock`]: pure rules (sale window and state, identifiers,
-//!   what a cancelled transaction means). No I/O.
-//! - [`store`]: the single DynamoDB table: items, the purchase transaction, admin operations.
-//! - [`app`]: the use cases (purchase, status, lookup) with their per-container hints.
-//! - [`http`]: API Gateway requests in, JSON / problem+json responses out; the one place where
-//!   errors become HTTP.
-//! - [`config`], [`aws`], [`telemetry`]: start-up wiring for the Lambda binaries.
+//! Layout, from the rules inward to the edges:
+//! - [`sale`], [`ids`], [`order`], [`clock`]: what a sale, an identifier and a purchase are; the
+//!   sale window. Pure.
+//! - `checkout`: the purchase use case (shard order, hints, conflict retries, refusals checked
+//!   against the buyer's record), as [`App::purchase`].
+//! - `app`: [`App`], what a function holds for its life, and the read use cases.
+//! - [`error`]: [`AppError`], what a use case answers besides success.
+//! - [`store`]: the DynamoDB table: items, the purchase transaction and the reading of its
+//!   cancellation reasons, operator actions. [`keys`] spells the key formats.
+//! - [`http`]: API Gateway events in, JSON and problem+json out; the only place that decides
+//!   HTTP statuses.
+//! - [`lambda`]: the one wiring point of a function binary. [`config`], [`aws`], [`telemetry`]:
+//!   what it wires.
 
-pub mod app;
+mod app;
 pub mod aws;
+mod checkout;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
-pub mod identity;
-pub mod lambda;
 pub mod ids;
 pub mod keys;
-pub mod purchase;
+pub mod lambda;
+pub mod order;
 pub mod sale;
 pub mod store;
 pub mod telemetry;
 pub mod time_fmt;
 
 pub use app::App;
-pub use error::ApiError;
+pub use checkout::PurchaseReport;
+pub use error::AppError;

@@ -129,7 +129,7 @@ impl Sale {
 /// The public view of a sale (`GET /sales/{saleId}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SaleStatus {
+pub struct SaleView {
     pub sale_id: String,
     pub name: String,
     pub price_cents: i64,
@@ -142,7 +142,7 @@ pub struct SaleStatus {
     pub server_time: String,
 }
 
-impl SaleStatus {
+impl SaleView {
     pub fn new(sale: &Sale, remaining: i64, now_ms: i64) -> Self {
         let remaining = remaining.max(0);
         Self {
@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn status_never_shows_negative_stock() {
-        let st = SaleStatus::new(&sale(), -1, 1_500);
+        let st = SaleView::new(&sale(), -1, 1_500);
         assert_eq!(st.remaining_stock, 0);
         assert_eq!(st.state, SaleState::SoldOut);
         assert_eq!(st.starts_at, "1970-01-01T00:00:01.000Z");

@@ -8,9 +8,7 @@ use std::time::Instant;
 
 use metrics::Unit;
 
-use lambda_http::{Request, RequestExt};
-
-use crate::error::ApiError;
+use crate::http::ApiRequest;
 
 /// JSON logs on stdout (CloudWatch Logs), level from `RUST_LOG` (default `info`).
 pub fn init() {
@@ -55,18 +53,6 @@ pub fn record_stock(sale_id: &str, remaining: i64) {
     metrics::gauge!("RemainingStock", "saleId" => sale_id.to_owned()).set(remaining as f64);
 }
 
-/// The purchase outcome as the dashboard counts it.
-pub fn purchase_outcome<T>(result: &Result<T, ApiError>) -> &'static str {
-    match result {
-        Ok(_) => "succeeded",
-        Err(ApiError::SoldOut) => "sold_out",
-        Err(ApiError::AlreadyPurchased(_)) => "already_purchased",
-        Err(ApiError::SaleNotStarted { .. } | ApiError::SaleEnded) => "not_active",
-        Err(e) if e.status() < 500 => "rejected",
-        Err(_) => "error",
-    }
-}
-
 /// Fields of the request's log line, filled in as the handler learns them.
 #[derive(Debug)]
 pub struct RequestLog {
@@ -81,11 +67,11 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    pub fn start(route: &'static str, req: &Request) -> Self {
+    pub fn start(route: &'static str, req: &ApiRequest) -> Self {
         Self {
             started: Instant::now(),
             route,
-            request_id: req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default(),
+            request_id: req.request_id.clone(),
             sale_id: None,
             user_id: None,
             shard: None,

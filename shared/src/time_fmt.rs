@@ -17,8 +17,7 @@ pub fn rfc3339_ms(epoch_ms: i64) -> String {
 
 /// Parses any RFC 3339 timestamp (any offset) into epoch milliseconds.
 pub fn parse_rfc3339_ms(text: &str) -> Result<i64, String> {
-    let t = OffsetDateTime::parse(text, &Rfc3339)
-        .map_err(|e| format!("`{text}` is not an RFC 3339 timestamp: {e}"))?;
+    let t = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| format!("`{text}` is not an RFC 3339 timestamp: {e}"))?;
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| format!("`{text}` is out of range"))
 }
 

@@ -10,12 +10,11 @@ use std::time::Duration;
 use base64::Engine;
 use flash_sale::App;
 use flash_sale::clock::{Clock, ManualClock, SystemClock};
-use flash_sale::config::Tuning;
-use flash_sale::identity::AuthMode;
+use flash_sale::config::{AuthMode, Config, Tuning};
+use flash_sale::http::{ApiEvent, ApiRequest, ApiResponse};
 use flash_sale::ids::SaleId;
 use flash_sale::sale::Sale;
 use flash_sale::store::{PurchaseRecord, Store};
-use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
 /// The DynamoDB Local endpoint; refuses anything that is not loopback.
@@ -52,16 +51,20 @@ pub fn tuning() -> Tuning {
 }
 
 pub fn app(store: &Store, clock: Arc<dyn Clock>, auth: AuthMode) -> App {
-    App::new(store.clone(), clock, auth, tuning())
+    app_with(store, clock, auth, tuning())
+}
+
+pub fn app_with(store: &Store, clock: Arc<dyn Clock>, auth: AuthMode, tuning: Tuning) -> App {
+    let mut config = Config::for_table(store.table(), auth);
+    config.tuning = tuning;
+    App::new(store.clone(), clock, config)
 }
 
 pub fn wall_app(store: &Store, auth: AuthMode) -> App {
     app(store, Arc::new(SystemClock), auth)
 }
 
-pub fn now_ms() -> i64 {
-    SystemClock.now_ms()
-}
+pub use flash_sale::clock::now_ms;
 
 pub fn sale(id: &str, stock: i64, shards: u32, starts_at_ms: i64, ends_at_ms: i64) -> Sale {
     Sale {
@@ -98,9 +101,15 @@ pub enum TestBody<'a> {
     Bytes(&'a [u8]),
 }
 
-/// An API Gateway HTTP API (payload 2.0) event as API Gateway would send it, turned into the
-/// `Request` the handlers get. `claims` stands for a verified JWT.
-pub fn request(method: &str, path: &str, params: &[(&str, &str)], body: TestBody<'_>, claims: Option<Value>) -> Request {
+/// An API Gateway HTTP API (payload 2.0) event as API Gateway would send it, as JSON.
+/// `claims` stands for a verified JWT.
+pub fn event_json(
+    method: &str,
+    path: &str,
+    params: &[(&str, &str)],
+    body: TestBody<'_>,
+    claims: Option<Value>,
+) -> Value {
     let mut event = json!({
         "version": "2.0",
         "routeKey": format!("{method} {path}"),
@@ -122,7 +131,8 @@ pub fn request(method: &str, path: &str, params: &[(&str, &str)], body: TestBody
         "isBase64Encoded": false
     });
     if !params.is_empty() {
-        event["pathParameters"] = params.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>().into();
+        event["pathParameters"] =
+            params.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>().into();
     }
     match body {
         TestBody::None => {}
@@ -135,10 +145,26 @@ pub fn request(method: &str, path: &str, params: &[(&str, &str)], body: TestBody
     if let Some(claims) = claims {
         event["requestContext"]["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
     }
-    lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway event")
+    event
 }
 
-pub fn purchase_request(sale: &str, body: &str) -> Request {
+/// An event as the function's runtime reads it: the JSON an invocation carries, parsed the same way.
+pub fn request_from(event: &Value) -> ApiRequest {
+    ApiRequest::new(serde_json::from_str::<ApiEvent>(&event.to_string()).expect("valid API Gateway event"))
+}
+
+/// The request the handlers get for this API Gateway event.
+pub fn request(
+    method: &str,
+    path: &str,
+    params: &[(&str, &str)],
+    body: TestBody<'_>,
+    claims: Option<Value>,
+) -> ApiRequest {
+    request_from(&event_json(method, path, params, body, claims))
+}
+
+pub fn purchase_request(sale: &str, body: &str) -> ApiRequest {
     request("POST", &format!("/sales/{sale}/purchases"), &[("saleId", sale)], TestBody::Text(body), None)
 }
 
@@ -147,13 +173,12 @@ pub fn user_body(user: &str) -> String {
 }
 
 /// Status and parsed JSON body of a response; checks the content type matches success/problem.
-pub fn read(resp: &Response<Body>) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+pub fn read(resp: &ApiResponse) -> (u16, Value) {
+    let status = resp.status_code;
+    let content_type = resp.header("content-type").unwrap_or_default();
     let expected = if status >= 400 { "application/problem+json" } else { "application/json" };
     assert_eq!(content_type, expected, "content type of a {status}");
-    let body: &[u8] = resp.body().as_ref();
-    let value: Value = serde_json::from_slice(body).expect("JSON body");
+    let value: Value = serde_json::from_str(&resp.body).expect("JSON body");
     if status >= 400 {
         assert_eq!(value["status"], json!(status), "problem status field");
         assert!(value["code"].is_string(), "problem has a code");

@@ -137,7 +137,8 @@ fn error_response(status: u16, kind: &str, extra: &str) -> Vec<u8> {
 async fn forward(upstream: SocketAddr, request: &RawRequest) -> Option<Vec<u8>> {
     let mut up = TcpStream::connect(upstream).await.ok()?;
     // Ask DynamoDB Local to close after answering, so the response ends at EOF.
-    let mut lines: Vec<&str> = request.head.trim_end().lines().filter(|l| !l.to_ascii_lowercase().starts_with("connection:")).collect();
+    let mut lines: Vec<&str> =
+        request.head.trim_end().lines().filter(|l| !l.to_ascii_lowercase().starts_with("connection:")).collect();
     lines.push("Connection: close");
     let head = lines.join("\r\n") + "\r\n\r\n";
     up.write_all(head.as_bytes()).await.ok()?;
@@ -179,7 +180,10 @@ async fn serve(
         };
         match reply {
             Some(bytes) if client.write_all(&bytes).await.is_ok() => {
-                if String::from_utf8_lossy(&bytes[..bytes.len().min(2048)]).to_ascii_lowercase().contains("connection: close") {
+                if String::from_utf8_lossy(&bytes[..bytes.len().min(2048)])
+                    .to_ascii_lowercase()
+                    .contains("connection: close")
+                {
                     return;
                 }
             }

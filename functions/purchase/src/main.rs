@@ -1,6 +1,6 @@
-//! `purchase` Lambda function: see `flash_sale::http::purchase`.
+//! `purchase` Lambda function: see `flash_sale::http::purchase_function`.
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_http::Error> {
-    flash_sale::lambda::run(flash_sale::http::purchase).await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    flash_sale::lambda::run(flash_sale::http::purchase_function).await
 }

@@ -1,6 +1,6 @@
-//! `status` Lambda function: see `flash_sale::http::status`.
+//! `status` Lambda function: see `flash_sale::http::status_function`.
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_http::Error> {
-    flash_sale::lambda::run(flash_sale::http::status).await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    flash_sale::lambda::run(flash_sale::http::status_function).await
 }

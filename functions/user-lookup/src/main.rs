@@ -1,6 +1,6 @@
-//! `user-lookup` Lambda function: see `flash_sale::http::user_lookup`.
+//! `user-lookup` Lambda function: see `flash_sale::http::user_lookup_function`.
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_http::Error> {
-    flash_sale::lambda::run(flash_sale::http::user_lookup).await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    flash_sale::lambda::run(flash_sale::http::user_lookup_function).await
 }

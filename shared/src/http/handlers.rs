@@ -1,115 +1,160 @@
 //! The three functions' handlers. Each never fails: every error becomes a problem response.
 
-use lambda_http::http::Method;
-use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
-use super::{NO_STORE, json, problem, purchase_body, require_method, sale_id, user_id_param};
+use super::event::{ApiRequest, ApiResponse};
+use super::problem::{self, HttpError};
+use super::{
+    NO_STORE, idempotency_key, identity, json, purchase_body, require_method, sale_id, user_id_param, within_deadline,
+};
 use crate::App;
-use crate::error::ApiError;
-use crate::identity;
+use crate::error::AppError;
 use crate::ids::{SaleId, UserId};
-use crate::telemetry::{RequestLog, purchase_outcome, record_purchase, record_stock};
+use crate::telemetry::{RequestLog, record_purchase, record_stock};
 
-/// Status may be cached for a second at the edge: a crowd polling a sale page costs the
-/// function one request per second per edge location, not one per shopper.
-const STATUS_CACHE: &str = "public, max-age=1";
+/// A sale's public view may be cached for a second at the edge: a crowd polling a sale page
+/// costs the function one request per second per edge location, not one per shopper.
+const SALE_VIEW_CACHE: &str = "public, max-age=1";
 
-fn finish(log: &RequestLog, result: Result<Response<Body>, ApiError>) -> Response<Body> {
+fn finish(log: &RequestLog, result: Result<ApiResponse, HttpError>) -> ApiResponse {
     match result {
         Ok(resp) => {
-            log.finish(resp.status().as_u16(), "ok");
+            log.finish(resp.status_code, "ok");
             resp
         }
         Err(err) => {
-            log.finish(err.status(), err.code());
+            log.finish(err.status_and_code().0, err.status_and_code().1);
             problem::render(&err)
         }
     }
 }
 
-/// Everything a purchase needs from the request, checked before any I/O.
-fn parse_purchase(app: &App, req: &Request) -> Result<(SaleId, UserId), ApiError> {
-    require_method(req, Method::POST, "POST")?;
-    let body = purchase_body(req)?;
-    let sale = sale_id(req)?;
-    let user = identity::purchaser(app.auth, req, body.user_id.as_deref())?;
-    Ok((sale, user))
+/// The purchase outcome as the dashboard counts it.
+fn purchase_outcome<T>(result: &Result<T, HttpError>) -> &'static str {
+    match result {
+        Ok(_) => "succeeded",
+        Err(HttpError::App(AppError::SoldOut)) => "sold_out",
+        Err(HttpError::App(AppError::AlreadyPurchased(_))) => "already_purchased",
+        Err(HttpError::App(AppError::SaleNotStarted { .. } | AppError::SaleEnded)) => "not_active",
+        Err(e) if e.status_and_code().0 < 500 => "rejected",
+        Err(_) => "error",
+    }
 }
 
-/// `POST /sales/{saleId}/purchases`
-pub async fn purchase(app: &App, req: Request) -> Response<Body> {
+/// Everything a purchase needs from the request, checked before any I/O.
+fn parse_purchase(app: &App, req: &ApiRequest) -> Result<(SaleId, UserId, Option<String>), HttpError> {
+    require_method(req, "POST")?;
+    let body = purchase_body(req)?;
+    let sale = sale_id(req, app.config.path_params)?;
+    let user = identity::purchaser(app.config.auth_mode, req, body.user_id.as_deref())?;
+    let key = idempotency_key(req)?;
+    Ok((sale, user, key))
+}
+
+/// The `purchase` function: `POST /sales/{saleId}/purchases`.
+pub async fn purchase_function(app: &App, req: ApiRequest) -> ApiResponse {
     let mut log = RequestLog::start("purchase", &req);
     let result = match parse_purchase(app, &req) {
         Err(err) => Err(err),
-        Ok((sale, user)) => {
+        Ok((sale, user, key)) => {
             log.sale_id = Some(sale.to_string());
             log.user_id = Some(user.to_string());
-            let report = app.purchase(&sale, &user).await;
-            log.shard = report.shard;
-            log.retries = report.retries;
-            log.transactions = report.transactions;
-            report.result
+            let work = async {
+                let report = app.purchase(&sale, &user, key.as_deref()).await;
+                log.shard = report.shard;
+                log.retries = report.retries;
+                log.transactions = report.transactions;
+                report.result.map_err(HttpError::from)
+            };
+            within_deadline(&req, app.tuning().deadline_margin, work).await
         }
     };
     let outcome = purchase_outcome(&result);
     let (status, resp) = match &result {
         Ok(p) => (201, json(201, p, NO_STORE)),
-        Err(err) => (err.status(), problem::render(err)),
+        Err(err) => (err.status_and_code().0, problem::render(err)),
     };
     log.finish(status, outcome);
     record_purchase(outcome, log.latency_ms(), log.retries);
     resp
 }
 
-/// `GET /sales`, `GET /sales/{saleId}` and `GET /health`.
-pub async fn status(app: &App, req: Request) -> Response<Body> {
-    let path = req.uri().path().trim_end_matches('/').to_owned();
-    let has_sale = super::path_param(&req, "saleId").is_some();
-    if !has_sale && path.ends_with("/health") {
-        let log = RequestLog::start("health", &req);
-        let result = async {
-            require_method(&req, Method::GET, "GET")?;
-            app.healthy().await?;
-            Ok(json(200, &json!({"status": "ok"}), NO_STORE))
-        };
-        return finish(&log, result.await);
-    }
-    if !has_sale && path.ends_with("/sales") {
-        let log = RequestLog::start("list_sales", &req);
-        let result = async {
-            require_method(&req, Method::GET, "GET")?;
-            let sales = app.list().await?;
-            Ok(json(200, &json!({ "sales": sales }), STATUS_CACHE))
-        };
-        return finish(&log, result.await);
-    }
-    let mut log = RequestLog::start("sale_status", &req);
-    let result = async {
-        require_method(&req, Method::GET, "GET")?;
-        let sale = sale_id(&req)?;
-        log.sale_id = Some(sale.to_string());
-        let status = app.status(&sale).await?;
-        record_stock(sale.as_str(), status.remaining_stock);
-        Ok(json(200, &status, STATUS_CACHE))
-    }
-    .await;
-    finish(&log, result)
+/// Which of the status function's routes a request is for.
+enum StatusRoute {
+    Health,
+    ListSales,
+    Sale,
 }
 
-/// `GET /sales/{saleId}/purchases/{userId}`
-pub async fn user_lookup(app: &App, req: Request) -> Response<Body> {
+fn status_route(req: &ApiRequest) -> Result<StatusRoute, HttpError> {
+    if req.path_param("saleId").is_some() {
+        return Ok(StatusRoute::Sale);
+    }
+    let path = req.path().trim_end_matches('/');
+    if path.ends_with("/health") {
+        Ok(StatusRoute::Health)
+    } else if path.ends_with("/sales") {
+        Ok(StatusRoute::ListSales)
+    } else {
+        Err(HttpError::NotFound)
+    }
+}
+
+/// The `status` function: `GET /sales`, `GET /sales/{saleId}` and `GET /health`.
+pub async fn status_function(app: &App, req: ApiRequest) -> ApiResponse {
+    let margin = app.tuning().deadline_margin;
+    let route = match status_route(&req) {
+        Ok(route) => route,
+        Err(err) => return finish(&RequestLog::start("status", &req), Err(err)),
+    };
+    match route {
+        StatusRoute::Health => {
+            let log = RequestLog::start("health", &req);
+            let work = async {
+                require_method(&req, "GET")?;
+                app.healthy().await?;
+                Ok(json(200, &json!({"status": "ok"}), NO_STORE))
+            };
+            finish(&log, within_deadline(&req, margin, work).await)
+        }
+        StatusRoute::ListSales => {
+            let log = RequestLog::start("list_sales", &req);
+            let work = async {
+                require_method(&req, "GET")?;
+                let sales = app.list().await?;
+                Ok(json(200, &json!({ "sales": sales }), SALE_VIEW_CACHE))
+            };
+            finish(&log, within_deadline(&req, margin, work).await)
+        }
+        StatusRoute::Sale => {
+            let mut log = RequestLog::start("sale_view", &req);
+            let work = async {
+                require_method(&req, "GET")?;
+                let sale = sale_id(&req, app.config.path_params)?;
+                log.sale_id = Some(sale.to_string());
+                let view = app.sale_view(&sale).await?;
+                record_stock(sale.as_str(), view.remaining_stock);
+                Ok(json(200, &view, SALE_VIEW_CACHE))
+            };
+            let result = within_deadline(&req, margin, work).await;
+            finish(&log, result)
+        }
+    }
+}
+
+/// The `user-lookup` function: `GET /sales/{saleId}/purchases/{userId}`.
+pub async fn user_lookup_function(app: &App, req: ApiRequest) -> ApiResponse {
     let mut log = RequestLog::start("user_lookup", &req);
-    let result = async {
-        require_method(&req, Method::GET, "GET")?;
-        let sale = sale_id(&req)?;
-        let user = user_id_param(&req)?;
+    let work = async {
+        require_method(&req, "GET")?;
+        let sale = sale_id(&req, app.config.path_params)?;
+        let user = user_id_param(&req, app.config.path_params)?;
         log.sale_id = Some(sale.to_string());
         log.user_id = Some(user.to_string());
-        identity::may_view(app.auth, &req, &user)?;
+        identity::may_view(app.config.auth_mode, &req, &user)?;
         let purchase = app.lookup(&sale, &user).await?;
         Ok(json(200, &purchase, NO_STORE))
-    }
-    .await;
+    };
+    let result = within_deadline(&req, app.tuning().deadline_margin, work).await;
     finish(&log, result)
 }

@@ -1,61 +1,106 @@
 //! API Gateway (HTTP API, payload 2.0) in, JSON out. Handlers read as parse → decide → render;
-//! every failure goes through [`problem::render`].
+//! every failure is an [`HttpError`] and goes through [`problem::render`], the one place that
+//! decides status codes.
 
-pub mod handlers;
-pub mod problem;
+mod event;
+mod handlers;
+mod identity;
+mod problem;
 
-use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
-use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, RequestExt, Response};
+use std::future::Future;
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+pub use event::{ApiEvent, ApiRequest, ApiResponse};
+pub use handlers::{purchase_function, status_function, user_lookup_function};
+pub use problem::{CODES, HttpError, RETRY_AFTER_SECS};
+
+use crate::config::PathParams;
+use crate::error::AppError;
 use crate::ids::{SaleId, UserId};
 
 /// Largest request body accepted (413 above it).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-pub use handlers::{purchase, status, user_lookup};
-
-/// A JSON response with the given status and cache policy.
-pub(crate) fn json<T: Serialize>(status: u16, value: &T, cache: &'static str) -> Response<Body> {
-    match serde_json::to_string(value) {
-        Ok(text) => response(status, "application/json", cache, text),
-        Err(_) => problem::render(&ApiError::Internal),
-    }
-}
-
-pub(crate) fn response(status: u16, content_type: &'static str, cache: &'static str, body: String) -> Response<Body> {
-    let mut resp = Response::new(Body::Text(body));
-    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let headers = resp.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
-    resp
-}
+/// Longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 pub(crate) const NO_STORE: &str = "no-store";
 
-pub(crate) fn require_method(req: &Request, allowed: Method, allow: &'static str) -> Result<(), ApiError> {
-    if req.method() == allowed || (allowed == Method::GET && req.method() == Method::HEAD) {
-        Ok(())
-    } else {
-        Err(ApiError::MethodNotAllowed { allow })
+/// A JSON response with the given status and cache policy.
+pub(crate) fn json<T: Serialize>(status: u16, value: &T, cache: &'static str) -> ApiResponse {
+    match serde_json::to_string(value) {
+        Ok(text) => ApiResponse::new(status, "application/json", cache, text),
+        Err(_) => problem::render(&AppError::Internal.into()),
     }
 }
 
-pub(crate) fn path_param<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
-    req.path_parameters_ref().and_then(|p| p.first(name))
+/// Runs `work` until `deadline` minus `margin`; past that the answer is 503, never a timeout.
+/// Whatever `work` had sent to DynamoDB may still commit: the 503 says "retry", and a retry
+/// finds it (`already_purchased`, or the purchase itself with the same `Idempotency-Key`).
+pub(crate) async fn within_deadline<T>(
+    req: &ApiRequest,
+    margin: Duration,
+    work: impl Future<Output = Result<T, HttpError>>,
+) -> Result<T, HttpError> {
+    let Some(deadline) = req.deadline else {
+        return work.await;
+    };
+    let stop = deadline.checked_sub(margin).unwrap_or(deadline);
+    match tokio::time::timeout_at(stop.into(), work).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(requestId = %req.request_id, "time budget ran out");
+            Err(AppError::Busy.into())
+        }
+    }
 }
 
-pub(crate) fn sale_id(req: &Request) -> Result<SaleId, ApiError> {
-    let raw = path_param(req, "saleId").ok_or(ApiError::NotFound)?;
-    SaleId::parse(raw).map_err(|e| ApiError::invalid(e.to_string()))
+pub(crate) fn require_method(req: &ApiRequest, allowed: &str) -> Result<(), HttpError> {
+    let method = req.method();
+    if method.eq_ignore_ascii_case(allowed) || (allowed == "GET" && method.eq_ignore_ascii_case("HEAD")) {
+        Ok(())
+    } else {
+        Err(HttpError::MethodNotAllowed { allow: if allowed == "GET" { "GET" } else { "POST" } })
+    }
 }
 
-pub(crate) fn user_id_param(req: &Request) -> Result<UserId, ApiError> {
-    let raw = path_param(req, "userId").ok_or(ApiError::NotFound)?;
-    UserId::parse(raw).map_err(|e| ApiError::invalid(e.to_string()))
+/// A path parameter as the client meant it. API Gateway decodes path parameters; the local
+/// emulator passes them percent-encoded ([`PathParams`]).
+fn path_param(req: &ApiRequest, mode: PathParams, name: &str) -> Result<String, HttpError> {
+    let raw = req.path_param(name).ok_or(HttpError::NotFound)?;
+    match mode {
+        PathParams::Decoded => Ok(raw.to_owned()),
+        PathParams::PercentEncoded => percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map(|s| s.into_owned())
+            .map_err(|_| HttpError::invalid(format!("{name} is not UTF-8 once percent-decoded"))),
+    }
+}
+
+pub(crate) fn sale_id(req: &ApiRequest, mode: PathParams) -> Result<SaleId, HttpError> {
+    SaleId::parse(&path_param(req, mode, "saleId")?).map_err(|e| HttpError::invalid(e.to_string()))
+}
+
+pub(crate) fn user_id_param(req: &ApiRequest, mode: PathParams) -> Result<UserId, HttpError> {
+    UserId::parse(&path_param(req, mode, "userId")?).map_err(|e| HttpError::invalid(e.to_string()))
+}
+
+/// The request's `Idempotency-Key` (IETF httpapi draft): 1–255 visible ASCII characters, sent
+/// bare or as a structured-field string in double quotes.
+pub(crate) fn idempotency_key(req: &ApiRequest) -> Result<Option<String>, HttpError> {
+    let Some(raw) = req.header("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw.trim();
+    let key = key.strip_prefix('"').and_then(|k| k.strip_suffix('"')).unwrap_or(key);
+    let ok = !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY && key.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(Some(key.to_owned()))
+    } else {
+        Err(HttpError::invalid("Idempotency-Key must be 1 to 255 visible ASCII characters"))
+    }
 }
 
 /// The purchase request body. Unknown fields are refused so that typos surface.
@@ -68,21 +113,20 @@ pub(crate) struct PurchaseBody {
 /// Parses the purchase body: empty is allowed (JWT mode needs none), anything else must be a JSON
 /// object no larger than [`MAX_BODY_BYTES`]. The Content-Type is not trusted either way:
 /// `curl -d` sends form encoding for JSON text.
-pub(crate) fn purchase_body(req: &Request) -> Result<PurchaseBody, ApiError> {
-    let bytes: &[u8] = req.body().as_ref();
+pub(crate) fn purchase_body(req: &ApiRequest) -> Result<PurchaseBody, HttpError> {
+    let bytes = req.body_bytes().ok_or_else(|| HttpError::invalid("the body is marked base64 but is not"))?;
     if bytes.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+        return Err(HttpError::PayloadTooLarge { limit: MAX_BODY_BYTES });
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(PurchaseBody::default());
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| ApiError::invalid("the body is not UTF-8 text"))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| HttpError::invalid("the body is not UTF-8 text"))?;
     // serde would also read a struct from an array; only an object is a purchase body.
     if !text.trim_start().starts_with('{') {
-        return Err(ApiError::invalid("the body must be a JSON object such as {\"userId\": \"alice\"}"));
+        return Err(HttpError::invalid("the body must be a JSON object such as {\"userId\": \"alice\"}"));
     }
     // Straight into the struct: a duplicate `userId` key is refused rather than resolved.
-    serde_json::from_str(text).map_err(|e| {
-        ApiError::invalid(format!("the body must be a JSON object {{\"userId\": string}}: {e}"))
-    })
+    serde_json::from_str(text)
+        .map_err(|e| HttpError::invalid(format!("the body must be a JSON object {{\"userId\": string}}: {e}")))
 }

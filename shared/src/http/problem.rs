@@ -1,39 +1,155 @@
-//! The one mapping from [`ApiError`] to HTTP: RFC 9457 problem+json with a stable `code`.
-//! Details never carry internals; those go to the log.
+//! The one mapping from errors to HTTP: status, RFC 9457 problem+json with a stable `code`, and
+//! the headers that go with it. Details never carry internals; those go to the log.
 
-use lambda_http::http::header::{ALLOW, HeaderValue, RETRY_AFTER};
-use lambda_http::http::StatusCode;
-use lambda_http::{Body, Response};
 use serde_json::json;
 
-use super::{NO_STORE, response};
-use crate::error::ApiError;
+use super::NO_STORE;
+use super::event::ApiResponse;
+use crate::error::AppError;
+use crate::time_fmt::rfc3339_ms;
 
-pub fn render(err: &ApiError) -> Response<Body> {
-    let status = err.status();
-    let title = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error");
+/// Seconds a client should wait before retrying a 503.
+pub const RETRY_AFTER_SECS: u32 = 1;
+
+/// Why a request is not answered with success: a use case's refusal, or something about the
+/// request itself that no use case saw.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("a verified identity is required")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("no route for this path")]
+    NotFound,
+    #[error("method not allowed; use {allow}")]
+    MethodNotAllowed { allow: &'static str },
+}
+
+impl HttpError {
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::InvalidRequest(detail.into())
+    }
+
+    /// HTTP status and the problem's stable `code`.
+    pub fn status_and_code(&self) -> (u16, &'static str) {
+        match self {
+            Self::InvalidRequest(_) => (400, "invalid_request"),
+            Self::Unauthorized => (401, "unauthorized"),
+            Self::Forbidden(_) => (403, "forbidden"),
+            Self::NotFound => (404, "not_found"),
+            Self::MethodNotAllowed { .. } => (405, "method_not_allowed"),
+            Self::PayloadTooLarge { .. } => (413, "payload_too_large"),
+            Self::App(e) => match e {
+                AppError::SaleNotStarted { .. } => (403, "sale_not_started"),
+                AppError::SaleEnded => (403, "sale_ended"),
+                AppError::SaleNotFound => (404, "sale_not_found"),
+                AppError::PurchaseNotFound => (404, "purchase_not_found"),
+                AppError::SoldOut => (409, "sold_out"),
+                AppError::AlreadyPurchased(_) => (409, "already_purchased"),
+                AppError::Internal => (500, "internal_error"),
+                AppError::Busy => (503, "temporarily_unavailable"),
+            },
+        }
+    }
+}
+
+/// Every problem `code` the API can answer, with its status (the OpenAPI document lists the same).
+pub const CODES: &[(u16, &str)] = &[
+    (400, "invalid_request"),
+    (401, "unauthorized"),
+    (403, "forbidden"),
+    (403, "sale_not_started"),
+    (403, "sale_ended"),
+    (404, "not_found"),
+    (404, "sale_not_found"),
+    (404, "purchase_not_found"),
+    (405, "method_not_allowed"),
+    (409, "already_purchased"),
+    (409, "sold_out"),
+    (413, "payload_too_large"),
+    (500, "internal_error"),
+    (503, "temporarily_unavailable"),
+];
+
+pub fn render(err: &HttpError) -> ApiResponse {
+    let (status, code) = err.status_and_code();
+    let title = match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        413 => "Payload Too Large",
+        503 => "Service Unavailable",
+        _ => "Internal Server Error",
+    };
     let mut body = json!({
         "type": "about:blank",
         "title": title,
         "status": status,
-        "code": err.code(),
+        "code": code,
         "detail": err.to_string(),
     });
     match err {
-        ApiError::AlreadyPurchased(p) => body["purchase"] = json!(p),
-        ApiError::SaleNotStarted { starts_at } => body["startsAt"] = json!(starts_at),
-        ApiError::Unavailable { retry_after_secs } => body["retryAfterSeconds"] = json!(retry_after_secs),
+        HttpError::App(AppError::AlreadyPurchased(p)) => body["purchase"] = json!(p),
+        HttpError::App(AppError::SaleNotStarted { starts_at_ms }) => {
+            body["startsAt"] = json!(rfc3339_ms(*starts_at_ms))
+        }
+        HttpError::App(AppError::Busy) => body["retryAfterSeconds"] = json!(RETRY_AFTER_SECS),
         _ => {}
     }
-    let mut resp = response(status, "application/problem+json", NO_STORE, body.to_string());
+    let mut resp = ApiResponse::new(status, "application/problem+json", NO_STORE, body.to_string());
     match err {
-        ApiError::Unavailable { retry_after_secs } => {
-            resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        HttpError::App(AppError::Busy) => {
+            resp.headers.insert("retry-after", RETRY_AFTER_SECS.to_string());
         }
-        ApiError::MethodNotAllowed { allow } => {
-            resp.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+        HttpError::MethodNotAllowed { allow } => {
+            resp.headers.insert("allow", (*allow).to_owned());
         }
         _ => {}
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_list_every_variant_once_with_its_status() {
+        let samples = [
+            HttpError::invalid("x"),
+            HttpError::Unauthorized,
+            HttpError::Forbidden("x".into()),
+            HttpError::NotFound,
+            HttpError::MethodNotAllowed { allow: "GET" },
+            HttpError::PayloadTooLarge { limit: 1 },
+            AppError::SaleNotStarted { starts_at_ms: 0 }.into(),
+            AppError::SaleEnded.into(),
+            AppError::SaleNotFound.into(),
+            AppError::PurchaseNotFound.into(),
+            AppError::SoldOut.into(),
+            AppError::Internal.into(),
+            AppError::Busy.into(),
+        ];
+        for e in &samples {
+            assert!(CODES.contains(&e.status_and_code()), "{e:?} missing from CODES");
+        }
+        assert_eq!(samples.len() + 1, CODES.len(), "already_purchased is the one sample left out");
+    }
+
+    #[test]
+    fn busy_carries_retry_after_and_405_carries_allow() {
+        let busy = render(&AppError::Busy.into());
+        assert_eq!((busy.status_code, busy.header("retry-after")), (503, Some("1")));
+        let wrong = render(&HttpError::MethodNotAllowed { allow: "POST" });
+        assert_eq!((wrong.status_code, wrong.header("allow")), (405, Some("POST")));
+    }
 }

@@ -1,13 +1,14 @@
 //! Operator actions: table creation, sale creation, listing, buyers, reset. Not on the purchase
 //! path; they may scan.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem, Update,
 };
 
 use super::items::{SALE_ENTITY, SaleItem, ShardItem, item_of};
@@ -25,8 +26,12 @@ fn build_err(e: impl std::fmt::Display) -> StoreError {
 impl Store {
     /// Creates the table with its sales index (on-demand billing). Returns `false` if it exists.
     pub async fn create_table(&self) -> Result<bool, StoreError> {
-        let attr = |name: &str, t: ScalarAttributeType| AttributeDefinition::builder().attribute_name(name).attribute_type(t).build().map_err(build_err);
-        let key_el = |name: &str, t: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(t).build().map_err(build_err);
+        let attr = |name: &str, t: ScalarAttributeType| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(t).build().map_err(build_err)
+        };
+        let key_el = |name: &str, t: KeyType| {
+            KeySchemaElement::builder().attribute_name(name).key_type(t).build().map_err(build_err)
+        };
         let index = GlobalSecondaryIndex::builder()
             .index_name(SALES_INDEX)
             .key_schema(key_el("entity", KeyType::Hash)?)
@@ -79,7 +84,12 @@ impl Store {
         for (n, stock) in (0u32..).zip(sale.shard_stock()) {
             items.push(put(item_of(&ShardItem::new(sale, n, stock))?)?);
         }
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        // An explicit token: if the SDK retries a call whose commit it did not hear about, the
+        // replay succeeds instead of reporting the sale it just created as existing.
+        let token = ulid::Ulid::new().to_string();
+        let sent =
+            self.client.transact_write_items().set_transact_items(Some(items)).client_request_token(token).send().await;
+        match sent {
             Ok(_) => Ok(()),
             Err(e) => match e.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(c))
@@ -146,42 +156,69 @@ impl Store {
         Ok(found)
     }
 
-    /// Restores every shard to its initial stock and deletes every purchase of the sale.
-    /// Returns how many purchases were deleted. Run it only while the sale takes no traffic.
+    /// Gives every purchase of the sale back to the shard it came from and deletes it: per shard,
+    /// one transaction adds the count back to the shard and deletes those records (each only if it
+    /// still holds the same order). Stock + purchases = total therefore holds at every moment,
+    /// also while purchases keep arriving; a purchase that commits during the reset is simply
+    /// kept. Rescans until a scan finds none, at most `RESET_ROUNDS` times. Returns how many
+    /// purchases were given back.
     pub async fn reset_sale(&self, sale: &Sale) -> Result<usize, StoreError> {
-        let purchases = self.purchases_of(&sale.id).await?;
-        for chunk in purchases.chunks(25) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|p| {
-                    let delete = DeleteRequest::builder().set_key(Some(key(p.pk.clone(), PURCHASE_SK))).build().map_err(build_err)?;
-                    Ok(WriteRequest::builder().delete_request(delete).build())
-                })
-                .collect::<Result<_, StoreError>>()?;
-            for round in 0..8u32 {
-                if requests.is_empty() {
-                    break;
-                }
-                if round > 0 {
-                    tokio::time::sleep(Duration::from_millis(20 << round)).await;
-                }
-                let out = self.client.batch_write_item().request_items(&self.table, requests).send().await?;
-                requests = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
+        let mut returned = 0;
+        for _ in 0..RESET_ROUNDS {
+            let purchases = self.purchases_of(&sale.id).await?;
+            if purchases.is_empty() {
+                break;
             }
-            if !requests.is_empty() {
-                return Err(StoreError::Throttled("BatchWriteItem left deletes unprocessed".into()));
+            let mut by_shard: BTreeMap<u32, Vec<&PurchaseRecord>> = BTreeMap::new();
+            for p in &purchases {
+                by_shard.entry(p.shard).or_default().push(p);
+            }
+            for (shard, records) in by_shard {
+                // One transaction holds at most 100 items: the shard and 99 records.
+                for chunk in records.chunks(99) {
+                    if self.give_back(sale, shard, chunk).await? {
+                        returned += chunk.len();
+                    }
+                }
             }
         }
-        for n in 0..sale.shards {
-            self.client
-                .update_item()
+        Ok(returned)
+    }
+
+    /// One transaction: shard `shard` + `records.len()`, and the records deleted. `false` when
+    /// DynamoDB cancelled it (a record changed meanwhile; the next scan sees the truth).
+    async fn give_back(&self, sale: &Sale, shard: u32, records: &[&PurchaseRecord]) -> Result<bool, StoreError> {
+        let count = i64::try_from(records.len()).unwrap_or(i64::MAX);
+        let add = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(shard_pk(&sale.id, shard), SHARD_SK)))
+            .update_expression("SET remaining = remaining + :n")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":n", AttributeValue::N(count.to_string()))
+            .build()
+            .map_err(build_err)?;
+        let mut items = vec![TransactWriteItem::builder().update(add).build()];
+        for p in records {
+            let delete = Delete::builder()
                 .table_name(&self.table)
-                .set_key(Some(key(shard_pk(&sale.id, n), SHARD_SK)))
-                .update_expression("SET remaining = initial")
-                .condition_expression("attribute_exists(pk)")
-                .send()
-                .await?;
+                .set_key(Some(key(p.pk.clone(), PURCHASE_SK)))
+                .condition_expression("orderId = :order")
+                .expression_attribute_values(":order", AttributeValue::S(p.order_id.clone()))
+                .build()
+                .map_err(build_err)?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
         }
-        Ok(purchases.len())
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(e.as_service_error(), Some(TransactWriteItemsError::TransactionCanceledException(_))) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
+
+/// Scans a reset makes at most before it reports what it gave back.
+const RESET_ROUNDS: usize = 10;

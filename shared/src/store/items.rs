@@ -9,7 +9,7 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 
 use super::{PURCHASE_SK, SALE_SK, SHARD_SK, StoreError, purchase_pk, sale_pk, shard_pk};
 use crate::ids::{SaleId, UserId};
-use crate::purchase::{Purchase, ShardSnapshot};
+use crate::order::Purchase;
 use crate::sale::Sale;
 use crate::time_fmt::rfc3339_ms;
 
@@ -64,6 +64,10 @@ pub struct PurchaseRecord {
     pub purchased_at: i64,
     /// The shard the item came from.
     pub shard: u32,
+    /// The `Idempotency-Key` the buying request carried, if any: a retry with the same key is
+    /// answered with this purchase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 impl SaleItem {
@@ -89,7 +93,8 @@ impl SaleItem {
     }
 
     pub fn into_sale(self) -> Result<Sale, StoreError> {
-        let id = SaleId::parse(&self.sale_id).map_err(|e| StoreError::Corrupt(format!("sale item {}: {e}", self.pk)))?;
+        let id =
+            SaleId::parse(&self.sale_id).map_err(|e| StoreError::Corrupt(format!("sale item {}: {e}", self.pk)))?;
         Ok(Sale {
             id,
             name: self.name,
@@ -120,14 +125,17 @@ impl ShardItem {
     pub fn from_item(item: Item) -> Result<Self, StoreError> {
         Ok(from_item(item)?)
     }
-
-    pub fn snapshot(&self) -> ShardSnapshot {
-        ShardSnapshot { remaining: self.remaining, starts_at_ms: self.starts_at, ends_at_ms: self.ends_at }
-    }
 }
 
 impl PurchaseRecord {
-    pub fn new(sale: &SaleId, user: &UserId, order_id: String, purchased_at: i64, shard: u32) -> Self {
+    pub fn new(
+        sale: &SaleId,
+        user: &UserId,
+        order_id: String,
+        purchased_at: i64,
+        shard: u32,
+        idempotency_key: Option<String>,
+    ) -> Self {
         Self {
             pk: purchase_pk(sale, user),
             sk: PURCHASE_SK.into(),
@@ -136,6 +144,7 @@ impl PurchaseRecord {
             order_id,
             purchased_at,
             shard,
+            idempotency_key,
         }
     }
 

@@ -1,10 +1,4 @@
-//! The single DynamoDB table.
-//!
-//! | item        | pk                          | sk         |
-//! |-------------|-----------------------------|------------|
-//! | sale        | `SALE#{id}`                 | `META`     |
-//! | stock shard | `SALE#{id}#STOCK#{n}`       | `STOCK`    |
-//! | purchase    | `SALE#{id}#USER#{userId}`   | `PURCHASE` |
+//! The single DynamoDB table (key formats in [`crate::keys`]).
 //!
 //! Stock shards have partition keys of their own so that N shards spread the purchase writes over
 //! N partitions. Sale items alone carry `entity = "SALE"`, the key of the sparse `sales` index that
@@ -12,7 +6,7 @@
 
 mod admin;
 mod items;
-mod purchase;
+mod purchase_tx;
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -24,7 +18,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 pub use admin::SALES_INDEX;
 pub use items::PurchaseRecord;
-pub use purchase::TxOutcome;
+#[cfg(feature = "test-util")]
+pub use purchase_tx::Attempt;
+#[cfg(not(feature = "test-util"))]
+pub(crate) use purchase_tx::Attempt;
 
 use crate::ids::{SaleId, UserId};
 use crate::sale::{Sale, SaleRuleError};
@@ -47,12 +44,8 @@ pub enum StoreError {
     Rule(#[from] SaleRuleError),
 }
 
-const THROTTLE_CODES: &[&str] = &[
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "Throttling",
-];
+const THROTTLE_CODES: &[&str] =
+    &["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "Throttling"];
 
 impl<E, R> From<SdkError<E, R>> for StoreError
 where
@@ -115,8 +108,10 @@ impl Store {
 
     /// The sale's configuration (eventually consistent read; it never changes after creation).
     pub async fn get_sale(&self, id: &SaleId) -> Result<Option<Sale>, StoreError> {
-        let out = self.client.get_item().table_name(&self.table).set_key(Some(key(sale_pk(id), SALE_SK))).send().await?;
-        out.item.map(|i| SaleItem::from_item(i)?.into_sale()).transpose()
+        let out =
+            self.client.get_item().table_name(&self.table).set_key(Some(key(sale_pk(id), SALE_SK))).send().await?;
+        let read = |i| SaleItem::from_item(i)?.into_sale();
+        out.item.map(read).transpose().map_err(|e| StoreError::Corrupt(format!("{}: {e}", sale_pk(id))))
     }
 
     /// The remaining stock of every shard of each sale (indexed like `sales`, then by shard),
@@ -127,7 +122,8 @@ impl Store {
         let mut remaining: Vec<Vec<i64>> = sales.iter().map(|s| vec![0; s.shards as usize]).collect();
         let position: HashMap<&str, usize> = sales.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
         for item in self.batch_get(keys).await? {
-            let shard = ShardItem::from_item(item)?;
+            let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let shard = ShardItem::from_item(item).map_err(|e| StoreError::Corrupt(format!("{pk}: {e}")))?;
             let slot = position.get(shard.sale_id.as_str()).and_then(|&i| remaining[i].get_mut(shard.shard as usize));
             if let Some(slot) = slot {
                 *slot = shard.remaining;
@@ -144,7 +140,12 @@ impl Store {
         let mut found = Vec::new();
         while !keys.is_empty() {
             let chunk: Vec<_> = keys.drain(..keys.len().min(100)).collect();
-            let mut pending = Some(KeysAndAttributes::builder().set_keys(Some(chunk)).build().map_err(|e| StoreError::Unavailable(e.to_string()))?);
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk))
+                    .build()
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+            );
             let mut round = 0u32;
             while let Some(request) = pending.take() {
                 if round == 5 {
@@ -174,7 +175,8 @@ impl Store {
             .consistent_read(true)
             .send()
             .await?;
-        Ok(out.item.map(PurchaseRecord::from_item).transpose()?)
+        let pk = purchase_pk(sale, user);
+        out.item.map(PurchaseRecord::from_item).transpose().map_err(|e| StoreError::Corrupt(format!("{pk}: {e}")))
     }
 
     /// One cheap read (an absent key) that proves the table answers.

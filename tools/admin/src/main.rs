@@ -4,13 +4,13 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use flash_sale::aws;
+use flash_sale::clock::now_ms;
 use flash_sale::ids::SaleId;
-use flash_sale::sale::{Sale, SaleStatus};
+use flash_sale::sale::{Sale, SaleView};
 use flash_sale::store::{Store, StoreError};
 use flash_sale::time_fmt::{parse_rfc3339_ms, rfc3339_ms};
 use serde_json::json;
@@ -84,10 +84,6 @@ enum Format {
     Csv,
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 fn sale_id(raw: &str) -> Result<SaleId> {
     SaleId::parse(raw).with_context(|| format!("--sale-id `{raw}`"))
 }
@@ -134,7 +130,7 @@ async fn run(cli: Cli) -> Result<()> {
                 Err(StoreError::SaleExists(id)) => bail!("sale `{id}` already exists; nothing was changed"),
                 Err(e) => return Err(e.into()),
             }
-            writeln!(out, "{}", json!(SaleStatus::new(&sale, sale.total_stock, now_ms())))?;
+            writeln!(out, "{}", json!(SaleView::new(&sale, sale.total_stock, now_ms())))?;
         }
         Command::ListSales => {
             let sales = store.list_sales().await?;
@@ -142,14 +138,14 @@ async fn run(cli: Cli) -> Result<()> {
             let stock = store.shard_stock(&refs).await?;
             for (sale, shards) in sales.iter().zip(stock) {
                 let remaining = shards.iter().map(|r| (*r).max(0)).sum();
-                writeln!(out, "{}", json!(SaleStatus::new(sale, remaining, now_ms())))?;
+                writeln!(out, "{}", json!(SaleView::new(sale, remaining, now_ms())))?;
             }
         }
         Command::ShowSale { sale_id } => {
             let sale = existing_sale(&store, &sale_id).await?;
             let shards = store.shard_stock(&[&sale]).await?.remove(0);
             let purchases = store.purchases_of(&sale.id).await?.len();
-            let status = SaleStatus::new(&sale, shards.iter().map(|r| (*r).max(0)).sum(), now_ms());
+            let status = SaleView::new(&sale, shards.iter().map(|r| (*r).max(0)).sum(), now_ms());
             let shown = json!({ "sale": status, "shards": shards, "purchases": purchases });
             writeln!(out, "{}", serde_json::to_string_pretty(&shown)?)?;
         }
@@ -183,8 +179,12 @@ async fn run(cli: Cli) -> Result<()> {
                 bail!("reset-sale deletes every purchase of the sale; pass --yes to confirm");
             }
             let sale = existing_sale(&store, &sale_id).await?;
-            let deleted = store.reset_sale(&sale).await?;
-            writeln!(out, "sale {} reset: stock {} restored, {deleted} purchases deleted", sale.id, sale.total_stock)?;
+            let returned = store.reset_sale(&sale).await?;
+            let left = store.purchases_of(&sale.id).await?.len();
+            writeln!(out, "sale {} reset: {returned} purchases deleted and their items given back", sale.id)?;
+            if left > 0 {
+                writeln!(out, "{left} purchases made during the reset were kept (stock + purchases = total)")?;
+            }
         }
     }
     Ok(())

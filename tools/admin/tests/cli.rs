@@ -3,9 +3,8 @@
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use flash_sale::App;
 use flash_sale::clock::ManualClock;
-use flash_sale::identity::AuthMode;
+use flash_sale::config::AuthMode;
 use flash_sale::ids::{SaleId, UserId};
 use integration_tests::{endpoint, tuning, unique};
 use serde_json::Value;
@@ -40,8 +39,23 @@ impl Cli {
 
     fn create_sale(&self, id: &str, stock: &str, shards: &str, starts: &str, ends: &str) -> Output {
         self.run(&[
-            "create-sale", "--sale-id", id, "--name", "Limited sneaker", "--price-cents", "12900", "--currency", "EUR",
-            "--stock", stock, "--shards", shards, "--starts-at", starts, "--ends-at", ends,
+            "create-sale",
+            "--sale-id",
+            id,
+            "--name",
+            "Limited sneaker",
+            "--price-cents",
+            "12900",
+            "--currency",
+            "EUR",
+            "--stock",
+            stock,
+            "--shards",
+            shards,
+            "--starts-at",
+            starts,
+            "--ends-at",
+            ends,
         ])
     }
 
@@ -110,11 +124,11 @@ fn buyers_come_out_in_purchase_order_and_reset_restores_the_sale() {
 
     // Buy through the purchase path at known, increasing times, in non-alphabetical order.
     let clock = ManualClock::at(1_900_000_000_000);
-    let app = App::new(cli.store(), Arc::new(clock.clone()), AuthMode::Body, tuning());
+    let app = integration_tests::app_with(&cli.store(), Arc::new(clock.clone()), AuthMode::Body, tuning());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let sale = SaleId::parse("drop-2").unwrap();
     for user in ["carol", "alice", "bob, \"the builder\""] {
-        assert!(rt.block_on(app.purchase(&sale, &UserId::parse(user).unwrap())).result.is_ok());
+        assert!(rt.block_on(app.purchase(&sale, &UserId::parse(user).unwrap(), None)).result.is_ok());
         clock.advance(1);
     }
 

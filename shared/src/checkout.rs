@@ -1,0 +1,185 @@
+//! The purchase use case: which shards to try in which order, the per-container hints that save
+//! DynamoDB calls, conflict retries, and the rule that no refusal contradicts a stored purchase.
+//!
+//! Correctness never depends on a hint: the transaction's conditions decide (see
+//! `store::purchase_tx`). A refusal that a hint or the cached sale window gives, without a
+//! transaction of this request behind it, is checked against the buyer's record first.
+
+use std::time::{Duration, Instant};
+
+use crate::app::{App, logged};
+use crate::error::AppError;
+use crate::ids::{SaleId, UserId};
+use crate::order::Purchase;
+use crate::sale::{Sale, Window};
+use crate::store::{Attempt, PurchaseRecord};
+
+/// The purchase result with what it took, for the request log and metrics.
+#[derive(Debug)]
+pub struct PurchaseReport {
+    pub result: Result<Purchase, AppError>,
+    /// The shard that sold the item, or the last shard tried.
+    pub shard: Option<u32>,
+    /// Conflict retries across all shards.
+    pub retries: u32,
+    /// `TransactWriteItems` calls made.
+    pub transactions: u32,
+    /// True when the sold-out hint answered without a transaction.
+    pub from_hint: bool,
+}
+
+impl App {
+    /// Shards believed to have stock, in a random order per request so that buyers spread over
+    /// partitions and an emptied shard's traffic spreads over all the others.
+    fn shard_order(&self, sale: &Sale) -> Vec<u32> {
+        let hint_ttl = self.tuning().sold_out_hint;
+        let empty = self.with_hint(&sale.id, |h| match h {
+            Some(h) if h.empty_since.is_some_and(|t| t.elapsed() < hint_ttl) => h.empty,
+            Some(h) => {
+                h.empty = 0;
+                h.empty_since = None;
+                0
+            }
+            None => 0,
+        });
+        let mut order: Vec<u32> = (0..sale.shards).filter(|n| empty & (1u64 << n) == 0).collect();
+        fastrand::shuffle(&mut order);
+        order
+    }
+
+    fn mark_empty(&self, sale: &SaleId, shard: u32) {
+        self.with_hint(sale, |h| {
+            if let Some(h) = h {
+                h.empty |= 1u64 << shard;
+                h.empty_since.get_or_insert_with(Instant::now);
+            }
+        });
+    }
+
+    async fn backoff(&self, attempt: u32) {
+        let t = self.tuning();
+        let cap = t.backoff_cap.min(t.backoff_base.saturating_mul(1 << attempt.min(16)));
+        let ms = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=ms))).await;
+    }
+
+    /// Buys one item of `sale_id` for `user`: one `TransactWriteItems` per shard tried (plus
+    /// bounded retries on conflicts), never more items than stock, never two per user.
+    ///
+    /// `idempotency_key` is the request's `Idempotency-Key`: a purchase stored with the same key
+    /// is this request's own, answered as a success whatever the stock or window say now.
+    pub async fn purchase(&self, sale_id: &SaleId, user: &UserId, idempotency_key: Option<&str>) -> PurchaseReport {
+        let mut report = PurchaseReport {
+            result: Err(AppError::Internal),
+            shard: None,
+            retries: 0,
+            transactions: 0,
+            from_hint: false,
+        };
+        report.result = self.purchase_inner(sale_id, user, idempotency_key, &mut report).await;
+        report
+    }
+
+    async fn purchase_inner(
+        &self,
+        sale_id: &SaleId,
+        user: &UserId,
+        key: Option<&str>,
+        report: &mut PurchaseReport,
+    ) -> Result<Purchase, AppError> {
+        let sale = self.sale(sale_id).await?;
+        let early = match sale.window_at(self.clock.now_ms()) {
+            Window::NotStarted => Some(AppError::SaleNotStarted { starts_at_ms: sale.starts_at_ms }),
+            Window::Ended => Some(AppError::SaleEnded),
+            Window::Open => None,
+        };
+        let shards = self.shard_order(&sale);
+        let early = early.or_else(|| {
+            report.from_hint = shards.is_empty();
+            shards.is_empty().then_some(AppError::SoldOut)
+        });
+        if let Some(refusal) = early {
+            return self.unless_owned(sale_id, user, key, refusal).await;
+        }
+
+        let order_id = ulid::Ulid::new().to_string();
+        let mut busy = false;
+        for shard in shards {
+            report.shard = Some(shard);
+            let mut attempt = 0;
+            loop {
+                // The window is judged when the transaction is sent, and `purchasedAt` is that
+                // moment, so the stored order of buyers follows the commits.
+                let now = self.clock.now_ms();
+                let record = PurchaseRecord::new(sale_id, user, order_id.clone(), now, shard, key.map(str::to_owned));
+                // Unique per transaction: an SDK retry of this exact call replays it safely, while
+                // a new attempt (another shard, a retry after a conflict) is a new transaction.
+                let token = format!("{order_id}-{shard}-{attempt}");
+                report.transactions += 1;
+                // An error here leaves the outcome unknown: busy, and a retry will tell.
+                let outcome = self.store.try_purchase(&sale, shard, &record, now, &token).await.map_err(logged)?;
+                match outcome {
+                    Attempt::Committed => return Ok(record.to_purchase()),
+                    Attempt::AlreadyPurchased(p) => return owned(*p, &order_id, key),
+                    Attempt::NotStarted => {
+                        return Err(AppError::SaleNotStarted { starts_at_ms: sale.starts_at_ms });
+                    }
+                    Attempt::Ended => return Err(AppError::SaleEnded),
+                    Attempt::ShardMissing => return Err(AppError::SaleNotFound),
+                    Attempt::ShardEmpty => {
+                        self.mark_empty(sale_id, shard);
+                        break;
+                    }
+                    Attempt::Conflict if attempt < self.tuning().conflict_retries => {
+                        self.backoff(attempt).await;
+                        attempt += 1;
+                        report.retries += 1;
+                    }
+                    // Out of retries on this shard: the others may still have stock.
+                    Attempt::Conflict => {
+                        busy = true;
+                        break;
+                    }
+                    Attempt::Throttled => return Err(AppError::Busy),
+                    Attempt::Unreadable(pk) => {
+                        tracing::error!(pk = %pk, "stored item does not parse");
+                        return Err(AppError::Internal);
+                    }
+                    Attempt::Unknown(why) => {
+                        tracing::warn!(reason = %why, "purchase transaction cancelled for an unknown reason");
+                        return Err(AppError::Busy);
+                    }
+                }
+            }
+        }
+        // Every shard refused as empty in a transaction that also found no record of this buyer.
+        if busy { Err(AppError::Busy) } else { Err(AppError::SoldOut) }
+    }
+
+    /// `refusal`, unless the buyer already owns an item of this sale (one strongly consistent
+    /// read): then `already_purchased`, or the purchase itself when it carries this request's
+    /// idempotency key.
+    async fn unless_owned(
+        &self,
+        sale_id: &SaleId,
+        user: &UserId,
+        key: Option<&str>,
+        refusal: AppError,
+    ) -> Result<Purchase, AppError> {
+        match self.store.get_purchase(sale_id, user).await.map_err(logged)? {
+            Some(p) => owned(p, "", key),
+            None => Err(refusal),
+        }
+    }
+}
+
+/// A stored purchase found for this buyer: this request's own (same order id or same
+/// idempotency key) is a success, anyone else's an `already_purchased`.
+fn owned(p: PurchaseRecord, order_id: &str, key: Option<&str>) -> Result<Purchase, AppError> {
+    let same_key = key.is_some() && p.idempotency_key.as_deref() == key;
+    if p.order_id == order_id || same_key {
+        Ok(p.to_purchase())
+    } else {
+        Err(AppError::AlreadyPurchased(Box::new(p.to_purchase())))
+    }
+}
