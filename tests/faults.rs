@@ -23,7 +23,7 @@ use integration_tests::{
 use serde_json::Value;
 
 /// Short, cloud-like timeouts so slow answers really time out.
-fn timeouts() -> TimeoutConfig {
+pub(crate) fn timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
         .operation_attempt_timeout(Duration::from_millis(800))
@@ -31,18 +31,18 @@ fn timeouts() -> TimeoutConfig {
         .build()
 }
 
-fn upstream() -> SocketAddr {
+pub(crate) fn upstream() -> SocketAddr {
     endpoint().trim_start_matches("http://").trim_end_matches('/').parse().expect("endpoint is host:port")
 }
 
 /// A plan that applies `fault` to a seeded `share` of the operations it names.
-fn seeded(seed: u64, share: f64, ops: &'static [&'static str], fault: Fault) -> Plan {
+pub(crate) fn seeded(seed: u64, share: f64, ops: &'static [&'static str], fault: Fault) -> Plan {
     let mut rng = fastrand::Rng::with_seed(seed);
-    Box::new(move |op: &str| if ops.contains(&op) && rng.f64() < share { fault } else { Fault::Pass })
+    Box::new(move |op: &str, _: &str| if ops.contains(&op) && rng.f64() < share { fault } else { Fault::Pass })
 }
 
-fn pass() -> Plan {
-    Box::new(|_: &str| Fault::Pass)
+pub(crate) fn pass() -> Plan {
+    Box::new(|_: &str, _: &str| Fault::Pass)
 }
 
 struct Run {

@@ -3,10 +3,12 @@
 mod concurrency;
 mod events;
 mod faults;
+mod hardening;
 mod hostile;
 mod infra;
 mod jwt;
 mod malformed;
+mod process;
 mod purchase;
 mod restart;
 mod window;

@@ -35,7 +35,7 @@ fn post(sale: &str, body: TestBody<'_>) -> ApiRequest {
 }
 
 fn cases(sale: &str) -> Vec<Case> {
-    let long_user = "u".repeat(129);
+    let long_user = "u".repeat(256);
     let big = format!(r#"{{"userId":"alice","pad":"{}"}}"#, "x".repeat(16 * 1024));
     let deep = format!(r#"{{"userId":{}"a"{}}}"#, "[".repeat(5_000), "]".repeat(5_000));
     let huge_body = "x".repeat(1 << 20);
@@ -71,7 +71,7 @@ fn cases(sale: &str) -> Vec<Case> {
         bad("userId is a bool", r#"{"userId": true}"#),
         bad("missing userId", "{}"),
         bad("empty userId", r#"{"userId": ""}"#),
-        bad("129-character userId", &user_body(&long_user)),
+        bad("256-character userId", &user_body(&long_user)),
         bad("NUL in userId", r#"{"userId": "al\u0000ice"}"#),
         bad("newline in userId", r#"{"userId": "al\nice"}"#),
         bad("DEL in userId", "{\"userId\": \"al\u{7f}ice\"}"),
@@ -211,7 +211,7 @@ fn cases(sale: &str) -> Vec<Case> {
             code: "sale_not_found",
         },
         Case {
-            name: "lookup with 129-character userId",
+            name: "lookup with 256-character userId",
             handler: Handler::Lookup,
             request: lookup(sale, &long_user),
             status: 400,

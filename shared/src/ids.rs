@@ -7,7 +7,7 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SaleId(String);
 
-/// A user id: 1–128 characters, no control characters, no leading or trailing whitespace.
+/// A user id: 1–255 characters, no control characters, no leading or trailing whitespace.
 /// Opaque and case-sensitive; in JWT mode it is the token's `sub`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(String);
@@ -18,7 +18,7 @@ pub enum IdError {
     BadSaleId,
     #[error("userId must not be empty")]
     EmptyUserId,
-    #[error("userId must be at most 128 characters")]
+    #[error("userId must be at most 255 characters")]
     LongUserId,
     #[error("userId must not contain control characters")]
     ControlCharInUserId,
@@ -42,7 +42,9 @@ impl SaleId {
 }
 
 impl UserId {
-    pub const MAX_CHARS: usize = 128;
+    /// OpenID Connect caps `sub` at 255 ASCII characters; the same bound takes every identity
+    /// provider's subject and keeps a purchase key far below DynamoDB's 2,048-byte limit.
+    pub const MAX_CHARS: usize = 255;
 
     pub fn parse(text: &str) -> Result<Self, IdError> {
         if text.is_empty() {
@@ -96,9 +98,9 @@ mod tests {
         assert!(UserId::parse("alice").is_ok());
         assert!(UserId::parse("Alice").unwrap() != UserId::parse("alice").unwrap());
         assert!(UserId::parse("名前 with space inside").is_ok());
-        assert!(UserId::parse(&"é".repeat(128)).is_ok());
+        assert!(UserId::parse(&"é".repeat(255)).is_ok());
         assert_eq!(UserId::parse(""), Err(IdError::EmptyUserId));
-        assert_eq!(UserId::parse(&"a".repeat(129)), Err(IdError::LongUserId));
+        assert_eq!(UserId::parse(&"a".repeat(256)), Err(IdError::LongUserId));
         assert_eq!(UserId::parse("a\u{0}b"), Err(IdError::ControlCharInUserId));
         assert_eq!(UserId::parse("a\nb"), Err(IdError::ControlCharInUserId));
         assert_eq!(UserId::parse(" alice"), Err(IdError::UserIdWhitespace));

@@ -87,6 +87,11 @@ pub async fn active_sale(store: &Store, stock: i64, shards: u32) -> Sale {
     s
 }
 
+/// The partition key of a sale's stock shard, as the store writes it.
+pub fn shard_key(sale: &Sale, shard: u32) -> String {
+    flash_sale::keys::shard_pk(sale.id.as_str(), shard)
+}
+
 /// Everything stored about a sale: stock per shard and purchases in order.
 pub async fn stored_state(store: &Store, sale: &Sale) -> (Vec<i64>, Vec<PurchaseRecord>) {
     let stock = store.shard_stock(&[sale]).await.expect("stock").remove(0);

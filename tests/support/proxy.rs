@@ -44,8 +44,9 @@ impl Fault {
     }
 }
 
-/// Decides the fault for a request, given its `X-Amz-Target` operation (e.g. `TransactWriteItems`).
-pub type Plan = Box<dyn FnMut(&str) -> Fault + Send>;
+/// Decides the fault for a request, given its `X-Amz-Target` operation (e.g. `TransactWriteItems`)
+/// and its JSON body (to aim at one key).
+pub type Plan = Box<dyn FnMut(&str, &str) -> Fault + Send>;
 
 pub struct Proxy {
     pub endpoint: String,
@@ -157,7 +158,7 @@ async fn serve(
     let mut buf = Vec::new();
     while let Some(request) = read_request(&mut client, &mut buf).await {
         let op = header(&request.head, "x-amz-target").and_then(|t| t.rsplit('.').next()).unwrap_or("?").to_owned();
-        let fault = (plan.lock().unwrap())(&op);
+        let fault = (plan.lock().unwrap())(&op, &String::from_utf8_lossy(&request.body));
         *counts.lock().unwrap().entry((op.clone(), fault.name())).or_default() += 1;
         let reply = match fault {
             Fault::Pass => forward(upstream, &request).await,

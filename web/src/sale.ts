@@ -45,7 +45,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     autocomplete: 'username',
     autocapitalize: 'off',
     spellcheck: 'false',
-    maxlength: 128,
+    maxlength: 255,
     'aria-describedby': 'user-id-hint',
   });
   const userHint = h('p', { class: 'hint', id: 'user-id-hint' });
