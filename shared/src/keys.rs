@@ -34,3 +34,34 @@ pub fn shard_pk(sale_id: &str, shard: u32) -> String {
 pub fn purchase_pk(sale_id: &str, user_id: &str) -> String {
     format!("SALE#{sale_id}#USER#{user_id}")
 }
+
+/// Sort key of a sale's waiting-room state (`pk` = [`sale_pk`]).
+pub const ROOM_SK: &str = "ROOM";
+/// Sort key of a sale's secret draw seed (`pk` = [`sale_pk`]); the status shows it after opening.
+pub const DRAW_SK: &str = "DRAW";
+/// Sort key of the counter of places issued after opening (`pk` = [`places_pk`]).
+pub const PLACES_SK: &str = "PLACES";
+/// Sort key of a pre-queue lane's counter (`pk` = [`lane_pk`]).
+pub const LANE_COUNT_SK: &str = "COUNT";
+/// Sort key of a person's place in the line (`pk` = [`queue_pk`]).
+pub const QUEUE_SK: &str = "QUEUE";
+
+/// Partition key of the counter of places issued after opening.
+pub fn places_pk(sale_id: &str) -> String {
+    format!("SALE#{sale_id}#PLACES")
+}
+
+/// Partition key of pre-queue lane `lane`: its counter and one marker per entrant.
+pub fn lane_pk(sale_id: &str, lane: u32) -> String {
+    format!("SALE#{sale_id}#PRE#{lane}")
+}
+
+/// Sort key of an entrant's marker in a pre-queue lane.
+pub fn lane_entrant_sk(user_id: &str) -> String {
+    format!("U#{user_id}")
+}
+
+/// Partition key of a person's place in a sale's line.
+pub fn queue_pk(sale_id: &str, user_id: &str) -> String {
+    format!("SALE#{sale_id}#QUEUE#{user_id}")
+}

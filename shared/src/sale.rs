@@ -22,6 +22,8 @@ pub struct Sale {
     pub starts_at_ms: i64,
     /// End of the window (exclusive): a purchase at exactly this millisecond is refused.
     pub ends_at_ms: i64,
+    /// The waiting room, when the sale has one: buyers then need an admission token.
+    pub room: Option<crate::room::RoomConfig>,
 }
 
 /// Where a sale stands for a shopper.
@@ -174,6 +176,7 @@ mod tests {
             shards: 3,
             starts_at_ms: 1_000,
             ends_at_ms: 2_000,
+            room: None,
         }
     }
 

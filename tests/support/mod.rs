@@ -76,6 +76,7 @@ pub fn sale(id: &str, stock: i64, shards: u32, starts_at_ms: i64, ends_at_ms: i6
         shards,
         starts_at_ms,
         ends_at_ms,
+        room: None,
     }
 }
 

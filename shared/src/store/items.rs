@@ -33,6 +33,8 @@ pub(crate) struct SaleItem {
     pub starts_at: i64,
     pub ends_at: i64,
     pub created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<crate::room::RoomConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,6 +87,7 @@ impl SaleItem {
             starts_at: sale.starts_at_ms,
             ends_at: sale.ends_at_ms,
             created_at,
+            room: sale.room.clone(),
         }
     }
 
@@ -104,6 +107,7 @@ impl SaleItem {
             shards: self.shards,
             starts_at_ms: self.starts_at,
             ends_at_ms: self.ends_at,
+            room: self.room,
         })
     }
 }

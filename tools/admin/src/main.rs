@@ -124,6 +124,7 @@ async fn run(cli: Cli) -> Result<()> {
                 shards,
                 starts_at_ms: parse_rfc3339_ms(&starts_at).map_err(anyhow::Error::msg).context("--starts-at")?,
                 ends_at_ms: parse_rfc3339_ms(&ends_at).map_err(anyhow::Error::msg).context("--ends-at")?,
+                room: None,
             };
             match store.create_sale(&sale, now_ms()).await {
                 Ok(()) => {}

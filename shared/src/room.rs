@@ -1,0 +1,398 @@
+//! The waiting room: a fair, stock-aware line per sale. Pure rules; the store keeps the line in
+//! DynamoDB and `queue` runs the use cases.
+//!
+//! - **Places.** Everyone who joins before `startsAt` is in the pre-queue: their places are a
+//!   random permutation drawn at opening from a seed committed to in advance (SHA-256 published
+//!   at creation, seed revealed at opening), so arriving early gives no edge over arriving on time.
+//!   Later joiners follow first in, first out by the order their place was issued.
+//! - **Admission.** The admitted range (`admittedThrough`, a place number) advances at
+//!   `admitPerSecond`, never past the last place issued, and never so far that the people holding a
+//!   live admission token but not yet an item exceed `admitFactor` × the remaining stock. When the
+//!   stock is gone, everyone still waiting is told `sold_out`.
+//! - **Tokens.** An admitted buyer gets an HMAC-SHA256 token binding sale, user, place and expiry,
+//!   checked on the purchase path without a DynamoDB call.
+
+use std::fmt;
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::ids::{SaleId, UserId};
+
+/// Purchases per second one stock shard sustains without transaction conflicts: a transaction
+/// holds a shard item for a few milliseconds, so conflicts grow quickly past about a tenth of a
+/// partition's 1,000 WCU/s. The default admission rate is `shards × this`.
+pub const ADMIT_PER_SHARD_PER_SECOND: u32 = 50;
+
+/// Default: admitted-but-not-bought may reach twice the remaining stock (many admitted people do
+/// not buy).
+pub const DEFAULT_ADMIT_FACTOR: f64 = 2.0;
+
+/// Default lifetime of an admission token.
+pub const DEFAULT_TOKEN_TTL_MS: i64 = 5 * 60 * 1_000;
+
+/// Default: the pre-queue opens this long before the sale starts.
+pub const DEFAULT_PREQUEUE_LEAD_MS: i64 = 15 * 60 * 1_000;
+
+/// Pre-queue joins spread over this many counter items (each takes ~450 joins/s).
+pub const DEFAULT_LANES: u32 = 64;
+
+/// A pre-queue join may still be committing this long after `startsAt`; the draw waits it out.
+pub const DRAW_GRACE_MS: i64 = 5_000;
+
+/// How a sale's room is set up; fixed at creation except the rate and pause (in [`RoomState`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomConfig {
+    pub admit_per_second: u32,
+    pub prequeue_opens_at_ms: i64,
+    pub admit_factor: f64,
+    pub token_ttl_ms: i64,
+    /// Hex SHA-256 of the draw seed, published from creation on.
+    pub draw_commitment: String,
+    pub lanes: u32,
+}
+
+impl RoomConfig {
+    /// The defaults for a sale with `shards` shards starting at `starts_at_ms`, committing to `seed`.
+    pub fn new(shards: u32, starts_at_ms: i64, seed: &[u8]) -> Self {
+        Self {
+            admit_per_second: shards.max(1) * ADMIT_PER_SHARD_PER_SECOND,
+            prequeue_opens_at_ms: starts_at_ms - DEFAULT_PREQUEUE_LEAD_MS,
+            admit_factor: DEFAULT_ADMIT_FACTOR,
+            token_ttl_ms: DEFAULT_TOKEN_TTL_MS,
+            draw_commitment: commitment(seed),
+            lanes: DEFAULT_LANES,
+        }
+    }
+}
+
+/// One admission step remembered for the stock-aware cap: at `at_ms` the admitted range ended at
+/// `admitted` and `sold` items were sold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tick {
+    pub at_ms: i64,
+    pub admitted: i64,
+    pub sold: i64,
+}
+
+/// The line's moving parts (one item per sale, written at most about once a second).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomState {
+    /// Every place up to and including this one is admitted.
+    pub admitted_through: i64,
+    pub admit_per_second: u32,
+    pub paused: bool,
+    /// When the admitted range was last advanced (the time up to which the rate was spent).
+    pub updated_at_ms: i64,
+    /// Pre-queue size, fixed by the draw; `None` until the draw is done.
+    pub prequeue_size: Option<i64>,
+    /// Places issued after opening (post-opening joiners are numbered after the pre-queue).
+    pub issued_after_opening: i64,
+    /// Admission steps of the last token lifetime.
+    #[serde(default)]
+    pub history: Vec<Tick>,
+}
+
+impl RoomState {
+    pub fn new(config: &RoomConfig, starts_at_ms: i64) -> Self {
+        Self {
+            admitted_through: 0,
+            admit_per_second: config.admit_per_second,
+            paused: false,
+            updated_at_ms: starts_at_ms,
+            prequeue_size: None,
+            issued_after_opening: 0,
+            history: Vec::new(),
+        }
+    }
+
+    /// The last place issued so far (known once the draw fixed the pre-queue).
+    pub fn places_issued(&self) -> Option<i64> {
+        self.prequeue_size.map(|n| n + self.issued_after_opening)
+    }
+
+    /// The place of a post-opening joiner with ticket `seq` (1-based).
+    pub fn place_after_opening(&self, seq: i64) -> Option<i64> {
+        self.prequeue_size.map(|n| n + seq)
+    }
+
+    /// Advances the admitted range to `now_ms`, given the stock sold and remaining. Returns the new
+    /// state; the rate's unspent fraction carries over, so admission keeps its pace whatever the
+    /// tick interval.
+    pub fn advanced(&self, config: &RoomConfig, now_ms: i64, sold: i64, remaining: i64) -> RoomState {
+        let mut next = self.clone();
+        let Some(issued) = self.places_issued() else { return next };
+        let elapsed = (now_ms - self.updated_at_ms).max(0);
+        let rate = i64::from(self.admit_per_second);
+        if self.paused || rate == 0 {
+            next.updated_at_ms = now_ms;
+        } else {
+            let budget = elapsed * rate / 1_000;
+            let cap = self.cap(config, now_ms, sold, remaining);
+            let target = (self.admitted_through + budget).min(cap).min(issued).max(self.admitted_through);
+            let admitted = target - self.admitted_through;
+            next.admitted_through = target;
+            // Spend only the time the admitted places used when a cap held them back.
+            next.updated_at_ms = if admitted == budget { self.updated_at_ms + admitted * 1_000 / rate } else { now_ms };
+        }
+        next.history.push(Tick { at_ms: now_ms, admitted: next.admitted_through, sold });
+        let horizon = now_ms - config.token_ttl_ms - 1_000;
+        let keep_from = next.history.iter().rposition(|t| t.at_ms <= horizon).unwrap_or(0);
+        next.history.drain(..keep_from);
+        next
+    }
+
+    /// The furthest the admitted range may reach: people admitted within the token lifetime who have
+    /// not bought yet stay within `admit_factor` × the remaining stock.
+    fn cap(&self, config: &RoomConfig, now_ms: i64, sold: i64, remaining: i64) -> i64 {
+        let horizon = now_ms - config.token_ttl_ms;
+        let old = self.history.iter().rev().find(|t| t.at_ms <= horizon).copied();
+        let (admitted_then, sold_then) = old.map_or((0, 0), |t| (t.admitted, t.sold));
+        let allowance = (config.admit_factor * remaining.max(0) as f64).ceil() as i64;
+        admitted_then + (sold - sold_then).max(0) + allowance
+    }
+}
+
+/// Where a person stands in the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineState {
+    Waiting,
+    Admitted,
+    SoldOut,
+    Closed,
+}
+
+/// The state of a person at `place` (`None`: the draw has not placed them yet).
+pub fn line_state(state: &RoomState, place: Option<i64>, remaining: i64, ended: bool) -> LineState {
+    if ended {
+        return LineState::Closed;
+    }
+    match place {
+        _ if remaining <= 0 => LineState::SoldOut,
+        Some(p) if p <= state.admitted_through => LineState::Admitted,
+        _ => LineState::Waiting,
+    }
+}
+
+/// Seconds until `place` is admitted at the current rate (0 when admitted or unknown rate).
+pub fn estimated_wait_seconds(state: &RoomState, place: i64) -> i64 {
+    let needed = (place - state.admitted_through).max(0);
+    let rate = i64::from(state.admit_per_second.max(1));
+    (needed + rate - 1) / rate
+}
+
+/// Hex SHA-256 of a draw seed.
+pub fn commitment(seed: &[u8]) -> String {
+    hex::encode(Sha256::digest(seed))
+}
+
+/// The draw value of a user: SHA-256(seed ‖ user id). Lower values come first.
+pub fn draw_value(seed: &[u8], user: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(seed);
+    h.update(user.as_bytes());
+    h.finalize().into()
+}
+
+/// The pre-queue order: places 1..=n for `users`, by draw value (then user id). Anyone with the
+/// revealed seed and the list of entrants recomputes exactly this.
+pub fn draw(seed: &[u8], users: &[String]) -> Vec<(String, i64)> {
+    let mut keyed: Vec<([u8; 32], &String)> = users.iter().map(|u| (draw_value(seed, u), u)).collect();
+    keyed.sort();
+    keyed.into_iter().zip(1..).map(|((_, u), place)| (u.clone(), place)).collect()
+}
+
+/// Keys for admission tokens: the current one signs; the previous one is still accepted while a
+/// rotation settles.
+#[derive(Clone)]
+pub struct AdmissionKeys {
+    current: Vec<u8>,
+    previous: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for AdmissionKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdmissionKeys(redacted)")
+    }
+}
+
+/// Shortest key accepted.
+pub const MIN_KEY_BYTES: usize = 32;
+
+impl AdmissionKeys {
+    pub fn new(current: Vec<u8>, previous: Option<Vec<u8>>) -> Result<Self, String> {
+        let short = |k: &[u8]| k.len() < MIN_KEY_BYTES;
+        if short(&current) || previous.as_deref().is_some_and(short) {
+            return Err(format!("admission keys must be at least {MIN_KEY_BYTES} bytes"));
+        }
+        Ok(Self { current, previous })
+    }
+
+    fn mac(key: &[u8], message: &str) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+        mac.update(message.as_bytes());
+        mac
+    }
+
+    /// A token for `user` at `place` in `sale`, valid until `expires_at_ms`.
+    pub fn sign(&self, sale: &SaleId, user: &UserId, place: i64, expires_at_ms: i64) -> String {
+        let body = format!("v1.{sale}.{}.{place}.{expires_at_ms}", b64(user.as_str().as_bytes()));
+        let tag = Self::mac(&self.current, &body).finalize().into_bytes();
+        format!("{body}.{}", b64(&tag))
+    }
+
+    /// Checks a token for `user` in `sale` at `now_ms`; returns the place it grants.
+    pub fn verify(&self, token: &str, sale: &SaleId, user: &UserId, now_ms: i64) -> Result<i64, TokenError> {
+        let (body, tag) = token.rsplit_once('.').ok_or(TokenError::Invalid)?;
+        let tag = b64_decode(tag).ok_or(TokenError::Invalid)?;
+        let signed_by = |key: &[u8]| Self::mac(key, body).verify_slice(&tag).is_ok();
+        if !(signed_by(&self.current) || self.previous.as_deref().is_some_and(signed_by)) {
+            return Err(TokenError::Invalid);
+        }
+        let parts: Vec<&str> = body.split('.').collect();
+        let [version, token_sale, token_user, place, expires] = parts[..] else { return Err(TokenError::Invalid) };
+        let token_user = b64_decode(token_user).ok_or(TokenError::Invalid)?;
+        if version != "v1" || token_sale != sale.as_str() || token_user != user.as_str().as_bytes() {
+            return Err(TokenError::Invalid);
+        }
+        let place: i64 = place.parse().map_err(|_| TokenError::Invalid)?;
+        let expires: i64 = expires.parse().map_err(|_| TokenError::Invalid)?;
+        if now_ms >= expires {
+            return Err(TokenError::Expired);
+        }
+        Ok(place)
+    }
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// Forged, altered, for another user or sale, or not a token at all.
+    Invalid,
+    Expired,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn b64_decode(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> RoomConfig {
+        RoomConfig { token_ttl_ms: 10_000, ..RoomConfig::new(2, 0, b"seed") }
+    }
+
+    fn opened(prequeue: i64, issued_after: i64) -> RoomState {
+        RoomState { prequeue_size: Some(prequeue), issued_after_opening: issued_after, ..RoomState::new(&config(), 0) }
+    }
+
+    #[test]
+    fn admission_keeps_its_pace_across_uneven_ticks() {
+        let c = config();
+        let mut s = opened(10_000, 0);
+        for now in [250, 260, 900, 1_000, 1_999, 2_000] {
+            s = s.advanced(&c, now, 0, 1_000);
+        }
+        assert_eq!(s.admitted_through, 200, "100 per second for 2 s");
+    }
+
+    #[test]
+    fn admission_never_passes_the_last_place_issued_or_waits_before_the_draw() {
+        let c = config();
+        assert_eq!(RoomState::new(&c, 0).advanced(&c, 5_000, 0, 10).admitted_through, 0, "no draw yet");
+        let s = opened(3, 4).advanced(&c, 60_000, 0, 1_000);
+        assert_eq!(s.admitted_through, 7);
+    }
+
+    #[test]
+    fn admitted_but_not_bought_stays_within_the_factor_of_remaining_stock() {
+        let c = config();
+        let s = opened(10_000, 0).advanced(&c, 9_000, 0, 10);
+        assert_eq!(s.admitted_through, 20, "2 × 10 remaining");
+        let s = s.advanced(&c, 9_500, 5, 5);
+        assert_eq!(s.admitted_through, 20, "5 bought, 5 left: 15 outstanding ≤ 10 + 5 bought");
+        // Once the first admissions' tokens have expired, they no longer hold places.
+        let s = s.advanced(&c, 30_000, 5, 5);
+        assert_eq!(s.admitted_through, 30);
+        let closed = s.advanced(&c, 31_000, 10, 0);
+        assert_eq!(closed.admitted_through, 30, "no stock: nobody more is admitted");
+        assert_eq!(line_state(&closed, Some(31), 0, false), LineState::SoldOut);
+    }
+
+    #[test]
+    fn pause_holds_the_range_and_a_new_rate_applies_from_then_on() {
+        let c = config();
+        let mut s = opened(10_000, 0).advanced(&c, 1_000, 0, 1_000);
+        s.paused = true;
+        s = s.advanced(&c, 5_000, 0, 1_000);
+        assert_eq!(s.admitted_through, 100);
+        s.paused = false;
+        s.admit_per_second = 10;
+        s = s.advanced(&c, 6_000, 0, 1_000);
+        assert_eq!(s.admitted_through, 110);
+    }
+
+    #[test]
+    fn states_follow_place_stock_and_end() {
+        let s = RoomState { admitted_through: 5, ..opened(10, 0) };
+        assert_eq!(line_state(&s, Some(5), 3, false), LineState::Admitted);
+        assert_eq!(line_state(&s, Some(6), 3, false), LineState::Waiting);
+        assert_eq!(line_state(&s, None, 3, false), LineState::Waiting);
+        assert_eq!(line_state(&s, Some(6), 0, false), LineState::SoldOut);
+        assert_eq!(line_state(&s, Some(1), 3, true), LineState::Closed);
+        assert_eq!(estimated_wait_seconds(&s, 5), 0);
+        assert_eq!(estimated_wait_seconds(&s, 305), 3);
+        assert_eq!(estimated_wait_seconds(&s, 306), 4);
+    }
+
+    #[test]
+    fn the_draw_is_a_permutation_anyone_can_recompute() {
+        let users: Vec<String> = (0..50).map(|n| format!("user-{n}")).collect();
+        let a = draw(b"seed-1", &users);
+        let mut places: Vec<i64> = a.iter().map(|(_, p)| *p).collect();
+        places.sort();
+        assert_eq!(places, (1..=50).collect::<Vec<_>>());
+        let mut reversed = users.clone();
+        reversed.reverse();
+        assert_eq!(draw(b"seed-1", &reversed), a, "arrival order does not matter");
+        assert_ne!(draw(b"seed-2", &users), a, "another seed, another order");
+        assert_eq!(commitment(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn tokens_bind_sale_user_and_expiry_and_survive_a_key_rotation() {
+        let old = AdmissionKeys::new(vec![1; 32], None).unwrap();
+        let new = AdmissionKeys::new(vec![2; 32], Some(vec![1; 32])).unwrap();
+        let sale = SaleId::parse("s").unwrap();
+        let other_sale = SaleId::parse("t").unwrap();
+        let user = UserId::parse("a.b/ü").unwrap();
+        let other = UserId::parse("mallory").unwrap();
+        let token = old.sign(&sale, &user, 7, 1_000);
+        assert_eq!(old.verify(&token, &sale, &user, 999), Ok(7));
+        assert_eq!(new.verify(&token, &sale, &user, 999), Ok(7), "previous key still accepted");
+        assert_eq!(old.verify(&token, &sale, &user, 1_000), Err(TokenError::Expired));
+        assert_eq!(old.verify(&token, &sale, &other, 0), Err(TokenError::Invalid));
+        assert_eq!(old.verify(&token, &other_sale, &user, 0), Err(TokenError::Invalid));
+        let forged = token.replace(".7.", ".1.");
+        assert_eq!(old.verify(&forged, &sale, &user, 0), Err(TokenError::Invalid));
+        let stranger = AdmissionKeys::new(vec![3; 32], None).unwrap();
+        assert_eq!(stranger.verify(&token, &sale, &user, 0), Err(TokenError::Invalid));
+        for junk in ["", ".", "v1.s", "a.b.c.d.e.f", "😀"] {
+            assert_eq!(old.verify(junk, &sale, &user, 0), Err(TokenError::Invalid), "{junk}");
+        }
+        assert!(AdmissionKeys::new(vec![0; 31], None).is_err());
+        assert_eq!(format!("{old:?}"), "AdmissionKeys(redacted)");
+    }
+}
