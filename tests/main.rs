@@ -4,7 +4,6 @@ mod concurrency;
 mod events;
 mod faults;
 mod hostile;
-mod infra;
 mod jwt;
 mod malformed;
 mod purchase;

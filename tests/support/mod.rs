@@ -167,3 +167,4 @@ pub fn clock_at(ms: i64) -> (ManualClock, Arc<dyn Clock>) {
     (clock.clone(), Arc::new(clock))
 }
 pub mod proxy;
+pub mod template;
