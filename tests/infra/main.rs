@@ -2,8 +2,9 @@
 //! crate (its key functions, its handlers' answers, the requests its store sends to a fake
 //! DynamoDB, the metrics it records), not from reading its source text.
 //!
-//! - `routes`: the template's routes are the local router's, the API table's and
-//!   docs/openapi.yaml's; user routes sit behind the JWT authorizer.
+//! - `routes`: the template's routes are the local router's and the API table's; user routes sit
+//!   behind the JWT authorizer.
+//! - `openapi`: docs/openapi.yaml has the same routes and documents every problem code.
 //! - `iam`: each function's IAM statements, evaluated like IAM does against the table's keys.
 //! - `stack`: the table and the functions' runtime settings.
 //! - `cdn`: CloudFront serves the page from a private bucket, never caches purchases or lookups
@@ -18,6 +19,7 @@ mod edge;
 mod fake_dynamodb;
 mod iam;
 mod lint;
+mod openapi;
 mod routes;
 mod samconfig;
 mod stack;
