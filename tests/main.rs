@@ -5,7 +5,6 @@ mod events;
 mod faults;
 mod hardening;
 mod hostile;
-mod infra;
 mod jwt;
 mod malformed;
 mod process;

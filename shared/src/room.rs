@@ -25,9 +25,9 @@ use crate::ids::{SaleId, UserId};
 /// partition's 1,000 WCU/s. The default admission rate is `shards × this`.
 pub const ADMIT_PER_SHARD_PER_SECOND: u32 = 50;
 
-/// Default: admitted-but-not-bought may reach twice the remaining stock (many admitted people do
-/// not buy).
-pub const DEFAULT_ADMIT_FACTOR: f64 = 2.0;
+/// Default: admitted-but-not-bought may reach twice (200 %) the remaining stock (many admitted
+/// people do not buy).
+pub const DEFAULT_ADMIT_FACTOR_PERCENT: u32 = 200;
 
 /// Default lifetime of an admission token.
 pub const DEFAULT_TOKEN_TTL_MS: i64 = 5 * 60 * 1_000;
@@ -42,12 +42,13 @@ pub const DEFAULT_LANES: u32 = 64;
 pub const DRAW_GRACE_MS: i64 = 5_000;
 
 /// How a sale's room is set up; fixed at creation except the rate and pause (in [`RoomState`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomConfig {
     pub admit_per_second: u32,
     pub prequeue_opens_at_ms: i64,
-    pub admit_factor: f64,
+    /// Admitted-but-not-bought may reach this percentage of the remaining stock.
+    pub admit_factor_percent: u32,
     pub token_ttl_ms: i64,
     /// Hex SHA-256 of the draw seed, published from creation on.
     pub draw_commitment: String,
@@ -60,7 +61,7 @@ impl RoomConfig {
         Self {
             admit_per_second: shards.max(1) * ADMIT_PER_SHARD_PER_SECOND,
             prequeue_opens_at_ms: starts_at_ms - DEFAULT_PREQUEUE_LEAD_MS,
-            admit_factor: DEFAULT_ADMIT_FACTOR,
+            admit_factor_percent: DEFAULT_ADMIT_FACTOR_PERCENT,
             token_ttl_ms: DEFAULT_TOKEN_TTL_MS,
             draw_commitment: commitment(seed),
             lanes: DEFAULT_LANES,
@@ -78,7 +79,7 @@ pub struct Tick {
 }
 
 /// The line's moving parts (one item per sale, written at most about once a second).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomState {
     /// Every place up to and including this one is admitted.
@@ -151,7 +152,7 @@ impl RoomState {
         let horizon = now_ms - config.token_ttl_ms;
         let old = self.history.iter().rev().find(|t| t.at_ms <= horizon).copied();
         let (admitted_then, sold_then) = old.map_or((0, 0), |t| (t.admitted, t.sold));
-        let allowance = (config.admit_factor * remaining.max(0) as f64).ceil() as i64;
+        let allowance = (i64::from(config.admit_factor_percent) * remaining.max(0) + 99) / 100;
         admitted_then + (sold - sold_then).max(0) + allowance
     }
 }

@@ -40,6 +40,9 @@ pub fn describe_metrics() {
     metrics::describe_gauge!("RemainingStock", Unit::Count, "stock left when a status request read it");
 }
 
+/// Every value of the `outcome` dimension of the purchase metrics (the dashboard charts these).
+pub const PURCHASE_OUTCOMES: &[&str] = &["succeeded", "sold_out", "already_purchased", "not_active", "rejected", "error"];
+
 /// Records one purchase attempt.
 pub fn record_purchase(outcome: &'static str, latency_ms: f64, retries: u32) {
     metrics::counter!("Purchases", "outcome" => outcome).increment(1);

@@ -2,6 +2,9 @@
 //!
 //! The endpoint comes from `DYNAMODB_ENDPOINT` (set by `cargo xtask test`, which starts DynamoDB
 //! Local on a free port) and must be a loopback address.
+//!
+//! [`template`] reads the deployment (`infra/*.yaml`) as data and needs no DynamoDB; `iam_actions`
+//! there is what the template grants each function.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -198,3 +201,4 @@ pub fn clock_at(ms: i64) -> (ManualClock, Arc<dyn Clock>) {
     (clock.clone(), Arc::new(clock))
 }
 pub mod proxy;
+pub mod template;

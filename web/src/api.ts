@@ -23,14 +23,18 @@ export interface Purchase {
   purchasedAt: string;
 }
 
-/** An RFC 9457 problem with the API's stable `code`, plus the extras some codes carry. */
+/**
+ * An RFC 9457 problem with the API's stable `code`, plus the extras some codes carry. Answers that
+ * are not problem+json get a code of their own: `too_many_requests` for a 429 (API Gateway's
+ * throttle and the WAF's rate rules answer `{"message":"Too Many Requests"}`), else `http_{status}`.
+ */
 export interface Problem {
   status: number;
   code: string;
   detail?: string;
   purchase?: Purchase;
   startsAt?: string;
-  /** From `Retry-After` or the body's `retryAfterSeconds` (503 only). */
+  /** From `Retry-After` or the body's `retryAfterSeconds` (503, and 429 when given). */
   retryAfterSeconds?: number;
 }
 
@@ -57,13 +61,14 @@ export class Api {
     return this.call(`/sales/${encodeURIComponent(saleId)}`);
   }
 
-  purchase(saleId: string, who: Identity): Promise<Result<Purchase>> {
+  /** One attempt of an order; every attempt of one press of Buy carries the same `idempotencyKey`. */
+  purchase(saleId: string, who: Identity, idempotencyKey: string): Promise<Result<Purchase>> {
     // AUTH_MODE=body reads the buyer from the body; AUTH_MODE=jwt from the token, and accepts a
     // body userId only if it is the token's own subject.
     const body = who.userId ? { userId: who.userId } : {};
     return this.call(`/sales/${encodeURIComponent(saleId)}/purchases`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', ...auth(who.token) },
+      headers: { 'Content-Type': 'application/json', 'Idempotency-Key': idempotencyKey, ...auth(who.token) },
       body: JSON.stringify(body),
     });
   }
@@ -95,11 +100,11 @@ function auth(token: string): Record<string, string> {
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
-function toProblem(resp: Response, body: unknown): Problem {
+export function toProblem(resp: Response, body: unknown): Problem {
   const b = (typeof body === 'object' && body !== null ? body : {}) as Partial<Problem>;
   const problem: Problem = {
     status: resp.status,
-    code: typeof b.code === 'string' ? b.code : `http_${resp.status}`,
+    code: typeof b.code === 'string' ? b.code : resp.status === 429 ? 'too_many_requests' : `http_${resp.status}`,
     detail: typeof b.detail === 'string' ? b.detail : undefined,
     purchase: b.purchase,
     startsAt: typeof b.startsAt === 'string' ? b.startsAt : undefined,

@@ -123,7 +123,8 @@ export function failureMessage(failure: Exclude<Result<unknown>, { ok: true }>):
   }
   const p: Problem = failure.problem;
   switch (p.code) {
-    case 'temporarily_unavailable': {
+    case 'temporarily_unavailable':
+    case 'too_many_requests': {
       const secs = p.retryAfterSeconds ?? 1;
       return { tone: 'warning', title: 'The shop is very busy', detail: `Try again in ${secs} ${secs === 1 ? 'second' : 'seconds'}.` };
     }
@@ -168,10 +169,20 @@ export function purchaseMessage(result: Result<Purchase>): Message {
     case 'sale_ended':
       return { tone: 'warning', title: 'The sale has ended', detail: 'Orders are no longer accepted.' };
     case 'temporarily_unavailable':
+    case 'too_many_requests':
       return { ...failureMessage(result), detail: `${NOT_CONFIRMED} ${failureMessage(result).detail}` };
     default:
       return failureMessage(result);
   }
+}
+
+/** While a press of Buy waits to be sent again by itself. */
+export function busyMessage(secondsLeft: number): Message {
+  return {
+    tone: 'warning',
+    title: `Busy — trying again in ${Math.max(1, Math.ceil(secondsLeft))} s`,
+    detail: 'The shop is very busy. Your order is not confirmed yet; keep this page open.',
+  };
 }
 
 /** What to tell the shopper after “Check my purchase”. */

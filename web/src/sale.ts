@@ -10,12 +10,14 @@ import {
   formatPrice,
   formatWindow,
   alreadyBought,
+  busyMessage,
   lookupMessage,
   type Message,
   purchaseMessage,
   STATE_LABEL,
   stateAt,
 } from './format';
+import { isRetryable, pressBuy } from './retry';
 import { stockBar, updateStockBar } from './stock';
 
 const POLL_MS = 1000;
@@ -27,6 +29,8 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   let buying = false;
   let checking = false;
   let retryAt = 0;
+  /** While a press of Buy waits for its automatic retry: when it is sent again. */
+  let autoRetryAt = 0;
   let stopped = false;
   let pollTimer = 0;
   let polling = false;
@@ -145,10 +149,17 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     setText(countdown, countdownText(sale, now));
     updateStockBar(stock, sale.remainingStock, sale.totalStock);
     const waitMs = retryAt - Date.now();
+    const autoMs = autoRetryAt - Date.now();
     buy.disabled = buying || state !== 'active' || waitMs > 0;
     setText(
       buy,
-      buying ? 'Buying…' : waitMs > 0 ? `Try again in ${Math.ceil(waitMs / 1000)} s` : `Buy now · ${formatPrice(sale.priceCents, sale.currency)}`,
+      buying
+        ? autoMs > 0
+          ? `Trying again in ${Math.ceil(autoMs / 1000)} s`
+          : 'Buying…'
+        : waitMs > 0
+          ? `Try again in ${Math.ceil(waitMs / 1000)} s`
+          : `Buy now · ${formatPrice(sale.priceCents, sale.currency)}`,
     );
     setText(reason, buyBlockedReason(state));
     check.disabled = checking;
@@ -185,6 +196,27 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     pollTimer = window.setTimeout(poll, document.hidden ? HIDDEN_POLL_MS : POLL_MS);
   }
 
+  /** Waits before an automatic retry, counting down in the status region; false if the page left. */
+  async function waitToRetry(ms: number): Promise<boolean> {
+    autoRetryAt = Date.now() + ms;
+    let shown = Math.max(1, Math.ceil(ms / 1000));
+    show(busyMessage(shown)); // even for a wait too short to count down
+    render();
+    while (!stopped) {
+      const left = autoRetryAt - Date.now();
+      if (left <= 0) break;
+      const secs = Math.ceil(left / 1000);
+      if (secs !== shown) {
+        shown = secs;
+        show(busyMessage(secs));
+        render();
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(left, 250)));
+    }
+    autoRetryAt = 0;
+    return !stopped;
+  }
+
   async function purchase(): Promise<void> {
     if (buying || buy.disabled) return;
     const who = identity();
@@ -192,7 +224,9 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     buying = true; // Set before the first await: a second click finds the button disabled.
     render();
     result.replaceChildren();
-    const r = await api.purchase(saleId, who);
+    // One press, one Idempotency-Key: the automatic retries after 429, 503 or no answer reuse it.
+    const { result: r } = await pressBuy({ send: (key) => api.purchase(saleId, who, key), wait: waitToRetry });
+    if (stopped) return;
     let message = purchaseMessage(r);
     if (!r.ok && r.kind === 'problem' && r.problem.code === 'sold_out' && who.userId) {
       // A server that already knows the sale is sold out answers without looking up this
@@ -202,8 +236,10 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     }
     buying = false;
     if (stopped) return;
-    if (!r.ok && r.kind === 'problem' && r.problem.code === 'temporarily_unavailable') {
-      retryAt = Date.now() + (r.problem.retryAfterSeconds ?? 1) * 1000;
+    if (isRetryable(r)) {
+      // Still busy after the automatic retries: Buy stays off for a moment so nobody hammers.
+      const secs = !r.ok && r.kind === 'problem' ? (r.problem.retryAfterSeconds ?? 1) : 1;
+      retryAt = Date.now() + secs * 1000;
     }
     show(message);
     render();

@@ -337,7 +337,7 @@ it('an ended sale shows that it ended and keeps Buy disabled', async () => {
   await close(page);
 });
 
-it('every purchase outcome has a clear message', async () => {
+test('every purchase outcome has a clear message', { timeout: 90_000 }, async () => {
   const saleId = createSale({ name: 'Outcome messages', stock: 20 });
   const page = await openPage(`#/sales/${saleId}`);
   let next; // what the mocked purchase endpoint answers next; undefined lets the real API answer
@@ -364,7 +364,6 @@ it('every purchase outcome has a clear message', async () => {
       /The sale has not started yet\s+It opens on Jan 2, 2030, 9:00:00\sAM UTC\./,
     ],
     [{ status: 404, body: { code: 'sale_not_found' } }, /This sale does not exist/],
-    ['network', /Could not reach the shop\s+Your order is not confirmed\. Check your connection and try again\./],
   ];
   for (const [answer, message] of cases) {
     next = answer;
@@ -372,12 +371,20 @@ it('every purchase outcome has a clear message', async () => {
     await expectText(status(page), message);
   }
 
-  next = { status: 503, body: { code: 'temporarily_unavailable', retryAfterSeconds: 2 }, headers: { 'Retry-After': '2' } };
+  // No answer at all, every time: the page retries by itself (a few seconds), then gives up.
+  next = 'network';
   await buyButton(page).click();
-  await expectText(status(page), /The shop is very busy\s+Your order is not confirmed\. Try again in 2 seconds\./);
-  await expectText(buyButton(page), /^Try again in \d s$/);
+  await expectText(status(page), /^Busy — trying again in \d s/);
+  await expectText(status(page), /Could not reach the shop\s+Your order is not confirmed\. Check your connection and try again\./, 15_000);
+
+  // Busy every time: the automatic retries wait out Retry-After, then Buy stays off for it.
+  next = { status: 503, body: { code: 'temporarily_unavailable', retryAfterSeconds: 1 }, headers: { 'Retry-After': '1' } };
+  await buyButton(page).click();
+  await expectText(status(page), /^Busy — trying again in \d s/);
+  await expectText(status(page), /The shop is very busy\s+Your order is not confirmed\. Try again in 1 second\./, 20_000);
+  assert.match(await text(buyButton(page)), /^Try again in \d s$/);
   assert.equal(await buyButton(page).isDisabled(), true);
-  await expectDisabled(buyButton(page), false, 4000);
+  await expectDisabled(buyButton(page), false, 3000);
 
   // The real API: a user id with a leading space is invalid_request.
   next = undefined;
@@ -390,6 +397,120 @@ it('every purchase outcome has a clear message', async () => {
   await buyButton(page).click();
   await expectText(status(page), /Enter your user id first/);
   assert.equal(await page.evaluate(() => document.activeElement?.id), 'user-id');
+  await close(page);
+});
+
+/** Requests to a sale's purchase endpoint that are answered by `answers` in turn (then the API). */
+async function scriptPurchases(page, saleId, answers) {
+  const keys = [];
+  await page.route(`**/sales/${saleId}/purchases`, async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    keys.push(route.request().headers()['idempotency-key']);
+    const answer = answers.shift();
+    if (!answer) return route.continue();
+    if (answer === 'network') return route.abort('connectionrefused');
+    if (answer === 'commit-then-lose') {
+      await route.fetch(); // the API stores the order; the page never hears of it
+      return route.abort('connectionreset');
+    }
+    return route.fulfill({
+      status: answer.status,
+      contentType: answer.contentType ?? 'application/problem+json',
+      headers: { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': 'Retry-After', ...answer.headers },
+      body: JSON.stringify(answer.body),
+    });
+  });
+  return keys;
+}
+
+/** From now on, every text the status region shows goes to `window.statusLog`. */
+async function recordStatuses(page) {
+  await page.evaluate(() => {
+    window.statusLog = [];
+    const region = document.querySelector('[role=status]');
+    new MutationObserver(() => {
+      const t = region.innerText.trim();
+      if (t && window.statusLog.at(-1) !== t) window.statusLog.push(t);
+    }).observe(region, { subtree: true, childList: true, characterData: true });
+  });
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+it('a throttled order (429) is retried by itself with the same Idempotency-Key, Buy off meanwhile', async () => {
+  const saleId = createSale({ name: 'Throttled drop', stock: 5 });
+  const buyer = user('throttled');
+  const page = await openPage(`#/sales/${saleId}`);
+  // API Gateway's throttle: not problem+json.
+  const keys = await scriptPurchases(page, saleId, [
+    { status: 429, contentType: 'application/json', body: { message: 'Too Many Requests' } },
+  ]);
+  await page.gotoHash();
+  await page.getByLabel('Your user id').fill(buyer);
+  await expectDisabled(buyButton(page), false);
+  await recordStatuses(page);
+  await buyButton(page).click();
+  const shown = await expectText(status(page), /You got it! Your order is confirmed\./);
+  // The wait before the retry may be a blink (full jitter below half a second): read the log.
+  const seen = await page.evaluate(() => window.statusLog);
+  assert.ok(seen.some((t) => /^Busy — trying again in 1 s/.test(t)), JSON.stringify(seen));
+  const { body: stored } = await apiGet(`/sales/${saleId}/purchases/${buyer}`);
+  assert.ok(shown.includes(`Order id ${stored.orderId}`), shown);
+  assert.equal(keys.length, 2, `one press, two attempts: ${JSON.stringify(keys)}`);
+  assert.match(keys[0], UUID);
+  assert.equal(keys[1], keys[0], 'the retry carries the same Idempotency-Key');
+
+  // The next press is a new order attempt: a new key.
+  await buyButton(page).click();
+  await expectText(status(page), /You already bought this item/);
+  assert.equal(keys.length, 3);
+  assert.notEqual(keys[2], keys[0]);
+  await close(page);
+});
+
+it('a busy answer (503) shows a countdown, keeps Buy off, then retries with the same key', async () => {
+  const saleId = createSale({ name: 'Busy drop', stock: 5 });
+  const buyer = user('patient');
+  const page = await openPage(`#/sales/${saleId}`);
+  const keys = await scriptPurchases(page, saleId, [
+    { status: 503, body: { type: 'about:blank', status: 503, code: 'temporarily_unavailable', retryAfterSeconds: 2 }, headers: { 'Retry-After': '2' } },
+  ]);
+  await page.gotoHash();
+  await page.getByLabel('Your user id').fill(buyer);
+  await expectDisabled(buyButton(page), false);
+  await buyButton(page).click();
+  await expectText(status(page), /^Busy — trying again in [23] s\s+The shop is very busy\. Your order is not confirmed yet/);
+  await expectText(buyButton(page), /^Trying again in [1-3] s$/);
+  assert.equal(await buyButton(page).isDisabled(), true, 'no hammering while the page waits');
+  await shot(page, 'busy-retrying');
+  await expectText(status(page), /You got it!/, 8000);
+  assert.equal(keys.length, 2);
+  assert.equal(keys[1], keys[0]);
+  await close(page);
+});
+
+it('an order whose answer was lost is retried with its key and shows the one stored order', async () => {
+  const saleId = createSale({ name: 'Lost answer', stock: 5 });
+  const buyer = user('lost-answer');
+  const page = await openPage(`#/sales/${saleId}`);
+  const keys = await scriptPurchases(page, saleId, ['commit-then-lose']);
+  await page.gotoHash();
+  await page.getByLabel('Your user id').fill(buyer);
+  await expectDisabled(buyButton(page), false);
+  await buyButton(page).click();
+  const { body: stored } = await eventually(async () => {
+    const r = await apiGet(`/sales/${saleId}/purchases/${buyer}`);
+    assert.equal(r.status, 200);
+    return r;
+  });
+  // With the key, the API answers the original 201 again; an API that ignores the key answers
+  // already_purchased with the same order. Either way the shopper sees the one stored order.
+  const shown = await expectText(status(page), /You got it!|You already bought this item/, 10_000);
+  assert.ok(shown.includes(`Order id ${stored.orderId}`), shown);
+  assert.equal(keys.length, 2);
+  assert.equal(keys[1], keys[0]);
+  const { body: sale } = await apiGet(`/sales/${saleId}`);
+  assert.equal(sale.remainingStock, 4, 'one press bought one item');
   await close(page);
 });
 

@@ -1,0 +1,95 @@
+//! The dashboard charts the metrics the code records, with the dimensions it records them with.
+//!
+//! The metrics come from the crate itself: its outcome names from `telemetry::PURCHASE_OUTCOMES`,
+//! and the EMF lines its recording functions write through its own collector configuration.
+
+use std::collections::BTreeSet;
+
+use flash_sale::telemetry::{self, NAMESPACE};
+use integration_tests::template::template;
+use serde_json::Value;
+
+
+/// Every purchase outcome the code names.
+fn outcomes() -> BTreeSet<&'static str> {
+    telemetry::PURCHASE_OUTCOMES.iter().copied().collect()
+}
+
+/// (metric name, dimension names) of every metric in the EMF lines the code writes for one
+/// purchase of each outcome and one status read.
+fn recorded_metrics() -> BTreeSet<(String, Vec<String>)> {
+    let collector = telemetry::metrics_builder().init().expect("install the EMF collector");
+    telemetry::describe_metrics();
+    for outcome in outcomes() {
+        telemetry::record_purchase(outcome, 12.5, 1);
+    }
+    telemetry::record_stock("demo", 7);
+    let mut out = Vec::new();
+    collector.flush(&mut out).expect("flush EMF");
+    let mut found = BTreeSet::new();
+    for line in String::from_utf8(out).expect("UTF-8").lines() {
+        let doc: Value = serde_json::from_str(line).expect("an EMF line is JSON");
+        for directive in doc["_aws"]["CloudWatchMetrics"].as_array().expect("CloudWatchMetrics") {
+            assert_eq!(directive["Namespace"], NAMESPACE, "{line}");
+            for dims in directive["Dimensions"].as_array().expect("Dimensions") {
+                let dims: Vec<String> = dims
+                    .as_array()
+                    .expect("dimension set")
+                    .iter()
+                    .map(|d| d.as_str().expect("name").to_owned())
+                    .collect();
+                for metric in directive["Metrics"].as_array().expect("Metrics") {
+                    found.insert((metric["Name"].as_str().expect("Name").to_owned(), dims.clone()));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn dashboard_charts_the_metrics_the_code_records() {
+    let t = template();
+    let dashboard = t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+        .as_str()
+        .expect("DashboardBody is an Fn::Sub string")
+        .to_owned();
+    let ns = NAMESPACE;
+
+    // Every outcome the code names has its own line on the outcomes chart.
+    let outcomes = outcomes();
+    assert!(outcomes.len() >= 6, "expected the six purchase outcomes, found {outcomes:?}");
+    for outcome in &outcomes {
+        assert!(
+            dashboard.contains(&format!("[\"{ns}\", \"Purchases\", \"outcome\", \"{outcome}\"")),
+            "the dashboard does not chart outcome {outcome}"
+        );
+    }
+
+    // Every metric the code records is charted with the dimensions it is recorded with (a metric
+    // with other dimensions is another metric to CloudWatch, and the chart would stay empty).
+    let metrics = recorded_metrics();
+    let names: BTreeSet<&str> = metrics.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["Purchases", "PurchaseLatency", "PurchaseRetries", "RemainingStock"]),
+        "the metrics the code records"
+    );
+    for (name, labels) in &metrics {
+        let mut explicit = format!("[\"{ns}\", \"{name}\"");
+        for label in labels {
+            explicit.push_str(&format!(", \"{label}\", "));
+        }
+        let explicit_found = if labels.is_empty() {
+            dashboard.contains(&format!("{explicit}, {{")) || dashboard.contains(&format!("{explicit}]"))
+        } else {
+            dashboard.contains(&explicit)
+        };
+        let schema: String = labels.iter().map(|l| format!(",{l}")).collect();
+        let search = format!("{{{ns}{schema}}} MetricName=\\\"{name}\\\"");
+        assert!(
+            explicit_found || dashboard.contains(&search),
+            "the dashboard does not chart {ns}/{name} with dimensions {labels:?}"
+        );
+    }
+}
