@@ -1,10 +1,12 @@
 //! Integration tests of the flash sale against a real DynamoDB Local (see `support`).
 
 mod concurrency;
+mod contract;
 mod events;
 mod faults;
 mod hardening;
 mod hostile;
+mod iam_calls;
 mod jwt;
 mod malformed;
 mod process;

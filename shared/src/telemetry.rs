@@ -41,7 +41,8 @@ pub fn describe_metrics() {
 }
 
 /// Every value of the `outcome` dimension of the purchase metrics (the dashboard charts these).
-pub const PURCHASE_OUTCOMES: &[&str] = &["succeeded", "sold_out", "already_purchased", "not_active", "rejected", "error"];
+pub const PURCHASE_OUTCOMES: &[&str] =
+    &["succeeded", "sold_out", "already_purchased", "not_active", "rejected", "error"];
 
 /// Records one purchase attempt.
 pub fn record_purchase(outcome: &'static str, latency_ms: f64, retries: u32) {

@@ -145,4 +145,3 @@ pub fn the_resource<'t>(t: &'t Value, kind: &str) -> (&'t str, &'t Value) {
 pub fn parameter_defaults(t: &Value) -> BTreeMap<String, Value> {
     obj(&t["Parameters"], "Parameters").iter().map(|(k, p)| (k.clone(), p["Default"].clone())).collect()
 }
-

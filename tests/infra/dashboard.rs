@@ -9,7 +9,6 @@ use flash_sale::telemetry::{self, NAMESPACE};
 use integration_tests::template::template;
 use serde_json::Value;
 
-
 /// Every purchase outcome the code names.
 fn outcomes() -> BTreeSet<&'static str> {
     telemetry::PURCHASE_OUTCOMES.iter().copied().collect()

@@ -107,12 +107,8 @@ fn every_problem_code_is_documented_with_its_status() {
             .collect();
         assert_eq!(own.len(), 1, "one schema for `{}`, found {}", code, own.len());
         let (name, schema) = own[0];
-        let part = schema["allOf"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["properties"]["code"]["const"] == code)
-            .unwrap();
+        let part =
+            schema["allOf"].as_array().unwrap().iter().find(|p| p["properties"]["code"]["const"] == code).unwrap();
         assert_eq!(part["properties"]["status"]["const"], status, "{name}: status of `{}`", code);
         assert_eq!(schema["allOf"][0], json!({"$ref": "#/components/schemas/Problem"}), "{name} is a Problem");
     }

@@ -172,7 +172,9 @@ mod tests {
             let err = if status == 503 { AppError::Busy.into() } else { HttpError::invalid("x") };
             assert!(crate::telemetry::PURCHASE_OUTCOMES.contains(&purchase_outcome(&Err::<(), _>(err))));
         }
-        for e in [AppError::SoldOut, AppError::SaleEnded, AppError::SaleNotStarted { starts_at_ms: 0 }, AppError::Internal] {
+        for e in
+            [AppError::SoldOut, AppError::SaleEnded, AppError::SaleNotStarted { starts_at_ms: 0 }, AppError::Internal]
+        {
             assert!(crate::telemetry::PURCHASE_OUTCOMES.contains(&purchase_outcome(&Err::<(), _>(e.into()))));
         }
     }

@@ -1,0 +1,185 @@
+//! The API contract: real handler answers for every documented status of every route (and the
+//! 405 every path shares) validate against `docs/openapi.yaml`, with the `jsonschema` package
+//! (JSON Schema 2020-12, OpenAPI 3.1's dialect) run by `tests/openapi_check.py`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use flash_sale::App;
+use flash_sale::clock::SystemClock;
+use flash_sale::config::AuthMode;
+use flash_sale::http::{ApiRequest, ApiResponse};
+use flash_sale::store::Store;
+use integration_tests::{
+    TestBody, active_sale, app, fresh_store, now_ms, purchase_request, request, sale, unique, user_body, wall_app,
+};
+use serde_json::{Value, json};
+
+struct Samples(Vec<Value>);
+
+impl Samples {
+    fn add(&mut self, method: &str, route: &str, resp: &ApiResponse) {
+        self.0.push(json!({
+            "method": method,
+            "route": route,
+            "status": resp.status_code,
+            "headers": resp.headers,
+            "body": resp.body,
+        }));
+    }
+}
+
+/// The Python of the tools' virtualenv (beside `cfn-lint`, which brings `jsonschema` and PyYAML).
+fn python() -> PathBuf {
+    let cfn_lint = std::env::var("CFN_LINT").expect("CFN_LINT is not set: run the tests with `cargo xtask test`");
+    PathBuf::from(cfn_lint).with_file_name("python")
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+async fn spoil(store: &Store, pk: &str, sk: &str, attribute: &str) {
+    store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("sk", AttributeValue::S(sk.into()))
+        .update_expression("SET #a = :bad")
+        .expression_attribute_names("#a", attribute)
+        .expression_attribute_values(":bad", AttributeValue::S("not a number".into()))
+        .send()
+        .await
+        .expect("spoil item");
+}
+
+fn get(path: &str, params: &[(&str, &str)]) -> ApiRequest {
+    request("GET", path, params, TestBody::None, None)
+}
+
+fn lookup_request(sale: &str, user: &str, claims: Option<Value>) -> ApiRequest {
+    let path = format!("/sales/{sale}/purchases/{user}");
+    request("GET", &path, &[("saleId", sale), ("userId", user)], TestBody::None, claims)
+}
+
+#[tokio::test]
+async fn every_documented_answer_matches_the_openapi_document() {
+    let store = fresh_store().await;
+    let body_app = wall_app(&store, AuthMode::Body);
+    let jwt_app = wall_app(&store, AuthMode::Jwt);
+    let missing: App =
+        app(&Store::new(store.client().clone(), unique("missing")), Arc::new(SystemClock), AuthMode::Body);
+    let open = active_sale(&store, 1, 1).await;
+    let id = open.id.as_str();
+    let now = now_ms();
+    let upcoming = sale(&unique("up"), 5, 1, now + 3_600_000, now + 7_200_000);
+    store.create_sale(&upcoming, now).await.unwrap();
+    let ended = sale(&unique("end"), 5, 1, now - 7_200_000, now - 3_600_000);
+    store.create_sale(&ended, now - 7_200_000).await.unwrap();
+    let mut s = Samples(Vec::new());
+
+    // GET /health
+    s.add("GET", "/health", &flash_sale::http::status_function(&body_app, get("/health", &[])).await);
+    s.add("GET", "/health", &flash_sale::http::status_function(&missing, get("/health", &[])).await);
+    // GET /sales
+    s.add("GET", "/sales", &flash_sale::http::status_function(&body_app, get("/sales", &[])).await);
+    s.add("GET", "/sales", &flash_sale::http::status_function(&missing, get("/sales", &[])).await);
+    // GET /sales/{saleId}
+    let route = "/sales/{saleId}";
+    s.add(
+        "GET",
+        route,
+        &flash_sale::http::status_function(&body_app, get(&format!("/sales/{id}"), &[("saleId", id)])).await,
+    );
+    s.add("GET", route, &flash_sale::http::status_function(&body_app, get("/sales/a b", &[("saleId", "a b")])).await);
+    s.add("GET", route, &flash_sale::http::status_function(&body_app, get("/sales/nope", &[("saleId", "nope")])).await);
+    s.add("GET", route, &flash_sale::http::status_function(&missing, get("/sales/nope", &[("saleId", "nope")])).await);
+    // POST /sales/{saleId}/purchases
+    let route = "/sales/{saleId}/purchases";
+    let buy = |app: &'static App, sale: &str, body: String| {
+        let req = purchase_request(sale, &body);
+        async move { flash_sale::http::purchase_function(app, req).await }
+    };
+    let body_app: &'static App = Box::leak(Box::new(body_app));
+    let jwt_app: &'static App = Box::leak(Box::new(jwt_app));
+    let missing: &'static App = Box::leak(Box::new(missing));
+    s.add("POST", route, &buy(body_app, id, user_body("alice")).await);
+    s.add("POST", route, &buy(body_app, id, user_body("alice")).await);
+    s.add("POST", route, &buy(body_app, id, user_body("bob")).await);
+    s.add("POST", route, &buy(body_app, id, "[1]".into()).await);
+    s.add("POST", route, &buy(jwt_app, id, user_body("carol")).await);
+    s.add("POST", route, &buy(body_app, upcoming.id.as_str(), user_body("dan")).await);
+    s.add("POST", route, &buy(body_app, ended.id.as_str(), user_body("dan")).await);
+    let forbidden = request(
+        "POST",
+        "/sales/x/purchases",
+        &[("saleId", id)],
+        TestBody::Text(&user_body("eve")),
+        Some(json!({"sub": "mallory"})),
+    );
+    s.add("POST", route, &flash_sale::http::purchase_function(jwt_app, forbidden).await);
+    s.add("POST", route, &buy(body_app, "nope", user_body("dan")).await);
+    s.add("POST", route, &buy(body_app, id, format!(r#"{{"userId":"x","pad":"{}"}}"#, "x".repeat(17_000))).await);
+    s.add("POST", route, &buy(missing, id, user_body("dan")).await);
+    // GET /sales/{saleId}/purchases/{userId}
+    let route = "/sales/{saleId}/purchases/{userId}";
+    s.add("GET", route, &flash_sale::http::user_lookup_function(body_app, lookup_request(id, "alice", None)).await);
+    s.add("GET", route, &flash_sale::http::user_lookup_function(body_app, lookup_request(id, " x", None)).await);
+    s.add("GET", route, &flash_sale::http::user_lookup_function(jwt_app, lookup_request(id, "alice", None)).await);
+    let other = lookup_request(id, "alice", Some(json!({"sub": "mallory"})));
+    s.add("GET", route, &flash_sale::http::user_lookup_function(jwt_app, other).await);
+    s.add("GET", route, &flash_sale::http::user_lookup_function(body_app, lookup_request(id, "nobody", None)).await);
+    s.add("GET", route, &flash_sale::http::user_lookup_function(missing, lookup_request(id, "alice", None)).await);
+    // 405 on every path.
+    s.add(
+        "DELETE",
+        "/sales/{saleId}",
+        &flash_sale::http::status_function(
+            body_app,
+            request("DELETE", &format!("/sales/{id}"), &[("saleId", id)], TestBody::None, None),
+        )
+        .await,
+    );
+    s.add(
+        "GET",
+        "/sales/{saleId}/purchases",
+        &flash_sale::http::purchase_function(body_app, get(&format!("/sales/{id}/purchases"), &[("saleId", id)])).await,
+    );
+
+    // 500s: unreadable stored items, each in a table of its own.
+    let corrupt = fresh_store().await;
+    let c = active_sale(&corrupt, 5, 1).await;
+    let cid = c.id.as_str();
+    let capp: &'static App = Box::leak(Box::new(wall_app(&corrupt, AuthMode::Body)));
+    assert_eq!(buy(capp, cid, user_body("alice")).await.status_code, 201);
+    spoil(&corrupt, &flash_sale::keys::purchase_pk(cid, "alice"), flash_sale::keys::PURCHASE_SK, "purchasedAt").await;
+    s.add(
+        "GET",
+        "/sales/{saleId}/purchases/{userId}",
+        &flash_sale::http::user_lookup_function(capp, lookup_request(cid, "alice", None)).await,
+    );
+    spoil(&corrupt, &flash_sale::keys::shard_pk(cid, 0), flash_sale::keys::SHARD_SK, "remaining").await;
+    s.add("POST", "/sales/{saleId}/purchases", &buy(capp, cid, user_body("bob")).await);
+    s.add(
+        "GET",
+        "/sales/{saleId}",
+        &flash_sale::http::status_function(capp, get(&format!("/sales/{cid}"), &[("saleId", cid)])).await,
+    );
+    s.add("GET", "/sales", &flash_sale::http::status_function(capp, get("/sales", &[])).await);
+
+    let file = std::env::temp_dir().join(format!("{}.json", unique("openapi-samples")));
+    std::fs::write(&file, serde_json::to_string(&s.0).unwrap()).unwrap();
+    let out = Command::new(python())
+        .arg(root().join("tests/openapi_check.py"))
+        .arg(root().join("docs/openapi.yaml"))
+        .arg(&file)
+        .output()
+        .expect("run tests/openapi_check.py");
+    let _ = std::fs::remove_file(&file);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains(&format!("{} responses checked, 0 failures", s.0.len())), "{report}");
+}
