@@ -12,4 +12,5 @@ mod malformed;
 mod process;
 mod purchase;
 mod restart;
+mod waiting_room;
 mod window;

@@ -41,6 +41,7 @@ impl Function {
             .env("AWS_SECRET_ACCESS_KEY", "local")
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("ADMISSION_KEY", integration_tests::ADMISSION_KEY_HEX)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -86,7 +87,7 @@ async fn a_function_process_answers_hostile_events_and_keeps_serving() {
     let sale = active_sale(&store, 10, 1).await;
     let id = sale.id.to_string();
     let events = hostile(&id);
-    for name in ["purchase", "status", "user-lookup"] {
+    for name in ["purchase", "status", "user-lookup", "queue"] {
         let api = RuntimeApi::start(name).expect("runtime api");
         let mut function = Function::start(name, &api, store.table());
         for e in &events {

@@ -46,7 +46,17 @@ impl DynamoDbLocal {
         Self { child }
     }
 
+    /// Stops it the way an outage looks to a client (connections refused) without losing what it
+    /// acknowledged: SIGTERM lets it close its database; SIGKILL can drop acknowledged writes
+    /// that DynamoDB itself would never lose.
     fn stop(&mut self) {
+        let _ = Command::new("kill").args(["-s", "TERM", &self.child.id().to_string()]).status();
+        for _ in 0..100 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -20,6 +20,8 @@ pub struct App {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: Config,
     pub(crate) hints: Mutex<HashMap<SaleId, SaleHint>>,
+    pub(crate) rooms: Mutex<HashMap<SaleId, crate::queue::RoomSnapshot>>,
+    pub(crate) tickets: Mutex<HashMap<SaleId, crate::queue::TicketBlock>>,
 }
 
 /// What a container remembers about a sale between requests. Only ever a hint: the purchase
@@ -49,7 +51,14 @@ pub(crate) fn logged(err: StoreError) -> AppError {
 
 impl App {
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
-        Self { store, clock, config, hints: Mutex::new(HashMap::new()) }
+        Self {
+            store,
+            clock,
+            config,
+            hints: Mutex::new(HashMap::new()),
+            rooms: Mutex::new(HashMap::new()),
+            tickets: Mutex::new(HashMap::new()),
+        }
     }
 
     pub(crate) fn tuning(&self) -> &Tuning {
@@ -85,7 +94,9 @@ impl App {
     pub async fn sale_view(&self, sale_id: &SaleId) -> Result<SaleView, AppError> {
         let sale = self.sale(sale_id).await?;
         let stock = self.store.shard_stock(&[&sale]).await.map_err(logged)?;
-        Ok(SaleView::new(&sale, total(&stock[0]), self.clock.now_ms()))
+        let mut view = SaleView::new(&sale, total(&stock[0]), self.clock.now_ms());
+        view.queue = self.room_view(&sale).await?;
+        Ok(view)
     }
 
     /// Every sale with its stock: one index query and one batch read of all shards.
@@ -94,7 +105,13 @@ impl App {
         let refs: Vec<&Sale> = sales.iter().collect();
         let stock = self.store.shard_stock(&refs).await.map_err(logged)?;
         let now = self.clock.now_ms();
-        Ok(sales.iter().zip(&stock).map(|(sale, shards)| SaleView::new(sale, total(shards), now)).collect())
+        let mut views = Vec::with_capacity(sales.len());
+        for (sale, shards) in sales.iter().zip(&stock) {
+            let mut view = SaleView::new(sale, total(shards), now);
+            view.queue = self.room_view(sale).await?;
+            views.push(view);
+        }
+        Ok(views)
     }
 
     /// A user's purchase in a sale.

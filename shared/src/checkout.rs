@@ -69,6 +69,17 @@ impl App {
     /// `idempotency_key` is the request's `Idempotency-Key`: a purchase stored with the same key
     /// is this request's own, answered as a success whatever the stock or window say now.
     pub async fn purchase(&self, sale_id: &SaleId, user: &UserId, idempotency_key: Option<&str>) -> PurchaseReport {
+        self.purchase_admitted(sale_id, user, idempotency_key, None).await
+    }
+
+    /// [`App::purchase`] with the waiting room's admission token, required when the sale has a room.
+    pub async fn purchase_admitted(
+        &self,
+        sale_id: &SaleId,
+        user: &UserId,
+        idempotency_key: Option<&str>,
+        admission_token: Option<&str>,
+    ) -> PurchaseReport {
         let mut report = PurchaseReport {
             result: Err(AppError::Internal),
             shard: None,
@@ -76,7 +87,7 @@ impl App {
             transactions: 0,
             from_hint: false,
         };
-        report.result = self.purchase_inner(sale_id, user, idempotency_key, &mut report).await;
+        report.result = self.purchase_inner(sale_id, user, idempotency_key, admission_token, &mut report).await;
         report
     }
 
@@ -85,9 +96,11 @@ impl App {
         sale_id: &SaleId,
         user: &UserId,
         key: Option<&str>,
+        admission_token: Option<&str>,
         report: &mut PurchaseReport,
     ) -> Result<Purchase, AppError> {
         let sale = self.sale(sale_id).await?;
+        self.check_admission(&sale, user, admission_token).await?;
         let early = match sale.window_at(self.clock.now_ms()) {
             Window::NotStarted => Some(AppError::SaleNotStarted { starts_at_ms: sale.starts_at_ms }),
             Window::Ended => Some(AppError::SaleEnded),

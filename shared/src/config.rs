@@ -29,6 +29,9 @@ pub struct Config {
     pub dynamodb_endpoint: Option<String>,
     /// `PATH_PARAMETERS`: `decoded` (default, API Gateway) or `percent-encoded` (local emulator).
     pub path_params: PathParams,
+    /// `ADMISSION_KEY` (hex, at least 32 bytes) and `ADMISSION_KEY_PREVIOUS` (during a rotation):
+    /// sign and check waiting-room admission tokens.
+    pub admission_keys: Option<crate::room::AdmissionKeys>,
     pub tuning: Tuning,
 }
 
@@ -40,6 +43,7 @@ impl Config {
             auth_mode,
             dynamodb_endpoint: None,
             path_params: PathParams::Decoded,
+            admission_keys: None,
             tuning: Tuning::default(),
         }
     }
@@ -129,10 +133,18 @@ impl Config {
                 });
             }
         };
+        let admission_keys = match get("ADMISSION_KEY") {
+            None => None,
+            Some(key) => Some(
+                crate::room::AdmissionKeys::from_hex(&key, get("ADMISSION_KEY_PREVIOUS").as_deref())
+                    .map_err(|problem| ConfigError { var: "ADMISSION_KEY", problem })?,
+            ),
+        };
         Ok(Self {
             table_name,
             auth_mode,
             path_params,
+            admission_keys,
             dynamodb_endpoint: get("DYNAMODB_ENDPOINT").filter(|e| !e.is_empty()),
             tuning: Tuning {
                 sale_cache: ms("SALE_CACHE_MS", d.sale_cache)?,

@@ -21,6 +21,19 @@ pub enum AppError {
     /// decided that a retry could contradict: a retry is safe.
     #[error("the service is busy; retry shortly")]
     Busy,
+    /// The sale has no waiting room.
+    #[error("this sale has no waiting room")]
+    NoWaitingRoom,
+    #[error("this user is not in the sale's line")]
+    NotInLine,
+    #[error("the line opens later")]
+    QueueNotOpen { opens_at_ms: i64 },
+    #[error("this sale has a waiting room: join the line and buy with its admission token")]
+    AdmissionRequired,
+    #[error("{0}")]
+    AdmissionInvalid(&'static str),
+    #[error("this place in line is not admitted yet")]
+    NotYetAdmitted,
     /// Something that should not happen (an unreadable stored item): logged with its key, alarmed.
     #[error("internal error")]
     Internal,

@@ -25,8 +25,31 @@ where
     F: Fn(&'static App, ApiRequest) -> Fut + Copy,
     Fut: Future<Output = ApiResponse> + Send,
 {
+    serve(handler, false).await
+}
+
+/// [`run`] for a function that signs or checks waiting-room admission tokens: it does not start
+/// without its key.
+pub async fn run_with_admission_key<F, Fut>(handler: F) -> Result<(), Error>
+where
+    F: Fn(&'static App, ApiRequest) -> Fut + Copy,
+    Fut: Future<Output = ApiResponse> + Send,
+{
+    serve(handler, true).await
+}
+
+async fn serve<F, Fut>(handler: F, needs_admission_key: bool) -> Result<(), Error>
+where
+    F: Fn(&'static App, ApiRequest) -> Fut + Copy,
+    Fut: Future<Output = ApiResponse> + Send,
+{
     telemetry::init();
     let config = Config::from_env()?;
+    if needs_admission_key && config.admission_keys.is_none() {
+        return Err("configuration: ADMISSION_KEY must be set (hex, at least 32 bytes): this function signs or \
+                    checks waiting-room admission tokens"
+            .into());
+    }
     let client =
         crate::aws::client_for(config.dynamodb_endpoint.as_deref()).map_err(|e| format!("configuration: {e}"))?;
     let store = Store::new(client, config.table_name.clone());

@@ -26,6 +26,7 @@ pub mod ids;
 pub mod keys;
 pub mod lambda;
 pub mod order;
+pub mod queue;
 pub mod room;
 pub mod sale;
 pub mod store;

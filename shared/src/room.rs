@@ -186,6 +186,13 @@ pub fn estimated_wait_seconds(state: &RoomState, place: i64) -> i64 {
     (needed + rate - 1) / rate
 }
 
+/// A new secret draw seed from the operating system's random source.
+pub fn new_seed() -> Result<[u8; 32], String> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| format!("no random source for the draw seed: {e}"))?;
+    Ok(seed)
+}
+
 /// Hex SHA-256 of a draw seed.
 pub fn commitment(seed: &[u8]) -> String {
     hex::encode(Sha256::digest(seed))
@@ -209,7 +216,7 @@ pub fn draw(seed: &[u8], users: &[String]) -> Vec<(String, i64)> {
 
 /// Keys for admission tokens: the current one signs; the previous one is still accepted while a
 /// rotation settles.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct AdmissionKeys {
     current: Vec<u8>,
     previous: Option<Vec<u8>>,
@@ -225,6 +232,12 @@ impl fmt::Debug for AdmissionKeys {
 pub const MIN_KEY_BYTES: usize = 32;
 
 impl AdmissionKeys {
+    /// Keys from hex text (`ADMISSION_KEY`, `ADMISSION_KEY_PREVIOUS`).
+    pub fn from_hex(current: &str, previous: Option<&str>) -> Result<Self, String> {
+        let decode = |k: &str| hex::decode(k.trim()).map_err(|_| "admission keys must be hex".to_owned());
+        Self::new(decode(current)?, previous.map(decode).transpose()?)
+    }
+
     pub fn new(current: Vec<u8>, previous: Option<Vec<u8>>) -> Result<Self, String> {
         let short = |k: &[u8]| k.len() < MIN_KEY_BYTES;
         if short(&current) || previous.as_deref().is_some_and(short) {

@@ -97,6 +97,10 @@ pub enum SaleRuleError {
     BadCurrency,
     #[error("name must be 1 to 200 characters without control characters")]
     BadName,
+    #[error("a waiting room needs its draw seed, committed to in the room's configuration")]
+    RoomWithoutSeed,
+    #[error("the waiting room must open before the sale starts and admit at least one person per second")]
+    BadRoom,
 }
 
 impl Sale {
@@ -120,6 +124,11 @@ impl Sale {
         if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(SaleRuleError::BadCurrency);
         }
+        if let Some(room) = &self.room
+            && (room.prequeue_opens_at_ms > self.starts_at_ms || room.admit_per_second == 0 || room.lanes == 0)
+        {
+            return Err(SaleRuleError::BadRoom);
+        }
         let name_len = self.name.chars().count();
         if name_len == 0 || name_len > 200 || self.name.chars().any(char::is_control) {
             return Err(SaleRuleError::BadName);
@@ -142,6 +151,9 @@ pub struct SaleView {
     pub starts_at: String,
     pub ends_at: String,
     pub server_time: String,
+    /// The waiting room, for a sale that has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<crate::queue::RoomView>,
 }
 
 impl SaleView {
@@ -158,6 +170,7 @@ impl SaleView {
             starts_at: rfc3339_ms(sale.starts_at_ms),
             ends_at: rfc3339_ms(sale.ends_at_ms),
             server_time: rfc3339_ms(now_ms),
+            queue: None,
         }
     }
 }

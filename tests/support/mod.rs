@@ -91,6 +91,30 @@ pub async fn active_sale(store: &Store, stock: i64, shards: u32) -> Sale {
     s
 }
 
+/// The admission key the tests sign with (32 bytes, hex), as `ADMISSION_KEY` holds it.
+pub const ADMISSION_KEY_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+pub fn admission_keys() -> flash_sale::room::AdmissionKeys {
+    flash_sale::room::AdmissionKeys::from_hex(ADMISSION_KEY_HEX, None).expect("test key")
+}
+
+/// An app whose functions sign and check admission tokens with [`ADMISSION_KEY_HEX`].
+pub fn room_app(store: &Store, clock: Arc<dyn Clock>, auth: AuthMode) -> App {
+    let mut config = Config::for_table(store.table(), auth);
+    config.tuning = tuning();
+    config.admission_keys = Some(admission_keys());
+    App::new(store.clone(), clock, config)
+}
+
+/// A sale with a waiting room, stored with a fresh draw seed; returns the sale and its seed.
+pub async fn room_sale(store: &Store, stock: i64, shards: u32, starts_at_ms: i64, ends_at_ms: i64) -> (Sale, Vec<u8>) {
+    let seed = flash_sale::room::new_seed().expect("seed").to_vec();
+    let mut s = sale(&unique("room"), stock, shards, starts_at_ms, ends_at_ms);
+    s.room = Some(flash_sale::room::RoomConfig::new(shards, starts_at_ms, &seed));
+    store.create_sale_with_room(&s, &seed, starts_at_ms - 3_600_000).await.expect("create sale with room");
+    (s, seed)
+}
+
 /// The partition key of a sale's stock shard, as the store writes it.
 pub fn shard_key(sale: &Sale, shard: u32) -> String {
     flash_sale::keys::shard_pk(sale.id.as_str(), shard)

@@ -2,5 +2,5 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    flash_sale::lambda::run(flash_sale::http::purchase_function).await
+    flash_sale::lambda::run_with_admission_key(flash_sale::http::purchase_function).await
 }

@@ -42,13 +42,13 @@ fn purchase_outcome<T>(result: &Result<T, HttpError>) -> &'static str {
 }
 
 /// Everything a purchase needs from the request, checked before any I/O.
-fn parse_purchase(app: &App, req: &ApiRequest) -> Result<(SaleId, UserId, Option<String>), HttpError> {
+fn parse_purchase(app: &App, req: &ApiRequest) -> Result<(SaleId, UserId, Option<String>, Option<String>), HttpError> {
     require_method(req, "POST")?;
     let body = purchase_body(req)?;
     let sale = sale_id(req, app.config.path_params)?;
     let user = identity::purchaser(app.config.auth_mode, req, body.user_id.as_deref())?;
     let key = idempotency_key(req)?;
-    Ok((sale, user, key))
+    Ok((sale, user, key, body.admission_token))
 }
 
 /// The `purchase` function: `POST /sales/{saleId}/purchases`.
@@ -56,11 +56,11 @@ pub async fn purchase_function(app: &App, req: ApiRequest) -> ApiResponse {
     let mut log = RequestLog::start("purchase", &req);
     let result = match parse_purchase(app, &req) {
         Err(err) => Err(err),
-        Ok((sale, user, key)) => {
+        Ok((sale, user, key, token)) => {
             log.sale_id = Some(sale.to_string());
             log.user_id = Some(user.to_string());
             let work = async {
-                let report = app.purchase(&sale, &user, key.as_deref()).await;
+                let report = app.purchase_admitted(&sale, &user, key.as_deref(), token.as_deref()).await;
                 log.shard = report.shard;
                 log.retries = report.retries;
                 log.transactions = report.transactions;
@@ -178,4 +178,33 @@ mod tests {
             assert!(crate::telemetry::PURCHASE_OUTCOMES.contains(&purchase_outcome(&Err::<(), _>(e.into()))));
         }
     }
+}
+
+/// The `queue` function: `POST /sales/{saleId}/queue` (join) and `GET /sales/{saleId}/queue/{userId}`.
+pub async fn queue_function(app: &App, req: ApiRequest) -> ApiResponse {
+    let joining = req.path_param("userId").is_none();
+    let mut log = RequestLog::start(if joining { "queue_join" } else { "queue_position" }, &req);
+    let work = async {
+        let sale = sale_id(&req, app.config.path_params)?;
+        log.sale_id = Some(sale.to_string());
+        let view = if joining {
+            require_method(&req, "POST")?;
+            let body = purchase_body(&req)?;
+            if body.admission_token.is_some() {
+                return Err(HttpError::invalid("joining the line takes no admissionToken"));
+            }
+            let user = identity::purchaser(app.config.auth_mode, &req, body.user_id.as_deref())?;
+            log.user_id = Some(user.to_string());
+            app.join(&sale, &user).await?
+        } else {
+            require_method(&req, "GET")?;
+            let user = user_id_param(&req, app.config.path_params)?;
+            log.user_id = Some(user.to_string());
+            identity::may_view(app.config.auth_mode, &req, &user)?;
+            app.line_position(&sale, &user).await?
+        };
+        Ok(json(200, &view, NO_STORE))
+    };
+    let result = within_deadline(&req, app.tuning().deadline_margin, work).await;
+    finish(&log, result)
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use event::{ApiEvent, ApiRequest, ApiResponse};
-pub use handlers::{purchase_function, status_function, user_lookup_function};
+pub use handlers::{purchase_function, queue_function, status_function, user_lookup_function};
 pub use problem::{CODES, HttpError, RETRY_AFTER_SECS};
 
 use crate::config::PathParams;
@@ -108,6 +108,8 @@ pub(crate) fn idempotency_key(req: &ApiRequest) -> Result<Option<String>, HttpEr
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct PurchaseBody {
     pub user_id: Option<String>,
+    /// The waiting room's admission token (sales with a room only).
+    pub admission_token: Option<String>,
 }
 
 /// Parses the purchase body: empty is allowed (JWT mode needs none), anything else must be a JSON
@@ -127,6 +129,9 @@ pub(crate) fn purchase_body(req: &ApiRequest) -> Result<PurchaseBody, HttpError>
         return Err(HttpError::invalid("the body must be a JSON object such as {\"userId\": \"alice\"}"));
     }
     // Straight into the struct: a duplicate `userId` key is refused rather than resolved.
-    serde_json::from_str(text)
-        .map_err(|e| HttpError::invalid(format!("the body must be a JSON object {{\"userId\": string}}: {e}")))
+    serde_json::from_str(text).map_err(|e| {
+        HttpError::invalid(format!(
+            "the body must be a JSON object {{\"userId\": string, \"admissionToken\": string}}: {e}"
+        ))
+    })
 }

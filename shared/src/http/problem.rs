@@ -52,6 +52,12 @@ impl HttpError {
                 AppError::PurchaseNotFound => (404, "purchase_not_found"),
                 AppError::SoldOut => (409, "sold_out"),
                 AppError::AlreadyPurchased(_) => (409, "already_purchased"),
+                AppError::NoWaitingRoom => (404, "no_waiting_room"),
+                AppError::NotInLine => (404, "not_in_line"),
+                AppError::QueueNotOpen { .. } => (403, "queue_not_open"),
+                AppError::AdmissionRequired => (403, "admission_required"),
+                AppError::AdmissionInvalid(_) => (403, "admission_invalid"),
+                AppError::NotYetAdmitted => (403, "not_yet_admitted"),
                 AppError::Internal => (500, "internal_error"),
                 AppError::Busy => (503, "temporarily_unavailable"),
             },
@@ -66,9 +72,15 @@ pub const CODES: &[(u16, &str)] = &[
     (403, "forbidden"),
     (403, "sale_not_started"),
     (403, "sale_ended"),
+    (403, "queue_not_open"),
+    (403, "admission_required"),
+    (403, "admission_invalid"),
+    (403, "not_yet_admitted"),
     (404, "not_found"),
     (404, "sale_not_found"),
     (404, "purchase_not_found"),
+    (404, "no_waiting_room"),
+    (404, "not_in_line"),
     (405, "method_not_allowed"),
     (409, "already_purchased"),
     (409, "sold_out"),
@@ -102,6 +114,7 @@ pub fn render(err: &HttpError) -> ApiResponse {
         HttpError::App(AppError::SaleNotStarted { starts_at_ms }) => {
             body["startsAt"] = json!(rfc3339_ms(*starts_at_ms))
         }
+        HttpError::App(AppError::QueueNotOpen { opens_at_ms }) => body["opensAt"] = json!(rfc3339_ms(*opens_at_ms)),
         HttpError::App(AppError::Busy) => body["retryAfterSeconds"] = json!(RETRY_AFTER_SECS),
         _ => {}
     }
@@ -138,6 +151,12 @@ mod tests {
             AppError::SoldOut.into(),
             AppError::Internal.into(),
             AppError::Busy.into(),
+            AppError::NoWaitingRoom.into(),
+            AppError::NotInLine.into(),
+            AppError::QueueNotOpen { opens_at_ms: 0 }.into(),
+            AppError::AdmissionRequired.into(),
+            AppError::AdmissionInvalid("x").into(),
+            AppError::NotYetAdmitted.into(),
         ];
         for e in &samples {
             assert!(CODES.contains(&e.status_and_code()), "{e:?} missing from CODES");

@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::{
 use super::items::{SALE_ENTITY, SaleItem, ShardItem, item_of};
 use super::{PURCHASE_SK, PurchaseRecord, SHARD_SK, Store, StoreError, key, shard_pk};
 use crate::ids::SaleId;
-use crate::sale::Sale;
+use crate::sale::{Sale, SaleRuleError};
 
 /// The sparse index over sale items (`entity` = "SALE", sorted by `startsAt`).
 pub const SALES_INDEX: &str = "sales";
@@ -68,8 +68,26 @@ impl Store {
         Err(StoreError::Unavailable(format!("table {} did not become ACTIVE within 30 s", self.table)))
     }
 
-    /// Stores a new sale and its stock shards atomically. Refuses nonsense and existing sales.
+    /// Stores a new sale and its stock shards atomically. Refuses nonsense and existing sales; a
+    /// sale with a waiting room is created with [`Store::create_sale_with_room`].
     pub async fn create_sale(&self, sale: &Sale, now_ms: i64) -> Result<(), StoreError> {
+        if sale.room.is_some() {
+            return Err(SaleRuleError::RoomWithoutSeed.into());
+        }
+        self.create(sale, None, now_ms).await
+    }
+
+    /// Stores a new sale with a waiting room: its configuration (publishing the commitment to
+    /// `draw_seed`), shards, room state and the secret seed, atomically.
+    pub async fn create_sale_with_room(&self, sale: &Sale, draw_seed: &[u8], now_ms: i64) -> Result<(), StoreError> {
+        match &sale.room {
+            Some(room) if room.draw_commitment == crate::room::commitment(draw_seed) => {}
+            _ => return Err(SaleRuleError::RoomWithoutSeed.into()),
+        }
+        self.create(sale, Some(draw_seed), now_ms).await
+    }
+
+    async fn create(&self, sale: &Sale, draw_seed: Option<&[u8]>, now_ms: i64) -> Result<(), StoreError> {
         sale.validate()?;
         let put = |item| -> Result<TransactWriteItem, StoreError> {
             let put = Put::builder()
@@ -83,6 +101,11 @@ impl Store {
         let mut items = vec![put(item_of(&SaleItem::new(sale, now_ms))?)?];
         for (n, stock) in (0u32..).zip(sale.shard_stock()) {
             items.push(put(item_of(&ShardItem::new(sale, n, stock))?)?);
+        }
+        if let Some(seed) = draw_seed {
+            for item in self.room_items(sale, seed)? {
+                items.push(put(item)?);
+            }
         }
         // An explicit token: if the SDK retries a call whose commit it did not hear about, the
         // replay succeeds instead of reporting the sale it just created as existing.

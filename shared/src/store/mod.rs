@@ -7,6 +7,7 @@
 mod admin;
 mod items;
 mod purchase_tx;
+mod room;
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -22,6 +23,7 @@ pub use items::PurchaseRecord;
 pub use purchase_tx::Attempt;
 #[cfg(not(feature = "test-util"))]
 pub(crate) use purchase_tx::Attempt;
+pub use room::{Joined, QueueEntry};
 
 use crate::ids::{SaleId, UserId};
 use crate::sale::{Sale, SaleRuleError};

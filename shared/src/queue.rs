@@ -1,0 +1,298 @@
+//! The waiting-room use cases: join the line, see where one stands, the admission check on the
+//! purchase path, and keeping the admitted range moving (rules in [`crate::room`], items in
+//! `store::room`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::app::{App, logged};
+use crate::error::AppError;
+use crate::ids::{SaleId, UserId};
+use crate::room::{self, LineState, RoomConfig, RoomState, TokenError};
+use crate::sale::Sale;
+use crate::store::{Joined, QueueEntry};
+use crate::time_fmt::rfc3339_ms;
+
+/// How long a container trusts its copy of a room's state and the stock behind it.
+const SNAPSHOT_TTL_MS: i64 = 1_000;
+/// Longest a block of post-opening tickets is handed out by one container: later arrivals never
+/// get an earlier place than someone who arrived more than this before them.
+const TICKET_BLOCK_LIFE: Duration = Duration::from_secs(1);
+const MAX_TICKET_BLOCK: i64 = 100;
+
+/// A room as a container last saw it.
+#[derive(Debug, Clone)]
+pub(crate) struct RoomSnapshot {
+    pub(crate) state: RoomState,
+    pub(crate) remaining: i64,
+    /// When it was read, on the app's clock (so tests that move the clock move the cache too).
+    fetched_at_ms: i64,
+}
+
+/// Post-opening tickets this container may hand out (`next..=last`), taken from the sale's
+/// counter in blocks sized to what the container hands out in about a second.
+#[derive(Debug, Clone)]
+pub(crate) struct TicketBlock {
+    next: i64,
+    last: i64,
+    size: i64,
+    taken: Instant,
+}
+
+/// Where a person stands: the answer of `POST /sales/{saleId}/queue` and
+/// `GET /sales/{saleId}/queue/{userId}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineView {
+    pub sale_id: String,
+    pub user_id: String,
+    pub state: LineState,
+    /// The place in line; `null` for the pre-queue until the draw at opening.
+    pub position: Option<i64>,
+    pub ahead_of_you: Option<i64>,
+    pub estimated_wait_seconds: Option<i64>,
+    /// Present when admitted: send it as `admissionToken` with the purchase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admission_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admission_expires_at: Option<String>,
+}
+
+/// A room in the sale's public view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomView {
+    /// `not_open` (before the pre-queue), `prequeue`, `drawing`, `admitting`, `paused`,
+    /// `sold_out` or `closed`.
+    pub state: &'static str,
+    /// Places issued and not yet admitted: the people waiting, plus places a container reserved
+    /// and has not handed out yet (at most about a second of its joins).
+    pub length: i64,
+    pub admitted_through: i64,
+    pub admit_per_second: u32,
+    pub prequeue_opens_at: String,
+    /// SHA-256 (hex) of the draw seed, published from creation on.
+    pub draw_commitment: String,
+    /// The draw seed (hex), revealed from `startsAt` on: recompute the pre-queue order with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draw_seed: Option<String>,
+}
+
+impl App {
+    /// The room's state and the stock behind it, from this container's copy while it is fresh;
+    /// otherwise read, advanced if it is a second old (the draw first, once it is due), and stored.
+    pub(crate) async fn room_snapshot(&self, sale: &Sale, config: &RoomConfig) -> Result<RoomSnapshot, AppError> {
+        let now = self.clock.now_ms();
+        let cached = {
+            let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+            rooms.get(&sale.id).filter(|s| (0..SNAPSHOT_TTL_MS).contains(&(now - s.fetched_at_ms))).cloned()
+        };
+        if let Some(snapshot) = cached {
+            return Ok(snapshot);
+        }
+        let mut state = self.store.room_state(&sale.id).await.map_err(logged)?.ok_or_else(|| {
+            tracing::error!(sale = %sale.id, "a sale with a waiting room has no room state");
+            AppError::Internal
+        })?;
+        let stock = self.store.shard_stock(&[sale]).await.map_err(logged)?;
+        let remaining: i64 = stock[0].iter().map(|r| (*r).max(0)).sum();
+        let sold = sale.total_stock - remaining;
+        if now - state.updated_at_ms >= 1_000
+            || (state.prequeue_size.is_none() && now >= sale.starts_at_ms + room::DRAW_GRACE_MS)
+        {
+            let mut next = state.clone();
+            if next.prequeue_size.is_none() && now >= sale.starts_at_ms + room::DRAW_GRACE_MS {
+                next.prequeue_size = Some(self.draw(sale, config).await?);
+            }
+            next.issued_after_opening = self.store.tickets_issued(&sale.id).await.map_err(logged)?;
+            let next = next.advanced(config, now, sold, remaining);
+            state = if self.store.advance_room(&sale.id, &state, &next).await.map_err(logged)? {
+                next
+            } else {
+                // Another container advanced it first: take theirs.
+                self.store.room_state(&sale.id).await.map_err(logged)?.unwrap_or(next)
+            };
+        }
+        let snapshot = RoomSnapshot { state, remaining, fetched_at_ms: now };
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner()).insert(sale.id.clone(), snapshot.clone());
+        Ok(snapshot)
+    }
+
+    /// Closes the pre-queue and places everyone in it by the draw. Deterministic: two containers
+    /// that both run it write the same places.
+    async fn draw(&self, sale: &Sale, config: &RoomConfig) -> Result<i64, AppError> {
+        let seed = self.store.draw_seed(&sale.id).await.map_err(logged)?.ok_or(AppError::Internal)?;
+        let entrants = self.store.seal_prequeue(&sale.id, config.lanes).await.map_err(logged)?;
+        let places = room::draw(&seed, &entrants);
+        self.store.set_places(&sale.id, &places).await.map_err(logged)?;
+        tracing::info!(sale = %sale.id, entrants = places.len(), "pre-queue drawn");
+        Ok(i64::try_from(places.len()).unwrap_or(i64::MAX))
+    }
+
+    async fn room_of(&self, sale_id: &SaleId) -> Result<(Arc<Sale>, RoomConfig), AppError> {
+        let sale = self.sale(sale_id).await?;
+        let config = sale.room.clone().ok_or(AppError::NoWaitingRoom)?;
+        Ok((sale, config))
+    }
+
+    /// Joins `user` to the line of `sale_id`: idempotent, one place per person however often
+    /// they join.
+    pub async fn join(&self, sale_id: &SaleId, user: &UserId) -> Result<LineView, AppError> {
+        let (sale, config) = self.room_of(sale_id).await?;
+        let now = self.clock.now_ms();
+        if now < config.prequeue_opens_at_ms {
+            return Err(AppError::QueueNotOpen { opens_at_ms: config.prequeue_opens_at_ms });
+        }
+        if now >= sale.ends_at_ms {
+            return self.view(&sale, &config, user, None).await;
+        }
+        if let Some(entry) = self.store.queue_entry(sale_id, user).await.map_err(logged)? {
+            return self.view(&sale, &config, user, Some(entry)).await;
+        }
+        if now < sale.starts_at_ms {
+            let lane = fastrand::u32(0..config.lanes.max(1));
+            match self.store.join_prequeue(&sale, user, lane, now).await.map_err(logged)? {
+                Joined::New(entry) | Joined::Existing(entry) => {
+                    return self.view(&sale, &config, user, Some(entry)).await;
+                }
+                Joined::PrequeueClosed => {}
+            }
+        }
+        let ticket = self.next_ticket(sale_id).await?;
+        match self.store.join_after_opening(sale_id, user, ticket, self.clock.now_ms()).await.map_err(logged)? {
+            Joined::New(entry) | Joined::Existing(entry) => self.view(&sale, &config, user, Some(entry)).await,
+            Joined::PrequeueClosed => Err(AppError::Internal),
+        }
+    }
+
+    /// Where `user` stands in the line of `sale_id`.
+    pub async fn line_position(&self, sale_id: &SaleId, user: &UserId) -> Result<LineView, AppError> {
+        let (sale, config) = self.room_of(sale_id).await?;
+        let entry = self.store.queue_entry(sale_id, user).await.map_err(logged)?.ok_or(AppError::NotInLine)?;
+        self.view(&sale, &config, user, Some(entry)).await
+    }
+
+    /// The next post-opening ticket this container hands out.
+    async fn next_ticket(&self, sale_id: &SaleId) -> Result<i64, AppError> {
+        let size = {
+            let mut blocks = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
+            match blocks.get_mut(sale_id) {
+                Some(b) if b.next <= b.last && b.taken.elapsed() < TICKET_BLOCK_LIFE => {
+                    b.next += 1;
+                    return Ok(b.next - 1);
+                }
+                // Used up within its life: the next block is twice as large; expired unused: half.
+                Some(b) if b.next > b.last => (b.size * 2).min(MAX_TICKET_BLOCK),
+                Some(b) => (b.size / 2).max(1),
+                None => 1,
+            }
+        };
+        let (first, last) = self.store.take_tickets(sale_id, size).await.map_err(logged)?;
+        let block = TicketBlock { next: first + 1, last, size, taken: Instant::now() };
+        self.tickets.lock().unwrap_or_else(|p| p.into_inner()).insert(sale_id.clone(), block);
+        Ok(first)
+    }
+
+    async fn view(
+        &self,
+        sale: &Sale,
+        config: &RoomConfig,
+        user: &UserId,
+        entry: Option<QueueEntry>,
+    ) -> Result<LineView, AppError> {
+        let now = self.clock.now_ms();
+        let snapshot = self.room_snapshot(sale, config).await?;
+        let state = &snapshot.state;
+        let place = entry.as_ref().and_then(|e| e.place_in(state));
+        let mut line = room::line_state(state, place, snapshot.remaining, now >= sale.ends_at_ms || entry.is_none());
+        let mut token = None;
+        let mut expires = None;
+        if let (LineState::Admitted, Some(place)) = (line, place) {
+            // Admitted when the range first covered this place; the token lives from then on.
+            match state.history.iter().find(|t| t.admitted >= place) {
+                Some(tick) if tick.at_ms + config.token_ttl_ms > now => {
+                    let exp = tick.at_ms + config.token_ttl_ms;
+                    let keys = self.config.admission_keys.as_ref().ok_or(AppError::Internal)?;
+                    token = Some(keys.sign(&sale.id, user, place, exp));
+                    expires = Some(rfc3339_ms(exp));
+                }
+                // The admission's lifetime is over.
+                _ => line = LineState::Closed,
+            }
+        }
+        let waiting = line == LineState::Waiting;
+        Ok(LineView {
+            sale_id: sale.id.to_string(),
+            user_id: user.to_string(),
+            state: line,
+            position: place,
+            ahead_of_you: place.filter(|_| waiting).map(|p| (p - state.admitted_through - 1).max(0)),
+            estimated_wait_seconds: place.filter(|_| waiting).map(|p| room::estimated_wait_seconds(state, p)),
+            admission_token: token,
+            admission_expires_at: expires,
+        })
+    }
+
+    /// The purchase path's gate for a sale with a room: a valid token for this sale and buyer,
+    /// checked without a DynamoDB call, whose place the admitted range has reached.
+    pub(crate) async fn check_admission(
+        &self,
+        sale: &Sale,
+        user: &UserId,
+        token: Option<&str>,
+    ) -> Result<(), AppError> {
+        let Some(config) = &sale.room else { return Ok(()) };
+        let token = token.ok_or(AppError::AdmissionRequired)?;
+        let keys = self.config.admission_keys.as_ref().ok_or(AppError::Internal)?;
+        let place = keys.verify(token, &sale.id, user, self.clock.now_ms()).map_err(|e| match e {
+            TokenError::Invalid => {
+                AppError::AdmissionInvalid("the admission token is not valid for this sale and buyer")
+            }
+            TokenError::Expired => AppError::AdmissionInvalid("the admission token has expired"),
+        })?;
+        let snapshot = self.room_snapshot(sale, config).await?;
+        if place > snapshot.state.admitted_through {
+            return Err(AppError::NotYetAdmitted);
+        }
+        Ok(())
+    }
+
+    /// The room's part of the sale's public view.
+    pub(crate) async fn room_view(&self, sale: &Sale) -> Result<Option<RoomView>, AppError> {
+        let Some(config) = &sale.room else { return Ok(None) };
+        let now = self.clock.now_ms();
+        let snapshot = self.room_snapshot(sale, config).await?;
+        let s = &snapshot.state;
+        let phase = if now >= sale.ends_at_ms {
+            "closed"
+        } else if snapshot.remaining <= 0 {
+            "sold_out"
+        } else if now < config.prequeue_opens_at_ms {
+            "not_open"
+        } else if now < sale.starts_at_ms {
+            "prequeue"
+        } else if s.prequeue_size.is_none() {
+            "drawing"
+        } else if s.paused {
+            "paused"
+        } else {
+            "admitting"
+        };
+        let draw_seed = if now >= sale.starts_at_ms {
+            self.store.draw_seed(&sale.id).await.map_err(logged)?.map(hex::encode)
+        } else {
+            None
+        };
+        Ok(Some(RoomView {
+            state: phase,
+            length: s.places_issued().map_or(0, |n| (n - s.admitted_through).max(0)),
+            admitted_through: s.admitted_through,
+            admit_per_second: s.admit_per_second,
+            prequeue_opens_at: rfc3339_ms(config.prequeue_opens_at_ms),
+            draw_commitment: config.draw_commitment.clone(),
+            draw_seed,
+        }))
+    }
+}

@@ -1,0 +1,447 @@
+//! The waiting room's items (key formats in [`crate::keys`]):
+//!
+//! - `SALE#{id}` / `ROOM`: [`RoomState`], advanced about once a second by whichever request finds
+//!   it stale (a conditional write, so two containers never both advance it);
+//! - `SALE#{id}` / `DRAW`: the secret draw seed, shown by the status only from `startsAt` on;
+//! - `SALE#{id}#PRE#{lane}` / `COUNT` and `U#{userId}`: pre-queue joins spread over lanes, each
+//!   lane a counter and one marker per entrant (no item takes more than its share of the joins);
+//! - `SALE#{id}#PLACES` / `PLACES`: the counter of places issued after opening, taken in blocks;
+//! - `SALE#{id}#QUEUE#{userId}` / `QUEUE`: one person's place, the proof that joining again is
+//!   idempotent.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use serde::{Deserialize, Serialize};
+use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
+
+use super::{Store, StoreError, key};
+use crate::ids::{SaleId, UserId};
+use crate::keys::{
+    DRAW_SK, LANE_COUNT_SK, PLACES_SK, QUEUE_SK, ROOM_SK, lane_entrant_sk, lane_pk, places_pk, queue_pk, sale_pk,
+};
+use crate::room::RoomState;
+use crate::sale::Sale;
+
+/// One person's place in a sale's line, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueEntry {
+    pub pk: String,
+    pub sk: String,
+    pub sale_id: String,
+    pub user_id: String,
+    pub joined_at: i64,
+    /// Joined before `startsAt`: placed by the draw.
+    pub prequeue: bool,
+    /// The place, once known: set by the draw for the pre-queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<i64>,
+    /// After opening: the ticket number among post-opening joiners (place = pre-queue size + ticket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<i64>,
+}
+
+impl QueueEntry {
+    fn new(sale: &SaleId, user: &UserId, joined_at: i64, prequeue: bool, ticket: Option<i64>) -> Self {
+        Self {
+            pk: queue_pk(sale.as_str(), user.as_str()),
+            sk: QUEUE_SK.into(),
+            sale_id: sale.to_string(),
+            user_id: user.to_string(),
+            joined_at,
+            prequeue,
+            place: None,
+            ticket,
+        }
+    }
+
+    /// The place, given the room's state (post-opening places need the pre-queue size).
+    pub fn place_in(&self, state: &RoomState) -> Option<i64> {
+        self.place.or_else(|| self.ticket.and_then(|t| state.place_after_opening(t)))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RoomItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    state: RoomState,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DrawItem {
+    pk: String,
+    sk: String,
+    seed: String,
+}
+
+/// What a join came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Joined {
+    /// A new place.
+    New(QueueEntry),
+    /// This person was in line already.
+    Existing(QueueEntry),
+    /// The pre-queue closed (the draw began) while this join was on its way: join after opening.
+    PrequeueClosed,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn build_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(pk: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{pk}: {e}"))
+}
+
+fn entry_of(item: Item) -> Result<QueueEntry, StoreError> {
+    let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+    from_item(item).map_err(|e| corrupt(&pk, e))
+}
+
+impl Store {
+    /// The items a sale with a room needs besides its configuration: the initial room state and the
+    /// secret seed. Created in the sale's own transaction.
+    pub(crate) fn room_items(&self, sale: &Sale, seed: &[u8]) -> Result<Vec<Item>, StoreError> {
+        let Some(config) = &sale.room else { return Ok(Vec::new()) };
+        let room = RoomItem {
+            pk: sale_pk(sale.id.as_str()),
+            sk: ROOM_SK.into(),
+            state: RoomState::new(config, sale.starts_at_ms),
+        };
+        let draw = DrawItem { pk: sale_pk(sale.id.as_str()), sk: DRAW_SK.into(), seed: hex::encode(seed) };
+        Ok(vec![to_item(&room)?, to_item(&draw)?])
+    }
+
+    /// The room's state (strongly consistent: it is read about once a second per container).
+    pub async fn room_state(&self, sale: &SaleId) -> Result<Option<RoomState>, StoreError> {
+        let pk = sale_pk(sale.as_str());
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), ROOM_SK)))
+            .consistent_read(true)
+            .send()
+            .await?;
+        out.item.map(|i| from_item::<RoomItem>(i).map(|r| r.state).map_err(|e| corrupt(&pk, e))).transpose()
+    }
+
+    /// Replaces the room's state if nobody advanced it since `prev` was read. `false`: someone did.
+    pub(crate) async fn advance_room(
+        &self,
+        sale: &SaleId,
+        prev: &RoomState,
+        next: &RoomState,
+    ) -> Result<bool, StoreError> {
+        let item = to_item(&RoomItem { pk: sale_pk(sale.as_str()), sk: ROOM_SK.into(), state: next.clone() })?;
+        let sent = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            // Also unchanged controls: an operator's pause or new rate is never overwritten.
+            .condition_expression(
+                "updatedAtMs = :prev AND admittedThrough = :admitted AND paused = :paused AND admitPerSecond = :rate",
+            )
+            .expression_attribute_values(":prev", AttributeValue::N(prev.updated_at_ms.to_string()))
+            .expression_attribute_values(":admitted", AttributeValue::N(prev.admitted_through.to_string()))
+            .expression_attribute_values(":paused", AttributeValue::Bool(prev.paused))
+            .expression_attribute_values(":rate", AttributeValue::N(prev.admit_per_second.to_string()))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Operator controls: pause or resume admission, change its rate.
+    pub async fn control_room(&self, sale: &SaleId, paused: Option<bool>, rate: Option<u32>) -> Result<(), StoreError> {
+        let mut sets = Vec::new();
+        let mut update =
+            self.client.update_item().table_name(&self.table).set_key(Some(key(sale_pk(sale.as_str()), ROOM_SK)));
+        if let Some(p) = paused {
+            sets.push("paused = :p");
+            update = update.expression_attribute_values(":p", AttributeValue::Bool(p));
+        }
+        if let Some(r) = rate {
+            sets.push("admitPerSecond = :r");
+            update = update.expression_attribute_values(":r", AttributeValue::N(r.to_string()));
+        }
+        if sets.is_empty() {
+            return Ok(());
+        }
+        let sent = update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Err(StoreError::NoSuchSale(format!("{sale} (no waiting room)")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The draw seed (hex-decoded).
+    pub async fn draw_seed(&self, sale: &SaleId) -> Result<Option<Vec<u8>>, StoreError> {
+        let pk = sale_pk(sale.as_str());
+        let out = self.client.get_item().table_name(&self.table).set_key(Some(key(pk.clone(), DRAW_SK))).send().await?;
+        let Some(item) = out.item else { return Ok(None) };
+        let draw: DrawItem = from_item(item).map_err(|e| corrupt(&pk, e))?;
+        hex::decode(&draw.seed).map(Some).map_err(|e| corrupt(&pk, e))
+    }
+
+    /// A person's place in the line (strongly consistent: a join is visible at once).
+    pub async fn queue_entry(&self, sale: &SaleId, user: &UserId) -> Result<Option<QueueEntry>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(queue_pk(sale.as_str(), user.as_str()), QUEUE_SK)))
+            .consistent_read(true)
+            .send()
+            .await?;
+        out.item.map(entry_of).transpose()
+    }
+
+    /// A pre-queue join: the person's entry, a marker in `lane` and the lane's count, in one
+    /// transaction that fails once the draw has sealed the lane.
+    pub(crate) async fn join_prequeue(
+        &self,
+        sale: &Sale,
+        user: &UserId,
+        lane: u32,
+        now_ms: i64,
+    ) -> Result<Joined, StoreError> {
+        let entry = QueueEntry::new(&sale.id, user, now_ms, true, None);
+        let put_entry = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&entry)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(build_err)?;
+        let lane_pk = lane_pk(sale.id.as_str(), lane);
+        let marker = HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(lane_pk.clone())),
+            ("sk".to_owned(), AttributeValue::S(lane_entrant_sk(user.as_str()))),
+            ("userId".to_owned(), AttributeValue::S(user.to_string())),
+        ]);
+        let put_marker = Put::builder().table_name(&self.table).set_item(Some(marker)).build().map_err(build_err)?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(lane_pk, LANE_COUNT_SK)))
+            .update_expression("ADD entrants :one")
+            .condition_expression("attribute_not_exists(sealed)")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .build()
+            .map_err(build_err)?;
+        let sent = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put_entry).build())
+            .transact_items(TransactWriteItem::builder().put(put_marker).build())
+            .transact_items(TransactWriteItem::builder().update(count).build())
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(Joined::New(entry)),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+                    let reasons = e.cancellation_reasons();
+                    let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+                    if failed(0) {
+                        let old = reasons[0].item().cloned().unwrap_or_default();
+                        return Ok(Joined::Existing(entry_of(old)?));
+                    }
+                    if failed(2) {
+                        return Ok(Joined::PrequeueClosed);
+                    }
+                    Err(StoreError::Unavailable(format!("pre-queue join cancelled: {reasons:?}")))
+                }
+                _ => Err(err.into()),
+            },
+        }
+    }
+
+    /// Reserves `count` tickets for post-opening joiners; returns the first and last.
+    pub(crate) async fn take_tickets(&self, sale: &SaleId, count: i64) -> Result<(i64, i64), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(places_pk(sale.as_str()), PLACES_SK)))
+            .update_expression("ADD issued :n")
+            .expression_attribute_values(":n", AttributeValue::N(count.to_string()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await?;
+        let last = out
+            .attributes
+            .and_then(|a| a.get("issued").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()))
+            .ok_or_else(|| corrupt(&places_pk(sale.as_str()), "no issued count"))?;
+        Ok((last - count + 1, last))
+    }
+
+    /// Tickets issued after opening so far.
+    pub(crate) async fn tickets_issued(&self, sale: &SaleId) -> Result<i64, StoreError> {
+        let pk = places_pk(sale.as_str());
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), PLACES_SK)))
+            .consistent_read(true)
+            .send()
+            .await?;
+        let issued = out.item.and_then(|i| i.get("issued").and_then(|v| v.as_n().ok()).map(|n| n.parse::<i64>()));
+        issued.transpose().map(|n| n.unwrap_or(0)).map_err(|e| corrupt(&pk, e))
+    }
+
+    /// A post-opening join with `ticket`: the entry, unless the person is in line already.
+    pub(crate) async fn join_after_opening(
+        &self,
+        sale: &SaleId,
+        user: &UserId,
+        ticket: i64,
+        now_ms: i64,
+    ) -> Result<Joined, StoreError> {
+        let entry = QueueEntry::new(sale, user, now_ms, false, Some(ticket));
+        let sent = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&entry)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(Joined::New(entry)),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(e)) => {
+                    Ok(Joined::Existing(entry_of(e.item().cloned().unwrap_or_default())?))
+                }
+                _ => Err(err.into()),
+            },
+        }
+    }
+
+    /// Closes the pre-queue: seals every lane so no pre-queue join can commit any more, then
+    /// returns every entrant.
+    pub(crate) async fn seal_prequeue(&self, sale: &SaleId, lanes: u32) -> Result<Vec<String>, StoreError> {
+        for lane in 0..lanes {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(lane_pk(sale.as_str(), lane), LANE_COUNT_SK)))
+                .update_expression("SET sealed = :t")
+                .expression_attribute_values(":t", AttributeValue::Bool(true))
+                .send()
+                .await?;
+        }
+        let mut users = Vec::new();
+        for lane in 0..lanes {
+            let mut start = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :u)")
+                    .expression_attribute_values(":pk", AttributeValue::S(lane_pk(sale.as_str(), lane)))
+                    .expression_attribute_values(":u", AttributeValue::S("U#".into()))
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await?;
+                for item in out.items.unwrap_or_default() {
+                    if let Some(AttributeValue::S(u)) = item.get("userId") {
+                        users.push(u.clone());
+                    }
+                }
+                start = out.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(users)
+    }
+
+    /// Writes the draw's places onto the pre-queue entries, a few dozen at a time.
+    pub(crate) async fn set_places(&self, sale: &SaleId, places: &[(String, i64)]) -> Result<(), StoreError> {
+        for chunk in places.chunks(32) {
+            let writes = chunk.iter().map(|(user, place)| {
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(queue_pk(sale.as_str(), user), QUEUE_SK)))
+                    .update_expression("SET place = :p")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":p", AttributeValue::N(place.to_string()))
+                    .send()
+            });
+            for result in futures_join(writes).await {
+                result?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every entry of a sale's line (a scan: for the operator's `verify-draw`, never on a request path).
+    pub async fn queue_entries(&self, sale: &SaleId) -> Result<Vec<QueueEntry>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :prefix) AND sk = :q")
+                .expression_attribute_values(":prefix", AttributeValue::S(queue_pk(sale.as_str(), "")))
+                .expression_attribute_values(":q", AttributeValue::S(QUEUE_SK.into()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for item in out.items.unwrap_or_default() {
+                found.push(entry_of(item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+}
+
+/// Runs the futures concurrently and collects their results in order.
+async fn futures_join<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        if let Ok(v) = h.await {
+            out.push(v);
+        }
+    }
+    out
+}
