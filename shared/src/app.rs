@@ -22,6 +22,8 @@ pub struct App {
     pub(crate) hints: Mutex<HashMap<SaleId, SaleHint>>,
     pub(crate) rooms: Mutex<HashMap<SaleId, crate::queue::RoomSnapshot>>,
     pub(crate) tickets: Mutex<HashMap<SaleId, crate::queue::TicketBlock>>,
+    /// The purchase path's copy of each room's admitted range: (read at, admitted through).
+    pub(crate) admitted_seen: Mutex<HashMap<SaleId, (i64, i64)>>,
 }
 
 /// What a container remembers about a sale between requests. Only ever a hint: the purchase
@@ -58,6 +60,7 @@ impl App {
             hints: Mutex::new(HashMap::new()),
             rooms: Mutex::new(HashMap::new()),
             tickets: Mutex::new(HashMap::new()),
+            admitted_seen: Mutex::new(HashMap::new()),
         }
     }
 

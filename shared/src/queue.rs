@@ -252,11 +252,46 @@ impl App {
             }
             TokenError::Expired => AppError::AdmissionInvalid("the admission token has expired"),
         })?;
-        let snapshot = self.room_snapshot(sale, config).await?;
-        if place > snapshot.state.admitted_through {
+        let _ = config;
+        if place > self.admitted_through(sale).await? {
             return Err(AppError::NotYetAdmitted);
         }
         Ok(())
+    }
+
+    /// The admitted range as stored, from this container's copy while it is a second fresh. The
+    /// purchase path only reads the room; the queue and status functions advance it.
+    async fn admitted_through(&self, sale: &Sale) -> Result<i64, AppError> {
+        let now = self.clock.now_ms();
+        let cached = {
+            let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+            rooms
+                .get(&sale.id)
+                .filter(|s| (0..SNAPSHOT_TTL_MS).contains(&(now - s.fetched_at_ms)))
+                .map(|s| s.state.admitted_through)
+        };
+        if let Some(admitted) = cached {
+            return Ok(admitted);
+        }
+        let admitted = {
+            let mut seen = self.admitted_seen.lock().unwrap_or_else(|p| p.into_inner());
+            match seen.get(&sale.id) {
+                Some(&(at, admitted)) if (0..SNAPSHOT_TTL_MS).contains(&(now - at)) => Some(admitted),
+                _ => {
+                    seen.remove(&sale.id);
+                    None
+                }
+            }
+        };
+        if let Some(admitted) = admitted {
+            return Ok(admitted);
+        }
+        let state = self.store.room_state(&sale.id).await.map_err(logged)?.ok_or(AppError::Internal)?;
+        self.admitted_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sale.id.clone(), (now, state.admitted_through));
+        Ok(state.admitted_through)
     }
 
     /// The room's part of the sale's public view.
