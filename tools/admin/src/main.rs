@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use flash_sale::aws;
 use flash_sale::clock::now_ms;
 use flash_sale::ids::SaleId;
+use flash_sale::room;
 use flash_sale::sale::{Sale, SaleView};
 use flash_sale::store::{Store, StoreError};
 use flash_sale::time_fmt::{parse_rfc3339_ms, rfc3339_ms};
@@ -53,6 +54,46 @@ enum Command {
         starts_at: String,
         #[arg(long)]
         ends_at: String,
+        /// Put a waiting room in front of the sale: buyers join a line and buy with an admission
+        /// token (see the README's "Waiting room").
+        #[arg(long)]
+        waiting_room: bool,
+        /// Admissions per second; default: shards × 50, what the purchase path sustains without
+        /// transaction conflicts.
+        #[arg(long, requires = "waiting_room")]
+        admit_per_second: Option<u32>,
+        /// When the pre-queue opens (RFC 3339); default: 15 minutes before the start.
+        #[arg(long, requires = "waiting_room")]
+        prequeue_opens_at: Option<String>,
+        /// Admitted-but-not-bought may reach this percentage of the remaining stock.
+        #[arg(long, requires = "waiting_room", default_value_t = flash_sale::room::DEFAULT_ADMIT_FACTOR_PERCENT)]
+        admit_factor_percent: u32,
+        /// Lifetime of an admission token, in seconds.
+        #[arg(long, requires = "waiting_room", default_value_t = 300)]
+        token_ttl_seconds: u32,
+    },
+    /// Verify a sale's pre-queue draw from public data: the seed revealed at opening must match the
+    /// commitment published at creation, and every pre-queue place must be the one the seed gives.
+    VerifyDraw {
+        #[arg(long)]
+        sale_id: String,
+    },
+    /// Stop admitting people from the line (those admitted keep their tokens).
+    PauseAdmission {
+        #[arg(long)]
+        sale_id: String,
+    },
+    /// Admit again after a pause.
+    ResumeAdmission {
+        #[arg(long)]
+        sale_id: String,
+    },
+    /// Change the admission rate of a running sale.
+    SetAdmitRate {
+        #[arg(long)]
+        sale_id: String,
+        #[arg(long)]
+        per_second: u32,
     },
     /// Every sale with its state and remaining stock, one JSON object per line.
     ListSales,
@@ -114,8 +155,22 @@ async fn run(cli: Cli) -> Result<()> {
             let verb = if created { "created" } else { "already exists:" };
             writeln!(out, "table {verb} {}", store.table())?;
         }
-        Command::CreateSale { sale_id: id, name, price_cents, currency, stock, shards, starts_at, ends_at } => {
-            let sale = Sale {
+        Command::CreateSale {
+            sale_id: id,
+            name,
+            price_cents,
+            currency,
+            stock,
+            shards,
+            starts_at,
+            ends_at,
+            waiting_room,
+            admit_per_second,
+            prequeue_opens_at,
+            admit_factor_percent,
+            token_ttl_seconds,
+        } => {
+            let mut sale = Sale {
                 id: sale_id(&id)?,
                 name,
                 price_cents,
@@ -126,7 +181,24 @@ async fn run(cli: Cli) -> Result<()> {
                 ends_at_ms: parse_rfc3339_ms(&ends_at).map_err(anyhow::Error::msg).context("--ends-at")?,
                 room: None,
             };
-            match store.create_sale(&sale, now_ms()).await {
+            let created = if waiting_room {
+                let seed = room::new_seed().map_err(anyhow::Error::msg)?;
+                let mut config = room::RoomConfig::new(shards, sale.starts_at_ms, &seed);
+                if let Some(rate) = admit_per_second {
+                    config.admit_per_second = rate;
+                }
+                if let Some(at) = prequeue_opens_at {
+                    config.prequeue_opens_at_ms =
+                        parse_rfc3339_ms(&at).map_err(anyhow::Error::msg).context("--prequeue-opens-at")?;
+                }
+                config.admit_factor_percent = admit_factor_percent;
+                config.token_ttl_ms = i64::from(token_ttl_seconds) * 1_000;
+                sale.room = Some(config);
+                store.create_sale_with_room(&sale, &seed, now_ms()).await
+            } else {
+                store.create_sale(&sale, now_ms()).await
+            };
+            match created {
                 Ok(()) => {}
                 Err(StoreError::SaleExists(id)) => bail!("sale `{id}` already exists; nothing was changed"),
                 Err(e) => return Err(e.into()),
@@ -147,7 +219,11 @@ async fn run(cli: Cli) -> Result<()> {
             let shards = store.shard_stock(&[&sale]).await?.remove(0);
             let purchases = store.purchases_of(&sale.id).await?.len();
             let status = SaleView::new(&sale, shards.iter().map(|r| (*r).max(0)).sum(), now_ms());
-            let shown = json!({ "sale": status, "shards": shards, "purchases": purchases });
+            let mut shown = json!({ "sale": status, "shards": shards, "purchases": purchases });
+            if let Some(config) = &sale.room {
+                let state = store.room_state(&sale.id).await?;
+                shown["waitingRoom"] = json!({ "settings": config, "state": state });
+            }
             writeln!(out, "{}", serde_json::to_string_pretty(&shown)?)?;
         }
         Command::Buyers { sale_id, format } => {
@@ -175,6 +251,53 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::VerifyDraw { sale_id } => {
+            let sale = existing_sale(&store, &sale_id).await?;
+            let config = sale.room.as_ref().context("this sale has no waiting room")?;
+            if now_ms() < sale.starts_at_ms {
+                bail!("the draw happens at opening ({}); the seed is still secret", rfc3339_ms(sale.starts_at_ms));
+            }
+            let seed = store.draw_seed(&sale.id).await?.context("no draw seed stored")?;
+            if room::commitment(&seed) != config.draw_commitment {
+                bail!("the revealed seed does not match the published commitment {}", config.draw_commitment);
+            }
+            let entries = store.queue_entries(&sale.id).await?;
+            let prequeue: Vec<_> = entries.iter().filter(|e| e.prequeue).collect();
+            let users: Vec<String> = prequeue.iter().map(|e| e.user_id.clone()).collect();
+            let expected: std::collections::HashMap<String, i64> = room::draw(&seed, &users).into_iter().collect();
+            let wrong: Vec<_> = prequeue.iter().filter(|e| e.place != expected.get(&e.user_id).copied()).collect();
+            writeln!(
+                out,
+                "{}",
+                json!({ "saleId": sale.id.as_str(), "commitment": config.draw_commitment, "seed": hex_string(&seed),
+                        "prequeueEntrants": users.len(), "placesMatching": users.len() - wrong.len() })
+            )?;
+            if !wrong.is_empty() {
+                bail!(
+                    "{} pre-queue places differ from the draw, e.g. {:?}",
+                    wrong.len(),
+                    wrong.first().map(|e| &e.user_id)
+                );
+            }
+        }
+        Command::PauseAdmission { sale_id } => {
+            let sale = existing_sale(&store, &sale_id).await?;
+            store.control_room(&sale.id, Some(true), None).await?;
+            writeln!(out, "admission paused for {}", sale.id)?;
+        }
+        Command::ResumeAdmission { sale_id } => {
+            let sale = existing_sale(&store, &sale_id).await?;
+            store.control_room(&sale.id, Some(false), None).await?;
+            writeln!(out, "admission resumed for {}", sale.id)?;
+        }
+        Command::SetAdmitRate { sale_id, per_second } => {
+            if per_second == 0 {
+                bail!("--per-second must be at least 1; use pause-admission to stop admitting");
+            }
+            let sale = existing_sale(&store, &sale_id).await?;
+            store.control_room(&sale.id, None, Some(per_second)).await?;
+            writeln!(out, "{} now admits {per_second} people per second", sale.id)?;
+        }
         Command::ResetSale { sale_id, yes } => {
             if !yes {
                 bail!("reset-sale deletes every purchase of the sale; pass --yes to confirm");
@@ -201,4 +324,8 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
