@@ -123,7 +123,12 @@ impl RuntimeApi {
             if left.is_zero() {
                 return false;
             }
-            st = self.shared.changed.wait_timeout(st, left.min(Duration::from_millis(50))).unwrap_or_else(|p| p.into_inner()).0;
+            st = self
+                .shared
+                .changed
+                .wait_timeout(st, left.min(Duration::from_millis(50)))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 }
@@ -277,7 +282,11 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                         if shared.stop.load(Ordering::Relaxed) || Instant::now() > deadline {
                             break None;
                         }
-                        st = shared.changed.wait_timeout(st, Duration::from_millis(50)).unwrap_or_else(|p| p.into_inner()).0;
+                        st = shared
+                            .changed
+                            .wait_timeout(st, Duration::from_millis(50))
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
                     }
                 };
                 let Some((id, event)) = next else { return Ok(()) };
@@ -293,7 +302,10 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                         "lambda-runtime-invoked-function-arn",
                         format!("arn:aws:lambda:us-east-1:123456789012:function:{}", shared.function_name),
                     ),
-                    ("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0".to_owned()),
+                    (
+                        "lambda-runtime-trace-id",
+                        "Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0".to_owned(),
+                    ),
                 ];
                 respond(&mut writer, "200 OK", &headers, event.as_bytes())?;
             }
@@ -366,7 +378,10 @@ mod tests {
         assert!(exchange(&mut s, &post).starts_with("HTTP/1.1 202"));
         assert!(api.wait_outcomes(1, Duration::from_secs(5)));
         let out = api.outcomes();
-        assert_eq!((out[0].request_id.as_str(), out[0].kind, out[0].body.as_str()), (id.as_str(), "response", "{\"a\":1}"));
+        assert_eq!(
+            (out[0].request_id.as_str(), out[0].kind, out[0].body.as_str()),
+            (id.as_str(), "response", "{\"a\":1}")
+        );
         assert!(api.first_next().is_some());
     }
 }
