@@ -342,6 +342,13 @@ pub async fn run(endpoint: Option<&str>) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// The replicated calls and the application's metered calls against DynamoDB Local.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn meters_every_outcome() {
+        let Some(endpoint) = local::test_endpoint() else { return };
+        run(Some(&endpoint)).await.unwrap();
+    }
+
     #[test]
     fn reads_consumed_capacity_in_both_shapes() {
         let one = br#"{"ConsumedCapacity":{"TableName":"t","CapacityUnits":1.0}}"#;

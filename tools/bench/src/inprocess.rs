@@ -198,3 +198,16 @@ pub async fn run(args: Args) -> Result<()> {
     drop(dynamo);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both sides against DynamoDB Local: every attempt a successful purchase on each.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn both_sides_sell_every_attempt() {
+        let Some(endpoint) = local::test_endpoint() else { return };
+        let args = Args { endpoint: Some(endpoint), tasks: 4, attempts: 40, rounds: 1, shards: 2, max_seconds: 120 };
+        run(args).await.unwrap();
+    }
+}

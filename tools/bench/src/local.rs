@@ -119,3 +119,14 @@ pub fn lookup_event(sale: &str, user: &str) -> Value {
 pub fn purchase_request(sale: &str, user: &str) -> ApiRequest {
     request(&purchase_event(sale, user))
 }
+
+/// The DynamoDB Local of this test run (`DYNAMODB_ENDPOINT`, set by `cargo xtask test`; loopback
+/// only), or `None` with a note when there is none.
+#[cfg(test)]
+pub fn test_endpoint() -> Option<String> {
+    if std::env::var_os("DYNAMODB_ENDPOINT").is_none_or(|e| e.is_empty()) {
+        eprintln!("DYNAMODB_ENDPOINT is not set (`cargo xtask test` sets it): skipping");
+        return None;
+    }
+    Some(integration_tests::endpoint())
+}
