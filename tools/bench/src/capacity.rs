@@ -211,6 +211,19 @@ fn raw_capacity(result: &TxResult) -> String {
     }
 }
 
+/// The capacity units DynamoDB reports for one `GetItem` of `key`.
+async fn read_capacity(client: &Client, table: &str, key: rawtx::Item, consistent: bool) -> Result<Option<f64>> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(consistent)
+        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+        .send()
+        .await?;
+    Ok(out.consumed_capacity().and_then(|c| c.capacity_units()))
+}
+
 pub async fn run(endpoint: Option<&str>) -> Result<()> {
     let dynamo = Dynamo::get(endpoint).await?;
     let ep = &dynamo.endpoint;
@@ -224,7 +237,7 @@ pub async fn run(endpoint: Option<&str>) -> Result<()> {
     println!("1. replicated calls (bench code, ReturnConsumedCapacity=TOTAL):");
     let plenty = local::active_sale(&store, 100, 1).await?;
     let one = local::active_sale(&store, 1, 1).await?;
-    let upcoming = local::sale(&local::unique("up"), 10, 1, now + 3_600_000, now + 7_200_000)?;
+    let upcoming = local::sale(&local::unique("up"), 10, 1, now + 3_600_000, now + 7_200_000);
     store.create_sale(&upcoming, now).await.map_err(|e| anyhow!("{e}"))?;
     let (p, o, u) = (plenty.id.to_string(), one.id.to_string(), upcoming.id.to_string());
     let item = rawtx::purchase_item(&p, "alice", &ulid::Ulid::new().to_string(), now, 0);
@@ -259,29 +272,10 @@ pub async fn run(endpoint: Option<&str>) -> Result<()> {
             if cc.is_empty() { "no ConsumedCapacity returned".into() } else { cc }
         );
     }
-    let get = client
-        .get_item()
-        .table_name(&table)
-        .set_key(Some(rawtx::key(keys::purchase_pk(&p, "alice"), keys::PURCHASE_SK)))
-        .consistent_read(true)
-        .return_consumed_capacity(ReturnConsumedCapacity::Total)
-        .send()
-        .await?;
-    println!(
-        "   user lookup (GetItem, strongly consistent): {:?}",
-        get.consumed_capacity().map(|c| c.capacity_units())
-    );
-    let meta = client
-        .get_item()
-        .table_name(&table)
-        .set_key(Some(rawtx::key(keys::sale_pk(&p), keys::SALE_SK)))
-        .return_consumed_capacity(ReturnConsumedCapacity::Total)
-        .send()
-        .await?;
-    println!(
-        "   sale config (GetItem, eventually consistent): {:?}",
-        meta.consumed_capacity().map(|c| c.capacity_units())
-    );
+    let lookup = read_capacity(&client, &table, rawtx::key(keys::purchase_pk(&p, "alice"), keys::PURCHASE_SK), true);
+    println!("   user lookup (GetItem, strongly consistent): {:?}", lookup.await?);
+    let meta = read_capacity(&client, &table, rawtx::key(keys::sale_pk(&p), keys::SALE_SK), false);
+    println!("   sale config (GetItem, eventually consistent): {:?}", meta.await?);
 
     // ---- 2. The application's own calls, metered ----
     println!("2. the application's calls (App::purchase / sale_view / lookup, metering interceptor):");
@@ -289,7 +283,7 @@ pub async fn run(endpoint: Option<&str>) -> Result<()> {
     let metered = Client::from_conf(client.config().to_builder().interceptor(MeterInterceptor(meter.clone())).build());
     let app = local::app(&Store::new(metered, &table), Tuning::default());
     let sale = local::active_sale(&store, 2, 1).await?;
-    let later = local::sale(&local::unique("up"), 10, 1, now + 3_600_000, now + 7_200_000)?;
+    let later = local::sale(&local::unique("up"), 10, 1, now + 3_600_000, now + 7_200_000);
     store.create_sale(&later, now).await.map_err(|e| anyhow!("{e}"))?;
     let user = |s: &str| UserId::parse(s).map_err(|e| anyhow!("{e}"));
     let line = |label: &str, report: Option<&PurchaseReport>| {

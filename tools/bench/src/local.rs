@@ -11,13 +11,12 @@ use flash_sale::App;
 use flash_sale::clock::{SystemClock, now_ms};
 use flash_sale::config::{AuthMode, Tuning};
 use flash_sale::http::ApiRequest;
-use flash_sale::ids::SaleId;
 use flash_sale::sale::Sale;
 use flash_sale::store::Store;
 use integration_tests::{TestBody, event_json, user_body};
 use serde_json::Value;
 
-pub use integration_tests::{request_from as request, unique};
+pub use integration_tests::{request_from as request, sale, unique};
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -76,24 +75,10 @@ pub fn leaked_app(store: &Store, tuning: Tuning) -> &'static App {
     Box::leak(Box::new(app(store, tuning)))
 }
 
-/// A sale value (not stored).
-pub fn sale(id: &str, stock: i64, shards: u32, starts_at_ms: i64, ends_at_ms: i64) -> Result<Sale> {
-    Ok(Sale {
-        id: SaleId::parse(id).map_err(|e| anyhow!("sale id: {e}"))?,
-        name: format!("Bench {id}"),
-        price_cents: 1_999,
-        currency: "EUR".into(),
-        total_stock: stock,
-        shards,
-        starts_at_ms,
-        ends_at_ms,
-    })
-}
-
 /// An active sale (started a minute ago, ends in a day), stored.
 pub async fn active_sale(store: &Store, stock: i64, shards: u32) -> Result<Sale> {
     let now = now_ms();
-    let s = sale(&unique("s"), stock, shards, now - 60_000, now + 86_400_000)?;
+    let s = sale(&unique("s"), stock, shards, now - 60_000, now + 86_400_000);
     store.create_sale(&s, now).await.map_err(|e| anyhow!("create sale: {e}"))?;
     Ok(s)
 }

@@ -290,10 +290,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                     }
                 };
                 let Some((id, event)) = next else { return Ok(()) };
-                let deadline_ms = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() + 30_000)
-                    .unwrap_or(0);
+                let deadline_ms = flash_sale::clock::now_ms() + 30_000;
                 let headers = [
                     ("content-type", "application/json".to_owned()),
                     ("lambda-runtime-aws-request-id", id),
