@@ -1,13 +1,12 @@
 //! DynamoDB Local (file-backed) stopped in the middle of a sale and started again: the API answers
 //! 503 while it is down, recovers without a restart of its own, and never oversells.
 
-use std::net::{Ipv4Addr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use dynamodb_local::{DynamoDbLocal, Storage};
 use flash_sale::App;
 use flash_sale::clock::SystemClock;
 use flash_sale::config::AuthMode;
@@ -17,73 +16,20 @@ use integration_tests::{
     TestBody, active_sale, purchase_request, read, request, stored_state, tuning, unique, user_body,
 };
 
-struct DynamoDbLocal {
-    child: Child,
-}
-
-impl DynamoDbLocal {
-    /// Starts DynamoDB Local storing its database in `dir`; the jar comes from `cargo xtask test`.
-    fn start(dir: &PathBuf, port: u16) -> Self {
-        let jar = PathBuf::from(
-            std::env::var("DYNAMODB_LOCAL_JAR").expect("DYNAMODB_LOCAL_JAR is set by `cargo xtask test`"),
-        );
-        let child = Command::new("java")
-            .current_dir(jar.parent().unwrap())
-            .args([
-                "-Xmx1g",
-                "-Djava.library.path=./DynamoDBLocal_lib",
-                "-jar",
-                "DynamoDBLocal.jar",
-                "-sharedDb",
-                "-disableTelemetry",
-            ])
-            .arg("-dbPath")
-            .arg(dir)
-            .args(["-port", &port.to_string()])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start DynamoDB Local");
-        Self { child }
-    }
-
-    /// Stops it the way an outage looks to a client (connections refused) without losing what it
-    /// acknowledged: SIGTERM lets it close its database; SIGKILL can drop acknowledged writes
-    /// that DynamoDB itself would never lose.
-    fn stop(&mut self) {
-        let _ = Command::new("kill").args(["-s", "TERM", &self.child.id().to_string()]).status();
-        for _ in 0..100 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for DynamoDbLocal {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-async fn wait_ready(store: &Store) {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(60) {
-        if store.client().list_tables().send().await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("DynamoDB Local did not come up within 60 s");
+/// Starts DynamoDB Local storing its database in `dir` and waits until it answers; the jar is
+/// `DYNAMODB_LOCAL_JAR` (set by `cargo xtask test`) or the one it installed.
+fn start_dynamodb(dir: &Path, port: u16) -> DynamoDbLocal {
+    let jar = dynamodb_local::find_jar().expect("DynamoDB Local jar");
+    let storage = Storage::Dir(dir.to_path_buf());
+    tokio::task::block_in_place(|| DynamoDbLocal::launch(&jar, port, &storage, Duration::from_secs(60)))
+        .expect("start DynamoDB Local")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dynamodb_stopping_mid_sale_gives_503_then_recovers_without_oversell() {
     let dir = std::env::temp_dir().join(unique("ddb-restart"));
     std::fs::create_dir_all(&dir).unwrap();
-    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+    let port = dynamodb_local::free_port().unwrap();
     let endpoint = format!("http://127.0.0.1:{port}");
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_millis(500))
@@ -91,8 +37,7 @@ async fn dynamodb_stopping_mid_sale_gives_503_then_recovers_without_oversell() {
         .operation_timeout(Duration::from_secs(4))
         .build();
     let store = Store::new(flash_sale::aws::local_client_with_timeouts(&endpoint, timeouts).unwrap(), "restart");
-    let mut ddb = DynamoDbLocal::start(&dir, port);
-    wait_ready(&store).await;
+    let mut ddb = start_dynamodb(&dir, port);
     store.create_table().await.unwrap();
     let sale = active_sale(&store, 30, 2).await;
     let app = Arc::new(integration_tests::app_with(
@@ -131,8 +76,7 @@ async fn dynamodb_stopping_mid_sale_gives_503_then_recovers_without_oversell() {
         read(&flash_sale::http::status_function(&app, request("GET", "/health", &[], TestBody::None, None)).await);
     assert_eq!(status, 503, "health while down");
 
-    let _ddb = DynamoDbLocal::start(&dir, port);
-    wait_ready(&store).await;
+    let _ddb = start_dynamodb(&dir, port);
     let (status, _) =
         read(&flash_sale::http::status_function(&app, request("GET", "/health", &[], TestBody::None, None)).await);
     assert_eq!(status, 200, "health after the restart, same client");

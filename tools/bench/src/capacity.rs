@@ -2,7 +2,7 @@
 //!
 //! 1. The purchase transaction replicated here with `ReturnConsumedCapacity=TOTAL` (and the
 //!    reads the functions make), one call per outcome.
-//! 2. The application's own calls (`App::purchase`, `App::status`, `App::lookup`) through a
+//! 2. The application's own calls (`App::purchase`, `App::sale_view`, `App::lookup`) through a
 //!    client with a metering interceptor: it counts every request DynamoDB receives, adds
 //!    `"ReturnConsumedCapacity":"TOTAL"` to the request body before signing, and reads
 //!    `ConsumedCapacity` from each response. This proves the call counts (0 while the sold-out
@@ -12,18 +12,19 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, anyhow};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::interceptors::{AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut};
+use aws_sdk_dynamodb::config::interceptors::{
+    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+};
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnConsumedCapacity};
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
-use flash_sale::App;
-use flash_sale::clock::SystemClock;
+use flash_sale::clock::now_ms;
 use flash_sale::config::Tuning;
-use flash_sale::identity::AuthMode;
 use flash_sale::ids::UserId;
 use flash_sale::store::Store;
+use flash_sale::{AppError, PurchaseReport, keys};
 use serde_json::Value;
 
 use crate::local::{self, Dynamo};
@@ -42,7 +43,8 @@ struct Meter {
     calls: Mutex<Vec<Call>>,
 }
 
-const WITH_CAPACITY: &[&str] = &["GetItem", "BatchGetItem", "TransactWriteItems", "PutItem", "UpdateItem", "Query", "Scan"];
+const WITH_CAPACITY: &[&str] =
+    &["GetItem", "BatchGetItem", "TransactWriteItems", "PutItem", "UpdateItem", "Query", "Scan"];
 
 fn op_of(target: Option<&str>) -> String {
     target.and_then(|t| t.rsplit('.').next()).unwrap_or("?").to_owned()
@@ -127,7 +129,11 @@ impl Intercept for MeterInterceptor {
         let op = cfg.load::<OpName>().map(|o| o.0.clone()).unwrap_or_else(|| "?".into());
         let resp = context.response();
         let capacity = resp.body().bytes().and_then(capacity_of);
-        self.0.calls.lock().unwrap_or_else(|p| p.into_inner()).push(Call { op, status: resp.status().as_u16(), capacity });
+        self.0.calls.lock().unwrap_or_else(|p| p.into_inner()).push(Call {
+            op,
+            status: resp.status().as_u16(),
+            capacity,
+        });
         Ok(())
     }
 }
@@ -144,7 +150,14 @@ fn describe(calls: &[Call]) -> String {
     }
     let parts: Vec<String> = calls
         .iter()
-        .map(|c| format!("{} {} [{}]", c.op, c.status, c.capacity.clone().unwrap_or_else(|| "no ConsumedCapacity returned".into())))
+        .map(|c| {
+            format!(
+                "{} {} [{}]",
+                c.op,
+                c.status,
+                c.capacity.clone().unwrap_or_else(|| "no ConsumedCapacity returned".into())
+            )
+        })
         .collect();
     format!("{} call(s): {}", calls.len(), parts.join(" + "))
 }
@@ -176,7 +189,12 @@ fn raw_capacity(result: &TxResult) -> String {
             cc => format!(
                 "committed; {}",
                 cc.iter()
-                    .map(|c| format!("{} CU (W {:?}, R {:?})", c.capacity_units().unwrap_or(f64::NAN), c.write_capacity_units(), c.read_capacity_units()))
+                    .map(|c| format!(
+                        "{} CU (W {:?}, R {:?})",
+                        c.capacity_units().unwrap_or(f64::NAN),
+                        c.write_capacity_units(),
+                        c.read_capacity_units()
+                    ))
                     .collect::<Vec<_>>()
                     .join("; ")
             ),
@@ -193,124 +211,120 @@ fn raw_capacity(result: &TxResult) -> String {
     }
 }
 
+/// The capacity units DynamoDB reports for one `GetItem` of `key`.
+async fn read_capacity(client: &Client, table: &str, key: rawtx::Item, consistent: bool) -> Result<Option<f64>> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(consistent)
+        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+        .send()
+        .await?;
+    Ok(out.consumed_capacity().and_then(|c| c.capacity_units()))
+}
+
 pub async fn run(endpoint: Option<&str>) -> Result<()> {
     let dynamo = Dynamo::get(endpoint).await?;
     let ep = &dynamo.endpoint;
     let store = local::fresh_store(ep).await?;
     let table = store.table().to_owned();
     let client: Client = local::client(ep)?;
-    let now = local::now_ms();
+    let now = now_ms();
     println!("capacity: DynamoDB Local at {ep}, table {table}");
 
     // ---- 1. Replicated calls with ReturnConsumedCapacity=TOTAL ----
     println!("1. replicated calls (bench code, ReturnConsumedCapacity=TOTAL):");
     let plenty = local::active_sale(&store, 100, 1).await?;
     let one = local::active_sale(&store, 1, 1).await?;
-    let upcoming = local::sale(&local::unique("up"), 10, 1, now + 3_600_000, now + 7_200_000)?;
+    let upcoming = local::sale(&local::unique("up"), 10, 1, now + 3_600_000, now + 7_200_000);
     store.create_sale(&upcoming, now).await.map_err(|e| anyhow!("{e}"))?;
     let (p, o, u) = (plenty.id.to_string(), one.id.to_string(), upcoming.id.to_string());
     let item = rawtx::purchase_item(&p, "alice", &ulid::Ulid::new().to_string(), now, 0);
     println!("   purchase item ≈ {} bytes (≤ 1 KB → 1 write unit per transactional half)", item_size(&item));
-    let ok = rawtx::purchase(&client, &table, &p, 0, "alice", local::now_ms(), true).await;
+    let ok = rawtx::purchase(&client, &table, &p, 0, "alice", now_ms(), true).await;
     println!("   success             : {}", raw_capacity(&ok));
-    let dup = rawtx::purchase(&client, &table, &p, 0, "alice", local::now_ms(), true).await;
+    let dup = rawtx::purchase(&client, &table, &p, 0, "alice", now_ms(), true).await;
     println!("   duplicate           : {}", raw_capacity(&dup));
-    let first = rawtx::purchase(&client, &table, &o, 0, "bob", local::now_ms(), true).await;
-    let sold = rawtx::purchase(&client, &table, &o, 0, "carol", local::now_ms(), true).await;
+    let first = rawtx::purchase(&client, &table, &o, 0, "bob", now_ms(), true).await;
+    let sold = rawtx::purchase(&client, &table, &o, 0, "carol", now_ms(), true).await;
     println!("   (last item)         : {}", raw_capacity(&first));
     println!("   sold out            : {}", raw_capacity(&sold));
-    let early = rawtx::purchase(&client, &table, &u, 0, "dave", local::now_ms(), true).await;
+    let early = rawtx::purchase(&client, &table, &u, 0, "dave", now_ms(), true).await;
     println!("   not active (tx)     : {}", raw_capacity(&early));
     for shards in [1u32, 4, 10] {
         let s = local::active_sale(&store, 100, shards).await?;
-        let keys = (0..shards)
-            .map(|n| {
-                [
-                    ("pk".to_owned(), AttributeValue::S(format!("SALE#{}#STOCK#{n}", s.id))),
-                    ("sk".to_owned(), AttributeValue::S("STOCK".into())),
-                ]
-                .into_iter()
-                .collect()
-            })
-            .collect();
+        let shard_keys = (0..shards).map(|n| rawtx::key(keys::shard_pk(s.id.as_str(), n), keys::SHARD_SK)).collect();
         let out = client
             .batch_get_item()
-            .request_items(&table, KeysAndAttributes::builder().set_keys(Some(keys)).build()?)
+            .request_items(&table, KeysAndAttributes::builder().set_keys(Some(shard_keys)).build()?)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await?;
-        let cc = out.consumed_capacity().iter().map(|c| format!("{:?} CU", c.capacity_units())).collect::<Vec<_>>().join("; ");
-        println!("   status read {shards:>2} shard(s) (BatchGetItem, eventually consistent): {}", if cc.is_empty() { "no ConsumedCapacity returned".into() } else { cc });
+        let cc = out
+            .consumed_capacity()
+            .iter()
+            .map(|c| format!("{:?} CU", c.capacity_units()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        println!(
+            "   status read {shards:>2} shard(s) (BatchGetItem, eventually consistent): {}",
+            if cc.is_empty() { "no ConsumedCapacity returned".into() } else { cc }
+        );
     }
-    let get = client
-        .get_item()
-        .table_name(&table)
-        .key("pk", AttributeValue::S(format!("SALE#{p}#USER#alice")))
-        .key("sk", AttributeValue::S("PURCHASE".into()))
-        .consistent_read(true)
-        .return_consumed_capacity(ReturnConsumedCapacity::Total)
-        .send()
-        .await?;
-    println!("   user lookup (GetItem, strongly consistent): {:?}", get.consumed_capacity().map(|c| c.capacity_units()));
-    let meta = client
-        .get_item()
-        .table_name(&table)
-        .key("pk", AttributeValue::S(format!("SALE#{p}")))
-        .key("sk", AttributeValue::S("META".into()))
-        .return_consumed_capacity(ReturnConsumedCapacity::Total)
-        .send()
-        .await?;
-    println!("   sale config (GetItem, eventually consistent): {:?}", meta.consumed_capacity().map(|c| c.capacity_units()));
+    let lookup = read_capacity(&client, &table, rawtx::key(keys::purchase_pk(&p, "alice"), keys::PURCHASE_SK), true);
+    println!("   user lookup (GetItem, strongly consistent): {:?}", lookup.await?);
+    let meta = read_capacity(&client, &table, rawtx::key(keys::sale_pk(&p), keys::SALE_SK), false);
+    println!("   sale config (GetItem, eventually consistent): {:?}", meta.await?);
 
     // ---- 2. The application's own calls, metered ----
-    println!("2. the application's calls (App::purchase / status / lookup, metering interceptor):");
+    println!("2. the application's calls (App::purchase / sale_view / lookup, metering interceptor):");
     let meter = Arc::new(Meter::default());
     let metered = Client::from_conf(client.config().to_builder().interceptor(MeterInterceptor(meter.clone())).build());
-    let app = App::new(Store::new(metered, &table), Arc::new(SystemClock), AuthMode::Body, Tuning::default());
+    let app = local::app(&Store::new(metered, &table), Tuning::default());
     let sale = local::active_sale(&store, 2, 1).await?;
-    let later = local::sale(&local::unique("up"), 10, 1, now + 3_600_000, now + 7_200_000)?;
+    let later = local::sale(&local::unique("up"), 10, 1, now + 3_600_000, now + 7_200_000);
     store.create_sale(&later, now).await.map_err(|e| anyhow!("{e}"))?;
     let user = |s: &str| UserId::parse(s).map_err(|e| anyhow!("{e}"));
-    let line = |label: &str, report: Option<&flash_sale::app::PurchaseReport>| {
+    let line = |label: &str, report: Option<&PurchaseReport>| {
         let calls = meter.take();
         let extra = report
             .map(|r| {
-                format!(
-                    " · outcome {} · transactions {} · from_hint {}",
-                    flash_sale::telemetry::purchase_outcome(&r.result),
-                    r.transactions,
-                    r.from_hint
-                )
+                let outcome = match &r.result {
+                    Ok(_) => "succeeded".to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                format!(" · outcome: {outcome} · transactions {} · from_hint {}", r.transactions, r.from_hint)
             })
             .unwrap_or_default();
         println!("   {label:<44}: {}{extra}", describe(&calls));
         calls.len()
     };
-    let r = app.purchase(&sale.id, &user("u1")?).await;
+    let r = app.purchase(&sale.id, &user("u1")?, None).await;
     line("success, sale config not cached", Some(&r));
-    let r = app.purchase(&sale.id, &user("u2")?).await;
+    let r = app.purchase(&sale.id, &user("u2")?, None).await;
     line("success, sale config cached", Some(&r));
-    let r = app.purchase(&sale.id, &user("u1")?).await;
+    let r = app.purchase(&sale.id, &user("u1")?, None).await;
     line("duplicate (already_purchased)", Some(&r));
-    let r = app.purchase(&sale.id, &user("u3")?).await;
+    let r = app.purchase(&sale.id, &user("u3")?, None).await;
     line("sold out, found by the transaction", Some(&r));
     let mut hint_calls = 0;
     let mut hint_hits = 0;
     let hint_n = 100;
     for i in 0..hint_n {
-        let r = app.purchase(&sale.id, &user(&format!("late-{i}"))?).await;
-        hint_hits += usize::from(r.from_hint && r.transactions == 0 && matches!(r.result, Err(flash_sale::ApiError::SoldOut)));
+        let r = app.purchase(&sale.id, &user(&format!("late-{i}"))?, None).await;
+        hint_hits += usize::from(r.from_hint && r.transactions == 0 && matches!(r.result, Err(AppError::SoldOut)));
         hint_calls += meter.take().len();
     }
     println!(
         "   {:<44}: {hint_calls} DynamoDB calls for {hint_n} rejections; {hint_hits}/{hint_n} answered from the hint with 0 transactions",
         "sold out while the hint holds (1 s)"
     );
-    let r = app.purchase(&later.id, &user("u4")?).await;
+    let r = app.purchase(&later.id, &user("u4")?, None).await;
     line("not active (upcoming), config not cached", Some(&r));
-    let r = app.purchase(&later.id, &user("u5")?).await;
+    let r = app.purchase(&later.id, &user("u5")?, None).await;
     line("not active (upcoming), config cached", Some(&r));
-    app.status(&sale.id).await.map_err(|e| anyhow!("status: {e:?}"))?;
+    app.sale_view(&sale.id).await.map_err(|e| anyhow!("status: {e:?}"))?;
     line("status of a 1-shard sale (config cached)", None);
     app.lookup(&sale.id, &user("u1")?).await.map_err(|e| anyhow!("lookup: {e:?}"))?;
     line("user lookup", None);
@@ -321,6 +335,13 @@ pub async fn run(endpoint: Option<&str>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The replicated calls and the application's metered calls against DynamoDB Local.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn meters_every_outcome() {
+        let Some(endpoint) = local::test_endpoint() else { return };
+        run(Some(&endpoint)).await.unwrap();
+    }
 
     #[test]
     fn reads_consumed_capacity_in_both_shapes() {

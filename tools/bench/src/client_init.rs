@@ -20,8 +20,8 @@ use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use serde_json::{Value, json};
 
 use crate::local::{self, Dynamo};
-use crate::client_copy::local_client_with_http;
 use crate::stats;
+use crate::variants::local_client_with_http;
 
 pub const MODES: [&str; 3] = ["default", "plain-http", "amazon-roots"];
 
@@ -37,7 +37,8 @@ fn build(mode: &str, endpoint: &str) -> Result<aws_sdk_dynamodb::Client> {
         "amazon-roots" => {
             let mut store = TrustStore::empty().with_native_roots(false);
             for n in 1..=4 {
-                let pem = std::fs::read(format!("/etc/ssl/certs/Amazon_Root_CA_{n}.pem")).with_context(|| format!("Amazon_Root_CA_{n}.pem"))?;
+                let pem = std::fs::read(format!("/etc/ssl/certs/Amazon_Root_CA_{n}.pem"))
+                    .with_context(|| format!("Amazon_Root_CA_{n}.pem"))?;
                 store = store.with_pem_certificate(pem);
             }
             let ctx = TlsContext::builder().with_trust_store(store).build().map_err(|e| anyhow!("tls context: {e}"))?;

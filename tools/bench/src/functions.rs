@@ -6,11 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use flash_sale::App;
-use flash_sale::clock::SystemClock;
 use flash_sale::config::Tuning;
-use flash_sale::identity::AuthMode;
-use flash_sale::ids::UserId;
+use flash_sale::ids::{SaleId, UserId};
 use flash_sale::store::Store;
 use serde_json::Value;
 
@@ -55,7 +52,10 @@ pub fn bin_dir(given: Option<PathBuf>) -> PathBuf {
 fn binary(dir: &Path, function: &str) -> Result<PathBuf> {
     let path = dir.join(function);
     if !path.is_file() {
-        bail!("{} is missing: build it with `cargo build --release -p purchase -p status -p user-lookup`", path.display());
+        bail!(
+            "{} is missing: build it with `cargo build --release -p purchase -p status -p user-lookup`",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -69,9 +69,9 @@ pub struct Fixture {
 pub async fn fixture(endpoint: &str) -> Result<Fixture> {
     let store = local::fresh_store(endpoint).await?;
     let sale = local::active_sale(&store, 10_000_000, 1).await?;
-    let app = App::new(Store::new(local::client(endpoint)?, store.table()), std::sync::Arc::new(SystemClock), AuthMode::Body, Tuning::default());
+    let app = local::app(&store, Tuning::default());
     let user = UserId::parse(LOOKUP_USER).map_err(|e| anyhow!("{e}"))?;
-    let r = app.purchase(&sale.id, &user).await;
+    let r = app.purchase(&sale.id, &user, None).await;
     r.result.map_err(|e| anyhow!("fixture purchase: {e:?}"))?;
     Ok(Fixture { table: store.table().to_owned(), sale: sale.id.to_string() })
 }
@@ -90,7 +90,14 @@ fn expected_status(function: &str) -> u16 {
 }
 
 /// Spawns a function binary the way the Lambda service starts `bootstrap`.
-fn spawn(bin: &Path, function: &str, api: &RuntimeApi, endpoint: &str, table: &str, extra: &[(String, String)]) -> Result<Child> {
+fn spawn(
+    bin: &Path,
+    function: &str,
+    api: &RuntimeApi,
+    endpoint: &str,
+    table: &str,
+    extra: &[(String, String)],
+) -> Result<Child> {
     let stderr = std::fs::File::create(std::env::temp_dir().join(format!("bench-{function}.stderr")))?;
     Command::new(bin)
         .env_clear()
@@ -145,7 +152,8 @@ pub fn proc_cpu(pid: u32) -> ProcCpu {
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
     let f: Vec<&str> = after.split_whitespace().collect();
     // After the ")" the fields start at 3 (state); utime is field 14, stime 15.
-    let t = |i: usize| Duration::from_secs_f64(f.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) as f64 / hz);
+    let t =
+        |i: usize| Duration::from_secs_f64(f.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) as f64 / hz);
     let mut ns = 0u64;
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for task in tasks.flatten() {
@@ -172,7 +180,14 @@ struct ColdRun {
     cpu_ms: f64,
 }
 
-fn cold_once(bin: &Path, function: &str, fx: &Fixture, endpoint: &str, run: usize, extra: &[(String, String)]) -> Result<ColdRun> {
+fn cold_once(
+    bin: &Path,
+    function: &str,
+    fx: &Fixture,
+    endpoint: &str,
+    run: usize,
+    extra: &[(String, String)],
+) -> Result<ColdRun> {
     let api = RuntimeApi::start(function)?;
     let id = api.push(event(function, fx, &format!("cold-{}", std::process::id()), run).to_string());
     let t0 = Instant::now();
@@ -234,8 +249,16 @@ pub async fn coldstart(endpoint: Option<&str>, runs: usize, launch: Launch) -> R
         let rss: Vec<f64> = results.iter().map(|r| r.peak_rss_kib as f64 / 1024.0).collect();
         let cpu: Vec<f64> = results.iter().map(|r| r.cpu_ms).collect();
         println!("  {function} ({:.2} MB x86_64 binary):", size as f64 / 1e6);
-        println!("    init (spawn → first GET /next) ms:   {} · p90 {:.2}", stats::summary(&init, 2), stats::quantile(&init, 0.9));
-        println!("    first response (spawn → POST) ms:   {} · p90 {:.2}", stats::summary(&first, 2), stats::quantile(&first, 0.9));
+        println!(
+            "    init (spawn → first GET /next) ms:   {} · p90 {:.2}",
+            stats::summary(&init, 2),
+            stats::quantile(&init, 0.9)
+        );
+        println!(
+            "    first response (spawn → POST) ms:   {} · p90 {:.2}",
+            stats::summary(&first, 2),
+            stats::quantile(&first, 0.9)
+        );
         println!("    peak RSS (VmHWM) MiB:               {}", stats::summary(&rss, 2));
         println!("    CPU until first response ms:        {}", stats::summary(&cpu, 2));
         let (i, f, r) = (stats::median(&init), stats::median(&first), stats::median(&rss));
@@ -252,15 +275,13 @@ pub async fn coldstart(endpoint: Option<&str>, runs: usize, launch: Launch) -> R
 /// DynamoDB Local answers its first requests slowly (JIT): warm the three calls the functions
 /// make so that first-response times measure the function, not a cold JVM.
 async fn warm_dynamo(endpoint: &str, fx: &Fixture) -> Result<()> {
-    let app = App::new(Store::new(local::client(endpoint)?, &fx.table), std::sync::Arc::new(SystemClock), AuthMode::Body, Tuning {
-        sale_cache: Duration::ZERO,
-        ..Tuning::default()
-    });
-    let sale = flash_sale::ids::SaleId::parse(&fx.sale).map_err(|e| anyhow!("{e}"))?;
+    let store = Store::new(local::client(endpoint)?, &fx.table);
+    let app = local::app(&store, Tuning { sale_cache: Duration::ZERO, ..Tuning::default() });
+    let sale = SaleId::parse(&fx.sale).map_err(|e| anyhow!("{e}"))?;
     for i in 0..300 {
         let user = UserId::parse(&format!("jit-{i}")).map_err(|e| anyhow!("{e}"))?;
-        app.purchase(&sale, &user).await.result.map_err(|e| anyhow!("warm-up purchase: {e:?}"))?;
-        app.status(&sale).await.map_err(|e| anyhow!("warm-up status: {e:?}"))?;
+        app.purchase(&sale, &user, None).await.result.map_err(|e| anyhow!("warm-up purchase: {e:?}"))?;
+        app.sale_view(&sale).await.map_err(|e| anyhow!("warm-up status: {e:?}"))?;
         app.lookup(&sale, &user).await.map_err(|e| anyhow!("warm-up lookup: {e:?}"))?;
     }
     Ok(())
@@ -284,7 +305,11 @@ pub async fn warm(
     println!(
         "warm: {warmup} warm-up invocations, then {batches} batches of {per_batch}; child CPU from /proc (schedstat ns; utime+stime ticks as a check)"
     );
-    println!("  binaries {:?}; extra env {:?}", launch.functions().iter().map(|f| launch.binary(f)).collect::<Vec<_>>(), launch.env);
+    println!(
+        "  binaries {:?}; extra env {:?}",
+        launch.functions().iter().map(|f| launch.binary(f)).collect::<Vec<_>>(),
+        launch.env
+    );
     for function in launch.functions().iter() {
         let bin = launch.binary(function)?;
         let endpoint = dynamo.endpoint.clone();
@@ -321,14 +346,21 @@ pub async fn warm(
                 }
                 let ticks: Vec<f64> = user.iter().zip(&system).map(|(u, s)| u + s).collect();
                 let outcomes = api.outcomes();
-                let bad = outcomes.iter().filter(|o| o.kind != "response" || status_of(&o.body) != Some(expected_status(function))).count();
+                let bad = outcomes
+                    .iter()
+                    .filter(|o| o.kind != "response" || status_of(&o.body) != Some(expected_status(function)))
+                    .count();
                 let (peak, _) = rss_kib(pid);
                 println!("  {function}:");
                 println!("    CPU per warm invoke ms (schedstat):  {}", stats::summary(&sched, 3));
                 println!("    CPU per warm invoke ms (utime+stime): {}", stats::summary(&ticks, 3));
                 println!("      of which user {} · system {}", stats::summary(&user, 3), stats::summary(&system, 3));
                 println!("    wall per invoke ms (incl. DynamoDB Local): {}", stats::summary(&wall, 3));
-                println!("    peak RSS after {} invocations: {:.2} MiB · unexpected responses: {bad}", outcomes.len(), peak as f64 / 1024.0);
+                println!(
+                    "    peak RSS after {} invocations: {:.2} MiB · unexpected responses: {bad}",
+                    outcomes.len(),
+                    peak as f64 / 1024.0
+                );
                 if *function == "purchase" {
                     println!("    goal purchase <= 0.3 ms CPU per warm invoke: {}", met(stats::median(&sched) <= 0.3));
                 }

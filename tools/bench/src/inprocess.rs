@@ -2,14 +2,12 @@
 //! DynamoDB Local's raw `TransactWriteItems` throughput with the same two items, same run,
 //! alternating, each side against a fresh table and a sale with exactly enough stock.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
-use flash_sale::App;
-use flash_sale::clock::SystemClock;
+use flash_sale::clock::now_ms;
 use flash_sale::config::Tuning;
-use flash_sale::identity::AuthMode;
+use flash_sale::http::purchase_function;
 
 use crate::local::{self, Dynamo};
 use crate::{rawtx, stats};
@@ -41,7 +39,14 @@ fn split(total: usize, parts: usize) -> Vec<usize> {
     (0..parts).map(|i| total / parts + usize::from(i < total % parts)).collect()
 }
 
-async fn run_side(endpoint: &str, side: Side, tasks: usize, attempts: usize, shards: u32, limit: Duration) -> Result<SideResult> {
+async fn run_side(
+    endpoint: &str,
+    side: Side,
+    tasks: usize,
+    attempts: usize,
+    shards: u32,
+    limit: Duration,
+) -> Result<SideResult> {
     let store = local::fresh_store(endpoint).await?;
     // One shard: exactly the stock needed. More: both sides pick a random shard, so leave slack
     // (twice the stock) that no shard runs dry and every attempt stays one transaction.
@@ -70,7 +75,7 @@ async fn run_side(endpoint: &str, side: Side, tasks: usize, attempts: usize, sha
                         let user = format!("u{t}-{i}");
                         let shard = fastrand::u32(0..shards);
                         let t0 = Instant::now();
-                        let r = rawtx::purchase(&client, &table, &sale_id, shard, &user, local::now_ms(), false).await;
+                        let r = rawtx::purchase(&client, &table, &sale_id, shard, &user, now_ms(), false).await;
                         lat.push(t0.elapsed().as_secs_f64() * 1e3);
                         if r.is_ok() { ok += 1 } else { failed += 1 }
                     }
@@ -80,14 +85,12 @@ async fn run_side(endpoint: &str, side: Side, tasks: usize, attempts: usize, sha
         }
         Side::Handler => {
             let store = flash_sale::store::Store::new(local::client(endpoint)?, store.table());
-            let app: &'static App =
-                Box::leak(Box::new(App::new(store, Arc::new(SystemClock), AuthMode::Body, Tuning::default())));
+            let app = local::leaked_app(&store, Tuning::default());
             // Requests are built before the clock starts: in Lambda the runtime does that part.
             let mut prepared = Vec::with_capacity(tasks);
             for (t, count) in counts.into_iter().enumerate() {
-                let reqs = (0..count)
-                    .map(|i| local::request(&local::purchase_event(&sale_id, &format!("u{t}-{i}"))))
-                    .collect::<Result<Vec<_>>>()?;
+                let reqs: Vec<_> =
+                    (0..count).map(|i| local::purchase_request(&sale_id, &format!("u{t}-{i}"))).collect();
                 prepared.push(reqs);
             }
             started = Instant::now();
@@ -99,9 +102,9 @@ async fn run_side(endpoint: &str, side: Side, tasks: usize, attempts: usize, sha
                             break;
                         }
                         let t0 = Instant::now();
-                        let resp = flash_sale::http::purchase(app, req).await;
+                        let resp = purchase_function(app, req).await;
                         lat.push(t0.elapsed().as_secs_f64() * 1e3);
-                        if resp.status().as_u16() == 201 { ok += 1 } else { failed += 1 }
+                        if resp.status_code == 201 { ok += 1 } else { failed += 1 }
                     }
                     (ok, failed, lat)
                 }));
@@ -144,7 +147,12 @@ pub async fn run(args: Args) -> Result<()> {
         for side in order {
             let r = run_side(&dynamo.endpoint, side, args.tasks, args.attempts, args.shards, limit).await?;
             if r.failed > 0 || r.ok != args.attempts {
-                bail!("{side:?} round {round}: {} ok, {} failed of {} (every attempt should succeed)", r.ok, r.failed, args.attempts);
+                bail!(
+                    "{side:?} round {round}: {} ok, {} failed of {} (every attempt should succeed)",
+                    r.ok,
+                    r.failed,
+                    args.attempts
+                );
             }
             match side {
                 Side::Raw => a = Some(r),
@@ -173,8 +181,13 @@ pub async fn run(args: Args) -> Result<()> {
     }
     println!("raw TransactWriteItems attempts/s: {}", stats::summary(&raw, 0));
     println!("purchase handler attempts/s:      {}", stats::summary(&handler, 0));
-    println!("latency ms, median over rounds: raw p50 {:.1} p95 {:.1} · handler p50 {:.1} p95 {:.1}",
-        stats::median(&raw_p50), stats::median(&raw_p95), stats::median(&h_p50), stats::median(&h_p95));
+    println!(
+        "latency ms, median over rounds: raw p50 {:.1} p95 {:.1} · handler p50 {:.1} p95 {:.1}",
+        stats::median(&raw_p50),
+        stats::median(&raw_p95),
+        stats::median(&h_p50),
+        stats::median(&h_p95)
+    );
     let ratio = stats::median(&ratios);
     println!(
         "ratio handler/raw (median over rounds): {:.3} (rounds {}) — goal >= 0.9: {}",
@@ -184,4 +197,17 @@ pub async fn run(args: Args) -> Result<()> {
     );
     drop(dynamo);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both sides against DynamoDB Local: every attempt a successful purchase on each.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn both_sides_sell_every_attempt() {
+        let Some(endpoint) = local::test_endpoint() else { return };
+        let args = Args { endpoint: Some(endpoint), tasks: 4, attempts: 40, rounds: 1, shards: 2, max_seconds: 120 };
+        run(args).await.unwrap();
+    }
 }

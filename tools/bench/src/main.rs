@@ -1,30 +1,16 @@
-//! `bench`: the figures in BENCHMARKS.md. Run as `cargo run --release -p bench -- <subcommand>`.
-//!
-//! Everything here talks to 127.0.0.1 only: DynamoDB Local (given with `--endpoint`, or started
-//! by the bench on a free port and stopped again), the function binaries and the bench's own
-//! Lambda Runtime API. Every AWS client is `flash_sale::aws::local_client`. Every loop is bounded
-//! in count and time.
+//! `bench`: the figures in BENCHMARKS.md. Run as `cargo run --release -p bench -- <subcommand>`;
+//! the benchmarks themselves are in the `bench` library.
 
 /// Built with `--features mimalloc` only, to price the allocator.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-mod capacity;
-mod client_copy;
-mod client_init;
-mod cpu;
-mod functions;
-mod inprocess;
-mod local;
-mod rawtx;
-mod runtime_api;
-mod stats;
-
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use bench::{capacity, client_init, cpu, functions, inprocess, local};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "bench", about = "Flash-sale benchmarks (local, loopback only)")]
@@ -53,7 +39,7 @@ enum Cmd {
         #[arg(long, default_value_t = 300)]
         max_seconds: u64,
     },
-    /// CPU per request with no network (the SDK's test HTTP client answers).
+    /// CPU per request with no network (a canned-answer HTTP client answers).
     Cpu {
         /// Requests per batch.
         #[arg(long, default_value_t = 10_000)]
@@ -70,18 +56,8 @@ enum Cmd {
         endpoint: Option<String>,
         #[arg(long, default_value_t = 20)]
         runs: usize,
-        /// Folder with the purchase, status and user-lookup binaries (default target/release).
-        #[arg(long)]
-        bin_dir: Option<PathBuf>,
-        /// Only this function.
-        #[arg(long)]
-        function: Option<String>,
-        /// Binary to start for --function (e.g. target/release/purchase-variant).
-        #[arg(long)]
-        bin: Option<PathBuf>,
-        /// Extra environment for the function process, KEY=VALUE (repeatable).
-        #[arg(long = "env", value_parser = parse_kv)]
-        env: Vec<(String, String)>,
+        #[command(flatten)]
+        launch: LaunchArgs,
     },
     /// CPU per warm invocation of a running function binary.
     Warm {
@@ -94,14 +70,8 @@ enum Cmd {
         batches: usize,
         #[arg(long, default_value_t = 300)]
         warmup: usize,
-        #[arg(long)]
-        bin_dir: Option<PathBuf>,
-        #[arg(long)]
-        function: Option<String>,
-        #[arg(long)]
-        bin: Option<PathBuf>,
-        #[arg(long = "env", value_parser = parse_kv)]
-        env: Vec<(String, String)>,
+        #[command(flatten)]
+        launch: LaunchArgs,
     },
     /// DynamoDB consumed capacity and call counts per outcome.
     Capacity {
@@ -126,6 +96,29 @@ enum Cmd {
     Zips,
 }
 
+/// Which function binaries `coldstart` and `warm` start, and with what extra environment.
+#[derive(Args)]
+struct LaunchArgs {
+    /// Folder with the purchase, status and user-lookup binaries (default target/release).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Only this function.
+    #[arg(long)]
+    function: Option<String>,
+    /// Binary to start for --function (e.g. target/release/purchase-variant).
+    #[arg(long)]
+    bin: Option<PathBuf>,
+    /// Extra environment for the function process, KEY=VALUE (repeatable).
+    #[arg(long = "env", value_parser = parse_kv)]
+    env: Vec<(String, String)>,
+}
+
+impl From<LaunchArgs> for functions::Launch {
+    fn from(a: LaunchArgs) -> Self {
+        Self { dir: a.bin_dir, only: a.function, bin: a.bin, env: a.env }
+    }
+}
+
 fn parse_kv(s: &str) -> Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
 }
@@ -137,7 +130,11 @@ fn zips() -> Result<()> {
         let zip = root.join(format!("target/lambda/{f}/bootstrap.zip"));
         let arm = root.join(format!("target/aarch64-unknown-linux-gnu/release/{f}"));
         let x86 = root.join(format!("target/release/{f}"));
-        let size = |p: &PathBuf| std::fs::metadata(p).map(|m| format!("{:.2} MB ({} bytes)", m.len() as f64 / 1e6, m.len())).unwrap_or_else(|_| "missing".into());
+        let size = |p: &PathBuf| {
+            std::fs::metadata(p)
+                .map(|m| format!("{:.2} MB ({} bytes)", m.len() as f64 / 1e6, m.len()))
+                .unwrap_or_else(|_| "missing".into())
+        };
         let ok = std::fs::metadata(&zip).map(|m| m.len() <= 3_000_000);
         println!(
             "  {f:<12} zip {} · arm64 bootstrap {} · x86_64 release binary {} · goal zip <= 3 MB: {}",
@@ -163,33 +160,33 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let multi = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     match cli.cmd {
-        Cmd::Inprocess { endpoint, tasks, attempts, rounds, shards, max_seconds } => multi()?.block_on(inprocess::run(inprocess::Args {
-            endpoint,
-            tasks: tasks.clamp(1, 1024),
-            attempts: attempts.clamp(1, 1_000_000),
-            rounds: rounds.clamp(1, 50),
-            shards: shards.clamp(1, 64),
-            max_seconds: max_seconds.clamp(1, 3600),
-        })),
-        Cmd::Cpu { iterations, batches, only } => cpu::run(cpu::Args {
-            iterations: iterations.clamp(100, 10_000_000),
-            batches: batches.clamp(1, 100),
-            only,
-        }),
-        Cmd::Coldstart { endpoint, runs, bin_dir, function, bin, env } => multi()?.block_on(functions::coldstart(
-            endpoint.as_deref(),
-            runs.clamp(1, 1000),
-            functions::Launch { dir: bin_dir, only: function, bin, env },
-        )),
-        Cmd::Warm { endpoint, invocations, batches, warmup, bin_dir, function, bin, env } => multi()?.block_on(functions::warm(
+        Cmd::Inprocess { endpoint, tasks, attempts, rounds, shards, max_seconds } => {
+            multi()?.block_on(inprocess::run(inprocess::Args {
+                endpoint,
+                tasks: tasks.clamp(1, 1024),
+                attempts: attempts.clamp(1, 1_000_000),
+                rounds: rounds.clamp(1, 50),
+                shards: shards.clamp(1, 64),
+                max_seconds: max_seconds.clamp(1, 3600),
+            }))
+        }
+        Cmd::Cpu { iterations, batches, only } => {
+            cpu::run(cpu::Args { iterations: iterations.clamp(100, 10_000_000), batches: batches.clamp(1, 100), only })
+        }
+        Cmd::Coldstart { endpoint, runs, launch } => {
+            multi()?.block_on(functions::coldstart(endpoint.as_deref(), runs.clamp(1, 1000), launch.into()))
+        }
+        Cmd::Warm { endpoint, invocations, batches, warmup, launch } => multi()?.block_on(functions::warm(
             endpoint.as_deref(),
             invocations.clamp(1, 1_000_000),
             batches.clamp(1, 100),
             warmup.min(100_000),
-            functions::Launch { dir: bin_dir, only: function, bin, env },
+            launch.into(),
         )),
         Cmd::Capacity { endpoint } => multi()?.block_on(capacity::run(endpoint.as_deref())),
-        Cmd::ClientInit { endpoint, runs } => multi()?.block_on(client_init::run(endpoint.as_deref(), runs.clamp(1, 500))),
+        Cmd::ClientInit { endpoint, runs } => {
+            multi()?.block_on(client_init::run(endpoint.as_deref(), runs.clamp(1, 500)))
+        }
         Cmd::ClientInitChild { mode, endpoint } => client_init::child(&mode, &endpoint),
         Cmd::Zips => zips(),
     }

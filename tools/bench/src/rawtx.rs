@@ -1,6 +1,7 @@
 //! The purchase transaction written out by hand with the plain SDK: the same two items, the same
-//! expressions and options as `flash_sale::store::Store::try_purchase`, so DynamoDB does the same
-//! work. Used as the baseline (inprocess), the SDK-only cost (cpu) and for capacity figures.
+//! expressions and options as the store's purchase transaction (`shared/src/store/purchase_tx.rs`)
+//! and the keys of `flash_sale::keys`, so DynamoDB does the same work. Used as the baseline
+//! (inprocess), the SDK-only cost (cpu) and for capacity figures.
 
 use std::collections::HashMap;
 
@@ -9,6 +10,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::{TransactWriteItemsError,
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
+use flash_sale::keys;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -20,11 +22,16 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-/// The purchase item as `PurchaseRecord` stores it.
+/// A table key.
+pub fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+/// The purchase item as `PurchaseRecord` stores it (without an idempotency key).
 pub fn purchase_item(sale: &str, user: &str, order_id: &str, now_ms: i64, shard: u32) -> Item {
     HashMap::from([
-        ("pk".to_owned(), s(format!("SALE#{sale}#USER#{user}"))),
-        ("sk".to_owned(), s("PURCHASE")),
+        ("pk".to_owned(), s(keys::purchase_pk(sale, user))),
+        ("sk".to_owned(), s(keys::PURCHASE_SK)),
         ("saleId".to_owned(), s(sale)),
         ("userId".to_owned(), s(user)),
         ("orderId".to_owned(), s(order_id)),
@@ -35,10 +42,9 @@ pub fn purchase_item(sale: &str, user: &str, order_id: &str, now_ms: i64, shard:
 
 /// The two transaction items of a purchase.
 pub fn items(table: &str, sale: &str, shard: u32, purchase: Item, now_ms: i64) -> [TransactWriteItem; 2] {
-    let key = HashMap::from([("pk".to_owned(), s(format!("SALE#{sale}#STOCK#{shard}"))), ("sk".to_owned(), s("STOCK"))]);
     let take_one = Update::builder()
         .table_name(table)
-        .set_key(Some(key))
+        .set_key(Some(key(keys::shard_pk(sale, shard), keys::SHARD_SK)))
         .update_expression("SET remaining = remaining - :one")
         .condition_expression("remaining > :zero AND startsAt <= :now AND endsAt > :now")
         .expression_attribute_values(":one", n(1))

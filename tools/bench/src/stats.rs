@@ -43,14 +43,7 @@ pub fn max(values: &[f64]) -> f64 {
 
 /// "median (min–max, n=…)" with the given precision.
 pub fn summary(values: &[f64], digits: usize) -> String {
-    format!(
-        "{:.d$} (min {:.d$}, max {:.d$}, n={})",
-        median(values),
-        min(values),
-        max(values),
-        values.len(),
-        d = digits
-    )
+    format!("{:.d$} (min {:.d$}, max {:.d$}, n={})", median(values), min(values), max(values), values.len(), d = digits)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! A minimal AWS Lambda Runtime API on 127.0.0.1 (HTTP/1.1, keep-alive, plain threads): enough
-//! for `lambda_runtime` to fetch invocations and post responses, with timestamps of both.
+//! for `lambda_runtime` to fetch invocations and post responses, with timestamps of both. The
+//! benchmarks run the function binaries against it, and so do the process-level tests.
 //!
 //! - `GET /2018-06-01/runtime/invocation/next` hands out the next queued event (waiting, bounded,
 //!   while the queue is empty) with the `Lambda-Runtime-*` headers;
