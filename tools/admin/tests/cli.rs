@@ -164,3 +164,105 @@ fn a_non_loopback_endpoint_is_refused_before_any_call() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a loopback address"));
 }
+
+#[test]
+fn a_waiting_room_is_created_operated_and_its_draw_verified_from_public_data() {
+    let cli = Cli::new();
+    cli.ok(&["create-table"]);
+    let now = flash_sale::clock::now_ms();
+    let starts = flash_sale::time_fmt::rfc3339_ms(now + 2_000);
+    let out = cli.run(&[
+        "create-sale",
+        "--sale-id",
+        "room-1",
+        "--name",
+        "Drop",
+        "--price-cents",
+        "100",
+        "--currency",
+        "EUR",
+        "--stock",
+        "10",
+        "--shards",
+        "2",
+        "--starts-at",
+        &starts,
+        "--ends-at",
+        CLOSE,
+        "--waiting-room",
+        "--admit-per-second",
+        "7",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(cli.refused(&["verify-draw", "--sale-id", "room-1"]).contains("still secret"), "no seed before opening");
+    let refused = cli.run(&[
+        "create-sale",
+        "--sale-id",
+        "r2",
+        "--name",
+        "x",
+        "--price-cents",
+        "1",
+        "--currency",
+        "EUR",
+        "--stock",
+        "1",
+        "--starts-at",
+        OPEN,
+        "--ends-at",
+        CLOSE,
+        "--admit-per-second",
+        "5",
+    ]);
+    assert!(!refused.status.success(), "room settings need --waiting-room");
+
+    // Twelve people join the pre-queue, then the sale opens and the first status read draws.
+    let clock = flash_sale::clock::SystemClock;
+    let app = integration_tests::room_app(&cli.store(), Arc::new(clock), AuthMode::Body);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let sale = SaleId::parse("room-1").unwrap();
+    for n in 0..12 {
+        rt.block_on(app.join(&sale, &UserId::parse(&format!("fan-{n}")).unwrap())).expect("join");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(
+        u64::try_from(now + 2_000 + flash_sale::room::DRAW_GRACE_MS - flash_sale::clock::now_ms() + 200).unwrap_or(0),
+    ));
+    let view = rt.block_on(app.sale_view(&sale)).expect("status");
+    assert!(view.queue.as_ref().and_then(|q| q.draw_seed.as_ref()).is_some(), "the seed is public now");
+
+    let verified: Value = serde_json::from_str(&cli.ok(&["verify-draw", "--sale-id", "room-1"])).unwrap();
+    assert_eq!((verified["prequeueEntrants"].as_i64(), verified["placesMatching"].as_i64()), (Some(12), Some(12)));
+    // A place that is not the draw's is caught.
+    let store = cli.store();
+    let entries = rt.block_on(store.queue_entries(&sale)).unwrap();
+    let victim = entries.iter().find(|e| e.place == Some(1)).expect("someone is first");
+    let other = entries.iter().find(|e| e.place == Some(2)).expect("someone is second");
+    for (entry, place) in [(victim, 2), (other, 1)] {
+        rt.block_on(
+            store
+                .client()
+                .update_item()
+                .table_name(store.table())
+                .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(entry.pk.clone()))
+                .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(entry.sk.clone()))
+                .update_expression("SET place = :p")
+                .expression_attribute_values(":p", aws_sdk_dynamodb::types::AttributeValue::N(place.to_string()))
+                .send(),
+        )
+        .unwrap();
+    }
+    assert!(cli.refused(&["verify-draw", "--sale-id", "room-1"]).contains("differ from the draw"));
+
+    cli.ok(&["pause-admission", "--sale-id", "room-1"]);
+    let shown: Value = serde_json::from_str(&cli.ok(&["show-sale", "--sale-id", "room-1"])).unwrap();
+    assert_eq!(shown["waitingRoom"]["state"]["paused"], true);
+    assert_eq!(shown["waitingRoom"]["settings"]["admitPerSecond"], 7);
+    cli.ok(&["resume-admission", "--sale-id", "room-1"]);
+    cli.ok(&["set-admit-rate", "--sale-id", "room-1", "--per-second", "3"]);
+    let shown: Value = serde_json::from_str(&cli.ok(&["show-sale", "--sale-id", "room-1"])).unwrap();
+    assert_eq!(
+        (shown["waitingRoom"]["state"]["paused"].as_bool(), shown["waitingRoom"]["state"]["admitPerSecond"].as_i64()),
+        (Some(false), Some(3))
+    );
+    assert!(cli.refused(&["pause-admission", "--sale-id", "drop-none"]).contains("does not exist"));
+}
