@@ -159,27 +159,6 @@ pub async fn user_lookup_function(app: &App, req: ApiRequest) -> ApiResponse {
     finish(&log, result)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::http::CODES;
-
-    #[test]
-    fn every_purchase_outcome_is_one_the_dashboard_charts() {
-        let ok: Result<(), HttpError> = Ok(());
-        assert!(crate::telemetry::PURCHASE_OUTCOMES.contains(&purchase_outcome(&ok)));
-        for &(status, _) in CODES {
-            let err = if status == 503 { AppError::Busy.into() } else { HttpError::invalid("x") };
-            assert!(crate::telemetry::PURCHASE_OUTCOMES.contains(&purchase_outcome(&Err::<(), _>(err))));
-        }
-        for e in
-            [AppError::SoldOut, AppError::SaleEnded, AppError::SaleNotStarted { starts_at_ms: 0 }, AppError::Internal]
-        {
-            assert!(crate::telemetry::PURCHASE_OUTCOMES.contains(&purchase_outcome(&Err::<(), _>(e.into()))));
-        }
-    }
-}
-
 /// The `queue` function: `POST /sales/{saleId}/queue` (join) and `GET /sales/{saleId}/queue/{userId}`.
 pub async fn queue_function(app: &App, req: ApiRequest) -> ApiResponse {
     let joining = req.path_param("userId").is_none();
@@ -207,4 +186,25 @@ pub async fn queue_function(app: &App, req: ApiRequest) -> ApiResponse {
     };
     let result = within_deadline(&req, app.tuning().deadline_margin, work).await;
     finish(&log, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::CODES;
+
+    #[test]
+    fn every_purchase_outcome_is_one_the_dashboard_charts() {
+        let ok: Result<(), HttpError> = Ok(());
+        assert!(crate::telemetry::PURCHASE_OUTCOMES.contains(&purchase_outcome(&ok)));
+        for &(status, _) in CODES {
+            let err = if status == 503 { AppError::Busy.into() } else { HttpError::invalid("x") };
+            assert!(crate::telemetry::PURCHASE_OUTCOMES.contains(&purchase_outcome(&Err::<(), _>(err))));
+        }
+        for e in
+            [AppError::SoldOut, AppError::SaleEnded, AppError::SaleNotStarted { starts_at_ms: 0 }, AppError::Internal]
+        {
+            assert!(crate::telemetry::PURCHASE_OUTCOMES.contains(&purchase_outcome(&Err::<(), _>(e.into()))));
+        }
+    }
 }

@@ -185,10 +185,10 @@ fn classify(reasons: &[CancelReason], now_ms: i64) -> Attempt {
             _ => Attempt::Unknown("purchase condition failed without the existing purchase".into()),
         };
     }
-    if reasons.iter().any(|r| *r == CancelReason::Conflict) {
+    if reasons.contains(&CancelReason::Conflict) {
         return Attempt::Conflict;
     }
-    if reasons.iter().any(|r| *r == CancelReason::Throttled) {
+    if reasons.contains(&CancelReason::Throttled) {
         return Attempt::Throttled;
     }
     match shard {
