@@ -95,6 +95,16 @@ enum Command {
         #[arg(long)]
         per_second: u32,
     },
+    /// A live view for an operator: stock, purchases per second, the line and its admitted range,
+    /// refreshed every second from the same reads the API uses. Stops after `--for-seconds`.
+    Watch {
+        #[arg(long)]
+        sale_id: String,
+        #[arg(long, default_value_t = 3_600)]
+        for_seconds: u64,
+        #[arg(long, default_value_t = 1_000)]
+        every_ms: u64,
+    },
     /// Every sale with its state and remaining stock, one JSON object per line.
     ListSales,
     /// One sale with per-shard stock and the number of purchases.
@@ -280,6 +290,42 @@ async fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
+        Command::Watch { sale_id, for_seconds, every_ms } => {
+            let sale = existing_sale(&store, &sale_id).await?;
+            let started = std::time::Instant::now();
+            let mut last_sold: Option<(std::time::Instant, i64)> = None;
+            while started.elapsed().as_secs() < for_seconds {
+                let remaining: i64 = store.shard_stock(&[&sale]).await?.remove(0).iter().map(|r| (*r).max(0)).sum();
+                let sold = sale.total_stock - remaining;
+                let now = std::time::Instant::now();
+                let rate =
+                    last_sold.map_or(0.0, |(at, before)| (sold - before) as f64 / now.duration_since(at).as_secs_f64());
+                last_sold = Some((now, sold));
+                let room = match &sale.room {
+                    None => String::new(),
+                    Some(_) => match store.room_state(&sale.id).await? {
+                        Some(r) => format!(
+                            "  line {:>7}  admitted through {:>7}  {:>5}/s{}",
+                            r.places_issued()
+                                .map_or_else(|| "drawing".to_owned(), |n| (n - r.admitted_through).max(0).to_string()),
+                            r.admitted_through,
+                            r.admit_per_second,
+                            if r.paused { "  PAUSED" } else { "" }
+                        ),
+                        None => "  (no room state)".to_owned(),
+                    },
+                };
+                writeln!(
+                    out,
+                    "{}  {}  {sold:>6}/{} sold  {rate:>7.1}/s{room}",
+                    rfc3339_ms(now_ms()),
+                    bar(sold, sale.total_stock),
+                    sale.total_stock
+                )?;
+                out.flush()?;
+                tokio::time::sleep(std::time::Duration::from_millis(every_ms.max(100))).await;
+            }
+        }
         Command::PauseAdmission { sale_id } => {
             let sale = existing_sale(&store, &sale_id).await?;
             store.control_room(&sale.id, Some(true), None).await?;
@@ -328,4 +374,10 @@ async fn main() -> ExitCode {
 
 fn hex_string(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A 20-character bar of the stock sold.
+fn bar(sold: i64, total: i64) -> String {
+    let filled = if total > 0 { usize::try_from(sold.clamp(0, total) * 20 / total).unwrap_or(0) } else { 0 };
+    format!("[{}{}]", "#".repeat(filled), ".".repeat(20 - filled))
 }

@@ -265,4 +265,9 @@ fn a_waiting_room_is_created_operated_and_its_draw_verified_from_public_data() {
         (Some(false), Some(3))
     );
     assert!(cli.refused(&["pause-admission", "--sale-id", "drop-none"]).contains("does not exist"));
+
+    let watched = cli.ok(&["watch", "--sale-id", "room-1", "--for-seconds", "1", "--every-ms", "300"]);
+    let first = watched.lines().next().expect("at least one line");
+    assert!(first.contains("0/10 sold") && first.contains("admitted through") && first.contains("3/s"), "{watched}");
+    assert!(watched.lines().count() <= 5, "it stops: {watched}");
 }
