@@ -109,6 +109,13 @@ impl App {
             next.issued_after_opening = self.store.tickets_issued(&sale.id).await.map_err(logged)?;
             let next = next.advanced(config, now, sold, remaining);
             state = if self.store.advance_room(&sale.id, &state, &next).await.map_err(logged)? {
+                let length = next.places_issued().map_or(0, |n| (n - next.admitted_through).max(0));
+                crate::telemetry::record_admission_step(
+                    sale.id.as_str(),
+                    next.admitted_through - state.admitted_through,
+                    length,
+                    (next.admitted_through - sold).max(0),
+                );
                 next
             } else {
                 // Another container advanced it first: take theirs.
@@ -146,9 +153,11 @@ impl App {
             return Err(AppError::QueueNotOpen { opens_at_ms: config.prequeue_opens_at_ms });
         }
         if now >= sale.ends_at_ms {
+            crate::telemetry::record_join("closed");
             return self.view(&sale, &config, user, None).await;
         }
         if let Some(entry) = self.store.queue_entry(sale_id, user).await.map_err(logged)? {
+            crate::telemetry::record_join("existing");
             return self.view(&sale, &config, user, Some(entry)).await;
         }
         if now < sale.starts_at_ms {
@@ -162,7 +171,14 @@ impl App {
         }
         let ticket = self.next_ticket(sale_id).await?;
         match self.store.join_after_opening(sale_id, user, ticket, self.clock.now_ms()).await.map_err(logged)? {
-            Joined::New(entry) | Joined::Existing(entry) => self.view(&sale, &config, user, Some(entry)).await,
+            Joined::New(entry) => {
+                crate::telemetry::record_join("new");
+                self.view(&sale, &config, user, Some(entry)).await
+            }
+            Joined::Existing(entry) => {
+                crate::telemetry::record_join("existing");
+                self.view(&sale, &config, user, Some(entry)).await
+            }
             Joined::PrequeueClosed => Err(AppError::Internal),
         }
     }

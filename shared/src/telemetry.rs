@@ -1,8 +1,11 @@
 //! One structured log line per request, and CloudWatch metrics in embedded metric format (EMF):
 //! namespace `FlashSale`, per purchase `Purchases` (Count), `PurchaseLatency` (Milliseconds) and
 //! `PurchaseRetries` (Count), all with the one dimension `outcome`, so each purchase is one EMF
-//! line; per sale status read, `RemainingStock` (Count, dimension `saleId`). Names and outcome
-//! values are what `infra/template.yaml`'s dashboard reads.
+//! line; per sale status read, `RemainingStock` (Count, dimension `saleId`). The waiting room adds
+//! `QueueJoins` (dimension `outcome`: new, existing, closed), `AdmissionRefusals` (dimension
+//! `reason`: the problem code), and per admission step `Admissions`, `QueueLength` and
+//! `AdmittedNotBought` (dimension `saleId`). Names and dimension values are what
+//! `infra/template.yaml`'s dashboard reads.
 
 use std::time::Instant;
 
@@ -38,6 +41,34 @@ pub fn describe_metrics() {
     metrics::describe_histogram!("PurchaseLatency", Unit::Milliseconds, "purchase handling time by outcome");
     metrics::describe_counter!("PurchaseRetries", Unit::Count, "TransactionConflict retries by outcome");
     metrics::describe_gauge!("RemainingStock", Unit::Count, "stock left when a status request read it");
+    metrics::describe_counter!("QueueJoins", Unit::Count, "joins of a waiting-room line by outcome");
+    metrics::describe_counter!("AdmissionRefusals", Unit::Count, "purchases refused by the waiting room, by reason");
+    metrics::describe_counter!("Admissions", Unit::Count, "places admitted from the line");
+    metrics::describe_gauge!("QueueLength", Unit::Count, "places issued and not yet admitted");
+    metrics::describe_gauge!("AdmittedNotBought", Unit::Count, "places admitted but not (yet) bought");
+}
+
+/// Every value of the `outcome` dimension of `QueueJoins`.
+pub const JOIN_OUTCOMES: &[&str] = &["new", "existing", "closed"];
+
+/// Every value of the `reason` dimension of `AdmissionRefusals`.
+pub const ADMISSION_REFUSALS: &[&str] = &["admission_required", "admission_invalid", "not_yet_admitted"];
+
+/// Records one join of a line.
+pub fn record_join(outcome: &'static str) {
+    metrics::counter!("QueueJoins", "outcome" => outcome).increment(1);
+}
+
+/// Records a purchase the waiting room refused.
+pub fn record_admission_refusal(reason: &'static str) {
+    metrics::counter!("AdmissionRefusals", "reason" => reason).increment(1);
+}
+
+/// Records one step of a room's admitted range.
+pub fn record_admission_step(sale_id: &str, admitted: i64, length: i64, admitted_not_bought: i64) {
+    metrics::counter!("Admissions", "saleId" => sale_id.to_owned()).increment(u64::try_from(admitted).unwrap_or(0));
+    metrics::gauge!("QueueLength", "saleId" => sale_id.to_owned()).set(length as f64);
+    metrics::gauge!("AdmittedNotBought", "saleId" => sale_id.to_owned()).set(admitted_not_bought as f64);
 }
 
 /// Every value of the `outcome` dimension of the purchase metrics (the dashboard charts these).

@@ -70,6 +70,12 @@ pub async fn purchase_function(app: &App, req: ApiRequest) -> ApiResponse {
         }
     };
     let outcome = purchase_outcome(&result);
+    if let Err(HttpError::App(
+        e @ (AppError::AdmissionRequired | AppError::AdmissionInvalid(_) | AppError::NotYetAdmitted),
+    )) = &result
+    {
+        crate::telemetry::record_admission_refusal(HttpError::App(e.clone()).status_and_code().1);
+    }
     let (status, resp) = match &result {
         Ok(p) => (201, json(201, p, NO_STORE)),
         Err(err) => (err.status_and_code().0, problem::render(err)),
@@ -192,6 +198,14 @@ pub async fn queue_function(app: &App, req: ApiRequest) -> ApiResponse {
 mod tests {
     use super::*;
     use crate::http::CODES;
+
+    #[test]
+    fn admission_refusal_reasons_are_the_problem_codes_the_dashboard_charts() {
+        for e in [AppError::AdmissionRequired, AppError::AdmissionInvalid("x"), AppError::NotYetAdmitted] {
+            let code = HttpError::App(e).status_and_code().1;
+            assert!(crate::telemetry::ADMISSION_REFUSALS.contains(&code), "{code}");
+        }
+    }
 
     #[test]
     fn every_purchase_outcome_is_one_the_dashboard_charts() {
