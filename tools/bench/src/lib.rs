@@ -12,6 +12,7 @@ pub mod client_init;
 pub mod cpu;
 pub mod functions;
 pub mod inprocess;
+pub mod joins;
 pub mod local;
 pub mod rawtx;
 /// The Lambda Runtime API the function binaries are run against (shared with the process tests).

@@ -9,7 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use bench::{capacity, client_init, cpu, functions, inprocess, local};
+use bench::{capacity, client_init, cpu, functions, inprocess, joins, local};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -36,6 +36,20 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         shards: u32,
         /// Upper bound for one side of one round.
+        #[arg(long, default_value_t = 300)]
+        max_seconds: u64,
+    },
+    /// Waiting-room join throughput vs raw PutItem (and GetItem+PutItem), same run, same DynamoDB Local.
+    Joins {
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long, default_value_t = 64)]
+        tasks: usize,
+        /// Joins per side per round (each a new person).
+        #[arg(long, default_value_t = 3000)]
+        joins: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         #[arg(long, default_value_t = 300)]
         max_seconds: u64,
     },
@@ -160,6 +174,9 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let multi = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     match cli.cmd {
+        Cmd::Joins { endpoint, tasks, joins: n, rounds, max_seconds } => {
+            multi()?.block_on(joins::run(joins::Args { endpoint, tasks, joins: n, rounds, max_seconds }))
+        }
         Cmd::Inprocess { endpoint, tasks, attempts, rounds, shards, max_seconds } => {
             multi()?.block_on(inprocess::run(inprocess::Args {
                 endpoint,
