@@ -52,6 +52,8 @@ pub struct Metrics {
     pub rcu: f64,
     pub transactions: u64,
     pub conflicts: u64,
+    /// Conflicts while stock remained.
+    pub conflicts_before_sell_out: u64,
     /// Conflicts / transactions.
     pub conflict_rate: Option<f64>,
     pub requests: u64,
@@ -170,6 +172,7 @@ pub fn metrics(p: &Params, clients: &[Client], run: &Run) -> Metrics {
         rcu: c.rcu,
         transactions: c.transactions,
         conflicts: c.conflicts,
+        conflicts_before_sell_out: c.conflicts_before_sell_out,
         conflict_rate: ratio(c.conflicts, c.transactions),
         requests: c.requests,
         lambda_invocations: c.invocations,
@@ -194,11 +197,12 @@ mod tests {
 
     #[test]
     fn fifo_counts_pairs_with_one_winner_far_enough_apart() {
-        // Winner at 0; losers at 0.5 (too close), 2 (in order); winner at 3 vs loser at 2 (out of order).
+        // Winner at 0: loser at 0.5 too close, loser at 2 in order. Winner at 3: losers at 2 and
+        // 0.5 both arrived at least 1 s earlier, so both pairs are out of order.
         let e = [(0.0, true), (0.5, false), (2.0, false), (3.0, true)];
         let (f, pairs) = fifo(&e, 1.0);
-        assert_eq!(pairs, 2);
-        assert_eq!(f, Some(0.5));
+        assert_eq!(pairs, 3);
+        assert_eq!(f, Some(1.0 / 3.0));
         assert_eq!(fifo(&[(0.0, false), (5.0, false)], 1.0), (None, 0));
     }
 

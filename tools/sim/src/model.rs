@@ -117,6 +117,8 @@ pub struct Counters {
     pub invocations: u64,
     pub transactions: u64,
     pub conflicts: u64,
+    /// Conflicts while stock remained.
+    pub conflicts_before_sell_out: u64,
     pub conflict_retries: u64,
     pub hint_sold_out: u64,
     pub sold: u64,
@@ -590,6 +592,9 @@ impl Sim<'_> {
         let s = shard as usize;
         if self.held_until[s] > t {
             self.c.conflicts += 1;
+            if self.c.sold_out_at.is_none() {
+                self.c.conflicts_before_sell_out += 1;
+            }
             if attempt < p.conflict_retries {
                 let cap = ms(p.backoff_cap_ms).min(ms(p.backoff_base_ms).saturating_mul(1 << attempt.min(16)));
                 let pause = self.uniform(0, cap);

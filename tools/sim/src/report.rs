@@ -100,6 +100,7 @@ fn rows() -> Vec<Row> {
         ("sold_out answered from the hint", |m| int(m.hinted_sold_out)),
         ("DynamoDB transactions", |m| int(m.transactions)),
         ("DynamoDB transaction conflicts", |m| int(m.conflicts)),
+        ("  of which while stock remained", |m| int(m.conflicts_before_sell_out)),
         ("  conflicts per transaction", |m| pct(m.conflict_rate)),
         ("WCU", |m| count(m.wcu)),
         ("RCU", |m| count(m.rcu)),
