@@ -97,6 +97,8 @@ pub struct ClientOutcome {
     pub declined: bool,
     /// A human who ran out of retries without an item or a sold_out.
     pub gave_up: bool,
+    /// Heard sold_out (an answer, or the room's news).
+    pub told_sold_out: bool,
     /// 429s and 503s this identity received.
     pub refusals: u32,
 }
@@ -418,6 +420,7 @@ impl Sim<'_> {
     fn news(&mut self, i: u32, t: Micros) {
         if self.closed {
             self.c.last_told_sold_out = Some(t);
+            self.out[i as usize].told_sold_out = true;
             return;
         }
         if u64::from(self.pos[i as usize]) < self.c.admitted {
@@ -443,6 +446,7 @@ impl Sim<'_> {
         self.c.rcu += self.p.poll_rcu;
         if self.closed {
             self.c.last_told_sold_out = Some(t);
+            self.out[i as usize].told_sold_out = true;
             return;
         }
         if u64::from(self.pos[i as usize]) < self.c.admitted {
@@ -664,6 +668,9 @@ impl Sim<'_> {
     fn answer(&mut self, i: u32, answer: Answer, tokened: bool, t: Micros) {
         let p = self.p;
         let refused = matches!(answer, Answer::Throttled | Answer::Busy);
+        if answer == Answer::SoldOut {
+            self.out[i as usize].told_sold_out = true;
+        }
         if refused {
             self.out[i as usize].refusals += 1;
             if tokened {

@@ -92,6 +92,7 @@ fn rows() -> Vec<Row> {
         ("403 not_yet_admitted", |m| int(m.r403_not_yet_admitted)),
         ("humans with an item", |m| int(m.humans_with_item)),
         ("humans who gave up after retries", |m| int(m.humans_gave_up)),
+        ("humans told sold_out", |m| int(m.humans_told_sold_out)),
         ("scripts that stopped without an answer", |m| int(m.scripts_stopped)),
         ("time to sell out (s after opening)", |m| num(m.sell_out_s, 3)),
         ("purchase requests", |m| int(m.requests)),
