@@ -39,7 +39,7 @@ pub struct Metrics {
     pub r429_lambda: u64,
     pub r503: u64,
     pub r403_not_yet_admitted: u64,
-    /// (429 + 503) / buyers.
+    /// (429 + 503) / buyers; in the room only those answered to token holders.
     pub refusals_per_buyer: Option<f64>,
     /// 429/503 answered to purchases carrying an admission token (room only).
     pub refusals_to_admitted: Option<u64>,
@@ -164,7 +164,8 @@ pub fn metrics(p: &Params, clients: &[Client], run: &Run) -> Metrics {
         r429_lambda: c.r429_lambda,
         r503: c.r503,
         r403_not_yet_admitted: c.r403,
-        refusals_per_buyer: (buyers > 0).then(|| (r429 + c.r503) as f64 / buyers as f64),
+        // In the room only token holders buy; refusals of tokenless attempts are not a buyer's.
+        refusals_per_buyer: ratio(if room { c.refusals_admitted } else { r429 + c.r503 }, buyers),
         refusals_to_admitted: room.then_some(c.refusals_admitted),
         refusals_to_admitted_after_sell_out: room.then_some(c.refusals_admitted_after_sell_out),
         scripts_stopped: (0..clients.len()).filter(|&i| clients[i].script && run.outcomes[i].gave_up).count() as u64,
