@@ -1,0 +1,285 @@
+//! The model's assumptions: every one is a command-line option with a default, printed in the
+//! report, and changeable one at a time by `--sweep NAME=V1,V2,…`.
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+/// How the arrivals after opening spread over the opening window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrivals {
+    /// Evenly over the window.
+    Uniform,
+    /// Density falling linearly from opening to the end of the window (half arrive in the first 29%).
+    Burst,
+    /// Exponential with mean window/4, cut at the window's end.
+    Exp,
+}
+
+/// Where a purchase without a valid admission token is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenCheck {
+    /// At the CDN (a function checks the token's signature) before API Gateway: costs nothing here.
+    Edge,
+    /// In the purchase function: the request takes an API Gateway token and a Lambda execution.
+    Lambda,
+}
+
+/// The assumptions. Field names are the `--sweep` names (`admit_per_shard` or `admit-per-shard`).
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+pub struct Params {
+    /// Seed of the random number generator: the same seed gives the same run.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    // Crowd.
+    /// Identities pressing Buy (humans and scripts together).
+    #[arg(long, default_value_t = 100_000)]
+    pub clients: u32,
+    /// Share of the identities that are scripts.
+    #[arg(long, default_value_t = 0.02)]
+    pub scripts: f64,
+    /// Share of the identities that arrive before opening (the ones who wait).
+    #[arg(long, default_value_t = 0.5)]
+    pub pre_share: f64,
+    /// The pre-opening crowd arrives uniformly over this many seconds before opening.
+    #[arg(long, default_value_t = 900.0)]
+    pub pre_window_s: f64,
+    /// The others arrive within this many seconds after opening.
+    #[arg(long, default_value_t = 2.0)]
+    pub open_window_s: f64,
+    /// Shape of the arrivals after opening.
+    #[arg(long, value_enum, default_value_t = Arrivals::Uniform)]
+    pub arrivals: Arrivals,
+    /// Direct path: a human waiting before opening presses Buy uniformly within this many seconds after opening.
+    #[arg(long, default_value_t = 1.0)]
+    pub reaction_s: f64,
+    /// A human refused with 429/503 presses again at most this many times.
+    #[arg(long, default_value_t = 2)]
+    pub human_retries: u32,
+    /// A human's retry comes this many seconds after the refusal, at the earliest.
+    #[arg(long, default_value_t = 1.0)]
+    pub human_retry_min_s: f64,
+    /// ... and at the latest.
+    #[arg(long, default_value_t = 3.0)]
+    pub human_retry_max_s: f64,
+    /// A script sends its next request this many ms after each answer, until it has an item or hears sold_out.
+    #[arg(long, default_value_t = 100.0)]
+    pub script_interval_ms: f64,
+    /// A script stops this many seconds after its first request if it has neither an item nor a sold_out.
+    #[arg(long, default_value_t = 60.0)]
+    pub script_max_s: f64,
+
+    // Stock and DynamoDB.
+    /// Items for sale.
+    #[arg(long, default_value_t = 1_000)]
+    pub stock: u32,
+    /// Stock shards (1..=64), stock split evenly.
+    #[arg(long, default_value_t = 32)]
+    pub shards: u32,
+    /// A transaction holds its stock-shard item this long; one arriving meanwhile is cancelled (conflict). Also its latency.
+    #[arg(long, default_value_t = 8.0)]
+    pub tx_hold_ms: f64,
+    /// A transaction whose condition fails (empty shard) holds the item this long (it is in flight like any other).
+    #[arg(long, default_value_t = 8.0)]
+    pub cancelled_hold_ms: f64,
+    /// Extra attempts on one shard after a conflict, before falling through to the next shard.
+    #[arg(long, default_value_t = 3)]
+    pub conflict_retries: u32,
+    /// Full-jitter backoff after a conflict: random in 0..min(cap, base * 2^attempt) ms.
+    #[arg(long, default_value_t = 10.0)]
+    pub backoff_base_ms: f64,
+    /// Cap of that backoff.
+    #[arg(long, default_value_t = 100.0)]
+    pub backoff_cap_ms: f64,
+    /// A container answers sold_out without DynamoDB this long after it saw every shard empty (0 = off).
+    #[arg(long, default_value_t = 1000.0)]
+    pub sold_out_hint_ms: f64,
+    /// Latency of the strongly consistent read of the buyer's record behind a hinted sold_out.
+    #[arg(long, default_value_t = 4.0)]
+    pub read_ms: f64,
+    /// RCU of that read.
+    #[arg(long, default_value_t = 1.0)]
+    pub owned_read_rcu: f64,
+    /// WCU per item of a transaction, committed or cancelled (2 items per purchase transaction).
+    #[arg(long, default_value_t = 2.0)]
+    pub wcu_per_item: f64,
+
+    // API Gateway and Lambda.
+    /// API Gateway throttle: steady requests per second on the purchase route.
+    #[arg(long, default_value_t = 2_000.0)]
+    pub api_rate: f64,
+    /// API Gateway throttle: token-bucket size.
+    #[arg(long, default_value_t = 5_000.0)]
+    pub api_burst: f64,
+    /// Concurrent executions of the purchase function; above it requests get 429.
+    #[arg(long, default_value_t = 1_000)]
+    pub lambda_concurrency: u32,
+    /// Time a purchase spends in the function outside DynamoDB.
+    #[arg(long, default_value_t = 15.0)]
+    pub service_ms: f64,
+    /// The function answers 503 when this much time has passed before its next transaction.
+    #[arg(long, default_value_t = 9_500.0)]
+    pub time_budget_ms: f64,
+
+    // Waiting room.
+    /// Admission rate per stock shard; the room admits shards * this per second unless --admit-per-second is set.
+    #[arg(long, default_value_t = 50.0)]
+    pub admit_per_shard: f64,
+    /// Admission rate, overriding the per-shard rule.
+    #[arg(long)]
+    pub admit_per_second: Option<f64>,
+    /// The admitted range advances in steps this many ms apart.
+    #[arg(long, default_value_t = 100.0)]
+    pub admit_tick_ms: f64,
+    /// Admitted-but-not-bought places never exceed this factor times the remaining stock.
+    #[arg(long, default_value_t = 2.0)]
+    pub overbook: f64,
+    /// A waiting user asks for news this often (seconds); a script as often as it retries.
+    #[arg(long, default_value_t = 2.0)]
+    pub poll_interval_s: f64,
+    /// RCU of a poll after opening (a read of the user's place).
+    #[arg(long, default_value_t = 0.5)]
+    pub poll_rcu: f64,
+    /// RCU of a poll before opening (the same answer for everyone, cached by the CDN).
+    #[arg(long, default_value_t = 0.0)]
+    pub pre_open_poll_rcu: f64,
+    /// WCU of a join (the place, plus the counter).
+    #[arg(long, default_value_t = 2.0)]
+    pub join_wcu: f64,
+    /// An admission token is valid this long (seconds) after admission.
+    #[arg(long, default_value_t = 300.0)]
+    pub token_lifetime_s: f64,
+    /// Probability that an admitted human buys (scripts always do).
+    #[arg(long, default_value_t = 0.8)]
+    pub p_buy: f64,
+    /// An admitted human presses Buy this many seconds after learning of admission, at the earliest.
+    #[arg(long, default_value_t = 1.0)]
+    pub think_min_s: f64,
+    /// ... and at the latest.
+    #[arg(long, default_value_t = 5.0)]
+    pub think_max_s: f64,
+    /// Where a purchase without a valid token is refused (403 not_yet_admitted).
+    #[arg(long, value_enum, default_value_t = TokenCheck::Edge)]
+    pub token_check: TokenCheck,
+    /// Once the room has closed (stock gone), the purchase function answers sold_out to a token holder
+    /// without DynamoDB (true), or runs the current shard walk (false).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub closed_check: bool,
+    /// With --token-check lambda: time the function spends refusing a purchase without a token.
+    #[arg(long, default_value_t = 2.0)]
+    pub reject_ms: f64,
+
+    // Report.
+    /// "First k humans" for the share of early arrivals who got an item.
+    #[arg(long, default_value_t = 1_000)]
+    pub first_k: u32,
+    /// Two arrivals count as ordered for first-come-first-served when at least this many seconds apart.
+    #[arg(long, default_value_t = 1.0)]
+    pub fifo_gap_s: f64,
+    /// The simulation stops this many seconds after opening.
+    #[arg(long, default_value_t = 900.0)]
+    pub horizon_s: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        crate::Cli::parse_params(std::iter::empty::<String>()).expect("the defaults parse")
+    }
+}
+
+impl Params {
+    /// The admission rate: `--admit-per-second` if given, else `shards * admit_per_shard`.
+    pub fn admit_rate(&self) -> f64 {
+        self.admit_per_second.unwrap_or(f64::from(self.shards) * self.admit_per_shard)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let share = |v: f64, name: &str| {
+            if (0.0..=1.0).contains(&v) { Ok(()) } else { bail!("--{name} must be within 0..=1, not {v}") }
+        };
+        share(self.scripts, "scripts")?;
+        share(self.pre_share, "pre-share")?;
+        share(self.p_buy, "p-buy")?;
+        if !(1..=64).contains(&self.shards) {
+            bail!("--shards must be within 1..=64, not {}", self.shards);
+        }
+        if self.clients == 0 {
+            bail!("--clients must be at least 1");
+        }
+        let positive = [
+            ("pre-window-s", self.pre_window_s),
+            ("open-window-s", self.open_window_s),
+            ("script-interval-ms", self.script_interval_ms),
+            ("tx-hold-ms", self.tx_hold_ms),
+            ("api-rate", self.api_rate),
+            ("api-burst", self.api_burst),
+            ("admit-tick-ms", self.admit_tick_ms),
+            ("poll-interval-s", self.poll_interval_s),
+            ("horizon-s", self.horizon_s),
+            ("admit-rate", self.admit_rate()),
+        ];
+        for (name, v) in positive {
+            if !(v > 0.0 && v.is_finite()) {
+                bail!("--{name} must be a positive number, not {v}");
+            }
+        }
+        let ordered = [
+            ("human-retry", self.human_retry_min_s, self.human_retry_max_s),
+            ("think", self.think_min_s, self.think_max_s),
+        ];
+        for (name, lo, hi) in ordered {
+            if !(0.0 <= lo && lo <= hi) {
+                bail!("--{name}-min-s must be within 0..=--{name}-max-s");
+            }
+        }
+        let non_negative = [
+            self.reaction_s,
+            self.backoff_base_ms,
+            self.backoff_cap_ms,
+            self.sold_out_hint_ms,
+            self.read_ms,
+            self.service_ms,
+            self.time_budget_ms,
+            self.overbook,
+            self.token_lifetime_s,
+            self.reject_ms,
+            self.cancelled_hold_ms,
+            self.script_max_s,
+            self.fifo_gap_s,
+        ];
+        if non_negative.iter().any(|v| !(*v >= 0.0 && v.is_finite())) {
+            bail!("durations, costs and factors must be non-negative numbers");
+        }
+        Ok(())
+    }
+
+    /// A copy with one assumption changed: `name` is a field name (dashes or underscores), `value`
+    /// as on the command line.
+    pub fn with(&self, name: &str, value: &str) -> anyhow::Result<Params> {
+        let key = name.trim().trim_start_matches("--").replace('-', "_");
+        let mut fields = serde_json::to_value(self)?;
+        let map = fields.as_object_mut().context("parameters serialize to an object")?;
+        if !map.contains_key(&key) {
+            let known: Vec<&str> = map.keys().map(String::as_str).collect();
+            bail!("no assumption named `{name}`; known: {}", known.join(", "));
+        }
+        let value = value.trim();
+        let v = if let Ok(b) = value.parse::<bool>() {
+            serde_json::Value::from(b)
+        } else if let Ok(i) = value.parse::<i64>() {
+            serde_json::Value::from(i)
+        } else if let Ok(f) = value.parse::<f64>() {
+            serde_json::Value::from(f)
+        } else {
+            serde_json::Value::from(value.to_ascii_lowercase())
+        };
+        map.insert(key.clone(), v);
+        let p: Params =
+            serde_json::from_value(fields).with_context(|| format!("`{value}` is not a value for {key}"))?;
+        p.validate()?;
+        Ok(p)
+    }
+}
