@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use flash_sale::App;
 use flash_sale::clock::SystemClock;
 use flash_sale::config::AuthMode;
@@ -39,21 +38,6 @@ fn python() -> PathBuf {
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-async fn spoil(store: &Store, pk: &str, sk: &str, attribute: &str) {
-    store
-        .client()
-        .update_item()
-        .table_name(store.table())
-        .key("pk", AttributeValue::S(pk.into()))
-        .key("sk", AttributeValue::S(sk.into()))
-        .update_expression("SET #a = :bad")
-        .expression_attribute_names("#a", attribute)
-        .expression_attribute_values(":bad", AttributeValue::S("not a number".into()))
-        .send()
-        .await
-        .expect("spoil item");
 }
 
 fn get(path: &str, params: &[(&str, &str)]) -> ApiRequest {
@@ -155,13 +139,20 @@ async fn every_documented_answer_matches_the_openapi_document() {
     let cid = c.id.as_str();
     let capp: &'static App = Box::leak(Box::new(wall_app(&corrupt, AuthMode::Body)));
     assert_eq!(buy(capp, cid, user_body("alice")).await.status_code, 201);
-    spoil(&corrupt, &flash_sale::keys::purchase_pk(cid, "alice"), flash_sale::keys::PURCHASE_SK, "purchasedAt").await;
+    integration_tests::spoil(
+        &corrupt,
+        &flash_sale::keys::purchase_pk(cid, "alice"),
+        flash_sale::keys::PURCHASE_SK,
+        "purchasedAt",
+    )
+    .await;
     s.add(
         "GET",
         "/sales/{saleId}/purchases/{userId}",
         &flash_sale::http::user_lookup_function(capp, lookup_request(cid, "alice", None)).await,
     );
-    spoil(&corrupt, &flash_sale::keys::shard_pk(cid, 0), flash_sale::keys::SHARD_SK, "remaining").await;
+    integration_tests::spoil(&corrupt, &flash_sale::keys::shard_pk(cid, 0), flash_sale::keys::SHARD_SK, "remaining")
+        .await;
     s.add("POST", "/sales/{saleId}/purchases", &buy(capp, cid, user_body("bob")).await);
     s.add(
         "GET",

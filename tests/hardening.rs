@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use flash_sale::App;
 use flash_sale::clock::{ManualClock, SystemClock};
 use flash_sale::config::{AuthMode, Config, PathParams, Tuning};
@@ -327,27 +326,12 @@ async fn long_jwt_subjects_that_identity_providers_issue_are_accepted() {
     assert_eq!((status, body["userId"].as_str()), (201, Some(sub.as_str())), "{body}");
 }
 
-/// Overwrites one attribute of a stored item with a value of the wrong type.
-async fn spoil(store: &Store, pk: &str, sk: &str, attribute: &str) {
-    store
-        .client()
-        .update_item()
-        .table_name(store.table())
-        .key("pk", AttributeValue::S(pk.into()))
-        .key("sk", AttributeValue::S(sk.into()))
-        .update_expression("SET #a = :bad")
-        .expression_attribute_names("#a", attribute)
-        .expression_attribute_values(":bad", AttributeValue::S("not a number".into()))
-        .send()
-        .await
-        .expect("spoil item");
-}
-
 #[tokio::test]
 async fn an_unreadable_shard_is_an_internal_error_not_a_missing_sale() {
     let store = fresh_store().await;
     let s = active_sale(&store, 5, 1).await;
-    spoil(&store, &integration_tests::shard_key(&s, 0), flash_sale::keys::SHARD_SK, "remaining").await;
+    integration_tests::spoil(&store, &integration_tests::shard_key(&s, 0), flash_sale::keys::SHARD_SK, "remaining")
+        .await;
     let app = app_with(&store, Arc::new(SystemClock), AuthMode::Body, tuning());
     let (status, body) = buy(&app, s.id.as_str(), "alice", None).await;
     assert_eq!((status, body["code"].as_str()), (500, Some("internal_error")), "{body}");
@@ -363,7 +347,7 @@ async fn an_unreadable_purchase_is_an_internal_error_not_a_503_forever() {
     let app = app_with(&store, Arc::new(SystemClock), AuthMode::Body, tuning());
     assert_eq!(buy(&app, s.id.as_str(), "alice", None).await.0, 201);
     let pk = flash_sale::keys::purchase_pk(s.id.as_str(), "alice");
-    spoil(&store, &pk, flash_sale::keys::PURCHASE_SK, "purchasedAt").await;
+    integration_tests::spoil(&store, &pk, flash_sale::keys::PURCHASE_SK, "purchasedAt").await;
     let (status, body) = buy(&app, s.id.as_str(), "alice", None).await;
     assert_eq!((status, body["code"].as_str()), (500, Some("internal_error")), "{body}");
     let (status, body) = lookup(&app, s.id.as_str(), "alice").await;

@@ -115,6 +115,23 @@ pub async fn room_sale(store: &Store, stock: i64, shards: u32, starts_at_ms: i64
     (s, seed)
 }
 
+/// Overwrites one attribute of a stored item with a value of the wrong type (a string where the
+/// code expects a number), to see how unreadable data is answered.
+pub async fn spoil(store: &Store, pk: &str, sk: &str, attribute: &str) {
+    store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk.into()))
+        .update_expression("SET #a = :bad")
+        .expression_attribute_names("#a", attribute)
+        .expression_attribute_values(":bad", aws_sdk_dynamodb::types::AttributeValue::S("not a number".into()))
+        .send()
+        .await
+        .expect("spoil item");
+}
+
 /// The partition key of a sale's stock shard, as the store writes it.
 pub fn shard_key(sale: &Sale, shard: u32) -> String {
     flash_sale::keys::shard_pk(sale.id.as_str(), shard)

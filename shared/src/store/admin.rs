@@ -153,28 +153,13 @@ impl Store {
     /// Every purchase of a sale, in purchase order (time, then order id). Scans the table: an
     /// operator's tool, never on the request path.
     pub async fn purchases_of(&self, sale: &SaleId) -> Result<Vec<PurchaseRecord>, StoreError> {
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(pk, :prefix) AND sk = :purchase")
-                .expression_attribute_values(":prefix", AttributeValue::S(format!("SALE#{sale}#USER#")))
-                .expression_attribute_values(":purchase", AttributeValue::S(PURCHASE_SK.into()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
-            for item in out.items.unwrap_or_default() {
-                found.push(PurchaseRecord::from_item(item)?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
+        let prefix = crate::keys::purchase_pk(sale.as_str(), "");
+        let mut found: Vec<PurchaseRecord> = self
+            .scan_kind(&prefix, PURCHASE_SK)
+            .await?
+            .into_iter()
+            .map(PurchaseRecord::from_item)
+            .collect::<Result<_, _>>()?;
         found.sort_by(|a, b| (a.purchased_at, &a.order_id).cmp(&(b.purchased_at, &b.order_id)));
         Ok(found)
     }
@@ -239,6 +224,33 @@ impl Store {
                 Ok(false)
             }
             Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Store {
+    /// Every item whose partition key starts with `prefix` and whose sort key is `sk` (a
+    /// consistent scan of the whole table: for operator tools only).
+    pub(crate) async fn scan_kind(&self, prefix: &str, sk: &str) -> Result<Vec<super::items::Item>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :prefix) AND sk = :sk")
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+                .expression_attribute_values(":sk", AttributeValue::S(sk.to_owned()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            found.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(found);
+            }
         }
     }
 }

@@ -405,28 +405,7 @@ impl Store {
 
     /// Every entry of a sale's line (a scan: for the operator's `verify-draw`, never on a request path).
     pub async fn queue_entries(&self, sale: &SaleId) -> Result<Vec<QueueEntry>, StoreError> {
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(pk, :prefix) AND sk = :q")
-                .expression_attribute_values(":prefix", AttributeValue::S(queue_pk(sale.as_str(), "")))
-                .expression_attribute_values(":q", AttributeValue::S(QUEUE_SK.into()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
-            for item in out.items.unwrap_or_default() {
-                found.push(entry_of(item)?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(found);
-            }
-        }
+        self.scan_kind(&queue_pk(sale.as_str(), ""), QUEUE_SK).await?.into_iter().map(entry_of).collect()
     }
 }
 
