@@ -257,6 +257,7 @@ fn dev(
         instances: concurrency,
         queue,
         max_wait: Duration::from_secs(max_wait_secs),
+        function_log: "info",
     };
     let api = stack::start(&tools, &mut children, &endpoint, options)?;
     let page = web::serve(&dist, web_port, &api.url)?;
@@ -420,6 +421,7 @@ fn test(cargo_args: &[String]) -> Result<()> {
                 instances: SURGE_INSTANCES,
                 queue: 256,
                 max_wait: Duration::from_secs(10),
+                function_log: "warn",
             };
             api = Some(stack::start(&tools, &mut children, &endpoint, options)?);
             Ok(())
@@ -469,6 +471,7 @@ fn surge_alone(concurrency: u32) -> Result<()> {
         instances: concurrency,
         queue: 256,
         max_wait: Duration::from_secs(10),
+        function_log: "warn",
     };
     let api = stack::start(&tools, &mut children, &endpoint, options)?;
     surge::run_suite(api.front.addr, &endpoint)

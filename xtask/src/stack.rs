@@ -28,6 +28,8 @@ pub struct ApiOptions {
     pub queue: u32,
     /// Longest wait in that queue.
     pub max_wait: Duration,
+    /// `RUST_LOG` of the functions: `info` prints a line per request, `warn` only trouble.
+    pub function_log: &'static str,
 }
 
 /// A running API. Keep it alive as long as the stack should serve; the `cargo lambda watch`
@@ -36,13 +38,13 @@ pub struct Api {
     pub front: FrontDoor,
     pub url: String,
     pub functions: Vec<String>,
-    watch_pgid: u32,
+    watch_pid: u32,
 }
 
 impl Api {
     /// Function instances running now, per function.
     pub fn instances(&self) -> BTreeMap<String, usize> {
-        instances_running(self.watch_pgid, &self.functions)
+        instances_running(self.watch_pid, &self.functions)
     }
 }
 
@@ -103,7 +105,13 @@ pub fn start(
             "--env-var",
             "AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local,AWS_REGION=us-east-1",
         ])
-        .args(["--env-var", "AWS_EC2_METADATA_DISABLED=true,RUST_LOG=info"])
+        .args([
+            "--env-var",
+            &format!(
+                "AWS_EC2_METADATA_DISABLED=true,RUST_LOG={}",
+                options.function_log
+            ),
+        ])
         .env("PATH", tools.path_with_venv());
     local_aws_env(&mut watch, endpoint);
     #[cfg(unix)]
@@ -112,7 +120,7 @@ pub fn start(
         watch.process_group(0);
     }
     let child = watch.spawn().context("cannot start cargo lambda watch")?;
-    let watch_pgid = child.id();
+    let watch_pid = child.id();
     children.add_group("cargo lambda watch", child);
 
     let front = frontdoor::start(frontdoor::Config {
@@ -129,7 +137,7 @@ pub fn start(
         front,
         url,
         functions,
-        watch_pgid,
+        watch_pid,
     };
     wait_for_watch(internal, children)?;
     warm_up(&api, options.instances as usize)?;
@@ -170,51 +178,66 @@ fn warm_request(function: &str, base: &str) -> (Method, String, &'static str) {
     }
 }
 
-/// Sends `instances` concurrent harmless requests per function through the front door, round
-/// after round, until `cargo lambda watch` runs every instance of every function (it starts one
-/// at a time while requests wait), and every function has answered without a 5xx.
+/// Keeps `instances` harmless requests per function in flight through the front door, round
+/// after round of two seconds, until `cargo lambda watch` runs every instance of every function
+/// and every function has answered without a 5xx. (It starts another instance only when it finds
+/// every instance busy and requests waiting, so a short burst is not enough.)
 fn warm_up(api: &Api, instances: usize) -> Result<()> {
     let started = Instant::now();
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     eprintln!(
-        "xtask: starting {instances} instances of each of {} (first start compiles nothing, but takes a while)",
+        "xtask: starting {instances} instances of each of {}",
         api.functions.join(", ")
     );
-    for round in 1..=30 {
+    for round in 1..=60 {
+        let round_end = tokio::time::Instant::now() + Duration::from_secs(2);
         let replies = api.front.runtime().block_on(async {
             let mut set = tokio::task::JoinSet::new();
             for function in &api.functions {
                 for _ in 0..instances {
-                    let (method, url, body) = warm_request(function, &api.url);
-                    let (client, function) = (client.clone(), function.clone());
+                    let (client, function, base) =
+                        (client.clone(), function.clone(), api.url.clone());
                     set.spawn(async move {
-                        let req = Request::builder()
-                            .method(method)
-                            .uri(url)
-                            .header("content-type", "application/json")
-                            .body(Full::new(Bytes::from_static(body.as_bytes())));
-                        let call = async {
-                            let resp = client.request(req?).await?;
-                            let status = resp.status().as_u16();
-                            let body = resp.into_body().collect().await?.to_bytes();
-                            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, body))
-                        };
-                        let answer =
-                            match tokio::time::timeout(Duration::from_secs(240), call).await {
-                                Ok(Ok((status, body))) => {
-                                    Ok((status, String::from_utf8_lossy(&body).into_owned()))
-                                }
-                                Ok(Err(e)) => Err(e.to_string()),
-                                Err(_) => Err("no answer within 240 s".to_owned()),
+                        let mut answers = Vec::new();
+                        // At least one request, then more until the round ends (bounded).
+                        for _ in 0..10_000 {
+                            let (method, url, body) = warm_request(&function, &base);
+                            let req = Request::builder()
+                                .method(method)
+                                .uri(url)
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from_static(body.as_bytes())));
+                            let call = async {
+                                let resp = client.request(req?).await?;
+                                let status = resp.status().as_u16();
+                                let body = resp.into_body().collect().await?.to_bytes();
+                                Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, body))
                             };
-                        (function, answer)
+                            let answer =
+                                match tokio::time::timeout(Duration::from_secs(240), call).await {
+                                    Ok(Ok((status, body))) => {
+                                        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+                                    }
+                                    Ok(Err(e)) => Err(e.to_string()),
+                                    Err(_) => Err("no answer within 240 s".to_owned()),
+                                };
+                            let failed = !matches!(answer, Ok((status, _)) if status < 500);
+                            answers.push((function.clone(), answer));
+                            if failed || tokio::time::Instant::now() >= round_end {
+                                break;
+                            }
+                        }
+                        answers
                     });
                 }
             }
             let mut replies = Vec::new();
             while let Some(done) = set.join_next().await {
-                replies.push(done.unwrap_or_else(|e| ("?".into(), Err(e.to_string()))));
+                match done {
+                    Ok(answers) => replies.extend(answers),
+                    Err(e) => replies.push(("?".into(), Err(e.to_string()))),
+                }
             }
             replies
         });
@@ -244,33 +267,52 @@ fn warm_up(api: &Api, instances: usize) -> Result<()> {
         }
         eprintln!("xtask: warm-up round {round}: running {}", short.join(", "));
     }
-    bail!("warm-up: not every instance started after 30 rounds")
+    bail!("warm-up: not every instance started after 60 rounds")
 }
 
-/// Processes in process group `pgid` whose name is one of `functions`, counted per function (the
+/// Descendants of process `root_pid` whose name is one of `functions`, counted per function (the
 /// instances `cargo lambda watch` runs: `cargo run` starts each binary under its own name).
-fn instances_running(pgid: u32, functions: &[String]) -> BTreeMap<String, usize> {
+fn instances_running(root_pid: u32, functions: &[String]) -> BTreeMap<String, usize> {
     let mut counts: BTreeMap<String, usize> = functions.iter().map(|f| (f.clone(), 0)).collect();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return counts;
     };
+    // pid → (parent, name)
+    let mut procs: BTreeMap<u32, (u32, String)> = BTreeMap::new();
     for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        // pid (comm) state ppid pgrp ...
+        // pid (comm) state ppid ...
         let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
             continue;
         };
-        let comm = &stat[open + 1..close];
-        let pgrp = stat[close + 1..]
+        let ppid = stat[close + 1..]
             .split_whitespace()
-            .nth(2)
-            .and_then(|p| p.parse::<u32>().ok());
-        if pgrp == Some(pgid)
-            && let Some(n) = counts.get_mut(comm)
-        {
-            *n += 1;
+            .nth(1)
+            .and_then(|p| p.parse().ok());
+        if let Some(ppid) = ppid {
+            procs.insert(pid, (ppid, stat[open + 1..close].to_owned()));
+        }
+    }
+    for (pid, (_, name)) in &procs {
+        let Some(n) = counts.get_mut(name) else {
+            continue;
+        };
+        let mut at = *pid;
+        // Up the tree, a bounded number of steps.
+        for _ in 0..16 {
+            match procs.get(&at) {
+                Some((parent, _)) if *parent == root_pid => {
+                    *n += 1;
+                    break;
+                }
+                Some((parent, _)) if *parent > 1 => at = *parent,
+                _ => break,
+            }
         }
     }
     counts
