@@ -190,7 +190,10 @@ fn warm_up(api: &Api, instances: usize) -> Result<()> {
         "xtask: starting {instances} instances of each of {}",
         api.functions.join(", ")
     );
-    for round in 1..=60 {
+    let mut last_line = String::new();
+    let mut hinted = false;
+    // Two-second rounds; 300 of them is the 10 minutes below.
+    for round in 1..=300 {
         let round_end = tokio::time::Instant::now() + Duration::from_secs(2);
         let replies = api.front.runtime().block_on(async {
             let mut set = tokio::task::JoinSet::new();
@@ -241,12 +244,20 @@ fn warm_up(api: &Api, instances: usize) -> Result<()> {
             }
             replies
         });
-        for (function, answer) in &replies {
-            match answer {
-                Ok((status, _)) if *status < 500 => {}
-                Ok((status, body)) => bail!("warm-up: {function} answered {status}: {body}"),
-                Err(e) => bail!("warm-up: {function} did not answer: {e}"),
+        // A 5xx or a lost answer may be an instance still starting (a source change restarts them
+        // all); it fails the warm-up only if it lasts.
+        let failure = replies.iter().find_map(|(function, answer)| match answer {
+            Ok((status, _)) if *status < 500 => None,
+            Ok((status, body)) => Some(format!("{function} answered {status}: {body}")),
+            Err(e) => Some(format!("{function} did not answer: {e}")),
+        });
+        if let Some(failure) = &failure {
+            eprintln!("xtask: warm-up: {failure}");
+            if started.elapsed() > Duration::from_secs(600) {
+                bail!("warm-up: {failure}");
             }
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
         }
         let running = api.instances();
         let short: Vec<String> = api
@@ -265,9 +276,20 @@ fn warm_up(api: &Api, instances: usize) -> Result<()> {
         if started.elapsed() > Duration::from_secs(600) {
             bail!("warm-up: after 10 minutes still only {}", short.join(", "));
         }
-        eprintln!("xtask: warm-up round {round}: running {}", short.join(", "));
+        let line = format!("xtask: warm-up: running {}", short.join(", "));
+        if line != last_line {
+            eprintln!("{line}");
+            last_line = line;
+        }
+        if !hinted && started.elapsed() > Duration::from_secs(30) {
+            eprintln!(
+                "xtask: still starting instances: cargo lambda watch starts each with `cargo run`, which waits while \
+                 another cargo command holds the build or package lock (a build in another terminal?)"
+            );
+            hinted = true;
+        }
     }
-    bail!("warm-up: not every instance started after 60 rounds")
+    bail!("warm-up: not every instance started")
 }
 
 /// Descendants of process `root_pid` whose name is one of `functions`, counted per function (the

@@ -72,9 +72,9 @@ pub fn run_suite(api: SocketAddr, endpoint: &str) -> Result<()> {
     ])
     .args([
         "--users",
-        "200000",
+        "100000",
         "--attempts",
-        "400000",
+        "100000",
         "--duplicate-share",
         "0.1",
     ])
