@@ -439,7 +439,11 @@ fn test(cargo_args: &[String]) -> Result<()> {
             let api = api.as_ref().context("the local stack did not start")?;
             surge::run_suite(api.front.addr, &endpoint)
         });
+        drop(api);
     }
+    // Stop the stack first, so that the table is the last thing printed.
+    drop(children);
+    std::thread::sleep(Duration::from_millis(500));
     print_table(&suites, started.elapsed());
     let failed: Vec<&str> = suites
         .iter()

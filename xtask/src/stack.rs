@@ -268,7 +268,7 @@ fn warm_up(api: &Api, instances: usize) -> Result<()> {
             .collect();
         if short.is_empty() {
             eprintln!(
-                "xtask: warmed {instances} instances of each function in {:.1} s ({round} rounds)",
+                "xtask: warmed {instances} instances of each function in {:.1} s (round {round})",
                 started.elapsed().as_secs_f64()
             );
             return Ok(());
