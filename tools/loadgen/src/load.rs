@@ -199,6 +199,26 @@ pub struct LoadSpec {
     pub duration: Duration,
     /// Per attempt, until the last byte of the reply.
     pub timeout: Duration,
+    /// Closed loop and ramp: after a 503 with `Retry-After`, the user waits that long (at most
+    /// 60 s, never past the end of the run) before its next attempt, as the storefront does.
+    pub honor_retry_after: bool,
+}
+
+/// The pause a user owes after `attempt` (nothing unless `--honor-retry-after`).
+fn pause_after(spec: &LoadSpec, attempt: &Attempt) -> Option<Duration> {
+    let secs = attempt
+        .reply
+        .retry_after_secs()
+        .filter(|_| spec.honor_retry_after)?;
+    (attempt.reply.status() == Some(503)).then(|| Duration::from_secs(secs.min(60)))
+}
+
+/// Sleeps `pause`, but not past `end` and not once `stop` is set (checked every 50 ms).
+async fn pause_until(pause: Duration, end: Instant, stop: Option<&AtomicBool>) {
+    let until = end.min(Instant::now() + pause);
+    while Instant::now() < until && !stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+        tokio::time::sleep_until(until.min(Instant::now() + Duration::from_millis(50))).await;
+    }
 }
 
 pub struct LoadResult {
@@ -293,7 +313,11 @@ async fn closed_loop(
                 if seq >= spec.users.len() {
                     break;
                 }
-                done.push(one(&client, &spec, seq, start, None).await);
+                let attempt = one(&client, &spec, seq, start, None).await;
+                if let Some(pause) = pause_after(&spec, &attempt) {
+                    pause_until(pause, deadline, None).await;
+                }
+                done.push(attempt);
             }
             done
         });
@@ -382,7 +406,11 @@ async fn ramping(
                     if seq >= spec.users.len() {
                         break;
                     }
-                    done.push(one(&client, &spec, seq, start, None).await);
+                    let attempt = one(&client, &spec, seq, start, None).await;
+                    if let Some(pause) = pause_after(&spec, &attempt) {
+                        pause_until(pause, end, Some(&stop)).await;
+                    }
+                    done.push(attempt);
                 }
                 done
             });
@@ -402,4 +430,50 @@ async fn ramping(
         attempts.extend(done.unwrap_or_default());
     }
     (attempts, u32::try_from(peak).unwrap_or(u32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(honor: bool) -> LoadSpec {
+        LoadSpec {
+            url: "http://127.0.0.1:9/".parse().unwrap(),
+            users: Arc::new(Vec::new()),
+            mode: Mode::Closed { concurrency: 1 },
+            duration: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            honor_retry_after: honor,
+        }
+    }
+
+    fn attempt(reply: Reply) -> Attempt {
+        Attempt {
+            seq: 0,
+            user: "u".into(),
+            due_us: None,
+            sent_us: 0,
+            latency_us: 1,
+            reply,
+        }
+    }
+
+    #[test]
+    fn a_user_pauses_only_after_a_503_with_retry_after_and_only_when_asked() {
+        let busy = attempt(Reply::from_http(503, b"{}").with_retry_after(Some("2")));
+        assert_eq!(
+            pause_after(&spec(true), &busy),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(pause_after(&spec(false), &busy), None);
+        let bare = attempt(Reply::from_http(503, b"{}"));
+        assert_eq!(pause_after(&spec(true), &bare), None);
+        let other = attempt(Reply::from_http(429, b"{}").with_retry_after(Some("2")));
+        assert_eq!(pause_after(&spec(true), &other), None);
+        let long = attempt(Reply::from_http(503, b"{}").with_retry_after(Some("3600")));
+        assert_eq!(
+            pause_after(&spec(true), &long),
+            Some(Duration::from_secs(60))
+        );
+    }
 }

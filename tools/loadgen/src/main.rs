@@ -99,6 +99,10 @@ struct Cli {
     /// (linear from the last target, starting at 0). The run lasts as long as the stages.
     #[arg(long, conflicts_with_all = ["rate", "concurrency"])]
     stages: Option<String>,
+    /// Closed loop and ramp: after a 503 with Retry-After a user waits that long before its next
+    /// attempt, as the storefront does (without it, users retry at once).
+    #[arg(long, conflicts_with = "rate")]
+    honor_retry_after: bool,
     /// Exit 1 unless every answer is 201, 409, or 503 with Retry-After, and no request timed out or
     /// lost its connection.
     #[arg(long)]
@@ -436,6 +440,7 @@ async fn run(cli: Cli) -> Result<Report, Failure> {
         users: Arc::new(users),
         mode: s.mode.clone(),
         duration: Duration::from_secs_f64(s.duration_secs),
+        honor_retry_after: cli.honor_retry_after,
         timeout,
     };
     let result = load::run(&client, spec).await;
@@ -486,6 +491,7 @@ async fn run(cli: Cli) -> Result<Report, Failure> {
         timeout_secs: cli.timeout_secs,
         not_sent: result.not_sent,
         peak_users: result.peak_users,
+        honor_retry_after: cli.honor_retry_after,
         stock,
         stock_left_at_start: stock_left,
     };

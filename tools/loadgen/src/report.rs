@@ -174,6 +174,8 @@ pub struct RunInfo {
     pub not_sent: u32,
     /// The most users (connections) that were sending at once.
     pub peak_users: u32,
+    /// Users waited for `Retry-After` after a 503.
+    pub honor_retry_after: bool,
     /// The sale's stock and what was left when the run started.
     pub stock: i64,
     pub stock_left_at_start: i64,
@@ -321,7 +323,16 @@ impl Report {
                 )
             }
         };
-        let _ = writeln!(s, "loadgen: sale {} at {} ({mode})", r.sale_id, r.base_url);
+        let pauses = if r.honor_retry_after {
+            ", users wait Retry-After after a 503"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "loadgen: sale {} at {} ({mode}{pauses})",
+            r.sale_id, r.base_url
+        );
         let _ = writeln!(
             s,
             "  plan        {} attempts by {} users ({} duplicates, share {:.3}), seed {}, users {}NNNNNN",
