@@ -778,4 +778,148 @@ mod tests {
             assert!(lane.enter().await.is_ok());
         });
     }
+
+    /// A stand-in for `cargo lambda watch`: answers after `delay`, echoes what it got, and records
+    /// the most POST requests (purchases) it had open at once.
+    async fn fake_upstream(delay: Duration) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind(loopback(0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (open, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let seen = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (open, peak) = (open.clone(), peak.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let (open, peak) = (open.clone(), peak.clone());
+                        async move {
+                            let post = req.method() == Method::POST;
+                            if post {
+                                let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+                                peak.fetch_max(now, Ordering::SeqCst);
+                            }
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            tokio::time::sleep(delay).await;
+                            if post {
+                                open.fetch_sub(1, Ordering::SeqCst);
+                            }
+                            let key = parts.headers.get("idempotency-key").cloned();
+                            let echo = json!({
+                                "method": parts.method.as_str(),
+                                "target": parts.uri.path_and_query().map(|p| p.as_str()),
+                                "key": key.as_ref().and_then(|k| k.to_str().ok()),
+                                "body": String::from_utf8_lossy(&body),
+                            });
+                            let mut resp = Response::new(Full::new(Bytes::from(echo.to_string())));
+                            resp.headers_mut()
+                                .insert("x-upstream", HeaderValue::from_static("yes"));
+                            Ok::<_, Infallible>(resp)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    #[test]
+    fn the_front_door_forwards_unchanged_holds_the_limit_and_sheds_the_rest() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (upstream, peak) = rt.block_on(fake_upstream(Duration::from_millis(1_000)));
+        let door = start(Config {
+            listen: loopback(0),
+            upstream,
+            routes: routes(),
+            instances: 2,
+            queue: 3,
+            max_wait: Duration::from_secs(10),
+            upstream_timeout: Duration::from_secs(10),
+        })
+        .unwrap();
+        let base = format!("http://{}", door.addr);
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+
+        rt.block_on(async {
+            // One request: everything arrives as sent, the answer comes back as given.
+            let req = Request::builder()
+                .method(Method::POST)
+                .uri(format!("{base}/sales/a%20b/purchases?x=1&y=%2F"))
+                .header("idempotency-key", "k-1")
+                .body(Full::new(Bytes::from_static(br#"{"userId":"u"}"#)))
+                .unwrap();
+            let resp = client.request(req).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            assert_eq!(resp.headers()["x-upstream"], "yes");
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            let echo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(
+                echo,
+                json!({"method": "POST", "target": "/sales/a%20b/purchases?x=1&y=%2F", "key": "k-1",
+                       "body": r#"{"userId":"u"}"#})
+            );
+
+            // Ten at once for one function: 2 through, 3 queued, 5 shed at once with the contract.
+            let mut set = tokio::task::JoinSet::new();
+            for i in 0..10 {
+                let (client, url) = (client.clone(), format!("{base}/sales/s/purchases"));
+                set.spawn(async move {
+                    let body = Full::new(Bytes::from(format!("{{\"userId\":\"u{i}\"}}")));
+                    let req = Request::builder()
+                        .method(Method::POST)
+                        .uri(url)
+                        .body(body)
+                        .unwrap();
+                    let resp = client.request(req).await.unwrap();
+                    let retry_after = resp.headers().get(header::RETRY_AFTER).cloned();
+                    (resp.status().as_u16(), retry_after)
+                });
+            }
+            // Meanwhile another function has its own lane: it answers while purchases still wait.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let status = client
+                .get(format!("{base}/sales/s").parse().unwrap())
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, 200);
+            let purchase = door.load().into_iter().find(|l| l.0 == "purchase").unwrap();
+            assert!(
+                purchase.1 + purchase.2 > 0,
+                "purchases were still in flight or waiting: {purchase:?}"
+            );
+
+            let mut statuses = Vec::new();
+            while let Some(done) = set.join_next().await {
+                let (status, retry_after) = done.unwrap();
+                if status == 503 {
+                    assert_eq!(retry_after.unwrap(), "1");
+                }
+                statuses.push(status);
+            }
+            statuses.sort();
+            assert_eq!(statuses, [200, 200, 200, 200, 200, 503, 503, 503, 503, 503]);
+            assert_eq!(
+                peak.load(Ordering::SeqCst),
+                2,
+                "never more than `instances` at the function"
+            );
+        });
+        drop(door);
+    }
 }
