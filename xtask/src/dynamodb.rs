@@ -10,7 +10,9 @@ use anyhow::{Context, Result, bail};
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
 }
 
 /// Starts DynamoDB Local (in memory, one database for every access key). It has no bind-address
@@ -21,7 +23,14 @@ pub fn start(jar: &Path, port: u16, quiet: bool) -> Result<Child> {
     cmd.current_dir(dir)
         .arg("-Djava.library.path=./DynamoDBLocal_lib")
         .args(["-Xms256m", "-Xmx2g"])
-        .args(["-jar", "DynamoDBLocal.jar", "-inMemory", "-sharedDb", "-disableTelemetry", "-port"])
+        .args([
+            "-jar",
+            "DynamoDBLocal.jar",
+            "-inMemory",
+            "-sharedDb",
+            "-disableTelemetry",
+            "-port",
+        ])
         .arg(port.to_string())
         .stdin(Stdio::null());
     if quiet {
@@ -34,7 +43,9 @@ pub fn start(jar: &Path, port: u16, quiet: bool) -> Result<Child> {
 /// shape of the signature, so a fixed one does.
 pub fn answers(port: u16) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) else { return false };
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) else {
+        return false;
+    };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let request = format!(
         "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-amz-json-1.0\r\n\
@@ -54,10 +65,16 @@ pub fn wait_ready(port: u16, limit: Duration) -> Result<()> {
     let started = Instant::now();
     while started.elapsed() < limit {
         if answers(port) {
-            eprintln!("xtask: DynamoDB Local ready on 127.0.0.1:{port} after {:.1} s", started.elapsed().as_secs_f64());
+            eprintln!(
+                "xtask: DynamoDB Local ready on 127.0.0.1:{port} after {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    bail!("DynamoDB Local did not answer on 127.0.0.1:{port} within {} s", limit.as_secs())
+    bail!(
+        "DynamoDB Local did not answer on 127.0.0.1:{port} within {} s",
+        limit.as_secs()
+    )
 }

@@ -2,6 +2,9 @@
 //! test. Both install what they need into `.tools/` (git-ignored) first.
 
 mod dynamodb;
+mod frontdoor;
+mod stack;
+mod surge;
 mod tools;
 mod web;
 
@@ -9,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -26,7 +29,7 @@ enum Cmd {
     /// DynamoDB Local, the `flash-sale` table with demo sales, and the three functions on
     /// `cargo lambda watch`. Ctrl-C stops everything it started.
     Dev {
-        /// Port of the API (cargo lambda watch).
+        /// Port of the API (the front door; cargo lambda watch runs behind it on a free port).
         #[arg(long, default_value_t = 9000)]
         port: u16,
         /// Port of DynamoDB Local; an instance already answering there is reused.
@@ -35,10 +38,16 @@ enum Cmd {
         /// Port of the storefront page.
         #[arg(long, default_value_t = 5173)]
         web_port: u16,
-        /// Instances per function. The stack serves up to about this + 90 concurrent requests
-        /// per function; more makes cargo lambda watch 1.9.2 hang.
+        /// Instances per function: requests served at once per function.
         #[arg(long, default_value_t = 16)]
         concurrency: u32,
+        /// Requests waiting per function beyond those; the next one is answered 503 with
+        /// Retry-After.
+        #[arg(long, default_value_t = 256)]
+        queue: u32,
+        /// Longest wait in that queue before a 503, in seconds.
+        #[arg(long, default_value_t = 10)]
+        max_wait_secs: u64,
     },
     /// Every test: unit, handler, integration and fault tests against a DynamoDB Local of their
     /// own, the template lint, and the storefront in headless Chromium against the local stack.
@@ -47,13 +56,52 @@ enum Cmd {
         #[arg(last = true)]
         cargo_args: Vec<String>,
     },
+    /// The surge suite alone (part of `test`): 1,000 concurrent buyers through the dev stack on
+    /// free ports, then a check that it still answers and sold exactly the stock.
+    Surge {
+        /// Instances per function.
+        #[arg(long, default_value_t = SURGE_INSTANCES)]
+        concurrency: u32,
+    },
 }
 
+/// Instances per function of the stack the browser tests and the surge run against.
+const SURGE_INSTANCES: u32 = 8;
+
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// Environment every local AWS client gets: static credentials, a region, no metadata service.
+/// Where cargo puts what it builds: `CARGO_TARGET_DIR` if set (relative to the workspace), else
+/// `target/`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root().join(dir),
+        _ => root().join("target"),
+    }
+}
+
+/// Raises this process's open-file limit to the hard limit, so a thousand connections fit in the
+/// front door and in the load generator (children inherit the limit).
+fn raise_open_files() {
+    #[cfg(unix)]
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max.min(65_536);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 pub fn local_aws_env(cmd: &mut Command, endpoint: &str) {
     cmd.env("DYNAMODB_ENDPOINT", endpoint)
         .env("AWS_ACCESS_KEY_ID", "local")
@@ -63,14 +111,16 @@ pub fn local_aws_env(cmd: &mut Command, endpoint: &str) {
 }
 
 pub fn run(cmd: &mut Command) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
     Ok(())
 }
 
-fn cargo() -> Command {
+pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root());
     cmd
@@ -92,8 +142,10 @@ impl Children {
     }
 
     /// The name of a child that has exited, if any.
-    fn exited(&mut self) -> Option<String> {
-        self.0.iter_mut().find_map(|(n, c, _)| matches!(c.try_wait(), Ok(Some(_))).then(|| n.clone()))
+    pub fn exited(&mut self) -> Option<String> {
+        self.0
+            .iter_mut()
+            .find_map(|(n, c, _)| matches!(c.try_wait(), Ok(Some(_))).then(|| n.clone()))
     }
 }
 
@@ -101,7 +153,9 @@ impl Drop for Children {
     fn drop(&mut self) {
         for (name, child, group) in self.0.iter_mut().rev() {
             if *group && matches!(child.try_wait(), Ok(None)) {
-                let _ = Command::new("kill").args(["-s", "TERM", "--", &format!("-{}", child.id())]).status();
+                let _ = Command::new("kill")
+                    .args(["-s", "TERM", "--", &format!("-{}", child.id())])
+                    .status();
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -113,24 +167,28 @@ impl Drop for Children {
 fn interrupted() -> Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     let set = flag.clone();
-    ctrlc::set_handler(move || set.store(true, Ordering::SeqCst)).context("cannot install the Ctrl-C handler")?;
+    ctrlc::set_handler(move || set.store(true, Ordering::SeqCst))
+        .context("cannot install the Ctrl-C handler")?;
     Ok(flag)
 }
 
-fn admin(endpoint: &str) -> Command {
-    let mut cmd = Command::new(root().join("target/debug/flash-sale-admin"));
+pub fn admin(endpoint: &str) -> Command {
+    let mut cmd = Command::new(target_dir().join("debug/flash-sale-admin"));
     local_aws_env(&mut cmd, endpoint);
     cmd.args(["--table", "flash-sale", "--endpoint-url", endpoint]);
     cmd
 }
 
 fn rfc3339_from_now(offset_secs: i64) -> String {
-    let t = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    let t = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
         + time::Duration::seconds(offset_secs);
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
-fn seed(endpoint: &str) -> Result<()> {
+pub fn seed(endpoint: &str) -> Result<()> {
     run(admin(endpoint).arg("create-table"))?;
     let sales = [
         ("demo", "Demo sneaker drop", 0, 3_600, 100, 1),
@@ -139,9 +197,29 @@ fn seed(endpoint: &str) -> Result<()> {
     ];
     for (id, name, start, end, stock, shards) in sales {
         let status = admin(endpoint)
-            .args(["create-sale", "--sale-id", id, "--name", name, "--price-cents", "4999", "--currency", "EUR"])
-            .args(["--stock", &stock.to_string(), "--shards", &shards.to_string()])
-            .args(["--starts-at", &rfc3339_from_now(start), "--ends-at", &rfc3339_from_now(end)])
+            .args([
+                "create-sale",
+                "--sale-id",
+                id,
+                "--name",
+                name,
+                "--price-cents",
+                "4999",
+                "--currency",
+                "EUR",
+            ])
+            .args([
+                "--stock",
+                &stock.to_string(),
+                "--shards",
+                &shards.to_string(),
+            ])
+            .args([
+                "--starts-at",
+                &rfc3339_from_now(start),
+                "--ends-at",
+                &rfc3339_from_now(end),
+            ])
             .stdout(std::process::Stdio::null())
             .status()?;
         if !status.success() {
@@ -151,31 +229,14 @@ fn seed(endpoint: &str) -> Result<()> {
     Ok(())
 }
 
-/// Builds the function binaries and the admin CLI, creates and seeds the `flash-sale` table at
-/// `endpoint`, and starts `cargo lambda watch` on 127.0.0.1:`port`.
-fn start_functions(tools: &tools::Tools, children: &mut Children, endpoint: &str, port: u16, concurrency: u32) -> Result<()> {
-    run(cargo().args(["build", "-p", "purchase", "-p", "status", "-p", "user-lookup", "-p", "flash-sale-admin"]))?;
-    seed(endpoint)?;
-    let mut watch = Command::new(&tools.cargo_lambda);
-    watch
-        .current_dir(root())
-        .args(["lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
-        .args(["--concurrency", &concurrency.to_string()])
-        .args(["--env-var", &format!("TABLE_NAME=flash-sale,AUTH_MODE=body,DYNAMODB_ENDPOINT={endpoint}")])
-        .args(["--env-var", "AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local,AWS_REGION=us-east-1"])
-        .args(["--env-var", "AWS_EC2_METADATA_DISABLED=true,RUST_LOG=info"])
-        .env("PATH", tools.path_with_venv());
-    local_aws_env(&mut watch, endpoint);
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        watch.process_group(0);
-    }
-    children.add_group("cargo lambda watch", watch.spawn().context("cannot start cargo lambda watch")?);
-    Ok(())
-}
-
-fn dev(port: u16, dynamodb_port: u16, web_port: u16, concurrency: u32) -> Result<()> {
+fn dev(
+    port: u16,
+    dynamodb_port: u16,
+    web_port: u16,
+    concurrency: u32,
+    queue: u32,
+    max_wait_secs: u64,
+) -> Result<()> {
     let stop = interrupted()?;
     let tools = tools::ensure_dev()?;
     let dist = web::ensure_built(&root())?;
@@ -185,63 +246,210 @@ fn dev(port: u16, dynamodb_port: u16, web_port: u16, concurrency: u32) -> Result
     if dynamodb::answers(dynamodb_port) {
         eprintln!("xtask: reusing DynamoDB Local already answering on {endpoint}");
     } else {
-        children.add("DynamoDB Local", dynamodb::start(&tools.dynamodb_jar, dynamodb_port, true)?);
+        children.add(
+            "DynamoDB Local",
+            dynamodb::start(&tools.dynamodb_jar, dynamodb_port, true)?,
+        );
         dynamodb::wait_ready(dynamodb_port, Duration::from_secs(60))?;
     }
-    start_functions(&tools, &mut children, &endpoint, port, concurrency)?;
-    let page = web::serve(&dist, web_port, &format!("http://127.0.0.1:{port}"))?;
+    let options = stack::ApiOptions {
+        port,
+        instances: concurrency,
+        queue,
+        max_wait: Duration::from_secs(max_wait_secs),
+        function_log: "info",
+    };
+    let api = stack::start(&tools, &mut children, &endpoint, options)?;
+    let page = web::serve(&dist, web_port, &api.url)?;
 
     eprintln!(
-        "\nflash-sale local stack\n  Storefront http://{page}/\n  API        http://127.0.0.1:{port}  (functions: purchase, \
-         status, user-lookup; {concurrency} instances each)\n  DynamoDB   {endpoint}  (table flash-sale; sales demo, \
-         upcoming, ended)\n\n  curl -s localhost:{port}/sales/demo\n  curl -s -X POST localhost:{port}/sales/demo/purchases \
-         -d '{{\"userId\":\"alice\"}}'\n\nCtrl-C stops everything.\n"
+        "\nflash-sale local stack (ready: every instance is warm)\n  Storefront http://{page}/\n  API        {}  (functions: {}; \
+         {concurrency} instances each, then up to {queue} waiting per function for at most {max_wait_secs} s, then 503 + \
+         Retry-After)\n  DynamoDB   {endpoint}  (table flash-sale; sales demo, upcoming, ended)\n\n  curl -s \
+         localhost:{port}/sales/demo\n  curl -s -X POST localhost:{port}/sales/demo/purchases -d '{{\"userId\":\"alice\"}}'\n\n\
+         Ctrl-C stops everything.\n",
+        api.url,
+        api.functions.join(", ")
     );
+    let mut shed_before = 0;
+    let mut last_report = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         if let Some(name) = children.exited() {
             bail!("{name} exited");
         }
         std::thread::sleep(Duration::from_millis(200));
+        // While the stack sheds load, say so every few seconds.
+        if last_report.elapsed() >= Duration::from_secs(5) {
+            last_report = Instant::now();
+            let load = api.front.load();
+            let shed: u64 = load.iter().map(|l| l.3).sum();
+            if shed > shed_before {
+                let busy: Vec<String> = load
+                    .iter()
+                    .filter(|l| l.1 > 0 || l.2 > 0)
+                    .map(|(name, in_flight, waiting, _)| {
+                        format!("{name} {in_flight} in flight, {waiting} waiting")
+                    })
+                    .collect();
+                eprintln!(
+                    "xtask: at capacity: {} requests answered 503 + Retry-After in the last 5 s ({})",
+                    shed - shed_before,
+                    if busy.is_empty() {
+                        "now idle".to_owned()
+                    } else {
+                        busy.join("; ")
+                    }
+                );
+                shed_before = shed;
+            }
+        }
     }
+    drop(api);
     Ok(())
 }
 
+/// One line of the table `cargo xtask test` ends with.
+struct Suite {
+    name: &'static str,
+    passed: bool,
+    took: Duration,
+}
+
+/// Runs `f` as the suite `name`, prints a line when it starts and when it ends, and records it.
+fn suite(suites: &mut Vec<Suite>, name: &'static str, f: impl FnOnce() -> Result<()>) -> bool {
+    eprintln!("\nxtask: ── {name} ──");
+    let started = Instant::now();
+    let result = f();
+    let took = started.elapsed();
+    if let Err(e) = &result {
+        eprintln!("xtask: {name}: {e:#}");
+    }
+    eprintln!(
+        "xtask: {name}: {} in {}",
+        if result.is_ok() { "passed" } else { "FAILED" },
+        minutes(took)
+    );
+    suites.push(Suite {
+        name,
+        passed: result.is_ok(),
+        took,
+    });
+    result.is_ok()
+}
+
+fn minutes(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+fn print_table(suites: &[Suite], total: Duration) {
+    let width = suites
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    eprintln!("\n{:width$}  {:6}  {:>8}", "suite", "result", "time");
+    for s in suites {
+        eprintln!(
+            "{:width$}  {:6}  {:>8}",
+            s.name,
+            if s.passed { "passed" } else { "FAILED" },
+            minutes(s.took)
+        );
+    }
+    eprintln!("{:width$}  {:6}  {:>8}", "total", "", minutes(total));
+}
+
 fn test(cargo_args: &[String]) -> Result<()> {
+    let started = Instant::now();
     let stop = interrupted()?;
     let tools = tools::ensure_test()?;
-    // Compile first so DynamoDB Local is not idling through a cold build.
-    run(cargo().args(["test", "--workspace", "--no-run", "--quiet"]))?;
+    let mut suites = Vec::new();
+    // Compile first so DynamoDB Local is not idling through a cold build; the load generator too,
+    // since nothing may build while the local stack serves.
+    let built = suite(&mut suites, "build", || {
+        eprintln!("xtask: compiling every test (a first build takes several minutes)");
+        run(cargo().args(["test", "--workspace", "--no-run"]))?;
+        if cargo_args.is_empty() {
+            surge::build_loadgen()
+        } else {
+            Ok(())
+        }
+    });
+    if !built {
+        print_table(&suites, started.elapsed());
+        bail!("the build failed");
+    }
 
     let mut children = Children::default();
     let port = dynamodb::free_port()?;
-    children.add("DynamoDB Local", dynamodb::start(&tools.dynamodb_jar, port, true)?);
+    children.add(
+        "DynamoDB Local",
+        dynamodb::start(&tools.dynamodb_jar, port, true)?,
+    );
     dynamodb::wait_ready(port, Duration::from_secs(60))?;
     let endpoint = format!("http://127.0.0.1:{port}");
 
-    let mut cmd = cargo();
-    cmd.args(["test", "--workspace", "--no-fail-fast"]).args(cargo_args);
-    local_aws_env(&mut cmd, &endpoint);
-    // Tests that stop and restart a DynamoDB Local of their own start it from this jar.
-    cmd.env("DYNAMODB_LOCAL_JAR", &tools.dynamodb_jar);
-    cmd.env("CFN_LINT", tools.venv_bin.join("cfn-lint"));
-    let mut failed = Vec::new();
-    if !cmd.status()?.success() {
-        failed.push("cargo test");
-    }
+    suite(&mut suites, "cargo test", || {
+        let mut cmd = cargo();
+        cmd.args(["test", "--workspace", "--no-fail-fast"])
+            .args(cargo_args);
+        local_aws_env(&mut cmd, &endpoint);
+        // Tests that stop and restart a DynamoDB Local of their own start it from this jar.
+        cmd.env("DYNAMODB_LOCAL_JAR", &tools.dynamodb_jar);
+        cmd.env("CFN_LINT", tools.venv_bin.join("cfn-lint"));
+        run(&mut cmd)
+    });
     if stop.load(Ordering::SeqCst) {
         bail!("interrupted");
     }
     // A test-name filter runs only the Rust tests it names.
     if cargo_args.is_empty() {
-        if let Err(e) = web::unit_tests(&root()) {
-            eprintln!("xtask: {e:#}");
-            failed.push("storefront unit tests");
+        suite(&mut suites, "storefront unit tests", || {
+            web::unit_tests(&root())
+        });
+        // The browser tests and the surge share one local stack on free ports.
+        let mut api = None;
+        suite(&mut suites, "local stack start", || {
+            let options = stack::ApiOptions {
+                port: 0,
+                instances: SURGE_INSTANCES,
+                queue: 256,
+                max_wait: Duration::from_secs(10),
+                function_log: "warn",
+            };
+            api = Some(stack::start(&tools, &mut children, &endpoint, options)?);
+            Ok(())
+        });
+        suite(&mut suites, "browser tests", || {
+            let api = api.as_ref().context("the local stack did not start")?;
+            let dist = web::ensure_built(&root())?;
+            let page = web::serve(&dist, 0, &api.url)?;
+            web::browser_tests(&root(), &format!("http://{page}/"), &api.url, &endpoint)
+        });
+        if stop.load(Ordering::SeqCst) {
+            bail!("interrupted");
         }
-        if let Err(e) = browser_tests(&tools, &mut children, &endpoint) {
-            eprintln!("xtask: {e:#}");
-            failed.push("browser tests");
-        }
+        suite(&mut suites, "surge", || {
+            let api = api.as_ref().context("the local stack did not start")?;
+            surge::run_suite(api.front.addr, &endpoint)
+        });
+        drop(api);
     }
+    // Stop the stack first, so that the table is the last thing printed.
+    drop(children);
+    std::thread::sleep(Duration::from_millis(500));
+    print_table(&suites, started.elapsed());
+    let failed: Vec<&str> = suites
+        .iter()
+        .filter(|s| !s.passed)
+        .map(|s| s.name)
+        .collect();
     if !failed.is_empty() {
         bail!("failed: {}", failed.join(", "));
     }
@@ -249,19 +457,50 @@ fn test(cargo_args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The storefront in headless Chromium against the whole local stack on free ports.
-fn browser_tests(tools: &tools::Tools, children: &mut Children, endpoint: &str) -> Result<()> {
-    let api_port = dynamodb::free_port()?;
-    start_functions(tools, children, endpoint, api_port, 4)?;
-    let dist = web::ensure_built(&root())?;
-    let page = web::serve(&dist, 0, &format!("http://127.0.0.1:{api_port}"))?;
-    web::browser_tests(&root(), &format!("http://{page}/"), &format!("http://127.0.0.1:{api_port}"), endpoint)
+/// The surge suite on a stack of its own: DynamoDB Local and the API on free ports.
+fn surge_alone(concurrency: u32) -> Result<()> {
+    let _stop = interrupted()?;
+    let tools = tools::ensure_dev()?;
+    surge::build_loadgen()?;
+    let mut children = Children::default();
+    let port = dynamodb::free_port()?;
+    children.add(
+        "DynamoDB Local",
+        dynamodb::start(&tools.dynamodb_jar, port, true)?,
+    );
+    dynamodb::wait_ready(port, Duration::from_secs(60))?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let options = stack::ApiOptions {
+        port: 0,
+        instances: concurrency,
+        queue: 256,
+        max_wait: Duration::from_secs(10),
+        function_log: "warn",
+    };
+    let api = stack::start(&tools, &mut children, &endpoint, options)?;
+    surge::run_suite(api.front.addr, &endpoint)
 }
 
 fn main() -> ExitCode {
+    raise_open_files();
     let result = match Cli::parse().command {
-        Cmd::Dev { port, dynamodb_port, web_port, concurrency } => dev(port, dynamodb_port, web_port, concurrency),
+        Cmd::Dev {
+            port,
+            dynamodb_port,
+            web_port,
+            concurrency,
+            queue,
+            max_wait_secs,
+        } => dev(
+            port,
+            dynamodb_port,
+            web_port,
+            concurrency,
+            queue,
+            max_wait_secs,
+        ),
         Cmd::Test { cargo_args } => test(&cargo_args),
+        Cmd::Surge { concurrency } => surge_alone(concurrency),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

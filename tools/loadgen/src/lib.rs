@@ -4,9 +4,11 @@
 //! - [`plan`]: who attempts in which order: U users, N attempts, a duplicate share, a seed.
 //! - [`attempt`]: one attempt as sent and answered, and what its reply means.
 //! - [`fairness`]: of the first K arrivals that could have won, how many did.
+//! - [`ramp`]: stages of ramping virtual users (`10s:100,20s:1000,10s:0`), users wanted at a time.
 //! - [`verify`]: the invariants over replies, stored purchases and shard stock.
 //! - [`report`]: counts, latency percentiles, the human summary and the JSON document.
-//! - [`load`]: the HTTP side: client, warm-up, closed and open loop drivers (the only I/O here).
+//! - [`load`]: the HTTP side: client, warm-up, closed loop, open loop and ramp drivers (the only
+//!   I/O here).
 //!
 //! All but [`load`] are pure and synchronous.
 
@@ -14,6 +16,7 @@ pub mod attempt;
 pub mod fairness;
 pub mod load;
 pub mod plan;
+pub mod ramp;
 pub mod report;
 pub mod target;
 pub mod verify;

@@ -8,8 +8,9 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::attempt::Attempt;
+use crate::attempt::{Attempt, Reply};
 use crate::fairness::Fairness;
+use crate::ramp::{self, Stage};
 use crate::verify::{StoreReport, UnknownOutcomes, Violation};
 
 /// Percentiles in milliseconds, from an HDR histogram of microseconds (3 significant digits).
@@ -52,19 +53,104 @@ impl LatencySummary {
     fn line(&self) -> String {
         format!(
             "p50 {:.1} ms  p90 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  max {:.1} ms  (mean {:.1} ms, n={})",
-            self.p50_ms, self.p90_ms, self.p95_ms, self.p99_ms, self.max_ms, self.mean_ms, self.count
+            self.p50_ms,
+            self.p90_ms,
+            self.p95_ms,
+            self.p99_ms,
+            self.max_ms,
+            self.mean_ms,
+            self.count
         )
     }
 }
 
 /// How attempts were paced.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Mode {
     /// A fixed number of connections, each sending its next attempt when the last one is answered.
     Closed { concurrency: u32 },
     /// A fixed arrival rate, whatever the answers; `max_in_flight` caps open requests.
-    Open { rate_per_sec: f64, max_in_flight: u32 },
+    Open {
+        rate_per_sec: f64,
+        max_in_flight: u32,
+    },
+    /// Closed-loop users whose number follows the stages (k6's `ramping-vus`).
+    Ramp { stages: Vec<Stage> },
+}
+
+impl Mode {
+    /// The most connections the mode opens at once.
+    pub fn connections(&self) -> u32 {
+        match self {
+            Mode::Closed { concurrency } => *concurrency,
+            Mode::Open { max_in_flight, .. } => *max_in_flight,
+            Mode::Ramp { stages } => ramp::peak(stages),
+        }
+    }
+}
+
+/// How the answers split: the share of 201, 409, 503 and the rest, 503s with and without
+/// `Retry-After`, and requests that got no answer (timeouts, broken connections).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Answers {
+    /// Percent of sent attempts per class: `201`, `409`, `503`, `other` (any other status, and no
+    /// answer at all).
+    pub share_percent: BTreeMap<String, f64>,
+    pub unavailable_with_retry_after: u64,
+    pub unavailable_without_retry_after: u64,
+    pub timeouts: u64,
+    pub transport_errors: u64,
+}
+
+impl Answers {
+    pub fn of(attempts: &[Attempt]) -> Self {
+        let mut counts: BTreeMap<String, u64> = ["201", "409", "503", "other"]
+            .into_iter()
+            .map(|k| (k.to_owned(), 0))
+            .collect();
+        let (mut with, mut without, mut timeouts, mut transport_errors) = (0, 0, 0, 0);
+        for a in attempts {
+            let class = match &a.reply {
+                Reply::Http { status: 201, .. } => "201",
+                Reply::Http { status: 409, .. } => "409",
+                Reply::Http {
+                    status: 503,
+                    retry_after_secs,
+                    ..
+                } => {
+                    if retry_after_secs.is_some() {
+                        with += 1;
+                    } else {
+                        without += 1;
+                    }
+                    "503"
+                }
+                Reply::Http { .. } => "other",
+                Reply::Timeout => {
+                    timeouts += 1;
+                    "other"
+                }
+                Reply::Transport { .. } => {
+                    transport_errors += 1;
+                    "other"
+                }
+            };
+            *counts.entry(class.to_owned()).or_insert(0) += 1;
+        }
+        let total = attempts.len().max(1) as f64;
+        Self {
+            share_percent: counts
+                .into_iter()
+                .map(|(k, n)| (k, n as f64 * 100.0 / total))
+                .collect(),
+            unavailable_with_retry_after: with,
+            unavailable_without_retry_after: without,
+            timeouts,
+            transport_errors,
+        }
+    }
 }
 
 /// The run's setup, echoed in the report.
@@ -86,6 +172,10 @@ pub struct RunInfo {
     pub timeout_secs: f64,
     /// Planned attempts that were not sent because the duration ran out.
     pub not_sent: u32,
+    /// The most users (connections) that were sending at once.
+    pub peak_users: u32,
+    /// Users waited for `Retry-After` after a 503.
+    pub honor_retry_after: bool,
     /// The sale's stock and what was left when the run started.
     pub stock: i64,
     pub stock_left_at_start: i64,
@@ -105,12 +195,31 @@ pub struct Throughput {
 impl Throughput {
     pub fn of(attempts: &[Attempt]) -> Self {
         let first = attempts.iter().map(|a| a.sent_us).min().unwrap_or(0);
-        let last = attempts.iter().map(|a| a.sent_us + a.latency_us).max().unwrap_or(0);
+        let last = attempts
+            .iter()
+            .map(|a| a.sent_us + a.latency_us)
+            .max()
+            .unwrap_or(0);
         let elapsed_secs = last.saturating_sub(first) as f64 / 1e6;
-        let responses = attempts.iter().filter(|a| a.reply.status().is_some()).count() as u64;
+        let responses = attempts
+            .iter()
+            .filter(|a| a.reply.status().is_some())
+            .count() as u64;
         let sent = attempts.len() as u64;
-        let per_sec = |n: u64| if elapsed_secs > 0.0 { n as f64 / elapsed_secs } else { 0.0 };
-        Self { elapsed_secs, sent, responses, responses_per_sec: per_sec(responses), attempts_per_sec: per_sec(sent) }
+        let per_sec = |n: u64| {
+            if elapsed_secs > 0.0 {
+                n as f64 / elapsed_secs
+            } else {
+                0.0
+            }
+        };
+        Self {
+            elapsed_secs,
+            sent,
+            responses,
+            responses_per_sec: per_sec(responses),
+            attempts_per_sec: per_sec(sent),
+        }
     }
 }
 
@@ -138,6 +247,7 @@ pub struct Report {
     pub latency_from_due: Option<LatencySummary>,
     pub per_status: BTreeMap<String, u64>,
     pub per_code: BTreeMap<String, u64>,
+    pub answers: Answers,
     pub fairness: Fairness,
     pub unknown_outcomes: UnknownOutcomes,
     pub reply_violations: Vec<Violation>,
@@ -157,11 +267,16 @@ impl Report {
         let answered = || attempts.iter().filter(|a| a.reply.status().is_some());
         let latency = LatencySummary::from_micros(answered().map(|a| a.latency_us));
         let latency_from_due = match run.mode {
-            Mode::Open { .. } => LatencySummary::from_micros(answered().map(Attempt::latency_from_due_us)),
-            Mode::Closed { .. } => None,
+            Mode::Open { .. } => {
+                LatencySummary::from_micros(answered().map(Attempt::latency_from_due_us))
+            }
+            Mode::Closed { .. } | Mode::Ramp { .. } => None,
         };
         let (per_status, per_code) = count_replies(attempts);
-        let unknown_outcomes = store.as_ref().map(|s| s.unknown.clone()).unwrap_or(unknown_without_store);
+        let unknown_outcomes = store
+            .as_ref()
+            .map(|s| s.unknown.clone())
+            .unwrap_or(unknown_without_store);
         Self {
             run,
             throughput: Throughput::of(attempts),
@@ -169,6 +284,7 @@ impl Report {
             latency_from_due,
             per_status,
             per_code,
+            answers: Answers::of(attempts),
             fairness,
             unknown_outcomes,
             reply_violations,
@@ -177,7 +293,9 @@ impl Report {
     }
 
     pub fn violations(&self) -> impl Iterator<Item = &Violation> {
-        self.reply_violations.iter().chain(self.store.iter().flat_map(|s| s.violations.iter()))
+        self.reply_violations
+            .iter()
+            .chain(self.store.iter().flat_map(|s| s.violations.iter()))
     }
 
     pub fn ok(&self) -> bool {
@@ -189,13 +307,32 @@ impl Report {
         let r = &self.run;
         let t = &self.throughput;
         let mut s = String::new();
-        let mode = match r.mode {
+        let mode = match &r.mode {
             Mode::Closed { concurrency } => format!("closed loop, {concurrency} connections"),
-            Mode::Open { rate_per_sec, max_in_flight } => {
+            Mode::Open {
+                rate_per_sec,
+                max_in_flight,
+            } => {
                 format!("open loop, {rate_per_sec} attempts/s (at most {max_in_flight} in flight)")
             }
+            Mode::Ramp { stages } => {
+                format!(
+                    "ramping users {}, peak {} reached",
+                    ramp::Display(stages),
+                    r.peak_users
+                )
+            }
         };
-        let _ = writeln!(s, "loadgen: sale {} at {} ({mode})", r.sale_id, r.base_url);
+        let pauses = if r.honor_retry_after {
+            ", users wait Retry-After after a 503"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "loadgen: sale {} at {} ({mode}{pauses})",
+            r.sale_id, r.base_url
+        );
         let _ = writeln!(
             s,
             "  plan        {} attempts by {} users ({} duplicates, share {:.3}), seed {}, users {}NNNNNN",
@@ -206,11 +343,21 @@ impl Report {
             r.seed,
             r.user_prefix
         );
-        let not_sent =
-            if r.not_sent > 0 { format!(" ({} not sent: --duration-secs ran out)", r.not_sent) } else { String::new() };
-        let _ = writeln!(s, "  sent        {} in {:.2} s{not_sent}; {} responses", t.sent, t.elapsed_secs, t.responses);
-        let _ =
-            writeln!(s, "  throughput  {:.1} responses/s ({:.1} attempts/s)", t.responses_per_sec, t.attempts_per_sec);
+        let not_sent = if r.not_sent > 0 {
+            format!(" ({} not sent: the run's time ran out)", r.not_sent)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            s,
+            "  sent        {} in {:.2} s{not_sent}; {} responses",
+            t.sent, t.elapsed_secs, t.responses
+        );
+        let _ = writeln!(
+            s,
+            "  throughput  {:.1} responses/s ({:.1} attempts/s)",
+            t.responses_per_sec, t.attempts_per_sec
+        );
         match &self.latency {
             Some(l) => {
                 let _ = writeln!(s, "  latency     {}", l.line());
@@ -222,15 +369,51 @@ impl Report {
         if let Some(l) = &self.latency_from_due {
             let _ = writeln!(s, "  from due    {}", l.line());
         }
-        let join =
-            |m: &BTreeMap<String, u64>| m.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("  ");
+        let join = |m: &BTreeMap<String, u64>| {
+            m.iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+        };
         let _ = writeln!(s, "  status      {}", join(&self.per_status));
-        let _ =
-            writeln!(s, "  codes       {}", if self.per_code.is_empty() { "-".into() } else { join(&self.per_code) });
+        let _ = writeln!(
+            s,
+            "  codes       {}",
+            if self.per_code.is_empty() {
+                "-".into()
+            } else {
+                join(&self.per_code)
+            }
+        );
+        let a = &self.answers;
+        let share = a
+            .share_percent
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.1}%"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        let _ = writeln!(s, "  share       {share}");
+        let _ = writeln!(
+            s,
+            "  503s        {} with Retry-After, {} without",
+            a.unavailable_with_retry_after, a.unavailable_without_retry_after
+        );
+        let _ = writeln!(
+            s,
+            "  no answer   {} timeouts (hangs), {} transport errors (refused / reset connections)",
+            a.timeouts, a.transport_errors
+        );
         let f = &self.fairness;
         let considered = f.k.min(f.arrivals);
-        let last = f.last_winner_rank.map(|r| format!("; last winner was arrival #{r}")).unwrap_or_default();
-        let unknown = if f.first_k_unknown > 0 { format!(", {} unknown", f.first_k_unknown) } else { String::new() };
+        let last = f
+            .last_winner_rank
+            .map(|r| format!("; last winner was arrival #{r}"))
+            .unwrap_or_default();
+        let unknown = if f.first_k_unknown > 0 {
+            format!(", {} unknown", f.first_k_unknown)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
             "  fairness    of the first {considered} arrivals that could have won (stock left {}), {} did ({:.1}%){unknown}; \
@@ -247,7 +430,11 @@ impl Report {
             u.attempts, u.users
         );
         if let (Some(c), Some(n)) = (&u.committed_users, u.not_committed_users) {
-            let _ = write!(unknown, "; of those users {} bought anyway, {n} did not", c.len());
+            let _ = write!(
+                unknown,
+                "; of those users {} bought anyway, {n} did not",
+                c.len()
+            );
         }
         let _ = writeln!(s, "{unknown}");
         match &self.store {
@@ -261,7 +448,11 @@ impl Report {
                 let _ = writeln!(
                     s,
                     "  stored      {} purchases by this run (owed {exact} = min(stock left {}, users {})); {} in all for stock {}",
-                    c.sold_in_run, c.stock_left_at_start, c.users_attempted, c.purchases_after, c.stock
+                    c.sold_in_run,
+                    c.stock_left_at_start,
+                    c.users_attempted,
+                    c.purchases_after,
+                    c.stock
                 );
                 let sum: i64 = c.shards.iter().sum();
                 let _ = writeln!(
@@ -272,7 +463,10 @@ impl Report {
                 );
             }
             None => {
-                let _ = writeln!(s, "  stored      not checked (--no-verify): only the replies were checked");
+                let _ = writeln!(
+                    s,
+                    "  stored      not checked (--no-verify): only the replies were checked"
+                );
             }
         }
         let violations: Vec<&Violation> = self.violations().collect();
@@ -280,7 +474,11 @@ impl Report {
             let _ = writeln!(s, "  result      OK: no invariant violated");
         } else {
             let plural = if violations.len() == 1 { "" } else { "s" };
-            let _ = writeln!(s, "  result      FAILED: {} invariant violation{plural}", violations.len());
+            let _ = writeln!(
+                s,
+                "  result      FAILED: {} invariant violation{plural}",
+                violations.len()
+            );
             let mut shown: BTreeMap<String, usize> = BTreeMap::new();
             for v in violations {
                 let kind = serde_json::to_value(v)
@@ -315,7 +513,14 @@ mod tests {
     use crate::attempt::Reply;
 
     fn attempt(seq: u32, sent_us: u64, latency_us: u64, reply: Reply) -> Attempt {
-        Attempt { seq, user: format!("u{seq}"), due_us: None, sent_us, latency_us, reply }
+        Attempt {
+            seq,
+            user: format!("u{seq}"),
+            due_us: None,
+            sent_us,
+            latency_us,
+            reply,
+        }
     }
 
     #[test]
@@ -330,9 +535,18 @@ mod tests {
 
     #[test]
     fn throughput_runs_from_first_send_to_last_reply() {
-        let ok = || Reply::Http { status: 201, code: None, order_id: None, user_id: None };
-        let a =
-            [attempt(0, 0, 500_000, ok()), attempt(1, 500_000, 1_500_000, ok()), attempt(2, 100, 10, Reply::Timeout)];
+        let ok = || Reply::Http {
+            status: 201,
+            code: None,
+            order_id: None,
+            user_id: None,
+            retry_after_secs: None,
+        };
+        let a = [
+            attempt(0, 0, 500_000, ok()),
+            attempt(1, 500_000, 1_500_000, ok()),
+            attempt(2, 100, 10, Reply::Timeout),
+        ];
         let t = Throughput::of(&a);
         assert_eq!(t.elapsed_secs, 2.0);
         assert_eq!((t.sent, t.responses), (3, 2));
@@ -340,8 +554,49 @@ mod tests {
     }
 
     #[test]
+    fn answers_split_into_shares_and_lost_replies() {
+        let r = |s: u16, after: Option<&str>| Reply::from_http(s, b"{}").with_retry_after(after);
+        let a = [
+            attempt(0, 0, 1, r(201, None)),
+            attempt(1, 0, 1, r(409, None)),
+            attempt(2, 0, 1, r(503, Some("1"))),
+            attempt(3, 0, 1, r(503, None)),
+            attempt(4, 0, 1, r(500, None)),
+            attempt(5, 0, 1, Reply::Timeout),
+            attempt(
+                6,
+                0,
+                1,
+                Reply::Transport {
+                    error: "reset".into(),
+                },
+            ),
+            attempt(7, 0, 1, r(201, None)),
+        ];
+        let answers = Answers::of(&a);
+        assert_eq!(answers.share_percent["201"], 25.0);
+        assert_eq!(answers.share_percent["409"], 12.5);
+        assert_eq!(answers.share_percent["503"], 25.0);
+        assert_eq!(answers.share_percent["other"], 37.5);
+        assert_eq!(
+            (
+                answers.unavailable_with_retry_after,
+                answers.unavailable_without_retry_after
+            ),
+            (1, 1)
+        );
+        assert_eq!((answers.timeouts, answers.transport_errors), (1, 1));
+    }
+
+    #[test]
     fn replies_are_counted_per_status_and_code() {
-        let r = |s, c: Option<&str>| Reply::Http { status: s, code: c.map(Into::into), order_id: None, user_id: None };
+        let r = |s, c: Option<&str>| Reply::Http {
+            status: s,
+            code: c.map(Into::into),
+            order_id: None,
+            user_id: None,
+            retry_after_secs: None,
+        };
         let a = [
             attempt(0, 0, 1, r(201, None)),
             attempt(1, 0, 1, r(409, Some("sold_out"))),
@@ -349,7 +604,13 @@ mod tests {
             attempt(3, 0, 1, Reply::Timeout),
         ];
         let (statuses, codes) = count_replies(&a);
-        assert_eq!(statuses, BTreeMap::from([("201".into(), 1), ("409".into(), 2), ("timeout".into(), 1)]));
-        assert_eq!(codes, BTreeMap::from([("already_purchased".into(), 1), ("sold_out".into(), 1)]));
+        assert_eq!(
+            statuses,
+            BTreeMap::from([("201".into(), 1), ("409".into(), 2), ("timeout".into(), 1)])
+        );
+        assert_eq!(
+            codes,
+            BTreeMap::from([("already_purchased".into(), 1), ("sold_out".into(), 1)])
+        );
     }
 }
