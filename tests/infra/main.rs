@@ -11,12 +11,14 @@
 //!   and caches status for about a second.
 //! - `edge`: the WAF web ACL and the way CloudFront becomes the only way into the API.
 //! - `dashboard`, `samconfig`, `lint`: metrics charted, deploy configuration, cfn-lint.
+//! - `features`: the functions in the test build have the features they ship with.
 
 mod cdn;
 mod common;
 mod dashboard;
 mod edge;
 mod fake_dynamodb;
+mod features;
 mod iam;
 mod lint;
 mod openapi;

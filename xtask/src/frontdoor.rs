@@ -78,10 +78,7 @@ pub fn routes_from_cargo_toml(cargo_toml: &str) -> Result<Vec<Route>> {
                 .iter()
                 .map(|item| {
                     let function = item.get("function").and_then(toml::Value::as_str);
-                    let method = item
-                        .get("method")
-                        .and_then(toml::Value::as_str)
-                        .map(str::to_ascii_uppercase);
+                    let method = item.get("method").and_then(toml::Value::as_str).map(str::to_ascii_uppercase);
                     function
                         .map(|f| (method, f.to_owned()))
                         .with_context(|| format!("router {path}: entry without function"))
@@ -102,22 +99,18 @@ pub fn routes_from_cargo_toml(cargo_toml: &str) -> Result<Vec<Route>> {
 }
 
 fn parse_pattern(path: &str) -> Result<Vec<Segment>> {
-    let Some(rest) = path.strip_prefix('/') else {
-        bail!("router path `{path}` must start with /")
-    };
+    let Some(rest) = path.strip_prefix('/') else { bail!("router path `{path}` must start with /") };
     if rest.is_empty() {
         return Ok(Vec::new());
     }
     rest.split('/')
-        .map(
-            |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(name) if !name.is_empty() => Ok(Segment::Param),
-                _ if seg.is_empty() || seg.contains(['{', '}']) => {
-                    bail!("router path `{path}`: bad segment `{seg}`")
-                }
-                _ => Ok(Segment::Literal(seg.to_owned())),
-            },
-        )
+        .map(|seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(name) if !name.is_empty() => Ok(Segment::Param),
+            _ if seg.is_empty() || seg.contains(['{', '}']) => {
+                bail!("router path `{path}`: bad segment `{seg}`")
+            }
+            _ => Ok(Segment::Literal(seg.to_owned())),
+        })
         .collect()
 }
 
@@ -137,11 +130,7 @@ pub fn function_for<'a>(routes: &'a [Route], method: &Method, path: &str) -> Opt
                 })
         })
         .max_by_key(|r| {
-            let literals: Vec<bool> = r
-                .segments
-                .iter()
-                .map(|s| matches!(s, Segment::Literal(_)))
-                .collect();
+            let literals: Vec<bool> = r.segments.iter().map(|s| matches!(s, Segment::Literal(_))).collect();
             (literals, r.method.is_some())
         })
         .map(|r| r.function.as_str())
@@ -266,11 +255,7 @@ impl State {
         } else {
             function_for(&self.config.routes, method, path).unwrap_or(UNROUTED_LANE)
         };
-        self.lanes
-            .get(name)
-            .or_else(|| self.lanes.get(UNROUTED_LANE))
-            .cloned()
-            .expect("the unrouted lane exists")
+        self.lanes.get(name).or_else(|| self.lanes.get(UNROUTED_LANE)).cloned().expect("the unrouted lane exists")
     }
 }
 
@@ -289,10 +274,7 @@ impl FrontDoor {
 
     /// `(lane, in flight, waiting, answered 503 so far)` for every lane.
     pub fn load(&self) -> Vec<(String, usize, usize, u64)> {
-        self.lanes
-            .values()
-            .map(|l| (l.name.clone(), l.in_flight(), l.waiting(), l.shed()))
-            .collect()
+        self.lanes.values().map(|l| (l.name.clone(), l.in_flight(), l.waiting(), l.shed())).collect()
     }
 }
 
@@ -309,12 +291,8 @@ pub fn start(config: Config) -> Result<FrontDoor> {
     if !config.listen.ip().is_loopback() || !config.upstream.ip().is_loopback() {
         bail!("the front door listens and forwards on loopback only");
     }
-    let std_listener = std::net::TcpListener::bind(config.listen).with_context(|| {
-        format!(
-            "cannot listen on {} (is another stack running?)",
-            config.listen
-        )
-    })?;
+    let std_listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("cannot listen on {} (is another stack running?)", config.listen))?;
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -332,15 +310,7 @@ pub fn start(config: Config) -> Result<FrontDoor> {
         })
         .collect();
     for name in [PREFLIGHT_LANE, UNROUTED_LANE] {
-        lanes.insert(
-            name.to_owned(),
-            Arc::new(Lane::new(
-                name,
-                config.instances,
-                config.queue,
-                config.max_wait,
-            )),
-        );
+        lanes.insert(name.to_owned(), Arc::new(Lane::new(name, config.instances, config.queue, config.max_wait)));
     }
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
@@ -349,22 +319,14 @@ pub fn start(config: Config) -> Result<FrontDoor> {
         .pool_max_idle_per_host(config.instances * (lanes.len()))
         .pool_idle_timeout(Duration::from_secs(30))
         .build(http);
-    let state = Arc::new(State {
-        config,
-        lanes: lanes.clone(),
-        client,
-    });
+    let state = Arc::new(State { config, lanes: lanes.clone(), client });
 
     let listener = {
         let _guard = runtime.enter();
         tokio::net::TcpListener::from_std(std_listener)?
     };
     runtime.spawn(accept_loop(listener, state));
-    Ok(FrontDoor {
-        runtime,
-        addr,
-        lanes,
-    })
+    Ok(FrontDoor { runtime, addr, lanes })
 }
 
 async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<State>) {
@@ -400,13 +362,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<State>) {
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
+        "connection" | "keep-alive" | "proxy-connection" | "te" | "trailer" | "transfer-encoding" | "upgrade"
     ) || name == header::CONTENT_LENGTH
 }
 
@@ -422,11 +378,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    let hop: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| is_hop_by_hop(n))
-        .cloned()
-        .collect();
+    let hop: Vec<HeaderName> = headers.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
     for name in hop {
         headers.remove(name);
     }
@@ -438,12 +390,7 @@ pub fn unavailable(detail: &str, origin: Option<&HeaderValue>) -> Response<Full<
     problem(503, "temporarily_unavailable", detail, origin)
 }
 
-fn problem(
-    status: u16,
-    code: &str,
-    detail: &str,
-    origin: Option<&HeaderValue>,
-) -> Response<Full<Bytes>> {
+fn problem(status: u16, code: &str, detail: &str, origin: Option<&HeaderValue>) -> Response<Full<Bytes>> {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let mut body = json!({
         "type": "about:blank",
@@ -458,64 +405,39 @@ fn problem(
     let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if status == StatusCode::SERVICE_UNAVAILABLE {
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     if let Some(origin) = origin {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("retry-after"),
-        );
+        h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after"));
         h.insert(
             header::VARY,
-            HeaderValue::from_static(
-                "origin, access-control-request-method, access-control-request-headers",
-            ),
+            HeaderValue::from_static("origin, access-control-request-method, access-control-request-headers"),
         );
     }
     resp
 }
 
-async fn handle(
-    state: Arc<State>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (mut parts, body) = req.into_parts();
     let origin = parts.headers.get(header::ORIGIN).cloned();
     let lane = state.lane(&parts.method, &parts.headers, parts.uri.path());
 
     // The whole body first, so that a slow client never holds a function's slot.
-    let body =
-        match tokio::time::timeout(CLIENT_READ_TIMEOUT, Limited::new(body, MAX_BODY).collect())
-            .await
-        {
-            Ok(Ok(collected)) => collected.to_bytes(),
-            Ok(Err(e))
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some() =>
-            {
-                let detail = format!("the request body is larger than {MAX_BODY} bytes");
-                return Ok(problem(413, "payload_too_large", &detail, origin.as_ref()));
-            }
-            Ok(Err(_)) | Err(_) => {
-                return Ok(problem(
-                    400,
-                    "invalid_request",
-                    "the request body did not arrive",
-                    origin.as_ref(),
-                ));
-            }
-        };
+    let body = match tokio::time::timeout(CLIENT_READ_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            let detail = format!("the request body is larger than {MAX_BODY} bytes");
+            return Ok(problem(413, "payload_too_large", &detail, origin.as_ref()));
+        }
+        Ok(Err(_)) | Err(_) => {
+            return Ok(problem(400, "invalid_request", "the request body did not arrive", origin.as_ref()));
+        }
+    };
 
     let permit = match lane.enter().await {
         Ok(permit) => permit,
@@ -542,12 +464,7 @@ async fn handle(
         Ok(uri) => uri,
         Err(_) => {
             lane.slots.add_permits(1);
-            return Ok(problem(
-                400,
-                "invalid_request",
-                "the request target is not a valid URI",
-                origin.as_ref(),
-            ));
+            return Ok(problem(400, "invalid_request", "the request target is not a valid URI", origin.as_ref()));
         }
     };
     parts.uri = uri;
@@ -572,16 +489,10 @@ async fn handle(
             Ok(Response::from_parts(parts, Full::new(body)))
         }
         Ok(Ok(Err(e))) => {
-            let detail = format!(
-                "the {} function could not be reached through cargo lambda watch: {e}",
-                lane.name
-            );
+            let detail = format!("the {} function could not be reached through cargo lambda watch: {e}", lane.name);
             Ok(unavailable(&detail, origin.as_ref()))
         }
-        Ok(Err(_)) => Ok(unavailable(
-            "the front door lost the request",
-            origin.as_ref(),
-        )),
+        Ok(Err(_)) => Ok(unavailable("the front door lost the request", origin.as_ref())),
         Err(_) => {
             let detail = format!(
                 "the {} function did not answer within {} s (is it being rebuilt?)",
@@ -625,11 +536,7 @@ mod tests {
             ("GET", "/sales/demo/purchases/alice/more", None),
         ];
         for (method, path, function) in cases {
-            assert_eq!(
-                function_for(&r, &method.parse().unwrap(), path),
-                function,
-                "{method} {path}"
-            );
+            assert_eq!(function_for(&r, &method.parse().unwrap(), path), function, "{method} {path}");
         }
     }
 
@@ -647,17 +554,10 @@ mod tests {
         assert_eq!(function_for(&r, &Method::GET, "/a/c"), Some("param"));
         assert_eq!(function_for(&r, &Method::GET, "/z"), Some("any"));
         assert!(routes_from_cargo_toml("[workspace]\n").is_err());
+        assert!(routes_from_cargo_toml("[workspace.metadata.lambda.watch.router]\n\"no-slash\" = \"f\"").is_err());
         assert!(
-            routes_from_cargo_toml(
-                "[workspace.metadata.lambda.watch.router]\n\"no-slash\" = \"f\""
-            )
-            .is_err()
-        );
-        assert!(
-            routes_from_cargo_toml(
-                "[workspace.metadata.lambda.watch.router]\n\"/a\" = [{ method = \"GET\" }]"
-            )
-            .is_err()
+            routes_from_cargo_toml("[workspace.metadata.lambda.watch.router]\n\"/a\" = [{ method = \"GET\" }]")
+                .is_err()
         );
     }
 
@@ -688,14 +588,8 @@ mod tests {
         let resp = unavailable("busy", Some(&origin));
         assert_eq!(resp.status(), 503);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
-        assert_eq!(
-            resp.headers()[header::CONTENT_TYPE],
-            "application/problem+json"
-        );
-        assert_eq!(
-            resp.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
-            "http://127.0.0.1:5173"
-        );
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/problem+json");
+        assert_eq!(resp.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "http://127.0.0.1:5173");
         let body = futures_body(resp);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
@@ -703,26 +597,16 @@ mod tests {
             json!({"type":"about:blank","title":"Service Unavailable","status":503,
                    "code":"temporarily_unavailable","detail":"busy","retryAfterSeconds":1})
         );
-        assert!(
-            !unavailable("busy", None)
-                .headers()
-                .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
-        );
+        assert!(!unavailable("busy", None).headers().contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
     }
 
     fn futures_body(resp: Response<Full<Bytes>>) -> Bytes {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         rt.block_on(resp.into_body().collect()).unwrap().to_bytes()
     }
 
     fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap()
+        tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap()
     }
 
     #[test]
@@ -802,11 +686,7 @@ mod tests {
                                 peak.fetch_max(now, Ordering::SeqCst);
                             }
                             let (parts, body) = req.into_parts();
-                            let body = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
+                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                             tokio::time::sleep(delay).await;
                             if post {
                                 open.fetch_sub(1, Ordering::SeqCst);
@@ -819,8 +699,7 @@ mod tests {
                                 "body": String::from_utf8_lossy(&body),
                             });
                             let mut resp = Response::new(Full::new(Bytes::from(echo.to_string())));
-                            resp.headers_mut()
-                                .insert("x-upstream", HeaderValue::from_static("yes"));
+                            resp.headers_mut().insert("x-upstream", HeaderValue::from_static("yes"));
                             Ok::<_, Infallible>(resp)
                         }
                     });
@@ -835,11 +714,7 @@ mod tests {
 
     #[test]
     fn the_front_door_forwards_unchanged_holds_the_limit_and_sheds_the_rest() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let (upstream, peak) = rt.block_on(fake_upstream(Duration::from_millis(1_000)));
         let door = start(Config {
             listen: loopback(0),
@@ -880,11 +755,7 @@ mod tests {
                 let (client, url) = (client.clone(), format!("{base}/sales/s/purchases"));
                 set.spawn(async move {
                     let body = Full::new(Bytes::from(format!("{{\"userId\":\"u{i}\"}}")));
-                    let req = Request::builder()
-                        .method(Method::POST)
-                        .uri(url)
-                        .body(body)
-                        .unwrap();
+                    let req = Request::builder().method(Method::POST).uri(url).body(body).unwrap();
                     let resp = client.request(req).await.unwrap();
                     let retry_after = resp.headers().get(header::RETRY_AFTER).cloned();
                     (resp.status().as_u16(), retry_after)
@@ -892,17 +763,10 @@ mod tests {
             }
             // Meanwhile another function has its own lane: it answers while purchases still wait.
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let status = client
-                .get(format!("{base}/sales/s").parse().unwrap())
-                .await
-                .unwrap()
-                .status();
+            let status = client.get(format!("{base}/sales/s").parse().unwrap()).await.unwrap().status();
             assert_eq!(status, 200);
             let purchase = door.load().into_iter().find(|l| l.0 == "purchase").unwrap();
-            assert!(
-                purchase.1 + purchase.2 > 0,
-                "purchases were still in flight or waiting: {purchase:?}"
-            );
+            assert!(purchase.1 + purchase.2 > 0, "purchases were still in flight or waiting: {purchase:?}");
 
             let mut statuses = Vec::new();
             while let Some(done) = set.join_next().await {
@@ -914,11 +778,7 @@ mod tests {
             }
             statuses.sort();
             assert_eq!(statuses, [200, 200, 200, 200, 200, 503, 503, 503, 503, 503]);
-            assert_eq!(
-                peak.load(Ordering::SeqCst),
-                2,
-                "never more than `instances` at the function"
-            );
+            assert_eq!(peak.load(Ordering::SeqCst), 2, "never more than `instances` at the function");
         });
         drop(door);
     }

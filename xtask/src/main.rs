@@ -1,7 +1,7 @@
 //! Development automation: `cargo xtask dev` runs the local stack, `cargo xtask test` runs every
 //! test. Both install what they need into `.tools/` (git-ignored) first.
 
-mod dynamodb;
+use dynamodb_local as dynamodb;
 mod frontdoor;
 mod stack;
 mod surge;
@@ -69,10 +69,7 @@ enum Cmd {
 const SURGE_INSTANCES: u32 = 8;
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// Environment every local AWS client gets: static credentials, a region, no metadata service.
@@ -91,10 +88,7 @@ fn raise_open_files() {
     #[cfg(unix)]
     // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
     unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
             lim.rlim_cur = lim.rlim_max.min(65_536);
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
@@ -111,9 +105,7 @@ pub fn local_aws_env(cmd: &mut Command, endpoint: &str) {
 }
 
 pub fn run(cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
@@ -143,9 +135,7 @@ impl Children {
 
     /// The name of a child that has exited, if any.
     pub fn exited(&mut self) -> Option<String> {
-        self.0
-            .iter_mut()
-            .find_map(|(n, c, _)| matches!(c.try_wait(), Ok(Some(_))).then(|| n.clone()))
+        self.0.iter_mut().find_map(|(n, c, _)| matches!(c.try_wait(), Ok(Some(_))).then(|| n.clone()))
     }
 }
 
@@ -153,9 +143,7 @@ impl Drop for Children {
     fn drop(&mut self) {
         for (name, child, group) in self.0.iter_mut().rev() {
             if *group && matches!(child.try_wait(), Ok(None)) {
-                let _ = Command::new("kill")
-                    .args(["-s", "TERM", "--", &format!("-{}", child.id())])
-                    .status();
+                let _ = Command::new("kill").args(["-s", "TERM", "--", &format!("-{}", child.id())]).status();
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -167,8 +155,7 @@ impl Drop for Children {
 fn interrupted() -> Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     let set = flag.clone();
-    ctrlc::set_handler(move || set.store(true, Ordering::SeqCst))
-        .context("cannot install the Ctrl-C handler")?;
+    ctrlc::set_handler(move || set.store(true, Ordering::SeqCst)).context("cannot install the Ctrl-C handler")?;
     Ok(flag)
 }
 
@@ -180,12 +167,9 @@ pub fn admin(endpoint: &str) -> Command {
 }
 
 fn rfc3339_from_now(offset_secs: i64) -> String {
-    let t = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    let t = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
         + time::Duration::seconds(offset_secs);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 pub fn seed(endpoint: &str) -> Result<()> {
@@ -197,46 +181,31 @@ pub fn seed(endpoint: &str) -> Result<()> {
     ];
     for (id, name, start, end, stock, shards) in sales {
         let status = admin(endpoint)
-            .args([
-                "create-sale",
-                "--sale-id",
-                id,
-                "--name",
-                name,
-                "--price-cents",
-                "4999",
-                "--currency",
-                "EUR",
-            ])
-            .args([
-                "--stock",
-                &stock.to_string(),
-                "--shards",
-                &shards.to_string(),
-            ])
-            .args([
-                "--starts-at",
-                &rfc3339_from_now(start),
-                "--ends-at",
-                &rfc3339_from_now(end),
-            ])
+            .args(["create-sale", "--sale-id", id, "--name", name, "--price-cents", "4999", "--currency", "EUR"])
+            .args(["--stock", &stock.to_string(), "--shards", &shards.to_string()])
+            .args(["--starts-at", &rfc3339_from_now(start), "--ends-at", &rfc3339_from_now(end)])
             .stdout(std::process::Stdio::null())
             .status()?;
         if !status.success() {
             eprintln!("xtask: kept the existing sale `{id}`");
         }
     }
+    // A sale with a waiting room: the pre-queue is open now, the draw happens at the start in three
+    // minutes, then two people a second are admitted, so a person sees the line move.
+    let status = admin(endpoint)
+        .args(["create-sale", "--sale-id", "line", "--name", "Limited jacket (waiting room)"])
+        .args(["--price-cents", "8900", "--currency", "EUR", "--stock", "30", "--shards", "1"])
+        .args(["--starts-at", &rfc3339_from_now(180), "--ends-at", &rfc3339_from_now(3_780)])
+        .args(["--waiting-room", "--admit-per-second", "2"])
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    if !status.success() {
+        eprintln!("xtask: kept the existing sale `line`");
+    }
     Ok(())
 }
 
-fn dev(
-    port: u16,
-    dynamodb_port: u16,
-    web_port: u16,
-    concurrency: u32,
-    queue: u32,
-    max_wait_secs: u64,
-) -> Result<()> {
+fn dev(port: u16, dynamodb_port: u16, web_port: u16, concurrency: u32, queue: u32, max_wait_secs: u64) -> Result<()> {
     let stop = interrupted()?;
     let tools = tools::ensure_dev()?;
     let dist = web::ensure_built(&root())?;
@@ -246,10 +215,7 @@ fn dev(
     if dynamodb::answers(dynamodb_port) {
         eprintln!("xtask: reusing DynamoDB Local already answering on {endpoint}");
     } else {
-        children.add(
-            "DynamoDB Local",
-            dynamodb::start(&tools.dynamodb_jar, dynamodb_port, true)?,
-        );
+        children.add("DynamoDB Local", dynamodb::start(&tools.dynamodb_jar, dynamodb_port, true)?);
         dynamodb::wait_ready(dynamodb_port, Duration::from_secs(60))?;
     }
     let options = stack::ApiOptions {
@@ -287,18 +253,12 @@ fn dev(
                 let busy: Vec<String> = load
                     .iter()
                     .filter(|l| l.1 > 0 || l.2 > 0)
-                    .map(|(name, in_flight, waiting, _)| {
-                        format!("{name} {in_flight} in flight, {waiting} waiting")
-                    })
+                    .map(|(name, in_flight, waiting, _)| format!("{name} {in_flight} in flight, {waiting} waiting"))
                     .collect();
                 eprintln!(
                     "xtask: at capacity: {} requests answered 503 + Retry-After in the last 5 s ({})",
                     shed - shed_before,
-                    if busy.is_empty() {
-                        "now idle".to_owned()
-                    } else {
-                        busy.join("; ")
-                    }
+                    if busy.is_empty() { "now idle".to_owned() } else { busy.join("; ") }
                 );
                 shed_before = shed;
             }
@@ -324,43 +284,21 @@ fn suite(suites: &mut Vec<Suite>, name: &'static str, f: impl FnOnce() -> Result
     if let Err(e) = &result {
         eprintln!("xtask: {name}: {e:#}");
     }
-    eprintln!(
-        "xtask: {name}: {} in {}",
-        if result.is_ok() { "passed" } else { "FAILED" },
-        minutes(took)
-    );
-    suites.push(Suite {
-        name,
-        passed: result.is_ok(),
-        took,
-    });
+    eprintln!("xtask: {name}: {} in {}", if result.is_ok() { "passed" } else { "FAILED" }, minutes(took));
+    suites.push(Suite { name, passed: result.is_ok(), took });
     result.is_ok()
 }
 
 fn minutes(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
+    if s >= 60 { format!("{}m{:02}s", s / 60, s % 60) } else { format!("{:.1}s", d.as_secs_f64()) }
 }
 
 fn print_table(suites: &[Suite], total: Duration) {
-    let width = suites
-        .iter()
-        .map(|s| s.name.len())
-        .max()
-        .unwrap_or(5)
-        .max(5);
+    let width = suites.iter().map(|s| s.name.len()).max().unwrap_or(5).max(5);
     eprintln!("\n{:width$}  {:6}  {:>8}", "suite", "result", "time");
     for s in suites {
-        eprintln!(
-            "{:width$}  {:6}  {:>8}",
-            s.name,
-            if s.passed { "passed" } else { "FAILED" },
-            minutes(s.took)
-        );
+        eprintln!("{:width$}  {:6}  {:>8}", s.name, if s.passed { "passed" } else { "FAILED" }, minutes(s.took));
     }
     eprintln!("{:width$}  {:6}  {:>8}", "total", "", minutes(total));
 }
@@ -372,14 +310,24 @@ fn test(cargo_args: &[String]) -> Result<()> {
     let mut suites = Vec::new();
     // Compile first so DynamoDB Local is not idling through a cold build; the load generator too,
     // since nothing may build while the local stack serves.
+    // The code's shape first: a fast failure before the slow suites.
+    let shaped = suite(&mut suites, "fmt + clippy", || {
+        eprintln!("xtask: checking formatting and lints");
+        run(cargo().args(["fmt", "--all", "--check"]))?;
+        run(cargo().args(["fmt", "--manifest-path", "xtask/Cargo.toml", "--check"]))?;
+        run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+        run(cargo().args(["clippy", "--manifest-path", "xtask/Cargo.toml", "--all-targets", "--", "-D", "warnings"]))
+    });
+    if !shaped {
+        print_table(&suites, started.elapsed());
+        bail!("formatting or lints failed: run `cargo fmt --all` and `cargo clippy --workspace --all-targets`");
+    }
     let built = suite(&mut suites, "build", || {
         eprintln!("xtask: compiling every test (a first build takes several minutes)");
         run(cargo().args(["test", "--workspace", "--no-run"]))?;
-        if cargo_args.is_empty() {
-            surge::build_loadgen()
-        } else {
-            Ok(())
-        }
+        // The function binaries as they ship, for the tests that run them as processes.
+        run(cargo().args(["build", "-p", "purchase", "-p", "status", "-p", "user-lookup", "-p", "queue"]))?;
+        if cargo_args.is_empty() { surge::build_loadgen() } else { Ok(()) }
     });
     if !built {
         print_table(&suites, started.elapsed());
@@ -388,17 +336,13 @@ fn test(cargo_args: &[String]) -> Result<()> {
 
     let mut children = Children::default();
     let port = dynamodb::free_port()?;
-    children.add(
-        "DynamoDB Local",
-        dynamodb::start(&tools.dynamodb_jar, port, true)?,
-    );
+    children.add("DynamoDB Local", dynamodb::start(&tools.dynamodb_jar, port, true)?);
     dynamodb::wait_ready(port, Duration::from_secs(60))?;
     let endpoint = format!("http://127.0.0.1:{port}");
 
     suite(&mut suites, "cargo test", || {
         let mut cmd = cargo();
-        cmd.args(["test", "--workspace", "--no-fail-fast"])
-            .args(cargo_args);
+        cmd.args(["test", "--workspace", "--no-fail-fast"]).args(cargo_args);
         local_aws_env(&mut cmd, &endpoint);
         // Tests that stop and restart a DynamoDB Local of their own start it from this jar.
         cmd.env("DYNAMODB_LOCAL_JAR", &tools.dynamodb_jar);
@@ -410,9 +354,10 @@ fn test(cargo_args: &[String]) -> Result<()> {
     }
     // A test-name filter runs only the Rust tests it names.
     if cargo_args.is_empty() {
-        suite(&mut suites, "storefront unit tests", || {
-            web::unit_tests(&root())
-        });
+        suite(&mut suites, "xtask tests", || run(cargo().args(["test", "--manifest-path", "xtask/Cargo.toml"])));
+    }
+    if cargo_args.is_empty() {
+        suite(&mut suites, "storefront unit tests", || web::unit_tests(&root()));
         // The browser tests and the surge share one local stack on free ports.
         let mut api = None;
         suite(&mut suites, "local stack start", || {
@@ -445,16 +390,22 @@ fn test(cargo_args: &[String]) -> Result<()> {
     drop(children);
     std::thread::sleep(Duration::from_millis(500));
     print_table(&suites, started.elapsed());
-    let failed: Vec<&str> = suites
-        .iter()
-        .filter(|s| !s.passed)
-        .map(|s| s.name)
-        .collect();
+    let failed: Vec<&str> = suites.iter().filter(|s| !s.passed).map(|s| s.name).collect();
     if !failed.is_empty() {
         bail!("failed: {}", failed.join(", "));
     }
     eprintln!("xtask: all tests passed");
     Ok(())
+}
+
+/// A fresh 32-byte admission key (hex) from the operating system's random source.
+pub fn admission_key() -> Result<String> {
+    use std::io::Read;
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .context("cannot read /dev/urandom for the admission key")?;
+    Ok(key.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The surge suite on a stack of its own: DynamoDB Local and the API on free ports.
@@ -464,10 +415,7 @@ fn surge_alone(concurrency: u32) -> Result<()> {
     surge::build_loadgen()?;
     let mut children = Children::default();
     let port = dynamodb::free_port()?;
-    children.add(
-        "DynamoDB Local",
-        dynamodb::start(&tools.dynamodb_jar, port, true)?,
-    );
+    children.add("DynamoDB Local", dynamodb::start(&tools.dynamodb_jar, port, true)?);
     dynamodb::wait_ready(port, Duration::from_secs(60))?;
     let endpoint = format!("http://127.0.0.1:{port}");
     let options = stack::ApiOptions {
@@ -484,21 +432,9 @@ fn surge_alone(concurrency: u32) -> Result<()> {
 fn main() -> ExitCode {
     raise_open_files();
     let result = match Cli::parse().command {
-        Cmd::Dev {
-            port,
-            dynamodb_port,
-            web_port,
-            concurrency,
-            queue,
-            max_wait_secs,
-        } => dev(
-            port,
-            dynamodb_port,
-            web_port,
-            concurrency,
-            queue,
-            max_wait_secs,
-        ),
+        Cmd::Dev { port, dynamodb_port, web_port, concurrency, queue, max_wait_secs } => {
+            dev(port, dynamodb_port, web_port, concurrency, queue, max_wait_secs)
+        }
         Cmd::Test { cargo_args } => test(&cargo_args),
         Cmd::Surge { concurrency } => surge_alone(concurrency),
     };

@@ -52,12 +52,7 @@ impl Api {
 /// `endpoint`, starts `cargo lambda watch` on a free internal port and the front door on
 /// `options.port`, then warms every instance. Nothing may build with cargo after this while the
 /// stack serves: the instances start through `cargo run` and would wait on cargo's locks.
-pub fn start(
-    tools: &tools::Tools,
-    children: &mut Children,
-    endpoint: &str,
-    options: ApiOptions,
-) -> Result<Api> {
+pub fn start(tools: &tools::Tools, children: &mut Children, endpoint: &str, options: ApiOptions) -> Result<Api> {
     eprintln!("xtask: building the functions and the admin CLI");
     run(cargo().args([
         "build",
@@ -68,11 +63,12 @@ pub fn start(
         "-p",
         "user-lookup",
         "-p",
+        "queue",
+        "-p",
         "flash-sale-admin",
     ]))?;
     seed(endpoint)?;
-    let routes =
-        frontdoor::routes_from_cargo_toml(&std::fs::read_to_string(root().join("Cargo.toml"))?)?;
+    let routes = frontdoor::routes_from_cargo_toml(&std::fs::read_to_string(root().join("Cargo.toml"))?)?;
     let functions = frontdoor::functions(&routes);
     let in_flight = functions.len() * options.instances as usize;
     if in_flight > 90 {
@@ -88,30 +84,14 @@ pub fn start(
     let mut watch = Command::new(&tools.cargo_lambda);
     watch
         .current_dir(root())
-        .args([
-            "lambda",
-            "watch",
-            "--invoke-address",
-            "127.0.0.1",
-            "--invoke-port",
-            &internal.to_string(),
-        ])
+        .args(["lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", &internal.to_string()])
         .args(["--concurrency", &options.instances.to_string()])
-        .args([
-            "--env-var",
-            &format!("TABLE_NAME=flash-sale,AUTH_MODE=body,DYNAMODB_ENDPOINT={endpoint}"),
-        ])
-        .args([
-            "--env-var",
-            "AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local,AWS_REGION=us-east-1",
-        ])
-        .args([
-            "--env-var",
-            &format!(
-                "AWS_EC2_METADATA_DISABLED=true,RUST_LOG={}",
-                options.function_log
-            ),
-        ])
+        .args(["--env-var", &format!("TABLE_NAME=flash-sale,AUTH_MODE=body,DYNAMODB_ENDPOINT={endpoint}")])
+        // cargo lambda watch passes path parameters as the client sent them (API Gateway decodes
+        // them); the admission key signs the waiting room's tokens, new for every stack.
+        .args(["--env-var", &format!("PATH_PARAMETERS=percent-encoded,ADMISSION_KEY={}", crate::admission_key()?)])
+        .args(["--env-var", "AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local,AWS_REGION=us-east-1"])
+        .args(["--env-var", &format!("AWS_EC2_METADATA_DISABLED=true,RUST_LOG={}", options.function_log)])
         .env("PATH", tools.path_with_venv());
     local_aws_env(&mut watch, endpoint);
     #[cfg(unix)]
@@ -133,12 +113,7 @@ pub fn start(
         upstream_timeout: Duration::from_secs(180),
     })?;
     let url = format!("http://{}", front.addr);
-    let api = Api {
-        front,
-        url,
-        functions,
-        watch_pid,
-    };
+    let api = Api { front, url, functions, watch_pid };
     wait_for_watch(internal, children)?;
     warm_up(&api, options.instances as usize)?;
     Ok(api)
@@ -163,17 +138,10 @@ fn wait_for_watch(port: u16, children: &mut Children) -> Result<()> {
 fn warm_request(function: &str, base: &str) -> (Method, String, &'static str) {
     const NO_SALE: &str = "xtask-warmup-no-such-sale";
     match function {
-        "purchase" => (
-            Method::POST,
-            format!("{base}/sales/{NO_SALE}/purchases"),
-            "{\"userId\":42}",
-        ),
-        "user-lookup" => (
-            Method::GET,
-            format!("{base}/sales/{NO_SALE}/purchases/warmup"),
-            "",
-        ),
+        "purchase" => (Method::POST, format!("{base}/sales/{NO_SALE}/purchases"), "{\"userId\":42}"),
+        "user-lookup" => (Method::GET, format!("{base}/sales/{NO_SALE}/purchases/warmup"), ""),
         "status" => (Method::GET, format!("{base}/health"), ""),
+        "queue" => (Method::GET, format!("{base}/sales/{NO_SALE}/queue/warmup"), ""),
         other => (Method::GET, format!("{base}/{other}-warmup-unknown"), ""),
     }
 }
@@ -184,12 +152,8 @@ fn warm_request(function: &str, base: &str) -> (Method, String, &'static str) {
 /// every instance busy and requests waiting, so a short burst is not enough.)
 fn warm_up(api: &Api, instances: usize) -> Result<()> {
     let started = Instant::now();
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-    eprintln!(
-        "xtask: starting {instances} instances of each of {}",
-        api.functions.join(", ")
-    );
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    eprintln!("xtask: starting {instances} instances of each of {}", api.functions.join(", "));
     let mut last_line = String::new();
     let mut hinted = false;
     // Two-second rounds; 300 of them is the 10 minutes below.
@@ -199,8 +163,7 @@ fn warm_up(api: &Api, instances: usize) -> Result<()> {
             let mut set = tokio::task::JoinSet::new();
             for function in &api.functions {
                 for _ in 0..instances {
-                    let (client, function, base) =
-                        (client.clone(), function.clone(), api.url.clone());
+                    let (client, function, base) = (client.clone(), function.clone(), api.url.clone());
                     set.spawn(async move {
                         let mut answers = Vec::new();
                         // At least one request, then more until the round ends (bounded).
@@ -217,14 +180,11 @@ fn warm_up(api: &Api, instances: usize) -> Result<()> {
                                 let body = resp.into_body().collect().await?.to_bytes();
                                 Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, body))
                             };
-                            let answer =
-                                match tokio::time::timeout(Duration::from_secs(240), call).await {
-                                    Ok(Ok((status, body))) => {
-                                        Ok((status, String::from_utf8_lossy(&body).into_owned()))
-                                    }
-                                    Ok(Err(e)) => Err(e.to_string()),
-                                    Err(_) => Err("no answer within 240 s".to_owned()),
-                                };
+                            let answer = match tokio::time::timeout(Duration::from_secs(240), call).await {
+                                Ok(Ok((status, body))) => Ok((status, String::from_utf8_lossy(&body).into_owned())),
+                                Ok(Err(e)) => Err(e.to_string()),
+                                Err(_) => Err("no answer within 240 s".to_owned()),
+                            };
                             let failed = !matches!(answer, Ok((status, _)) if status < 500);
                             answers.push((function.clone(), answer));
                             if failed || tokio::time::Instant::now() >= round_end {
@@ -312,10 +272,7 @@ fn instances_running(root_pid: u32, functions: &[String]) -> BTreeMap<String, us
         let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
             continue;
         };
-        let ppid = stat[close + 1..]
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse().ok());
+        let ppid = stat[close + 1..].split_whitespace().nth(1).and_then(|p| p.parse().ok());
         if let Some(ppid) = ppid {
             procs.insert(pid, (ppid, stat[open + 1..close].to_owned()));
         }

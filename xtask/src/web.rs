@@ -56,13 +56,10 @@ pub fn serve(dist: &Path, port: u16, api_base: &str) -> Result<SocketAddr> {
     if !dist.join("index.html").is_file() {
         bail!("{} has no index.html: build the page first", dist.display());
     }
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    let listener =
+        TcpListener::bind(("127.0.0.1", port)).with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
     let addr = listener.local_addr()?;
-    let site = Arc::new(Site {
-        dist: dist.to_path_buf(),
-        api_base: html_attr(api_base),
-    });
+    let site = Arc::new(Site { dist: dist.to_path_buf(), api_base: html_attr(api_base) });
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let site = site.clone();
@@ -96,11 +93,7 @@ impl Site {
         let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
         let (status, content_type, body) = match method {
             "GET" | "HEAD" => self.file(target),
-            _ => (
-                405,
-                "text/plain; charset=utf-8",
-                b"method not allowed\n".to_vec(),
-            ),
+            _ => (405, "text/plain; charset=utf-8", b"method not allowed\n".to_vec()),
         };
         let reason = match status {
             200 => "OK",
@@ -127,11 +120,7 @@ impl Site {
             rel.push_str("index.html");
         }
         // Vite's output has plain names: anything else (.., escapes, empty segments) is refused.
-        if rel
-            .split('/')
-            .any(|seg| seg.is_empty() || seg == "." || seg == "..")
-            || rel.contains(['\\', '%', '\0'])
-        {
+        if rel.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") || rel.contains(['\\', '%', '\0']) {
             return not_found;
         }
         let Ok(bytes) = std::fs::read(self.dist.join(&rel)) else {
@@ -165,10 +154,7 @@ fn content_type(ext: &str) -> &'static str {
 }
 
 fn html_attr(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    text.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// Installs Debian's Chromium when it is missing (CI starts from a fresh machine; needs root).
@@ -191,21 +177,13 @@ fn ensure_chromium() -> Result<()> {
 /// the page at `page_url`, the API at `api_url`, DynamoDB Local at `dynamodb_endpoint` (the tests
 /// create their own sales with `flash-sale-admin` from the target folder, so that must be built). Fails on any
 /// failed test. Screenshots go to `web/test-results/screenshots`, or to `SCREENSHOT_DIR` if set.
-pub fn browser_tests(
-    root: &Path,
-    page_url: &str,
-    api_url: &str,
-    dynamodb_endpoint: &str,
-) -> Result<()> {
+pub fn browser_tests(root: &Path, page_url: &str, api_url: &str, dynamodb_endpoint: &str) -> Result<()> {
     ensure_chromium()?;
     let web = root.join("web");
     ensure_node_modules(&web)?;
     let admin = crate::target_dir().join("debug/flash-sale-admin");
     if !admin.is_file() {
-        bail!(
-            "{} is missing: run `cargo build -p flash-sale-admin` first",
-            admin.display()
-        );
+        bail!("{} is missing: run `cargo build -p flash-sale-admin` first", admin.display());
     }
     let mut cmd = npm(&web);
     cmd.args(["run", "test:browser"])

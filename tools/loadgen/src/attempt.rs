@@ -47,11 +47,7 @@ impl Reply {
         let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
         let code = text(&json, "code");
-        let purchase = if status == 201 {
-            Some(&json)
-        } else {
-            json.get("purchase")
-        };
+        let purchase = if status == 201 { Some(&json) } else { json.get("purchase") };
         Reply::Http {
             status,
             code,
@@ -64,10 +60,7 @@ impl Reply {
     /// The same reply with the `Retry-After` header's value (seconds; an HTTP date or garbage
     /// counts as absent).
     pub fn with_retry_after(mut self, header: Option<&str>) -> Self {
-        if let Reply::Http {
-            retry_after_secs, ..
-        } = &mut self
-        {
+        if let Reply::Http { retry_after_secs, .. } = &mut self {
             *retry_after_secs = header.and_then(|h| h.trim().parse().ok());
         }
         self
@@ -75,9 +68,7 @@ impl Reply {
 
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Reply::Http {
-                retry_after_secs, ..
-            } => *retry_after_secs,
+            Reply::Http { retry_after_secs, .. } => *retry_after_secs,
             _ => None,
         }
     }
@@ -184,22 +175,10 @@ mod tests {
 
     #[test]
     fn server_errors_and_lost_replies_have_unknown_outcomes() {
-        assert_eq!(
-            Reply::from_http(503, br#"{"code":"temporarily_unavailable"}"#).meaning(),
-            Meaning::Unknown
-        );
-        assert_eq!(
-            Reply::from_http(502, b"Bad Gateway").meaning(),
-            Meaning::Unknown
-        );
+        assert_eq!(Reply::from_http(503, br#"{"code":"temporarily_unavailable"}"#).meaning(), Meaning::Unknown);
+        assert_eq!(Reply::from_http(502, b"Bad Gateway").meaning(), Meaning::Unknown);
         assert_eq!(Reply::Timeout.meaning(), Meaning::Unknown);
-        assert_eq!(
-            Reply::Transport {
-                error: "reset".into()
-            }
-            .meaning(),
-            Meaning::Unknown
-        );
+        assert_eq!(Reply::Transport { error: "reset".into() }.meaning(), Meaning::Unknown);
         assert_eq!(Reply::from_http(429, b"").meaning(), Meaning::Refused);
     }
 
@@ -207,23 +186,9 @@ mod tests {
     fn retry_after_is_read_in_seconds() {
         let reply = Reply::from_http(503, br#"{"code":"temporarily_unavailable"}"#);
         assert_eq!(reply.retry_after_secs(), None);
-        assert_eq!(
-            reply.clone().with_retry_after(Some("1")).retry_after_secs(),
-            Some(1)
-        );
-        assert_eq!(
-            reply
-                .clone()
-                .with_retry_after(Some("Wed, 21 Oct 2026 07:28:00 GMT"))
-                .retry_after_secs(),
-            None
-        );
-        assert_eq!(
-            Reply::Timeout
-                .with_retry_after(Some("1"))
-                .retry_after_secs(),
-            None
-        );
+        assert_eq!(reply.clone().with_retry_after(Some("1")).retry_after_secs(), Some(1));
+        assert_eq!(reply.clone().with_retry_after(Some("Wed, 21 Oct 2026 07:28:00 GMT")).retry_after_secs(), None);
+        assert_eq!(Reply::Timeout.with_retry_after(Some("1")).retry_after_secs(), None);
     }
 
     #[test]

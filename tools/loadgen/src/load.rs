@@ -42,8 +42,7 @@ pub fn http_client(base: &BaseUrl, connections: usize) -> Result<HttpClient> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let tls = HttpsConnectorBuilder::new();
     let tls = if base.is_https() {
-        tls.with_provider_and_native_roots(provider)
-            .context("cannot load the system's TLS root certificates")?
+        tls.with_provider_and_native_roots(provider).context("cannot load the system's TLS root certificates")?
     } else {
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -57,9 +56,7 @@ pub fn http_client(base: &BaseUrl, connections: usize) -> Result<HttpClient> {
     http.set_nodelay(true);
     http.set_connect_timeout(Some(Duration::from_secs(5)));
     let connector = tls.https_or_http().enable_http1().wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(connections)
-        .build(connector))
+    Ok(Client::builder(TokioExecutor::new()).pool_max_idle_per_host(connections).build(connector))
 }
 
 fn error_chain(err: &(dyn StdError + 'static)) -> String {
@@ -84,17 +81,8 @@ async fn exchange(client: &HttpClient, req: Request<Full<Bytes>>, timeout: Durat
     let call = async {
         let resp = client.request(req).await.map_err(|e| error_chain(&e))?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| error_chain(&e))?
-            .to_bytes();
+        let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = resp.into_body().collect().await.map_err(|e| error_chain(&e))?.to_bytes();
         Ok::<_, String>((status, retry_after, body))
     };
     match tokio::time::timeout(timeout, call).await {
@@ -109,14 +97,8 @@ fn purchase_request(url: &Uri, user: &str) -> Request<Full<Bytes>> {
     let mut req = Request::new(Full::new(Bytes::from(body)));
     *req.method_mut() = Method::POST;
     *req.uri_mut() = url.clone();
-    req.headers_mut().insert(
-        CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    req.headers_mut().insert(
-        ACCEPT,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
+    req.headers_mut().insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    req.headers_mut().insert(ACCEPT, hyper::header::HeaderValue::from_static("application/json"));
     req
 }
 
@@ -136,14 +118,9 @@ pub async fn get_json(client: &HttpClient, url: &str, timeout: Duration) -> Resu
     let uri: Uri = url.parse().with_context(|| format!("bad URL {url}"))?;
     let mut req = Request::new(Full::new(Bytes::new()));
     *req.uri_mut() = uri;
-    req.headers_mut().insert(
-        ACCEPT,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
+    req.headers_mut().insert(ACCEPT, hyper::header::HeaderValue::from_static("application/json"));
     match exchange(client, req, timeout).await {
-        Exchange::Done(status, _, body) => {
-            Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
-        }
+        Exchange::Done(status, _, body) => Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null))),
         Exchange::Failed(e) => anyhow::bail!("GET {url} failed: {e}"),
         Exchange::TimedOut => {
             anyhow::bail!("GET {url} timed out after {} s", timeout.as_secs_f64())
@@ -161,18 +138,11 @@ pub async fn warmup(
     concurrency: u32,
     timeout: Duration,
 ) -> Result<BTreeMap<String, u64>> {
-    let url: Uri = base
-        .purchases_url(WARMUP_SALE)
-        .parse()
-        .context("warm-up URL")?;
+    let url: Uri = base.purchases_url(WARMUP_SALE).parse().context("warm-up URL")?;
     let slots = Arc::new(Semaphore::new(concurrency.max(1) as usize));
     let mut set = JoinSet::new();
     for i in 0..requests {
-        let permit = slots
-            .clone()
-            .acquire_owned()
-            .await
-            .context("warm-up semaphore closed")?;
+        let permit = slots.clone().acquire_owned().await.context("warm-up semaphore closed")?;
         let (client, url) = (client.clone(), url.clone());
         set.spawn(async move {
             let reply = purchase(&client, &url, &format!("loadgen-warmup-{i}"), timeout).await;
@@ -182,9 +152,7 @@ pub async fn warmup(
     }
     let mut statuses = BTreeMap::new();
     while let Some(label) = set.join_next().await {
-        *statuses
-            .entry(label.unwrap_or_else(|_| "panicked".into()))
-            .or_insert(0) += 1;
+        *statuses.entry(label.unwrap_or_else(|_| "panicked".into())).or_insert(0) += 1;
     }
     Ok(statuses)
 }
@@ -206,10 +174,7 @@ pub struct LoadSpec {
 
 /// The pause a user owes after `attempt` (nothing unless `--honor-retry-after`).
 fn pause_after(spec: &LoadSpec, attempt: &Attempt) -> Option<Duration> {
-    let secs = attempt
-        .reply
-        .retry_after_secs()
-        .filter(|_| spec.honor_retry_after)?;
+    let secs = attempt.reply.retry_after_secs().filter(|_| spec.honor_retry_after)?;
     (attempt.reply.status() == Some(503)).then(|| Duration::from_secs(secs.min(60)))
 }
 
@@ -241,43 +206,20 @@ pub async fn run(client: &HttpClient, spec: LoadSpec) -> LoadResult {
     let deadline = start + spec.duration;
     let planned = spec.users.len();
     let (mut attempts, peak_users) = match &spec.mode {
-        Mode::Closed { concurrency } => (
-            closed_loop(client, &spec, *concurrency, start, deadline).await,
-            (*concurrency).max(1),
-        ),
-        Mode::Open {
-            rate_per_sec,
-            max_in_flight,
-        } => (
-            open_loop(
-                client,
-                &spec,
-                *rate_per_sec,
-                *max_in_flight,
-                start,
-                deadline,
-            )
-            .await,
-            *max_in_flight,
-        ),
+        Mode::Closed { concurrency } => {
+            (closed_loop(client, &spec, *concurrency, start, deadline).await, (*concurrency).max(1))
+        }
+        Mode::Open { rate_per_sec, max_in_flight } => {
+            (open_loop(client, &spec, *rate_per_sec, *max_in_flight, start, deadline).await, *max_in_flight)
+        }
         Mode::Ramp { stages } => ramping(client, &spec, stages, start, deadline).await,
     };
     attempts.sort_by_key(|a| a.seq);
     let not_sent = u32::try_from(planned - attempts.len()).unwrap_or(u32::MAX);
-    LoadResult {
-        attempts,
-        not_sent,
-        peak_users,
-    }
+    LoadResult { attempts, not_sent, peak_users }
 }
 
-async fn one(
-    client: &HttpClient,
-    spec: &LoadSpec,
-    seq: usize,
-    start: Instant,
-    due: Option<Instant>,
-) -> Attempt {
+async fn one(client: &HttpClient, spec: &LoadSpec, seq: usize, start: Instant, due: Option<Instant>) -> Attempt {
     let user = &spec.users[seq];
     let sent = Instant::now();
     let reply = purchase(client, &spec.url, user, spec.timeout).await;
@@ -448,32 +390,19 @@ mod tests {
     }
 
     fn attempt(reply: Reply) -> Attempt {
-        Attempt {
-            seq: 0,
-            user: "u".into(),
-            due_us: None,
-            sent_us: 0,
-            latency_us: 1,
-            reply,
-        }
+        Attempt { seq: 0, user: "u".into(), due_us: None, sent_us: 0, latency_us: 1, reply }
     }
 
     #[test]
     fn a_user_pauses_only_after_a_503_with_retry_after_and_only_when_asked() {
         let busy = attempt(Reply::from_http(503, b"{}").with_retry_after(Some("2")));
-        assert_eq!(
-            pause_after(&spec(true), &busy),
-            Some(Duration::from_secs(2))
-        );
+        assert_eq!(pause_after(&spec(true), &busy), Some(Duration::from_secs(2)));
         assert_eq!(pause_after(&spec(false), &busy), None);
         let bare = attempt(Reply::from_http(503, b"{}"));
         assert_eq!(pause_after(&spec(true), &bare), None);
         let other = attempt(Reply::from_http(429, b"{}").with_retry_after(Some("2")));
         assert_eq!(pause_after(&spec(true), &other), None);
         let long = attempt(Reply::from_http(503, b"{}").with_retry_after(Some("3600")));
-        assert_eq!(
-            pause_after(&spec(true), &long),
-            Some(Duration::from_secs(60))
-        );
+        assert_eq!(pause_after(&spec(true), &long), Some(Duration::from_secs(60)));
     }
 }

@@ -36,9 +36,7 @@ use loadgen::plan::{Plan, PlanSpec, user_id};
 use loadgen::ramp::{self, parse_stages};
 use loadgen::report::{Mode, Report, RunInfo};
 use loadgen::target::BaseUrl;
-use loadgen::verify::{
-    StoreFacts, StoredPurchase, check_answers, check_replies, check_store, unknown_from_replies,
-};
+use loadgen::verify::{StoreFacts, StoredPurchase, check_answers, check_replies, check_store, unknown_from_replies};
 use serde_json::Value;
 
 #[derive(Parser)]
@@ -157,10 +155,7 @@ fn usage(msg: impl std::fmt::Display) -> Failure {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Everything checked before any traffic.
@@ -187,29 +182,15 @@ fn setup(cli: &Cli) -> Result<Setup, Failure> {
     if let Some(endpoint) = &cli.dynamodb_endpoint {
         aws::require_loopback(endpoint).map_err(|e| usage(format!("--dynamodb-endpoint: {e}")))?;
     }
-    let stages = cli
-        .stages
-        .as_deref()
-        .map(parse_stages)
-        .transpose()
-        .map_err(usage)?;
+    let stages = cli.stages.as_deref().map(parse_stages).transpose().map_err(usage)?;
     let mode = match (cli.rate, cli.concurrency) {
-        _ if stages.is_some() => Mode::Ramp {
-            stages: stages.unwrap_or_default(),
-        },
+        _ if stages.is_some() => Mode::Ramp { stages: stages.unwrap_or_default() },
         (Some(rate), _) if !(0.001..=1_000_000.0).contains(&rate) => {
-            return Err(usage(
-                "--rate must be between 0.001 and 1000000 attempts per second",
-            ));
+            return Err(usage("--rate must be between 0.001 and 1000000 attempts per second"));
         }
-        (Some(rate), _) => Mode::Open {
-            rate_per_sec: rate,
-            max_in_flight: cli.max_in_flight.max(1),
-        },
+        (Some(rate), _) => Mode::Open { rate_per_sec: rate, max_in_flight: cli.max_in_flight.max(1) },
         (None, Some(0)) => return Err(usage("--concurrency must be at least 1")),
-        (None, c) => Mode::Closed {
-            concurrency: c.unwrap_or(64),
-        },
+        (None, c) => Mode::Closed { concurrency: c.unwrap_or(64) },
     };
     if let Mode::Ramp { stages } = &mode
         && ramp::peak(stages) == 0
@@ -221,53 +202,27 @@ fn setup(cli: &Cli) -> Result<Setup, Failure> {
         _ => 60.0,
     });
     let seconds = |v: f64, min: f64| v.is_finite() && v >= min && v <= 86_400.0;
-    if !(seconds(duration_secs, 0.001)
-        && seconds(cli.timeout_secs, 0.001)
-        && seconds(cli.settle_secs, 0.0))
-    {
+    if !(seconds(duration_secs, 0.001) && seconds(cli.timeout_secs, 0.001) && seconds(cli.settle_secs, 0.0)) {
         return Err(usage(
             "--duration-secs and --timeout-secs must be above 0, --settle-secs at least 0, all at most a day",
         ));
     }
-    let seed = cli.seed.unwrap_or_else(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-    });
-    let plan = Plan::new(PlanSpec {
-        users: cli.users,
-        attempts: cli.attempts,
-        duplicate_share: cli.duplicate_share,
-        seed,
-    })
-    .map_err(usage)?;
-    let prefix = cli
-        .user_prefix
-        .clone()
-        .unwrap_or_else(|| format!("lg{}-", now_ms() / 1_000));
+    let seed = cli
+        .seed
+        .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1));
+    let plan =
+        Plan::new(PlanSpec { users: cli.users, attempts: cli.attempts, duplicate_share: cli.duplicate_share, seed })
+            .map_err(usage)?;
+    let prefix = cli.user_prefix.clone().unwrap_or_else(|| format!("lg{}-", now_ms() / 1_000));
     let longest = user_id(&prefix, cli.users.saturating_sub(1));
-    flash_sale::ids::UserId::parse(&longest).map_err(|e| {
-        usage(format!(
-            "--user-prefix gives user ids like `{longest}`: {e}"
-        ))
-    })?;
-    Ok(Setup {
-        base,
-        sale,
-        plan,
-        seed,
-        prefix,
-        mode,
-        duration_secs,
-    })
+    flash_sale::ids::UserId::parse(&longest)
+        .map_err(|e| usage(format!("--user-prefix gives user ids like `{longest}`: {e}")))?;
+    Ok(Setup { base, sale, plan, seed, prefix, mode, duration_secs })
 }
 
 async fn store(cli: &Cli) -> Result<Store> {
     let client = match &cli.dynamodb_endpoint {
-        Some(endpoint) => aws::local_client(endpoint)
-            .map_err(anyhow::Error::msg)
-            .context("--dynamodb-endpoint")?,
+        Some(endpoint) => aws::local_client(endpoint).map_err(anyhow::Error::msg).context("--dynamodb-endpoint")?,
         None => aws::cloud_client().await,
     };
     Ok(Store::new(client, cli.table.clone()))
@@ -292,31 +247,21 @@ async fn create_sale(cli: &Cli, store: &Store, id: &SaleId) -> Result<(), Failur
             "sale `{id}` already exists; drop --create-sale to target it, or pick another --sale-id"
         ))),
         Err(StoreError::Rule(e)) => Err(usage(format!("--stock/--shards: {e}"))),
-        Err(e) => Err(Failure::Run(
-            anyhow::Error::new(e)
-                .context(format!("creating sale `{id}` in table {}", store.table())),
-        )),
+        Err(e) => {
+            Err(Failure::Run(anyhow::Error::new(e).context(format!("creating sale `{id}` in table {}", store.table()))))
+        }
     }
 }
 
 /// The sale as the API shows it: (total stock, remaining stock). Refuses a sale that is not open.
-async fn preflight(
-    client: &HttpClient,
-    base: &BaseUrl,
-    sale: &SaleId,
-    timeout: Duration,
-) -> Result<(i64, i64)> {
+async fn preflight(client: &HttpClient, base: &BaseUrl, sale: &SaleId, timeout: Duration) -> Result<(i64, i64)> {
     let url = base.sale_url(sale.as_str());
     let (status, body) = load::get_json(client, &url, timeout).await?;
     if status != 200 {
         let code = body.get("code").and_then(Value::as_str).unwrap_or("-");
         bail!("GET {url} answered {status} ({code}); is the sale id right and the API up?");
     }
-    let field = |k: &str| {
-        body.get(k)
-            .and_then(Value::as_i64)
-            .with_context(|| format!("GET {url}: no `{k}` in {body}"))
-    };
+    let field = |k: &str| body.get(k).and_then(Value::as_i64).with_context(|| format!("GET {url}: no `{k}` in {body}"));
     let state = body.get("state").and_then(Value::as_str).unwrap_or("-");
     if !matches!(state, "active" | "sold_out") {
         bail!("sale `{sale}` is {state}, not open: nothing could be bought");
@@ -325,13 +270,7 @@ async fn preflight(
 }
 
 fn stored(records: Vec<flash_sale::store::PurchaseRecord>) -> Vec<StoredPurchase> {
-    records
-        .into_iter()
-        .map(|r| StoredPurchase {
-            user_id: r.user_id,
-            order_id: r.order_id,
-        })
-        .collect()
+    records.into_iter().map(|r| StoredPurchase { user_id: r.user_id, order_id: r.order_id }).collect()
 }
 
 /// Purchases and shard stock after the run. Shards are read with `BatchGetItem`, which is
@@ -352,13 +291,9 @@ async fn read_after(store: &Store, sale: &Sale) -> Result<(Vec<StoredPurchase>, 
 
 fn default_json_path(sale: &SaleId) -> PathBuf {
     let stamp = time::OffsetDateTime::now_utc()
-        .format(time::macros::format_description!(
-            "[year][month][day]T[hour][minute][second]Z"
-        ))
+        .format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"))
         .unwrap_or_else(|_| now_ms().to_string());
-    PathBuf::from("target")
-        .join("loadgen")
-        .join(format!("{sale}-{stamp}.json"))
+    PathBuf::from("target").join("loadgen").join(format!("{sale}-{stamp}.json"))
 }
 
 async fn run(cli: Cli) -> Result<Report, Failure> {
@@ -366,11 +301,7 @@ async fn run(cli: Cli) -> Result<Report, Failure> {
     let timeout = Duration::from_secs_f64(cli.timeout_secs);
     let connections = s.mode.connections();
     let client = load::http_client(&s.base, connections as usize)?;
-    let store = if cli.create_sale || !cli.no_verify {
-        Some(store(&cli).await?)
-    } else {
-        None
-    };
+    let store = if cli.create_sale || !cli.no_verify { Some(store(&cli).await?) } else { None };
 
     if let Some(store) = &store
         && cli.create_sale
@@ -385,58 +316,31 @@ async fn run(cli: Cli) -> Result<Report, Failure> {
         );
     }
     // The first request may start a function instance: give it more time than an attempt.
-    let (api_stock, api_left) = preflight(
-        &client,
-        &s.base,
-        &s.sale,
-        timeout.max(Duration::from_secs(30)),
-    )
-    .await?;
+    let (api_stock, api_left) = preflight(&client, &s.base, &s.sale, timeout.max(Duration::from_secs(30))).await?;
 
     // Before: what the table holds, so that a sale with earlier purchases is judged fairly.
     let (sale, before) = match &store {
         Some(store) => {
             let sale = store.get_sale(&s.sale).await?.with_context(|| {
-                format!(
-                    "the API knows sale `{}` but table {} does not: wrong --table?",
-                    s.sale,
-                    store.table()
-                )
+                format!("the API knows sale `{}` but table {} does not: wrong --table?", s.sale, store.table())
             })?;
             (Some(sale), stored(store.purchases_of(&s.sale).await?))
         }
         None => (None, Vec::new()),
     };
     let stock = sale.as_ref().map_or(api_stock, |sale| sale.total_stock);
-    let stock_left = if sale.is_some() {
-        (stock - before.len() as i64).max(0)
-    } else {
-        api_left
-    };
+    let stock_left = if sale.is_some() { (stock - before.len() as i64).max(0) } else { api_left };
 
     if cli.warmup > 0 {
         let statuses = load::warmup(&client, &s.base, cli.warmup, connections, timeout).await?;
         eprintln!("loadgen: warm-up replies {statuses:?}");
     }
 
-    let users: Vec<String> = s
-        .plan
-        .users
-        .iter()
-        .map(|&u| user_id(&s.prefix, u))
-        .collect();
+    let users: Vec<String> = s.plan.users.iter().map(|&u| user_id(&s.prefix, u)).collect();
     let started_at = rfc3339_ms(now_ms());
-    eprintln!(
-        "loadgen: sending {} attempts to {} ...",
-        users.len(),
-        s.base.purchases_url(s.sale.as_str())
-    );
+    eprintln!("loadgen: sending {} attempts to {} ...", users.len(), s.base.purchases_url(s.sale.as_str()));
     let spec = LoadSpec {
-        url: s
-            .base
-            .purchases_url(s.sale.as_str())
-            .parse()
-            .context("purchase URL")?,
+        url: s.base.purchases_url(s.sale.as_str()).parse().context("purchase URL")?,
         users: Arc::new(users),
         mode: s.mode.clone(),
         duration: Duration::from_secs_f64(s.duration_secs),
@@ -453,27 +357,14 @@ async fn run(cli: Cli) -> Result<Report, Failure> {
         }
         _ => None,
     };
-    let store_report = after.as_ref().map(|(after, shards)| {
-        check_store(
-            attempts,
-            &StoreFacts {
-                stock,
-                before: &before,
-                after,
-                shards,
-            },
-        )
-    });
+    let store_report = after
+        .as_ref()
+        .map(|(after, shards)| check_store(attempts, &StoreFacts { stock, before: &before, after, shards }));
     let stored_map: Option<HashMap<String, String>> =
         after.map(|(a, _)| a.into_iter().map(|p| (p.user_id, p.order_id)).collect());
     let outcomes = resolve_outcomes(attempts, stored_map.as_ref());
     let bought_before: HashSet<String> = before.iter().map(|p| p.user_id.clone()).collect();
-    let fair = fairness(
-        attempts,
-        &outcomes,
-        stock_left.max(0) as u64,
-        &bought_before,
-    );
+    let fair = fairness(attempts, &outcomes, stock_left.max(0) as u64, &bought_before);
 
     let info = RunInfo {
         started_at,
@@ -499,19 +390,9 @@ async fn run(cli: Cli) -> Result<Report, Failure> {
     if cli.require_clean_answers {
         replies.extend(check_answers(attempts));
     }
-    let report = Report::build(
-        info,
-        attempts,
-        fair,
-        replies,
-        store_report,
-        unknown_from_replies(attempts),
-    );
+    let report = Report::build(info, attempts, fair, replies, store_report, unknown_from_replies(attempts));
 
-    let path = cli
-        .json_out
-        .clone()
-        .unwrap_or_else(|| default_json_path(&s.sale));
+    let path = cli.json_out.clone().unwrap_or_else(|| default_json_path(&s.sale));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -525,14 +406,9 @@ async fn run(cli: Cli) -> Result<Report, Failure> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = if cli.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
     } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(cli.threads)
-            .enable_all()
-            .build()
+        tokio::runtime::Builder::new_multi_thread().worker_threads(cli.threads).enable_all().build()
     };
     let runtime = match runtime {
         Ok(rt) => rt,

@@ -75,11 +75,7 @@ impl Plan {
                 }
             })
             .collect();
-        Ok(Self {
-            users,
-            distinct_users: fresh,
-            duplicates,
-        })
+        Ok(Self { users, distinct_users: fresh, duplicates })
     }
 
     pub fn attempts(&self) -> usize {
@@ -104,12 +100,7 @@ mod tests {
     use super::*;
 
     fn spec(users: u32, attempts: u32, share: f64) -> PlanSpec {
-        PlanSpec {
-            users,
-            attempts,
-            duplicate_share: share,
-            seed: 7,
-        }
+        PlanSpec { users, attempts, duplicate_share: share, seed: 7 }
     }
 
     #[test]
@@ -154,29 +145,16 @@ mod tests {
     #[test]
     fn duplicates_are_spread_over_the_plan_not_bunched_at_the_end() {
         let plan = Plan::new(spec(4_000, 5_000, 0.2)).unwrap();
-        let first_half_dups = plan.users[..2_500]
-            .iter()
-            .enumerate()
-            .filter(|&(i, &u)| plan.users[..i].contains(&u))
-            .count();
-        assert!(
-            (300..700).contains(&first_half_dups),
-            "{first_half_dups} duplicates in the first half"
-        );
+        let first_half_dups =
+            plan.users[..2_500].iter().enumerate().filter(|&(i, &u)| plan.users[..i].contains(&u)).count();
+        assert!((300..700).contains(&first_half_dups), "{first_half_dups} duplicates in the first half");
     }
 
     #[test]
     fn the_same_seed_gives_the_same_plan_and_another_seed_another() {
         let a = Plan::new(spec(100, 400, 0.3)).unwrap();
         assert_eq!(a, Plan::new(spec(100, 400, 0.3)).unwrap());
-        assert_ne!(
-            a,
-            Plan::new(PlanSpec {
-                seed: 8,
-                ..spec(100, 400, 0.3)
-            })
-            .unwrap()
-        );
+        assert_ne!(a, Plan::new(PlanSpec { seed: 8, ..spec(100, 400, 0.3) }).unwrap());
     }
 
     #[test]

@@ -56,17 +56,11 @@ pub fn parse_stages(text: &str) -> Result<Vec<Stage>, StageError> {
     text.split(',')
         .map(|raw| {
             let raw = raw.trim();
-            let (d, t) = raw
-                .split_once(':')
-                .ok_or_else(|| StageError::Shape(raw.into()))?;
-            let duration_secs =
-                parse_duration(d).ok_or_else(|| StageError::Duration(raw.into()))?;
+            let (d, t) = raw.split_once(':').ok_or_else(|| StageError::Shape(raw.into()))?;
+            let duration_secs = parse_duration(d).ok_or_else(|| StageError::Duration(raw.into()))?;
             let target = t.trim().parse::<u32>().ok().filter(|&t| t <= MAX_USERS);
             let target = target.ok_or_else(|| StageError::Target(raw.into()))?;
-            Ok(Stage {
-                duration_secs,
-                target,
-            })
+            Ok(Stage { duration_secs, target })
         })
         .collect()
 }
@@ -91,11 +85,7 @@ pub fn users_at(stages: &[Stage], t: f64) -> u32 {
         if t < end {
             let progress = ((t - start) / s.duration_secs).clamp(0.0, 1.0);
             let exact = f64::from(from) + (f64::from(s.target) - f64::from(from)) * progress;
-            return if s.target >= from {
-                exact.floor() as u32
-            } else {
-                exact.ceil() as u32
-            };
+            return if s.target >= from { exact.floor() as u32 } else { exact.ceil() as u32 };
         }
         from = s.target;
         start = end;
@@ -126,54 +116,27 @@ mod tests {
     use super::*;
 
     fn st(d: f64, t: u32) -> Stage {
-        Stage {
-            duration_secs: d,
-            target: t,
-        }
+        Stage { duration_secs: d, target: t }
     }
 
     #[test]
     fn stages_parse_like_k6() {
-        assert_eq!(
-            parse_stages("10s:100,20s:1000,10s:0").unwrap(),
-            vec![st(10.0, 100), st(20.0, 1000), st(10.0, 0)]
-        );
-        assert_eq!(
-            parse_stages(" 500ms:5, 2m:7 ,3:1").unwrap(),
-            vec![st(0.5, 5), st(120.0, 7), st(3.0, 1)]
-        );
-        assert_eq!(
-            Display(&parse_stages("1s:1000,5s:1000").unwrap()).to_string(),
-            "1s:1000,5s:1000"
-        );
+        assert_eq!(parse_stages("10s:100,20s:1000,10s:0").unwrap(), vec![st(10.0, 100), st(20.0, 1000), st(10.0, 0)]);
+        assert_eq!(parse_stages(" 500ms:5, 2m:7 ,3:1").unwrap(), vec![st(0.5, 5), st(120.0, 7), st(3.0, 1)]);
+        assert_eq!(Display(&parse_stages("1s:1000,5s:1000").unwrap()).to_string(), "1s:1000,5s:1000");
     }
 
     #[test]
     fn nonsense_stages_are_refused() {
         assert_eq!(parse_stages(""), Err(StageError::Empty));
         assert!(matches!(parse_stages("10s"), Err(StageError::Shape(_))));
-        assert!(matches!(
-            parse_stages("0s:10"),
-            Err(StageError::Duration(_))
-        ));
-        assert!(matches!(
-            parse_stages("-1s:10"),
-            Err(StageError::Duration(_))
-        ));
-        assert!(matches!(
-            parse_stages("xs:10"),
-            Err(StageError::Duration(_))
-        ));
-        assert!(matches!(
-            parse_stages("2d:10"),
-            Err(StageError::Duration(_))
-        ));
+        assert!(matches!(parse_stages("0s:10"), Err(StageError::Duration(_))));
+        assert!(matches!(parse_stages("-1s:10"), Err(StageError::Duration(_))));
+        assert!(matches!(parse_stages("xs:10"), Err(StageError::Duration(_))));
+        assert!(matches!(parse_stages("2d:10"), Err(StageError::Duration(_))));
         assert!(matches!(parse_stages("1s:-5"), Err(StageError::Target(_))));
         assert!(matches!(parse_stages("1s:1.5"), Err(StageError::Target(_))));
-        assert!(matches!(
-            parse_stages("1s:100001"),
-            Err(StageError::Target(_))
-        ));
+        assert!(matches!(parse_stages("1s:100001"), Err(StageError::Target(_))));
     }
 
     #[test]

@@ -53,13 +53,7 @@ impl LatencySummary {
     fn line(&self) -> String {
         format!(
             "p50 {:.1} ms  p90 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  max {:.1} ms  (mean {:.1} ms, n={})",
-            self.p50_ms,
-            self.p90_ms,
-            self.p95_ms,
-            self.p99_ms,
-            self.max_ms,
-            self.mean_ms,
-            self.count
+            self.p50_ms, self.p90_ms, self.p95_ms, self.p99_ms, self.max_ms, self.mean_ms, self.count
         )
     }
 }
@@ -71,10 +65,7 @@ pub enum Mode {
     /// A fixed number of connections, each sending its next attempt when the last one is answered.
     Closed { concurrency: u32 },
     /// A fixed arrival rate, whatever the answers; `max_in_flight` caps open requests.
-    Open {
-        rate_per_sec: f64,
-        max_in_flight: u32,
-    },
+    Open { rate_per_sec: f64, max_in_flight: u32 },
     /// Closed-loop users whose number follows the stages (k6's `ramping-vus`).
     Ramp { stages: Vec<Stage> },
 }
@@ -106,20 +97,14 @@ pub struct Answers {
 
 impl Answers {
     pub fn of(attempts: &[Attempt]) -> Self {
-        let mut counts: BTreeMap<String, u64> = ["201", "409", "503", "other"]
-            .into_iter()
-            .map(|k| (k.to_owned(), 0))
-            .collect();
+        let mut counts: BTreeMap<String, u64> =
+            ["201", "409", "503", "other"].into_iter().map(|k| (k.to_owned(), 0)).collect();
         let (mut with, mut without, mut timeouts, mut transport_errors) = (0, 0, 0, 0);
         for a in attempts {
             let class = match &a.reply {
                 Reply::Http { status: 201, .. } => "201",
                 Reply::Http { status: 409, .. } => "409",
-                Reply::Http {
-                    status: 503,
-                    retry_after_secs,
-                    ..
-                } => {
+                Reply::Http { status: 503, retry_after_secs, .. } => {
                     if retry_after_secs.is_some() {
                         with += 1;
                     } else {
@@ -141,10 +126,7 @@ impl Answers {
         }
         let total = attempts.len().max(1) as f64;
         Self {
-            share_percent: counts
-                .into_iter()
-                .map(|(k, n)| (k, n as f64 * 100.0 / total))
-                .collect(),
+            share_percent: counts.into_iter().map(|(k, n)| (k, n as f64 * 100.0 / total)).collect(),
             unavailable_with_retry_after: with,
             unavailable_without_retry_after: without,
             timeouts,
@@ -195,31 +177,14 @@ pub struct Throughput {
 impl Throughput {
     pub fn of(attempts: &[Attempt]) -> Self {
         let first = attempts.iter().map(|a| a.sent_us).min().unwrap_or(0);
-        let last = attempts
-            .iter()
-            .map(|a| a.sent_us + a.latency_us)
-            .max()
-            .unwrap_or(0);
+        let last = attempts.iter().map(|a| a.sent_us + a.latency_us).max().unwrap_or(0);
         let elapsed_secs = last.saturating_sub(first) as f64 / 1e6;
-        let responses = attempts
-            .iter()
-            .filter(|a| a.reply.status().is_some())
-            .count() as u64;
+        let responses = attempts.iter().filter(|a| a.reply.status().is_some()).count() as u64;
         let sent = attempts.len() as u64;
         let per_sec = |n: u64| {
-            if elapsed_secs > 0.0 {
-                n as f64 / elapsed_secs
-            } else {
-                0.0
-            }
+            if elapsed_secs > 0.0 { n as f64 / elapsed_secs } else { 0.0 }
         };
-        Self {
-            elapsed_secs,
-            sent,
-            responses,
-            responses_per_sec: per_sec(responses),
-            attempts_per_sec: per_sec(sent),
-        }
+        Self { elapsed_secs, sent, responses, responses_per_sec: per_sec(responses), attempts_per_sec: per_sec(sent) }
     }
 }
 
@@ -267,16 +232,11 @@ impl Report {
         let answered = || attempts.iter().filter(|a| a.reply.status().is_some());
         let latency = LatencySummary::from_micros(answered().map(|a| a.latency_us));
         let latency_from_due = match run.mode {
-            Mode::Open { .. } => {
-                LatencySummary::from_micros(answered().map(Attempt::latency_from_due_us))
-            }
+            Mode::Open { .. } => LatencySummary::from_micros(answered().map(Attempt::latency_from_due_us)),
             Mode::Closed { .. } | Mode::Ramp { .. } => None,
         };
         let (per_status, per_code) = count_replies(attempts);
-        let unknown_outcomes = store
-            .as_ref()
-            .map(|s| s.unknown.clone())
-            .unwrap_or(unknown_without_store);
+        let unknown_outcomes = store.as_ref().map(|s| s.unknown.clone()).unwrap_or(unknown_without_store);
         Self {
             run,
             throughput: Throughput::of(attempts),
@@ -293,9 +253,7 @@ impl Report {
     }
 
     pub fn violations(&self) -> impl Iterator<Item = &Violation> {
-        self.reply_violations
-            .iter()
-            .chain(self.store.iter().flat_map(|s| s.violations.iter()))
+        self.reply_violations.iter().chain(self.store.iter().flat_map(|s| s.violations.iter()))
     }
 
     pub fn ok(&self) -> bool {
@@ -309,30 +267,15 @@ impl Report {
         let mut s = String::new();
         let mode = match &r.mode {
             Mode::Closed { concurrency } => format!("closed loop, {concurrency} connections"),
-            Mode::Open {
-                rate_per_sec,
-                max_in_flight,
-            } => {
+            Mode::Open { rate_per_sec, max_in_flight } => {
                 format!("open loop, {rate_per_sec} attempts/s (at most {max_in_flight} in flight)")
             }
             Mode::Ramp { stages } => {
-                format!(
-                    "ramping users {}, peak {} reached",
-                    ramp::Display(stages),
-                    r.peak_users
-                )
+                format!("ramping users {}, peak {} reached", ramp::Display(stages), r.peak_users)
             }
         };
-        let pauses = if r.honor_retry_after {
-            ", users wait Retry-After after a 503"
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            s,
-            "loadgen: sale {} at {} ({mode}{pauses})",
-            r.sale_id, r.base_url
-        );
+        let pauses = if r.honor_retry_after { ", users wait Retry-After after a 503" } else { "" };
+        let _ = writeln!(s, "loadgen: sale {} at {} ({mode}{pauses})", r.sale_id, r.base_url);
         let _ = writeln!(
             s,
             "  plan        {} attempts by {} users ({} duplicates, share {:.3}), seed {}, users {}NNNNNN",
@@ -343,21 +286,11 @@ impl Report {
             r.seed,
             r.user_prefix
         );
-        let not_sent = if r.not_sent > 0 {
-            format!(" ({} not sent: the run's time ran out)", r.not_sent)
-        } else {
-            String::new()
-        };
-        let _ = writeln!(
-            s,
-            "  sent        {} in {:.2} s{not_sent}; {} responses",
-            t.sent, t.elapsed_secs, t.responses
-        );
-        let _ = writeln!(
-            s,
-            "  throughput  {:.1} responses/s ({:.1} attempts/s)",
-            t.responses_per_sec, t.attempts_per_sec
-        );
+        let not_sent =
+            if r.not_sent > 0 { format!(" ({} not sent: the run's time ran out)", r.not_sent) } else { String::new() };
+        let _ = writeln!(s, "  sent        {} in {:.2} s{not_sent}; {} responses", t.sent, t.elapsed_secs, t.responses);
+        let _ =
+            writeln!(s, "  throughput  {:.1} responses/s ({:.1} attempts/s)", t.responses_per_sec, t.attempts_per_sec);
         match &self.latency {
             Some(l) => {
                 let _ = writeln!(s, "  latency     {}", l.line());
@@ -369,29 +302,13 @@ impl Report {
         if let Some(l) = &self.latency_from_due {
             let _ = writeln!(s, "  from due    {}", l.line());
         }
-        let join = |m: &BTreeMap<String, u64>| {
-            m.iter()
-                .map(|(k, v)| format!("{k}: {v}"))
-                .collect::<Vec<_>>()
-                .join("  ")
-        };
+        let join =
+            |m: &BTreeMap<String, u64>| m.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("  ");
         let _ = writeln!(s, "  status      {}", join(&self.per_status));
-        let _ = writeln!(
-            s,
-            "  codes       {}",
-            if self.per_code.is_empty() {
-                "-".into()
-            } else {
-                join(&self.per_code)
-            }
-        );
+        let _ =
+            writeln!(s, "  codes       {}", if self.per_code.is_empty() { "-".into() } else { join(&self.per_code) });
         let a = &self.answers;
-        let share = a
-            .share_percent
-            .iter()
-            .map(|(k, v)| format!("{k} {v:.1}%"))
-            .collect::<Vec<_>>()
-            .join("  ");
+        let share = a.share_percent.iter().map(|(k, v)| format!("{k} {v:.1}%")).collect::<Vec<_>>().join("  ");
         let _ = writeln!(s, "  share       {share}");
         let _ = writeln!(
             s,
@@ -405,15 +322,8 @@ impl Report {
         );
         let f = &self.fairness;
         let considered = f.k.min(f.arrivals);
-        let last = f
-            .last_winner_rank
-            .map(|r| format!("; last winner was arrival #{r}"))
-            .unwrap_or_default();
-        let unknown = if f.first_k_unknown > 0 {
-            format!(", {} unknown", f.first_k_unknown)
-        } else {
-            String::new()
-        };
+        let last = f.last_winner_rank.map(|r| format!("; last winner was arrival #{r}")).unwrap_or_default();
+        let unknown = if f.first_k_unknown > 0 { format!(", {} unknown", f.first_k_unknown) } else { String::new() };
         let _ = writeln!(
             s,
             "  fairness    of the first {considered} arrivals that could have won (stock left {}), {} did ({:.1}%){unknown}; \
@@ -430,11 +340,7 @@ impl Report {
             u.attempts, u.users
         );
         if let (Some(c), Some(n)) = (&u.committed_users, u.not_committed_users) {
-            let _ = write!(
-                unknown,
-                "; of those users {} bought anyway, {n} did not",
-                c.len()
-            );
+            let _ = write!(unknown, "; of those users {} bought anyway, {n} did not", c.len());
         }
         let _ = writeln!(s, "{unknown}");
         match &self.store {
@@ -448,11 +354,7 @@ impl Report {
                 let _ = writeln!(
                     s,
                     "  stored      {} purchases by this run (owed {exact} = min(stock left {}, users {})); {} in all for stock {}",
-                    c.sold_in_run,
-                    c.stock_left_at_start,
-                    c.users_attempted,
-                    c.purchases_after,
-                    c.stock
+                    c.sold_in_run, c.stock_left_at_start, c.users_attempted, c.purchases_after, c.stock
                 );
                 let sum: i64 = c.shards.iter().sum();
                 let _ = writeln!(
@@ -463,10 +365,7 @@ impl Report {
                 );
             }
             None => {
-                let _ = writeln!(
-                    s,
-                    "  stored      not checked (--no-verify): only the replies were checked"
-                );
+                let _ = writeln!(s, "  stored      not checked (--no-verify): only the replies were checked");
             }
         }
         let violations: Vec<&Violation> = self.violations().collect();
@@ -474,11 +373,7 @@ impl Report {
             let _ = writeln!(s, "  result      OK: no invariant violated");
         } else {
             let plural = if violations.len() == 1 { "" } else { "s" };
-            let _ = writeln!(
-                s,
-                "  result      FAILED: {} invariant violation{plural}",
-                violations.len()
-            );
+            let _ = writeln!(s, "  result      FAILED: {} invariant violation{plural}", violations.len());
             let mut shown: BTreeMap<String, usize> = BTreeMap::new();
             for v in violations {
                 let kind = serde_json::to_value(v)
@@ -513,14 +408,7 @@ mod tests {
     use crate::attempt::Reply;
 
     fn attempt(seq: u32, sent_us: u64, latency_us: u64, reply: Reply) -> Attempt {
-        Attempt {
-            seq,
-            user: format!("u{seq}"),
-            due_us: None,
-            sent_us,
-            latency_us,
-            reply,
-        }
+        Attempt { seq, user: format!("u{seq}"), due_us: None, sent_us, latency_us, reply }
     }
 
     #[test]
@@ -535,18 +423,9 @@ mod tests {
 
     #[test]
     fn throughput_runs_from_first_send_to_last_reply() {
-        let ok = || Reply::Http {
-            status: 201,
-            code: None,
-            order_id: None,
-            user_id: None,
-            retry_after_secs: None,
-        };
-        let a = [
-            attempt(0, 0, 500_000, ok()),
-            attempt(1, 500_000, 1_500_000, ok()),
-            attempt(2, 100, 10, Reply::Timeout),
-        ];
+        let ok = || Reply::Http { status: 201, code: None, order_id: None, user_id: None, retry_after_secs: None };
+        let a =
+            [attempt(0, 0, 500_000, ok()), attempt(1, 500_000, 1_500_000, ok()), attempt(2, 100, 10, Reply::Timeout)];
         let t = Throughput::of(&a);
         assert_eq!(t.elapsed_secs, 2.0);
         assert_eq!((t.sent, t.responses), (3, 2));
@@ -563,14 +442,7 @@ mod tests {
             attempt(3, 0, 1, r(503, None)),
             attempt(4, 0, 1, r(500, None)),
             attempt(5, 0, 1, Reply::Timeout),
-            attempt(
-                6,
-                0,
-                1,
-                Reply::Transport {
-                    error: "reset".into(),
-                },
-            ),
+            attempt(6, 0, 1, Reply::Transport { error: "reset".into() }),
             attempt(7, 0, 1, r(201, None)),
         ];
         let answers = Answers::of(&a);
@@ -578,13 +450,7 @@ mod tests {
         assert_eq!(answers.share_percent["409"], 12.5);
         assert_eq!(answers.share_percent["503"], 25.0);
         assert_eq!(answers.share_percent["other"], 37.5);
-        assert_eq!(
-            (
-                answers.unavailable_with_retry_after,
-                answers.unavailable_without_retry_after
-            ),
-            (1, 1)
-        );
+        assert_eq!((answers.unavailable_with_retry_after, answers.unavailable_without_retry_after), (1, 1));
         assert_eq!((answers.timeouts, answers.transport_errors), (1, 1));
     }
 
@@ -604,13 +470,7 @@ mod tests {
             attempt(3, 0, 1, Reply::Timeout),
         ];
         let (statuses, codes) = count_replies(&a);
-        assert_eq!(
-            statuses,
-            BTreeMap::from([("201".into(), 1), ("409".into(), 2), ("timeout".into(), 1)])
-        );
-        assert_eq!(
-            codes,
-            BTreeMap::from([("already_purchased".into(), 1), ("sold_out".into(), 1)])
-        );
+        assert_eq!(statuses, BTreeMap::from([("201".into(), 1), ("409".into(), 2), ("timeout".into(), 1)]));
+        assert_eq!(codes, BTreeMap::from([("already_purchased".into(), 1), ("sold_out".into(), 1)]));
     }
 }

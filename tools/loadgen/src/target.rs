@@ -21,33 +21,25 @@ impl BaseUrl {
         } else if let Some(rest) = raw.strip_prefix("http://") {
             (false, rest)
         } else {
-            return Err(format!(
-                "base URL `{raw}` must start with http:// or https://"
-            ));
+            return Err(format!("base URL `{raw}` must start with http:// or https://"));
         };
         if raw.contains(['?', '#']) || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!(
-                "base URL `{raw}` must not contain a query, a fragment or whitespace"
-            ));
+            return Err(format!("base URL `{raw}` must not contain a query, a fragment or whitespace"));
         }
         let authority = rest.split('/').next().unwrap_or_default();
         if authority.is_empty() || authority.contains('@') {
             return Err(format!("base URL `{raw}` needs a host (and no user info)"));
         }
         let host = host_of(authority);
-        let loopback = host.eq_ignore_ascii_case("localhost")
-            || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        let loopback =
+            host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
         if !loopback && !https && !allow_remote {
             return Err(format!(
                 "refusing to send load to `{raw}`: only loopback addresses (127.0.0.1, ::1, localhost) or an \
                  explicit https:// URL may be targeted; pass --allow-remote if this host is really yours"
             ));
         }
-        Ok(Self {
-            url: raw.trim_end_matches('/').to_owned(),
-            https,
-            loopback,
-        })
+        Ok(Self { url: raw.trim_end_matches('/').to_owned(), https, loopback })
     }
 
     pub fn as_str(&self) -> &str {
@@ -77,9 +69,7 @@ fn host_of(authority: &str) -> &str {
     if let Some(v6) = authority.strip_prefix('[') {
         v6.split(']').next().unwrap_or_default()
     } else {
-        authority
-            .rsplit_once(':')
-            .map_or(authority, |(host, _port)| host)
+        authority.rsplit_once(':').map_or(authority, |(host, _port)| host)
     }
 }
 
@@ -113,10 +103,7 @@ mod tests {
         ] {
             let err = BaseUrl::parse(bad, false).unwrap_err();
             assert!(err.contains("--allow-remote"), "{bad}: {err}");
-            assert!(
-                BaseUrl::parse(bad, true).is_ok(),
-                "{bad} with --allow-remote"
-            );
+            assert!(BaseUrl::parse(bad, true).is_ok(), "{bad} with --allow-remote");
         }
     }
 
@@ -137,14 +124,8 @@ mod tests {
     #[test]
     fn urls_join_without_double_slashes() {
         let base = BaseUrl::parse("https://api.example.com/stage/", false).unwrap();
-        assert_eq!(
-            base.purchases_url("s-1"),
-            "https://api.example.com/stage/sales/s-1/purchases"
-        );
-        assert_eq!(
-            base.sale_url("s-1"),
-            "https://api.example.com/stage/sales/s-1"
-        );
+        assert_eq!(base.purchases_url("s-1"), "https://api.example.com/stage/sales/s-1/purchases");
+        assert_eq!(base.sale_url("s-1"), "https://api.example.com/stage/sales/s-1");
         assert!(base.is_https() && !base.is_loopback());
     }
 }

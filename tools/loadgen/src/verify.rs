@@ -137,35 +137,19 @@ impl fmt::Display for Violation {
         use Violation::*;
         match self {
             SuccessesExceedStock { buyers, stock_left } => {
-                write!(
-                    f,
-                    "oversold in replies: {buyers} users got 201 but only {stock_left} items were left"
-                )
+                write!(f, "oversold in replies: {buyers} users got 201 but only {stock_left} items were left")
             }
             UserWonTwice { user, successes } => write!(f, "user {user} got {successes} × 201"),
             MalformedSuccess { user, detail } => write!(f, "malformed 201 for {user}: {detail}"),
             SharedOrderId { order_id, users } => {
-                write!(
-                    f,
-                    "order id {order_id} was given to several users: {}",
-                    users.join(", ")
-                )
+                write!(f, "order id {order_id} was given to several users: {}", users.join(", "))
             }
             AlreadyPurchasedOtherOrder { user, replied, won } => {
-                write!(
-                    f,
-                    "user {user}: already_purchased names order {replied}, but the 201 said {won}"
-                )
+                write!(f, "user {user}: already_purchased names order {replied}, but the 201 said {won}")
             }
-            Oversold { purchases, stock } => write!(
-                f,
-                "OVERSOLD: {purchases} purchases stored for a stock of {stock}"
-            ),
+            Oversold { purchases, stock } => write!(f, "OVERSOLD: {purchases} purchases stored for a stock of {stock}"),
             SoldTooMany { sold, at_most } => {
-                write!(
-                    f,
-                    "the run stored {sold} purchases, more than the {at_most} possible"
-                )
+                write!(f, "the run stored {sold} purchases, more than the {at_most} possible")
             }
             SoldTooFew { sold, at_least } => {
                 write!(
@@ -177,71 +161,36 @@ impl fmt::Display for Violation {
                 write!(f, "shard {shard} is below zero: {remaining}")
             }
             ShardSumMismatch { sum, expected } => {
-                write!(
-                    f,
-                    "shards add up to {sum}, expected stock − purchases = {expected}"
-                )
+                write!(f, "shards add up to {sum}, expected stock − purchases = {expected}")
             }
             UserStoredTwice { user, records } => {
                 write!(f, "user {user} has {records} stored purchases")
             }
             SuccessWithoutRecord { user, order_id } => {
-                write!(
-                    f,
-                    "user {user} got 201 (order {order_id}) but nothing is stored"
-                )
+                write!(f, "user {user} got 201 (order {order_id}) but nothing is stored")
             }
-            SuccessOrderMismatch {
-                user,
-                replied,
-                stored,
-            } => {
-                write!(
-                    f,
-                    "user {user} got 201 with order {replied} but order {stored} is stored"
-                )
+            SuccessOrderMismatch { user, replied, stored } => {
+                write!(f, "user {user} got 201 with order {replied} but order {stored} is stored")
             }
             RecordWithoutSuccess { user, order_id } => {
-                write!(
-                    f,
-                    "order {order_id} is stored for {user}, who was only ever refused"
-                )
+                write!(f, "order {order_id} is stored for {user}, who was only ever refused")
             }
             AlreadyPurchasedWithoutRecord { user } => {
-                write!(
-                    f,
-                    "user {user} was told already_purchased but has no stored purchase"
-                )
+                write!(f, "user {user} was told already_purchased but has no stored purchase")
             }
-            AlreadyPurchasedOrderMismatch {
-                user,
-                replied,
-                stored,
-            } => {
-                write!(
-                    f,
-                    "user {user}: already_purchased names order {replied} but order {stored} is stored"
-                )
+            AlreadyPurchasedOrderMismatch { user, replied, stored } => {
+                write!(f, "user {user}: already_purchased names order {replied} but order {stored} is stored")
             }
             ForeignRecord { user, order_id } => {
-                write!(
-                    f,
-                    "order {order_id} for {user} was stored during the run by someone else"
-                )
+                write!(f, "order {order_id} for {user} was stored during the run by someone else")
             }
             UnexpectedStatus { status, count } => {
-                write!(
-                    f,
-                    "{count} answers were {status}; only 201, 409 and 503 with Retry-After are clean"
-                )
+                write!(f, "{count} answers were {status}; only 201, 409 and 503 with Retry-After are clean")
             }
             UnavailableWithoutRetryAfter { count } => {
                 write!(f, "{count} answers were 503 without Retry-After")
             }
-            LostReplies {
-                timeouts,
-                transport_errors,
-            } => write!(
+            LostReplies { timeouts, transport_errors } => write!(
                 f,
                 "{timeouts} requests timed out and {transport_errors} connections failed or broke (hangs / resets)"
             ),
@@ -308,36 +257,21 @@ pub fn check_replies(attempts: &[Attempt], stock_left: i64) -> Vec<Violation> {
     let mut buyers = 0u64;
     let mut owners: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (user, tries) in by_user(attempts) {
-        let wins: Vec<&Attempt> = tries
-            .iter()
-            .copied()
-            .filter(|a| a.reply.meaning() == Meaning::Bought)
-            .collect();
+        let wins: Vec<&Attempt> = tries.iter().copied().filter(|a| a.reply.meaning() == Meaning::Bought).collect();
         if wins.is_empty() {
             continue;
         }
         buyers += 1;
         if wins.len() > 1 {
-            violations.push(Violation::UserWonTwice {
-                user: user.to_owned(),
-                successes: wins.len() as u64,
-            });
+            violations.push(Violation::UserWonTwice { user: user.to_owned(), successes: wins.len() as u64 });
         }
         for win in &wins {
             match (&win.reply, win.reply.order_id()) {
-                (_, None) => violations.push(Violation::MalformedSuccess {
-                    user: user.into(),
-                    detail: "no orderId".into(),
-                }),
-                (
-                    crate::attempt::Reply::Http {
-                        user_id: Some(u), ..
-                    },
-                    Some(_),
-                ) if u != user => violations.push(Violation::MalformedSuccess {
-                    user: user.into(),
-                    detail: format!("body names user {u}"),
-                }),
+                (_, None) => {
+                    violations.push(Violation::MalformedSuccess { user: user.into(), detail: "no orderId".into() })
+                }
+                (crate::attempt::Reply::Http { user_id: Some(u), .. }, Some(_)) if u != user => violations
+                    .push(Violation::MalformedSuccess { user: user.into(), detail: format!("body names user {u}") }),
                 (_, Some(order)) => owners.entry(order).or_default().push(user.to_owned()),
             }
         }
@@ -357,10 +291,7 @@ pub fn check_replies(attempts: &[Attempt], stock_left: i64) -> Vec<Violation> {
     for (order, mut users) in owners {
         users.dedup();
         if users.len() > 1 {
-            violations.push(Violation::SharedOrderId {
-                order_id: order.to_owned(),
-                users,
-            });
+            violations.push(Violation::SharedOrderId { order_id: order.to_owned(), users });
         }
     }
     if i64::try_from(buyers).unwrap_or(i64::MAX) > stock_left.max(0) {
@@ -378,25 +309,16 @@ pub fn check_store(attempts: &[Attempt], facts: &StoreFacts<'_>) -> StoreReport 
     // Stored state on its own.
     let purchases_after = facts.after.len() as u64;
     if i64::try_from(purchases_after).unwrap_or(i64::MAX) > facts.stock {
-        violations.push(Violation::Oversold {
-            purchases: purchases_after,
-            stock: facts.stock,
-        });
+        violations.push(Violation::Oversold { purchases: purchases_after, stock: facts.stock });
     }
     let mut stored: HashMap<&str, Vec<&str>> = HashMap::new();
     for p in facts.after {
-        stored
-            .entry(p.user_id.as_str())
-            .or_default()
-            .push(p.order_id.as_str());
+        stored.entry(p.user_id.as_str()).or_default().push(p.order_id.as_str());
     }
     let mut twice: Vec<_> = stored.iter().filter(|(_, o)| o.len() > 1).collect();
     twice.sort();
     for (user, orders) in twice {
-        violations.push(Violation::UserStoredTwice {
-            user: (*user).to_owned(),
-            records: orders.len() as u64,
-        });
+        violations.push(Violation::UserStoredTwice { user: (*user).to_owned(), records: orders.len() as u64 });
     }
     for (shard, &remaining) in facts.shards.iter().enumerate() {
         if remaining < 0 {
@@ -406,34 +328,20 @@ pub fn check_store(attempts: &[Attempt], facts: &StoreFacts<'_>) -> StoreReport 
     let sum: i64 = facts.shards.iter().sum();
     let expected_sum = facts.stock - i64::try_from(purchases_after).unwrap_or(i64::MAX);
     if sum != expected_sum {
-        violations.push(Violation::ShardSumMismatch {
-            sum,
-            expected: expected_sum,
-        });
+        violations.push(Violation::ShardSumMismatch { sum, expected: expected_sum });
     }
 
     // How many the run should have sold.
     let stock_left = (facts.stock - facts.before.len() as i64).max(0);
-    let run_users: Vec<(&str, &Vec<&Attempt>)> = users
-        .iter()
-        .filter(|(u, _)| !before_users.contains(*u))
-        .map(|(u, a)| (*u, a))
-        .collect();
+    let run_users: Vec<(&str, &Vec<&Attempt>)> =
+        users.iter().filter(|(u, _)| !before_users.contains(*u)).map(|(u, a)| (*u, a)).collect();
     let attempted = run_users.len() as u64;
-    let definite = run_users
-        .iter()
-        .filter(|(_, a)| a.iter().any(|t| t.reply.meaning() != Meaning::Unknown))
-        .count() as u64;
-    let new_records: Vec<&StoredPurchase> = facts
-        .after
-        .iter()
-        .filter(|p| !before_users.contains(p.user_id.as_str()))
-        .collect();
+    let definite =
+        run_users.iter().filter(|(_, a)| a.iter().any(|t| t.reply.meaning() != Meaning::Unknown)).count() as u64;
+    let new_records: Vec<&StoredPurchase> =
+        facts.after.iter().filter(|p| !before_users.contains(p.user_id.as_str())).collect();
     // Strangers' purchases are flagged below; the count is about this run's users.
-    let sold = new_records
-        .iter()
-        .filter(|p| users.contains_key(p.user_id.as_str()))
-        .count() as u64;
+    let sold = new_records.iter().filter(|p| users.contains_key(p.user_id.as_str())).count() as u64;
     let at_most = attempted.min(stock_left as u64);
     let at_least = definite.min(stock_left as u64);
     if sold > at_most {
@@ -443,45 +351,31 @@ pub fn check_store(attempts: &[Attempt], facts: &StoreFacts<'_>) -> StoreReport 
     }
 
     // Replies against records.
-    let mut unknown = UnknownOutcomes {
-        committed_users: Some(Vec::new()),
-        not_committed_users: Some(0),
-        ..Default::default()
-    };
+    let mut unknown =
+        UnknownOutcomes { committed_users: Some(Vec::new()), not_committed_users: Some(0), ..Default::default() };
     for (user, tries) in &users {
         let record = stored.get(user).and_then(|o| o.first().copied());
-        let unknown_tries = tries
-            .iter()
-            .filter(|a| a.reply.meaning() == Meaning::Unknown)
-            .count() as u64;
+        let unknown_tries = tries.iter().filter(|a| a.reply.meaning() == Meaning::Unknown).count() as u64;
         unknown.attempts += unknown_tries;
         let mut won = false;
-        for win in tries
-            .iter()
-            .filter(|a| a.reply.meaning() == Meaning::Bought)
-        {
+        for win in tries.iter().filter(|a| a.reply.meaning() == Meaning::Bought) {
             won = true;
             let replied = win.reply.order_id().unwrap_or("(none)");
             match record {
-                None => violations.push(Violation::SuccessWithoutRecord {
-                    user: (*user).into(),
-                    order_id: replied.into(),
-                }),
-                Some(stored) if stored != replied => {
-                    violations.push(Violation::SuccessOrderMismatch {
-                        user: (*user).into(),
-                        replied: replied.into(),
-                        stored: stored.into(),
-                    })
+                None => {
+                    violations.push(Violation::SuccessWithoutRecord { user: (*user).into(), order_id: replied.into() })
                 }
+                Some(stored) if stored != replied => violations.push(Violation::SuccessOrderMismatch {
+                    user: (*user).into(),
+                    replied: replied.into(),
+                    stored: stored.into(),
+                }),
                 Some(_) => {}
             }
         }
         for told in tries.iter().filter(|a| a.reply.is_already_purchased()) {
             match (record, told.reply.order_id()) {
-                (None, _) => violations.push(Violation::AlreadyPurchasedWithoutRecord {
-                    user: (*user).into(),
-                }),
+                (None, _) => violations.push(Violation::AlreadyPurchasedWithoutRecord { user: (*user).into() }),
                 (Some(stored), Some(replied)) if stored != replied && !won => {
                     violations.push(Violation::AlreadyPurchasedOrderMismatch {
                         user: (*user).into(),
@@ -498,28 +392,17 @@ pub fn check_store(attempts: &[Attempt], facts: &StoreFacts<'_>) -> StoreReport 
         if unknown_tries > 0 && record.is_none() {
             *unknown.not_committed_users.get_or_insert_default() += 1;
         }
-        match (
-            record.filter(|_| !before_users.contains(user)),
-            won,
-            unknown_tries > 0,
-        ) {
-            (Some(_), false, true) => unknown
-                .committed_users
-                .get_or_insert_default()
-                .push((*user).into()),
-            (Some(order), false, false) => violations.push(Violation::RecordWithoutSuccess {
-                user: (*user).into(),
-                order_id: order.into(),
-            }),
+        match (record.filter(|_| !before_users.contains(user)), won, unknown_tries > 0) {
+            (Some(_), false, true) => unknown.committed_users.get_or_insert_default().push((*user).into()),
+            (Some(order), false, false) => {
+                violations.push(Violation::RecordWithoutSuccess { user: (*user).into(), order_id: order.into() })
+            }
             _ => {}
         }
     }
     for p in &new_records {
         if !users.contains_key(p.user_id.as_str()) {
-            violations.push(Violation::ForeignRecord {
-                user: p.user_id.clone(),
-                order_id: p.order_id.clone(),
-            });
+            violations.push(Violation::ForeignRecord { user: p.user_id.clone(), order_id: p.order_id.clone() });
         }
     }
 
@@ -535,11 +418,7 @@ pub fn check_store(attempts: &[Attempt], facts: &StoreFacts<'_>) -> StoreReport 
         at_least,
         shards: facts.shards.to_vec(),
     };
-    StoreReport {
-        sold: sold_count,
-        unknown,
-        violations,
-    }
+    StoreReport { sold: sold_count, unknown, violations }
 }
 
 /// The checks of `--require-clean-answers`: every attempt was answered 201, 409, or 503 with a
@@ -550,43 +429,29 @@ pub fn check_answers(attempts: &[Attempt]) -> Vec<Violation> {
     let (mut no_retry_after, mut timeouts, mut transport_errors) = (0, 0, 0);
     for a in attempts {
         match &a.reply {
-            Reply::Http {
-                status: 201 | 409, ..
-            } => {}
-            Reply::Http {
-                status: 503,
-                retry_after_secs,
-                ..
-            } => no_retry_after += u64::from(retry_after_secs.is_none()),
+            Reply::Http { status: 201 | 409, .. } => {}
+            Reply::Http { status: 503, retry_after_secs, .. } => {
+                no_retry_after += u64::from(retry_after_secs.is_none())
+            }
             Reply::Http { status, .. } => *unexpected.entry(*status).or_insert(0) += 1,
             Reply::Timeout => timeouts += 1,
             Reply::Transport { .. } => transport_errors += 1,
         }
     }
-    let mut violations: Vec<Violation> = unexpected
-        .into_iter()
-        .map(|(status, count)| Violation::UnexpectedStatus { status, count })
-        .collect();
+    let mut violations: Vec<Violation> =
+        unexpected.into_iter().map(|(status, count)| Violation::UnexpectedStatus { status, count }).collect();
     if no_retry_after > 0 {
-        violations.push(Violation::UnavailableWithoutRetryAfter {
-            count: no_retry_after,
-        });
+        violations.push(Violation::UnavailableWithoutRetryAfter { count: no_retry_after });
     }
     if timeouts + transport_errors > 0 {
-        violations.push(Violation::LostReplies {
-            timeouts,
-            transport_errors,
-        });
+        violations.push(Violation::LostReplies { timeouts, transport_errors });
     }
     violations
 }
 
 /// Unknown outcomes from the replies alone (the table was not read).
 pub fn unknown_from_replies(attempts: &[Attempt]) -> UnknownOutcomes {
-    let unknown: Vec<&Attempt> = attempts
-        .iter()
-        .filter(|a| a.reply.meaning() == Meaning::Unknown)
-        .collect();
+    let unknown: Vec<&Attempt> = attempts.iter().filter(|a| a.reply.meaning() == Meaning::Unknown).collect();
     let users: HashSet<&str> = unknown.iter().map(|a| a.user.as_str()).collect();
     UnknownOutcomes {
         attempts: unknown.len() as u64,
@@ -637,48 +502,20 @@ mod tests {
     }
 
     fn rec(user: &str, order: &str) -> StoredPurchase {
-        StoredPurchase {
-            user_id: user.into(),
-            order_id: order.into(),
-        }
+        StoredPurchase { user_id: user.into(), order_id: order.into() }
     }
 
-    fn store(
-        attempts: &[Attempt],
-        stock: i64,
-        after: &[StoredPurchase],
-        shards: &[i64],
-    ) -> StoreReport {
-        check_store(
-            attempts,
-            &StoreFacts {
-                stock,
-                before: &[],
-                after,
-                shards,
-            },
-        )
+    fn store(attempts: &[Attempt], stock: i64, after: &[StoredPurchase], shards: &[i64]) -> StoreReport {
+        check_store(attempts, &StoreFacts { stock, before: &[], after, shards })
     }
 
     fn kinds(v: &[Violation]) -> Vec<String> {
-        v.iter()
-            .map(|v| {
-                serde_json::to_value(v).unwrap()["kind"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect()
+        v.iter().map(|v| serde_json::to_value(v).unwrap()["kind"].as_str().unwrap().to_owned()).collect()
     }
 
     /// Stock 2, users a, b, c; a also retries.
     fn clean_run() -> (Vec<Attempt>, Vec<StoredPurchase>) {
-        let a = attempts(vec![
-            ("a", won("o1")),
-            ("b", won("o2")),
-            ("a", already("o1")),
-            ("c", sold_out()),
-        ]);
+        let a = attempts(vec![("a", won("o1")), ("b", won("o2")), ("a", already("o1")), ("c", sold_out())]);
         (a, vec![rec("a", "o1"), rec("b", "o2")])
     }
 
@@ -688,14 +525,7 @@ mod tests {
         assert_eq!(check_replies(&a, 2), vec![]);
         let report = store(&a, 2, &after, &[0]);
         assert_eq!(report.violations, vec![]);
-        assert_eq!(
-            (
-                report.sold.sold_in_run,
-                report.sold.at_most,
-                report.sold.at_least
-            ),
-            (2, 2, 2)
-        );
+        assert_eq!((report.sold.sold_in_run, report.sold.at_most, report.sold.at_least), (2, 2, 2));
     }
 
     #[test]
@@ -704,21 +534,9 @@ mod tests {
         assert_eq!(kinds(&check_replies(&a, 2)), ["successes_exceed_stock"]);
         let after = [rec("a", "o1"), rec("b", "o2"), rec("c", "o3")];
         let v = store(&a, 2, &after, &[-1]).violations;
-        assert!(
-            v.contains(&Violation::Oversold {
-                purchases: 3,
-                stock: 2
-            }),
-            "{v:?}"
-        );
-        assert!(v.contains(&Violation::NegativeShard {
-            shard: 0,
-            remaining: -1
-        }));
-        assert!(v.contains(&Violation::SoldTooMany {
-            sold: 3,
-            at_most: 2
-        }));
+        assert!(v.contains(&Violation::Oversold { purchases: 3, stock: 2 }), "{v:?}");
+        assert!(v.contains(&Violation::NegativeShard { shard: 0, remaining: -1 }));
+        assert!(v.contains(&Violation::SoldTooMany { sold: 3, at_most: 2 }));
     }
 
     #[test]
@@ -726,30 +544,15 @@ mod tests {
         let a = attempts(vec![("a", won("o1")), ("a", won("o2"))]);
         assert_eq!(kinds(&check_replies(&a, 5)), ["user_won_twice"]);
         let v = store(&a, 5, &[rec("a", "o1"), rec("a", "o2")], &[3]).violations;
-        assert!(
-            v.contains(&Violation::UserStoredTwice {
-                user: "a".into(),
-                records: 2
-            }),
-            "{v:?}"
-        );
+        assert!(v.contains(&Violation::UserStoredTwice { user: "a".into(), records: 2 }), "{v:?}");
     }
 
     #[test]
     fn a_201_without_a_record_is_flagged() {
         let (a, _) = clean_run();
         let v = store(&a, 2, &[rec("a", "o1")], &[1]).violations;
-        assert!(
-            v.contains(&Violation::SuccessWithoutRecord {
-                user: "b".into(),
-                order_id: "o2".into()
-            }),
-            "{v:?}"
-        );
-        assert!(v.contains(&Violation::SoldTooFew {
-            sold: 1,
-            at_least: 2
-        }));
+        assert!(v.contains(&Violation::SuccessWithoutRecord { user: "b".into(), order_id: "o2".into() }), "{v:?}");
+        assert!(v.contains(&Violation::SoldTooFew { sold: 1, at_least: 2 }));
     }
 
     #[test]
@@ -758,11 +561,7 @@ mod tests {
         let v = store(&a, 2, &[rec("a", "o1"), rec("b", "o9")], &[0]).violations;
         assert_eq!(
             v,
-            vec![Violation::SuccessOrderMismatch {
-                user: "b".into(),
-                replied: "o2".into(),
-                stored: "o9".into()
-            }]
+            vec![Violation::SuccessOrderMismatch { user: "b".into(), replied: "o2".into(), stored: "o9".into() }]
         );
     }
 
@@ -770,23 +569,12 @@ mod tests {
     fn a_record_for_a_refused_user_is_a_false_refusal() {
         let a = attempts(vec![("a", won("o1")), ("c", sold_out())]);
         let v = store(&a, 2, &[rec("a", "o1"), rec("c", "o3")], &[0]).violations;
-        assert_eq!(
-            v,
-            vec![Violation::RecordWithoutSuccess {
-                user: "c".into(),
-                order_id: "o3".into()
-            }]
-        );
+        assert_eq!(v, vec![Violation::RecordWithoutSuccess { user: "c".into(), order_id: "o3".into() }]);
     }
 
     #[test]
     fn a_record_behind_a_lost_reply_is_reported_not_flagged() {
-        let a = attempts(vec![
-            ("a", won("o1")),
-            ("b", unavailable()),
-            ("c", Reply::Timeout),
-            ("d", sold_out()),
-        ]);
+        let a = attempts(vec![("a", won("o1")), ("b", unavailable()), ("c", Reply::Timeout), ("d", sold_out())]);
         let report = store(&a, 2, &[rec("a", "o1"), rec("b", "o2")], &[0]);
         assert_eq!(report.violations, vec![]);
         assert_eq!(report.unknown.attempts, 2);
@@ -799,47 +587,24 @@ mod tests {
         // Stock 3, three users, one sale: b and c were refused with stock left.
         let a = attempts(vec![("a", won("o1")), ("b", sold_out()), ("c", sold_out())]);
         let v = store(&a, 3, &[rec("a", "o1")], &[2]).violations;
-        assert_eq!(
-            v,
-            vec![Violation::SoldTooFew {
-                sold: 1,
-                at_least: 3
-            }]
-        );
+        assert_eq!(v, vec![Violation::SoldTooFew { sold: 1, at_least: 3 }]);
         // Same, but b and c only ever got 503: nothing committed, and that is allowed.
-        let a = attempts(vec![
-            ("a", won("o1")),
-            ("b", unavailable()),
-            ("c", Reply::Timeout),
-        ]);
+        let a = attempts(vec![("a", won("o1")), ("b", unavailable()), ("c", Reply::Timeout)]);
         assert_eq!(store(&a, 3, &[rec("a", "o1")], &[2]).violations, vec![]);
     }
 
     #[test]
     fn shards_must_add_up_to_stock_minus_purchases() {
         let (a, after) = clean_run();
-        assert_eq!(
-            store(&a, 2, &after, &[1]).violations,
-            vec![Violation::ShardSumMismatch {
-                sum: 1,
-                expected: 0
-            }]
-        );
-        assert_eq!(
-            store(&a[..3], 4, &after, &[1, 1]).violations,
-            vec![],
-            "a, b bought; 2 of 4 left over two shards"
-        );
+        assert_eq!(store(&a, 2, &after, &[1]).violations, vec![Violation::ShardSumMismatch { sum: 1, expected: 0 }]);
+        assert_eq!(store(&a[..3], 4, &after, &[1, 1]).violations, vec![], "a, b bought; 2 of 4 left over two shards");
     }
 
     #[test]
     fn already_purchased_must_match_the_stored_purchase() {
         let a = attempts(vec![("a", already("o1"))]);
         let v = store(&a, 2, &[], &[2]).violations;
-        assert!(
-            v.contains(&Violation::AlreadyPurchasedWithoutRecord { user: "a".into() }),
-            "{v:?}"
-        );
+        assert!(v.contains(&Violation::AlreadyPurchasedWithoutRecord { user: "a".into() }), "{v:?}");
         let a = attempts(vec![("a", Reply::Timeout), ("a", already("o7"))]);
         let v = store(&a, 2, &[rec("a", "o1")], &[1]).violations;
         assert_eq!(
@@ -851,23 +616,13 @@ mod tests {
             }]
         );
         let a = attempts(vec![("a", won("o1")), ("a", already("o7"))]);
-        assert_eq!(
-            kinds(&check_replies(&a, 2)),
-            ["already_purchased_other_order"]
-        );
+        assert_eq!(kinds(&check_replies(&a, 2)), ["already_purchased_other_order"]);
     }
 
     #[test]
     fn malformed_and_shared_order_ids_are_flagged() {
-        let mut a = attempts(vec![
-            ("a", http(201, None, None)),
-            ("b", won("o1")),
-            ("c", won("o1")),
-        ]);
-        assert_eq!(
-            kinds(&check_replies(&a, 5)),
-            ["malformed_success", "shared_order_id"]
-        );
+        let mut a = attempts(vec![("a", http(201, None, None)), ("b", won("o1")), ("c", won("o1"))]);
+        assert_eq!(kinds(&check_replies(&a, 5)), ["malformed_success", "shared_order_id"]);
         a[1].reply = Reply::Http {
             status: 201,
             code: None,
@@ -875,10 +630,7 @@ mod tests {
             user_id: Some("zz".into()),
             retry_after_secs: None,
         };
-        assert_eq!(
-            kinds(&check_replies(&a[..2], 5)),
-            ["malformed_success", "malformed_success"]
-        );
+        assert_eq!(kinds(&check_replies(&a[..2], 5)), ["malformed_success", "malformed_success"]);
     }
 
     #[test]
@@ -886,33 +638,15 @@ mod tests {
         let a = attempts(vec![("a", won("o1")), ("old", already("o0"))]);
         let before = [rec("old", "o0")];
         let after = [rec("old", "o0"), rec("a", "o1"), rec("x", "o9")];
-        let report = check_store(
-            &a,
-            &StoreFacts {
-                stock: 3,
-                before: &before,
-                after: &after,
-                shards: &[0],
-            },
-        );
+        let report = check_store(&a, &StoreFacts { stock: 3, before: &before, after: &after, shards: &[0] });
         assert_eq!(report.sold.stock_left_at_start, 2);
-        assert_eq!(
-            report.violations,
-            vec![Violation::ForeignRecord {
-                user: "x".into(),
-                order_id: "o9".into()
-            }]
-        );
+        assert_eq!(report.violations, vec![Violation::ForeignRecord { user: "x".into(), order_id: "o9".into() }]);
     }
 
     #[test]
     fn clean_answers_are_201_409_and_503_with_retry_after_and_nothing_lost() {
         let busy = |after: Option<&str>| unavailable().with_retry_after(after);
-        let clean = attempts(vec![
-            ("a", won("o1")),
-            ("b", sold_out()),
-            ("c", busy(Some("1"))),
-        ]);
+        let clean = attempts(vec![("a", won("o1")), ("b", sold_out()), ("c", busy(Some("1")))]);
         assert_eq!(check_answers(&clean), vec![]);
         let dirty = attempts(vec![
             ("a", won("o1")),
@@ -921,40 +655,22 @@ mod tests {
             ("d", http(500, None, None)),
             ("e", http(400, Some("invalid_request"), None)),
             ("f", Reply::Timeout),
-            (
-                "g",
-                Reply::Transport {
-                    error: "connection reset".into(),
-                },
-            ),
+            ("g", Reply::Transport { error: "connection reset".into() }),
         ]);
         assert_eq!(
             check_answers(&dirty),
             vec![
-                Violation::UnexpectedStatus {
-                    status: 400,
-                    count: 1
-                },
-                Violation::UnexpectedStatus {
-                    status: 500,
-                    count: 2
-                },
+                Violation::UnexpectedStatus { status: 400, count: 1 },
+                Violation::UnexpectedStatus { status: 500, count: 2 },
                 Violation::UnavailableWithoutRetryAfter { count: 1 },
-                Violation::LostReplies {
-                    timeouts: 1,
-                    transport_errors: 1
-                },
+                Violation::LostReplies { timeouts: 1, transport_errors: 1 },
             ]
         );
     }
 
     #[test]
     fn unknown_outcomes_are_counted_without_the_table() {
-        let a = attempts(vec![
-            ("a", unavailable()),
-            ("a", Reply::Timeout),
-            ("b", won("o1")),
-        ]);
+        let a = attempts(vec![("a", unavailable()), ("a", Reply::Timeout), ("b", won("o1"))]);
         let u = unknown_from_replies(&a);
         assert_eq!((u.attempts, u.users, u.committed_users), (2, 1, None));
     }
