@@ -5,6 +5,7 @@
 //! - [`attempt`]: one attempt as sent and answered, and what its reply means.
 //! - [`fairness`]: of the first K arrivals that could have won, how many did.
 //! - [`ramp`]: stages of ramping virtual users (`10s:100,20s:1000,10s:0`), users wanted at a time.
+//! - [`room`]: what a waiting-room run shows (FIFO fidelity, tokens, admission order).
 //! - [`verify`]: the invariants over replies, stored purchases and shard stock.
 //! - [`report`]: counts, latency percentiles, the human summary and the JSON document.
 //! - [`load`]: the HTTP side: client, warm-up, closed loop, open loop and ramp drivers (the only
@@ -18,5 +19,6 @@ pub mod load;
 pub mod plan;
 pub mod ramp;
 pub mod report;
+pub mod room;
 pub mod target;
 pub mod verify;

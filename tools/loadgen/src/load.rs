@@ -128,6 +128,36 @@ pub async fn get_json(client: &HttpClient, url: &str, timeout: Duration) -> Resu
     }
 }
 
+/// `POST url` with a JSON body; the answer's status and JSON body (`Null` if it is not JSON).
+/// A 503 is retried after its `Retry-After` (at most `attempts` times), as a client should.
+pub async fn post_json(
+    client: &HttpClient,
+    url: &str,
+    body: &Value,
+    timeout: Duration,
+    attempts: u32,
+) -> Result<(u16, Value)> {
+    let uri: Uri = url.parse().with_context(|| format!("bad URL {url}"))?;
+    for attempt in 1..=attempts.max(1) {
+        let mut req = Request::new(Full::new(Bytes::from(body.to_string())));
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = uri.clone();
+        req.headers_mut().insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+        match exchange(client, req, timeout).await {
+            Exchange::Done(503, retry_after, _) if attempt < attempts => {
+                let wait = retry_after.and_then(|r| r.parse::<u64>().ok()).unwrap_or(1);
+                tokio::time::sleep(Duration::from_secs(wait.min(5))).await;
+            }
+            Exchange::Done(status, _, body) => {
+                return Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)));
+            }
+            Exchange::Failed(e) => anyhow::bail!("POST {url} failed: {e}"),
+            Exchange::TimedOut => anyhow::bail!("POST {url} timed out after {} s", timeout.as_secs_f64()),
+        }
+    }
+    anyhow::bail!("POST {url}: still 503 after {attempts} attempts")
+}
+
 /// Sends `requests` purchase attempts for a sale that does not exist, `concurrency` at a time, so
 /// that every function instance and its DynamoDB connection is up before the measured run.
 /// Returns the replies per status.

@@ -240,6 +240,7 @@ async fn create_sale(cli: &Cli, store: &Store, id: &SaleId) -> Result<(), Failur
         // A minute back, so a clock a little behind ours still sees the sale open.
         starts_at_ms: now - 60_000,
         ends_at_ms: now + cli.sale_window_secs.max(1) * 1_000,
+        room: None,
     };
     match store.create_sale(&sale, now).await {
         Ok(()) => Ok(()),
