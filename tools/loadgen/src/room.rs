@@ -123,7 +123,7 @@ mod tests {
     #[test]
     fn every_violation_is_seen() {
         let people = vec![person("a", 0, 2, true), person("b", 100, 1, false), person("c", 200, 2, false)];
-        let stored = vec![buy("a", 20), buy("b", 10), buy("stranger", 5)];
+        let stored = vec![buy("a", 10), buy("b", 20), buy("stranger", 5)];
         let v = judge(&people, &stored, 2, 50);
         assert!(!v.places_unique, "two people at place 2");
         assert!(v.fifo_fidelity < 1.0, "b joined after a but got an earlier place");
