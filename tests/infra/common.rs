@@ -11,11 +11,13 @@ pub const API: &[(&str, &str, &str)] = &[
     ("GET", "/sales/{saleId}", "status"),
     ("POST", "/sales/{saleId}/purchases", "purchase"),
     ("GET", "/sales/{saleId}/purchases/{userId}", "user-lookup"),
+    ("POST", "/sales/{saleId}/queue", "queue"),
+    ("GET", "/sales/{saleId}/queue/{userId}", "queue"),
     ("GET", "/health", "status"),
 ];
 
 /// Functions whose routes act for a user: behind the JWT authorizer unless AuthMode is `body`.
-pub const USER_FUNCTIONS: &[&str] = &["purchase", "user-lookup"];
+pub const USER_FUNCTIONS: &[&str] = &["purchase", "user-lookup", "queue"];
 
 pub fn toml_file(rel: &str) -> Value {
     toml::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel} is not valid TOML: {e}"))
