@@ -12,7 +12,7 @@ use flash_sale::keys::{HEALTH_PK, lane_pk, places_pk, purchase_pk, queue_pk, sal
 use flash_sale::room::DEFAULT_LANES;
 use flash_sale::sale::MAX_SHARDS;
 use flash_sale::store::{SALES_INDEX, Store};
-use integration_tests::template::{functions, iam_actions, policy_statements, template};
+use integration_tests::template::{functions, iam_actions, iam_allows, policy_statements, template};
 use serde_json::{Value, json};
 
 use crate::common::{set, strings, wildcard_match};
@@ -34,44 +34,9 @@ impl On {
     }
 }
 
-/// Whether one condition block holds for a request touching `keys`.
-fn conditions_hold(condition: &Value, keys: &[String]) -> bool {
-    let Some(operators) = condition.as_object() else {
-        assert!(condition.is_null(), "Condition must be a mapping: {condition}");
-        return true;
-    };
-    operators.iter().all(|(operator, entries)| {
-        entries.as_object().unwrap_or_else(|| panic!("{operator}: expected a mapping")).iter().all(|(key, values)| {
-            assert_eq!(key, "dynamodb:LeadingKeys", "this evaluator knows only dynamodb:LeadingKeys");
-            let patterns = strings(values);
-            let like = |k: &String| patterns.iter().any(|p| wildcard_match(p, k));
-            match operator.as_str() {
-                // ForAllValues holds for an empty set too; every request here has keys.
-                "ForAllValues:StringLike" => keys.iter().all(like),
-                "ForAllValues:StringNotLike" => keys.iter().all(|k| !like(k)),
-                "ForAnyValue:StringLike" => keys.iter().any(like),
-                "ForAllValues:StringEquals" => keys.iter().all(|k| patterns.contains(k)),
-                other => panic!("the evaluator does not know the operator {other}: teach it before using it"),
-            }
-        })
-    })
-}
-
-fn statement_matches(st: &Value, action: &str, on: On, keys: &[String]) -> bool {
-    let resources = match &st["Resource"] {
-        Value::Array(items) => items.clone(),
-        one => vec![one.clone()],
-    };
-    strings(&st["Action"]).iter().any(|a| a == action)
-        && resources.contains(&on.arn())
-        && conditions_hold(&st["Condition"], keys)
-}
-
-/// IAM's decision for one request of a function's role.
+/// IAM's decision for one request of a function's role (`integration_tests::template::iam_allows`).
 fn allowed(statements: &[Value], action: &str, on: On, keys: &[String]) -> bool {
-    let denied = statements.iter().any(|st| st["Effect"] == "Deny" && statement_matches(st, action, on, keys));
-    let allowed = statements.iter().any(|st| st["Effect"] == "Allow" && statement_matches(st, action, on, keys));
-    allowed && !denied
+    iam_allows(statements, action, &on.arn(), keys)
 }
 
 /// User ids are opaque: anything, including the separators of other keys.
