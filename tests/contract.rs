@@ -7,12 +7,13 @@ use std::process::Command;
 use std::sync::Arc;
 
 use flash_sale::App;
-use flash_sale::clock::SystemClock;
+use flash_sale::clock::{ManualClock, SystemClock};
 use flash_sale::config::AuthMode;
 use flash_sale::http::{ApiRequest, ApiResponse};
 use flash_sale::store::Store;
 use integration_tests::{
-    TestBody, active_sale, app, fresh_store, now_ms, purchase_request, request, sale, unique, user_body, wall_app,
+    TestBody, active_sale, admission_keys, app, fresh_store, now_ms, purchase_request, request, room_app, room_sale,
+    sale, unique, user_body, wall_app,
 };
 use serde_json::{Value, json};
 
@@ -48,6 +49,28 @@ fn lookup_request(sale: &str, user: &str, claims: Option<Value>) -> ApiRequest {
     let path = format!("/sales/{sale}/purchases/{user}");
     request("GET", &path, &[("saleId", sale), ("userId", user)], TestBody::None, claims)
 }
+
+fn join_request(sale: &str, body: &str, claims: Option<Value>) -> ApiRequest {
+    request("POST", &format!("/sales/{sale}/queue"), &[("saleId", sale)], TestBody::Text(body), claims)
+}
+
+fn position_request(sale: &str, user: &str, claims: Option<Value>) -> ApiRequest {
+    let path = format!("/sales/{sale}/queue/{user}");
+    request("GET", &path, &[("saleId", sale), ("userId", user)], TestBody::None, claims)
+}
+
+// Boxed: the handlers' futures stay off the test's (already large) future.
+async fn queue(app: &App, req: ApiRequest) -> ApiResponse {
+    Box::pin(flash_sale::http::queue_function(app, req)).await
+}
+
+async fn buy_in(app: &App, sale: &str, body: String) -> ApiResponse {
+    Box::pin(flash_sale::http::purchase_function(app, purchase_request(sale, &body))).await
+}
+
+const HOUR: i64 = 3_600_000;
+const JOIN: &str = "/sales/{saleId}/queue";
+const POSITION: &str = "/sales/{saleId}/queue/{userId}";
 
 #[tokio::test]
 async fn every_documented_answer_matches_the_openapi_document() {
@@ -133,6 +156,90 @@ async fn every_documented_answer_matches_the_openapi_document() {
         &flash_sale::http::purchase_function(body_app, get(&format!("/sales/{id}/purchases"), &[("saleId", id)])).await,
     );
 
+    // The waiting room, on a manual clock: a room that opens in an hour (its pre-queue is open)
+    // and one that opens in five (its pre-queue is not).
+    let start = now_ms() + HOUR;
+    let (room, _) = room_sale(&store, 5, 1, start, start + HOUR).await;
+    let (later, _) = room_sale(&store, 5, 1, start + 4 * HOUR, start + 5 * HOUR).await;
+    let clock = ManualClock::at(start - 10 * 60_000);
+    let room_body = room_app(&store, Arc::new(clock.clone()), AuthMode::Body);
+    let room_jwt = room_app(&store, Arc::new(clock.clone()), AuthMode::Jwt);
+    let room_missing =
+        room_app(&Store::new(store.client().clone(), unique("missing")), Arc::new(clock.clone()), AuthMode::Body);
+    let (rid, plain) = (room.id.as_str(), id);
+    // POST /sales/{saleId}/queue and GET /sales/{saleId}/queue/{userId}, before opening.
+    s.add("POST", JOIN, &queue(&room_body, join_request(rid, &user_body("alice"), None)).await);
+    s.add("GET", POSITION, &queue(&room_body, position_request(rid, "alice", None)).await);
+    s.add("POST", JOIN, &queue(&room_body, join_request(rid, "[1]", None)).await);
+    s.add("POST", JOIN, &queue(&room_body, join_request(rid, r#"{"userId":"x","admissionToken":"t"}"#, None)).await);
+    s.add("POST", JOIN, &queue(&room_jwt, join_request(rid, &user_body("carol"), None)).await);
+    let claims = Some(json!({"sub": "mallory"}));
+    s.add("POST", JOIN, &queue(&room_jwt, join_request(rid, &user_body("eve"), claims.clone())).await);
+    s.add("POST", JOIN, &queue(&room_body, join_request(later.id.as_str(), &user_body("eager"), None)).await);
+    s.add("POST", JOIN, &queue(&room_body, join_request("nope", &user_body("dan"), None)).await);
+    s.add("POST", JOIN, &queue(&room_body, join_request(plain, &user_body("dan"), None)).await);
+    let huge = format!(r#"{{"userId":"x","pad":"{}"}}"#, "x".repeat(17_000));
+    s.add("POST", JOIN, &queue(&room_body, join_request(rid, &huge, None)).await);
+    s.add("POST", JOIN, &queue(&room_missing, join_request(rid, &user_body("dan"), None)).await);
+    s.add("GET", POSITION, &queue(&room_body, position_request(rid, " x", None)).await);
+    s.add("GET", POSITION, &queue(&room_jwt, position_request(rid, "alice", None)).await);
+    s.add("GET", POSITION, &queue(&room_jwt, position_request(rid, "alice", claims.clone())).await);
+    s.add("GET", POSITION, &queue(&room_body, position_request("nope", "alice", None)).await);
+    s.add("GET", POSITION, &queue(&room_body, position_request(plain, "alice", None)).await);
+    s.add("GET", POSITION, &queue(&room_body, position_request(rid, "nobody", None)).await);
+    s.add("GET", POSITION, &queue(&room_missing, position_request(rid, "alice", None)).await);
+    s.add(
+        "GET",
+        JOIN,
+        &queue(&room_body, request("GET", &format!("/sales/{rid}/queue"), &[("saleId", rid)], TestBody::None, None))
+            .await,
+    );
+    s.add(
+        "DELETE",
+        POSITION,
+        &queue(
+            &room_body,
+            request(
+                "DELETE",
+                &format!("/sales/{rid}/queue/alice"),
+                &[("saleId", rid), ("userId", "alice")],
+                TestBody::None,
+                None,
+            ),
+        )
+        .await,
+    );
+    // At opening: the sale shows its room with the revealed seed, the draw places alice, and a
+    // second later she is admitted with a token.
+    clock.set(start + flash_sale::room::DRAW_GRACE_MS);
+    let room_view = get(&format!("/sales/{rid}"), &[("saleId", rid)]);
+    s.add("GET", "/sales/{saleId}", &flash_sale::http::status_function(&room_body, room_view).await);
+    s.add("GET", POSITION, &queue(&room_body, position_request(rid, "alice", None)).await);
+    clock.advance(2_000);
+    let admitted = queue(&room_body, position_request(rid, "alice", None)).await;
+    s.add("GET", POSITION, &admitted);
+    let admitted: Value = serde_json::from_str(&admitted.body).unwrap();
+    let token = admitted["admissionToken"].as_str().expect("alice is admitted with a token").to_owned();
+    s.add("POST", JOIN, &queue(&room_body, join_request(rid, &user_body("late"), None)).await);
+    s.add("GET", "/sales", &flash_sale::http::status_function(&room_body, get("/sales", &[])).await);
+    // POST /sales/{saleId}/purchases on the room sale: the admission refusals, then a purchase.
+    let alice = flash_sale::ids::UserId::parse("alice").unwrap();
+    let far = admission_keys().sign(&room.id, &alice, 1_000, start + HOUR);
+    let with_token = |t: &str| json!({"userId": "alice", "admissionToken": t}).to_string();
+    let route = "/sales/{saleId}/purchases";
+    s.add("POST", route, &buy_in(&room_body, rid, user_body("alice")).await);
+    s.add("POST", route, &buy_in(&room_body, rid, with_token("forged.token")).await);
+    s.add("POST", route, &buy_in(&room_body, rid, with_token(&far)).await);
+    s.add("POST", route, &buy_in(&room_body, rid, with_token(&token)).await);
+    let codes: Vec<Value> = s.0[s.0.len() - 4..]
+        .iter()
+        .map(|x| serde_json::from_str::<Value>(x["body"].as_str().unwrap()).unwrap()["code"].clone())
+        .collect();
+    assert_eq!(
+        codes,
+        [json!("admission_required"), json!("admission_invalid"), json!("not_yet_admitted"), Value::Null]
+    );
+
     // 500s: unreadable stored items, each in a table of its own.
     let corrupt = fresh_store().await;
     let c = active_sale(&corrupt, 5, 1).await;
@@ -160,6 +267,15 @@ async fn every_documented_answer_matches_the_openapi_document() {
         &flash_sale::http::status_function(capp, get(&format!("/sales/{cid}"), &[("saleId", cid)])).await,
     );
     s.add("GET", "/sales", &flash_sale::http::status_function(capp, get("/sales", &[])).await);
+    // An unreadable room state: joining and polling answer 500.
+    let (croom, _) = room_sale(&corrupt, 5, 1, start, start + HOUR).await;
+    let crid = croom.id.as_str();
+    let cqueue = room_app(&corrupt, Arc::new(clock.clone()), AuthMode::Body);
+    assert_eq!(queue(&cqueue, join_request(crid, &user_body("alice"), None)).await.status_code, 200);
+    spoil(&corrupt, &flash_sale::keys::sale_pk(crid), flash_sale::keys::ROOM_SK, "admittedThrough").await;
+    clock.advance(2_000);
+    s.add("POST", JOIN, &queue(&cqueue, join_request(crid, &user_body("bob"), None)).await);
+    s.add("GET", POSITION, &queue(&cqueue, position_request(crid, "alice", None)).await);
 
     let file = std::env::temp_dir().join(format!("{}.json", unique("openapi-samples")));
     std::fs::write(&file, serde_json::to_string(&s.0).unwrap()).unwrap();

@@ -1,54 +1,105 @@
 //! Each function's IAM actions are exactly the DynamoDB calls its handler really makes: the
 //! handlers run through every documented outcome against DynamoDB Local behind a recording proxy,
 //! and the recorded operations (a transaction counts as the actions of its items) are compared
-//! with the actions `infra/template.yaml` grants the function.
+//! with the actions `infra/template.yaml` grants the function. Each recorded request is also put
+//! to the function's IAM statements with the partition keys it really touched
+//! (`dynamodb:LeadingKeys`), so every key pattern admits what the code does.
+//!
+//! The waiting room runs on a manual clock, so that the queue and status functions each really
+//! join, run the pre-queue draw at opening and advance the admitted range.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flash_sale::App;
-use flash_sale::clock::SystemClock;
+use flash_sale::clock::{ManualClock, SystemClock};
 use flash_sale::config::{AuthMode, Tuning};
-use flash_sale::http::ApiRequest;
+use flash_sale::http::{ApiRequest, ApiResponse};
 use flash_sale::store::Store;
 use integration_tests::proxy::{Fault, Proxy};
-use integration_tests::template::iam_actions;
+use integration_tests::template::{iam_actions, iam_allows, policy_statements, template};
 use integration_tests::{
-    TestBody, active_sale, app_with, fresh_store, now_ms, purchase_request, request, sale, user_body,
+    TestBody, active_sale, app_with, fresh_store, now_ms, purchase_request, request, room_app, room_sale, sale,
+    user_body,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::faults::{timeouts, upstream};
 
-/// The IAM actions one recorded request needs.
-fn actions_of(op: &str, body: &str) -> Vec<String> {
-    if op != "TransactWriteItems" {
-        return vec![format!("dynamodb:{op}")];
+/// One request as IAM authorizes it: an action, on the table or one of its indexes, touching
+/// these partition keys.
+#[derive(Debug, Clone)]
+struct Call {
+    action: String,
+    index: Option<String>,
+    keys: Vec<String>,
+}
+
+fn pk_of(item: &Value, what: &str) -> String {
+    item["pk"]["S"].as_str().unwrap_or_else(|| panic!("{what} without a string pk: {item}")).to_owned()
+}
+
+/// The value an equality on `attribute` in a key condition compares with (`pk = :pk AND ...`).
+fn key_condition_value(doc: &Value, attribute: &str) -> String {
+    let expression = doc["KeyConditionExpression"].as_str().expect("a Query has a KeyConditionExpression");
+    let placeholder = expression
+        .split(" AND ")
+        .find_map(|part| part.trim().strip_prefix(&format!("{attribute} = ")))
+        .unwrap_or_else(|| panic!("no `{attribute} = :value` in the key condition `{expression}`"));
+    doc["ExpressionAttributeValues"][placeholder.trim()]["S"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{placeholder} is not a string value: {doc}"))
+        .to_owned()
+}
+
+/// The requests IAM authorizes for one recorded DynamoDB operation (a transaction: one per item).
+fn calls_of(op: &str, body: &str) -> Vec<Call> {
+    let doc: Value = serde_json::from_str(body).expect("a DynamoDB request body is JSON");
+    let call = |action: &str, keys: Vec<String>| Call { action: format!("dynamodb:{action}"), index: None, keys };
+    match op {
+        "GetItem" | "UpdateItem" | "DeleteItem" => vec![call(op, vec![pk_of(&doc["Key"], op)])],
+        "PutItem" => vec![call(op, vec![pk_of(&doc["Item"], op)])],
+        "BatchGetItem" => {
+            let tables = doc["RequestItems"].as_object().expect("RequestItems");
+            let keys = tables.values().flat_map(|t| t["Keys"].as_array().expect("Keys").iter().map(|k| pk_of(k, op)));
+            vec![call(op, keys.collect())]
+        }
+        "Query" => match doc["IndexName"].as_str() {
+            // The sale list's index: its partition key is `entity` (infra/template.yaml, the table).
+            Some(index) => vec![Call {
+                action: "dynamodb:Query".into(),
+                index: Some(index.to_owned()),
+                keys: vec![key_condition_value(&doc, "entity")],
+            }],
+            None => vec![call(op, vec![key_condition_value(&doc, "pk")])],
+        },
+        "TransactWriteItems" => doc["TransactItems"]
+            .as_array()
+            .expect("TransactItems")
+            .iter()
+            .flat_map(|item| item.as_object().expect("a transaction item").iter())
+            .map(|(kind, part)| match kind.as_str() {
+                "Put" => call("PutItem", vec![pk_of(&part["Item"], "a transaction's Put")]),
+                "ConditionCheck" => call("ConditionCheckItem", vec![pk_of(&part["Key"], "a ConditionCheck")]),
+                other => call(&format!("{other}Item"), vec![pk_of(&part["Key"], other)]),
+            })
+            .collect(),
+        other => panic!("the recorder does not know {other}: teach it which keys it touches"),
     }
-    let doc: Value = serde_json::from_str(body).expect("a TransactWriteItems body is JSON");
-    let items = doc["TransactItems"].as_array().expect("TransactItems");
-    items
-        .iter()
-        .flat_map(|item| item.as_object().expect("a transaction item").keys().cloned())
-        .map(|kind| match kind.as_str() {
-            "ConditionCheck" => "dynamodb:ConditionCheckItem".to_owned(),
-            other => format!("dynamodb:{other}Item"),
-        })
-        .collect()
 }
 
 struct Recorder {
     proxy: Proxy,
-    calls: Arc<Mutex<BTreeSet<String>>>,
+    calls: Arc<Mutex<Vec<Call>>>,
 }
 
 impl Recorder {
     async fn start() -> Self {
-        let calls = Arc::new(Mutex::new(BTreeSet::new()));
+        let calls = Arc::new(Mutex::new(Vec::new()));
         let seen = calls.clone();
         let plan = Box::new(move |op: &str, body: &str| {
-            seen.lock().unwrap().extend(actions_of(op, body));
+            seen.lock().unwrap().extend(calls_of(op, body));
             Fault::Pass
         });
         Self { proxy: Proxy::start(upstream(), plan).await, calls }
@@ -61,8 +112,30 @@ impl Recorder {
         )
     }
 
-    fn take(&self) -> BTreeSet<String> {
+    /// The requests recorded since the last take.
+    fn take_calls(&self) -> Vec<Call> {
         std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+
+    /// The actions of the requests recorded since the last take, each checked against the
+    /// function's IAM statements with the keys it touched.
+    fn take_checked(&self, function: &str) -> BTreeSet<String> {
+        let calls = self.take_calls();
+        let statements = policy_statements(&template(), function);
+        for c in &calls {
+            let resource = match &c.index {
+                None => json!({"Fn::GetAtt": ["Table", "Arn"]}),
+                Some(index) => json!({"Fn::Sub": format!("${{Table.Arn}}/index/{index}")}),
+            };
+            assert!(
+                iam_allows(&statements, &c.action, &resource, &c.keys),
+                "{function}: the template refuses {} on {} with keys {:?}, which the code sends",
+                c.action,
+                c.index.as_deref().unwrap_or("the table"),
+                c.keys
+            );
+        }
+        calls.into_iter().map(|c| c.action).collect()
     }
 }
 
@@ -106,7 +179,11 @@ async fn each_function_is_granted_exactly_the_dynamodb_actions_its_handler_makes
         );
     }
     assert_eq!(statuses, vec![201, 409, 201, 409, 409, 409, 403, 403, 404]);
-    assert_eq!(recorder.take(), granted("purchase"), "purchase: recorded calls (left), granted actions (right)");
+    assert_eq!(
+        recorder.take_checked("purchase"),
+        granted("purchase"),
+        "purchase: recorded calls (left), granted actions (right)"
+    );
 
     // status: health, the list, one sale, an unknown sale.
     let status_requests = [
@@ -120,7 +197,11 @@ async fn each_function_is_granted_exactly_the_dynamodb_actions_its_handler_makes
         statuses.push(flash_sale::http::status_function(&app, req).await.status_code);
     }
     assert_eq!(statuses, vec![200, 200, 200, 404]);
-    assert_eq!(recorder.take(), granted("status"), "status: recorded calls (left), granted actions (right)");
+    // Plain sales only read; the room's writes and the draw's Query are sampled by the waiting-room
+    // test below, which holds the status function to its grants exactly.
+    let plain_status = recorder.take_checked("status");
+    let reads = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"];
+    assert_eq!(plain_status, reads.iter().map(|a| a.to_string()).collect(), "status on plain sales");
 
     // user-lookup: found and not found.
     let mut statuses = Vec::new();
@@ -129,5 +210,103 @@ async fn each_function_is_granted_exactly_the_dynamodb_actions_its_handler_makes
         statuses.push(flash_sale::http::user_lookup_function(&app, req).await.status_code);
     }
     assert_eq!(statuses, vec![200, 404]);
-    assert_eq!(recorder.take(), granted("user-lookup"), "user-lookup: recorded calls (left), granted actions (right)");
+    assert_eq!(
+        recorder.take_checked("user-lookup"),
+        granted("user-lookup"),
+        "user-lookup: recorded calls (left), granted actions (right)"
+    );
+}
+
+const HOUR: i64 = 3_600_000;
+
+fn join_request(sale: &str, user: &str) -> ApiRequest {
+    request("POST", &format!("/sales/{sale}/queue"), &[("saleId", sale)], TestBody::Text(&user_body(user)), None)
+}
+
+fn position_request(sale: &str, user: &str) -> ApiRequest {
+    get(&format!("/sales/{sale}/queue/{user}"), &[("saleId", sale), ("userId", user)])
+}
+
+fn body(resp: &ApiResponse) -> Value {
+    serde_json::from_str(&resp.body).expect("a JSON body")
+}
+
+/// The waiting room: the queue function joins (pre-queue and after opening), runs the draw,
+/// advances the admitted range and signs an admission; the status function, on a room of its
+/// own, runs the draw and advances admission too; the purchase function buys with the token.
+#[tokio::test]
+async fn the_waiting_room_functions_are_granted_exactly_the_dynamodb_actions_they_make() {
+    let store = fresh_store().await;
+    let start = now_ms() + HOUR;
+    let (by_queue, _) = room_sale(&store, 10, 2, start, start + HOUR).await;
+    let (by_status, _) = room_sale(&store, 10, 2, start, start + HOUR).await;
+    let plain = active_sale(&store, 5, 1).await;
+    let recorder = Recorder::start().await;
+    let watched = recorder.store(store.table());
+    let clock = ManualClock::at(start - 10 * 60_000);
+    // One app per function, as each runs in its own containers (with its own room cache).
+    let queue_app = room_app(&watched, Arc::new(clock.clone()), AuthMode::Body);
+    let status_app = room_app(&watched, Arc::new(clock.clone()), AuthMode::Body);
+    let purchase_app = room_app(&watched, Arc::new(clock.clone()), AuthMode::Body);
+    let (q, st) = (by_queue.id.as_str(), by_status.id.as_str());
+
+    // queue, before opening: pre-queue joins on both rooms (one joins again), a poll, refusals.
+    let mut states = Vec::new();
+    for (sale, user) in [(q, "early"), (q, "early"), (st, "early")] {
+        let resp = flash_sale::http::queue_function(&queue_app, join_request(sale, user)).await;
+        states.push((resp.status_code, body(&resp)["state"].clone()));
+    }
+    assert_eq!(states, vec![(200, json!("waiting")); 3]);
+    let refusals = [
+        flash_sale::http::queue_function(&queue_app, position_request(q, "nobody")).await.status_code,
+        flash_sale::http::queue_function(&queue_app, join_request(plain.id.as_str(), "x")).await.status_code,
+        flash_sale::http::queue_function(&queue_app, join_request("no-such-sale", "x")).await.status_code,
+    ];
+    assert_eq!(refusals, [404, 404, 404]);
+    // At opening: the poll runs the draw; a late joiner takes a ticket; a second later the early
+    // joiner is admitted and gets a token.
+    clock.set(start + flash_sale::room::DRAW_GRACE_MS);
+    let drawing = body(&flash_sale::http::queue_function(&queue_app, position_request(q, "early")).await);
+    assert_eq!(drawing["state"], "waiting", "{drawing}");
+    let drawn = body(&flash_sale::http::queue_function(&queue_app, position_request(q, "early")).await);
+    assert_eq!(drawn["position"], 1, "the draw placed the only early joiner: {drawn}");
+    let late = body(&flash_sale::http::queue_function(&queue_app, join_request(q, "late")).await);
+    assert_eq!(late["position"], 2, "{late}");
+    clock.advance(2_000);
+    let admitted = body(&flash_sale::http::queue_function(&queue_app, position_request(q, "early")).await);
+    assert_eq!(admitted["state"], "admitted", "{admitted}");
+    let token = admitted["admissionToken"].as_str().expect("an admission token").to_owned();
+    assert_eq!(
+        recorder.take_checked("queue"),
+        granted("queue"),
+        "queue: recorded calls (left), granted actions (right)"
+    );
+
+    // purchase on a room sale: a refusal without a token, then a purchase with it.
+    let refused = flash_sale::http::purchase_function(&purchase_app, purchase_request(q, &user_body("early"))).await;
+    assert_eq!(body(&refused)["code"], "admission_required");
+    let with_token = json!({"userId": "early", "admissionToken": token}).to_string();
+    let bought = flash_sale::http::purchase_function(&purchase_app, purchase_request(q, &with_token)).await;
+    assert_eq!(bought.status_code, 201, "{}", bought.body);
+    assert_eq!(recorder.take_checked("purchase"), granted("purchase"), "purchase on a room sale");
+
+    // status on its own room: the sale and the list after opening (the draw, the revealed seed),
+    // then a second later the admission step.
+    let sale_view = |id: &str| get(&format!("/sales/{id}"), &[("saleId", id)]);
+    let view = body(&flash_sale::http::status_function(&status_app, sale_view(st)).await);
+    assert_eq!(view["queue"]["state"], "admitting", "the status function ran the draw: {view}");
+    assert!(view["queue"]["drawSeed"].is_string(), "{view}");
+    clock.advance(2_000);
+    let view = body(&flash_sale::http::status_function(&status_app, sale_view(st)).await);
+    assert_eq!(view["queue"]["admittedThrough"], 1, "the status function advanced admission: {view}");
+    let mut statuses = Vec::new();
+    for req in [get("/sales", &[]), get("/health", &[]), sale_view("nope")] {
+        statuses.push(flash_sale::http::status_function(&status_app, req).await.status_code);
+    }
+    assert_eq!(statuses, vec![200, 200, 404]);
+    assert_eq!(
+        recorder.take_checked("status"),
+        granted("status"),
+        "status: recorded calls (left), granted actions (right)"
+    );
 }

@@ -23,9 +23,9 @@ const ALL_METHODS: &[&str] = &["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POS
 const CACHED_ERROR_CODES: &[u64] = &[400, 403, 404, 405, 414, 500, 501, 502, 503, 504];
 
 /// Values for the API table's path parameters, including awkward ones: a sale called
-/// `purchases` must still get the status behavior.
-const SALE_IDS: &[&str] = &["demo-sale", "purchases", "s1"];
-const USER_IDS: &[&str] = &["alice", "purchases", "u-42"];
+/// `purchases` or `queue` must still get the status behavior.
+const SALE_IDS: &[&str] = &["demo-sale", "purchases", "queue", "s1"];
+const USER_IDS: &[&str] = &["alice", "purchases", "queue", "u-42"];
 
 /// The distribution's config and its cache behavior for a request path: the first ordered
 /// behavior whose pattern matches (CloudFront's rule), else the default one. Returns the
@@ -89,7 +89,7 @@ fn methods(b: &Value) -> BTreeSet<String> {
 }
 
 #[test]
-fn cloudfront_never_caches_purchases_or_lookups_and_sends_them_first() {
+fn cloudfront_never_caches_purchases_lookups_or_places_in_line_and_sends_them_first() {
     let t = template();
     let config = distribution(&t);
     let api = api_origin(config);
@@ -109,6 +109,10 @@ fn cloudfront_never_caches_purchases_or_lookups_and_sends_them_first() {
                 b["ViewerProtocolPolicy"] != "allow-all",
                 "{method} {sample}: {name} must not serve the API over plain HTTP"
             );
+            if *function == "status" && path.starts_with("/sales/") {
+                // A sale called `purchases` or `queue` is still a sale: the cached status behavior.
+                assert_eq!(at, Some(status_at), "{method} {sample} goes to {name}, not the status behavior");
+            }
             if USER_FUNCTIONS.contains(function) || *path == "/health" {
                 assert_eq!(
                     b["CachePolicyId"], CACHING_DISABLED,
@@ -135,11 +139,11 @@ fn cloudfront_never_caches_purchases_or_lookups_and_sends_them_first() {
             }
         }
     }
-    // Every purchase-path behavior is uncached and placed ahead of the status pattern, even one
-    // the samples above do not reach.
+    // Every purchase-path and queue-path behavior is uncached and placed ahead of the status
+    // pattern, even one the samples above do not reach.
     for (i, b) in ordered.iter().enumerate() {
         let pattern = b["PathPattern"].as_str().unwrap_or_default();
-        if pattern.contains("/purchases") {
+        if pattern.contains("/purchases") || pattern.contains("/queue") {
             assert_eq!(b["CachePolicyId"], CACHING_DISABLED, "`{pattern}` must use CachingDisabled");
             assert!(i < status_at, "`{pattern}` must come before `{}`", ordered[status_at]["PathPattern"]);
         }

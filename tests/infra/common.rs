@@ -11,11 +11,13 @@ pub const API: &[(&str, &str, &str)] = &[
     ("GET", "/sales/{saleId}", "status"),
     ("POST", "/sales/{saleId}/purchases", "purchase"),
     ("GET", "/sales/{saleId}/purchases/{userId}", "user-lookup"),
+    ("POST", "/sales/{saleId}/queue", "queue"),
+    ("GET", "/sales/{saleId}/queue/{userId}", "queue"),
     ("GET", "/health", "status"),
 ];
 
 /// Functions whose routes act for a user: behind the JWT authorizer unless AuthMode is `body`.
-pub const USER_FUNCTIONS: &[&str] = &["purchase", "user-lookup"];
+pub const USER_FUNCTIONS: &[&str] = &["purchase", "user-lookup", "queue"];
 
 pub fn toml_file(rel: &str) -> Value {
     toml::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel} is not valid TOML: {e}"))
@@ -39,27 +41,7 @@ pub fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-/// The wildcard match of IAM's `StringLike` and of CloudFront's path patterns: `*` is any run of
-/// characters (empty too, `/` and `#` included), `?` exactly one, everything else literal and
-/// case-sensitive; the pattern covers the whole string.
-pub fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    // matched[j]: the pattern so far matches the first j characters of the text.
-    let mut matched = vec![false; s.len() + 1];
-    matched[0] = true;
-    for c in p {
-        let mut next = vec![false; s.len() + 1];
-        for j in 0..=s.len() {
-            next[j] = match c {
-                '*' => matched[j] || (j > 0 && next[j - 1]),
-                '?' => j > 0 && matched[j - 1],
-                lit => j > 0 && matched[j - 1] && s[j - 1] == lit,
-            };
-        }
-        matched = next;
-    }
-    matched[s.len()]
-}
+pub use integration_tests::template::wildcard_match;
 
 #[test]
 fn wildcards_match_like_iam_and_cloudfront() {

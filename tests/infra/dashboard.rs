@@ -92,3 +92,51 @@ fn dashboard_charts_the_metrics_the_code_records() {
         );
     }
 }
+
+/// Every function of the template (the queue function included) is charted for errors, throttles
+/// and duration, and has its errors and throttles alarms, which the alarm widget shows.
+#[test]
+fn every_function_is_charted_and_alarmed() {
+    let t = template();
+    let dashboard = t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+        .as_str()
+        .expect("DashboardBody is an Fn::Sub string")
+        .to_owned();
+    let resources = t["Resources"].as_object().expect("Resources");
+    let functions = integration_tests::template::functions(&t);
+    assert!(functions.contains_key("queue"), "the queue function is deployed");
+    for (binary, (id, _)) in &functions {
+        for metric in ["Errors", "Throttles", "Duration"] {
+            assert!(
+                dashboard.contains(&format!("[\"AWS/Lambda\", \"{metric}\", \"FunctionName\", \"${{{id}}}\"")),
+                "the dashboard does not chart {metric} of {binary} ({id})"
+            );
+        }
+        for metric in ["Errors", "Throttles"] {
+            let alarms: Vec<&String> = resources
+                .iter()
+                .filter(|(_, r)| {
+                    r["Type"] == "AWS::CloudWatch::Alarm"
+                        && r["Properties"]["Namespace"] == "AWS/Lambda"
+                        && r["Properties"]["MetricName"] == metric
+                        && r["Properties"]["Dimensions"]
+                            == serde_json::json!([{"Name": "FunctionName", "Value": {"Ref": id}}])
+                })
+                .map(|(alarm, _)| alarm)
+                .collect();
+            assert_eq!(alarms.len(), 1, "{binary} ({id}) needs one {metric} alarm, found {alarms:?}");
+            let alarm = alarms[0];
+            assert!(
+                dashboard.contains(&format!("\"${{{alarm}.Arn}}\"")),
+                "the dashboard's alarm widget does not show {alarm}"
+            );
+            let props = &resources[alarm.as_str()]["Properties"];
+            assert_eq!((props["Threshold"].as_f64(), props["Period"].as_u64()), (Some(0.0), Some(60)), "{alarm}");
+            assert_eq!(
+                props["AlarmActions"],
+                serde_json::json!({"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}),
+                "{alarm}"
+            );
+        }
+    }
+}

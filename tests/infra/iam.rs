@@ -8,10 +8,11 @@
 
 use std::collections::BTreeSet;
 
-use flash_sale::keys::{HEALTH_PK, purchase_pk, sale_pk, shard_pk};
+use flash_sale::keys::{HEALTH_PK, lane_pk, places_pk, purchase_pk, queue_pk, sale_pk, shard_pk};
+use flash_sale::room::DEFAULT_LANES;
 use flash_sale::sale::MAX_SHARDS;
 use flash_sale::store::{SALES_INDEX, Store};
-use integration_tests::template::{functions, iam_actions, policy_statements, template};
+use integration_tests::template::{functions, iam_actions, iam_allows, policy_statements, template};
 use serde_json::{Value, json};
 
 use crate::common::{set, strings, wildcard_match};
@@ -33,60 +34,97 @@ impl On {
     }
 }
 
-/// Whether one condition block holds for a request touching `keys`.
-fn conditions_hold(condition: &Value, keys: &[String]) -> bool {
-    let Some(operators) = condition.as_object() else {
-        assert!(condition.is_null(), "Condition must be a mapping: {condition}");
-        return true;
-    };
-    operators.iter().all(|(operator, entries)| {
-        entries.as_object().unwrap_or_else(|| panic!("{operator}: expected a mapping")).iter().all(|(key, values)| {
-            assert_eq!(key, "dynamodb:LeadingKeys", "this evaluator knows only dynamodb:LeadingKeys");
-            let patterns = strings(values);
-            let like = |k: &String| patterns.iter().any(|p| wildcard_match(p, k));
-            match operator.as_str() {
-                // ForAllValues holds for an empty set too; every request here has keys.
-                "ForAllValues:StringLike" => keys.iter().all(like),
-                "ForAllValues:StringNotLike" => keys.iter().all(|k| !like(k)),
-                "ForAnyValue:StringLike" => keys.iter().any(like),
-                "ForAllValues:StringEquals" => keys.iter().all(|k| patterns.contains(k)),
-                other => panic!("the evaluator does not know the operator {other}: teach it before using it"),
-            }
-        })
-    })
-}
-
-fn statement_matches(st: &Value, action: &str, on: On, keys: &[String]) -> bool {
-    let resources = match &st["Resource"] {
-        Value::Array(items) => items.clone(),
-        one => vec![one.clone()],
-    };
-    strings(&st["Action"]).iter().any(|a| a == action)
-        && resources.contains(&on.arn())
-        && conditions_hold(&st["Condition"], keys)
-}
-
-/// IAM's decision for one request of a function's role.
+/// IAM's decision for one request of a function's role (`integration_tests::template::iam_allows`).
 fn allowed(statements: &[Value], action: &str, on: On, keys: &[String]) -> bool {
-    let denied = statements.iter().any(|st| st["Effect"] == "Deny" && statement_matches(st, action, on, keys));
-    let allowed = statements.iter().any(|st| st["Effect"] == "Allow" && statement_matches(st, action, on, keys));
-    allowed && !denied
+    iam_allows(statements, action, &on.arn(), keys)
 }
 
 /// User ids are opaque: anything, including the separators of other keys.
-const AWKWARD_USERS: &[&str] =
-    &["alice", "x#STOCK#1", "#STOCK#0", "a#USER#b", "SALE#demo", "*", "?", "HEALTH", "META", "bob smith"];
-const SALES: &[&str] = &["demo", "drop_42-B", "USER", "STOCK", "a"];
+const AWKWARD_USERS: &[&str] = &[
+    "alice",
+    "x#STOCK#1",
+    "#STOCK#0",
+    "a#USER#b",
+    "USER#b",
+    "x#QUEUE#1",
+    "QUEUE#y",
+    "#PRE#0",
+    "x#PLACES",
+    "#PLACES",
+    "SALE#demo",
+    "*",
+    "?",
+    "HEALTH",
+    "META",
+    "bob smith",
+];
+const SALES: &[&str] = &["demo", "drop_42-B", "USER", "STOCK", "QUEUE", "PRE", "PLACES", "a"];
 
+fn sales() -> Vec<String> {
+    SALES.iter().map(|s| s.to_string()).chain(["s".repeat(64)]).collect()
+}
 fn sale_keys() -> Vec<String> {
-    let long = "s".repeat(64);
-    SALES.iter().copied().chain([long.as_str()]).map(sale_pk).collect()
+    sales().iter().map(|s| sale_pk(s)).collect()
 }
 fn shard_keys() -> Vec<String> {
-    SALES.iter().flat_map(|s| [0, 1, MAX_SHARDS - 1].map(|n| shard_pk(s, n))).collect()
+    sales().iter().flat_map(|s| [0, 1, MAX_SHARDS - 1].map(|n| shard_pk(s, n))).collect()
 }
 fn purchase_keys() -> Vec<String> {
-    SALES.iter().flat_map(|s| AWKWARD_USERS.iter().map(move |u| purchase_pk(s, u))).collect()
+    sales().iter().flat_map(|s| AWKWARD_USERS.iter().map(move |u| purchase_pk(s, u))).collect()
+}
+fn places_keys() -> Vec<String> {
+    sales().iter().map(|s| places_pk(s)).collect()
+}
+fn lane_keys() -> Vec<String> {
+    sales().iter().flat_map(|s| [0, 1, DEFAULT_LANES - 1, 999].map(|n| lane_pk(s, n))).collect()
+}
+fn queue_keys() -> Vec<String> {
+    sales().iter().flat_map(|s| AWKWARD_USERS.iter().map(move |u| queue_pk(s, u))).collect()
+}
+
+/// The one overlap the patterns accept (see the key table in infra/template.yaml): a user id that
+/// itself holds the other shape's separator, `{kind}#` at its start or `#{kind}#` inside.
+fn holds(user: &str, kind: &str) -> bool {
+    user.starts_with(&format!("{kind}#")) || user.contains(&format!("#{kind}#"))
+}
+/// Purchase records that a place-in-line pattern cannot tell from a place (user ids with `QUEUE#`).
+fn purchase_keys_like_places() -> Vec<String> {
+    let users = AWKWARD_USERS.iter().filter(|u| holds(u, "QUEUE"));
+    sales().iter().flat_map(|s| users.clone().map(move |u| purchase_pk(s, u))).collect()
+}
+/// Places in line that a purchase-record pattern cannot tell from a record (user ids with `USER#`).
+fn queue_keys_like_purchases() -> Vec<String> {
+    let users = AWKWARD_USERS.iter().filter(|u| holds(u, "USER"));
+    sales().iter().flat_map(|s| users.clone().map(move |u| queue_pk(s, u))).collect()
+}
+
+/// The kinds of partition key the table holds (and the sale list's index key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Sale,
+    Shard,
+    Purchase,
+    Places,
+    Lane,
+    Queue,
+    Health,
+    IndexKey,
+}
+
+const KINDS: &[Kind] =
+    &[Kind::Sale, Kind::Shard, Kind::Purchase, Kind::Places, Kind::Lane, Kind::Queue, Kind::Health, Kind::IndexKey];
+
+fn keys_of(kind: Kind, index_key: &str) -> Vec<String> {
+    match kind {
+        Kind::Sale => sale_keys(),
+        Kind::Shard => shard_keys(),
+        Kind::Purchase => purchase_keys(),
+        Kind::Places => places_keys(),
+        Kind::Lane => lane_keys(),
+        Kind::Queue => queue_keys(),
+        Kind::Health => vec![HEALTH_PK.to_owned()],
+        Kind::IndexKey => vec![index_key.to_owned()],
+    }
 }
 
 /// The partition key value the crate queries the sale list's index with, as sent to DynamoDB.
@@ -102,43 +140,17 @@ async fn sales_index_key() -> String {
     values.values().next().and_then(|v| v["S"].as_str()).expect("a string key").to_owned()
 }
 
-/// What each kind of request a function may do, and on which keys it must be refused.
-#[derive(Clone)]
-struct Expect {
+fn index_key() -> String {
+    tokio::runtime::Runtime::new().expect("runtime").block_on(sales_index_key())
+}
+
+/// One kind of request a function is granted: an action on the table or the index, on keys of
+/// these kinds. Every other key of every kind must be refused, except the look-alikes of the
+/// kinds granted.
+struct Grant {
     action: &'static str,
     on: On,
-    allowed: Vec<Vec<String>>,
-    refused: Vec<Vec<String>>,
-}
-
-fn each(keys: Vec<String>) -> Vec<Vec<String>> {
-    keys.into_iter().map(|k| vec![k]).collect()
-}
-
-fn check(function: &str, expectations: &[Expect]) {
-    let t = template();
-    let statements = policy_statements(&t, function);
-    for e in expectations {
-        for keys in &e.allowed {
-            assert!(
-                allowed(&statements, e.action, e.on, keys),
-                "{function}: {} on {:?} with keys {keys:?} must be allowed",
-                e.action,
-                e.on
-            );
-        }
-        for keys in &e.refused {
-            assert!(
-                !allowed(&statements, e.action, e.on, keys),
-                "{function}: {} on {:?} with keys {keys:?} must be refused",
-                e.action,
-                e.on
-            );
-        }
-    }
-    // Every action the role has is one of the expectations above, so nothing is left unexamined.
-    let examined: BTreeSet<String> = expectations.iter().map(|e| e.action.to_owned()).collect();
-    assert!(iam_actions(function).is_subset(&examined), "{function}: actions granted but not examined");
+    kinds: &'static [Kind],
 }
 
 const ALL_ACTIONS: &[&str] = &[
@@ -153,121 +165,179 @@ const ALL_ACTIONS: &[&str] = &[
     "dynamodb:ConditionCheckItem",
 ];
 
-/// Requests of every other action, on every key, on the table and the index: all refused.
-fn nothing_else(granted: &[&str], index_key: &str) -> Vec<Expect> {
-    let every: Vec<String> =
-        [sale_keys(), shard_keys(), purchase_keys(), vec![HEALTH_PK.to_owned(), index_key.to_owned()]].concat();
-    ALL_ACTIONS
-        .iter()
-        .filter(|a| !granted.contains(a))
-        .flat_map(|a| {
-            [On::Table, On::Index].map(|on| Expect { action: a, on, allowed: vec![], refused: each(every.clone()) })
-        })
-        .collect()
+/// Checks a function's role against its grants: every action on the table and on the index, each
+/// key of every kind one at a time, allowed exactly where a grant says so.
+fn check(function: &str, grants: &[Grant]) {
+    let t = template();
+    let statements = policy_statements(&t, function);
+    let index_key = index_key();
+    let mut examined = BTreeSet::new();
+    for action in ALL_ACTIONS {
+        for on in [On::Table, On::Index] {
+            let granted: Vec<Kind> = grants
+                .iter()
+                .filter(|g| g.action == *action && g.on == on)
+                .flat_map(|g| g.kinds.iter().copied())
+                .collect();
+            if !granted.is_empty() {
+                examined.insert(action.to_string());
+            }
+            let mut allowed_keys: BTreeSet<String> = granted.iter().flat_map(|k| keys_of(*k, &index_key)).collect();
+            // The accepted overlap: a grant on places in line reaches look-alike purchase records,
+            // and a grant on purchase records look-alike places.
+            if granted.contains(&Kind::Queue) {
+                allowed_keys.extend(purchase_keys_like_places());
+            }
+            if granted.contains(&Kind::Purchase) {
+                allowed_keys.extend(queue_keys_like_purchases());
+            }
+            for kind in KINDS {
+                for key in keys_of(*kind, &index_key) {
+                    let expected = allowed_keys.contains(&key);
+                    assert_eq!(
+                        allowed(&statements, action, on, std::slice::from_ref(&key)),
+                        expected,
+                        "{function}: {action} on {on:?} with the {kind:?} key {key:?} must be {}",
+                        if expected { "allowed" } else { "refused" }
+                    );
+                }
+            }
+        }
+    }
+    // Every action the role has is one of the grants above, so nothing is left unexamined.
+    assert!(iam_actions(function).is_subset(&examined), "{function}: actions granted but not examined");
+}
+
+/// A batch reads every shard of a sale at once; a batch that slips in one other key is refused.
+fn check_batches(function: &str) {
+    let statements = policy_statements(&template(), function);
+    let whole_sale: Vec<String> = (0..MAX_SHARDS).map(|n| shard_pk("demo", n)).collect();
+    assert!(allowed(&statements, "dynamodb:BatchGetItem", On::Table, &whole_sale), "{function}: a sale's shards");
+    for other in [purchase_pk("demo", "x#STOCK#1"), queue_pk("demo", "x#STOCK#1"), sale_pk("demo")] {
+        let sneaky = vec![shard_pk("demo", 0), other.clone()];
+        assert!(
+            !allowed(&statements, "dynamodb:BatchGetItem", On::Table, &sneaky),
+            "{function}: a batch of shards with {other} must be refused"
+        );
+    }
 }
 
 #[test]
 fn purchase_reads_sales_and_its_buyers_record_takes_stock_and_records_purchases_only() {
-    let index_key = tokio::runtime::Runtime::new().expect("runtime").block_on(sales_index_key());
-    let granted = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"];
-    let mut expectations = vec![
-        Expect {
-            action: "dynamodb:GetItem",
-            on: On::Table,
-            allowed: each([sale_keys(), purchase_keys()].concat()),
-            refused: each([shard_keys(), vec![HEALTH_PK.to_owned()]].concat()),
-        },
-        Expect {
-            action: "dynamodb:UpdateItem",
-            on: On::Table,
-            allowed: each(shard_keys()),
-            refused: each([sale_keys(), purchase_keys(), vec![HEALTH_PK.to_owned()]].concat()),
-        },
-        Expect {
-            action: "dynamodb:PutItem",
-            on: On::Table,
-            allowed: each(purchase_keys()),
-            refused: each([sale_keys(), shard_keys(), vec![HEALTH_PK.to_owned()]].concat()),
-        },
-    ];
-    for e in &mut expectations {
-        e.refused.push(vec![index_key.clone()]);
-    }
-    for action in granted {
-        expectations.push(Expect { action, on: On::Index, allowed: vec![], refused: each(sale_keys()) });
-    }
-    expectations.extend(nothing_else(&granted, &index_key));
-    check("purchase", &expectations);
+    use Kind::*;
+    check(
+        "purchase",
+        &[
+            // The sale's configuration and (same partition) its room; the buyer's record.
+            Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Sale, Purchase] },
+            Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Shard] },
+            Grant { action: "dynamodb:PutItem", on: On::Table, kinds: &[Purchase] },
+        ],
+    );
 }
 
 #[test]
-fn status_reads_sales_stock_and_health_and_never_a_purchase_record() {
-    let index_key = tokio::runtime::Runtime::new().expect("runtime").block_on(sales_index_key());
-    let granted = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"];
-    // One batch reads every shard of a sale; a batch that slips in one purchase record is refused.
-    let whole_sale: Vec<String> = (0..MAX_SHARDS).map(|n| shard_pk("demo", n)).collect();
-    let sneaky = vec![shard_pk("demo", 0), purchase_pk("demo", "x#STOCK#1")];
-    let expectations = [
-        vec![
-            Expect {
-                action: "dynamodb:GetItem",
-                on: On::Table,
-                allowed: each([sale_keys(), vec![HEALTH_PK.to_owned()]].concat()),
-                refused: each([purchase_keys(), shard_keys(), vec![index_key.clone()]].concat()),
-            },
-            Expect {
-                action: "dynamodb:BatchGetItem",
-                on: On::Table,
-                allowed: [each(shard_keys()), vec![whole_sale]].concat(),
-                refused: [each([purchase_keys(), sale_keys(), vec![HEALTH_PK.to_owned()]].concat()), vec![sneaky]]
-                    .concat(),
-            },
-            Expect {
-                action: "dynamodb:Query",
-                on: On::Index,
-                allowed: vec![vec![index_key.clone()]],
-                refused: each([purchase_keys(), sale_keys(), shard_keys()].concat()),
-            },
-            Expect {
-                action: "dynamodb:Query",
-                on: On::Table,
-                allowed: vec![],
-                refused: each([purchase_keys(), sale_keys(), shard_keys(), vec![index_key.clone()]].concat()),
-            },
-            Expect { action: "dynamodb:GetItem", on: On::Index, allowed: vec![], refused: each(purchase_keys()) },
-            Expect { action: "dynamodb:BatchGetItem", on: On::Index, allowed: vec![], refused: each(purchase_keys()) },
+fn status_reads_sales_stock_and_health_advances_rooms_and_never_reads_a_purchase_record() {
+    use Kind::*;
+    check(
+        "status",
+        &[
+            Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Sale, Health, Places] },
+            Grant { action: "dynamodb:BatchGetItem", on: On::Table, kinds: &[Shard] },
+            Grant { action: "dynamodb:Query", on: On::Index, kinds: &[IndexKey] },
+            // The draw: lanes read; the room advanced.
+            Grant { action: "dynamodb:Query", on: On::Table, kinds: &[Lane] },
+            Grant { action: "dynamodb:PutItem", on: On::Table, kinds: &[Sale] },
+            // The draw: lanes sealed, places written.
+            Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Lane, Queue] },
         ],
-        nothing_else(&granted, &index_key),
-    ]
-    .concat();
-    check("status", &expectations);
+    );
+    check_batches("status");
+    // Whatever the Allows say, the Deny keeps every read away from purchase records.
+    let statements = policy_statements(&template(), "status");
+    for action in ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"] {
+        for key in purchase_keys() {
+            assert!(!allowed(&statements, action, On::Table, std::slice::from_ref(&key)), "status: {action} on {key}");
+        }
+    }
 }
 
 #[test]
 fn user_lookup_reads_purchase_records_only() {
-    let index_key = tokio::runtime::Runtime::new().expect("runtime").block_on(sales_index_key());
-    let granted = ["dynamodb:GetItem"];
-    let expectations = [
-        vec![
-            Expect {
-                action: "dynamodb:GetItem",
-                on: On::Table,
-                allowed: each(purchase_keys()),
-                refused: each([sale_keys(), shard_keys(), vec![HEALTH_PK.to_owned(), index_key.clone()]].concat()),
-            },
-            Expect { action: "dynamodb:GetItem", on: On::Index, allowed: vec![], refused: each(purchase_keys()) },
+    use Kind::*;
+    check("user-lookup", &[Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Purchase] }]);
+}
+
+#[test]
+fn queue_keeps_the_line_and_never_touches_purchase_records_or_stock() {
+    use Kind::*;
+    check(
+        "queue",
+        &[
+            // The sale, its room and draw seed; the places counter; a person's place.
+            Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Sale, Places, Queue] },
+            Grant { action: "dynamodb:BatchGetItem", on: On::Table, kinds: &[Shard] },
+            // The room advanced; a lane marker; a place put on joining.
+            Grant { action: "dynamodb:PutItem", on: On::Table, kinds: &[Sale, Lane, Queue] },
+            // Places taken in blocks; lane counters counted and sealed; places drawn.
+            Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Places, Lane, Queue] },
+            Grant { action: "dynamodb:Query", on: On::Table, kinds: &[Lane] },
         ],
-        nothing_else(&granted, &index_key),
-    ]
-    .concat();
-    check("user-lookup", &expectations);
+    );
+    check_batches("queue");
+    // Spelled out: no purchase record of an ordinary buyer by any action, and stock read only.
+    let statements = policy_statements(&template(), "queue");
+    for action in ALL_ACTIONS {
+        for on in [On::Table, On::Index] {
+            for key in sales().iter().map(|s| purchase_pk(s, "alice")) {
+                assert!(!allowed(&statements, action, on, std::slice::from_ref(&key)), "queue: {action} on {key}");
+            }
+            if *action != "dynamodb:BatchGetItem" {
+                for key in shard_keys() {
+                    assert!(!allowed(&statements, action, on, std::slice::from_ref(&key)), "queue: {action} on {key}");
+                }
+            }
+        }
+    }
+}
+
+/// The one overlap, pinned: exactly the purchase records of user ids holding `QUEUE#` look like
+/// places in line, and exactly the places of user ids holding `USER#` look like purchase records.
+#[test]
+fn the_look_alike_keys_are_exactly_those_of_user_ids_holding_the_other_separator() {
+    let queue_pattern = "SALE#*#QUEUE#*";
+    let purchase_pattern = "SALE#*#USER#*";
+    let like: BTreeSet<String> = purchase_keys().into_iter().filter(|k| wildcard_match(queue_pattern, k)).collect();
+    assert_eq!(like, purchase_keys_like_places().into_iter().collect(), "purchase records matching {queue_pattern}");
+    let like: BTreeSet<String> = queue_keys().into_iter().filter(|k| wildcard_match(purchase_pattern, k)).collect();
+    assert_eq!(like, queue_keys_like_purchases().into_iter().collect(), "places matching {purchase_pattern}");
+    assert!(!purchase_keys_like_places().is_empty() && !queue_keys_like_purchases().is_empty());
 }
 
 #[test]
 fn each_function_is_granted_exactly_its_dynamodb_actions_on_this_table_only() {
     let expected = [
         ("purchase", set(&["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"])),
-        ("status", set(&["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"])),
+        (
+            "queue",
+            set(&[
+                "dynamodb:BatchGetItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:Query",
+                "dynamodb:UpdateItem",
+            ]),
+        ),
+        (
+            "status",
+            set(&[
+                "dynamodb:BatchGetItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:Query",
+                "dynamodb:UpdateItem",
+            ]),
+        ),
         ("user-lookup", set(&["dynamodb:GetItem"])),
     ];
     let t = template();
@@ -300,12 +370,11 @@ fn each_function_is_granted_exactly_its_dynamodb_actions_on_this_table_only() {
                         st["Condition"].to_string().contains("dynamodb:LeadingKeys"),
                         "{function}: an Allow without a dynamodb:LeadingKeys condition: {st}"
                     );
-                    let queries = statement_actions.iter().any(|a| a == "dynamodb:Query");
-                    let only = if queries { &index } else { &table };
-                    assert_eq!(
-                        resources,
-                        vec![only.clone()],
-                        "{function}: {statement_actions:?} belongs on {only} only"
+                    // One resource per Allow: the table, or the sale list's index for Query only.
+                    assert!(
+                        resources == vec![table.clone()]
+                            || (resources == vec![index.clone()] && statement_actions == ["dynamodb:Query"]),
+                        "{function}: {statement_actions:?} on {resources:?}: the table, or the index for Query alone"
                     );
                 }
                 Some("Deny") => {

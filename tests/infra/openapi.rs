@@ -119,6 +119,43 @@ fn every_problem_code_is_documented_with_its_status() {
     assert!(extra("AlreadyPurchasedProblem", "purchase"));
     assert!(extra("SaleNotStartedProblem", "startsAt"));
     assert!(extra("TemporarilyUnavailableProblem", "retryAfterSeconds"));
+    assert!(extra("QueueNotOpenProblem", "opensAt"));
+}
+
+#[test]
+fn the_waiting_room_is_documented_where_clients_meet_it() {
+    let doc = openapi();
+    let schemas = &doc["components"]["schemas"];
+    // A sale may carry its room; the purchase body takes the admission token, the join does not.
+    let sale = &schemas["SaleStatus"];
+    assert_eq!(sale["properties"]["queue"]["$ref"], "#/components/schemas/RoomView");
+    assert!(!strings_of(&sale["required"]).contains(&"queue".to_owned()), "queue is optional on SaleStatus");
+    let purchase = resolve(
+        &doc,
+        &doc["paths"]["/sales/{saleId}/purchases"]["post"]["requestBody"]["content"]["application/json"]["schema"],
+    );
+    assert_eq!(purchase["properties"]["admissionToken"]["type"], "string");
+    let join = resolve(
+        &doc,
+        &doc["paths"]["/sales/{saleId}/queue"]["post"]["requestBody"]["content"]["application/json"]["schema"],
+    );
+    assert_eq!(join["additionalProperties"], false);
+    assert!(join["properties"]["admissionToken"].is_null(), "joining the line takes no admissionToken");
+    // Both queue routes answer a LineView that is never cached.
+    for (method, path) in [("post", "/sales/{saleId}/queue"), ("get", "/sales/{saleId}/queue/{userId}")] {
+        let ok = &doc["paths"][path][method]["responses"]["200"];
+        assert_eq!(ok["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/LineView", "{path}");
+        assert_eq!(ok["headers"]["Cache-Control"]["$ref"], "#/components/headers/NoStore", "{path}");
+    }
+    let line = &schemas["LineView"];
+    assert_eq!(line["properties"]["state"]["enum"], json!(["waiting", "admitted", "sold_out", "closed"]));
+    for nullable in ["position", "aheadOfYou", "estimatedWaitSeconds"] {
+        assert_eq!(line["properties"][nullable]["type"], json!(["integer", "null"]), "LineView.{nullable}");
+    }
+}
+
+fn strings_of(v: &Value) -> Vec<String> {
+    v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
 }
 
 #[test]

@@ -88,3 +88,89 @@ fn each_function_builds_its_binary_for_arm64_with_its_own_log_group() {
         );
     }
 }
+
+/// A function's own environment variable (`None` when the template does not set it).
+fn env_var<'t>(res: &'t Value, name: &str) -> Option<&'t Value> {
+    res["Properties"]["Environment"]["Variables"].get(name)
+}
+
+#[test]
+fn the_admission_key_comes_from_a_generated_hex_secret_to_the_functions_that_need_it() {
+    let t = template();
+    let secret_id = "AdmissionKeySecret";
+    let secret = &t["Resources"][secret_id];
+    assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
+
+    // What Secrets Manager may generate: its four character classes, minus the exclusions.
+    let generator = &secret["Properties"]["GenerateSecretString"];
+    assert!(generator["SecretStringTemplate"].is_null(), "the secret is the bare key, not JSON");
+    let mut alphabet: Vec<char> = Vec::new();
+    if generator["ExcludeLowercase"] != true {
+        alphabet.extend('a'..='z');
+    }
+    if generator["ExcludeUppercase"] != true {
+        alphabet.extend('A'..='Z');
+    }
+    if generator["ExcludeNumbers"] != true {
+        alphabet.extend('0'..='9');
+    }
+    if generator["ExcludePunctuation"] != true {
+        alphabet.extend("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~".chars());
+    }
+    if generator["IncludeSpace"] == true {
+        alphabet.push(' ');
+    }
+    let excluded = generator["ExcludeCharacters"].as_str().unwrap_or_default();
+    alphabet.retain(|c| !excluded.contains(*c));
+    assert_eq!(alphabet.iter().collect::<String>(), "abcdef0123456789", "the generated key must be hex");
+    let length = generator["PasswordLength"].as_u64().expect("PasswordLength") as usize;
+    assert!(length >= 64 && length.is_multiple_of(2), "{length} hex characters: at least 32 whole bytes");
+    // The code takes such a key (and refuses a shorter one), the way the function reads it.
+    let sample: String = (0..length).map(|i| alphabet[(i * 7) % alphabet.len()]).collect();
+    let config = |key: &str| {
+        flash_sale::config::Config::from_lookup(|k| match k {
+            "TABLE_NAME" => Some("t".into()),
+            "ADMISSION_KEY" => Some(key.to_owned()),
+            _ => None,
+        })
+    };
+    assert!(config(&sample).expect("the generated key configures the function").admission_keys.is_some());
+    assert!(config(&sample[..length / 2]).is_err(), "a key of half the length must be refused");
+
+    let current = json!({"Fn::If": [
+        "PinAdmissionKeyVersion",
+        {"Fn::Sub": format!("{{{{resolve:secretsmanager:${{{secret_id}}}:SecretString:::${{AdmissionKeyVersion}}}}}}")},
+        {"Fn::Sub": format!("{{{{resolve:secretsmanager:${{{secret_id}}}:SecretString}}}}")},
+    ]});
+    let previous = json!({"Fn::If": [
+        "RotatingAdmissionKey",
+        {"Fn::Sub": format!("{{{{resolve:secretsmanager:${{{secret_id}}}:SecretString:::${{AdmissionKeyPreviousVersion}}}}}}")},
+        {"Ref": "AWS::NoValue"},
+    ]});
+    for (binary, (id, res)) in functions(&t) {
+        // The functions that sign (queue) or check (purchase) tokens get the key; no other does.
+        let needs = binary == "queue" || binary == "purchase";
+        assert_eq!(env_var(res, "ADMISSION_KEY"), needs.then_some(&current), "{id}: ADMISSION_KEY");
+        assert_eq!(env_var(res, "ADMISSION_KEY_PREVIOUS"), needs.then_some(&previous), "{id}: ADMISSION_KEY_PREVIOUS");
+        // Delivered at deploy time: no function reads Secrets Manager itself.
+        assert!(!res["Properties"]["Policies"].to_string().contains("secretsmanager"), "{id}: secretsmanager access");
+    }
+    assert!(t["Globals"]["Function"]["Environment"]["Variables"].get("ADMISSION_KEY").is_none());
+    for p in ["AdmissionKeyVersion", "AdmissionKeyPreviousVersion"] {
+        assert_eq!(t["Parameters"][p]["Default"], "", "{p}: no rotation unless asked for");
+    }
+    assert_eq!(
+        t["Conditions"]["RotatingAdmissionKey"],
+        json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "AdmissionKeyPreviousVersion"}, ""]}]})
+    );
+    assert_eq!(
+        t["Conditions"]["PinAdmissionKeyVersion"],
+        json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "AdmissionKeyVersion"}, ""]}]})
+    );
+    assert!(t["Rules"]["AdmissionKeyRotationNamesBothVersions"].is_object(), "a rotation names both versions");
+    // In a rotation, purchase containers take the new key before queue containers sign with it.
+    let fns = functions(&t);
+    let (purchase_id, _) = &fns["purchase"];
+    let (_, queue) = &fns["queue"];
+    assert_eq!(queue["DependsOn"], json!(purchase_id), "the queue function is updated after the purchase function");
+}

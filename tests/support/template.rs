@@ -86,3 +86,81 @@ pub fn iam_actions(function: &str) -> BTreeSet<String> {
         .filter(|a| a.starts_with("dynamodb:"))
         .collect()
 }
+
+/// The wildcard match of IAM's `StringLike` and of CloudFront's path patterns: `*` is any run of
+/// characters (empty too, `/` and `#` included), `?` exactly one, everything else literal and
+/// case-sensitive; the pattern covers the whole string.
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // matched[j]: the pattern so far matches the first j characters of the text.
+    let mut matched = vec![false; s.len() + 1];
+    matched[0] = true;
+    for c in p {
+        let mut next = vec![false; s.len() + 1];
+        for j in 0..=s.len() {
+            next[j] = match c {
+                '*' => matched[j] || (j > 0 && next[j - 1]),
+                '?' => j > 0 && matched[j - 1],
+                lit => j > 0 && matched[j - 1] && s[j - 1] == lit,
+            };
+        }
+        matched = next;
+    }
+    matched[s.len()]
+}
+
+fn string_list(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => {
+            items.iter().map(|i| i.as_str().unwrap_or_else(|| panic!("not a string: {i}")).to_owned()).collect()
+        }
+        other => panic!("expected a string or a list of strings, found {other}"),
+    }
+}
+
+/// Whether one condition block holds for a request touching the partition keys `keys`.
+fn conditions_hold(condition: &Value, keys: &[String]) -> bool {
+    let Some(operators) = condition.as_object() else {
+        assert!(condition.is_null(), "Condition must be a mapping: {condition}");
+        return true;
+    };
+    operators.iter().all(|(operator, entries)| {
+        entries.as_object().unwrap_or_else(|| panic!("{operator}: expected a mapping")).iter().all(|(key, values)| {
+            assert_eq!(key, "dynamodb:LeadingKeys", "this evaluator knows only dynamodb:LeadingKeys");
+            let patterns = string_list(values);
+            let like = |k: &String| patterns.iter().any(|p| wildcard_match(p, k));
+            match operator.as_str() {
+                // ForAllValues holds for an empty set too; every request here has keys.
+                "ForAllValues:StringLike" => keys.iter().all(like),
+                "ForAllValues:StringNotLike" => keys.iter().all(|k| !like(k)),
+                "ForAnyValue:StringLike" => keys.iter().any(like),
+                "ForAllValues:StringEquals" => keys.iter().all(|k| patterns.contains(k)),
+                other => panic!("the evaluator does not know the operator {other}: teach it before using it"),
+            }
+        })
+    })
+}
+
+fn statement_matches(st: &Value, action: &str, resource: &Value, keys: &[String]) -> bool {
+    let resources = match &st["Resource"] {
+        Value::Array(items) => items.clone(),
+        one => vec![one.clone()],
+    };
+    string_list(&st["Action"]).iter().any(|a| a == action)
+        && resources.contains(resource)
+        && conditions_hold(&st["Condition"], keys)
+}
+
+/// IAM's decision for one request of a function's role, evaluated the way IAM evaluates it: some
+/// Allow statement matches (action, resource, every condition operator) and no Deny does.
+/// `resource` is the template's spelling of the ARN (`{"Fn::GetAtt": ["Table", "Arn"]}`, or
+/// `{"Fn::Sub": "${Table.Arn}/index/NAME"}`); `keys` is `dynamodb:LeadingKeys`, the partition keys
+/// the request touches (one for GetItem, one per key for BatchGetItem, the queried partition for
+/// Query, the index's partition key value on an index).
+pub fn iam_allows(statements: &[Value], action: &str, resource: &Value, keys: &[String]) -> bool {
+    let matches = |effect: &str| {
+        statements.iter().any(|st| st["Effect"] == effect && statement_matches(st, action, resource, keys))
+    };
+    matches("Allow") && !matches("Deny")
+}
