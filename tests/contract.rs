@@ -272,7 +272,8 @@ async fn every_documented_answer_matches_the_openapi_document() {
     let crid = croom.id.as_str();
     let cqueue = room_app(&corrupt, Arc::new(clock.clone()), AuthMode::Body);
     assert_eq!(queue(&cqueue, join_request(crid, &user_body("alice"), None)).await.status_code, 200);
-    spoil(&corrupt, &flash_sale::keys::sale_pk(crid), flash_sale::keys::ROOM_SK, "admittedThrough").await;
+    integration_tests::spoil(&corrupt, &flash_sale::keys::sale_pk(crid), flash_sale::keys::ROOM_SK, "admittedThrough")
+        .await;
     clock.advance(2_000);
     s.add("POST", JOIN, &queue(&cqueue, join_request(crid, &user_body("bob"), None)).await);
     s.add("GET", POSITION, &queue(&cqueue, position_request(crid, "alice", None)).await);
