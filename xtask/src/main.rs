@@ -366,7 +366,7 @@ fn test(cargo_args: &[String]) -> Result<()> {
                 instances: SURGE_INSTANCES,
                 queue: 256,
                 max_wait: Duration::from_secs(10),
-                function_log: "warn",
+                function_log: stack::QUIET,
             };
             api = Some(stack::start(&tools, &mut children, &endpoint, options)?);
             Ok(())
@@ -423,7 +423,7 @@ fn surge_alone(concurrency: u32) -> Result<()> {
         instances: concurrency,
         queue: 256,
         max_wait: Duration::from_secs(10),
-        function_log: "warn",
+        function_log: stack::QUIET,
     };
     let api = stack::start(&tools, &mut children, &endpoint, options)?;
     surge::run_suite(api.front.addr, &endpoint)

@@ -16,6 +16,10 @@ use hyper_util::rt::TokioExecutor;
 use crate::frontdoor::{self, FrontDoor};
 use crate::{Children, cargo, dynamodb, local_aws_env, root, run, seed, tools};
 
+/// The test stack's function log filter: the product's warnings, and nothing from the Lambda
+/// runtime, which reports every long poll it loses when the stack stops as an error.
+pub const QUIET: &str = "warn,lambda_runtime=off,lambda_runtime_api_client=off";
+
 /// How the API is served.
 #[derive(Debug, Clone, Copy)]
 pub struct ApiOptions {
@@ -28,7 +32,8 @@ pub struct ApiOptions {
     pub queue: u32,
     /// Longest wait in that queue.
     pub max_wait: Duration,
-    /// `RUST_LOG` of the functions: `info` prints a line per request, `warn` only trouble.
+    /// `RUST_LOG` of the functions: `info` prints a line per request, [`QUIET`] only the product's
+    /// own trouble.
     pub function_log: &'static str,
 }
 
@@ -91,7 +96,10 @@ pub fn start(tools: &tools::Tools, children: &mut Children, endpoint: &str, opti
         // them); the admission key signs the waiting room's tokens, new for every stack.
         .args(["--env-var", &format!("PATH_PARAMETERS=percent-encoded,ADMISSION_KEY={}", crate::admission_key()?)])
         .args(["--env-var", "AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local,AWS_REGION=us-east-1"])
-        .args(["--env-var", &format!("AWS_EC2_METADATA_DISABLED=true,RUST_LOG={}", options.function_log)])
+        .args(["--env-var", "AWS_EC2_METADATA_DISABLED=true"])
+        // A file, because a log filter has commas, which --env-var reads as separators.
+        .arg("--env-file")
+        .arg(log_env_file(options.function_log)?)
         .env("PATH", tools.path_with_venv());
     local_aws_env(&mut watch, endpoint);
     #[cfg(unix)]
@@ -131,6 +139,15 @@ fn wait_for_watch(port: u16, children: &mut Children) -> Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     bail!("cargo lambda watch did not listen on 127.0.0.1:{port} within 120 s")
+}
+
+/// A file with the functions' `RUST_LOG`, for `cargo lambda watch --env-file`.
+fn log_env_file(filter: &str) -> Result<std::path::PathBuf> {
+    let dir = crate::target_dir().join("xtask");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("functions-{}.env", std::process::id()));
+    std::fs::write(&path, format!("RUST_LOG={filter}\n"))?;
+    Ok(path)
 }
 
 /// A harmless request per function: it reaches the function and its DynamoDB client, and changes
