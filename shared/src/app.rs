@@ -124,7 +124,7 @@ impl App {
     }
 
     /// Whether the table answers.
-    pub async fn healthy(&self) -> Result<(), AppError> {
+    pub(crate) async fn healthy(&self) -> Result<(), AppError> {
         self.store.ping().await.map_err(logged)
     }
 }

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 
 /// Timeouts sized for DynamoDB inside a short Lambda invocation: a stuck attempt is abandoned
 /// and retried (with the same `ClientRequestToken`) well before API Gateway gives up.
-pub fn cloud_timeouts() -> TimeoutConfig {
+pub(crate) fn cloud_timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_millis(1_000))
         .operation_attempt_timeout(Duration::from_millis(1_500))
@@ -38,7 +38,7 @@ fn retries() -> RetryConfig {
 /// Lambda sets for the execution environment (`AWS_REGION`, `AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`). No provider chain, no profile files: a shorter
 /// cold start, and nothing that could reach for the metadata service.
-pub fn lambda_client() -> Result<Client, String> {
+pub(crate) fn lambda_client() -> Result<Client, String> {
     lambda_client_from(|k| std::env::var(k).ok())
 }
 
@@ -123,7 +123,7 @@ pub fn local_config(endpoint: &str, timeouts: TimeoutConfig) -> Result<aws_sdk_d
 
 /// The client a Lambda binary uses: local when `DYNAMODB_ENDPOINT` is configured, the Lambda
 /// environment's otherwise.
-pub fn client_for(endpoint: Option<&str>) -> Result<Client, String> {
+pub(crate) fn client_for(endpoint: Option<&str>) -> Result<Client, String> {
     match endpoint {
         Some(e) => local_client(e).map_err(|e| format!("DYNAMODB_ENDPOINT {e}")),
         None => lambda_client(),

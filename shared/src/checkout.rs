@@ -73,7 +73,7 @@ impl App {
     }
 
     /// [`App::purchase`] with the waiting room's admission token, required when the sale has a room.
-    pub async fn purchase_admitted(
+    pub(crate) async fn purchase_admitted(
         &self,
         sale_id: &SaleId,
         user: &UserId,

@@ -184,7 +184,7 @@ impl App {
     }
 
     /// Where `user` stands in the line of `sale_id`.
-    pub async fn line_position(&self, sale_id: &SaleId, user: &UserId) -> Result<LineView, AppError> {
+    pub(crate) async fn line_position(&self, sale_id: &SaleId, user: &UserId) -> Result<LineView, AppError> {
         let (sale, config) = self.room_of(sale_id).await?;
         let entry = self.store.queue_entry(sale_id, user).await.map_err(logged)?.ok_or(AppError::NotInLine)?;
         self.view(&sale, &config, user, Some(entry)).await

@@ -23,17 +23,17 @@ use crate::ids::{SaleId, UserId};
 /// Purchases per second one stock shard sustains without transaction conflicts: a transaction
 /// holds a shard item for a few milliseconds, so conflicts grow quickly past about a tenth of a
 /// partition's 1,000 WCU/s. The default admission rate is `shards × this`.
-pub const ADMIT_PER_SHARD_PER_SECOND: u32 = 50;
+pub(crate) const ADMIT_PER_SHARD_PER_SECOND: u32 = 50;
 
 /// Default: admitted-but-not-bought may reach twice (200 %) the remaining stock (many admitted
 /// people do not buy).
 pub const DEFAULT_ADMIT_FACTOR_PERCENT: u32 = 200;
 
 /// Default lifetime of an admission token.
-pub const DEFAULT_TOKEN_TTL_MS: i64 = 5 * 60 * 1_000;
+pub(crate) const DEFAULT_TOKEN_TTL_MS: i64 = 5 * 60 * 1_000;
 
 /// Default: the pre-queue opens this long before the sale starts.
-pub const DEFAULT_PREQUEUE_LEAD_MS: i64 = 15 * 60 * 1_000;
+pub(crate) const DEFAULT_PREQUEUE_LEAD_MS: i64 = 15 * 60 * 1_000;
 
 /// Pre-queue joins spread over this many counter items (each takes ~450 joins/s).
 pub const DEFAULT_LANES: u32 = 64;
@@ -116,7 +116,7 @@ impl RoomState {
     }
 
     /// The place of a post-opening joiner with ticket `seq` (1-based).
-    pub fn place_after_opening(&self, seq: i64) -> Option<i64> {
+    pub(crate) fn place_after_opening(&self, seq: i64) -> Option<i64> {
         self.prequeue_size.map(|n| n + seq)
     }
 
@@ -168,7 +168,7 @@ pub enum LineState {
 }
 
 /// The state of a person at `place` (`None`: the draw has not placed them yet).
-pub fn line_state(state: &RoomState, place: Option<i64>, remaining: i64, ended: bool) -> LineState {
+pub(crate) fn line_state(state: &RoomState, place: Option<i64>, remaining: i64, ended: bool) -> LineState {
     if ended {
         return LineState::Closed;
     }
@@ -180,7 +180,7 @@ pub fn line_state(state: &RoomState, place: Option<i64>, remaining: i64, ended: 
 }
 
 /// Seconds until `place` is admitted at the current rate (0 when admitted or unknown rate).
-pub fn estimated_wait_seconds(state: &RoomState, place: i64) -> i64 {
+pub(crate) fn estimated_wait_seconds(state: &RoomState, place: i64) -> i64 {
     let needed = (place - state.admitted_through).max(0);
     let rate = i64::from(state.admit_per_second.max(1));
     (needed + rate - 1) / rate
@@ -199,7 +199,7 @@ pub fn commitment(seed: &[u8]) -> String {
 }
 
 /// The draw value of a user: SHA-256(seed ‖ user id). Lower values come first.
-pub fn draw_value(seed: &[u8], user: &str) -> [u8; 32] {
+pub(crate) fn draw_value(seed: &[u8], user: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(seed);
     h.update(user.as_bytes());
@@ -229,7 +229,7 @@ impl fmt::Debug for AdmissionKeys {
 }
 
 /// Shortest key accepted.
-pub const MIN_KEY_BYTES: usize = 32;
+pub(crate) const MIN_KEY_BYTES: usize = 32;
 
 impl AdmissionKeys {
     /// Keys from hex text (`ADMISSION_KEY`, `ADMISSION_KEY_PREVIOUS`).

@@ -45,12 +45,12 @@ pub enum Window {
 }
 
 impl Sale {
-    pub fn window_at(&self, now_ms: i64) -> Window {
+    pub(crate) fn window_at(&self, now_ms: i64) -> Window {
         window_at(self.starts_at_ms, self.ends_at_ms, now_ms)
     }
 
     /// The state a shopper sees, given the stock left.
-    pub fn state_at(&self, now_ms: i64, remaining: i64) -> SaleState {
+    pub(crate) fn state_at(&self, now_ms: i64, remaining: i64) -> SaleState {
         match self.window_at(now_ms) {
             Window::NotStarted => SaleState::Upcoming,
             Window::Ended => SaleState::Ended,
@@ -65,7 +65,7 @@ impl Sale {
     }
 }
 
-pub fn window_at(starts_at_ms: i64, ends_at_ms: i64, now_ms: i64) -> Window {
+pub(crate) fn window_at(starts_at_ms: i64, ends_at_ms: i64, now_ms: i64) -> Window {
     if now_ms < starts_at_ms {
         Window::NotStarted
     } else if now_ms >= ends_at_ms {
@@ -75,7 +75,7 @@ pub fn window_at(starts_at_ms: i64, ends_at_ms: i64, now_ms: i64) -> Window {
     }
 }
 
-pub fn split_stock(total: i64, shards: u32) -> Vec<i64> {
+pub(crate) fn split_stock(total: i64, shards: u32) -> Vec<i64> {
     let n = i64::from(shards.max(1));
     (0..n).map(|k| total / n + i64::from(k < total % n)).collect()
 }

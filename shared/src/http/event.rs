@@ -92,7 +92,7 @@ impl ApiRequest {
 
     /// The body's bytes: base64-decoded when the event says so. `None` for a body that claims
     /// base64 but is not.
-    pub fn body_bytes(&self) -> Option<Vec<u8>> {
+    pub(crate) fn body_bytes(&self) -> Option<Vec<u8>> {
         match &self.event.body {
             None => Some(Vec::new()),
             Some(text) if self.event.is_base64_encoded => base64::engine::general_purpose::STANDARD.decode(text).ok(),
@@ -101,7 +101,7 @@ impl ApiRequest {
     }
 
     /// The verified `sub` claim, if API Gateway's JWT authorizer put one on the request.
-    pub fn jwt_subject(&self) -> Option<&str> {
+    pub(crate) fn jwt_subject(&self) -> Option<&str> {
         let claims = &self.event.request_context.authorizer.as_ref()?.jwt.as_ref()?.claims;
         claims.get("sub")?.as_str()
     }

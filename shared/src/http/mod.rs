@@ -14,17 +14,18 @@ use serde::{Deserialize, Serialize};
 
 pub use event::{ApiEvent, ApiRequest, ApiResponse};
 pub use handlers::{purchase_function, queue_function, status_function, user_lookup_function};
-pub use problem::{CODES, HttpError, RETRY_AFTER_SECS};
+pub use problem::CODES;
+pub(crate) use problem::HttpError;
 
 use crate::config::PathParams;
 use crate::error::AppError;
 use crate::ids::{SaleId, UserId};
 
 /// Largest request body accepted (413 above it).
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Longest `Idempotency-Key` accepted.
-pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+pub(crate) const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 pub(crate) const NO_STORE: &str = "no-store";
 

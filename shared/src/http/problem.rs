@@ -9,7 +9,7 @@ use crate::error::AppError;
 use crate::time_fmt::rfc3339_ms;
 
 /// Seconds a client should wait before retrying a 503.
-pub const RETRY_AFTER_SECS: u32 = 1;
+pub(crate) const RETRY_AFTER_SECS: u32 = 1;
 
 /// Why a request is not answered with success: a use case's refusal, or something about the
 /// request itself that no use case saw.
@@ -37,7 +37,7 @@ impl HttpError {
     }
 
     /// HTTP status and the problem's stable `code`.
-    pub fn status_and_code(&self) -> (u16, &'static str) {
+    pub(crate) fn status_and_code(&self) -> (u16, &'static str) {
         match self {
             Self::InvalidRequest(_) => (400, "invalid_request"),
             Self::Unauthorized => (401, "unauthorized"),

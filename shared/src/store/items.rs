@@ -91,11 +91,11 @@ impl SaleItem {
         }
     }
 
-    pub fn from_item(item: Item) -> Result<Self, StoreError> {
+    pub(crate) fn from_item(item: Item) -> Result<Self, StoreError> {
         Ok(from_item(item)?)
     }
 
-    pub fn into_sale(self) -> Result<Sale, StoreError> {
+    pub(crate) fn into_sale(self) -> Result<Sale, StoreError> {
         let id =
             SaleId::parse(&self.sale_id).map_err(|e| StoreError::Corrupt(format!("sale item {}: {e}", self.pk)))?;
         Ok(Sale {
@@ -126,7 +126,7 @@ impl ShardItem {
         }
     }
 
-    pub fn from_item(item: Item) -> Result<Self, StoreError> {
+    pub(crate) fn from_item(item: Item) -> Result<Self, StoreError> {
         Ok(from_item(item)?)
     }
 }
@@ -152,7 +152,7 @@ impl PurchaseRecord {
         }
     }
 
-    pub fn from_item(item: Item) -> Result<Self, StoreError> {
+    pub(crate) fn from_item(item: Item) -> Result<Self, StoreError> {
         Ok(from_item(item)?)
     }
 

@@ -182,7 +182,7 @@ impl Store {
     }
 
     /// One cheap read (an absent key) that proves the table answers.
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         self.client
             .get_item()
             .table_name(&self.table)

@@ -61,7 +61,7 @@ impl QueueEntry {
     }
 
     /// The place, given the room's state (post-opening places need the pre-queue size).
-    pub fn place_in(&self, state: &RoomState) -> Option<i64> {
+    pub(crate) fn place_in(&self, state: &RoomState) -> Option<i64> {
         self.place.or_else(|| self.ticket.and_then(|t| state.place_after_opening(t)))
     }
 }
@@ -206,7 +206,7 @@ impl Store {
     }
 
     /// A person's place in the line (strongly consistent: a join is visible at once).
-    pub async fn queue_entry(&self, sale: &SaleId, user: &UserId) -> Result<Option<QueueEntry>, StoreError> {
+    pub(crate) async fn queue_entry(&self, sale: &SaleId, user: &UserId) -> Result<Option<QueueEntry>, StoreError> {
         let out = self
             .client
             .get_item()
