@@ -23,6 +23,13 @@ fn recorded_metrics() -> BTreeSet<(String, Vec<String>)> {
         telemetry::record_purchase(outcome, 12.5, 1);
     }
     telemetry::record_stock("demo", 7);
+    for outcome in telemetry::JOIN_OUTCOMES {
+        telemetry::record_join(outcome);
+    }
+    for reason in telemetry::ADMISSION_REFUSALS {
+        telemetry::record_admission_refusal(reason);
+    }
+    telemetry::record_admission_step("demo", 3, 40, 5);
     let mut out = Vec::new();
     collector.flush(&mut out).expect("flush EMF");
     let mut found = BTreeSet::new();
@@ -71,7 +78,17 @@ fn dashboard_charts_the_metrics_the_code_records() {
     let names: BTreeSet<&str> = metrics.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        BTreeSet::from(["Purchases", "PurchaseLatency", "PurchaseRetries", "RemainingStock"]),
+        BTreeSet::from([
+            "Purchases",
+            "PurchaseLatency",
+            "PurchaseRetries",
+            "RemainingStock",
+            "QueueJoins",
+            "AdmissionRefusals",
+            "Admissions",
+            "QueueLength",
+            "AdmittedNotBought",
+        ]),
         "the metrics the code records"
     );
     for (name, labels) in &metrics {
