@@ -13,24 +13,38 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 /// One API Gateway HTTP API request as the function receives it. Every field is optional:
-/// a missing one reads as empty.
+/// a missing one, or a `null`, reads as empty.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ApiEvent {
     pub route_key: Option<String>,
     pub raw_path: Option<String>,
     /// Header names as API Gateway sends them (lower case); values as received.
+    #[serde(deserialize_with = "null_as_default")]
     pub headers: HashMap<String, String>,
+    #[serde(deserialize_with = "null_as_default")]
     pub path_parameters: HashMap<String, String>,
+    #[serde(deserialize_with = "null_as_default")]
     pub request_context: RequestContext,
     pub body: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
     pub is_base64_encoded: bool,
+}
+
+/// `null` as the type's default: emulators and test tools send `null` for absent maps.
+fn null_as_default<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct RequestContext {
     pub request_id: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
     pub http: HttpDescription,
     pub authorizer: Option<Authorizer>,
 }
@@ -52,6 +66,7 @@ pub struct Authorizer {
 #[serde(default)]
 pub struct JwtAuthorizer {
     /// Claims as API Gateway's JWT authorizer passes them (strings, numbers or arrays).
+    #[serde(deserialize_with = "null_as_default")]
     pub claims: HashMap<String, serde_json::Value>,
 }
 
@@ -126,5 +141,24 @@ impl ApiResponse {
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nulls_and_missing_fields_read_as_empty() {
+        let event: ApiEvent = serde_json::from_str(
+            r#"{"headers": null, "pathParameters": null, "requestContext": {"http": null, "authorizer": {"jwt": {"claims": null}}},
+                "isBase64Encoded": null, "body": null, "cookies": null, "queryStringParameters": null}"#,
+        )
+        .expect("a null-laden event parses");
+        let req = ApiRequest::new(event);
+        assert_eq!((req.method(), req.path(), req.header("x"), req.jwt_subject()), ("", "", None, None));
+        assert_eq!(req.body_bytes(), Some(Vec::new()));
+        let empty: ApiEvent = serde_json::from_str("{}").expect("an empty event parses");
+        assert!(empty.headers.is_empty() && !empty.is_base64_encoded);
     }
 }
