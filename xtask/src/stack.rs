@@ -146,7 +146,8 @@ fn log_env_file(filter: &str) -> Result<std::path::PathBuf> {
     let dir = crate::target_dir().join("xtask");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("functions-{}.env", std::process::id()));
-    std::fs::write(&path, format!("RUST_LOG={filter}\n"))?;
+    // Quoted: the value holds `=` signs.
+    std::fs::write(&path, format!("RUST_LOG=\"{filter}\"\n"))?;
     Ok(path)
 }
 

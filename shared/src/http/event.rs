@@ -130,13 +130,16 @@ pub struct ApiResponse {
     pub headers: HashMap<&'static str, String>,
     pub body: String,
     pub is_base64_encoded: bool,
+    /// Set-Cookie values; none. Part of the payload 2.0 response format (the local emulator
+    /// refuses a response without it).
+    pub cookies: Vec<String>,
 }
 
 impl ApiResponse {
     pub fn new(status: u16, content_type: &'static str, cache_control: &'static str, body: String) -> Self {
         let headers =
             HashMap::from([("content-type", content_type.to_owned()), ("cache-control", cache_control.to_owned())]);
-        Self { status_code: status, headers, body, is_base64_encoded: false }
+        Self { status_code: status, headers, body, is_base64_encoded: false, cookies: Vec::new() }
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -147,6 +150,14 @@ impl ApiResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_response_has_the_fields_of_the_payload_2_0_format() {
+        let text = serde_json::to_value(ApiResponse::new(201, "application/json", "no-store", "{}".into())).unwrap();
+        for field in ["statusCode", "headers", "body", "isBase64Encoded", "cookies"] {
+            assert!(text.get(field).is_some(), "{field} missing from {text}");
+        }
+    }
 
     #[test]
     fn nulls_and_missing_fields_read_as_empty() {
