@@ -115,10 +115,11 @@ describe('the line panel', () => {
 
   it('admitted: Buy, with a countdown of the admission on the server clock', () => {
     const admitted = line({ state: 'admitted', aheadOfYou: null, estimatedWaitSeconds: null, admissionToken: 'v1.t', admissionExpiresAt: '2026-01-01T10:05:00.000Z' });
-    const p = linePanel({ room: room({ admittedThrough: 130 }), saleState: 'active', line: admitted, serverNow: NOW + 1000 });
+    const p = linePanel({ room: room({ admittedThrough: 130 }), saleState: 'active', line: admitted, drawn: true, serverNow: NOW + 1000 });
     expect(p.phase).toBe('admitted');
     expect(p.action).toBe('buy');
     expect(p.title).toBe('It’s your turn! Buy within 04:59');
+    expect(p.detail).toMatch(/^Your place, drawn at opening: 120\. Your admission is held for you until Jan 1, 2026/);
     expect(p.progress).toMatchObject({ value: 120, max: 120 });
   });
 

@@ -137,13 +137,14 @@ export function linePanel({ room, saleState, line, joinedAs, drawn = false, boug
           : `${room.length} ${room.length === 1 ? 'person is' : 'people are'} waiting. Join to get the next place.`;
     return { phase: 'join', title: 'This sale has a waiting room', detail, action: 'join', button: 'Join the line' };
   }
+  const placeText = (p: number) => (drawn ? `Your place, drawn at opening: ${p}.` : `Your place: ${p}.`);
   if (line.state === 'admitted' || line.admissionToken) {
     const left = admissionLeftMs(line.admissionExpiresAt, serverNow);
     if (left <= 0 || !line.admissionToken) return expired(line);
     return {
       phase: 'admitted',
       title: `It’s your turn! ${admissionCountdown(line.admissionExpiresAt, serverNow)}`,
-      detail: `Your admission is held for you until ${formatTime(line.admissionExpiresAt ?? '')}.`,
+      detail: `${line.position != null ? `${placeText(line.position)} ` : ''}Your admission is held for you until ${formatTime(line.admissionExpiresAt ?? '')}.`,
       progress: line.position != null ? lineProgress(line.position, line.position) : undefined,
       action: 'buy',
       button: 'Buy now',
@@ -166,7 +167,7 @@ export function linePanel({ room, saleState, line, joinedAs, drawn = false, boug
   }
   const admitted = admittedThrough(room, line);
   const progress = lineProgress(p, admitted);
-  const place = drawn ? `Your place, drawn at opening: ${p}.` : `Your place: ${p}.`;
+  const place = placeText(p);
   if (p <= admitted) {
     return { phase: 'turn_pending', title: 'It’s your turn — getting your admission…', detail: place, progress, action: 'none', button: 'Getting your admission…' };
   }

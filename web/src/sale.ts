@@ -248,8 +248,8 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
       setText(lineBarText, text);
     }
     if (changed) {
-      // Only the first render of a page is not news.
-      if (next.phase !== 'join' && next.phase !== 'not_open') setText(lineAnnounce, next.title);
+      // News for this shopper (in line, your turn, sold out…); the offer to join is plain to see.
+      if (!['join', 'not_open', 'finding'].includes(next.phase)) setText(lineAnnounce, next.title);
       scheduleLinePoll();
     }
   }
