@@ -14,6 +14,42 @@ export interface SaleStatus {
   startsAt: string;
   endsAt: string;
   serverTime: string;
+  /** Present for a sale with a waiting room. */
+  queue?: RoomView;
+}
+
+/** The room's phase as the sale status tells it. */
+export type RoomState = 'not_open' | 'prequeue' | 'drawing' | 'admitting' | 'paused' | 'sold_out' | 'closed';
+
+/** A waiting room in the sale status (cacheable for a second, like the rest of it). */
+export interface RoomView {
+  state: RoomState;
+  /** Places issued and not yet admitted. */
+  length: number;
+  /** Every place up to and including this one is admitted. */
+  admittedThrough: number;
+  admitPerSecond: number;
+  prequeueOpensAt: string;
+  /** SHA-256 (hex) of the draw seed, published before the draw. */
+  drawCommitment: string;
+  /** The draw seed (hex), revealed at the start. */
+  drawSeed?: string;
+}
+
+export type LineState = 'waiting' | 'admitted' | 'sold_out' | 'closed';
+
+/** Where one person stands in a sale's line (`POST …/queue`, `GET …/queue/{userId}`; never cached). */
+export interface LineView {
+  saleId: string;
+  userId: string;
+  state: LineState;
+  /** The place in line; null in the pre-queue until the draw at opening. */
+  position: number | null;
+  aheadOfYou: number | null;
+  estimatedWaitSeconds: number | null;
+  /** Present when admitted: sent as `admissionToken` with the order. */
+  admissionToken?: string;
+  admissionExpiresAt?: string;
 }
 
 export interface Purchase {
@@ -34,6 +70,8 @@ export interface Problem {
   detail?: string;
   purchase?: Purchase;
   startsAt?: string;
+  /** When the line opens (`queue_not_open`). */
+  opensAt?: string;
   /** From `Retry-After` or the body's `retryAfterSeconds` (503, and 429 when given). */
   retryAfterSeconds?: number;
 }
@@ -61,16 +99,33 @@ export class Api {
     return this.call(`/sales/${encodeURIComponent(saleId)}`);
   }
 
-  /** One attempt of an order; every attempt of one press of Buy carries the same `idempotencyKey`. */
-  purchase(saleId: string, who: Identity, idempotencyKey: string): Promise<Result<Purchase>> {
-    // AUTH_MODE=body reads the buyer from the body; AUTH_MODE=jwt from the token, and accepts a
-    // body userId only if it is the token's own subject.
-    const body = who.userId ? { userId: who.userId } : {};
+  /**
+   * One attempt of an order; every attempt of one press of Buy carries the same `idempotencyKey`.
+   * A sale with a waiting room also needs the admission token the line handed out.
+   */
+  purchase(saleId: string, who: Identity, idempotencyKey: string, admissionToken?: string): Promise<Result<Purchase>> {
+    const body: Record<string, string> = userBody(who);
+    if (admissionToken) body.admissionToken = admissionToken;
     return this.call(`/sales/${encodeURIComponent(saleId)}/purchases`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', 'Idempotency-Key': idempotencyKey, ...auth(who.token) },
       body: JSON.stringify(body),
     });
+  }
+
+  /** Joins the sale's line; joining again answers with the same place. */
+  joinLine(saleId: string, who: Identity): Promise<Result<LineView>> {
+    return this.call(`/sales/${encodeURIComponent(saleId)}/queue`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...auth(who.token) },
+      body: JSON.stringify(userBody(who)),
+    });
+  }
+
+  /** Where this person stands in the line; the only way to receive the admission token. */
+  linePosition(saleId: string, who: Identity): Promise<Result<LineView>> {
+    const path = `/sales/${encodeURIComponent(saleId)}/queue/${encodeURIComponent(who.userId)}`;
+    return this.call(path, { headers: auth(who.token) });
   }
 
   lookup(saleId: string, who: Identity): Promise<Result<Purchase>> {
@@ -96,6 +151,14 @@ export class Api {
   }
 }
 
+/**
+ * AUTH_MODE=body reads the buyer from the body; AUTH_MODE=jwt from the token, and accepts a body
+ * userId only if it is the token's own subject.
+ */
+function userBody(who: Identity): Record<string, string> {
+  return who.userId ? { userId: who.userId } : {};
+}
+
 function auth(token: string): Record<string, string> {
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
@@ -109,6 +172,7 @@ export function toProblem(resp: Response, body: unknown): Problem {
     purchase: b.purchase,
     startsAt: typeof b.startsAt === 'string' ? b.startsAt : undefined,
   };
+  if (typeof b.opensAt === 'string') problem.opensAt = b.opensAt;
   const retryHeader = Number(resp.headers.get('Retry-After'));
   const retry = retryHeader > 0 ? retryHeader : Number(b.retryAfterSeconds);
   if (retry > 0) problem.retryAfterSeconds = Math.min(Math.ceil(retry), 60);

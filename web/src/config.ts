@@ -64,6 +64,35 @@ export function saveUserId(userId: string): void {
   if (userId) localStorage.setItem(USER_KEY, userId);
 }
 
+const LINE_KEY = 'flash-sale.line.';
+
+/** Who this browser joined a sale's line as, and whether they joined in the pre-queue. */
+export interface JoinedLine {
+  userId: string;
+  prequeue: boolean;
+}
+
+/** The place this browser holds in a sale's line, so a reload keeps it. */
+export function getJoinedLine(saleId: string): JoinedLine | undefined {
+  try {
+    const saved: unknown = JSON.parse(localStorage.getItem(LINE_KEY + saleId) ?? 'null');
+    if (typeof saved === 'object' && saved !== null && 'userId' in saved && typeof saved.userId === 'string' && saved.userId) {
+      return { userId: saved.userId, prequeue: 'prequeue' in saved && saved.prequeue === true };
+    }
+  } catch {
+    // Not ours or damaged: as if never joined.
+  }
+  return undefined;
+}
+
+export function saveJoinedLine(saleId: string, line: JoinedLine): void {
+  localStorage.setItem(LINE_KEY + saleId, JSON.stringify(line));
+}
+
+export function forgetJoinedLine(saleId: string): void {
+  localStorage.removeItem(LINE_KEY + saleId);
+}
+
 /**
  * The `sub` claim of a JWT, read without verifying it: only to show who the token is for and to
  * fill in the user id. The API Gateway authorizer is what checks the token.

@@ -168,6 +168,14 @@ export function purchaseMessage(result: Result<Purchase>): Message {
       };
     case 'sale_ended':
       return { tone: 'warning', title: 'The sale has ended', detail: 'Orders are no longer accepted.' };
+    case 'admission_required':
+      return { tone: 'info', title: 'Join the line first', detail: 'This sale has a waiting room: join the line and buy when it is your turn.' };
+    case 'admission_invalid':
+      return /expired/i.test(p.detail ?? '')
+        ? { tone: 'warning', title: 'Your admission expired', detail: `${NOT_CONFIRMED} A place in line is one per person.` }
+        : { tone: 'error', title: 'Your admission is not valid here', detail: `${NOT_CONFIRMED} It belongs to another sale or user id.` };
+    case 'not_yet_admitted':
+      return { tone: 'info', title: 'It is not your turn yet', detail: `${NOT_CONFIRMED} Keep this page open: Buy unlocks when you are admitted.` };
     case 'temporarily_unavailable':
     case 'too_many_requests':
       return { ...failureMessage(result), detail: `${NOT_CONFIRMED} ${failureMessage(result).detail}` };

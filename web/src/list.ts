@@ -3,6 +3,7 @@
 import type { Api, SaleState, SaleStatus } from './api';
 import { h, setText } from './dom';
 import { clockOffset, countdownText, failureMessage, formatPrice, STATE_LABEL, stateAt } from './format';
+import { roomNote } from './line';
 import { stockBar, updateStockBar } from './stock';
 
 const REFRESH_MS = 5000;
@@ -13,6 +14,7 @@ interface Card {
   badge: HTMLElement;
   when: HTMLElement;
   bar: HTMLElement;
+  room: HTMLElement;
 }
 
 export function listView(root: HTMLElement, api: Api): () => void {
@@ -43,6 +45,9 @@ export function listView(root: HTMLElement, api: Api): () => void {
       c.item.dataset.state = state;
       setText(c.when, countdownText(sale, now));
       updateStockBar(c.bar, sale.remainingStock, sale.totalStock);
+      const note = sale.queue ? roomNote(sale.queue) : '';
+      setText(c.room, note);
+      c.room.hidden = !note;
     }
   };
 
@@ -78,6 +83,7 @@ export function listView(root: HTMLElement, api: Api): () => void {
 function card(sale: SaleStatus): Card {
   const badge = h('span', { class: 'badge' });
   const when = h('p', { class: 'when' });
+  const room = h('p', { class: 'room-note', hidden: true });
   const bar = stockBar(`Items left of ${sale.name}`);
   const link = h('a', { href: `#/sales/${encodeURIComponent(sale.saleId)}`, class: 'stretched' }, sale.name);
   const item = h(
@@ -88,6 +94,7 @@ function card(sale: SaleStatus): Card {
     h('p', { class: 'price' }, formatPrice(sale.priceCents, sale.currency)),
     bar,
     when,
+    room,
   );
-  return { item, badge, when, bar };
+  return { item, badge, when, bar, room };
 }

@@ -1,7 +1,17 @@
 // `#/sales/{saleId}`: live stock, countdown, Buy and "Check my purchase".
 
-import type { Api, Identity, SaleStatus } from './api';
-import { getSavedUserId, getToken, saveUserId, setToken, tokenSubject } from './config';
+import type { Api, Identity, LineView, Result, SaleStatus } from './api';
+import {
+  forgetJoinedLine,
+  getJoinedLine,
+  getSavedUserId,
+  getToken,
+  type JoinedLine,
+  saveJoinedLine,
+  saveUserId,
+  setToken,
+  tokenSubject,
+} from './config';
 import { h, setText } from './dom';
 import {
   buyBlockedReason,
@@ -17,11 +27,16 @@ import {
   STATE_LABEL,
   stateAt,
 } from './format';
-import { isRetryable, pressBuy } from './retry';
+import { joinBusyMessage, joinFailureMessage, lineNeedsPollNow, type LinePanel, linePanel } from './line';
+import { isRetryable, MAX_AUTO_RETRIES, pressBuy, retryDelayMs } from './retry';
 import { stockBar, updateStockBar } from './stock';
 
 const POLL_MS = 1000;
 const HIDDEN_POLL_MS = 15_000;
+/** How often a shopper in line asks for their own place (the token comes only this way). */
+const LINE_POLL_MS = 5000;
+/** The soonest a shopper's own place is asked for again when the status says it moved. */
+const LINE_POLL_MIN_MS = 1000;
 
 export function saleView(root: HTMLElement, api: Api, saleId: string): () => void {
   let sale: SaleStatus | undefined;
@@ -34,6 +49,15 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   let stopped = false;
   let pollTimer = 0;
   let polling = false;
+  // The waiting room (sales whose status has `queue`).
+  let joined: JoinedLine | undefined = getJoinedLine(saleId);
+  let line: LineView | undefined;
+  let joining = false;
+  let bought = false;
+  let panel: LinePanel | undefined;
+  let lineTimer = 0;
+  let linePolling = false;
+  let lastLinePoll = 0;
 
   const heading = h('h1', { tabindex: -1 }, 'Loading sale…');
   const badge = h('span', { class: 'badge', hidden: true });
@@ -42,6 +66,23 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   const window_ = h('p', { class: 'muted window' });
   const stock = stockBar('Items left');
   const connection = h('p', { class: 'connection', hidden: true }, 'Connection lost. Retrying…');
+
+  const lineTitle = h('p', { class: 'line-title', id: 'line-title' });
+  const lineDetail = h('p', { class: 'line-detail' });
+  const lineBar = h('div', { class: 'bar', role: 'progressbar', 'aria-label': 'Your way through the line', 'aria-valuemin': 0 }, h('span', { class: 'fill' }));
+  const lineBarText = h('p', { class: 'line-progress-text' });
+  const lineProgress = h('div', { class: 'line-progress', hidden: true }, lineBar, lineBarText);
+  // Announces a change of phase (joined, your turn, sold out…), not every tick of a count.
+  const lineAnnounce = h('p', { class: 'visually-hidden', 'aria-live': 'polite' });
+  const switchUser = h('button', { type: 'button', class: 'secondary', hidden: true, onclick: () => leaveLine() }, 'Use another user id');
+  const lineBox = h(
+    'section',
+    { class: 'line', hidden: true, 'aria-labelledby': 'line-title' },
+    lineTitle,
+    lineProgress,
+    lineDetail,
+    lineAnnounce,
+  );
 
   const userId = h('input', {
     id: 'user-id',
@@ -63,9 +104,9 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
 
   const form = h(
     'form',
-    { class: 'buy', novalidate: true, onsubmit: (e: Event) => (e.preventDefault(), void purchase()) },
+    { class: 'buy', novalidate: true, onsubmit: (e: Event) => (e.preventDefault(), void (panel?.action === 'join' ? join() : purchase())) },
     h('div', { class: 'field' }, h('label', { for: 'user-id' }, 'Your user id'), userId, userHint),
-    h('div', { class: 'actions' }, buy, check),
+    h('div', { class: 'actions' }, buy, check, switchUser),
     reason,
   );
   const signIn = h(
@@ -91,6 +132,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
       window_,
       stock,
       connection,
+      lineBox,
       form,
     result,
     signIn,
@@ -98,15 +140,23 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   root.replaceChildren(h('div', { class: 'narrow' }, h('p', { class: 'back' }, h('a', { href: '#/' }, '← All sales')), article));
   heading.id = 'sale-name';
 
-  /** Who buys: the token's subject if there is a token, else the typed user id. */
+  /** Who buys: the token's subject if there is a token, else the one in line, else the typed id. */
   function showIdentity(): void {
     const t = getToken();
     const sub = t ? tokenSubject(t) : undefined;
     token.value = '';
+    // A place in line belongs to one user id: a token for someone else means another shopper.
+    if (joined && sub && joined.userId !== sub) dropLine();
+    switchUser.hidden = !joined || Boolean(sub);
     if (sub) {
       userId.value = sub;
       userId.readOnly = true;
       setText(userHint, `Signed in with a token as ${sub}.`);
+    } else if (joined) {
+      // The place in line, and the token it brings, belong to the user id that joined.
+      userId.value = joined.userId;
+      userId.readOnly = true;
+      setText(userHint, `You are in line as ${joined.userId}.`);
     } else {
       userId.readOnly = false;
       if (!userId.value) userId.value = getSavedUserId();
@@ -150,19 +200,58 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     updateStockBar(stock, sale.remainingStock, sale.totalStock);
     const waitMs = retryAt - Date.now();
     const autoMs = autoRetryAt - Date.now();
-    buy.disabled = buying || state !== 'active' || waitMs > 0;
+    const buyLabel = `Buy now · ${formatPrice(sale.priceCents, sale.currency)}`;
+    let allowed = state === 'active';
+    let label = buyLabel;
+    let why = buyBlockedReason(state);
+    if (sale.queue) {
+      const next = linePanel({ room: sale.queue, saleState: state, line, joinedAs: joined?.userId, drawn: joined?.prequeue, bought, serverNow: now });
+      renderLine(next);
+      allowed = next.action !== 'none';
+      label = next.action === 'buy' ? buyLabel : next.button;
+      why = '';
+      if (joined && lineNeedsPollNow(sale.queue, line) && Date.now() - lastLinePoll >= LINE_POLL_MIN_MS) void pollLine();
+    }
+    const busy = buying || joining;
+    buy.disabled = busy || !allowed || waitMs > 0;
     setText(
       buy,
-      buying
+      busy
         ? autoMs > 0
           ? `Trying again in ${Math.ceil(autoMs / 1000)} s`
-          : 'Buying…'
+          : joining
+            ? 'Joining…'
+            : 'Buying…'
         : waitMs > 0
           ? `Try again in ${Math.ceil(waitMs / 1000)} s`
-          : `Buy now · ${formatPrice(sale.priceCents, sale.currency)}`,
+          : label,
     );
-    setText(reason, buyBlockedReason(state));
+    setText(reason, why);
     check.disabled = checking;
+  }
+
+  /** The line panel: where this shopper is in the line, or why there is no line to wait in. */
+  function renderLine(next: LinePanel): void {
+    const changed = next.phase !== panel?.phase;
+    panel = next;
+    lineBox.hidden = false;
+    lineBox.dataset.phase = next.phase;
+    setText(lineTitle, next.title);
+    setText(lineDetail, next.detail);
+    lineProgress.hidden = !next.progress;
+    if (next.progress) {
+      const { value, max, text } = next.progress;
+      lineBar.setAttribute('aria-valuemax', String(max));
+      lineBar.setAttribute('aria-valuenow', String(value));
+      lineBar.setAttribute('aria-valuetext', text);
+      lineBar.querySelector<HTMLElement>('.fill')!.style.width = `${((max > 0 ? value / max : 1) * 100).toFixed(1)}%`;
+      setText(lineBarText, text);
+    }
+    if (changed) {
+      // News for this shopper (in line, your turn, sold out…); the offer to join is plain to see.
+      if (!['join', 'not_open', 'finding'].includes(next.phase)) setText(lineAnnounce, next.title);
+      scheduleLinePoll();
+    }
   }
 
   /** One status request at a time; each schedules the next. */
@@ -183,6 +272,11 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
         setText(price, formatPrice(sale.priceCents, sale.currency));
         setText(window_, formatWindow(sale.startsAt, sale.endsAt));
         document.title = `${sale.name} · Flash sale`;
+        if (joined && sale.queue) void pollLine();
+        else if (joined) {
+          dropLine(); // no line (any more) for this sale
+          showIdentity();
+        }
       }
       render();
     } else if (r.kind === 'problem' && r.problem.code === 'sale_not_found') {
@@ -197,10 +291,10 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   }
 
   /** Waits before an automatic retry, counting down in the status region; false if the page left. */
-  async function waitToRetry(ms: number): Promise<boolean> {
+  async function waitToRetry(ms: number, message: (secondsLeft: number) => Message = busyMessage): Promise<boolean> {
     autoRetryAt = Date.now() + ms;
     let shown = Math.max(1, Math.ceil(ms / 1000));
-    show(busyMessage(shown)); // even for a wait too short to count down
+    show(message(shown)); // even for a wait too short to count down
     render();
     while (!stopped) {
       const left = autoRetryAt - Date.now();
@@ -208,7 +302,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
       const secs = Math.ceil(left / 1000);
       if (secs !== shown) {
         shown = secs;
-        show(busyMessage(secs));
+        show(message(secs));
         render();
       }
       await new Promise((resolve) => setTimeout(resolve, Math.min(left, 250)));
@@ -221,21 +315,33 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     if (buying || buy.disabled) return;
     const who = identity();
     if (!who) return;
+    // A sale with a waiting room takes the admission token the line handed out.
+    const admission = sale?.queue ? line?.admissionToken : undefined;
     buying = true; // Set before the first await: a second click finds the button disabled.
     render();
     result.replaceChildren();
     // One press, one Idempotency-Key: the automatic retries after 429, 503 or no answer reuse it.
-    const { result: r } = await pressBuy({ send: (key) => api.purchase(saleId, who, key), wait: waitToRetry });
+    const { result: r } = await pressBuy({ send: (key) => api.purchase(saleId, who, key, admission), wait: (ms) => waitToRetry(ms) });
     if (stopped) return;
     let message = purchaseMessage(r);
+    let mine = r.ok || (r.kind === 'problem' && r.problem.code === 'already_purchased');
     if (!r.ok && r.kind === 'problem' && r.problem.code === 'sold_out' && who.userId) {
       // A server that already knows the sale is sold out answers without looking up this
       // shopper's order; ask, so an earlier buyer sees their order rather than "sold out".
-      const mine = await api.lookup(saleId, who);
-      if (mine.ok) message = alreadyBought(mine.value);
+      const found = await api.lookup(saleId, who);
+      if (found.ok) {
+        message = alreadyBought(found.value);
+        mine = true;
+      }
     }
     buying = false;
     if (stopped) return;
+    if (sale?.queue) {
+      if (mine) bought = true;
+      // Not admitted after all, or the token is no longer good: ask the line where we stand.
+      else if (!r.ok && r.kind === 'problem' && r.problem.code.startsWith('admission_')) void pollLine();
+      else if (!r.ok && r.kind === 'problem' && r.problem.code === 'not_yet_admitted') void pollLine();
+    }
     if (isRetryable(r)) {
       // Still busy after the automatic retries: Buy stays off for a moment so nobody hammers.
       const secs = !r.ok && r.kind === 'problem' ? (r.problem.retryAfterSeconds ?? 1) : 1;
@@ -244,6 +350,95 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     show(message);
     render();
     void poll(); // the stock just changed
+  }
+
+  /** Joins the line (idempotent: a retry or a second join gets the same place). */
+  async function join(): Promise<void> {
+    if (joining || buy.disabled) return;
+    const who = identity();
+    if (!who) return;
+    if (!who.userId) {
+      show({ tone: 'error', title: 'Enter your user id first', detail: 'Your place in line is kept for one user id.' });
+      userId.focus();
+      return;
+    }
+    joining = true; // Set before the first await, like Buy.
+    render();
+    result.replaceChildren();
+    let r: Result<LineView>;
+    for (let attempt = 0; ; attempt++) {
+      r = await api.joinLine(saleId, who);
+      if (stopped) return;
+      if (!isRetryable(r) || attempt >= MAX_AUTO_RETRIES) break;
+      const delay = retryDelayMs(attempt, !r.ok && r.kind === 'problem' ? r.problem.retryAfterSeconds : undefined);
+      if (delay === undefined || !(await waitToRetry(delay, joinBusyMessage))) break;
+    }
+    joining = false;
+    if (stopped) return;
+    if (r.ok) {
+      result.replaceChildren();
+      line = r.value;
+      // Joined before the start: the place comes from the draw.
+      const beforeStart = sale !== undefined && Date.now() + offset < Date.parse(sale.startsAt);
+      joined = { userId: who.userId, prequeue: r.value.position === null && beforeStart };
+      saveJoinedLine(saleId, joined);
+      lastLinePoll = Date.now();
+      showIdentity();
+    } else {
+      show(joinFailureMessage(r));
+      if (isRetryable(r)) retryAt = Date.now() + (r.kind === 'problem' ? (r.problem.retryAfterSeconds ?? 1) : 1) * 1000;
+    }
+    render();
+  }
+
+  /** Asks where this shopper stands; the only answer that carries the admission token. */
+  async function pollLine(): Promise<void> {
+    clearTimeout(lineTimer);
+    if (!joined || linePolling || stopped) return;
+    const who = { userId: joined.userId, token: getToken() };
+    linePolling = true;
+    lastLinePoll = Date.now();
+    const r = await api.linePosition(saleId, who);
+    linePolling = false;
+    if (stopped || joined?.userId !== who.userId) return;
+    if (r.ok) {
+      line = r.value;
+    } else if (r.kind === 'problem' && (r.problem.code === 'not_in_line' || r.problem.code === 'no_waiting_room')) {
+      // The line no longer knows this place (a reset sale): offer to join again.
+      dropLine();
+      showIdentity();
+    }
+    render();
+    scheduleLinePoll();
+  }
+
+  /** The next regular look at this shopper's place, while there is something to wait for. */
+  function scheduleLinePoll(): void {
+    clearTimeout(lineTimer);
+    const waiting = !line || line.state === 'waiting';
+    const over = panel && ['sold_out', 'closed', 'bought', 'expired'].includes(panel.phase);
+    if (!joined || !waiting || over || stopped) return;
+    lineTimer = window.setTimeout(() => void pollLine(), LINE_POLL_MS);
+  }
+
+  /** Forgets this browser's place (the server keeps it: joining again as that user gets it back). */
+  function dropLine(): void {
+    clearTimeout(lineTimer);
+    if (joined) forgetJoinedLine(saleId);
+    joined = undefined;
+    line = undefined;
+    bought = false;
+    userId.readOnly = false;
+  }
+
+  /** "Use another user id": lets this browser join as someone else. */
+  function leaveLine(): void {
+    dropLine();
+    userId.value = '';
+    showIdentity();
+    result.replaceChildren();
+    render();
+    userId.focus();
   }
 
   async function checkPurchase(): Promise<void> {
@@ -274,6 +469,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   return () => {
     stopped = true;
     clearTimeout(pollTimer);
+    clearTimeout(lineTimer);
     clearInterval(tick);
     document.removeEventListener('visibilitychange', onVisibility);
   };

@@ -59,15 +59,27 @@ after(async () => {
 
 const rfc3339 = (offsetSecs) => new Date(Date.now() + offsetSecs * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
 
-/** A sale of this run, created with the admin CLI like an operator would. */
-function createSale({ name, stock = 50, startsIn = -60, endsIn = 3600, priceCents = 12900, currency = 'EUR' }) {
+/**
+ * A sale of this run, created with the admin CLI like an operator would. `room` puts a waiting room
+ * in front of it: `{ admitPerSecond, prequeueOpensIn, tokenTtlSeconds }`, each optional.
+ */
+function createSale({ name, stock = 50, startsIn = -60, endsIn = 3600, priceCents = 12900, currency = 'EUR', room }) {
   const saleId = `web-${RUN}-${Math.random().toString(36).slice(2, 7)}`;
+  const roomArgs = !room
+    ? []
+    : [
+        '--waiting-room',
+        ...(room.admitPerSecond ? ['--admit-per-second', String(room.admitPerSecond)] : []),
+        ...(room.prequeueOpensIn !== undefined ? ['--prequeue-opens-at', rfc3339(room.prequeueOpensIn)] : []),
+        ...(room.tokenTtlSeconds ? ['--token-ttl-seconds', String(room.tokenTtlSeconds)] : []),
+      ];
   execFileSync(
     ADMIN,
     [
       ...['--endpoint-url', DYNAMODB, '--table', 'flash-sale', 'create-sale', '--sale-id', saleId, '--name', name],
       ...['--price-cents', String(priceCents), '--currency', currency, '--stock', String(stock), '--shards', '1'],
       ...['--starts-at', rfc3339(startsIn), '--ends-at', rfc3339(endsIn)],
+      ...roomArgs,
     ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
@@ -82,8 +94,14 @@ async function api(path, init = {}, timeoutMs = 30_000) {
 }
 
 const apiGet = (path) => api(path);
-const apiBuy = (saleId, userId) =>
+const apiBuy = (saleId, userId, admissionToken) =>
   api(`/sales/${saleId}/purchases`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(admissionToken ? { userId, admissionToken } : { userId }),
+  });
+const apiJoin = (saleId, userId) =>
+  api(`/sales/${saleId}/queue`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ userId }),
@@ -101,6 +119,7 @@ async function warmUp() {
   await parallel('/sales/demo', {}, 200);
   await parallel('/sales/demo/purchases', { method: 'POST', body: '{}' }, 400);
   await parallel(`/sales/demo/purchases/warm-up-${RUN}`, {}, 404);
+  await parallel(`/sales/demo/queue/warm-up-${RUN}`, {}, 404); // no waiting room
 }
 
 /** A fresh page (own localStorage) that can reach nothing but loopback addresses. */
@@ -133,6 +152,7 @@ async function eventually(check, ms = 10_000) {
 const text = (locator) => locator.innerText({ timeout: 2000 }).catch(() => '');
 const buyButton = (page) => page.locator('form.buy button[type=submit]');
 const status = (page) => page.getByRole('status');
+const linePanel = (page) => page.locator('section.line');
 async function shot(page, name) {
   await page.mouse.move(0, 0); // no hover colours
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true, animations: 'disabled', caret: 'hide' });
@@ -159,6 +179,60 @@ async function close(page) {
 
 /** A test that fails instead of hanging: the steps inside wait seconds, not minutes. */
 const it = (name, fn) => test(name, { timeout: 60_000 }, fn);
+
+// First, while the seeded sale `line` is still in its pre-queue (it opens three minutes after the
+// stack was seeded).
+it('joining the seeded waiting-room sale in its pre-queue says places are drawn at opening; a reload keeps the place', async () => {
+  let saleId = 'line';
+  let { body: sale } = await apiGet(`/sales/${saleId}`);
+  if (sale.queue?.state !== 'prequeue') {
+    // A stack that has been up for more than three minutes is past the seeded opening: a sale
+    // like it, of this run.
+    saleId = createSale({ name: 'Limited jacket (waiting room)', stock: 30, startsIn: 180, priceCents: 8900, room: { admitPerSecond: 2 } });
+    sale = (await apiGet(`/sales/${saleId}`)).body;
+  }
+  assert.equal(sale.queue.state, 'prequeue');
+  const buyer = user('prequeue');
+
+  const page = await openPage('#/');
+  await page.gotoHash();
+  const card = page.locator('li.card', { has: page.locator(`a[href="#/sales/${saleId}"]`) });
+  await expectText(card, /Waiting room · join the line now: places are drawn at opening/);
+  await card.getByRole('link').click();
+
+  await expectText(page.getByRole('heading', { level: 1 }), /^Limited jacket \(waiting room\)$/);
+  await expectText(buyButton(page), /^Join the line$/);
+  await expectDisabled(buyButton(page), false);
+  await expectText(linePanel(page), /This sale has a waiting room/);
+  await page.getByLabel('Your user id').fill(buyer);
+  await buyButton(page).click();
+
+  const shown = await expectText(linePanel(page), /You are in the pre-queue: places are drawn at opening/);
+  assert.ok(shown.includes(`The draw can be verified: commitment ${sale.queue.drawCommitment}`), shown);
+  await expectText(buyButton(page), /^Waiting for the draw$/);
+  assert.equal(await buyButton(page).isDisabled(), true);
+  const field = page.getByLabel('Your user id');
+  assert.equal(await field.getAttribute('readonly'), '');
+  const { status: code, body: place } = await apiGet(`/sales/${saleId}/queue/${buyer}`);
+  assert.equal(code, 200);
+  assert.equal(place.state, 'waiting');
+  assert.equal(place.position, null);
+  await shot(page, 'line-prequeue');
+
+  // The place is remembered per sale: a reload finds it again without joining.
+  const joins = [];
+  page.on('request', (r) => r.method() === 'POST' && r.url().endsWith(`/sales/${saleId}/queue`) && joins.push(r.url()));
+  await page.reload();
+  await expectText(linePanel(page), /You are in the pre-queue: places are drawn at opening/);
+  assert.equal(await page.getByLabel('Your user id').inputValue(), buyer);
+  assert.deepEqual(joins, []);
+
+  // Someone else on this device: the place stays on the server, the form is free again.
+  await page.getByRole('button', { name: 'Use another user id' }).click();
+  await expectText(buyButton(page), /^Join the line$/);
+  assert.equal(await field.getAttribute('readonly'), null);
+  await close(page);
+});
 
 it('the sale list shows the demo sale with its remaining stock', async () => {
   const { body: demo } = await apiGet('/sales/demo');
@@ -545,6 +619,92 @@ it('in JWT mode the page sends the token it was given as a Bearer token', async 
   await page.getByRole('button', { name: 'Forget token' }).click();
   assert.equal(await field.getAttribute('readonly'), null);
   assert.equal(await page.evaluate(() => localStorage.getItem('flash-sale.token')), null);
+  await close(page);
+});
+
+// The waiting room, on the real stack: sales of this run whose opening, draw, admission, sell-out
+// and token expiry happen within seconds.
+
+test('a line that opens while the page is open: pre-queue, drawn place, admitted, Buy with the token, 201', { timeout: 90_000 }, async () => {
+  const saleId = createSale({ name: 'Opening night drop', stock: 10, startsIn: 14, room: { admitPerSecond: 50, prequeueOpensIn: 6 } });
+  const buyer = user('opening');
+  const page = await openPage(`#/sales/${saleId}`);
+  const orders = [];
+  page.on('request', (r) => r.method() === 'POST' && r.url().endsWith(`/sales/${saleId}/purchases`) && orders.push(r.postDataJSON()));
+  await page.gotoHash();
+  await page.getByLabel('Your user id').fill(buyer);
+  await expectText(linePanel(page), /The line opens in 00:0\d/);
+  await expectText(buyButton(page), /^Join the line$/);
+  assert.equal(await buyButton(page).isDisabled(), true);
+
+  // The pre-queue opens on the server's clock: Join unlocks by itself.
+  await expectDisabled(buyButton(page), false, 15_000);
+  await buyButton(page).click();
+  await expectText(linePanel(page), /You are in the pre-queue: places are drawn at opening/);
+
+  // The sale starts, the draw follows 5 s later, then 50 admissions a second: this page's turn.
+  await expectText(linePanel(page), /It’s your turn! Buy within 0\d:\d\d/, 40_000);
+  await expectText(linePanel(page), /Your place, drawn at opening: 1\./);
+  await expectText(buyButton(page), /^Buy now · €129\.00$/);
+  await expectDisabled(buyButton(page), false);
+  const { body: place } = await apiGet(`/sales/${saleId}/queue/${buyer}`);
+  assert.equal(place.state, 'admitted');
+  await shot(page, 'line-admitted');
+
+  await buyButton(page).click();
+  const shown = await expectText(status(page), /You got it! Your order is confirmed\./);
+  const { body: stored } = await apiGet(`/sales/${saleId}/purchases/${buyer}`);
+  assert.ok(shown.includes(`Order id ${stored.orderId}`), shown);
+  assert.equal(orders.length, 1);
+  assert.deepEqual(orders[0], { userId: buyer, admissionToken: place.admissionToken });
+  await expectText(linePanel(page), /You have your item/);
+  await close(page);
+});
+
+it('sold out ends the wait at once: a one-item sale that someone admitted before buys', async () => {
+  // Stock 1 lets at most 2 people be admitted (200 % of the stock): the page's buyer is third.
+  const saleId = createSale({ name: 'One of one (waiting room)', stock: 1, startsIn: -10, room: { admitPerSecond: 50 } });
+  const [first, second, buyer] = [user('first'), user('second'), user('third')];
+  assert.equal((await apiJoin(saleId, first)).status, 200);
+  assert.equal((await apiJoin(saleId, second)).status, 200);
+  const page = await openPage(`#/sales/${saleId}`);
+  await page.gotoHash();
+  await page.getByLabel('Your user id').fill(buyer);
+  await expectDisabled(buyButton(page), false);
+  await expectText(buyButton(page), /^Join the line$/);
+  await buyButton(page).click();
+  await expectText(linePanel(page), /You are in line — \d+ ahead of you, about \d+ s/, 15_000);
+  await expectText(buyButton(page), /^Waiting for your turn$/);
+  assert.equal(await buyButton(page).isDisabled(), true);
+  assert.equal(await page.getByRole('progressbar', { name: 'Your way through the line' }).count(), 1);
+  await shot(page, 'line-waiting');
+
+  const token = await eventually(async () => {
+    const { body } = await apiGet(`/sales/${saleId}/queue/${first}`);
+    assert.equal(body.state, 'admitted');
+    return body.admissionToken;
+  }, 20_000);
+  assert.equal((await apiBuy(saleId, first, token)).status, 201);
+
+  await expectText(linePanel(page), /Sold out — the wait is over\s+Every item was sold before your turn\./, 5000);
+  await expectText(buyButton(page), /^Sold out$/);
+  assert.equal(await buyButton(page).isDisabled(), true);
+  await shot(page, 'line-sold-out');
+  await close(page);
+});
+
+it('an admission that is not used in time expires: the countdown ends and Buy goes away', async () => {
+  const saleId = createSale({ name: 'Short admission', stock: 5, startsIn: -10, room: { admitPerSecond: 50, tokenTtlSeconds: 12 } });
+  const page = await openPage(`#/sales/${saleId}`);
+  await page.gotoHash();
+  await page.getByLabel('Your user id').fill(user('slow'));
+  await expectDisabled(buyButton(page), false);
+  await buyButton(page).click();
+  await expectText(linePanel(page), /It’s your turn! Buy within 00:(0\d|1[0-2])/, 15_000);
+  await expectDisabled(buyButton(page), false);
+  await expectText(linePanel(page), /Your admission expired/, 20_000);
+  await expectText(buyButton(page), /^Admission expired$/);
+  assert.equal(await buyButton(page).isDisabled(), true);
   await close(page);
 });
 

@@ -1,0 +1,268 @@
+// Pure rules of the waiting room on the sale page: what the line panel says, how far along the
+// line a shopper is, the admission countdown, and when to ask the API for a shopper's own place.
+
+import type { LineView, Result, RoomView, SaleState } from './api';
+import { failureMessage, formatDuration, formatTime, type Message } from './format';
+
+/** Where a shopper is, as the page shows it. */
+export type LinePhase =
+  | 'not_open' // the line has not opened yet: Join is disabled until it does
+  | 'join' // the line is open and this browser has not joined
+  | 'finding' // this browser joined earlier (a reload): asking for the place
+  | 'prequeue' // joined before the start: the place comes from the draw at opening
+  | 'drawing' // the draw is under way: the place comes in a moment
+  | 'waiting' // a place, not admitted yet
+  | 'paused' // a place, admission paused by the operator
+  | 'turn_pending' // the cached status says it is this place's turn; the token is on its way
+  | 'admitted' // holds a valid admission token: Buy
+  | 'expired' // the admission ran out before an order
+  | 'bought' // the order went through
+  | 'sold_out' // every item sold: the wait is over
+  | 'closed'; // the sale window closed
+
+export interface LineProgress {
+  /** Places admitted so far, at most `max`. */
+  value: number;
+  /** The shopper's place. */
+  max: number;
+  text: string;
+}
+
+export interface LinePanel {
+  phase: LinePhase;
+  title: string;
+  detail: string;
+  /** How far the admitted range has come towards the shopper's place. */
+  progress?: LineProgress;
+  /** What the page's main button does: join the line, buy with the token, or nothing (disabled). */
+  action: 'join' | 'buy' | 'none';
+  /** The main button's label when it does not buy (Buy shows the price). */
+  button: string;
+}
+
+export interface LineInput {
+  /** The room in the last sale status (cached up to a second). */
+  room: RoomView;
+  /** The sale's state at `serverNow` (window and stock). */
+  saleState: SaleState;
+  /** The last answer about this shopper's own place; undefined when this browser has not joined. */
+  line?: LineView;
+  /** Who this browser joined as, before the first answer about their place (after a reload). */
+  joinedAs?: string;
+  /** The shopper joined in the pre-queue, so a place after opening is a drawn one. */
+  drawn?: boolean;
+  /** The order went through (201 or already purchased). */
+  bought?: boolean;
+  /** Now on the server's clock (ms since the epoch). */
+  serverNow: number;
+}
+
+/** `about 42 s`, `about 3 min`: an estimate, never precise to the second above two minutes. */
+export function waitText(seconds: number): string {
+  const s = Math.max(1, Math.ceil(seconds));
+  return s < 120 ? `about ${s} s` : `about ${Math.round(s / 60)} min`;
+}
+
+/**
+ * The admitted range as best known: the cached status's, or the one the shopper's own (fresher
+ * or older) answer implies, whichever is further.
+ */
+export function admittedThrough(room: RoomView, line?: LineView): number {
+  const fromLine = line?.position != null && line.aheadOfYou != null ? line.position - 1 - line.aheadOfYou : 0;
+  return Math.max(room.admittedThrough, fromLine);
+}
+
+/** How far the admitted range has come towards `position`. */
+export function lineProgress(position: number, admitted: number): LineProgress {
+  const value = Math.max(0, Math.min(admitted, position));
+  return { value, max: position, text: `Admitted up to place ${Math.max(0, admitted)} · your place ${position}` };
+}
+
+/** Milliseconds left of an admission on the server's clock; 0 when it ran out or cannot be read. */
+export function admissionLeftMs(expiresAt: string | undefined, serverNow: number): number {
+  const exp = expiresAt ? Date.parse(expiresAt) : Number.NaN;
+  return Number.isNaN(exp) ? 0 : Math.max(0, exp - serverNow);
+}
+
+/** `Buy within 04:59`: the admission's countdown. */
+export function admissionCountdown(expiresAt: string | undefined, serverNow: number): string {
+  return `Buy within ${formatDuration(admissionLeftMs(expiresAt, serverNow))}`;
+}
+
+const KEEP_OPEN = 'Keep this page open: Buy appears here when it is your turn.';
+
+/** What the line panel and the main button say, from the cached status and the shopper's place. */
+export function linePanel({ room, saleState, line, joinedAs, drawn = false, bought = false, serverNow }: LineInput): LinePanel {
+  const joined = line !== undefined || joinedAs !== undefined;
+  if (bought) {
+    return { phase: 'bought', title: 'You have your item', detail: 'Your order is confirmed; your place in line is used.', action: 'none', button: 'Bought' };
+  }
+  if (room.state === 'closed' || saleState === 'ended') {
+    return {
+      phase: 'closed',
+      title: 'The sale is closed',
+      detail: joined ? 'The line closed before you could order. No more orders are taken.' : 'The line is closed and no more orders are taken.',
+      action: 'none',
+      button: 'Sale closed',
+    };
+  }
+  if (room.state === 'sold_out' || saleState === 'sold_out' || line?.state === 'sold_out') {
+    return {
+      phase: 'sold_out',
+      title: 'Sold out — the wait is over',
+      detail: joined ? 'Every item was sold before your turn. Thank you for waiting.' : 'Every item has been sold.',
+      action: 'none',
+      button: 'Sold out',
+    };
+  }
+  if (!line && joinedAs !== undefined) {
+    return { phase: 'finding', title: 'Finding your place in line…', detail: `You joined as ${joinedAs}.`, action: 'none', button: 'Finding your place…' };
+  }
+  if (!line) {
+    const opensAt = Date.parse(room.prequeueOpensAt);
+    if (room.state === 'not_open' && serverNow < opensAt) {
+      return {
+        phase: 'not_open',
+        title: `The line opens in ${formatDuration(opensAt - serverNow)}`,
+        detail: `Join from ${formatTime(room.prequeueOpensAt)}. Everyone who joins before the start gets a place drawn at random at opening.`,
+        action: 'none',
+        button: 'Join the line',
+      };
+    }
+    const detail =
+      room.state === 'not_open' || room.state === 'prequeue'
+        ? 'Join before the start: places in the pre-queue are drawn at random at opening, so there is no need to rush.'
+        : room.state === 'drawing'
+          ? 'The pre-queue is being drawn. Join now for the first place after it.'
+          : `${room.length} ${room.length === 1 ? 'person is' : 'people are'} waiting. Join to get the next place.`;
+    return { phase: 'join', title: 'This sale has a waiting room', detail, action: 'join', button: 'Join the line' };
+  }
+  const placeText = (p: number) => (drawn ? `Your place, drawn at opening: ${p}.` : `Your place: ${p}.`);
+  if (line.state === 'admitted' || line.admissionToken) {
+    const left = admissionLeftMs(line.admissionExpiresAt, serverNow);
+    if (left <= 0 || !line.admissionToken) return expired(line);
+    return {
+      phase: 'admitted',
+      title: `It’s your turn! ${admissionCountdown(line.admissionExpiresAt, serverNow)}`,
+      detail: `${line.position != null ? `${placeText(line.position)} ` : ''}Your admission is held for you until ${formatTime(line.admissionExpiresAt ?? '')}.`,
+      progress: line.position != null ? lineProgress(line.position, line.position) : undefined,
+      action: 'buy',
+      button: 'Buy now',
+    };
+  }
+  if (line.state === 'closed') return expired(line);
+  // Waiting.
+  const p = line.position;
+  if (p == null) {
+    if (room.state === 'not_open' || room.state === 'prequeue') {
+      return {
+        phase: 'prequeue',
+        title: 'You are in the pre-queue: places are drawn at opening',
+        detail: `Arrival order does not count. The draw can be verified: commitment ${room.drawCommitment}.`,
+        action: 'none',
+        button: 'Waiting for the draw',
+      };
+    }
+    return { phase: 'drawing', title: 'The draw is under way', detail: 'Your place appears in a moment.', action: 'none', button: 'Waiting for your place' };
+  }
+  const admitted = admittedThrough(room, line);
+  const progress = lineProgress(p, admitted);
+  const place = placeText(p);
+  if (p <= admitted) {
+    return { phase: 'turn_pending', title: 'It’s your turn — getting your admission…', detail: place, progress, action: 'none', button: 'Getting your admission…' };
+  }
+  const ahead = Math.max(0, p - admitted - 1);
+  if (room.state === 'paused') {
+    return {
+      phase: 'paused',
+      title: `You are in line — ${ahead} ahead of you`,
+      detail: `${place} Admission is paused for a moment; you keep your place.`,
+      progress,
+      action: 'none',
+      button: 'Waiting for your turn',
+    };
+  }
+  const rate = Math.max(1, room.admitPerSecond);
+  return {
+    phase: 'waiting',
+    title: `You are in line — ${ahead} ahead of you, ${waitText((p - admitted) / rate)}`,
+    detail: `${place} ${KEEP_OPEN}`,
+    progress,
+    action: 'none',
+    button: 'Waiting for your turn',
+  };
+}
+
+function expired(line: LineView): LinePanel {
+  return {
+    phase: 'expired',
+    title: 'Your admission expired',
+    detail: line.admissionExpiresAt
+      ? `It was held for you until ${formatTime(line.admissionExpiresAt)}. A place in line is one per person and cannot be used again.`
+      : 'It ran out before an order. A place in line is one per person and cannot be used again.',
+    action: 'none',
+    button: 'Admission expired',
+  };
+}
+
+/**
+ * Whether to ask for the shopper's own place now rather than at the next regular poll: the cached
+ * status says their place is admitted (the per-user answer is the only way to the token), or the
+ * draw is done and their drawn place is waiting to be read.
+ */
+export function lineNeedsPollNow(room: RoomView, line?: LineView): boolean {
+  if (!line || line.state !== 'waiting') return false;
+  if (line.position == null) return room.state === 'admitting' || room.state === 'paused';
+  return room.state === 'admitting' && line.position <= room.admittedThrough;
+}
+
+/** What to tell the shopper when joining the line failed. */
+export function joinFailureMessage(failure: Exclude<Result<LineView>, { ok: true }>): Message {
+  if (failure.kind === 'problem') {
+    const p = failure.problem;
+    switch (p.code) {
+      case 'queue_not_open':
+        return {
+          tone: 'info',
+          title: 'The line is not open yet',
+          detail: p.opensAt ? `It opens on ${formatTime(p.opensAt)}.` : 'Wait for the countdown to end.',
+        };
+      case 'no_waiting_room':
+        return { tone: 'info', title: 'This sale has no waiting room', detail: 'Reload the page to buy directly.' };
+      case 'temporarily_unavailable':
+      case 'too_many_requests': {
+        const secs = p.retryAfterSeconds ?? 1;
+        return { tone: 'warning', title: 'The line is very busy', detail: `You are not in line yet. Try again in ${secs} ${secs === 1 ? 'second' : 'seconds'}.` };
+      }
+    }
+  }
+  return failureMessage(failure);
+}
+
+/** While joining the line waits to be sent again by itself. */
+export function joinBusyMessage(secondsLeft: number): Message {
+  return {
+    tone: 'warning',
+    title: `Busy — trying again in ${Math.max(1, Math.ceil(secondsLeft))} s`,
+    detail: 'The line is very busy. You are not in line yet; keep this page open.',
+  };
+}
+
+/** The waiting room's line on a sale card in the list ('' once there is nothing to queue for). */
+export function roomNote(room: RoomView): string {
+  switch (room.state) {
+    case 'not_open':
+      return `Waiting room · the line opens ${formatTime(room.prequeueOpensAt)}`;
+    case 'prequeue':
+      return 'Waiting room · join the line now: places are drawn at opening';
+    case 'drawing':
+      return 'Waiting room · drawing places';
+    case 'admitting':
+      return `Waiting room · ${room.length} in line · join the line`;
+    case 'paused':
+      return `Waiting room · ${room.length} in line · admission paused`;
+    case 'sold_out':
+    case 'closed':
+      return '';
+  }
+}
