@@ -125,7 +125,9 @@ impl Sale {
             return Err(SaleRuleError::BadCurrency);
         }
         if let Some(room) = &self.room
-            && (room.prequeue_opens_at_ms > self.starts_at_ms || room.admit_per_second == 0 || room.lanes == 0)
+            && (room.prequeue_opens_at_ms > self.starts_at_ms
+                || room.admit_per_second == 0
+                || !(1..=1_024).contains(&room.lanes))
         {
             return Err(SaleRuleError::BadRoom);
         }

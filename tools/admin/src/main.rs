@@ -71,6 +71,10 @@ enum Command {
         /// Lifetime of an admission token, in seconds.
         #[arg(long, requires = "waiting_room", default_value_t = 300)]
         token_ttl_seconds: u32,
+        /// Counter items the pre-queue's joins spread over; each takes about 450 joins/s, so 256
+        /// lanes take 100,000 joins/s.
+        #[arg(long, requires = "waiting_room", default_value_t = flash_sale::room::DEFAULT_LANES)]
+        queue_lanes: u32,
     },
     /// Verify a sale's pre-queue draw from public data: the seed revealed at opening must match the
     /// commitment published at creation, and every pre-queue place must be the one the seed gives.
@@ -179,6 +183,7 @@ async fn run(cli: Cli) -> Result<()> {
             prequeue_opens_at,
             admit_factor_percent,
             token_ttl_seconds,
+            queue_lanes,
         } => {
             let mut sale = Sale {
                 id: sale_id(&id)?,
@@ -203,6 +208,7 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 config.admit_factor_percent = admit_factor_percent;
                 config.token_ttl_ms = i64::from(token_ttl_seconds) * 1_000;
+                config.lanes = queue_lanes;
                 sale.room = Some(config);
                 store.create_sale_with_room(&sale, &seed, now_ms()).await
             } else {

@@ -192,6 +192,8 @@ fn a_waiting_room_is_created_operated_and_its_draw_verified_from_public_data() {
         "--waiting-room",
         "--admit-per-second",
         "7",
+        "--queue-lanes",
+        "8",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(cli.refused(&["verify-draw", "--sale-id", "room-1"]).contains("still secret"), "no seed before opening");
@@ -257,6 +259,7 @@ fn a_waiting_room_is_created_operated_and_its_draw_verified_from_public_data() {
     let shown: Value = serde_json::from_str(&cli.ok(&["show-sale", "--sale-id", "room-1"])).unwrap();
     assert_eq!(shown["waitingRoom"]["state"]["paused"], true);
     assert_eq!(shown["waitingRoom"]["settings"]["admitPerSecond"], 7);
+    assert_eq!(shown["waitingRoom"]["settings"]["lanes"], 8);
     cli.ok(&["resume-admission", "--sale-id", "room-1"]);
     cli.ok(&["set-admit-rate", "--sale-id", "room-1", "--per-second", "3"]);
     let shown: Value = serde_json::from_str(&cli.ok(&["show-sale", "--sale-id", "room-1"])).unwrap();
