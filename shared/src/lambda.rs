@@ -57,7 +57,7 @@ where
     let app: &'static App = Box::leak(Box::new(App::new(store, Arc::new(SystemClock), config)));
     let metrics = telemetry::metrics_builder().init()?;
     telemetry::describe_metrics();
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiEvent>| {
+    let served = lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiEvent>| {
         let (event, context) = event.into_parts();
         let deadline = deadline_from(context.deadline, SystemClock.now_ms());
         let request = ApiRequest { event, request_id: context.request_id, deadline };
@@ -73,7 +73,20 @@ where
             Ok::<_, Error>(response)
         }
     }))
-    .await
+    .await;
+    match served {
+        // The Runtime API closed the connection: the environment is being shut down (a local
+        // emulator stopping, in practice). Nothing failed; say so quietly.
+        Err(e) if runtime_went_away(&e.to_string()) => {
+            tracing::info!(error = %e, "the Lambda Runtime API went away; stopping");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+fn runtime_went_away(error: &str) -> bool {
+    error.contains("IncompleteMessage") || error.contains("Connection refused") || error.contains("connection closed")
 }
 
 /// The invocation's deadline (epoch milliseconds from the Runtime API) as an `Instant`; `None`
@@ -87,6 +100,13 @@ fn deadline_from(deadline_ms: u64, now_ms: i64) -> Option<Instant> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_lost_runtime_api_connection_counts_as_shutdown() {
+        assert!(runtime_went_away("hyper_util::client::legacy::Error(SendRequest, hyper::Error(IncompleteMessage))"));
+        assert!(runtime_went_away("client error (Connect): tcp connect error: Connection refused (os error 111)"));
+        assert!(!runtime_went_away("configuration: TABLE_NAME must be set"));
+    }
 
     #[test]
     fn a_deadline_is_believed_only_when_it_makes_sense() {
