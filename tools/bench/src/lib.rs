@@ -10,6 +10,7 @@ pub mod canned;
 pub mod capacity;
 pub mod client_init;
 pub mod cpu;
+pub mod first_response;
 pub mod functions;
 pub mod inprocess;
 pub mod local;
@@ -17,4 +18,5 @@ pub mod rawtx;
 /// The Lambda Runtime API the function binaries are run against (shared with the process tests).
 pub use local_lambda as runtime_api;
 pub mod stats;
+pub mod tls;
 pub mod variants;

@@ -9,7 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use bench::{capacity, client_init, cpu, functions, inprocess, local};
+use bench::{capacity, client_init, cpu, first_response, functions, inprocess, local};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -58,6 +58,20 @@ enum Cmd {
         runs: usize,
         #[command(flatten)]
         launch: LaunchArgs,
+    },
+    /// First response of one function under several cases (plain HTTP or TLS to DynamoDB Local,
+    /// other binaries, other environment), interleaved start by start in one run.
+    FirstResponse {
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long, default_value_t = 25)]
+        runs: usize,
+        #[arg(long, default_value = "purchase")]
+        function: String,
+        /// LABEL:PATH[:tls|:plain][:KEY=VALUE]... (repeatable); default: the shipped binary
+        /// without and with TLS, and purchase-variant seeding at init with TLS.
+        #[arg(long = "case", value_parser = first_response::parse_case)]
+        cases: Vec<first_response::Case>,
     },
     /// CPU per warm invocation of a running function binary.
     Warm {
@@ -175,6 +189,9 @@ fn main() -> Result<()> {
         }
         Cmd::Coldstart { endpoint, runs, launch } => {
             multi()?.block_on(functions::coldstart(endpoint.as_deref(), runs.clamp(1, 1000), launch.into()))
+        }
+        Cmd::FirstResponse { endpoint, runs, function, cases } => {
+            multi()?.block_on(first_response::run(endpoint.as_deref(), runs.clamp(1, 1000), &function, cases))
         }
         Cmd::Warm { endpoint, invocations, batches, warmup, launch } => multi()?.block_on(functions::warm(
             endpoint.as_deref(),
