@@ -9,6 +9,7 @@
 pub mod canned;
 pub mod capacity;
 pub mod client_init;
+pub mod concurrency;
 pub mod cpu;
 pub mod first_response;
 pub mod functions;
