@@ -72,11 +72,18 @@ pub async fn cloud_client() -> Client {
     Client::new(&shared)
 }
 
-/// Refuses anything but a plain `http://` URL on a loopback address.
+/// The variable naming a PEM file with a CA certificate that the local client trusts, besides the
+/// system roots, for an `https://` loopback endpoint (a TLS terminator in front of DynamoDB Local,
+/// so that benchmarks pay for TLS as the deployed function does). Honoured only together with a
+/// loopback `DYNAMODB_ENDPOINT`; the deployed client ([`lambda_client`]) never reads it.
+pub const CA_BUNDLE_VAR: &str = "DYNAMODB_CA_BUNDLE";
+
+/// Refuses anything but an `http://` or `https://` URL on a loopback address.
 pub fn require_loopback(endpoint: &str) -> Result<(), String> {
     let rest = endpoint
         .strip_prefix("http://")
-        .ok_or_else(|| format!("local endpoint `{endpoint}` must start with http://"))?;
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .ok_or_else(|| format!("local endpoint `{endpoint}` must start with http:// or https://"))?;
     let authority = rest.split('/').next().unwrap_or_default();
     let host = match authority.rsplit_once(':') {
         Some((h, port)) if port.parse::<u16>().is_ok() => h,
@@ -89,7 +96,9 @@ pub fn require_loopback(endpoint: &str) -> Result<(), String> {
 
 /// A client for DynamoDB Local: static credentials (from `AWS_ACCESS_KEY_ID` /
 /// `AWS_SECRET_ACCESS_KEY` if set, else fixed local ones), the region from `AWS_REGION` or
-/// `us-east-1`, and the given loopback endpoint. Refuses any other endpoint.
+/// `us-east-1`, and the given loopback endpoint. Refuses any other endpoint. An `https://`
+/// endpoint is reached with the SDK's own rustls (aws-lc) client, trusting the system roots plus
+/// the CA in `DYNAMODB_CA_BUNDLE` ([`CA_BUNDLE_VAR`]) if set.
 pub fn local_client(endpoint: &str) -> Result<Client, String> {
     local_client_with_timeouts(endpoint, local_timeouts())
 }
@@ -105,6 +114,7 @@ pub fn local_config(endpoint: &str, timeouts: TimeoutConfig) -> Result<aws_sdk_d
     require_loopback(endpoint)?;
     let env =
         |k: &str, default: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned());
+    let ca_bundle = std::env::var(CA_BUNDLE_VAR).ok().filter(|v| !v.is_empty());
     let credentials = Credentials::new(
         env("AWS_ACCESS_KEY_ID", "local"),
         env("AWS_SECRET_ACCESS_KEY", "local"),
@@ -112,13 +122,45 @@ pub fn local_config(endpoint: &str, timeouts: TimeoutConfig) -> Result<aws_sdk_d
         None,
         "flash-sale-local",
     );
-    Ok(aws_sdk_dynamodb::Config::builder()
+    let mut builder = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(env("AWS_REGION", "us-east-1")))
         .credentials_provider(credentials)
         .endpoint_url(endpoint)
         .timeout_config(timeouts)
-        .retry_config(retries()))
+        .retry_config(retries());
+    if let Some(http) = local_tls_client(endpoint, ca_bundle.as_deref())? {
+        builder = builder.http_client(http);
+    }
+    Ok(builder)
+}
+
+/// The HTTPS client for an `https://` loopback endpoint with an extra CA: the SDK's default
+/// client (rustls on aws-lc, system roots) with the CA from `ca_bundle` added to its trust store,
+/// so a local TLS endpoint costs what the deployed client's first connection costs. `None` (the
+/// SDK's default client) when no CA is given; an error for a CA with a plain `http://` endpoint
+/// or a file without a PEM certificate.
+fn local_tls_client(
+    endpoint: &str,
+    ca_bundle: Option<&str>,
+) -> Result<Option<aws_sdk_dynamodb::config::SharedHttpClient>, String> {
+    use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let Some(path) = ca_bundle else { return Ok(None) };
+    if !endpoint.starts_with("https://") {
+        return Err(format!("{CA_BUNDLE_VAR} is set but the endpoint `{endpoint}` is not https://"));
+    }
+    let pem = std::fs::read(path).map_err(|e| format!("{CA_BUNDLE_VAR} `{path}`: {e}"))?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!("{CA_BUNDLE_VAR} `{path}` holds no PEM certificate"));
+    }
+    let trust = TrustStore::default().with_pem_certificate(pem);
+    let tls = TlsContext::builder().with_trust_store(trust).build().map_err(|e| format!("{CA_BUNDLE_VAR}: {e}"))?;
+    Ok(Some(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(tls)
+            .build_https(),
+    ))
 }
 
 /// The client a Lambda binary uses: local when `DYNAMODB_ENDPOINT` is configured, the Lambda
@@ -152,7 +194,14 @@ mod tests {
 
     #[test]
     fn only_loopback_endpoints_are_local() {
-        for ok in ["http://127.0.0.1:8000", "http://localhost:8000/", "http://[::1]:8000", "http://127.0.0.2"] {
+        for ok in [
+            "http://127.0.0.1:8000",
+            "http://localhost:8000/",
+            "http://[::1]:8000",
+            "http://127.0.0.2",
+            "https://127.0.0.1:8443",
+            "https://localhost:8443",
+        ] {
             assert!(require_loopback(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -160,9 +209,53 @@ mod tests {
             "http://169.254.169.254",
             "http://10.0.0.1:8000",
             "http://127.0.0.1.example.com:8000",
+            "https://127.0.0.1.example.com:8443",
+            "https://10.0.0.1:8443",
             "127.0.0.1:8000",
+            "ftp://127.0.0.1:8000",
         ] {
             assert!(require_loopback(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A throwaway self-signed CA certificate (its key was never kept).
+    const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBkDCCATWgAwIBAgIUfpoA+cHhepgGB2DW9UU0UcejcHAwCgYIKoZIzj0EAwIw
+HTEbMBkGA1UEAwwSZmxhc2gtc2FsZSB0ZXN0IENBMB4XDTI2MTEyNjAxMjIxMloX
+DTM2MTEyMzAxMjIxMlowHTEbMBkGA1UEAwwSZmxhc2gtc2FsZSB0ZXN0IENBMFkw
+EwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEAmDSfi2Xd3tUUFuAOuC0kuarcaggrP+J
+VG5ol5dkmYZ3AoKl4rSybr8iBsPd6WD7OhIttaERwEEF0n9LXPdtCKNTMFEwHQYD
+VR0OBBYEFDlvopXNBzr4raSFi0bDX6lRwOB5MB8GA1UdIwQYMBaAFDlvopXNBzr4
+raSFi0bDX6lRwOB5MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSQAwRgIh
+AK/JhZSe3Mz8zNuYp1yKojsRsDFVVDbnsa5RZH8p0sqxAiEA4oc4TVDJu2QpET4C
+IH6ivnlI8JTcIlYWi5M2szDlWoc=
+-----END CERTIFICATE-----
+";
+
+    #[test]
+    fn an_extra_ca_is_taken_only_for_https_and_only_from_a_pem_file() {
+        assert!(local_tls_client("https://127.0.0.1:8443", None).unwrap().is_none(), "no CA: the SDK's default");
+        let dir = std::env::temp_dir().join(format!("flash-sale-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let not_pem = dir.join("not.pem");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let not_pem = not_pem.to_str().unwrap();
+        let err = local_tls_client("http://127.0.0.1:8000", Some(not_pem)).unwrap_err();
+        assert!(err.contains("not https://"), "{err}");
+        let err = local_tls_client("https://127.0.0.1:8443", Some(not_pem)).unwrap_err();
+        assert!(err.contains("no PEM certificate"), "{err}");
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, TEST_CA).unwrap();
+        assert!(local_tls_client("https://127.0.0.1:8443", Some(ca.to_str().unwrap())).unwrap().is_some());
+        let missing = dir.join("missing.pem");
+        assert!(local_tls_client("https://127.0.0.1:8443", Some(missing.to_str().unwrap())).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_extra_ca_never_reaches_a_non_loopback_endpoint() {
+        // `local_config` checks the endpoint before it reads the CA; the deployed client reads neither.
+        let err = local_config("https://dynamodb.us-east-1.amazonaws.com", local_timeouts()).unwrap_err();
+        assert!(err.contains("not a loopback"), "{err}");
     }
 }

@@ -17,6 +17,9 @@ use crate::stats;
 
 pub const FUNCTIONS: [&str; 3] = ["purchase", "status", "user-lookup"];
 
+/// A fixed 32-byte admission key (hex) for the bench's processes; local only.
+pub const BENCH_ADMISSION_KEY: &str = "62656e63682d61646d697373696f6e2d6b65792d6c6f63616c2d6f6e6c792121";
+
 /// The user every user-lookup invocation asks for (bought during setup).
 const LOOKUP_USER: &str = "bench-lookup-user";
 
@@ -85,12 +88,12 @@ pub fn event(function: &str, fx: &Fixture, tag: &str, n: usize) -> Value {
     }
 }
 
-fn expected_status(function: &str) -> u16 {
+pub(crate) fn expected_status(function: &str) -> u16 {
     if function == "purchase" { 201 } else { 200 }
 }
 
 /// Spawns a function binary the way the Lambda service starts `bootstrap`.
-fn spawn(
+pub(crate) fn spawn(
     bin: &Path,
     function: &str,
     api: &RuntimeApi,
@@ -110,6 +113,8 @@ fn spawn(
         .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}"))
         .env("TABLE_NAME", table)
         .env("AUTH_MODE", "body")
+        // `purchase` does not start without its waiting-room key; the others ignore it.
+        .env("ADMISSION_KEY", BENCH_ADMISSION_KEY)
         .env("DYNAMODB_ENDPOINT", endpoint)
         .env("AWS_ACCESS_KEY_ID", "local")
         .env("AWS_SECRET_ACCESS_KEY", "local")
@@ -123,7 +128,7 @@ fn spawn(
 }
 
 /// Peak and current resident set (KiB) from /proc/PID/status.
-fn rss_kib(pid: u32) -> (u64, u64) {
+pub(crate) fn rss_kib(pid: u32) -> (u64, u64) {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         text.lines()
@@ -164,12 +169,12 @@ pub fn proc_cpu(pid: u32) -> ProcCpu {
     ProcCpu { user: t(14), system: t(15), sched: Duration::from_nanos(ns) }
 }
 
-fn kill(mut child: Child) {
+pub(crate) fn kill(mut child: Child) {
     let _ = child.kill();
     let _ = child.wait();
 }
 
-fn status_of(body: &str) -> Option<u16> {
+pub(crate) fn status_of(body: &str) -> Option<u16> {
     serde_json::from_str::<Value>(body).ok()?.get("statusCode")?.as_u64().map(|s| s as u16)
 }
 
@@ -274,7 +279,7 @@ pub async fn coldstart(endpoint: Option<&str>, runs: usize, launch: Launch) -> R
 
 /// DynamoDB Local answers its first requests slowly (JIT): warm the three calls the functions
 /// make so that first-response times measure the function, not a cold JVM.
-async fn warm_dynamo(endpoint: &str, fx: &Fixture) -> Result<()> {
+pub(crate) async fn warm_dynamo(endpoint: &str, fx: &Fixture) -> Result<()> {
     let store = Store::new(local::client(endpoint)?, &fx.table);
     let app = local::app(&store, Tuning { sale_cache: Duration::ZERO, ..Tuning::default() });
     let sale = SaleId::parse(&fx.sale).map_err(|e| anyhow!("{e}"))?;

@@ -9,7 +9,9 @@
 pub mod canned;
 pub mod capacity;
 pub mod client_init;
+pub mod concurrency;
 pub mod cpu;
+pub mod first_response;
 pub mod functions;
 pub mod inprocess;
 pub mod joins;
@@ -18,4 +20,5 @@ pub mod rawtx;
 /// The Lambda Runtime API the function binaries are run against (shared with the process tests).
 pub use local_lambda as runtime_api;
 pub mod stats;
+pub mod tls;
 pub mod variants;

@@ -9,7 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use bench::{capacity, client_init, cpu, functions, inprocess, joins, local};
+use bench::{capacity, client_init, concurrency, cpu, first_response, functions, inprocess, joins, local};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -73,6 +73,20 @@ enum Cmd {
         #[command(flatten)]
         launch: LaunchArgs,
     },
+    /// First response of one function under several cases (plain HTTP or TLS to DynamoDB Local,
+    /// other binaries, other environment), interleaved start by start in one run.
+    FirstResponse {
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long, default_value_t = 25)]
+        runs: usize,
+        #[arg(long, default_value = "purchase")]
+        function: String,
+        /// LABEL:PATH[:tls|:plain][:KEY=VALUE]... (repeatable); default: the shipped binary
+        /// without and with TLS, and purchase-variant seeding at init with TLS.
+        #[arg(long = "case", value_parser = first_response::parse_case)]
+        cases: Vec<first_response::Case>,
+    },
     /// CPU per warm invocation of a running function binary.
     Warm {
         #[arg(long)]
@@ -86,6 +100,26 @@ enum Cmd {
         warmup: usize,
         #[command(flatten)]
         launch: LaunchArgs,
+    },
+    /// CPU per warm invoke and memory of several function processes in one run (batches
+    /// interleaved), each batch queued at once: invocations in flight with AWS_LAMBDA_MAX_CONCURRENCY.
+    WarmCases {
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long, default_value = "purchase")]
+        function: String,
+        /// LABEL:PATH[:KEY=VALUE]... (repeatable)
+        #[arg(long = "case", value_parser = first_response::parse_case)]
+        cases: Vec<first_response::Case>,
+        #[arg(long, default_value_t = 3000)]
+        invocations: usize,
+        #[arg(long, default_value_t = 6)]
+        batches: usize,
+        #[arg(long, default_value_t = 300)]
+        warmup: usize,
+        /// Stock shards of the purchase sale (many in flight on one shard queue on one item).
+        #[arg(long, default_value_t = 1)]
+        shards: u32,
     },
     /// DynamoDB consumed capacity and call counts per outcome.
     Capacity {
@@ -193,6 +227,9 @@ fn main() -> Result<()> {
         Cmd::Coldstart { endpoint, runs, launch } => {
             multi()?.block_on(functions::coldstart(endpoint.as_deref(), runs.clamp(1, 1000), launch.into()))
         }
+        Cmd::FirstResponse { endpoint, runs, function, cases } => {
+            multi()?.block_on(first_response::run(endpoint.as_deref(), runs.clamp(1, 1000), &function, cases))
+        }
         Cmd::Warm { endpoint, invocations, batches, warmup, launch } => multi()?.block_on(functions::warm(
             endpoint.as_deref(),
             invocations.clamp(1, 1_000_000),
@@ -200,6 +237,17 @@ fn main() -> Result<()> {
             warmup.min(100_000),
             launch.into(),
         )),
+        Cmd::WarmCases { endpoint, function, cases, invocations, batches, warmup, shards } => {
+            multi()?.block_on(concurrency::run(concurrency::Args {
+                endpoint,
+                function,
+                cases,
+                invocations: invocations.clamp(1, 1_000_000),
+                batches: batches.clamp(1, 100),
+                warmup: warmup.min(100_000),
+                shards: shards.clamp(1, 64),
+            }))
+        }
         Cmd::Capacity { endpoint } => multi()?.block_on(capacity::run(endpoint.as_deref())),
         Cmd::ClientInit { endpoint, runs } => {
             multi()?.block_on(client_init::run(endpoint.as_deref(), runs.clamp(1, 500)))

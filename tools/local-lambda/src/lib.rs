@@ -6,6 +6,10 @@
 //!   while the queue is empty) with the `Lambda-Runtime-*` headers;
 //! - `POST /2018-06-01/runtime/invocation/{id}/response` and `.../error` record the result;
 //! - `POST /2018-06-01/runtime/init/error` records an init failure.
+//!
+//! Every connection is served by a thread of its own, so several `GET /next` can wait at once
+//! (a runtime polling with `AWS_LAMBDA_MAX_CONCURRENCY` > 1, as on Lambda Managed Instances, holds
+//! one per worker); each queued event goes to exactly one of them.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -384,5 +388,40 @@ mod tests {
             (id.as_str(), "response", "{\"a\":1}")
         );
         assert!(api.first_next().is_some());
+    }
+
+    #[test]
+    fn several_waiting_nexts_each_get_one_event() {
+        let api = RuntimeApi::start("fn").unwrap();
+        let waiting: Vec<_> = (0..4)
+            .map(|_| {
+                let port = api.port;
+                std::thread::spawn(move || {
+                    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    let next = exchange(&mut s, "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nhost: x\r\n\r\n");
+                    let id = next
+                        .lines()
+                        .find_map(|l| l.strip_prefix("lambda-runtime-aws-request-id: "))
+                        .unwrap()
+                        .trim()
+                        .to_owned();
+                    let post = format!(
+                        "POST /2018-06-01/runtime/invocation/{id}/response HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{{}}"
+                    );
+                    assert!(exchange(&mut s, &post).starts_with("HTTP/1.1 202"));
+                    id
+                })
+            })
+            .collect();
+        // All four are waiting before the first event is queued.
+        std::thread::sleep(Duration::from_millis(200));
+        let mut pushed: Vec<String> = (0..4).map(|n| api.push(format!("{{\"n\":{n}}}"))).collect();
+        let mut served: Vec<String> = waiting.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(api.wait_outcomes(4, Duration::from_secs(5)));
+        pushed.sort();
+        served.sort();
+        assert_eq!(served, pushed, "each event handed out once");
+        assert_eq!(api.outcomes().len(), 4);
     }
 }

@@ -1,0 +1,246 @@
+//! `first-response`: cold starts of one function under several configurations ("cases"),
+//! interleaved start by start in one run, with or without TLS between the function and DynamoDB
+//! Local. A TLS case puts [`crate::tls::TlsFront`] (a throwaway CA made for this run) in front of
+//! DynamoDB Local and starts the function with `DYNAMODB_ENDPOINT=https://127.0.0.1:PORT` and
+//! `DYNAMODB_CA_BUNDLE` naming the CA, so its first DynamoDB call pays for a TLS handshake, the
+//! generator's first seeding and the trust store as the deployed function does.
+//!
+//! A case is `LABEL:PATH[:tls|:plain][:KEY=VALUE]...`, e.g.
+//! `tls:target/release/purchase:tls` or `tls-seeded:target/release/purchase-variant:tls:BENCH_SEED=init`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::functions::{self, Fixture, event, expected_status, kill, proc_cpu, rss_kib, spawn, status_of};
+use crate::local::Dynamo;
+use crate::runtime_api::RuntimeApi;
+use crate::stats;
+use crate::tls::{ThrowawayPki, TlsFront};
+
+/// One configuration of a cold start.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub label: String,
+    pub bin: PathBuf,
+    pub tls: bool,
+    pub env: Vec<(String, String)>,
+}
+
+/// Parses `LABEL:PATH[:tls|:plain][:KEY=VALUE]...`.
+pub fn parse_case(s: &str) -> Result<Case, String> {
+    let mut parts = s.split(':');
+    let label = parts.next().filter(|l| !l.is_empty()).ok_or_else(|| format!("`{s}`: no label"))?.to_owned();
+    let bin = parts.next().filter(|p| !p.is_empty()).ok_or_else(|| format!("`{s}`: no binary path"))?;
+    let mut case = Case { label, bin: PathBuf::from(bin), tls: false, env: Vec::new() };
+    for part in parts {
+        match part {
+            "tls" => case.tls = true,
+            "plain" => case.tls = false,
+            kv => {
+                let (k, v) =
+                    kv.split_once('=').ok_or_else(|| format!("`{s}`: `{kv}` is neither tls, plain nor KEY=VALUE"))?;
+                case.env.push((k.to_owned(), v.to_owned()));
+            }
+        }
+    }
+    Ok(case)
+}
+
+/// The cases run when none is given: the shipped binary without and with TLS, and the variant
+/// that seeds aws-lc's generator during init (so the first call's seeding shows as a difference).
+pub fn default_cases(function: &str) -> Vec<Case> {
+    let dir = functions::bin_dir(None);
+    let mut cases = vec![
+        Case { label: "plain".into(), bin: dir.join(function), tls: false, env: vec![] },
+        Case { label: "tls".into(), bin: dir.join(function), tls: true, env: vec![] },
+    ];
+    if function == "purchase" {
+        cases.push(Case {
+            label: "tls, seeded at init".into(),
+            bin: dir.join("purchase-variant"),
+            tls: true,
+            env: vec![("BENCH_SEED".into(), "init".into())],
+        });
+    }
+    cases
+}
+
+struct Sample {
+    init_ms: f64,
+    first_ms: f64,
+    rss_mib: f64,
+    cpu_ms: f64,
+    /// spawn → TCP connection accepted by the TLS front.
+    connect_ms: Option<f64>,
+    /// accepted → ClientHello readable (the client building its ClientHello: first seeding).
+    hello_ms: Option<f64>,
+    /// ClientHello → handshake complete.
+    handshake_ms: Option<f64>,
+    /// What the variant reported for `BENCH_SEED=init` (the first fill of aws-lc's generator).
+    seed_ms: Option<f64>,
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn once(
+    case: &Case,
+    function: &str,
+    fx: &Fixture,
+    plain_endpoint: &str,
+    front: Option<&TlsFront>,
+    ca: Option<&str>,
+    run: usize,
+    case_index: usize,
+) -> Result<Sample> {
+    let api = RuntimeApi::start(function)?;
+    let id = api.push(event(function, fx, &format!("first-{}-{case_index}", std::process::id()), run).to_string());
+    let mut env = case.env.clone();
+    let endpoint = match (case.tls, front, ca) {
+        (true, Some(front), Some(ca)) => {
+            env.push((flash_sale::aws::CA_BUNDLE_VAR.into(), ca.into()));
+            front.endpoint()
+        }
+        (true, ..) => bail!("TLS case without a TLS front"),
+        _ => plain_endpoint.to_owned(),
+    };
+    let stderr_path = std::env::temp_dir().join(format!("bench-{function}.stderr"));
+    if let Some(f) = front {
+        f.take();
+    }
+    let t0 = Instant::now();
+    let child = spawn(&case.bin, function, &api, &endpoint, &fx.table, &env)?;
+    let pid = child.id();
+    let done = api.wait_outcomes(1, Duration::from_secs(30));
+    let (peak, _) = rss_kib(pid);
+    let cpu = proc_cpu(pid).sched;
+    kill(child);
+    if !done {
+        bail!(
+            "{}: no response within 30 s (init error: {:?}; see {})",
+            case.label,
+            api.init_error(),
+            stderr_path.display()
+        );
+    }
+    let out = api.outcomes().remove(0);
+    let status = status_of(&out.body);
+    if out.kind != "response" || status != Some(expected_status(function)) || out.request_id != id {
+        bail!("{}: unexpected {} {:?}: {}", case.label, out.kind, status, out.body);
+    }
+    let first_next = api.first_next().context("no GET /next seen")?;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let hs = front.and_then(|f| f.take().into_iter().next());
+    let seed_ms = std::fs::read_to_string(&stderr_path).ok().and_then(|text| {
+        text.lines().find_map(|l| l.strip_prefix("bench-timing seed_ms=").and_then(|v| v.trim().parse().ok()))
+    });
+    Ok(Sample {
+        init_ms: ms(first_next - t0),
+        first_ms: ms(out.at - t0),
+        rss_mib: peak as f64 / 1024.0,
+        cpu_ms: ms(cpu),
+        connect_ms: hs.map(|h| ms(h.accepted - t0)),
+        hello_ms: hs.and_then(|h| h.hello.map(|x| ms(x - h.accepted))),
+        handshake_ms: hs.and_then(|h| Some(ms(h.done? - h.hello?))),
+        seed_ms,
+    })
+}
+
+pub async fn run(endpoint: Option<&str>, runs: usize, function: &str, cases: Vec<Case>) -> Result<()> {
+    if !functions::FUNCTIONS.contains(&function) {
+        bail!("unknown function {function}");
+    }
+    let cases = if cases.is_empty() { default_cases(function) } else { cases };
+    for c in &cases {
+        if !c.bin.is_file() {
+            bail!("{}: {} is missing (build it first)", c.label, c.bin.display());
+        }
+    }
+    let dynamo = Dynamo::get(endpoint).await?;
+    let fx = functions::fixture(&dynamo.endpoint).await?;
+    functions::warm_dynamo(&dynamo.endpoint, &fx).await?;
+    let any_tls = cases.iter().any(|c| c.tls);
+    let pki = if any_tls { Some(ThrowawayPki::generate()?) } else { None };
+    let front = match &pki {
+        Some(p) => Some(TlsFront::start(p, &dynamo.endpoint)?),
+        None => None,
+    };
+    let ca = pki.as_ref().map(|p| p.ca.to_string_lossy().into_owned());
+    let load_before = loadavg();
+    println!(
+        "first-response: {function}, {runs} cold starts per case, cases interleaved start by start after 1 unmeasured start each; load average {load_before}"
+    );
+    for c in &cases {
+        println!(
+            "  case `{}`: {} {} env {:?}",
+            c.label,
+            c.bin.display(),
+            if c.tls { "TLS" } else { "plain HTTP" },
+            c.env
+        );
+    }
+    let plain = dynamo.endpoint.clone();
+    let results = tokio::task::block_in_place(|| -> Result<Vec<Vec<Sample>>> {
+        let mut results: Vec<Vec<Sample>> = cases.iter().map(|_| Vec::new()).collect();
+        for run in 0..=runs {
+            for (i, case) in cases.iter().enumerate() {
+                let s = once(case, function, &fx, &plain, front.as_ref(), ca.as_deref(), run, i)?;
+                if run > 0 {
+                    results[i].push(s);
+                }
+            }
+        }
+        Ok(results)
+    })?;
+    println!("  load average after: {}", loadavg());
+    println!(
+        "  | case | init ms | first response ms (p90) | first − init | CPU to first response ms | peak RSS MiB | spawn → connect | ClientHello wait | handshake | seed (variant) |"
+    );
+    println!("  |---|---|---|---|---|---|---|---|---|---|");
+    let med = |v: Vec<f64>| if v.is_empty() { "—".to_owned() } else { format!("{:.2}", stats::median(&v)) };
+    for (case, r) in cases.iter().zip(&results) {
+        let col = |f: &dyn Fn(&Sample) -> Option<f64>| r.iter().filter_map(f).collect::<Vec<f64>>();
+        let first = col(&|s| Some(s.first_ms));
+        println!(
+            "  | {} | {} | {} ({:.2}) | {} | {} | {} | {} | {} | {} | {} |",
+            case.label,
+            med(col(&|s| Some(s.init_ms))),
+            med(first.clone()),
+            stats::quantile(&first, 0.9),
+            med(col(&|s| Some(s.first_ms - s.init_ms))),
+            med(col(&|s| Some(s.cpu_ms))),
+            med(col(&|s| Some(s.rss_mib))),
+            med(col(&|s| s.connect_ms)),
+            med(col(&|s| s.hello_ms)),
+            med(col(&|s| s.handshake_ms)),
+            med(col(&|s| s.seed_ms)),
+        );
+    }
+    println!(
+        "  (medians of {runs}; `ClientHello wait`: TLS front accepted the connection → the client's first bytes, i.e. the client building its ClientHello, where aws-lc seeds its generator on first use; `handshake`: ClientHello → handshake complete, both sides' work on one machine)"
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cases_parse_from_the_command_line() {
+        let c = parse_case("tls-seeded:target/release/purchase-variant:tls:BENCH_SEED=init:X=a=b").unwrap();
+        assert_eq!((c.label.as_str(), c.tls), ("tls-seeded", true));
+        assert_eq!(c.bin, PathBuf::from("target/release/purchase-variant"));
+        assert_eq!(c.env, vec![("BENCH_SEED".into(), "init".into()), ("X".into(), "a=b".into())]);
+        assert!(!parse_case("plain:/bin/x").unwrap().tls);
+        assert!(parse_case("nolabel").is_err());
+        assert!(parse_case(":x").is_err());
+        assert!(parse_case("a:x:bogus").is_err());
+    }
+}
