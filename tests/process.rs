@@ -28,12 +28,7 @@ impl Function {
     fn start(name: &str, api: &RuntimeApi, table: &str) -> Self {
         let child = Command::new(binary(name))
             .env_clear()
-            .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{}", api.port))
-            .env("AWS_LAMBDA_FUNCTION_NAME", name)
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/26/[1]test")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+            .envs(api.function_env(name))
             .env("TABLE_NAME", table)
             .env("AUTH_MODE", "body")
             .env("DYNAMODB_ENDPOINT", endpoint())

@@ -105,12 +105,7 @@ pub(crate) fn spawn(
     Command::new(bin)
         .env_clear()
         .envs(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{}", api.port))
-        .env("AWS_LAMBDA_FUNCTION_NAME", function)
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/01/01/[1]bench")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}"))
+        .envs(api.function_env(function))
         .env("TABLE_NAME", table)
         .env("AUTH_MODE", "body")
         // `purchase` does not start without its waiting-room key; the others ignore it.

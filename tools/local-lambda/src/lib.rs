@@ -91,6 +91,21 @@ impl RuntimeApi {
         Ok(Self { port, shared, acceptor: Some(acceptor), next_id: AtomicU64::new(0) })
     }
 
+    /// The variables Lambda sets for a function process (`AWS_LAMBDA_*`), pointing it at this API.
+    pub fn function_env(&self, function: &str) -> Vec<(String, String)> {
+        [
+            ("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{}", self.port)),
+            ("AWS_LAMBDA_FUNCTION_NAME", function.to_owned()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256".to_owned()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "1".to_owned()),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/01/01/[1]local".to_owned()),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
     /// Queues one invocation; returns its request id.
     pub fn push(&self, event: String) -> String {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
