@@ -77,7 +77,7 @@ where
     match served {
         // The Runtime API closed the connection: the environment is being shut down (a local
         // emulator stopping, in practice). Nothing failed; say so quietly.
-        Err(e) if runtime_went_away(&e.to_string()) => {
+        Err(e) if runtime_went_away(&format!("{e:?} {e}")) => {
             tracing::info!(error = %e, "the Lambda Runtime API went away; stopping");
             Ok(())
         }
