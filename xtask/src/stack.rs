@@ -174,6 +174,8 @@ fn warm_up(api: &Api, instances: usize) -> Result<()> {
     eprintln!("xtask: starting {instances} instances of each of {}", api.functions.join(", "));
     let mut last_line = String::new();
     let mut hinted = false;
+    let mut last_running = BTreeMap::new();
+    let mut grew_at = Instant::now();
     // Two-second rounds; 300 of them is the 10 minutes below.
     for round in 1..=300 {
         let round_end = tokio::time::Instant::now() + Duration::from_secs(2);
@@ -248,6 +250,21 @@ fn warm_up(api: &Api, instances: usize) -> Result<()> {
             eprintln!(
                 "xtask: warmed {instances} instances of each function in {:.1} s (round {round})",
                 started.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        // cargo lambda watch starts another instance only when every running one is busy and
+        // requests wait; when a function's instances serve the warm-up's stream without that, the
+        // count stops growing. Every function has answered without a 5xx this round: once the
+        // count has not grown for 30 s, the stack is as warm as the emulator makes it.
+        if running != last_running {
+            last_running = running.clone();
+            grew_at = Instant::now();
+        } else if grew_at.elapsed() > Duration::from_secs(30) {
+            eprintln!(
+                "xtask: warmed in {:.1} s; cargo lambda watch started no more instances for 30 s ({} short)",
+                started.elapsed().as_secs_f64(),
+                short.join(", ")
             );
             return Ok(());
         }
