@@ -396,8 +396,10 @@ impl Store {
                     .expression_attribute_values(":p", AttributeValue::N(place.to_string()))
                     .send()
             });
-            for result in futures_join(writes).await {
-                result?;
+            // A write that did not finish (its task panicked or was cancelled) fails the draw too:
+            // a place silently missing would leave that person waiting for ever.
+            for handle in writes.map(tokio::spawn).collect::<Vec<_>>() {
+                handle.await.map_err(|e| StoreError::Unavailable(format!("a place write did not finish: {e}")))??;
             }
         }
         Ok(())
@@ -407,20 +409,4 @@ impl Store {
     pub async fn queue_entries(&self, sale: &SaleId) -> Result<Vec<QueueEntry>, StoreError> {
         self.scan_kind(&queue_pk(sale.as_str(), ""), QUEUE_SK).await?.into_iter().map(entry_of).collect()
     }
-}
-
-/// Runs the futures concurrently and collects their results in order.
-async fn futures_join<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
-where
-    F: std::future::Future<Output = T> + Send + 'static,
-    T: Send + 'static,
-{
-    let handles: Vec<_> = futures.map(tokio::spawn).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        if let Ok(v) = h.await {
-            out.push(v);
-        }
-    }
-    out
 }
