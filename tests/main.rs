@@ -9,6 +9,7 @@ mod hostile;
 mod iam_calls;
 mod jwt;
 mod malformed;
+mod orders;
 mod process;
 mod purchase;
 mod restart;

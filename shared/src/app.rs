@@ -34,6 +34,8 @@ pub(crate) struct SaleHint {
     /// Shards seen empty (bit n = shard n) and when the first of them was seen.
     pub(crate) empty: u64,
     pub(crate) empty_since: Option<Instant>,
+    /// No hold of this sale can have ended before this time (ms), as of this container's last look.
+    pub(crate) holds_clear_until: i64,
 }
 
 /// Logs a store failure and says what it means for the caller.
@@ -87,6 +89,7 @@ impl App {
             fetched: Instant::now(),
             empty: 0,
             empty_since: None,
+            holds_clear_until: i64::MIN,
         });
         hint.sale = sale.clone();
         hint.fetched = Instant::now();
@@ -118,6 +121,7 @@ impl App {
     }
 
     /// A user's purchase in a sale.
+    /// (Cancelled and expired orders are shown too, with their status.)
     pub async fn lookup(&self, sale_id: &SaleId, user: &UserId) -> Result<Purchase, AppError> {
         let record = self.store.get_purchase(sale_id, user).await.map_err(logged)?;
         record.map(|r| r.to_purchase()).ok_or(AppError::PurchaseNotFound)

@@ -14,6 +14,9 @@ use crate::order::Purchase;
 use crate::sale::{Sale, Window};
 use crate::store::{Attempt, PurchaseRecord};
 
+/// Most expired holds one purchase releases when it finds no stock (the sweeper does the rest).
+const PURCHASE_RELEASE_LIMIT: usize = 4;
+
 /// The purchase result with what it took, for the request log and metrics.
 #[derive(Debug)]
 pub struct PurchaseReport {
@@ -45,6 +48,16 @@ impl App {
         let mut order: Vec<u32> = (0..sale.shards).filter(|n| empty & (1u64 << n) == 0).collect();
         fastrand::shuffle(&mut order);
         order
+    }
+
+    /// After items came back: every shard may have stock again.
+    pub(crate) fn forget_empty(&self, sale: &SaleId) {
+        self.with_hint(sale, |h| {
+            if let Some(h) = h {
+                h.empty = 0;
+                h.empty_since = None;
+            }
+        });
     }
 
     fn mark_empty(&self, sale: &SaleId, shard: u32) {
@@ -111,11 +124,52 @@ impl App {
             report.from_hint = shards.is_empty();
             shards.is_empty().then_some(AppError::SoldOut)
         });
+        let early = match early {
+            // Expired holds may give items back before the sold-out hint is believed.
+            Some(AppError::SoldOut)
+                if sale.hold_seconds > 0 && self.release_expired_holds(&sale, PURCHASE_RELEASE_LIMIT).await? > 0 =>
+            {
+                self.forget_empty(sale_id);
+                report.from_hint = false;
+                None
+            }
+            other => other,
+        };
         if let Some(refusal) = early {
             return self.unless_owned(sale_id, user, key, refusal).await;
         }
+        let shards = if shards.is_empty() { self.shard_order(&sale) } else { shards };
 
         let order_id = ulid::Ulid::new().to_string();
+        let mut shards = shards;
+        // A second round only after expired holds of this sale gave items back.
+        for round in 0..2 {
+            match self.try_shards(&sale, user, key, &order_id, shards, report).await {
+                Err(AppError::SoldOut) if round == 0 && sale.hold_seconds > 0 => {
+                    if self.release_expired_holds(&sale, PURCHASE_RELEASE_LIMIT).await? == 0 {
+                        return Err(AppError::SoldOut);
+                    }
+                    self.forget_empty(sale_id);
+                    shards = self.shard_order(&sale);
+                }
+                other => return other,
+            }
+        }
+        Err(AppError::SoldOut)
+    }
+
+    /// One pass over `shards`: a transaction per shard until one sells, refuses for good, or all
+    /// are empty (`sold_out`).
+    async fn try_shards(
+        &self,
+        sale: &Sale,
+        user: &UserId,
+        key: Option<&str>,
+        order_id: &str,
+        shards: Vec<u32>,
+        report: &mut PurchaseReport,
+    ) -> Result<Purchase, AppError> {
+        let sale_id = &sale.id;
         let mut busy = false;
         for shard in shards {
             report.shard = Some(shard);
@@ -124,16 +178,23 @@ impl App {
                 // The window is judged when the transaction is sent, and `purchasedAt` is that
                 // moment, so the stored order of buyers follows the commits.
                 let now = self.clock.now_ms();
-                let record = PurchaseRecord::new(sale_id, user, order_id.clone(), now, shard, key.map(str::to_owned));
+                let mut record =
+                    PurchaseRecord::new(sale_id, user, order_id.to_owned(), now, shard, key.map(str::to_owned));
+                if sale.hold_seconds > 0 {
+                    record = record.held_until(now + sale.hold_seconds * 1_000, fastrand::u32(..));
+                }
                 // Unique per transaction: an SDK retry of this exact call replays it safely, while
                 // a new attempt (another shard, a retry after a conflict) is a new transaction.
                 let token = format!("{order_id}-{shard}-{attempt}");
                 report.transactions += 1;
                 // An error here leaves the outcome unknown: busy, and a retry will tell.
-                let outcome = self.store.try_purchase(&sale, shard, &record, now, &token).await.map_err(logged)?;
+                let outcome = self.store.try_purchase(sale, shard, &record, now, &token).await.map_err(logged)?;
                 match outcome {
-                    Attempt::Committed => return Ok(record.to_purchase()),
-                    Attempt::AlreadyPurchased(p) => return owned(*p, &order_id, key),
+                    Attempt::Committed => {
+                        crate::telemetry::record_order_change(record.status, false);
+                        return Ok(record.to_purchase());
+                    }
+                    Attempt::AlreadyPurchased(p) => return owned(*p, order_id, key),
                     Attempt::NotStarted => {
                         return Err(AppError::SaleNotStarted { starts_at_ms: sale.starts_at_ms });
                     }
@@ -180,8 +241,8 @@ impl App {
         refusal: AppError,
     ) -> Result<Purchase, AppError> {
         match self.store.get_purchase(sale_id, user).await.map_err(logged)? {
-            Some(p) => owned(p, "", key),
-            None => Err(refusal),
+            Some(p) if p.status.is_live() => owned(p, "", key),
+            _ => Err(refusal),
         }
     }
 }

@@ -34,6 +34,14 @@ pub enum AppError {
     AdmissionInvalid(&'static str),
     #[error("this place in line is not admitted yet")]
     NotYetAdmitted,
+    #[error("no order with this id in this sale")]
+    OrderNotFound,
+    #[error("the hold on this order has ended; its item went back on sale")]
+    HoldExpired(Box<Purchase>),
+    #[error("this order is confirmed and can no longer be cancelled")]
+    OrderConfirmed(Box<Purchase>),
+    #[error("this order was cancelled")]
+    OrderCancelled(Box<Purchase>),
     /// Something that should not happen (an unreadable stored item): logged with its key, alarmed.
     #[error("internal error")]
     Internal,

@@ -9,6 +9,10 @@
 //! | purchase    | `SALE#{saleId}#USER#{userId}` | `PURCHASE` |
 //! | health probe| `HEALTH`                    | `HEALTH`   |
 //!
+//! Indexes: `sales` (`entity`, `startsAt`) lists sales; `orders` (`orderId`) finds an order's
+//! record; `holds` (`holdKey` = [`hold_index_pk`], `holdExpiresAt`) lists a sale's live holds by
+//! expiry, over [`HOLD_LANES`] index partitions so no one index partition takes every hold.
+//!
 //! Sale ids are `[A-Za-z0-9_-]`, so `#` separates the parts unambiguously up to the user id.
 
 /// Sort key of a sale's configuration item.
@@ -64,4 +68,14 @@ pub fn lane_entrant_sk(user_id: &str) -> String {
 /// Partition key of a person's place in a sale's line.
 pub fn queue_pk(sale_id: &str, user_id: &str) -> String {
     format!("SALE#{sale_id}#QUEUE#{user_id}")
+}
+
+/// Index partitions a sale's live holds are spread over (`holdKey`): each takes ~1,000 writes/s,
+/// so holds can be created and released at ~8,000/s per sale before one partition throttles.
+pub const HOLD_LANES: u32 = 8;
+
+/// `holdKey` of a reserved order: the partition of the `holds` index it is listed in. Removed
+/// when the order leaves `reserved`, which takes it out of the (sparse) index.
+pub fn hold_index_pk(sale_id: &str, lane: u32) -> String {
+    format!("SALE#{sale_id}#HOLDS#{lane}")
 }

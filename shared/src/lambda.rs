@@ -43,20 +43,7 @@ where
     F: Fn(&'static App, ApiRequest) -> Fut + Copy,
     Fut: Future<Output = ApiResponse> + Send,
 {
-    telemetry::init();
-    let config = Config::from_env()?;
-    if needs_admission_key && config.admission_keys.is_none() {
-        return Err("configuration: ADMISSION_KEY must be set (hex, at least 32 bytes): this function signs or \
-                    checks waiting-room admission tokens"
-            .into());
-    }
-    let client =
-        crate::aws::client_for(config.dynamodb_endpoint.as_deref()).map_err(|e| format!("configuration: {e}"))?;
-    let store = Store::new(client, config.table_name.clone());
-    // One App per container for its whole life.
-    let app: &'static App = Box::leak(Box::new(App::new(store, Arc::new(SystemClock), config)));
-    let metrics = telemetry::metrics_builder().init()?;
-    telemetry::describe_metrics();
+    let (app, metrics) = start(needs_admission_key)?;
     let served = lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiEvent>| {
         let (event, context) = event.into_parts();
         let deadline = deadline_from(context.deadline, SystemClock.now_ms());
@@ -77,6 +64,53 @@ where
     match served {
         // The Runtime API closed the connection: the environment is being shut down (a local
         // emulator stopping, in practice). Nothing failed; say so quietly.
+        Err(e) if runtime_went_away(&format!("{e:?} {e}")) => {
+            tracing::info!(error = %e, "the Lambda Runtime API went away; stopping");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Cold start: logs, configuration, DynamoDB client, the container's [`App`], the EMF recorder.
+fn start(needs_admission_key: bool) -> Result<(&'static App, &'static metrics_cloudwatch_embedded::Collector), Error> {
+    telemetry::init();
+    let config = Config::from_env()?;
+    if needs_admission_key && config.admission_keys.is_none() {
+        return Err("configuration: ADMISSION_KEY must be set (hex, at least 32 bytes): this function signs or \
+                    checks waiting-room admission tokens"
+            .into());
+    }
+    let client =
+        crate::aws::client_for(config.dynamodb_endpoint.as_deref()).map_err(|e| format!("configuration: {e}"))?;
+    let store = Store::new(client, config.table_name.clone());
+    // One App per container for its whole life.
+    let app: &'static App = Box::leak(Box::new(App::new(store, Arc::new(SystemClock), config)));
+    let metrics = telemetry::metrics_builder().init()?;
+    telemetry::describe_metrics();
+    Ok((app, metrics))
+}
+
+/// Serves a function that is not behind the HTTP API (a schedule's invocations): `task` gets the
+/// [`App`] and the event as JSON (whatever it is) and answers JSON; an error fails the invocation.
+pub async fn run_task<F, Fut>(task: F) -> Result<(), Error>
+where
+    F: Fn(&'static App, serde_json::Value) -> Fut + Copy,
+    Fut: Future<Output = Result<serde_json::Value, Error>> + Send,
+{
+    let (app, metrics) = start(false)?;
+    let served = lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let result = Box::pin(task(app, event.payload));
+        async move {
+            let result = result.await;
+            if let Err(e) = metrics.flush(std::io::stdout().lock()) {
+                tracing::warn!(error = %e, "could not write metrics");
+            }
+            result
+        }
+    }))
+    .await;
+    match served {
         Err(e) if runtime_went_away(&format!("{e:?} {e}")) => {
             tracing::info!(error = %e, "the Lambda Runtime API went away; stopping");
             Ok(())

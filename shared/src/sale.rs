@@ -24,7 +24,12 @@ pub struct Sale {
     pub ends_at_ms: i64,
     /// The waiting room, when the sale has one: buyers then need an admission token.
     pub room: Option<crate::room::RoomConfig>,
+    /// How long a purchase holds its item for payment; 0: a purchase is final (`confirmed`) at once.
+    pub hold_seconds: i64,
 }
+
+/// Longest hold a sale may give a buyer to pay.
+pub const MAX_HOLD_SECONDS: i64 = 24 * 3600;
 
 /// Where a sale stands for a shopper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -99,6 +104,8 @@ pub enum SaleRuleError {
     BadName,
     #[error("a waiting room needs its draw seed, committed to in the room's configuration")]
     RoomWithoutSeed,
+    #[error("hold seconds must be between 0 and {MAX_HOLD_SECONDS}")]
+    BadHold,
     #[error("the waiting room must open before the sale starts and admit at least one person per second")]
     BadRoom,
 }
@@ -131,6 +138,9 @@ impl Sale {
         {
             return Err(SaleRuleError::BadRoom);
         }
+        if !(0..=MAX_HOLD_SECONDS).contains(&self.hold_seconds) {
+            return Err(SaleRuleError::BadHold);
+        }
         let name_len = self.name.chars().count();
         if name_len == 0 || name_len > 200 || self.name.chars().any(char::is_control) {
             return Err(SaleRuleError::BadName);
@@ -153,6 +163,8 @@ pub struct SaleView {
     pub starts_at: String,
     pub ends_at: String,
     pub server_time: String,
+    /// How long a purchase holds its item for payment (0: purchases are final at once).
+    pub hold_seconds: i64,
     /// The waiting room, for a sale that has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<crate::queue::RoomView>,
@@ -172,6 +184,7 @@ impl SaleView {
             starts_at: rfc3339_ms(sale.starts_at_ms),
             ends_at: rfc3339_ms(sale.ends_at_ms),
             server_time: rfc3339_ms(now_ms),
+            hold_seconds: sale.hold_seconds,
             queue: None,
         }
     }
@@ -192,6 +205,7 @@ mod tests {
             starts_at_ms: 1_000,
             ends_at_ms: 2_000,
             room: None,
+            hold_seconds: 0,
         }
     }
 
@@ -239,6 +253,8 @@ mod tests {
         assert_eq!(bad(|s| s.price_cents = -1), SaleRuleError::NegativePrice);
         assert_eq!(bad(|s| s.currency = "eur".into()), SaleRuleError::BadCurrency);
         assert_eq!(bad(|s| s.name = String::new()), SaleRuleError::BadName);
+        assert_eq!(bad(|s| s.hold_seconds = -1), SaleRuleError::BadHold);
+        assert_eq!(bad(|s| s.hold_seconds = MAX_HOLD_SECONDS + 1), SaleRuleError::BadHold);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! line; per sale status read, `RemainingStock` (Count, dimension `saleId`). The waiting room adds
 //! `QueueJoins` (dimension `outcome`: new, existing, closed), `AdmissionRefusals` (dimension
 //! `reason`: the problem code), and per admission step `Admissions`, `QueueLength` and
-//! `AdmittedNotBought` (dimension `saleId`). Names and dimension values are what
+//! `AdmittedNotBought` (dimension `saleId`). Orders add `OrderChanges` (dimension `status`: the
+//! status an order entered) and `StockReturned` (dimension `reason`: cancelled, expired). Names and dimension values are what
 //! `infra/template.yaml`'s dashboard reads.
 
 use std::time::Instant;
@@ -46,6 +47,22 @@ pub fn describe_metrics() {
     metrics::describe_counter!("Admissions", Unit::Count, "places admitted from the line");
     metrics::describe_gauge!("QueueLength", Unit::Count, "places issued and not yet admitted");
     metrics::describe_gauge!("AdmittedNotBought", Unit::Count, "places admitted but not (yet) bought");
+    metrics::describe_counter!("OrderChanges", Unit::Count, "orders entering a status, by status");
+    metrics::describe_counter!("StockReturned", Unit::Count, "items given back to stock, by reason");
+}
+
+/// Every value of the `status` dimension of `OrderChanges`.
+pub const ORDER_STATUSES: &[&str] = &["reserved", "confirmed", "cancelled", "expired"];
+
+/// Every value of the `reason` dimension of `StockReturned`.
+pub const STOCK_RETURN_REASONS: &[&str] = &["cancelled", "expired"];
+
+/// Records an order entering `status`; `returned`: its item went back to stock.
+pub fn record_order_change(status: crate::order::OrderStatus, returned: bool) {
+    metrics::counter!("OrderChanges", "status" => status.as_str()).increment(1);
+    if returned {
+        metrics::counter!("StockReturned", "reason" => status.as_str()).increment(1);
+    }
 }
 
 /// Every value of the `outcome` dimension of `QueueJoins`.

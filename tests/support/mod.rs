@@ -34,8 +34,16 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), fastrand::u32(..))
 }
 
-/// A new, empty table of its own for one test.
+/// A new, empty table of its own for one test (without a stream: see [`fresh_store_with_stream`]).
 pub async fn fresh_store() -> Store {
+    let client = flash_sale::aws::local_client(&endpoint()).expect("local client");
+    let store = Store::new(client, unique("t"));
+    assert!(store.create_table_without_stream().await.expect("create table"), "table name collision");
+    store
+}
+
+/// A new, empty table exactly as `flash-sale-admin create-table` makes it, stream included.
+pub async fn fresh_store_with_stream() -> Store {
     let client = flash_sale::aws::local_client(&endpoint()).expect("local client");
     let store = Store::new(client, unique("t"));
     assert!(store.create_table().await.expect("create table"), "table name collision");
@@ -80,6 +88,7 @@ pub fn sale(id: &str, stock: i64, shards: u32, starts_at_ms: i64, ends_at_ms: i6
         starts_at_ms,
         ends_at_ms,
         room: None,
+        hold_seconds: 0,
     }
 }
 

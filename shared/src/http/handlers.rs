@@ -5,7 +5,8 @@ use serde_json::json;
 use super::event::{ApiRequest, ApiResponse};
 use super::problem::{self, HttpError};
 use super::{
-    NO_STORE, idempotency_key, identity, json, purchase_body, require_method, sale_id, user_id_param, within_deadline,
+    NO_STORE, idempotency_key, identity, json, one_of_methods, order_id_param, purchase_body, require_method, sale_id,
+    user_id_param, within_deadline,
 };
 use crate::App;
 use crate::error::AppError;
@@ -150,16 +151,38 @@ pub async fn status_function(app: &App, req: ApiRequest) -> ApiResponse {
 
 /// The `user-lookup` function: `GET /sales/{saleId}/purchases/{userId}`.
 pub async fn user_lookup_function(app: &App, req: ApiRequest) -> ApiResponse {
-    let mut log = RequestLog::start("user_lookup", &req);
+    let cancelling = req.method().eq_ignore_ascii_case("DELETE");
+    let mut log = RequestLog::start(if cancelling { "cancel" } else { "user_lookup" }, &req);
     let work = async {
-        require_method(&req, "GET")?;
+        let method = one_of_methods(&req, &["GET", "DELETE"], "GET, DELETE")?;
         let sale = sale_id(&req, app.config.path_params)?;
         let user = user_id_param(&req, app.config.path_params)?;
         log.sale_id = Some(sale.to_string());
         log.user_id = Some(user.to_string());
         identity::may_view(app.config.auth_mode, &req, &user)?;
-        let purchase = app.lookup(&sale, &user).await?;
-        Ok(json(200, &purchase, NO_STORE))
+        let order = if method == "DELETE" { app.cancel(&sale, &user).await? } else { app.lookup(&sale, &user).await? };
+        Ok(json(200, &order, NO_STORE))
+    };
+    let result = within_deadline(&req, app.tuning().deadline_margin, work).await;
+    finish(&log, result)
+}
+
+/// The `orders` function: `POST /sales/{saleId}/orders/{orderId}/confirm`, for the shop's payment
+/// backend (IAM-authorized in the cloud; see the README's "Orders").
+pub async fn orders_function(app: &App, req: ApiRequest) -> ApiResponse {
+    let mut log = RequestLog::start("confirm", &req);
+    let work = async {
+        require_method(&req, "POST")?;
+        let sale = sale_id(&req, app.config.path_params)?;
+        log.sale_id = Some(sale.to_string());
+        let order = order_id_param(&req, app.config.path_params)?;
+        let body = req.body_bytes().ok_or_else(|| HttpError::invalid("the body is marked base64 but is not"))?;
+        if !body.iter().all(u8::is_ascii_whitespace) && body.as_slice() != b"{}" {
+            return Err(HttpError::invalid("confirming takes no body"));
+        }
+        let confirmed = app.confirm(&sale, &order).await?;
+        log.user_id = Some(confirmed.user_id.clone());
+        Ok(json(200, &confirmed, NO_STORE))
     };
     let result = within_deadline(&req, app.tuning().deadline_margin, work).await;
     finish(&log, result)

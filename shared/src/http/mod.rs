@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use event::{ApiEvent, ApiRequest, ApiResponse};
-pub use handlers::{purchase_function, queue_function, status_function, user_lookup_function};
+pub use handlers::{orders_function, purchase_function, queue_function, status_function, user_lookup_function};
 pub use problem::CODES;
 pub(crate) use problem::HttpError;
 
@@ -67,6 +67,20 @@ pub(crate) fn require_method(req: &ApiRequest, allowed: &str) -> Result<(), Http
     }
 }
 
+/// Which of `allowed` the request's method is (HEAD counts as GET); 405 naming them otherwise.
+pub(crate) fn one_of_methods(
+    req: &ApiRequest,
+    allowed: &'static [&'static str],
+    allow: &'static str,
+) -> Result<&'static str, HttpError> {
+    let method = req.method();
+    allowed
+        .iter()
+        .find(|m| method.eq_ignore_ascii_case(m) || (**m == "GET" && method.eq_ignore_ascii_case("HEAD")))
+        .copied()
+        .ok_or(HttpError::MethodNotAllowed { allow })
+}
+
 /// A path parameter as the client meant it. API Gateway decodes path parameters; the local
 /// emulator passes them percent-encoded ([`PathParams`]).
 fn path_param(req: &ApiRequest, mode: PathParams, name: &str) -> Result<String, HttpError> {
@@ -82,6 +96,16 @@ fn path_param(req: &ApiRequest, mode: PathParams, name: &str) -> Result<String, 
 
 pub(crate) fn sale_id(req: &ApiRequest, mode: PathParams) -> Result<SaleId, HttpError> {
     SaleId::parse(&path_param(req, mode, "saleId")?).map_err(|e| HttpError::invalid(e.to_string()))
+}
+
+/// The `orderId` path parameter: a ULID as the API hands them out (26 characters of Crockford
+/// base32); anything else cannot name an order.
+pub(crate) fn order_id_param(req: &ApiRequest, mode: PathParams) -> Result<String, HttpError> {
+    let raw = path_param(req, mode, "orderId")?;
+    match ulid::Ulid::from_string(&raw) {
+        Ok(id) if id.to_string() == raw => Ok(raw),
+        _ => Err(HttpError::invalid("orderId must be an order id as a purchase answered it (26 characters)")),
+    }
 }
 
 pub(crate) fn user_id_param(req: &ApiRequest, mode: PathParams) -> Result<UserId, HttpError> {

@@ -58,6 +58,10 @@ impl HttpError {
                 AppError::AdmissionRequired => (403, "admission_required"),
                 AppError::AdmissionInvalid(_) => (403, "admission_invalid"),
                 AppError::NotYetAdmitted => (403, "not_yet_admitted"),
+                AppError::OrderNotFound => (404, "order_not_found"),
+                AppError::HoldExpired(_) => (409, "hold_expired"),
+                AppError::OrderConfirmed(_) => (409, "order_confirmed"),
+                AppError::OrderCancelled(_) => (409, "order_cancelled"),
                 AppError::Internal => (500, "internal_error"),
                 AppError::Busy => (503, "temporarily_unavailable"),
             },
@@ -81,9 +85,13 @@ pub const CODES: &[(u16, &str)] = &[
     (404, "purchase_not_found"),
     (404, "no_waiting_room"),
     (404, "not_in_line"),
+    (404, "order_not_found"),
     (405, "method_not_allowed"),
     (409, "already_purchased"),
     (409, "sold_out"),
+    (409, "hold_expired"),
+    (409, "order_confirmed"),
+    (409, "order_cancelled"),
     (413, "payload_too_large"),
     (500, "internal_error"),
     (503, "temporarily_unavailable"),
@@ -111,6 +119,9 @@ pub fn render(err: &HttpError) -> ApiResponse {
     });
     match err {
         HttpError::App(AppError::AlreadyPurchased(p)) => body["purchase"] = json!(p),
+        HttpError::App(AppError::HoldExpired(p) | AppError::OrderConfirmed(p) | AppError::OrderCancelled(p)) => {
+            body["order"] = json!(p)
+        }
         HttpError::App(AppError::SaleNotStarted { starts_at_ms }) => {
             body["startsAt"] = json!(rfc3339_ms(*starts_at_ms))
         }
@@ -157,11 +168,13 @@ mod tests {
             AppError::AdmissionRequired.into(),
             AppError::AdmissionInvalid("x").into(),
             AppError::NotYetAdmitted.into(),
+            AppError::OrderNotFound.into(),
         ];
         for e in &samples {
             assert!(CODES.contains(&e.status_and_code()), "{e:?} missing from CODES");
         }
-        assert_eq!(samples.len() + 1, CODES.len(), "already_purchased is the one sample left out");
+        // Left out of the samples: already_purchased, hold_expired, order_confirmed, order_cancelled.
+        assert_eq!(samples.len() + 4, CODES.len());
     }
 
     #[test]

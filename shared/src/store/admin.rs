@@ -8,7 +8,8 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem, Update,
+    Projection, ProjectionType, Put, ScalarAttributeType, StreamSpecification, StreamViewType, TransactWriteItem,
+    Update,
 };
 
 use super::items::{SALE_ENTITY, SaleItem, ShardItem, item_of};
@@ -18,14 +19,31 @@ use crate::sale::{Sale, SaleRuleError};
 
 /// The sparse index over sale items (`entity` = "SALE", sorted by `startsAt`).
 pub const SALES_INDEX: &str = "sales";
+/// The index from an order id to its record (`orderId`, keys only).
+pub const ORDERS_INDEX: &str = "orders";
+/// The sparse index of live holds (`holdKey`, sorted by `holdExpiresAt`).
+pub const HOLDS_INDEX: &str = "holds";
+/// Attributes the `holds` index carries besides the keys: what releasing a hold needs.
+pub const HOLDS_INDEX_ATTRIBUTES: [&str; 3] = ["orderId", "shard", "userId"];
 
 fn build_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
 impl Store {
-    /// Creates the table with its sales index (on-demand billing). Returns `false` if it exists.
+    /// Creates the table with its indexes (on-demand billing) and a stream of new and old images
+    /// (the order events' source), as `infra/template.yaml` does. Returns `false` if it exists.
     pub async fn create_table(&self) -> Result<bool, StoreError> {
+        self.create_table_with(true).await
+    }
+
+    /// [`Store::create_table`] without the stream: for test tables that do not read it (DynamoDB
+    /// Local writes at about half the rate while it records a stream).
+    pub async fn create_table_without_stream(&self) -> Result<bool, StoreError> {
+        self.create_table_with(false).await
+    }
+
+    async fn create_table_with(&self, stream: bool) -> Result<bool, StoreError> {
         let attr = |name: &str, t: ScalarAttributeType| {
             AttributeDefinition::builder().attribute_name(name).attribute_type(t).build().map_err(build_err)
         };
@@ -39,6 +57,29 @@ impl Store {
             .projection(Projection::builder().projection_type(ProjectionType::All).build())
             .build()
             .map_err(build_err)?;
+        let orders = GlobalSecondaryIndex::builder()
+            .index_name(ORDERS_INDEX)
+            .key_schema(key_el("orderId", KeyType::Hash)?)
+            .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+            .build()
+            .map_err(build_err)?;
+        let holds = GlobalSecondaryIndex::builder()
+            .index_name(HOLDS_INDEX)
+            .key_schema(key_el("holdKey", KeyType::Hash)?)
+            .key_schema(key_el("holdExpiresAt", KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::Include)
+                    .set_non_key_attributes(Some(HOLDS_INDEX_ATTRIBUTES.map(String::from).to_vec()))
+                    .build(),
+            )
+            .build()
+            .map_err(build_err)?;
+        let spec = StreamSpecification::builder()
+            .stream_enabled(true)
+            .stream_view_type(StreamViewType::NewAndOldImages)
+            .build()
+            .map_err(build_err)?;
         let result = self
             .client
             .create_table()
@@ -48,9 +89,15 @@ impl Store {
             .attribute_definitions(attr("sk", ScalarAttributeType::S)?)
             .attribute_definitions(attr("entity", ScalarAttributeType::S)?)
             .attribute_definitions(attr("startsAt", ScalarAttributeType::N)?)
+            .attribute_definitions(attr("orderId", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("holdKey", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("holdExpiresAt", ScalarAttributeType::N)?)
             .key_schema(key_el("pk", KeyType::Hash)?)
             .key_schema(key_el("sk", KeyType::Range)?)
             .global_secondary_indexes(index)
+            .global_secondary_indexes(orders)
+            .global_secondary_indexes(holds)
+            .set_stream_specification(stream.then_some(spec))
             .send()
             .await;
         match result {
@@ -185,7 +232,7 @@ impl Store {
                 // One transaction holds at most 100 items: the shard and 99 records.
                 for chunk in records.chunks(99) {
                     if self.give_back(sale, shard, chunk).await? {
-                        returned += chunk.len();
+                        returned += chunk.iter().filter(|p| p.status.is_live()).count();
                     }
                 }
             }
@@ -193,10 +240,12 @@ impl Store {
         Ok(returned)
     }
 
-    /// One transaction: shard `shard` + `records.len()`, and the records deleted. `false` when
-    /// DynamoDB cancelled it (a record changed meanwhile; the next scan sees the truth).
+    /// One transaction: shard `shard` + the number of live orders (reserved or confirmed) among
+    /// `records`, and the records deleted, each only if its order and status are as read (a
+    /// cancelled or expired order gave its item back already). `false` when DynamoDB cancelled it
+    /// (a record changed meanwhile; the next scan sees the truth).
     async fn give_back(&self, sale: &Sale, shard: u32, records: &[&PurchaseRecord]) -> Result<bool, StoreError> {
-        let count = i64::try_from(records.len()).unwrap_or(i64::MAX);
+        let count = i64::try_from(records.iter().filter(|p| p.status.is_live()).count()).unwrap_or(i64::MAX);
         let add = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(shard_pk(&sale.id, shard), SHARD_SK)))
@@ -210,8 +259,10 @@ impl Store {
             let delete = Delete::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(p.pk.clone(), PURCHASE_SK)))
-                .condition_expression("orderId = :order")
+                .condition_expression("orderId = :order AND (#status = :status OR attribute_not_exists(#status))")
+                .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":order", AttributeValue::S(p.order_id.clone()))
+                .expression_attribute_values(":status", AttributeValue::S(p.status.as_str().to_owned()))
                 .build()
                 .map_err(build_err)?;
             items.push(TransactWriteItem::builder().delete(delete).build());

@@ -9,7 +9,7 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 
 use super::{PURCHASE_SK, SALE_SK, SHARD_SK, StoreError, purchase_pk, sale_pk, shard_pk};
 use crate::ids::{SaleId, UserId};
-use crate::order::Purchase;
+use crate::order::{OrderStatus, Purchase};
 use crate::sale::Sale;
 use crate::time_fmt::rfc3339_ms;
 
@@ -35,6 +35,8 @@ pub(crate) struct SaleItem {
     pub created_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room: Option<crate::room::RoomConfig>,
+    #[serde(default)]
+    pub hold_seconds: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,6 +72,25 @@ pub struct PurchaseRecord {
     /// answered with this purchase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// Absent on records written before holds existed: `confirmed`.
+    #[serde(default)]
+    pub status: OrderStatus,
+    /// Grows by one with every status change: with `orderId`, what order events are deduplicated by.
+    #[serde(default = "first_version")]
+    pub version: u32,
+    /// When a hold ends (milliseconds), for sales with holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_expires_at: Option<i64>,
+    /// The `holds` index partition while `reserved` (see [`crate::keys::hold_index_pk`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_key: Option<String>,
+    /// When the status last changed (milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<i64>,
+}
+
+fn first_version() -> u32 {
+    1
 }
 
 impl SaleItem {
@@ -88,6 +109,7 @@ impl SaleItem {
             ends_at: sale.ends_at_ms,
             created_at,
             room: sale.room.clone(),
+            hold_seconds: sale.hold_seconds,
         }
     }
 
@@ -108,6 +130,7 @@ impl SaleItem {
             starts_at_ms: self.starts_at,
             ends_at_ms: self.ends_at,
             room: self.room,
+            hold_seconds: self.hold_seconds,
         })
     }
 }
@@ -149,7 +172,20 @@ impl PurchaseRecord {
             purchased_at,
             shard,
             idempotency_key,
+            status: OrderStatus::Confirmed,
+            version: 1,
+            hold_expires_at: None,
+            hold_key: None,
+            updated_at: Some(purchased_at),
         }
+    }
+
+    /// The same order as a hold until `expires_at_ms`, listed in index partition `lane`.
+    pub fn held_until(mut self, expires_at_ms: i64, lane: u32) -> Self {
+        self.status = OrderStatus::Reserved;
+        self.hold_expires_at = Some(expires_at_ms);
+        self.hold_key = Some(crate::keys::hold_index_pk(&self.sale_id, lane % crate::keys::HOLD_LANES));
+        self
     }
 
     pub(crate) fn from_item(item: Item) -> Result<Self, StoreError> {
@@ -167,6 +203,8 @@ impl PurchaseRecord {
             user_id: self.user_id.clone(),
             order_id: self.order_id.clone(),
             purchased_at: rfc3339_ms(self.purchased_at),
+            status: self.status,
+            hold_expires_at: self.hold_expires_at.map(rfc3339_ms),
         }
     }
 }

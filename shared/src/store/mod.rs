@@ -6,6 +6,7 @@
 
 mod admin;
 mod items;
+mod orders;
 mod purchase_tx;
 mod room;
 
@@ -17,8 +18,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
-pub use admin::SALES_INDEX;
+pub use admin::{HOLDS_INDEX, HOLDS_INDEX_ATTRIBUTES, ORDERS_INDEX, SALES_INDEX};
 pub use items::PurchaseRecord;
+pub(crate) use orders::{Change, Hold};
 #[cfg(feature = "test-util")]
 pub use purchase_tx::Attempt;
 #[cfg(not(feature = "test-util"))]

@@ -3,7 +3,7 @@
 //!
 //! One `TransactWriteItems` with two items, in this order:
 //! 0. Update the stock shard: `remaining - 1` if `remaining > 0` and the window is open at `now`;
-//! 1. Put the buyer's record if the buyer has none in this sale.
+//! 1. Put the buyer's record if the buyer has no live order (`reserved` or `confirmed`) in this sale.
 //!
 //! Both or neither. Failed conditions return the old items (`ALL_OLD`), which is how a
 //! cancellation is read back into an [`Attempt`] verdict here, next to the item order it depends on.
@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::items::{Item, PurchaseRecord, ShardItem};
 use super::{SHARD_SK, Store, StoreError, key, shard_pk};
+use crate::order::OrderStatus;
 use crate::sale::{Sale, Window, window_at};
 
 const SHARD_ITEM: usize = 0;
@@ -95,7 +96,11 @@ impl Store {
         let insert = Put::builder()
             .table_name(&self.table)
             .set_item(Some(record.to_item()?))
-            .condition_expression("attribute_not_exists(pk)")
+            // No record, or one whose order gave its item back: a buyer may buy again then.
+            .condition_expression("attribute_not_exists(pk) OR #status IN (:cancelled, :expired)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":cancelled", AttributeValue::S(OrderStatus::Cancelled.as_str().into()))
+            .expression_attribute_values(":expired", AttributeValue::S(OrderStatus::Expired.as_str().into()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;

@@ -75,6 +75,10 @@ enum Command {
         /// lanes take 100,000 joins/s.
         #[arg(long, requires = "waiting_room", default_value_t = flash_sale::room::DEFAULT_LANES)]
         queue_lanes: u32,
+        /// Seconds a purchase holds its item for payment (`reserved` until confirmed, cancelled or
+        /// expired); 0: a purchase is final at once.
+        #[arg(long, default_value_t = 0)]
+        hold_seconds: i64,
     },
     /// Verify a sale's pre-queue draw from public data: the seed revealed at opening must match the
     /// commitment published at creation, and every pre-queue place must be the one the seed gives.
@@ -184,6 +188,7 @@ async fn run(cli: Cli) -> Result<()> {
             admit_factor_percent,
             token_ttl_seconds,
             queue_lanes,
+            hold_seconds,
         } => {
             let mut sale = Sale {
                 id: sale_id(&id)?,
@@ -195,6 +200,7 @@ async fn run(cli: Cli) -> Result<()> {
                 starts_at_ms: parse_rfc3339_ms(&starts_at).map_err(anyhow::Error::msg).context("--starts-at")?,
                 ends_at_ms: parse_rfc3339_ms(&ends_at).map_err(anyhow::Error::msg).context("--ends-at")?,
                 room: None,
+                hold_seconds,
             };
             let created = if waiting_room {
                 let seed = room::new_seed().map_err(anyhow::Error::msg)?;

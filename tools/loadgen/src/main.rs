@@ -241,6 +241,7 @@ async fn create_sale(cli: &Cli, store: &Store, id: &SaleId) -> Result<(), Failur
         starts_at_ms: now - 60_000,
         ends_at_ms: now + cli.sale_window_secs.max(1) * 1_000,
         room: None,
+        hold_seconds: 0,
     };
     match store.create_sale(&sale, now).await {
         Ok(()) => Ok(()),

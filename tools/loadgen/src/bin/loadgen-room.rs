@@ -86,6 +86,7 @@ async fn create(store: &Store, cli: &Cli) -> Result<Sale> {
         starts_at_ms: start,
         ends_at_ms: now + 3_600_000,
         room: Some(config),
+        hold_seconds: 0,
     };
     store.create_sale_with_room(&sale, &seed, now).await.context("create the sale")?;
     Ok(sale)

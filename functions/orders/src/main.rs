@@ -1,0 +1,6 @@
+//! `orders` Lambda function: see `flash_sale::http::orders_function`.
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    flash_sale::lambda::run(flash_sale::http::orders_function).await
+}

@@ -1,0 +1,258 @@
+//! The order lifecycle's writes: confirm a hold, give an item back (cancel, expiry), and find the
+//! holds that ran out.
+//!
+//! Every change of an order's status is one conditional write on the order's record (status and
+//! `orderId` as expected), bumps `version` and removes `holdKey` (which takes the order out of the
+//! sparse `holds` index). A change that gives the item back is a transaction that also adds one to
+//! the shard the item came from: both or neither, so stock + reserved + confirmed stays the total.
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+
+use super::admin::{HOLDS_INDEX, ORDERS_INDEX};
+use super::items::PurchaseRecord;
+use super::{PURCHASE_SK, SHARD_SK, Store, StoreError, key, shard_pk};
+use crate::ids::SaleId;
+use crate::order::OrderStatus;
+
+/// What a conditional status change came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// Written; carries the record as it is now.
+    Done(PurchaseRecord),
+    /// The condition failed: the record as it is now (another order of the same user, or the same
+    /// order in another status), or `None` when there is no record.
+    Refused(Option<PurchaseRecord>),
+    /// A concurrent transaction touched one of the items: nothing was written, a retry may succeed.
+    Conflict,
+}
+
+/// A live hold as the `holds` index lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Hold {
+    pub pk: String,
+    pub order_id: String,
+    pub shard: u32,
+    pub expires_at_ms: i64,
+}
+
+impl Hold {
+    /// The hold of a reserved record.
+    pub(crate) fn of(r: &PurchaseRecord) -> Self {
+        Self {
+            pk: r.pk.clone(),
+            order_id: r.order_id.clone(),
+            shard: r.shard,
+            expires_at_ms: r.hold_expires_at.unwrap_or(0),
+        }
+    }
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn build_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl Store {
+    /// The partition key of the record holding order `order_id`, from the `orders` index
+    /// (eventually consistent: an order is listed there within about a second of its creation).
+    pub(crate) async fn find_order(&self, order_id: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(ORDERS_INDEX)
+            .key_condition_expression("orderId = :o")
+            .expression_attribute_values(":o", s(order_id))
+            .limit(4)
+            .send()
+            .await?;
+        Ok(out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| i.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk == PURCHASE_SK))
+            .find_map(|i| i.get("pk").and_then(|v| v.as_s().ok()).cloned()))
+    }
+
+    /// The record under `pk` (strongly consistent).
+    pub(crate) async fn get_record(&self, pk: &str) -> Result<Option<PurchaseRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.to_owned(), PURCHASE_SK)))
+            .consistent_read(true)
+            .send()
+            .await?;
+        out.item.map(PurchaseRecord::from_item).transpose().map_err(|e| StoreError::Corrupt(format!("{pk}: {e}")))
+    }
+
+    /// `reserved` → `confirmed` for order `order_id` in record `pk`, if its hold has not ended at `now_ms`.
+    pub(crate) async fn confirm_hold(&self, pk: &str, order_id: &str, now_ms: i64) -> Result<Change, StoreError> {
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.to_owned(), PURCHASE_SK)))
+            .condition_expression("orderId = :order AND #status = :reserved AND holdExpiresAt > :now")
+            .update_expression(
+                "SET #status = :confirmed, version = if_not_exists(version, :one) + :one, updatedAt = :now \
+                 REMOVE holdKey",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":order", s(order_id))
+            .expression_attribute_values(":reserved", s(OrderStatus::Reserved.as_str()))
+            .expression_attribute_values(":confirmed", s(OrderStatus::Confirmed.as_str()))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match sent {
+            Ok(out) => {
+                let item = out.attributes.unwrap_or_default();
+                Ok(Change::Done(
+                    PurchaseRecord::from_item(item).map_err(|e| StoreError::Corrupt(format!("{pk}: {e}")))?,
+                ))
+            }
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
+                    let old = e.item().filter(|i| !i.is_empty()).cloned().map(PurchaseRecord::from_item).transpose();
+                    Ok(Change::Refused(old.map_err(|e| StoreError::Corrupt(format!("{pk}: {e}")))?))
+                }
+                _ => Err(err.into()),
+            },
+        }
+    }
+
+    /// `reserved` → `to` (cancelled or expired) for the order of `hold`, giving its item back to
+    /// the hold's shard in the same transaction. `expired_by` (a time) also requires the hold to
+    /// have ended by then: the sweeper's condition.
+    pub(crate) async fn release_hold(
+        &self,
+        sale: &SaleId,
+        hold: &Hold,
+        to: OrderStatus,
+        expired_by: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Change, StoreError> {
+        let (pk, order_id, shard) = (hold.pk.as_str(), hold.order_id.as_str(), hold.shard);
+        let mut condition = "orderId = :order AND #status = :reserved".to_owned();
+        if expired_by.is_some() {
+            condition.push_str(" AND holdExpiresAt <= :by");
+        }
+        let order = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.to_owned(), PURCHASE_SK)))
+            .condition_expression(condition)
+            .update_expression(
+                "SET #status = :to, version = if_not_exists(version, :one) + :one, updatedAt = :now REMOVE holdKey",
+            )
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(Some({
+                let mut v = std::collections::HashMap::from([
+                    (":order".to_owned(), s(order_id)),
+                    (":reserved".to_owned(), s(OrderStatus::Reserved.as_str())),
+                    (":to".to_owned(), s(to.as_str())),
+                    (":now".to_owned(), n(now_ms)),
+                    (":one".to_owned(), n(1)),
+                ]);
+                if let Some(by) = expired_by {
+                    v.insert(":by".to_owned(), n(by));
+                }
+                v
+            }))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(build_err)?;
+        let give_back = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(shard_pk(sale, shard), SHARD_SK)))
+            .condition_expression("attribute_exists(pk)")
+            .update_expression("SET remaining = remaining + :one")
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(build_err)?;
+        // New per call (at most 36 characters): the SDK's own retries of this call reuse it, so a
+        // release that committed but whose answer was lost is not applied twice.
+        let token = ulid::Ulid::new().to_string();
+        let sent = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(order).build())
+            .transact_items(TransactWriteItem::builder().update(give_back).build())
+            .client_request_token(token)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(self.get_record(pk).await?.map_or(Change::Refused(None), Change::Done)),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+                    let reasons = e.cancellation_reasons();
+                    let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+                    if code(0) == "ConditionalCheckFailed" {
+                        let old = reasons[0].item().filter(|i| !i.is_empty()).cloned();
+                        let old = old.map(PurchaseRecord::from_item).transpose();
+                        return Ok(Change::Refused(old.map_err(|e| StoreError::Corrupt(format!("{pk}: {e}")))?));
+                    }
+                    if code(1) == "ConditionalCheckFailed" {
+                        return Err(StoreError::Corrupt(format!(
+                            "{}: the shard of order {order_id} is missing",
+                            shard_pk(sale, shard)
+                        )));
+                    }
+                    if (0..2).any(|i| code(i) == "TransactionConflict") {
+                        return Ok(Change::Conflict);
+                    }
+                    Err(StoreError::Unavailable(format!("release of {order_id} cancelled: {:?}", (code(0), code(1)))))
+                }
+                Some(TransactWriteItemsError::TransactionInProgressException(_)) => Ok(Change::Conflict),
+                _ => Err(err.into()),
+            },
+        }
+    }
+
+    /// Up to `per_lane` of the earliest-ending live holds of `sale` from each index partition,
+    /// ended or not, earliest first per partition.
+    pub(crate) async fn earliest_holds(&self, sale: &SaleId, per_lane: i32) -> Result<Vec<Hold>, StoreError> {
+        let mut holds = Vec::new();
+        for lane in 0..crate::keys::HOLD_LANES {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(HOLDS_INDEX)
+                .key_condition_expression("holdKey = :k")
+                .expression_attribute_values(":k", s(&crate::keys::hold_index_pk(sale.as_str(), lane)))
+                .limit(per_lane)
+                .send()
+                .await?;
+            for item in out.items.unwrap_or_default() {
+                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+                let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+                match (text("pk"), text("orderId"), num("shard"), num("holdExpiresAt")) {
+                    (Some(pk), Some(order_id), Some(shard), Some(at)) => holds.push(Hold {
+                        pk,
+                        order_id,
+                        shard: u32::try_from(shard).map_err(|_| StoreError::Corrupt(format!("hold shard {shard}")))?,
+                        expires_at_ms: at,
+                    }),
+                    _ => return Err(StoreError::Corrupt(format!("hold index entry without its attributes: {item:?}"))),
+                }
+            }
+        }
+        Ok(holds)
+    }
+}
