@@ -232,10 +232,10 @@ fn cases(sale: &str) -> Vec<Case> {
             code: "invalid_request",
         },
         Case {
-            name: "DELETE on a purchase",
+            name: "PUT on a purchase",
             handler: Handler::Lookup,
             request: request(
-                "DELETE",
+                "PUT",
                 "/sales/x/purchases/alice",
                 &[("saleId", sale), ("userId", "alice")],
                 TestBody::None,
@@ -243,6 +243,19 @@ fn cases(sale: &str) -> Vec<Case> {
             ),
             status: 405,
             code: "method_not_allowed",
+        },
+        Case {
+            name: "cancel of no order",
+            handler: Handler::Lookup,
+            request: request(
+                "DELETE",
+                "/sales/x/purchases/nobody",
+                &[("saleId", sale), ("userId", "nobody")],
+                TestBody::None,
+                None,
+            ),
+            status: 404,
+            code: "purchase_not_found",
         },
         Case {
             name: "purchase in unknown sale",
