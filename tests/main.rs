@@ -9,6 +9,7 @@ mod hostile;
 mod iam_calls;
 mod jwt;
 mod malformed;
+mod order_events;
 mod orders;
 mod process;
 mod purchase;

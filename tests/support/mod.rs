@@ -251,4 +251,5 @@ pub fn clock_at(ms: i64) -> (ManualClock, Arc<dyn Clock>) {
     (clock.clone(), Arc::new(clock))
 }
 pub mod proxy;
+pub mod streams;
 pub mod template;
