@@ -521,7 +521,7 @@ mod tests {
     #[test]
     fn every_route_of_the_workspace_router_reaches_its_function() {
         let r = routes();
-        assert_eq!(functions(&r), ["purchase", "queue", "status", "user-lookup"]);
+        assert_eq!(functions(&r), ["orders", "purchase", "queue", "status", "user-lookup"]);
         let cases = [
             ("GET", "/health", Some("status")),
             ("GET", "/sales", Some("status")),
@@ -532,6 +532,8 @@ mod tests {
             ("GET", "/sales/a%20b/purchases/x%2Fy", Some("user-lookup")),
             ("POST", "/sales/demo/queue", Some("queue")),
             ("GET", "/sales/demo/queue/alice", Some("queue")),
+            ("POST", "/sales/demo/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV/confirm", Some("orders")),
+            ("DELETE", "/sales/demo/purchases/alice", Some("user-lookup")),
             ("GET", "/", None),
             ("GET", "/nope", None),
             ("GET", "/sales//purchases", None),

@@ -190,6 +190,18 @@ pub fn seed(endpoint: &str) -> Result<()> {
             eprintln!("xtask: kept the existing sale `{id}`");
         }
     }
+    // A sale with holds: a purchase is reserved for two minutes, to confirm, cancel or let expire
+    // (the sweeper puts the item back on sale).
+    let status = admin(endpoint)
+        .args(["create-sale", "--sale-id", "reserve", "--name", "Console bundle (pay within 2 minutes)"])
+        .args(["--price-cents", "29900", "--currency", "EUR", "--stock", "5", "--shards", "1"])
+        .args(["--starts-at", &rfc3339_from_now(0), "--ends-at", &rfc3339_from_now(3_600)])
+        .args(["--hold-seconds", "120"])
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    if !status.success() {
+        eprintln!("xtask: kept the existing sale `reserve`");
+    }
     // A sale with a waiting room: the pre-queue is open now, the draw happens at the start in three
     // minutes, then two people a second are admitted, so a person sees the line move.
     let status = admin(endpoint)
@@ -204,6 +216,9 @@ pub fn seed(endpoint: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// How often `cargo xtask dev` runs the sweeper.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 fn dev(port: u16, dynamodb_port: u16, web_port: u16, concurrency: u32, queue: u32, max_wait_secs: u64) -> Result<()> {
     let stop = interrupted()?;
@@ -231,7 +246,7 @@ fn dev(port: u16, dynamodb_port: u16, web_port: u16, concurrency: u32, queue: u3
     eprintln!(
         "\nflash-sale local stack (ready: every instance is warm)\n  Storefront http://{page}/\n  API        {}  (functions: {}; \
          {concurrency} instances each, then up to {queue} waiting per function for at most {max_wait_secs} s, then 503 + \
-         Retry-After)\n  DynamoDB   {endpoint}  (table flash-sale; sales demo, upcoming, ended)\n\n  curl -s \
+         Retry-After)\n  DynamoDB   {endpoint}  (table flash-sale; sales demo, upcoming, ended, reserve, line)\n\n  curl -s \
          localhost:{port}/sales/demo\n  curl -s -X POST localhost:{port}/sales/demo/purchases -d '{{\"userId\":\"alice\"}}'\n\n\
          Ctrl-C stops everything.\n",
         api.url,
@@ -239,7 +254,18 @@ fn dev(port: u16, dynamodb_port: u16, web_port: u16, concurrency: u32, queue: u3
     );
     let mut shed_before = 0;
     let mut last_report = Instant::now();
+    let mut last_sweep = Instant::now();
     while !stop.load(Ordering::SeqCst) {
+        // The sweeper, as the cloud's schedule runs it (there every minute; here every
+        // SWEEP_EVERY, so an expired hold's item is soon back on sale).
+        if last_sweep.elapsed() >= SWEEP_EVERY {
+            last_sweep = Instant::now();
+            match api.invoke("sweeper", "{}") {
+                Ok(report) if report.contains("\"released\":0") => {}
+                Ok(report) => eprintln!("xtask: sweeper: {report}"),
+                Err(e) => eprintln!("xtask: sweeper: {e:#}"),
+            }
+        }
         if let Some(name) = children.exited() {
             bail!("{name} exited");
         }
@@ -326,7 +352,23 @@ fn test(cargo_args: &[String]) -> Result<()> {
         eprintln!("xtask: compiling every test (a first build takes several minutes)");
         run(cargo().args(["test", "--workspace", "--no-run"]))?;
         // The function binaries as they ship, for the tests that run them as processes.
-        run(cargo().args(["build", "-p", "purchase", "-p", "status", "-p", "user-lookup", "-p", "queue"]))?;
+        run(cargo().args([
+            "build",
+            "-p",
+            "purchase",
+            "-p",
+            "status",
+            "-p",
+            "user-lookup",
+            "-p",
+            "queue",
+            "-p",
+            "orders",
+            "-p",
+            "sweeper",
+            "-p",
+            "order-events",
+        ]))?;
         if cargo_args.is_empty() { surge::build_loadgen() } else { Ok(()) }
     });
     if !built {

@@ -44,9 +44,33 @@ pub struct Api {
     pub url: String,
     pub functions: Vec<String>,
     watch_pid: u32,
+    /// `cargo lambda watch`'s own port: its Lambda invoke API for functions without a route.
+    internal: u16,
 }
 
 impl Api {
+    /// Invokes `function` once with `payload` through the Lambda invoke API, as a schedule
+    /// would; returns its answer.
+    pub fn invoke(&self, function: &str, payload: &'static str) -> Result<String> {
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        let url = format!("http://127.0.0.1:{}/2015-03-31/functions/{function}/invocations", self.internal);
+        self.front.runtime().block_on(async {
+            let req = Request::builder()
+                .method(Method::POST)
+                .uri(url)
+                .body(Full::new(Bytes::from_static(payload.as_bytes())))?;
+            let resp = tokio::time::timeout(Duration::from_secs(120), client.request(req)).await??;
+            let status = resp.status();
+            let body = resp.into_body().collect().await?.to_bytes();
+            let text = String::from_utf8_lossy(&body).into_owned();
+            if !status.is_success() {
+                bail!("{function} answered {status}: {text}");
+            }
+            Ok(text)
+        })
+    }
+
     /// Function instances running now, per function.
     pub fn instances(&self) -> BTreeMap<String, usize> {
         instances_running(self.watch_pid, &self.functions)
@@ -69,6 +93,10 @@ pub fn start(tools: &tools::Tools, children: &mut Children, endpoint: &str, opti
         "user-lookup",
         "-p",
         "queue",
+        "-p",
+        "orders",
+        "-p",
+        "sweeper",
         "-p",
         "flash-sale-admin",
     ]))?;
@@ -121,7 +149,7 @@ pub fn start(tools: &tools::Tools, children: &mut Children, endpoint: &str, opti
         upstream_timeout: Duration::from_secs(180),
     })?;
     let url = format!("http://{}", front.addr);
-    let api = Api { front, url, functions, watch_pid };
+    let api = Api { front, url, functions, watch_pid, internal };
     wait_for_watch(internal, children)?;
     warm_up(&api, options.instances as usize)?;
     Ok(api)
@@ -160,6 +188,7 @@ fn warm_request(function: &str, base: &str) -> (Method, String, &'static str) {
         "user-lookup" => (Method::GET, format!("{base}/sales/{NO_SALE}/purchases/warmup"), ""),
         "status" => (Method::GET, format!("{base}/health"), ""),
         "queue" => (Method::GET, format!("{base}/sales/{NO_SALE}/queue/warmup"), ""),
+        "orders" => (Method::POST, format!("{base}/sales/{NO_SALE}/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV/confirm"), ""),
         other => (Method::GET, format!("{base}/{other}-warmup-unknown"), ""),
     }
 }

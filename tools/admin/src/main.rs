@@ -120,12 +120,33 @@ enum Command {
         #[arg(long)]
         sale_id: String,
     },
-    /// Every purchase of a sale, in purchase order.
+    /// Every order of a sale with its status, in purchase order.
     Buyers {
         #[arg(long)]
         sale_id: String,
         #[arg(long, value_enum, default_value_t = Format::Jsonl)]
         format: Format,
+    },
+    /// Confirm a reserved order, as the payment backend's `POST …/orders/{orderId}/confirm` does
+    /// (for support staff: a payment that arrived but whose confirmation did not).
+    Confirm {
+        #[arg(long)]
+        sale_id: String,
+        #[arg(long)]
+        order_id: String,
+    },
+    /// Give a buyer's reserved order back to stock (status `cancelled`), whether or not its hold
+    /// has ended (for support staff: the buyer asked, the payment failed).
+    Release {
+        #[arg(long)]
+        sale_id: String,
+        #[arg(long)]
+        user_id: String,
+    },
+    /// Release every ended hold now, as the scheduled sweeper does every minute.
+    Sweep {
+        #[arg(long, default_value_t = 10_000)]
+        limit: usize,
     },
     /// Restore the stock and delete every purchase. Run it only while the sale takes no traffic.
     ResetSale {
@@ -158,6 +179,24 @@ async fn store(cli: &Cli) -> Result<Store> {
 async fn existing_sale(store: &Store, raw: &str) -> Result<Sale> {
     let id = sale_id(raw)?;
     store.get_sale(&id).await?.with_context(|| format!("sale `{id}` does not exist"))
+}
+
+/// The API's use cases over this table, for the commands that act as the API does.
+fn use_cases(store: &Store, table: &str) -> flash_sale::App {
+    let config = flash_sale::config::Config::for_table(table, flash_sale::config::AuthMode::Body);
+    flash_sale::App::new(store.clone(), std::sync::Arc::new(flash_sale::clock::SystemClock), config)
+}
+
+/// A use case's refusal as the operator reads it.
+fn refused(e: flash_sale::AppError) -> anyhow::Error {
+    match &e {
+        flash_sale::AppError::HoldExpired(o)
+        | flash_sale::AppError::OrderConfirmed(o)
+        | flash_sale::AppError::OrderCancelled(o) => {
+            anyhow::anyhow!("{e}: {}", json!(o))
+        }
+        _ => anyhow::anyhow!("{e}"),
+    }
 }
 
 fn csv_field(s: &str) -> String {
@@ -239,9 +278,14 @@ async fn run(cli: Cli) -> Result<()> {
         Command::ShowSale { sale_id } => {
             let sale = existing_sale(&store, &sale_id).await?;
             let shards = store.shard_stock(&[&sale]).await?.remove(0);
-            let purchases = store.purchases_of(&sale.id).await?.len();
+            let records = store.purchases_of(&sale.id).await?;
+            let mut orders = std::collections::BTreeMap::new();
+            for r in &records {
+                *orders.entry(r.status.as_str()).or_insert(0u64) += 1;
+            }
+            let purchases = records.iter().filter(|r| r.status.is_live()).count();
             let status = SaleView::new(&sale, shards.iter().map(|r| (*r).max(0)).sum(), now_ms());
-            let mut shown = json!({ "sale": status, "shards": shards, "purchases": purchases });
+            let mut shown = json!({ "sale": status, "shards": shards, "purchases": purchases, "orders": orders });
             if let Some(config) = &sale.room {
                 let state = store.room_state(&sale.id).await?;
                 shown["waitingRoom"] = json!({ "settings": config, "state": state });
@@ -252,7 +296,7 @@ async fn run(cli: Cli) -> Result<()> {
             let sale = existing_sale(&store, &sale_id).await?;
             let purchases = store.purchases_of(&sale.id).await?;
             if let Format::Csv = format {
-                writeln!(out, "purchasedAt,orderId,userId,shard")?;
+                writeln!(out, "purchasedAt,orderId,userId,shard,status,holdExpiresAt")?;
             }
             for p in purchases {
                 match format {
@@ -260,18 +304,35 @@ async fn run(cli: Cli) -> Result<()> {
                         out,
                         "{}",
                         json!({"saleId": p.sale_id, "userId": p.user_id, "orderId": p.order_id,
-                               "purchasedAt": rfc3339_ms(p.purchased_at), "shard": p.shard})
+                               "purchasedAt": rfc3339_ms(p.purchased_at), "shard": p.shard,
+                               "status": p.status, "version": p.version,
+                               "holdExpiresAt": p.hold_expires_at.map(rfc3339_ms)})
                     )?,
                     Format::Csv => writeln!(
                         out,
-                        "{},{},{},{}",
+                        "{},{},{},{},{},{}",
                         rfc3339_ms(p.purchased_at),
                         p.order_id,
                         csv_field(&p.user_id),
-                        p.shard
+                        p.shard,
+                        p.status.as_str(),
+                        p.hold_expires_at.map(rfc3339_ms).unwrap_or_default()
                     )?,
                 }
             }
+        }
+        Command::Confirm { sale_id: raw, order_id } => {
+            let order = use_cases(&store, &cli.table).confirm(&sale_id(&raw)?, &order_id).await;
+            writeln!(out, "{}", json!(order.map_err(refused)?))?;
+        }
+        Command::Release { sale_id: raw, user_id } => {
+            let user = flash_sale::ids::UserId::parse(&user_id).with_context(|| format!("--user-id `{user_id}`"))?;
+            let order = use_cases(&store, &cli.table).release(&sale_id(&raw)?, &user).await;
+            writeln!(out, "{}", json!(order.map_err(refused)?))?;
+        }
+        Command::Sweep { limit } => {
+            let report = use_cases(&store, &cli.table).sweep(limit).await.map_err(refused)?;
+            writeln!(out, "{}", json!(report))?;
         }
         Command::VerifyDraw { sale_id } => {
             let sale = existing_sale(&store, &sale_id).await?;

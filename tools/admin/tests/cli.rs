@@ -138,7 +138,8 @@ fn buyers_come_out_in_purchase_order_and_reset_restores_the_sale() {
     assert_eq!(buyers[0]["purchasedAt"], "2030-03-17T17:46:40.000Z");
     let csv = cli.ok(&["buyers", "--sale-id", "drop-2", "--format", "csv"]);
     let rows: Vec<&str> = csv.lines().collect();
-    assert_eq!(rows[0], "purchasedAt,orderId,userId,shard");
+    assert_eq!(rows[0], "purchasedAt,orderId,userId,shard,status,holdExpiresAt");
+    assert!(rows[1].ends_with(",confirmed,"), "{}", rows[1]);
     assert!(rows[1].contains(",carol,"));
     assert!(rows[3].contains(",\"bob, \"\"the builder\"\"\","), "CSV quoting: {}", rows[3]);
 
@@ -153,6 +154,50 @@ fn buyers_come_out_in_purchase_order_and_reset_restores_the_sale() {
     assert_eq!(shown["shards"], serde_json::json!([5, 5]));
     assert_eq!(shown["purchases"], 0);
     assert!(cli.refused(&["show-sale", "--sale-id", "no-such"]).contains("does not exist"));
+}
+
+#[test]
+fn support_staff_confirm_release_and_sweep_holds_and_a_reset_gives_back_only_live_orders() {
+    let cli = Cli::new();
+    cli.ok(&["create-table"]);
+    let mut args = vec!["create-sale", "--sale-id", "held", "--name", "Console", "--price-cents", "100"];
+    args.extend(["--currency", "EUR", "--stock", "4", "--shards", "1", "--starts-at", OPEN, "--ends-at", CLOSE]);
+    args.extend(["--hold-seconds", "60"]);
+    let created: Value = serde_json::from_str(&cli.ok(&args)).unwrap();
+    assert_eq!(created["holdSeconds"], 60);
+    assert!(cli.refused(&[&args[..args.len() - 1], &["86401"]].concat()).contains("hold seconds"));
+
+    // Three holds at a known time.
+    let clock = ManualClock::at(1_900_000_000_000);
+    let app = integration_tests::app_with(&cli.store(), Arc::new(clock.clone()), AuthMode::Body, tuning());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let sale = SaleId::parse("held").unwrap();
+    let mut orders = Vec::new();
+    for user in ["ann", "ben", "cy"] {
+        let p = rt.block_on(app.purchase(&sale, &UserId::parse(user).unwrap(), None)).result.unwrap();
+        orders.push(p.order_id);
+    }
+    let buyers = lines(&cli.ok(&["buyers", "--sale-id", "held"]));
+    assert!(buyers.iter().all(|b| b["status"] == "reserved" && b["holdExpiresAt"] == "2030-03-17T17:47:40.000Z"));
+
+    // Confirm ann's (the holds end in 2030: still running by the wall clock), release ben's.
+    let confirmed: Value =
+        serde_json::from_str(&cli.ok(&["confirm", "--sale-id", "held", "--order-id", &orders[0]])).unwrap();
+    assert_eq!(confirmed["status"], "confirmed");
+    let released: Value = serde_json::from_str(&cli.ok(&["release", "--sale-id", "held", "--user-id", "ben"])).unwrap();
+    assert_eq!(released["status"], "cancelled");
+    assert!(cli.refused(&["release", "--sale-id", "held", "--user-id", "ann"]).contains("confirmed"));
+    assert!(cli.refused(&["confirm", "--sale-id", "held", "--order-id", &orders[1]]).contains("cancelled"));
+    let swept: Value = serde_json::from_str(&cli.ok(&["sweep"])).unwrap();
+    assert_eq!(swept["released"], 0, "no hold has ended by the wall clock");
+
+    let shown: Value = serde_json::from_str(&cli.ok(&["show-sale", "--sale-id", "held"])).unwrap();
+    assert_eq!(shown["orders"], serde_json::json!({"cancelled": 1, "confirmed": 1, "reserved": 1}));
+    assert_eq!((shown["purchases"].as_i64(), shown["shards"][0].as_i64()), (Some(2), Some(2)));
+    // A reset gives back the two live orders only: the cancelled one gave its item back already.
+    assert!(cli.ok(&["reset-sale", "--sale-id", "held", "--yes"]).contains("2 purchases deleted"));
+    let shown: Value = serde_json::from_str(&cli.ok(&["show-sale", "--sale-id", "held"])).unwrap();
+    assert_eq!(shown["shards"], serde_json::json!([4]));
 }
 
 #[test]
