@@ -214,3 +214,43 @@ async fn a_commit_whose_response_is_lost_is_one_purchase_not_two() {
     let counts = under_fault("commit_then_drop", seeded(6, 0.4, TX, Fault::CommitThenDrop), 2).await;
     assert!(injected(&counts, "commit_then_drop") > 10, "{counts:?}");
 }
+
+/// Conflicts on every shard leave the answer open until the shards are read: stock left is a 503
+/// (a retry may get it), none left a true `sold_out`, and a buyer who owns an item hears so.
+#[tokio::test]
+async fn conflicts_on_every_shard_answer_by_the_stock_read_after_them() {
+    let store = fresh_store().await;
+    let sale = active_sale(&store, 2, 2).await;
+    let proxy = Proxy::start(upstream(), pass()).await;
+    let client = flash_sale::aws::local_client_with_timeouts(&proxy.endpoint, timeouts()).expect("client");
+    let app = integration_tests::app_with(
+        &Store::new(client, store.table()),
+        Arc::new(SystemClock),
+        AuthMode::Body,
+        tuning(),
+    );
+    let buy = |user: &'static str| {
+        let app = &app;
+        let id = sale.id.as_str().to_owned();
+        async move { read(&flash_sale::http::purchase_function(app, purchase_request(&id, &user_body(user))).await) }
+    };
+    assert_eq!(buy("alice").await.0, 201);
+
+    proxy
+        .set_plan(Box::new(|op: &str, _: &str| if op == "TransactWriteItems" { Fault::Conflict } else { Fault::Pass }));
+    let (status, body) = buy("bob").await;
+    assert_eq!((status, body["code"].as_str()), (503, Some("temporarily_unavailable")), "one item is left");
+    let (status, body) = buy("alice").await;
+    assert_eq!((status, body["code"].as_str()), (503, Some("temporarily_unavailable")));
+
+    proxy.set_plan(pass());
+    assert_eq!(buy("carol").await.0, 201);
+    proxy
+        .set_plan(Box::new(|op: &str, _: &str| if op == "TransactWriteItems" { Fault::Conflict } else { Fault::Pass }));
+    let (status, body) = buy("dave").await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("sold_out")), "nothing left behind the conflicts");
+    let (status, body) = buy("carol").await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("already_purchased")), "{body}");
+    let (stock, purchases) = stored_state(&store, &sale).await;
+    assert_eq!((stock.iter().sum::<i64>(), purchases.len()), (0, 2));
+}

@@ -227,7 +227,20 @@ impl App {
             }
         }
         // Every shard refused as empty in a transaction that also found no record of this buyer.
-        if busy { Err(AppError::Busy) } else { Err(AppError::SoldOut) }
+        if !busy {
+            return Err(AppError::SoldOut);
+        }
+        // Some shards were never reached through their conflicts: whether stock remains behind
+        // them is unknown. One consistent read of the shards tells: none left is a true
+        // `sold_out` (conflicts on emptied shards are common right after a sell-out); any left,
+        // a retry may get it.
+        // The conflicted transactions may not have judged the buyer's record: `sold_out` from
+        // this read goes through the same check as any refusal without a transaction behind it.
+        let left = self.store.shard_stock_now(sale).await.map_err(logged)?;
+        if left.iter().any(|r| *r > 0) {
+            return Err(AppError::Busy);
+        }
+        self.unless_owned(sale_id, user, key, AppError::SoldOut).await
     }
 
     /// `refusal`, unless the buyer already owns an item of this sale (one strongly consistent

@@ -122,10 +122,19 @@ impl Store {
     /// in as few `BatchGetItem` calls as the keys need: one for any single sale. A missing shard
     /// item counts as empty.
     pub async fn shard_stock(&self, sales: &[&Sale]) -> Result<Vec<Vec<i64>>, StoreError> {
+        self.read_shard_stock(sales, false).await
+    }
+
+    /// [`Store::shard_stock`] of one sale with strongly consistent reads: the stock as of now.
+    pub(crate) async fn shard_stock_now(&self, sale: &Sale) -> Result<Vec<i64>, StoreError> {
+        Ok(self.read_shard_stock(&[sale], true).await?.remove(0))
+    }
+
+    async fn read_shard_stock(&self, sales: &[&Sale], consistent: bool) -> Result<Vec<Vec<i64>>, StoreError> {
         let keys = sales.iter().flat_map(|s| (0..s.shards).map(|n| key(shard_pk(&s.id, n), SHARD_SK))).collect();
         let mut remaining: Vec<Vec<i64>> = sales.iter().map(|s| vec![0; s.shards as usize]).collect();
         let position: HashMap<&str, usize> = sales.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
-        for item in self.batch_get(keys).await? {
+        for item in self.batch_get(keys, consistent).await? {
             let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
             let shard = ShardItem::from_item(item).map_err(|e| StoreError::Corrupt(format!("{pk}: {e}")))?;
             let slot = position.get(shard.sale_id.as_str()).and_then(|&i| remaining[i].get_mut(shard.shard as usize));
@@ -140,6 +149,7 @@ impl Store {
     pub(crate) async fn batch_get(
         &self,
         mut keys: Vec<HashMap<String, AttributeValue>>,
+        consistent: bool,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
         let mut found = Vec::new();
         while !keys.is_empty() {
@@ -147,6 +157,7 @@ impl Store {
             let mut pending = Some(
                 KeysAndAttributes::builder()
                     .set_keys(Some(chunk))
+                    .consistent_read(consistent)
                     .build()
                     .map_err(|e| StoreError::Unavailable(e.to_string()))?,
             );

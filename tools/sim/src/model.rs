@@ -642,6 +642,13 @@ impl Sim<'_> {
         if q.idx < q.order.len() {
             self.at(t, Ev::Tx(r));
         } else {
+            if q.busy && self.p.stock_read_on_busy {
+                // The product reads the shards (consistently) before it answers 503.
+                self.c.rcu += f64::from(self.p.shards);
+                let answer = if self.total_remaining == 0 { Answer::SoldOut } else { Answer::Busy };
+                self.finish(r, answer, t + ms(self.p.read_ms));
+                return;
+            }
             let answer = if q.busy { Answer::Busy } else { Answer::SoldOut };
             self.finish(r, answer, t);
         }

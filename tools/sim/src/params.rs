@@ -103,6 +103,11 @@ pub struct Params {
     /// RCU of that read.
     #[arg(long, default_value_t = 1.0)]
     pub owned_read_rcu: f64,
+    /// A purchase whose shards were left unreached through conflicts reads the shards (strongly
+    /// consistent, 1 RCU each, `read_ms`) before answering: none left is `sold_out`, any left 503.
+    /// `--busy-without-stock-read` models the path without that read (every such purchase a 503).
+    #[arg(long = "busy-without-stock-read", action = clap::ArgAction::SetFalse, default_value_t = true)]
+    pub stock_read_on_busy: bool,
     /// WCU per item of a transaction, committed or cancelled (2 items per purchase transaction).
     #[arg(long, default_value_t = 2.0)]
     pub wcu_per_item: f64,
