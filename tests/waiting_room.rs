@@ -134,6 +134,15 @@ async fn the_prequeue_order_is_the_draw_recomputed_from_the_revealed_seed() {
     let (_, late) = join(&app, &id, "late-1").await;
     let (_, later) = join(&app, &id, "late-2").await;
     assert_eq!((late["position"].as_i64(), later["position"].as_i64()), (Some(61), Some(62)));
+    // Joining again, from the pre-queue or after opening, keeps one's place and leaves no hole.
+    for again in [users[0].as_str(), "late-1", "late-2", "late-1"] {
+        let (status, body) = join(&app, &id, again).await;
+        assert_eq!(status, 200);
+        let (_, polled) = poll(&app, &id, again).await;
+        assert_eq!(body["position"], polled["position"], "{again}");
+    }
+    let (_, next) = join(&app, &id, "late-3").await;
+    assert_eq!(next["position"].as_i64(), Some(63), "the next joiner follows directly: {next}");
 }
 
 fn hex_decode(text: &str) -> Vec<u8> {

@@ -156,19 +156,25 @@ impl App {
             crate::telemetry::record_join("closed");
             return self.view(&sale, &config, user, None).await;
         }
-        if let Some(entry) = self.store.queue_entry(sale_id, user).await.map_err(logged)? {
-            crate::telemetry::record_join("existing");
-            return self.view(&sale, &config, user, Some(entry)).await;
-        }
+        // Before opening, the join's own transaction finds an earlier join (its entry's condition
+        // returns it), so no read comes first.
         if now < sale.starts_at_ms {
             let lane = fastrand::u32(0..config.lanes.max(1));
             match self.store.join_prequeue(&sale, user, lane, now).await.map_err(logged)? {
-                Joined::New(entry) | Joined::Existing(entry) => {
+                Joined::New(entry) => {
+                    crate::telemetry::record_join("new");
+                    return self.view(&sale, &config, user, Some(entry)).await;
+                }
+                Joined::Existing(entry) => {
+                    crate::telemetry::record_join("existing");
                     return self.view(&sale, &config, user, Some(entry)).await;
                 }
                 Joined::PrequeueClosed => {}
             }
         }
+        // After opening: a ticket from this container's block, then the entry's conditional put,
+        // which returns an earlier join instead (and the ticket goes back to the block, so joining
+        // again leaves no hole in the line).
         let ticket = self.next_ticket(sale_id).await?;
         match self.store.join_after_opening(sale_id, user, ticket, self.clock.now_ms()).await.map_err(logged)? {
             Joined::New(entry) => {
@@ -176,6 +182,7 @@ impl App {
                 self.view(&sale, &config, user, Some(entry)).await
             }
             Joined::Existing(entry) => {
+                self.return_ticket(sale_id, ticket);
                 crate::telemetry::record_join("existing");
                 self.view(&sale, &config, user, Some(entry)).await
             }
@@ -209,6 +216,18 @@ impl App {
         let block = TicketBlock { next: first + 1, last, size, taken: Instant::now() };
         self.tickets.lock().unwrap_or_else(|p| p.into_inner()).insert(sale_id.clone(), block);
         Ok(first)
+    }
+
+    /// Gives back the ticket just handed out when it was not used (the person was in line
+    /// already): the next joiner here gets it. A ticket another request took meanwhile stays a
+    /// hole (a place nobody holds; admitting it costs one admission slot).
+    fn return_ticket(&self, sale_id: &SaleId, ticket: i64) {
+        let mut blocks = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = blocks.get_mut(sale_id)
+            && b.next == ticket + 1
+        {
+            b.next = ticket;
+        }
     }
 
     async fn view(
