@@ -250,3 +250,36 @@ async fn the_line_refuses_what_it_should_with_problem_codes() {
     assert_eq!((code, body["state"].as_str()), (200, Some("closed")), "{body}");
     assert!(store.queue_entries(&sale.id).await.unwrap().is_empty(), "nobody was put in line");
 }
+
+#[tokio::test]
+async fn a_prequeue_too_large_for_a_request_is_drawn_by_the_scheduled_function() {
+    let store = fresh_store().await;
+    let start = now_ms() + HOUR;
+    let (sale, seed) = room_sale(&store, 100, 2, start, start + HOUR).await;
+    let id = sale.id.to_string();
+    let clock = ManualClock::at(start - 60_000);
+    let mut config = flash_sale::config::Config::for_table(store.table(), AuthMode::Body);
+    config.tuning = flash_sale::config::Tuning { request_draw_limit: 10, ..integration_tests::tuning() };
+    config.admission_keys = Some(admission_keys());
+    let app = App::new(store.clone(), Arc::new(clock.clone()), config);
+    let users: Vec<String> = (0..25).map(|n| format!("early-{n}")).collect();
+    for u in &users {
+        assert_eq!(join(&app, &id, u).await.0, 200);
+    }
+    clock.set(start + flash_sale::room::DRAW_GRACE_MS + 1_000);
+    // Requests leave 25 people to the scheduled function: the line says it is drawing.
+    for _ in 0..3 {
+        assert_eq!(status(&app, &id).await["queue"]["state"], "drawing");
+        let (_, body) = poll(&app, &id, &users[0]).await;
+        assert_eq!((body["state"].as_str(), &body["position"]), (Some("waiting"), &Value::Null), "{body}");
+        clock.advance(1_000);
+    }
+    assert_eq!(app.draw_due_rooms().await.unwrap(), vec![id.clone()]);
+    assert!(app.draw_due_rooms().await.unwrap().is_empty(), "drawn once");
+    clock.advance(1_000);
+    assert_eq!(status(&app, &id).await["queue"]["state"], "admitting");
+    let expected: BTreeMap<String, i64> = flash_sale::room::draw(&seed, &users).into_iter().collect();
+    for u in &users {
+        assert_eq!(poll(&app, &id, u).await.1["position"].as_i64(), Some(expected[u]), "{u}");
+    }
+}

@@ -65,6 +65,9 @@ pub struct Tuning {
     /// `DEADLINE_MARGIN_MS`: a request answers 503 this long before the invocation's deadline
     /// rather than let the invocation time out.
     pub deadline_margin: Duration,
+    /// Largest pre-queue a request draws itself at opening (`REQUEST_DRAW_LIMIT`); a larger one
+    /// is drawn by the scheduled `sweeper` function, which has the time for it.
+    pub request_draw_limit: i64,
 }
 
 impl Default for Tuning {
@@ -76,6 +79,7 @@ impl Default for Tuning {
             backoff_base: Duration::from_millis(10),
             backoff_cap: Duration::from_millis(100),
             deadline_margin: Duration::from_millis(500),
+            request_draw_limit: 5_000,
         }
     }
 }
@@ -123,6 +127,13 @@ impl Config {
                 problem: format!("must be a number from 0 to 9, not `{v}`"),
             })?,
         };
+        let request_draw_limit = match get("REQUEST_DRAW_LIMIT") {
+            None => d.request_draw_limit,
+            Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or(ConfigError {
+                var: "REQUEST_DRAW_LIMIT",
+                problem: format!("must be a whole number of people, not `{v}`"),
+            })?,
+        };
         let path_params = match get("PATH_PARAMETERS").as_deref() {
             None | Some("decoded") => PathParams::Decoded,
             Some("percent-encoded") => PathParams::PercentEncoded,
@@ -150,6 +161,7 @@ impl Config {
                 sale_cache: ms("SALE_CACHE_MS", d.sale_cache)?,
                 sold_out_hint: ms("SOLD_OUT_HINT_MS", d.sold_out_hint)?,
                 conflict_retries,
+                request_draw_limit,
                 deadline_margin: ms("DEADLINE_MARGIN_MS", d.deadline_margin)?,
                 ..d
             },

@@ -84,12 +84,24 @@ impl App {
     /// The room's state and the stock behind it, from this container's copy while it is fresh;
     /// otherwise read, advanced if it is a second old (the draw first, once it is due), and stored.
     pub(crate) async fn room_snapshot(&self, sale: &Sale, config: &RoomConfig) -> Result<RoomSnapshot, AppError> {
+        self.room_snapshot_drawing(sale, config, false).await
+    }
+
+    /// [`App::room_snapshot`]; `any_size`: draw a due pre-queue whatever its size (the scheduled
+    /// function), rather than only one a request can draw within its time
+    /// (`Tuning::request_draw_limit`).
+    async fn room_snapshot_drawing(
+        &self,
+        sale: &Sale,
+        config: &RoomConfig,
+        any_size: bool,
+    ) -> Result<RoomSnapshot, AppError> {
         let now = self.clock.now_ms();
         let cached = {
             let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
             rooms.get(&sale.id).filter(|s| (0..SNAPSHOT_TTL_MS).contains(&(now - s.fetched_at_ms))).cloned()
         };
-        if let Some(snapshot) = cached {
+        if let Some(snapshot) = cached.filter(|s| !any_size || s.state.prequeue_size.is_some()) {
             return Ok(snapshot);
         }
         let mut state = self.store.room_state(&sale.id).await.map_err(logged)?.ok_or_else(|| {
@@ -104,7 +116,13 @@ impl App {
         {
             let mut next = state.clone();
             if next.prequeue_size.is_none() && now >= sale.starts_at_ms + room::DRAW_GRACE_MS {
-                next.prequeue_size = Some(self.draw(sale, config).await?);
+                let small = || async {
+                    let n = self.store.prequeue_count(&sale.id, config.lanes).await.map_err(logged)?;
+                    Ok::<_, AppError>(n <= self.tuning().request_draw_limit)
+                };
+                if any_size || small().await? {
+                    next.prequeue_size = Some(self.draw(sale, config).await?);
+                }
             }
             next.issued_after_opening = self.store.tickets_issued(&sale.id).await.map_err(logged)?;
             let next = next.advanced(config, now, sold, remaining);
@@ -136,6 +154,25 @@ impl App {
         self.store.set_places(&sale.id, &places).await.map_err(logged)?;
         tracing::info!(sale = %sale.id, entrants = places.len(), "pre-queue drawn");
         Ok(i64::try_from(places.len()).unwrap_or(i64::MAX))
+    }
+
+    /// The scheduled function's part: draws every pre-queue that is due and was too large for a
+    /// request to draw. Returns the sales drawn.
+    pub async fn draw_due_rooms(&self) -> Result<Vec<String>, AppError> {
+        let now = self.clock.now_ms();
+        let mut drawn = Vec::new();
+        for sale in self.store.list_sales().await.map_err(logged)? {
+            let Some(config) = &sale.room else { continue };
+            if now < sale.starts_at_ms + room::DRAW_GRACE_MS || now >= sale.ends_at_ms {
+                continue;
+            }
+            let before = self.store.room_state(&sale.id).await.map_err(logged)?;
+            if before.is_some_and(|s| s.prequeue_size.is_none()) {
+                self.room_snapshot_drawing(&sale, config, true).await?;
+                drawn.push(sale.id.to_string());
+            }
+        }
+        Ok(drawn)
     }
 
     async fn room_of(&self, sale_id: &SaleId) -> Result<(Arc<Sale>, RoomConfig), AppError> {

@@ -261,7 +261,7 @@ fn dev(port: u16, dynamodb_port: u16, web_port: u16, concurrency: u32, queue: u3
         if last_sweep.elapsed() >= SWEEP_EVERY {
             last_sweep = Instant::now();
             match api.invoke("sweeper", "{}") {
-                Ok(report) if report.contains("\"released\":0") => {}
+                Ok(report) if report.contains("\"released\":0") && report.contains("\"drawn\":[]") => {}
                 Ok(report) => eprintln!("xtask: sweeper: {report}"),
                 Err(e) => eprintln!("xtask: sweeper: {e:#}"),
             }

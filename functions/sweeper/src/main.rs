@@ -1,6 +1,7 @@
 //! `sweeper` Lambda function, on a schedule (every minute): gives the items of ended holds back
-//! to stock (`reserved` → `expired`, one transaction per hold). The event is ignored: every run
-//! sweeps every sale with holds, up to a bounded number of holds.
+//! to stock (`reserved` → `expired`, one transaction per hold), and draws every waiting room's
+//! pre-queue that is due and too large for a request to draw (`REQUEST_DRAW_LIMIT`). The event is
+//! ignored: every run looks at every sale, up to a bounded number of holds.
 
 /// Most holds one run releases; the next run continues (a buyer who finds no stock releases
 /// some too).
@@ -9,9 +10,13 @@ const LIMIT: usize = 5_000;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     flash_sale::lambda::run_task(|app, _event| async move {
+        // The draws first: people wait for them, and a hold's item can wait a minute.
+        let drawn = app.draw_due_rooms().await.map_err(|e| format!("draw failed: {e}"))?;
         let report = app.sweep(LIMIT).await.map_err(|e| format!("sweep failed: {e}"))?;
-        tracing::info!(sales = report.sales, released = report.released, skipped = report.skipped, "sweep");
-        Ok(serde_json::to_value(report)?)
+        tracing::info!(sales = report.sales, released = report.released, skipped = report.skipped, drawn = ?drawn, "sweep");
+        let mut answer = serde_json::to_value(report)?;
+        answer["drawn"] = serde_json::json!(drawn);
+        Ok(answer)
     })
     .await
 }

@@ -341,6 +341,18 @@ impl Store {
         }
     }
 
+    /// How many people joined the pre-queue so far: the lanes' counts, in one `BatchGetItem`
+    /// per 100 lanes.
+    pub(crate) async fn prequeue_count(&self, sale: &SaleId, lanes: u32) -> Result<i64, StoreError> {
+        let keys = (0..lanes).map(|l| key(lane_pk(sale.as_str(), l), LANE_COUNT_SK)).collect();
+        let mut total = 0;
+        for item in self.batch_get(keys, true).await? {
+            let n = item.get("entrants").and_then(|v| v.as_n().ok()).map_or(Ok(0), |n| n.parse::<i64>());
+            total += n.map_err(|e| corrupt(&lane_pk(sale.as_str(), 0), e))?;
+        }
+        Ok(total)
+    }
+
     /// Closes the pre-queue: seals every lane so no pre-queue join can commit any more, then
     /// returns every entrant.
     pub(crate) async fn seal_prequeue(&self, sale: &SaleId, lanes: u32) -> Result<Vec<String>, StoreError> {
