@@ -95,6 +95,9 @@ pub enum Joined {
 
 type Item = HashMap<String, AttributeValue>;
 
+/// Lanes sealed or read at once by the draw.
+const LANES_AT_ONCE: usize = 32;
+
 fn build_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -356,43 +359,65 @@ impl Store {
     /// Closes the pre-queue: seals every lane so no pre-queue join can commit any more, then
     /// returns every entrant.
     pub(crate) async fn seal_prequeue(&self, sale: &SaleId, lanes: u32) -> Result<Vec<String>, StoreError> {
-        for lane in 0..lanes {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(lane_pk(sale.as_str(), lane), LANE_COUNT_SK)))
-                .update_expression("SET sealed = :t")
-                .expression_attribute_values(":t", AttributeValue::Bool(true))
-                .send()
-                .await?;
+        // Every lane sealed before any is read: a join commits before its lane's seal or not at
+        // all. Lanes in parallel, a bounded number at a time.
+        let all: Vec<u32> = (0..lanes).collect();
+        for chunk in all.chunks(LANES_AT_ONCE) {
+            let seals = chunk.iter().map(|&lane| {
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(lane_pk(sale.as_str(), lane), LANE_COUNT_SK)))
+                    .update_expression("SET sealed = :t")
+                    .expression_attribute_values(":t", AttributeValue::Bool(true))
+                    .send()
+            });
+            for handle in seals.map(tokio::spawn).collect::<Vec<_>>() {
+                handle.await.map_err(|e| StoreError::Unavailable(format!("a lane seal did not finish: {e}")))??;
+            }
         }
         let mut users = Vec::new();
-        for lane in 0..lanes {
-            let mut start = None;
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :u)")
-                    .expression_attribute_values(":pk", AttributeValue::S(lane_pk(sale.as_str(), lane)))
-                    .expression_attribute_values(":u", AttributeValue::S("U#".into()))
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await?;
-                for item in out.items.unwrap_or_default() {
-                    if let Some(AttributeValue::S(u)) = item.get("userId") {
-                        users.push(u.clone());
-                    }
-                }
-                start = out.last_evaluated_key;
-                if start.is_none() {
-                    break;
-                }
+        for chunk in all.chunks(LANES_AT_ONCE) {
+            let reads = chunk.iter().map(|&lane| {
+                let store = self.clone();
+                let pk = lane_pk(sale.as_str(), lane);
+                tokio::spawn(async move { store.lane_entrants(pk).await })
+            });
+            for handle in reads.collect::<Vec<_>>() {
+                users.extend(
+                    handle.await.map_err(|e| StoreError::Unavailable(format!("a lane read did not finish: {e}")))??,
+                );
             }
         }
         Ok(users)
+    }
+
+    /// The entrants of one sealed lane (consistent reads, every page).
+    async fn lane_entrants(&self, pk: String) -> Result<Vec<String>, StoreError> {
+        let mut users = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :u)")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .expression_attribute_values(":u", AttributeValue::S("U#".into()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for item in out.items.unwrap_or_default() {
+                if let Some(AttributeValue::S(u)) = item.get("userId") {
+                    users.push(u.clone());
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(users);
+            }
+        }
     }
 
     /// Writes the draw's places onto the pre-queue entries, a few dozen at a time.
