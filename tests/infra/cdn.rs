@@ -8,7 +8,7 @@ use integration_tests::template::template;
 use integration_tests::{TestBody, request, wall_app};
 use serde_json::{Value, json};
 
-use crate::common::{API, USER_FUNCTIONS, obj, set, strings, the_resource, wildcard_match};
+use crate::common::{API, BACKEND_FUNCTIONS, USER_FUNCTIONS, obj, set, strings, the_resource, wildcard_match};
 use crate::fake_dynamodb::FakeDynamoDb;
 
 /// AWS managed CloudFront policies, by their fixed ids.
@@ -23,9 +23,10 @@ const ALL_METHODS: &[&str] = &["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POS
 const CACHED_ERROR_CODES: &[u64] = &[400, 403, 404, 405, 414, 500, 501, 502, 503, 504];
 
 /// Values for the API table's path parameters, including awkward ones: a sale called
-/// `purchases` or `queue` must still get the status behavior.
-const SALE_IDS: &[&str] = &["demo-sale", "purchases", "queue", "s1"];
-const USER_IDS: &[&str] = &["alice", "purchases", "queue", "u-42"];
+/// `purchases`, `queue` or `orders` must still get the status behavior.
+const SALE_IDS: &[&str] = &["demo-sale", "purchases", "queue", "orders", "s1"];
+const USER_IDS: &[&str] = &["alice", "purchases", "queue", "orders", "u-42"];
+const ORDER_IDS: &[&str] = &["01ARZ3NDEKTSV4RRFFQ69G5FAV"];
 
 /// The distribution's config and its cache behavior for a request path: the first ordered
 /// behavior whose pattern matches (CloudFront's rule), else the default one. Returns the
@@ -46,10 +47,12 @@ fn sample_paths(path: &str) -> Vec<String> {
     let mut out = Vec::new();
     for sale in SALE_IDS {
         for user in USER_IDS {
-            let p = path.replace("{saleId}", sale).replace("{userId}", user);
-            assert!(!p.contains('{'), "{path}: a path parameter this test does not know");
-            if !out.contains(&p) {
-                out.push(p);
+            for order in ORDER_IDS {
+                let p = path.replace("{saleId}", sale).replace("{userId}", user).replace("{orderId}", order);
+                assert!(!p.contains('{'), "{path}: a path parameter this test does not know");
+                if !out.contains(&p) {
+                    out.push(p);
+                }
             }
         }
     }
@@ -88,8 +91,13 @@ fn methods(b: &Value) -> BTreeSet<String> {
     strings(&b["AllowedMethods"]).into_iter().collect()
 }
 
+/// Routes whose answers belong to one caller: a buyer's (behind the JWT) or the payment backend's.
+fn personal(function: &str) -> bool {
+    USER_FUNCTIONS.contains(&function) || BACKEND_FUNCTIONS.contains(&function)
+}
+
 #[test]
-fn cloudfront_never_caches_purchases_lookups_or_places_in_line_and_sends_them_first() {
+fn cloudfront_never_caches_purchases_lookups_places_in_line_or_orders_and_sends_them_first() {
     let t = template();
     let config = distribution(&t);
     let api = api_origin(config);
@@ -113,13 +121,13 @@ fn cloudfront_never_caches_purchases_lookups_or_places_in_line_and_sends_them_fi
                 // A sale called `purchases` or `queue` is still a sale: the cached status behavior.
                 assert_eq!(at, Some(status_at), "{method} {sample} goes to {name}, not the status behavior");
             }
-            if USER_FUNCTIONS.contains(function) || *path == "/health" {
+            if personal(function) || *path == "/health" {
                 assert_eq!(
                     b["CachePolicyId"], CACHING_DISABLED,
                     "{method} {sample} ({function}) goes to {name}, which may cache it: it must use CachingDisabled"
                 );
             }
-            if USER_FUNCTIONS.contains(function) {
+            if personal(function) {
                 assert_eq!(
                     b["OriginRequestPolicyId"], ALL_VIEWER_EXCEPT_HOST_HEADER,
                     "{method} {sample}: {name} must forward Authorization, query and body but not Host (AllViewerExceptHostHeader)"
@@ -129,7 +137,7 @@ fn cloudfront_never_caches_purchases_lookups_or_places_in_line_and_sends_them_fi
                     set(ALL_METHODS),
                     "{sample}: {name} must forward every method (POST purchases; others get the API's 405)"
                 );
-                let at = at.expect("user routes have behaviors of their own");
+                let at = at.expect("user and payment backend routes have behaviors of their own");
                 assert!(
                     at < status_at,
                     "{sample}: `{}` must come before the status pattern `{}` (first match wins)",
@@ -139,11 +147,11 @@ fn cloudfront_never_caches_purchases_lookups_or_places_in_line_and_sends_them_fi
             }
         }
     }
-    // Every purchase-path and queue-path behavior is uncached and placed ahead of the status
-    // pattern, even one the samples above do not reach.
+    // Every purchase-path, queue-path and orders-path behavior is uncached and placed ahead of the
+    // status pattern, even one the samples above do not reach.
     for (i, b) in ordered.iter().enumerate() {
         let pattern = b["PathPattern"].as_str().unwrap_or_default();
-        if pattern.contains("/purchases") || pattern.contains("/queue") {
+        if pattern.contains("/purchases") || pattern.contains("/queue") || pattern.contains("/orders") {
             assert_eq!(b["CachePolicyId"], CACHING_DISABLED, "`{pattern}` must use CachingDisabled");
             assert!(i < status_at, "`{pattern}` must come before `{}`", ordered[status_at]["PathPattern"]);
         }

@@ -1,10 +1,13 @@
 //! The dashboard charts the metrics the code records, with the dimensions it records them with.
 //!
 //! The metrics come from the crate itself: its outcome names from `telemetry::PURCHASE_OUTCOMES`,
-//! and the EMF lines its recording functions write through its own collector configuration.
+//! the order statuses and stock-return reasons from `telemetry::ORDER_STATUSES` and
+//! `STOCK_RETURN_REASONS`, and the EMF lines its recording functions write through its own
+//! collector configuration.
 
 use std::collections::BTreeSet;
 
+use flash_sale::order::OrderStatus;
 use flash_sale::telemetry::{self, NAMESPACE};
 use integration_tests::template::template;
 use serde_json::Value;
@@ -30,6 +33,10 @@ fn recorded_metrics() -> BTreeSet<(String, Vec<String>)> {
         telemetry::record_admission_refusal(reason);
     }
     telemetry::record_admission_step("demo", 3, 40, 5);
+    // Each order status entered, the item given back where the status gives it back.
+    for status in OrderStatus::ALL {
+        telemetry::record_order_change(status, !status.is_live());
+    }
     let mut out = Vec::new();
     collector.flush(&mut out).expect("flush EMF");
     let mut found = BTreeSet::new();
@@ -88,9 +95,32 @@ fn dashboard_charts_the_metrics_the_code_records() {
             "Admissions",
             "QueueLength",
             "AdmittedNotBought",
+            "OrderChanges",
+            "StockReturned",
         ]),
         "the metrics the code records"
     );
+
+    // Every order status and every reason an item goes back to stock has its own line.
+    let statuses: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(telemetry::ORDER_STATUSES, statuses.as_slice(), "ORDER_STATUSES are the order statuses");
+    for (metric, dimension, values) in [
+        ("OrderChanges", "status", telemetry::ORDER_STATUSES),
+        ("StockReturned", "reason", telemetry::STOCK_RETURN_REASONS),
+    ] {
+        assert!(
+            metrics.contains(&(metric.to_owned(), vec![dimension.to_owned()])),
+            "{metric} is recorded with the dimension {dimension}"
+        );
+        for value in values {
+            assert!(
+                dashboard.contains(&format!("[\"{ns}\", \"{metric}\", \"{dimension}\", \"{value}\"")),
+                "the dashboard does not chart {metric} for {dimension} {value}"
+            );
+        }
+    }
+    let returned: Vec<&str> = OrderStatus::ALL.iter().filter(|s| !s.is_live()).map(|s| s.as_str()).collect();
+    assert_eq!(telemetry::STOCK_RETURN_REASONS, returned.as_slice(), "items go back on cancellation and expiry");
     for (name, labels) in &metrics {
         let mut explicit = format!("[\"{ns}\", \"{name}\"");
         for label in labels {

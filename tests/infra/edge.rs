@@ -5,7 +5,7 @@ use integration_tests::template::{template, waf_template};
 use serde_json::{Value, json};
 
 use crate::cdn::distribution;
-use crate::common::{API, obj, parameter_defaults, the_resource};
+use crate::common::{API, BACKEND_FUNCTIONS, obj, parameter_defaults, the_resource};
 
 /// Evaluates a WAF match statement (the subset the ACL uses) against a request.
 fn waf_matches(statement: &Value, method: &str, path: &str) -> bool {
@@ -38,7 +38,10 @@ fn requests() -> Vec<(String, String, bool)> {
     let mut out = Vec::new();
     for (method, path, function) in API {
         for (sale, user) in [("demo", "alice"), ("purchases", "purchases"), ("s1", "u-42")] {
-            let p = path.replace("{saleId}", sale).replace("{userId}", user);
+            let p = path
+                .replace("{saleId}", sale)
+                .replace("{userId}", user)
+                .replace("{orderId}", "01ARZ3NDEKTSV4RRFFQ69G5FAV");
             out.push((method.to_string(), p, *function == "purchase"));
         }
     }
@@ -202,4 +205,64 @@ fn cloudfront_is_the_only_way_into_the_api_when_the_stage_asks_for_it() {
         t["Rules"]["ApiOriginDomainNeedsCertificate"]["RuleCondition"],
         json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "ApiOriginDomainName"}, ""]}]})
     );
+}
+
+/// The payment backend's way in: SigV4 to the API itself (CloudFront rewrites what it signed),
+/// with a policy that allows the confirm route and, where the API hides behind a secret base path,
+/// reading that path.
+#[test]
+fn the_payment_backend_signs_for_the_api_itself_with_a_policy_for_its_route_only() {
+    let t = template();
+    let only = "ApiOnlyThroughCloudFront";
+    let backend_routes: Vec<(&str, &str)> =
+        API.iter().filter(|(_, _, f)| BACKEND_FUNCTIONS.contains(f)).map(|(m, p, _)| (*m, *p)).collect();
+    assert!(!backend_routes.is_empty(), "the API table has the payment backend's route");
+    // The route's ARN in the stage API Gateway invokes ($default), path parameters as `*`.
+    let route_arns: Vec<String> = backend_routes
+        .iter()
+        .map(|(method, path)| {
+            let path: String = path
+                .split('/')
+                .map(|part| if part.starts_with('{') { "*" } else { part })
+                .collect::<Vec<_>>()
+                .join("/");
+            format!("arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{HttpApi}}/$default/{method}{path}")
+        })
+        .collect();
+
+    let policy = &t["Outputs"]["PaymentBackendPolicy"]["Value"]["Fn::If"];
+    assert_eq!(policy[0], only, "the policy follows the switch");
+    let document = |branch: &Value| -> Value {
+        serde_json::from_str(branch["Fn::Sub"].as_str().expect("an Fn::Sub string")).expect("a JSON policy")
+    };
+    for (branch, hidden) in [(&policy[1], true), (&policy[2], false)] {
+        let doc = document(branch);
+        assert_eq!(doc["Version"], "2012-10-17");
+        let statements = doc["Statement"].as_array().expect("Statement");
+        let invoke: Vec<&Value> = statements.iter().filter(|s| s["Action"] == "execute-api:Invoke").collect();
+        assert_eq!(invoke.len(), 1, "one execute-api statement");
+        assert_eq!(invoke[0]["Effect"], "Allow");
+        let resources: Vec<String> = match &invoke[0]["Resource"] {
+            Value::String(r) => vec![r.clone()],
+            other => other.as_array().expect("Resource").iter().map(|r| r.as_str().unwrap().to_owned()).collect(),
+        };
+        assert_eq!(resources, route_arns, "execute-api:Invoke on the confirm route only");
+        let secret: Vec<&Value> =
+            statements.iter().filter(|s| s["Action"] == "secretsmanager:GetSecretValue").collect();
+        if hidden {
+            assert_eq!(secret.len(), 1, "behind CloudFront the backend reads the base path");
+            assert_eq!(secret[0]["Resource"], "${ApiOriginSecret}", "that one secret");
+        } else {
+            assert!(secret.is_empty(), "without the secret base path there is no secret to read");
+        }
+        assert_eq!(statements.len(), 1 + secret.len(), "nothing else: {doc}");
+    }
+
+    // Where to send it: the API's own endpoint, never the distribution.
+    let endpoint = &t["Outputs"]["PaymentBackendEndpoint"]["Value"]["Fn::If"];
+    assert_eq!(endpoint[0], only);
+    let hidden = endpoint[1]["Fn::Sub"].as_str().expect("Fn::Sub");
+    assert!(hidden.starts_with("https://${ApiOriginDomainName}/") && hidden.contains("${ApiOriginSecret}"), "{hidden}");
+    assert_eq!(endpoint[2], json!({"Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}));
+    assert!(!t["Outputs"]["PaymentBackendEndpoint"].to_string().contains("StorefrontDistribution"));
 }

@@ -26,7 +26,7 @@ fn root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-const FUNCTIONS: &[&str] = &["purchase", "status", "user-lookup", "queue"];
+const FUNCTIONS: &[&str] = &["purchase", "status", "user-lookup", "queue", "orders", "sweeper", "order-events"];
 
 /// `crate version` → enabled features, as `cargo tree` resolves them for `args`.
 fn features(args: &[&str]) -> BTreeMap<String, BTreeSet<String>> {

@@ -8,28 +8,33 @@
 
 use std::collections::BTreeSet;
 
-use flash_sale::keys::{HEALTH_PK, lane_pk, places_pk, purchase_pk, queue_pk, sale_pk, shard_pk};
+use flash_sale::keys::{
+    HEALTH_PK, HOLD_LANES, hold_index_pk, lane_pk, places_pk, purchase_pk, queue_pk, sale_pk, shard_pk,
+};
 use flash_sale::room::DEFAULT_LANES;
 use flash_sale::sale::MAX_SHARDS;
-use flash_sale::store::{SALES_INDEX, Store};
+use flash_sale::store::{HOLDS_INDEX, ORDERS_INDEX, SALES_INDEX, Store};
 use integration_tests::template::{functions, iam_actions, iam_allows, policy_statements, template};
 use serde_json::{Value, json};
 
 use crate::common::{set, strings, wildcard_match};
 use crate::fake_dynamodb::FakeDynamoDb;
 
-/// Where a request goes: the table, or the sale list's index.
+/// Where a request goes: the table, or one of its indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum On {
     Table,
-    Index,
+    Index(&'static str),
 }
+
+/// The table and each of its indexes.
+const RESOURCES: [On; 4] = [On::Table, On::Index(SALES_INDEX), On::Index(ORDERS_INDEX), On::Index(HOLDS_INDEX)];
 
 impl On {
     fn arn(self) -> Value {
         match self {
             On::Table => json!({"Fn::GetAtt": ["Table", "Arn"]}),
-            On::Index => json!({"Fn::Sub": format!("${{Table.Arn}}/index/{SALES_INDEX}")}),
+            On::Index(name) => json!({"Fn::Sub": format!("${{Table.Arn}}/index/{name}")}),
         }
     }
 }
@@ -51,14 +56,17 @@ const AWKWARD_USERS: &[&str] = &[
     "#PRE#0",
     "x#PLACES",
     "#PLACES",
+    "x#HOLDS#1",
+    "HOLDS#0",
     "SALE#demo",
     "*",
     "?",
     "HEALTH",
     "META",
     "bob smith",
+    "01ARZ3NDEKTSV4RRFFQ69G5FAV",
 ];
-const SALES: &[&str] = &["demo", "drop_42-B", "USER", "STOCK", "QUEUE", "PRE", "PLACES", "a"];
+const SALES: &[&str] = &["demo", "drop_42-B", "USER", "STOCK", "QUEUE", "PRE", "PLACES", "HOLDS", "a"];
 
 fn sales() -> Vec<String> {
     SALES.iter().map(|s| s.to_string()).chain(["s".repeat(64)]).collect()
@@ -81,24 +89,37 @@ fn lane_keys() -> Vec<String> {
 fn queue_keys() -> Vec<String> {
     sales().iter().flat_map(|s| AWKWARD_USERS.iter().map(move |u| queue_pk(s, u))).collect()
 }
+/// The `holds` index's partitions (`holdKey`).
+fn hold_keys() -> Vec<String> {
+    sales().iter().flat_map(|s| [0, 1, HOLD_LANES - 1, 999].map(|n| hold_index_pk(s, n))).collect()
+}
+/// The `orders` index's partitions: order ids as the purchase makes them (ULIDs), the smallest and
+/// the largest among them.
+fn order_ids() -> Vec<String> {
+    let made = [(1_795_000_000_000, 42), (1_800_000_000_000, u128::MAX >> 48), (1, 0)];
+    let mut ids: Vec<String> = made.iter().map(|(ms, r)| ulid::Ulid::from_parts(*ms, *r).to_string()).collect();
+    ids.extend([ulid::Ulid::nil().to_string(), ulid::Ulid::from(u128::MAX).to_string()]);
+    ids
+}
 
 /// The one overlap the patterns accept (see the key table in infra/template.yaml): a user id that
 /// itself holds the other shape's separator, `{kind}#` at its start or `#{kind}#` inside.
-fn holds(user: &str, kind: &str) -> bool {
+fn has_separator(user: &str, kind: &str) -> bool {
     user.starts_with(&format!("{kind}#")) || user.contains(&format!("#{kind}#"))
 }
 /// Purchase records that a place-in-line pattern cannot tell from a place (user ids with `QUEUE#`).
 fn purchase_keys_like_places() -> Vec<String> {
-    let users = AWKWARD_USERS.iter().filter(|u| holds(u, "QUEUE"));
+    let users = AWKWARD_USERS.iter().filter(|u| has_separator(u, "QUEUE"));
     sales().iter().flat_map(|s| users.clone().map(move |u| purchase_pk(s, u))).collect()
 }
 /// Places in line that a purchase-record pattern cannot tell from a record (user ids with `USER#`).
 fn queue_keys_like_purchases() -> Vec<String> {
-    let users = AWKWARD_USERS.iter().filter(|u| holds(u, "USER"));
+    let users = AWKWARD_USERS.iter().filter(|u| has_separator(u, "USER"));
     sales().iter().flat_map(|s| users.clone().map(move |u| queue_pk(s, u))).collect()
 }
 
-/// The kinds of partition key the table holds (and the sale list's index key).
+/// The kinds of partition key the table holds, and those of its indexes: the sale list's key, a
+/// hold's index partition, an order id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Sale,
@@ -108,11 +129,23 @@ enum Kind {
     Lane,
     Queue,
     Health,
-    IndexKey,
+    SaleListKey,
+    HoldKey,
+    OrderId,
 }
 
-const KINDS: &[Kind] =
-    &[Kind::Sale, Kind::Shard, Kind::Purchase, Kind::Places, Kind::Lane, Kind::Queue, Kind::Health, Kind::IndexKey];
+const KINDS: &[Kind] = &[
+    Kind::Sale,
+    Kind::Shard,
+    Kind::Purchase,
+    Kind::Places,
+    Kind::Lane,
+    Kind::Queue,
+    Kind::Health,
+    Kind::SaleListKey,
+    Kind::HoldKey,
+    Kind::OrderId,
+];
 
 fn keys_of(kind: Kind, index_key: &str) -> Vec<String> {
     match kind {
@@ -123,7 +156,9 @@ fn keys_of(kind: Kind, index_key: &str) -> Vec<String> {
         Kind::Lane => lane_keys(),
         Kind::Queue => queue_keys(),
         Kind::Health => vec![HEALTH_PK.to_owned()],
-        Kind::IndexKey => vec![index_key.to_owned()],
+        Kind::SaleListKey => vec![index_key.to_owned()],
+        Kind::HoldKey => hold_keys(),
+        Kind::OrderId => order_ids(),
     }
 }
 
@@ -165,7 +200,7 @@ const ALL_ACTIONS: &[&str] = &[
     "dynamodb:ConditionCheckItem",
 ];
 
-/// Checks a function's role against its grants: every action on the table and on the index, each
+/// Checks a function's role against its grants: every action on the table and on each index, each
 /// key of every kind one at a time, allowed exactly where a grant says so.
 fn check(function: &str, grants: &[Grant]) {
     let t = template();
@@ -173,7 +208,7 @@ fn check(function: &str, grants: &[Grant]) {
     let index_key = index_key();
     let mut examined = BTreeSet::new();
     for action in ALL_ACTIONS {
-        for on in [On::Table, On::Index] {
+        for on in RESOURCES {
             let granted: Vec<Kind> = grants
                 .iter()
                 .filter(|g| g.action == *action && g.on == on)
@@ -223,15 +258,19 @@ fn check_batches(function: &str) {
 }
 
 #[test]
-fn purchase_reads_sales_and_its_buyers_record_takes_stock_and_records_purchases_only() {
+fn purchase_reads_sales_and_its_buyers_record_takes_stock_records_purchases_and_expires_ended_holds() {
     use Kind::*;
     check(
         "purchase",
         &[
-            // The sale's configuration and (same partition) its room; the buyer's record.
+            // The sale's configuration and (same partition) its room; the buyer's record (and
+            // the record of a hold it released, read back).
             Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Sale, Purchase] },
-            Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Shard] },
+            // Stock taken (and given back by a released hold); a released hold's record expired.
+            Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Shard, Purchase] },
             Grant { action: "dynamodb:PutItem", on: On::Table, kinds: &[Purchase] },
+            // A sale's earliest-ending holds, when no stock is left.
+            Grant { action: "dynamodb:Query", on: On::Index(HOLDS_INDEX), kinds: &[HoldKey] },
         ],
     );
 }
@@ -244,7 +283,7 @@ fn status_reads_sales_stock_and_health_advances_rooms_and_never_reads_a_purchase
         &[
             Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Sale, Health, Places] },
             Grant { action: "dynamodb:BatchGetItem", on: On::Table, kinds: &[Shard] },
-            Grant { action: "dynamodb:Query", on: On::Index, kinds: &[IndexKey] },
+            Grant { action: "dynamodb:Query", on: On::Index(SALES_INDEX), kinds: &[SaleListKey] },
             // The draw: lanes read; the room advanced.
             Grant { action: "dynamodb:Query", on: On::Table, kinds: &[Lane] },
             Grant { action: "dynamodb:PutItem", on: On::Table, kinds: &[Sale] },
@@ -263,9 +302,71 @@ fn status_reads_sales_stock_and_health_advances_rooms_and_never_reads_a_purchase
 }
 
 #[test]
-fn user_lookup_reads_purchase_records_only() {
+fn user_lookup_reads_purchase_records_and_cancels_a_reserved_order_into_its_shard() {
     use Kind::*;
-    check("user-lookup", &[Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Purchase] }]);
+    check(
+        "user-lookup",
+        &[
+            // The look-up: the record. The cancellation: the sale, the record before and after.
+            Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Sale, Purchase] },
+            // The cancellation's transaction: the record cancelled, the item back on its shard.
+            Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Purchase, Shard] },
+        ],
+    );
+}
+
+#[test]
+fn orders_finds_an_order_by_its_id_and_confirms_its_record_only() {
+    use Kind::*;
+    check(
+        "orders",
+        &[
+            Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Sale] },
+            Grant { action: "dynamodb:Query", on: On::Index(ORDERS_INDEX), kinds: &[OrderId] },
+            Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Purchase] },
+        ],
+    );
+}
+
+#[test]
+fn sweeper_lists_sales_and_their_holds_and_expires_ended_holds_into_their_shards() {
+    use Kind::*;
+    check(
+        "sweeper",
+        &[
+            Grant { action: "dynamodb:Query", on: On::Index(SALES_INDEX), kinds: &[SaleListKey] },
+            Grant { action: "dynamodb:Query", on: On::Index(HOLDS_INDEX), kinds: &[HoldKey] },
+            Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Purchase, Shard] },
+            Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Purchase] },
+        ],
+    );
+}
+
+/// The stream reaches the order-events function through its event source mapping (SAM grants the
+/// stream reads); its own policy touches no table or index at all, only the order event bus.
+#[test]
+fn order_events_never_touches_the_table_and_puts_events_on_its_own_bus_only() {
+    check("order-events", &[]);
+    let t = template();
+    let statements = policy_statements(&t, "order-events");
+    assert_eq!(
+        statements,
+        vec![json!({
+            "Sid": "PublishOrderEvents",
+            "Effect": "Allow",
+            "Action": ["events:PutEvents"],
+            "Resource": [{"Fn::GetAtt": ["OrderEventBus", "Arn"]}]
+        })],
+        "order-events: events:PutEvents on the stack's bus, nothing else"
+    );
+    assert_eq!(t["Resources"]["OrderEventBus"]["Type"], "AWS::Events::EventBus");
+    let fns = functions(&t);
+    let (_, res) = &fns["order-events"];
+    assert_eq!(
+        res["Properties"]["Environment"]["Variables"]["EVENT_BUS_NAME"],
+        json!({"Fn::GetAtt": ["OrderEventBus", "Name"]}),
+        "the function puts its events on the bus it may put them on"
+    );
 }
 
 #[test]
@@ -288,7 +389,7 @@ fn queue_keeps_the_line_and_never_touches_purchase_records_or_stock() {
     // Spelled out: no purchase record of an ordinary buyer by any action, and stock read only.
     let statements = policy_statements(&template(), "queue");
     for action in ALL_ACTIONS {
-        for on in [On::Table, On::Index] {
+        for on in RESOURCES {
             for key in sales().iter().map(|s| purchase_pk(s, "alice")) {
                 assert!(!allowed(&statements, action, on, std::slice::from_ref(&key)), "queue: {action} on {key}");
             }
@@ -317,7 +418,9 @@ fn the_look_alike_keys_are_exactly_those_of_user_ids_holding_the_other_separator
 #[test]
 fn each_function_is_granted_exactly_its_dynamodb_actions_on_this_table_only() {
     let expected = [
-        ("purchase", set(&["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"])),
+        ("order-events", set(&[])),
+        ("orders", set(&["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"])),
+        ("purchase", set(&["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"])),
         (
             "queue",
             set(&[
@@ -338,14 +441,18 @@ fn each_function_is_granted_exactly_its_dynamodb_actions_on_this_table_only() {
                 "dynamodb:UpdateItem",
             ]),
         ),
-        ("user-lookup", set(&["dynamodb:GetItem"])),
+        ("sweeper", set(&["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"])),
+        ("user-lookup", set(&["dynamodb:GetItem", "dynamodb:UpdateItem"])),
     ];
     let t = template();
     let names: Vec<String> = functions(&t).into_keys().collect();
     assert_eq!(names, expected.iter().map(|(f, _)| f.to_string()).collect::<Vec<_>>(), "the template's functions");
-    let (table, index) = (On::Table.arn(), On::Index.arn());
+    let table = On::Table.arn();
+    let indexes: Vec<Value> = RESOURCES.iter().skip(1).map(|on| on.arn()).collect();
     let gsis = t["Resources"]["Table"]["Properties"]["GlobalSecondaryIndexes"].as_array().cloned().unwrap_or_default();
-    assert!(gsis.iter().any(|g| g["IndexName"] == SALES_INDEX), "the table has no `{SALES_INDEX}` index");
+    for index in [SALES_INDEX, ORDERS_INDEX, HOLDS_INDEX] {
+        assert!(gsis.iter().any(|g| g["IndexName"] == index), "the table has no `{index}` index");
+    }
 
     for (function, actions) in expected {
         assert_eq!(iam_actions(function), actions, "{function}: DynamoDB actions the template allows");
@@ -357,12 +464,21 @@ fn each_function_is_granted_exactly_its_dynamodb_actions_on_this_table_only() {
             let statement_actions = strings(&st["Action"]);
             for action in &statement_actions {
                 assert!(!action.contains('*'), "{function}: wildcard action {action}");
-                assert!(action.starts_with("dynamodb:"), "{function}: unexpected action {action}");
             }
             let resources = match &st["Resource"] {
                 Value::Array(items) => items.clone(),
                 one => vec![one.clone()],
             };
+            // The one statement that is not about the table: order events on the stack's bus
+            // (`order_events_never_touches_the_table_and_puts_events_on_its_own_bus_only`).
+            if function == "order-events" {
+                assert_eq!(statement_actions, ["events:PutEvents"], "{function}: {st}");
+                assert_eq!(resources, vec![json!({"Fn::GetAtt": ["OrderEventBus", "Arn"]})], "{function}: {st}");
+                continue;
+            }
+            for action in &statement_actions {
+                assert!(action.starts_with("dynamodb:"), "{function}: unexpected action {action}");
+            }
             match st["Effect"].as_str() {
                 Some("Allow") => {
                     // An Allow without a key condition would reach every item.
@@ -370,16 +486,18 @@ fn each_function_is_granted_exactly_its_dynamodb_actions_on_this_table_only() {
                         st["Condition"].to_string().contains("dynamodb:LeadingKeys"),
                         "{function}: an Allow without a dynamodb:LeadingKeys condition: {st}"
                     );
-                    // One resource per Allow: the table, or the sale list's index for Query only.
+                    // One resource per Allow: the table, or one index for Query only.
                     assert!(
                         resources == vec![table.clone()]
-                            || (resources == vec![index.clone()] && statement_actions == ["dynamodb:Query"]),
-                        "{function}: {statement_actions:?} on {resources:?}: the table, or the index for Query alone"
+                            || (resources.len() == 1
+                                && indexes.contains(&resources[0])
+                                && statement_actions == ["dynamodb:Query"]),
+                        "{function}: {statement_actions:?} on {resources:?}: the table, or an index for Query alone"
                     );
                 }
                 Some("Deny") => {
                     for r in &resources {
-                        assert!(r == &table || r == &index, "{function}: a Deny on another resource: {st}");
+                        assert!(r == &table || indexes.contains(r), "{function}: a Deny on another resource: {st}");
                     }
                 }
                 other => panic!("{function}: statement with Effect {other:?}: {st}"),
@@ -401,7 +519,10 @@ fn the_evaluator_refuses_what_iam_refuses() {
     assert!(!allowed(&[allow("SALE#*"), deny.clone()], "dynamodb:GetItem", On::Table, &key("SALE#a#USER#b")));
     assert!(allowed(&[allow("SALE#*"), deny], "dynamodb:GetItem", On::Table, &key("SALE#a")));
     assert!(!allowed(&[allow("SALE#*")], "dynamodb:PutItem", On::Table, &key("SALE#a")), "another action");
-    assert!(!allowed(&[allow("SALE#*")], "dynamodb:GetItem", On::Index, &key("SALE#a")), "another resource");
+    assert!(
+        !allowed(&[allow("SALE#*")], "dynamodb:GetItem", On::Index(SALES_INDEX), &key("SALE#a")),
+        "another resource"
+    );
     assert!(!allowed(&[], "dynamodb:GetItem", On::Table, &key("SALE#a")), "nothing allowed by default");
     let batch = vec!["SALE#a".to_owned(), "HEALTH".to_owned()];
     assert!(!allowed(&[allow("SALE#*")], "dynamodb:GetItem", On::Table, &batch), "ForAllValues: every key");

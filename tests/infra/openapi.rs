@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use flash_sale::http::CODES;
 
-use crate::common::{API, USER_FUNCTIONS, obj, router_routes, template_routes};
+use crate::common::{API, BACKEND_FUNCTIONS, USER_FUNCTIONS, obj, router_routes, template_routes};
 
 fn openapi() -> Value {
     serde_yaml_ng::from_str(&read("docs/openapi.yaml")).expect("docs/openapi.yaml is YAML")
@@ -120,6 +120,46 @@ fn every_problem_code_is_documented_with_its_status() {
     assert!(extra("SaleNotStartedProblem", "startsAt"));
     assert!(extra("TemporarilyUnavailableProblem", "retryAfterSeconds"));
     assert!(extra("QueueNotOpenProblem", "opensAt"));
+    for problem in ["HoldExpiredProblem", "OrderConfirmedProblem", "OrderCancelledProblem"] {
+        assert!(extra(problem, "order"), "{problem} carries the order");
+    }
+}
+
+/// Orders: the statuses the code has, the hold a sale gives, and the payment backend's route
+/// behind IAM authorization.
+#[test]
+fn orders_are_documented_where_clients_meet_them() {
+    use flash_sale::order::OrderStatus;
+    let doc = openapi();
+    let schemas = &doc["components"]["schemas"];
+    let purchase = &schemas["Purchase"];
+    let statuses: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(resolve(&doc, &purchase["properties"]["status"])["enum"], json!(statuses), "Purchase.status");
+    let required = strings_of(&purchase["required"]);
+    assert!(required.contains(&"status".to_owned()), "every order has a status");
+    assert!(!required.contains(&"holdExpiresAt".to_owned()), "only orders of sales with holds have holdExpiresAt");
+    assert_eq!(purchase["properties"]["holdExpiresAt"]["$ref"], "#/components/schemas/Timestamp");
+    let hold = &schemas["SaleStatus"]["properties"]["holdSeconds"];
+    assert_eq!(hold["type"], "integer");
+    assert_eq!(
+        (hold["minimum"].as_i64(), hold["maximum"].as_i64()),
+        (Some(0), Some(flash_sale::sale::MAX_HOLD_SECONDS))
+    );
+    assert!(strings_of(&schemas["SaleStatus"]["required"]).contains(&"holdSeconds".to_owned()));
+
+    // The payment backend's route: SigV4 as API Gateway spells it, and API Gateway's own 403.
+    let scheme = &doc["components"]["securitySchemes"]["paymentBackendSigV4"];
+    assert_eq!(scheme["x-amazon-apigateway-authtype"], "awsSigv4");
+    assert_eq!(
+        (scheme["type"].as_str(), scheme["in"].as_str(), scheme["name"].as_str()),
+        (Some("apiKey"), Some("header"), Some("Authorization"))
+    );
+    for (method, path, _) in API.iter().filter(|(_, _, f)| BACKEND_FUNCTIONS.contains(f)) {
+        let op = &doc["paths"][path][method.to_ascii_lowercase()];
+        let refused = resolve(&doc, &op["responses"]["403"]);
+        assert_eq!(refused["x-answered-before-the-functions"], true, "{method} {path}: 403 is API Gateway's");
+        assert_eq!(refused["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/GatewayMessage");
+    }
 }
 
 #[test]
@@ -175,6 +215,12 @@ fn every_operation_documents_throttling_and_purchases_take_an_idempotency_key() 
         assert_eq!(retry["required"], true, "{method} {path}: 503 carries Retry-After");
         let secured = op["security"].as_array().is_some_and(|s| s.contains(&json!({"bearerJwt": []})));
         assert_eq!(secured, USER_FUNCTIONS.contains(function), "{method} {path}: bearer JWT exactly on user routes");
+        let signed = op["security"] == json!([{"paymentBackendSigV4": []}]);
+        assert_eq!(
+            signed,
+            BACKEND_FUNCTIONS.contains(function),
+            "{method} {path}: SigV4 (and nothing else) exactly on the payment backend's routes"
+        );
     }
 
     let purchase = &doc["paths"]["/sales/{saleId}/purchases"]["post"];

@@ -1,10 +1,12 @@
 //! The table and the functions' runtime settings.
 
+use flash_sale::keys::{PURCHASE_SK, SHARD_SK, purchase_pk, shard_pk};
+use flash_sale::order::OrderStatus;
 use flash_sale::store::Store;
 use integration_tests::template::{functions, template};
 use serde_json::{Value, json};
 
-use crate::common::toml_file;
+use crate::common::{obj, toml_file};
 use crate::fake_dynamodb::FakeDynamoDb;
 
 /// Sorted by name, so the comparison ignores order.
@@ -44,6 +46,14 @@ async fn the_template_creates_the_table_the_code_creates_locally() {
     );
     assert_eq!(table["BillingMode"], local["BillingMode"], "billing mode");
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    // The stream the order events come from: CloudFormation has no StreamEnabled, a view type is it.
+    assert_eq!(local["StreamSpecification"]["StreamEnabled"], true, "the code creates the table with a stream");
+    assert_eq!(
+        table["StreamSpecification"],
+        json!({"StreamViewType": local["StreamSpecification"]["StreamViewType"]}),
+        "stream: template (left), code (right)"
+    );
+    assert_eq!(table["StreamSpecification"]["StreamViewType"], "NEW_AND_OLD_IMAGES", "events compare old and new");
 
     // Cloud-only settings.
     assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
@@ -173,4 +183,136 @@ fn the_admission_key_comes_from_a_generated_hex_secret_to_the_functions_that_nee
     let (purchase_id, _) = &fns["purchase"];
     let (_, queue) = &fns["queue"];
     assert_eq!(queue["DependsOn"], json!(purchase_id), "the queue function is updated after the purchase function");
+}
+
+/// Whether a Lambda event filter pattern (the subset the template uses: nested objects ending in
+/// lists of exact values) matches a record.
+fn filter_matches(pattern: &Value, record: &Value) -> bool {
+    obj(pattern, "filter pattern").iter().all(|(key, want)| match want {
+        Value::Array(values) => record.get(key).is_some_and(|v| values.contains(v)),
+        Value::Object(_) => record.get(key).is_some_and(|v| filter_matches(want, v)),
+        other => panic!("filter pattern: unexpected {other}"),
+    })
+}
+
+/// A stream record of an item (NEW_AND_OLD_IMAGES) as DynamoDB Streams hands it to Lambda.
+fn stream_record(pk: &str, sk: &str, new: Option<Value>) -> Value {
+    let mut dynamodb = json!({"Keys": {"pk": {"S": pk}, "sk": {"S": sk}}, "SequenceNumber": "1", "StreamViewType": "NEW_AND_OLD_IMAGES"});
+    if let Some(image) = new {
+        dynamodb["NewImage"] = image;
+    }
+    json!({"eventName": "INSERT", "eventSource": "aws:dynamodb", "dynamodb": dynamodb})
+}
+
+/// The order events: the table's stream into the function, whose failures go to an encrypted
+/// dead-letter queue with an alarm on it; events onto the stack's bus, archived.
+#[test]
+fn order_events_come_from_the_stream_and_what_they_cannot_publish_is_kept_and_alarmed() {
+    let t = template();
+    let fns = functions(&t);
+    let (id, res) = &fns["order-events"];
+    let events = obj(&res["Properties"]["Events"], "Events");
+    assert_eq!(events.len(), 1, "{id}: one event source");
+    let (name, source) = events.iter().next().unwrap();
+    assert_eq!(source["Type"], "DynamoDB", "{id}.{name}");
+    let p = &source["Properties"];
+    assert_eq!(p["Stream"], json!({"Fn::GetAtt": ["Table", "StreamArn"]}), "{id}.{name}: the table's stream");
+    assert!(["TRIM_HORIZON", "LATEST"].contains(&p["StartingPosition"].as_str().unwrap_or_default()));
+    assert_eq!(p["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]), "the function answers partial batches");
+    assert_eq!(p["BisectBatchOnFunctionError"], true);
+    let batch = p["BatchSize"].as_u64().expect("BatchSize");
+    assert!((1..=1000).contains(&batch), "BatchSize {batch}");
+    assert!(p["MaximumRetryAttempts"].as_i64().is_some(), "MaximumRetryAttempts is set");
+    let age = p["MaximumRecordAgeInSeconds"].as_i64().expect("MaximumRecordAgeInSeconds");
+    assert!(
+        (60..24 * 3600).contains(&age),
+        "records go to the dead-letter queue while the stream (24 h) still has them"
+    );
+    assert!(p["ParallelizationFactor"].is_null() || p["ParallelizationFactor"] == 1, "one order's changes in order");
+    // Long enough for a batch: up to BatchSize / 10 PutEvents calls.
+    let timeout = res["Properties"]["Timeout"].as_u64().expect("Timeout");
+    assert!(timeout >= 30, "{id}: Timeout {timeout}");
+
+    // What gets through the filter: purchase records, whatever their change; nothing whose record
+    // would announce an event is filtered out.
+    let filters = p["FilterCriteria"]["Filters"].as_array().expect("FilterCriteria.Filters");
+    let patterns: Vec<Value> =
+        filters.iter().map(|f| serde_json::from_str(f["Pattern"].as_str().expect("Pattern")).expect("JSON")).collect();
+    let passes = |record: &Value| patterns.iter().any(|pattern| filter_matches(pattern, record));
+    let order = |status: OrderStatus| {
+        json!({"pk": {"S": purchase_pk("demo", "alice")}, "sk": {"S": PURCHASE_SK}, "saleId": {"S": "demo"},
+               "userId": {"S": "alice"}, "orderId": {"S": "01ARZ3NDEKTSV4RRFFQ69G5FAV"}, "status": {"S": status.as_str()},
+               "version": {"N": "1"}, "purchasedAt": {"N": "1000"}, "shard": {"N": "0"}})
+    };
+    for status in OrderStatus::ALL {
+        let record = stream_record(&purchase_pk("demo", "alice"), PURCHASE_SK, Some(order(status)));
+        assert!(order_events::event_of(&record).is_some(), "a {status:?} order is an event");
+        assert!(passes(&record), "the filter drops a {status:?} purchase record");
+    }
+    let shard = stream_record(&shard_pk("demo", 0), SHARD_SK, Some(json!({"remaining": {"N": "3"}})));
+    assert!(!passes(&shard), "stock shards (every purchase writes one) must not invoke the function");
+    for (pk, sk) in [("SALE#demo", "META"), ("SALE#demo", "ROOM"), ("SALE#demo#QUEUE#alice", "QUEUE")] {
+        assert!(!passes(&stream_record(pk, sk, None)), "{pk}/{sk} must not invoke the function");
+    }
+
+    // Failures: an SQS queue, encrypted, named by ARN with Type SQS so SAM grants SendMessage.
+    let on_failure = &p["DestinationConfig"]["OnFailure"];
+    assert_eq!(on_failure["Type"], "SQS");
+    let queue_id = on_failure["Destination"]["Fn::GetAtt"][0].as_str().expect("Destination: Fn::GetAtt [Queue, Arn]");
+    assert_eq!(on_failure["Destination"]["Fn::GetAtt"][1], "Arn");
+    let queue = &t["Resources"][queue_id];
+    assert_eq!(queue["Type"], "AWS::SQS::Queue", "{queue_id}");
+    let q = &queue["Properties"];
+    assert!(q["SqsManagedSseEnabled"] == true || q["KmsMasterKeyId"].is_string(), "{queue_id} must be encrypted");
+    assert_eq!(q["MessageRetentionPeriod"], 1_209_600, "{queue_id}: kept as long as SQS allows");
+    let alarms: Vec<&Value> = obj(&t["Resources"], "Resources")
+        .values()
+        .filter(|r| {
+            r["Type"] == "AWS::CloudWatch::Alarm"
+                && r["Properties"]["Namespace"] == "AWS/SQS"
+                && r["Properties"]["Dimensions"]
+                    == json!([{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}])
+        })
+        .collect();
+    assert_eq!(alarms.len(), 1, "one alarm on {queue_id}");
+    let a = &alarms[0]["Properties"];
+    assert_eq!(a["MetricName"], "ApproximateNumberOfMessagesVisible");
+    assert_eq!((a["Threshold"].as_f64(), a["ComparisonOperator"].as_str()), (Some(0.0), Some("GreaterThanThreshold")));
+    for output in ["OrderEventsDeadLetterQueueUrl", "OrderEventsDeadLetterQueueArn"] {
+        assert!(t["Outputs"][output]["Value"].to_string().contains(queue_id), "output {output}");
+    }
+
+    // The bus, and its archive of every order event (the audit trail).
+    let bus = &t["Resources"]["OrderEventBus"];
+    assert_eq!(bus["Type"], "AWS::Events::EventBus");
+    let archives: Vec<&Value> =
+        obj(&t["Resources"], "Resources").values().filter(|r| r["Type"] == "AWS::Events::Archive").collect();
+    assert_eq!(archives.len(), 1, "one archive");
+    let archive = &archives[0]["Properties"];
+    assert_eq!(archive["SourceArn"], json!({"Fn::GetAtt": ["OrderEventBus", "Arn"]}));
+    assert_eq!(archive["EventPattern"], json!({"source": [order_events::SOURCE]}), "the archive keeps order events");
+    assert_eq!(t["Outputs"]["OrderEventBusName"]["Value"], json!({"Fn::GetAtt": ["OrderEventBus", "Name"]}));
+    assert_eq!(t["Outputs"]["OrderEventBusArn"]["Value"], json!({"Fn::GetAtt": ["OrderEventBus", "Arn"]}));
+}
+
+/// The sweeper: every minute, with time for a whole sweep, and never retried on top of the next run.
+#[test]
+fn the_sweeper_runs_every_minute_with_time_for_a_sweep_and_no_retries() {
+    let t = template();
+    let fns = functions(&t);
+    let (id, res) = &fns["sweeper"];
+    let events = obj(&res["Properties"]["Events"], "Events");
+    assert_eq!(events.len(), 1, "{id}: one schedule");
+    let schedule = events.values().next().unwrap();
+    let p = &schedule["Properties"];
+    match schedule["Type"].as_str() {
+        Some("Schedule") => assert_eq!(p["Schedule"], "rate(1 minute)", "{id}"),
+        Some("ScheduleV2") => assert_eq!(p["ScheduleExpression"], "rate(1 minute)", "{id}"),
+        other => panic!("{id}: a schedule, found {other:?}"),
+    }
+    assert!(p["Enabled"].is_null() || p["Enabled"] == true, "{id}: the schedule is on");
+    assert_eq!(p["RetryPolicy"]["MaximumRetryAttempts"], 0, "{id}: the next run is the retry");
+    assert_eq!(res["Properties"]["EventInvokeConfig"]["MaximumRetryAttempts"], 0, "{id}: no asynchronous retries");
+    let timeout = res["Properties"]["Timeout"].as_u64().expect("Timeout");
+    assert!((60..=900).contains(&timeout), "{id}: Timeout {timeout}");
 }
