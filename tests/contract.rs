@@ -71,6 +71,43 @@ async fn buy_in(app: &App, sale: &str, body: String) -> ApiResponse {
 const HOUR: i64 = 3_600_000;
 const JOIN: &str = "/sales/{saleId}/queue";
 const POSITION: &str = "/sales/{saleId}/queue/{userId}";
+const LOOKUP: &str = "/sales/{saleId}/purchases/{userId}";
+const CONFIRM: &str = "/sales/{saleId}/orders/{orderId}/confirm";
+
+fn cancel_request(sale: &str, user: &str, claims: Option<Value>) -> ApiRequest {
+    let path = format!("/sales/{sale}/purchases/{user}");
+    request("DELETE", &path, &[("saleId", sale), ("userId", user)], TestBody::None, claims)
+}
+
+fn confirm_request(method: &str, sale: &str, order: &str, body: TestBody<'_>) -> ApiRequest {
+    let path = format!("/sales/{sale}/orders/{order}/confirm");
+    request(method, &path, &[("saleId", sale), ("orderId", order)], body, None)
+}
+
+async fn lookup(app: &App, req: ApiRequest) -> ApiResponse {
+    Box::pin(flash_sale::http::user_lookup_function(app, req)).await
+}
+
+async fn orders(app: &App, req: ApiRequest) -> ApiResponse {
+    Box::pin(flash_sale::http::orders_function(app, req)).await
+}
+
+/// A sale with holds of `hold_seconds`, started a minute before `now`.
+async fn held_sale(store: &Store, now: i64, hold_seconds: i64) -> flash_sale::sale::Sale {
+    let mut s = sale(&unique("hold"), 5, 1, now - 60_000, now + HOUR);
+    s.hold_seconds = hold_seconds;
+    store.create_sale(&s, now).await.expect("create a sale with holds");
+    s
+}
+
+fn json_of(resp: &ApiResponse) -> Value {
+    serde_json::from_str(&resp.body).expect("a JSON body")
+}
+
+/// The parsed body of a recorded sample.
+fn json_of_body(sample: &Value) -> Value {
+    serde_json::from_str(sample["body"].as_str().expect("a body")).expect("a JSON body")
+}
 
 #[tokio::test]
 async fn every_documented_answer_matches_the_openapi_document() {
@@ -240,6 +277,9 @@ async fn every_documented_answer_matches_the_openapi_document() {
         [json!("admission_required"), json!("admission_invalid"), json!("not_yet_admitted"), Value::Null]
     );
 
+    // Orders with holds (boxed: the test's future stays small).
+    Box::pin(order_samples(&mut s, &store, missing)).await;
+
     // 500s: unreadable stored items, each in a table of its own.
     let corrupt = fresh_store().await;
     let c = active_sale(&corrupt, 5, 1).await;
@@ -258,6 +298,8 @@ async fn every_documented_answer_matches_the_openapi_document() {
         "/sales/{saleId}/purchases/{userId}",
         &flash_sale::http::user_lookup_function(capp, lookup_request(cid, "alice", None)).await,
     );
+    s.add("DELETE", LOOKUP, &lookup(capp, cancel_request(cid, "alice", None)).await);
+    Box::pin(corrupt_order_sample(&mut s, &corrupt, capp)).await;
     integration_tests::spoil(&corrupt, &flash_sale::keys::shard_pk(cid, 0), flash_sale::keys::SHARD_SK, "remaining")
         .await;
     s.add("POST", "/sales/{saleId}/purchases", &buy(capp, cid, user_body("bob")).await);
@@ -290,4 +332,102 @@ async fn every_documented_answer_matches_the_openapi_document() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
     assert!(report.contains(&format!("{} responses checked, 0 failures", s.0.len())), "{report}");
+}
+
+/// Orders with holds, on a manual clock: reservations, the payment backend's confirmations, a
+/// buyer's cancellations, and a hold that ends before it is paid.
+async fn order_samples(s: &mut Samples, store: &Store, missing: &'static App) {
+    let t0 = now_ms();
+    let held = held_sale(store, t0, 600).await;
+    let hid = held.id.as_str();
+    let hold_clock = ManualClock::at(t0);
+    let hold_body = app(store, Arc::new(hold_clock.clone()), AuthMode::Body);
+    let hold_jwt = app(store, Arc::new(hold_clock.clone()), AuthMode::Jwt);
+    let mut order_of = std::collections::BTreeMap::new();
+    for user in ["ana", "bea", "cy"] {
+        let bought = buy_in(&hold_body, hid, user_body(user)).await;
+        let order = json_of(&bought);
+        assert_eq!((bought.status_code, &order["status"]), (201, &json!("reserved")), "{order}");
+        assert!(order["holdExpiresAt"].is_string(), "{order}");
+        s.add("POST", "/sales/{saleId}/purchases", &bought);
+        order_of.insert(user, order["orderId"].as_str().unwrap().to_owned());
+    }
+    s.add("GET", LOOKUP, &lookup(&hold_body, lookup_request(hid, "ana", None)).await);
+    s.add(
+        "GET",
+        "/sales/{saleId}",
+        &flash_sale::http::status_function(&hold_body, get(&format!("/sales/{hid}"), &[("saleId", hid)])).await,
+    );
+    // POST /sales/{saleId}/orders/{orderId}/confirm: ana's order paid (and confirmed again).
+    let none = TestBody::None;
+    s.add("POST", CONFIRM, &orders(&hold_body, confirm_request("POST", hid, &order_of["ana"], none)).await);
+    let again = confirm_request("POST", hid, &order_of["ana"], TestBody::Text("{}"));
+    s.add("POST", CONFIRM, &orders(&hold_body, again).await);
+    // DELETE /sales/{saleId}/purchases/{userId}: ana's confirmed order stays; bea cancels (twice).
+    s.add("DELETE", LOOKUP, &lookup(&hold_body, cancel_request(hid, "ana", None)).await);
+    let cancelled = lookup(&hold_body, cancel_request(hid, "bea", None)).await;
+    assert_eq!(json_of(&cancelled)["status"], "cancelled", "{}", cancelled.body);
+    s.add("DELETE", LOOKUP, &cancelled);
+    s.add("DELETE", LOOKUP, &lookup(&hold_body, cancel_request(hid, "bea", None)).await);
+    s.add("GET", LOOKUP, &lookup(&hold_body, lookup_request(hid, "bea", None)).await);
+    s.add("DELETE", LOOKUP, &lookup(&hold_body, cancel_request(hid, "nobody", None)).await);
+    s.add("DELETE", LOOKUP, &lookup(&hold_body, cancel_request("nope", "ana", None)).await);
+    s.add("DELETE", LOOKUP, &lookup(&hold_body, cancel_request(hid, " x", None)).await);
+    s.add("DELETE", LOOKUP, &lookup(&hold_jwt, cancel_request(hid, "cy", None)).await);
+    s.add("DELETE", LOOKUP, &lookup(&hold_jwt, cancel_request(hid, "cy", Some(json!({"sub": "mallory"})))).await);
+    s.add("DELETE", LOOKUP, &lookup(missing, cancel_request(hid, "cy", None)).await);
+    let put = request(
+        "PUT",
+        &format!("/sales/{hid}/purchases/cy"),
+        &[("saleId", hid), ("userId", "cy")],
+        TestBody::None,
+        None,
+    );
+    s.add("PUT", LOOKUP, &lookup(&hold_body, put).await);
+    // The confirm route's refusals: bea's cancelled order, unknown orders and sales, bad ids and
+    // bodies, a wrong method, a table that does not answer.
+    s.add("POST", CONFIRM, &orders(&hold_body, confirm_request("POST", hid, &order_of["bea"], TestBody::None)).await);
+    let long_ago = ulid::Ulid::from_parts(1_000, 7).to_string();
+    s.add("POST", CONFIRM, &orders(&hold_body, confirm_request("POST", hid, &long_ago, TestBody::None)).await);
+    s.add("POST", CONFIRM, &orders(&hold_body, confirm_request("POST", "nope", &long_ago, TestBody::None)).await);
+    s.add("POST", CONFIRM, &orders(&hold_body, confirm_request("POST", hid, "not-an-order", TestBody::None)).await);
+    let with_body = confirm_request("POST", hid, &order_of["cy"], TestBody::Text(r#"{"paid":true}"#));
+    s.add("POST", CONFIRM, &orders(&hold_body, with_body).await);
+    s.add("GET", CONFIRM, &orders(&hold_body, confirm_request("GET", hid, &order_of["cy"], TestBody::None)).await);
+    s.add("POST", CONFIRM, &orders(missing, confirm_request("POST", hid, &order_of["cy"], TestBody::None)).await);
+    // cy's hold ends unpaid: too late to confirm.
+    hold_clock.advance(600_000);
+    let late = orders(&hold_body, confirm_request("POST", hid, &order_of["cy"], TestBody::None)).await;
+    assert_eq!(json_of(&late)["code"], "hold_expired", "{}", late.body);
+    s.add("POST", CONFIRM, &late);
+    s.add("GET", LOOKUP, &lookup(&hold_body, lookup_request(hid, "cy", None)).await);
+    let order_codes: Vec<Value> =
+        s.0.iter().filter(|x| x["route"] == CONFIRM).map(|x| json_of_body(x)["code"].clone()).collect();
+    for code in [
+        "order_cancelled",
+        "order_not_found",
+        "sale_not_found",
+        "invalid_request",
+        "method_not_allowed",
+        "temporarily_unavailable",
+        "hold_expired",
+    ] {
+        assert!(order_codes.contains(&json!(code)), "no confirm sample answered {code}: {order_codes:?}");
+    }
+}
+
+/// A reserved order whose record no longer parses: the confirmation commits and cannot answer (500).
+async fn corrupt_order_sample(s: &mut Samples, corrupt: &Store, capp: &'static App) {
+    let cheld = held_sale(corrupt, now_ms(), 600).await;
+    let chid = cheld.id.as_str();
+    let reserved = json_of(&buy_in(capp, chid, user_body("ana")).await);
+    let corder = reserved["orderId"].as_str().expect("a reservation").to_owned();
+    integration_tests::spoil(
+        corrupt,
+        &flash_sale::keys::purchase_pk(chid, "ana"),
+        flash_sale::keys::PURCHASE_SK,
+        "purchasedAt",
+    )
+    .await;
+    s.add("POST", CONFIRM, &orders(capp, confirm_request("POST", chid, &corder, TestBody::None)).await);
 }
