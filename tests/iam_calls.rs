@@ -6,10 +6,11 @@
 //! (`dynamodb:LeadingKeys`), so every key pattern admits what the code does.
 //!
 //! The waiting room runs on a manual clock, so that the queue and status functions each really
-//! join, run the pre-queue draw at opening and advance the admitted range.
+//! join, run the pre-queue draw at opening and advance the admitted range. So do orders with
+//! holds, so that holds really end: released by a buyer who finds no stock and by the sweeper.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use flash_sale::App;
@@ -20,8 +21,8 @@ use flash_sale::store::Store;
 use integration_tests::proxy::{Fault, Proxy};
 use integration_tests::template::{iam_actions, iam_allows, policy_statements, template};
 use integration_tests::{
-    TestBody, active_sale, app_with, fresh_store, now_ms, purchase_request, request, room_app, room_sale, sale,
-    user_body,
+    TestBody, active_sale, app, app_with, fresh_store, now_ms, purchase_request, request, room_app, room_sale, sale,
+    unique, user_body,
 };
 use serde_json::{Value, json};
 
@@ -53,6 +54,25 @@ fn key_condition_value(doc: &Value, attribute: &str) -> String {
         .to_owned()
 }
 
+/// Index name → the attribute of its partition key, as the template's table declares them: what
+/// `dynamodb:LeadingKeys` holds for a Query on that index.
+fn index_partition_keys() -> &'static BTreeMap<String, String> {
+    static KEYS: OnceLock<BTreeMap<String, String>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let t = template();
+        let gsis = t["Resources"]["Table"]["Properties"]["GlobalSecondaryIndexes"].as_array().cloned();
+        gsis.expect("the table's GlobalSecondaryIndexes")
+            .iter()
+            .map(|g| {
+                let name = g["IndexName"].as_str().expect("IndexName").to_owned();
+                let hash = g["KeySchema"].as_array().expect("KeySchema").iter().find(|k| k["KeyType"] == "HASH");
+                let attribute = hash.and_then(|k| k["AttributeName"].as_str()).expect("a HASH key").to_owned();
+                (name, attribute)
+            })
+            .collect()
+    })
+}
+
 /// The requests IAM authorizes for one recorded DynamoDB operation (a transaction: one per item).
 fn calls_of(op: &str, body: &str) -> Vec<Call> {
     let doc: Value = serde_json::from_str(body).expect("a DynamoDB request body is JSON");
@@ -66,12 +86,17 @@ fn calls_of(op: &str, body: &str) -> Vec<Call> {
             vec![call(op, keys.collect())]
         }
         "Query" => match doc["IndexName"].as_str() {
-            // The sale list's index: its partition key is `entity` (infra/template.yaml, the table).
-            Some(index) => vec![Call {
-                action: "dynamodb:Query".into(),
-                index: Some(index.to_owned()),
-                keys: vec![key_condition_value(&doc, "entity")],
-            }],
+            // An index: the value of its own partition key (infra/template.yaml, the table).
+            Some(index) => {
+                let attribute = index_partition_keys()
+                    .get(index)
+                    .unwrap_or_else(|| panic!("the code queries the index {index}, which the template's table lacks"));
+                vec![Call {
+                    action: "dynamodb:Query".into(),
+                    index: Some(index.to_owned()),
+                    keys: vec![key_condition_value(&doc, attribute)],
+                }]
+            }
             None => vec![call(op, vec![key_condition_value(&doc, "pk")])],
         },
         "TransactWriteItems" => doc["TransactItems"]
@@ -143,6 +168,21 @@ fn granted(function: &str) -> BTreeSet<String> {
     iam_actions(function)
 }
 
+/// The actions granted to `function` but those only a sale with holds needs (sampled by
+/// `the_order_functions_are_granted_exactly_the_dynamodb_actions_they_make`).
+fn granted_without_holds(function: &str) -> BTreeSet<String> {
+    let only_with_holds: &[&str] = match function {
+        // A buyer who finds no stock looks for ended holds (the `holds` index) and expires them.
+        "purchase" => &["dynamodb:Query"],
+        // The cancellation of a reserved order.
+        "user-lookup" => &["dynamodb:UpdateItem"],
+        _ => &[],
+    };
+    let mut actions = granted(function);
+    actions.retain(|a| !only_with_holds.contains(&a.as_str()));
+    actions
+}
+
 fn get(path: &str, params: &[(&str, &str)]) -> ApiRequest {
     request("GET", path, params, TestBody::None, None)
 }
@@ -181,8 +221,8 @@ async fn each_function_is_granted_exactly_the_dynamodb_actions_its_handler_makes
     assert_eq!(statuses, vec![201, 409, 201, 409, 409, 409, 403, 403, 404]);
     assert_eq!(
         recorder.take_checked("purchase"),
-        granted("purchase"),
-        "purchase: recorded calls (left), granted actions (right)"
+        granted_without_holds("purchase"),
+        "purchase: recorded calls (left), granted actions but those of holds (right)"
     );
 
     // status: health, the list, one sale, an unknown sale.
@@ -212,8 +252,8 @@ async fn each_function_is_granted_exactly_the_dynamodb_actions_its_handler_makes
     assert_eq!(statuses, vec![200, 404]);
     assert_eq!(
         recorder.take_checked("user-lookup"),
-        granted("user-lookup"),
-        "user-lookup: recorded calls (left), granted actions (right)"
+        granted_without_holds("user-lookup"),
+        "user-lookup: recorded calls (left), granted actions but the cancellation's (right)"
     );
 }
 
@@ -288,7 +328,7 @@ async fn the_waiting_room_functions_are_granted_exactly_the_dynamodb_actions_the
     let with_token = json!({"userId": "early", "admissionToken": token}).to_string();
     let bought = flash_sale::http::purchase_function(&purchase_app, purchase_request(q, &with_token)).await;
     assert_eq!(bought.status_code, 201, "{}", bought.body);
-    assert_eq!(recorder.take_checked("purchase"), granted("purchase"), "purchase on a room sale");
+    assert_eq!(recorder.take_checked("purchase"), granted_without_holds("purchase"), "purchase on a room sale");
 
     // status on its own room: the sale and the list after opening (the draw, the revealed seed),
     // then a second later the admission step.
@@ -308,5 +348,139 @@ async fn the_waiting_room_functions_are_granted_exactly_the_dynamodb_actions_the
         recorder.take_checked("status"),
         granted("status"),
         "status: recorded calls (left), granted actions (right)"
+    );
+}
+
+fn lookup_or_cancel(method: &str, sale: &str, user: &str) -> ApiRequest {
+    let path = format!("/sales/{sale}/purchases/{user}");
+    request(method, &path, &[("saleId", sale), ("userId", user)], TestBody::None, None)
+}
+
+fn confirm_request(sale: &str, order: &str) -> ApiRequest {
+    let path = format!("/sales/{sale}/orders/{order}/confirm");
+    request("POST", &path, &[("saleId", sale), ("orderId", order)], TestBody::None, None)
+}
+
+/// A sale with holds of `hold_seconds`, started a minute before `now`, stored without recording.
+async fn held_sale(store: &Store, stock: i64, now: i64) -> flash_sale::sale::Sale {
+    let mut s = sale(&unique("hold"), stock, 1, now - 60_000, now + HOUR);
+    s.hold_seconds = 60;
+    store.create_sale(&s, now).await.expect("create a sale with holds");
+    s
+}
+
+/// Orders with holds, on a manual clock: purchases that reserve, a cancellation and look-ups
+/// (user-lookup), the payment backend's confirmations (orders), a buyer who finds no stock and
+/// releases an ended hold (purchase), and a sweep (sweeper), each held to its grants exactly.
+#[tokio::test]
+async fn the_order_functions_are_granted_exactly_the_dynamodb_actions_they_make() {
+    let store = fresh_store().await;
+    let start = now_ms();
+    let (paid, ends, swept) =
+        (held_sale(&store, 2, start).await, held_sale(&store, 1, start).await, held_sale(&store, 2, start).await);
+    let recorder = Recorder::start().await;
+    let watched = recorder.store(store.table());
+    let clock = ManualClock::at(start);
+    // One app per function, as each runs in its own containers.
+    let purchase_app = app(&watched, Arc::new(clock.clone()), AuthMode::Body);
+    let lookup_app = app(&watched, Arc::new(clock.clone()), AuthMode::Body);
+    let orders_app = app(&watched, Arc::new(clock.clone()), AuthMode::Body);
+    let sweeper_app = app(&watched, Arc::new(clock.clone()), AuthMode::Body);
+    let buy = |sale: &str, user: &str| {
+        let req = purchase_request(sale, &user_body(user));
+        let app = &purchase_app;
+        async move { body(&flash_sale::http::purchase_function(app, req).await) }
+    };
+
+    // purchase: two reservations, then one on each of the other sales.
+    let mut orders = BTreeMap::new();
+    for (sale, user) in [(&paid, "alice"), (&paid, "bob"), (&ends, "carol"), (&swept, "erin"), (&swept, "frank")] {
+        let order = buy(sale.id.as_str(), user).await;
+        assert_eq!(order["status"], "reserved", "{order}");
+        orders.insert(user, order["orderId"].as_str().expect("orderId").to_owned());
+    }
+    recorder.take_calls();
+
+    // user-lookup: alice cancels (then again, answered as it is), bob's order is looked up, nobody
+    // has an order to cancel.
+    let p = paid.id.as_str();
+    let mut answers = Vec::new();
+    for (method, user) in [("DELETE", "alice"), ("DELETE", "alice"), ("GET", "bob"), ("DELETE", "nobody")] {
+        let resp = flash_sale::http::user_lookup_function(&lookup_app, lookup_or_cancel(method, p, user)).await;
+        let answer = body(&resp);
+        answers.push((
+            resp.status_code,
+            if resp.status_code == 200 { answer["status"].clone() } else { answer["code"].clone() },
+        ));
+    }
+    assert_eq!(
+        answers,
+        vec![
+            (200, json!("cancelled")),
+            (200, json!("cancelled")),
+            (200, json!("reserved")),
+            (404, json!("purchase_not_found"))
+        ]
+    );
+    assert_eq!(
+        recorder.take_checked("user-lookup"),
+        granted("user-lookup"),
+        "user-lookup: recorded calls (left), granted actions (right)"
+    );
+
+    // orders: bob's order confirmed (twice), alice's cancelled one refused, an unknown order.
+    let unknown = ulid::Ulid::from_parts(u64::try_from(start).unwrap() - HOUR as u64, 7).to_string();
+    let mut codes = Vec::new();
+    for order in [&orders["bob"], &orders["bob"], &orders["alice"], &unknown] {
+        let resp = flash_sale::http::orders_function(&orders_app, confirm_request(p, order)).await;
+        let answer = body(&resp);
+        codes.push((resp.status_code, answer["code"].as_str().or(answer["status"].as_str()).unwrap_or("").to_owned()));
+    }
+    let expected = [(200, "confirmed"), (200, "confirmed"), (409, "order_cancelled"), (404, "order_not_found")];
+    assert_eq!(codes, expected.map(|(s, c)| (s, c.to_owned())));
+    assert_eq!(
+        recorder.take_checked("orders"),
+        granted("orders"),
+        "orders: recorded calls (left), granted actions (right)"
+    );
+    // A confirmed order stays: cancelling it is refused (reads only).
+    let refused = flash_sale::http::user_lookup_function(&lookup_app, lookup_or_cancel("DELETE", p, "bob")).await;
+    assert_eq!(body(&refused)["code"], "order_confirmed");
+    recorder.take_checked("user-lookup");
+
+    // The holds end. purchase: dave finds no stock on `ends` and releases carol's ended hold to
+    // buy it (the index may lag the table for a moment: try again, bounded).
+    clock.advance(61_000);
+    let e = ends.id.as_str();
+    let mut dave = Value::Null;
+    for _ in 0..50 {
+        dave = buy(e, "dave").await;
+        if dave["status"] == "reserved" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        clock.advance(1);
+    }
+    assert_eq!(dave["status"], "reserved", "dave bought the released item: {dave}");
+    assert_eq!(
+        recorder.take_checked("purchase"),
+        granted("purchase"),
+        "purchase with holds: recorded calls (left), granted actions (right)"
+    );
+
+    // sweeper: erin's and frank's ended holds go back on sale.
+    let mut released = 0;
+    for _ in 0..50 {
+        released += sweeper_app.sweep(100).await.expect("sweep").released;
+        if released >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(released, 2, "the sweep released erin's and frank's holds");
+    assert_eq!(
+        recorder.take_checked("sweeper"),
+        granted("sweeper"),
+        "sweeper: recorded calls (left), granted actions (right)"
     );
 }
