@@ -10,6 +10,7 @@
 //! holds, so that holds really end: released by a buyer who finds no stock and by the sweeper.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -117,17 +118,24 @@ fn calls_of(op: &str, body: &str) -> Vec<Call> {
 struct Recorder {
     proxy: Proxy,
     calls: Arc<Mutex<Vec<Call>>>,
+    /// While set, every transaction is recorded and then answered with a `TransactionConflict`.
+    conflicts: Arc<AtomicBool>,
 }
 
 impl Recorder {
     async fn start() -> Self {
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let seen = calls.clone();
+        let conflicts = Arc::new(AtomicBool::new(false));
+        let (seen, conflicting) = (calls.clone(), conflicts.clone());
         let plan = Box::new(move |op: &str, body: &str| {
             seen.lock().unwrap().extend(calls_of(op, body));
-            Fault::Pass
+            if op == "TransactWriteItems" && conflicting.load(Ordering::SeqCst) { Fault::Conflict } else { Fault::Pass }
         });
-        Self { proxy: Proxy::start(upstream(), plan).await, calls }
+        Self { proxy: Proxy::start(upstream(), plan).await, calls, conflicts }
+    }
+
+    fn set_conflicts(&self, on: bool) {
+        self.conflicts.store(on, Ordering::SeqCst);
     }
 
     fn store(&self, table: &str) -> Store {
@@ -168,20 +176,22 @@ fn granted(function: &str) -> BTreeSet<String> {
     iam_actions(function)
 }
 
-/// The actions granted to `function` but those only a sale with holds needs (sampled by
-/// `the_order_functions_are_granted_exactly_the_dynamodb_actions_they_make`).
-fn granted_without_holds(function: &str) -> BTreeSet<String> {
-    let only_with_holds: &[&str] = match function {
-        // A buyer who finds no stock looks for ended holds (the `holds` index) and expires them.
-        "purchase" => &["dynamodb:Query"],
-        // The cancellation of a reserved order.
-        "user-lookup" => &["dynamodb:UpdateItem"],
-        _ => &[],
-    };
+/// The actions granted to `function` but `left_out`, which a test samples elsewhere.
+fn granted_but(function: &str, left_out: &[&str]) -> BTreeSet<String> {
     let mut actions = granted(function);
-    actions.retain(|a| !only_with_holds.contains(&a.as_str()));
+    for action in left_out {
+        assert!(actions.remove(*action), "{function} is not granted {action}");
+    }
     actions
 }
+
+/// What only a sale with holds makes a function do (sampled by
+/// `the_order_functions_are_granted_exactly_the_dynamodb_actions_they_make`): a buyer who finds no
+/// stock looks for ended holds (the `holds` index); the cancellation of a reserved order.
+const HOLDS_ONLY_PURCHASE: &str = "dynamodb:Query";
+const HOLDS_ONLY_LOOKUP: &str = "dynamodb:UpdateItem";
+/// The purchase's consistent stock read after conflicts kept shards from being tried.
+const AFTER_CONFLICTS_PURCHASE: &str = "dynamodb:BatchGetItem";
 
 fn get(path: &str, params: &[(&str, &str)]) -> ApiRequest {
     request("GET", path, params, TestBody::None, None)
@@ -196,6 +206,7 @@ async fn each_function_is_granted_exactly_the_dynamodb_actions_its_handler_makes
     store.create_sale(&upcoming, now).await.unwrap();
     let ended = sale(&integration_tests::unique("end"), 5, 1, now - 7_200_000, now - 3_600_000);
     store.create_sale(&ended, now - 7_200_000).await.unwrap();
+    let contended = active_sale(&store, 2, 2).await;
     let recorder = Recorder::start().await;
     let watched = recorder.store(store.table());
     // The product's hints, so the refusals they give (and the read behind them) happen too.
@@ -219,9 +230,15 @@ async fn each_function_is_granted_exactly_the_dynamodb_actions_its_handler_makes
         );
     }
     assert_eq!(statuses, vec![201, 409, 201, 409, 409, 409, 403, 403, 404]);
+    // Every transaction conflicting: the shards' stock read decides (one item left: 503).
+    recorder.set_conflicts(true);
+    let conflicted =
+        flash_sale::http::purchase_function(&app, purchase_request(contended.id.as_str(), &user_body("f")));
+    assert_eq!(conflicted.await.status_code, 503, "stock is left behind the conflicts");
+    recorder.set_conflicts(false);
     assert_eq!(
         recorder.take_checked("purchase"),
-        granted_without_holds("purchase"),
+        granted_but("purchase", &[HOLDS_ONLY_PURCHASE]),
         "purchase: recorded calls (left), granted actions but those of holds (right)"
     );
 
@@ -252,7 +269,7 @@ async fn each_function_is_granted_exactly_the_dynamodb_actions_its_handler_makes
     assert_eq!(statuses, vec![200, 404]);
     assert_eq!(
         recorder.take_checked("user-lookup"),
-        granted_without_holds("user-lookup"),
+        granted_but("user-lookup", &[HOLDS_ONLY_LOOKUP]),
         "user-lookup: recorded calls (left), granted actions but the cancellation's (right)"
     );
 }
@@ -328,7 +345,11 @@ async fn the_waiting_room_functions_are_granted_exactly_the_dynamodb_actions_the
     let with_token = json!({"userId": "early", "admissionToken": token}).to_string();
     let bought = flash_sale::http::purchase_function(&purchase_app, purchase_request(q, &with_token)).await;
     assert_eq!(bought.status_code, 201, "{}", bought.body);
-    assert_eq!(recorder.take_checked("purchase"), granted_without_holds("purchase"), "purchase on a room sale");
+    assert_eq!(
+        recorder.take_checked("purchase"),
+        granted_but("purchase", &[HOLDS_ONLY_PURCHASE, AFTER_CONFLICTS_PURCHASE]),
+        "purchase on a room sale"
+    );
 
     // status on its own room: the sale and the list after opening (the draw, the revealed seed),
     // then a second later the admission step.
@@ -371,13 +392,16 @@ async fn held_sale(store: &Store, stock: i64, now: i64) -> flash_sale::sale::Sal
 
 /// Orders with holds, on a manual clock: purchases that reserve, a cancellation and look-ups
 /// (user-lookup), the payment backend's confirmations (orders), a buyer who finds no stock and
-/// releases an ended hold (purchase), and a sweep (sweeper), each held to its grants exactly.
+/// releases an ended hold (purchase), and the scheduled run (sweeper: a sweep, and the draw of a
+/// pre-queue no request drew), each held to its grants exactly.
 #[tokio::test]
 async fn the_order_functions_are_granted_exactly_the_dynamodb_actions_they_make() {
     let store = fresh_store().await;
     let start = now_ms();
     let (paid, ends, swept) =
         (held_sale(&store, 2, start).await, held_sale(&store, 1, start).await, held_sale(&store, 2, start).await);
+    // A waiting room opening in five minutes, with people in its pre-queue.
+    let (room, _) = room_sale(&store, 10, 2, start + 300_000, start + HOUR).await;
     let recorder = Recorder::start().await;
     let watched = recorder.store(store.table());
     let clock = ManualClock::at(start);
@@ -391,6 +415,13 @@ async fn the_order_functions_are_granted_exactly_the_dynamodb_actions_they_make(
         let app = &purchase_app;
         async move { body(&flash_sale::http::purchase_function(app, req).await) }
     };
+
+    let queue_app = room_app(&watched, Arc::new(clock.clone()), AuthMode::Body);
+    for user in ["early-1", "early-2"] {
+        let joined = flash_sale::http::queue_function(&queue_app, join_request(room.id.as_str(), user)).await;
+        assert_eq!(body(&joined)["state"], "waiting", "{}", joined.body);
+    }
+    recorder.take_calls();
 
     // purchase: two reservations, then one on each of the other sales.
     let mut orders = BTreeMap::new();
@@ -464,8 +495,8 @@ async fn the_order_functions_are_granted_exactly_the_dynamodb_actions_they_make(
     assert_eq!(dave["status"], "reserved", "dave bought the released item: {dave}");
     assert_eq!(
         recorder.take_checked("purchase"),
-        granted("purchase"),
-        "purchase with holds: recorded calls (left), granted actions (right)"
+        granted_but("purchase", &[AFTER_CONFLICTS_PURCHASE]),
+        "purchase with holds: recorded calls (left), granted actions but the read after conflicts (right)"
     );
 
     // sweeper: erin's and frank's ended holds go back on sale.
@@ -478,6 +509,9 @@ async fn the_order_functions_are_granted_exactly_the_dynamodb_actions_they_make(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(released, 2, "the sweep released erin's and frank's holds");
+    // And the room opens: no request drew its pre-queue, so the scheduled run does.
+    clock.set(start + 300_000 + flash_sale::room::DRAW_GRACE_MS + 1_000);
+    assert_eq!(sweeper_app.draw_due_rooms().await.expect("draw"), vec![room.id.to_string()]);
     assert_eq!(
         recorder.take_checked("sweeper"),
         granted("sweeper"),

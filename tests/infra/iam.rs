@@ -243,18 +243,30 @@ fn check(function: &str, grants: &[Grant]) {
     assert!(iam_actions(function).is_subset(&examined), "{function}: actions granted but not examined");
 }
 
-/// A batch reads every shard of a sale at once; a batch that slips in one other key is refused.
+/// A batch reads every shard of a sale at once (and, where lanes are granted, 100 lanes' counters
+/// at once); a batch that slips in one other key is refused.
 fn check_batches(function: &str) {
     let statements = policy_statements(&template(), function);
     let whole_sale: Vec<String> = (0..MAX_SHARDS).map(|n| shard_pk("demo", n)).collect();
     assert!(allowed(&statements, "dynamodb:BatchGetItem", On::Table, &whole_sale), "{function}: a sale's shards");
-    for other in [purchase_pk("demo", "x#STOCK#1"), queue_pk("demo", "x#STOCK#1"), sale_pk("demo")] {
-        let sneaky = vec![shard_pk("demo", 0), other.clone()];
-        assert!(
-            !allowed(&statements, "dynamodb:BatchGetItem", On::Table, &sneaky),
-            "{function}: a batch of shards with {other} must be refused"
-        );
+    let lanes: Vec<String> = (0..100).map(|n| lane_pk("demo", n)).collect();
+    let lanes_granted = allowed(&statements, "dynamodb:BatchGetItem", On::Table, &lanes);
+    for (first, what) in [(shard_pk("demo", 0), "shards"), (lane_pk("demo", 0), "lanes")] {
+        if what == "lanes" && !lanes_granted {
+            continue;
+        }
+        let others =
+            [purchase_pk("demo", "x#STOCK#1"), queue_pk("demo", "x#PRE#1"), sale_pk("demo"), places_pk("demo")];
+        for other in others {
+            let sneaky = vec![first.clone(), other.clone()];
+            assert!(
+                !allowed(&statements, "dynamodb:BatchGetItem", On::Table, &sneaky),
+                "{function}: a batch of {what} with {other} must be refused"
+            );
+        }
     }
+    let mixed = vec![shard_pk("demo", 0), lane_pk("demo", 0)];
+    assert!(!allowed(&statements, "dynamodb:BatchGetItem", On::Table, &mixed), "{function}: shards and lanes mixed");
 }
 
 #[test]
@@ -269,10 +281,13 @@ fn purchase_reads_sales_and_its_buyers_record_takes_stock_records_purchases_and_
             // Stock taken (and given back by a released hold); a released hold's record expired.
             Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Shard, Purchase] },
             Grant { action: "dynamodb:PutItem", on: On::Table, kinds: &[Purchase] },
+            // The stock read after conflicts.
+            Grant { action: "dynamodb:BatchGetItem", on: On::Table, kinds: &[Shard] },
             // A sale's earliest-ending holds, when no stock is left.
             Grant { action: "dynamodb:Query", on: On::Index(HOLDS_INDEX), kinds: &[HoldKey] },
         ],
     );
+    check_batches("purchase");
 }
 
 #[test]
@@ -282,7 +297,8 @@ fn status_reads_sales_stock_and_health_advances_rooms_and_never_reads_a_purchase
         "status",
         &[
             Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Sale, Health, Places] },
-            Grant { action: "dynamodb:BatchGetItem", on: On::Table, kinds: &[Shard] },
+            // Stock; at opening, the pre-queue's size from its lanes' counters.
+            Grant { action: "dynamodb:BatchGetItem", on: On::Table, kinds: &[Shard, Lane] },
             Grant { action: "dynamodb:Query", on: On::Index(SALES_INDEX), kinds: &[SaleListKey] },
             // The draw: lanes read; the room advanced.
             Grant { action: "dynamodb:Query", on: On::Table, kinds: &[Lane] },
@@ -329,17 +345,24 @@ fn orders_finds_an_order_by_its_id_and_confirms_its_record_only() {
 }
 
 #[test]
-fn sweeper_lists_sales_and_their_holds_and_expires_ended_holds_into_their_shards() {
+fn sweeper_draws_due_prequeues_and_expires_ended_holds_into_their_shards() {
     use Kind::*;
     check(
         "sweeper",
         &[
             Grant { action: "dynamodb:Query", on: On::Index(SALES_INDEX), kinds: &[SaleListKey] },
+            // The draw: room and seed, places counter; stock; lanes sealed and read, places
+            // written; the room advanced.
+            Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Sale, Places, Purchase] },
+            Grant { action: "dynamodb:BatchGetItem", on: On::Table, kinds: &[Shard] },
+            Grant { action: "dynamodb:Query", on: On::Table, kinds: &[Lane] },
+            Grant { action: "dynamodb:PutItem", on: On::Table, kinds: &[Sale] },
+            // The sweep: holds found, records expired and read back, items back on their shards.
             Grant { action: "dynamodb:Query", on: On::Index(HOLDS_INDEX), kinds: &[HoldKey] },
-            Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Purchase, Shard] },
-            Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Purchase] },
+            Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Lane, Queue, Purchase, Shard] },
         ],
     );
+    check_batches("sweeper");
 }
 
 /// The stream reaches the order-events function through its event source mapping (SAM grants the
@@ -377,7 +400,8 @@ fn queue_keeps_the_line_and_never_touches_purchase_records_or_stock() {
         &[
             // The sale, its room and draw seed; the places counter; a person's place.
             Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Sale, Places, Queue] },
-            Grant { action: "dynamodb:BatchGetItem", on: On::Table, kinds: &[Shard] },
+            // Stock; at opening, the pre-queue's size from its lanes' counters.
+            Grant { action: "dynamodb:BatchGetItem", on: On::Table, kinds: &[Shard, Lane] },
             // The room advanced; a lane marker; a place put on joining.
             Grant { action: "dynamodb:PutItem", on: On::Table, kinds: &[Sale, Lane, Queue] },
             // Places taken in blocks; lane counters counted and sealed; places drawn.
@@ -420,7 +444,16 @@ fn each_function_is_granted_exactly_its_dynamodb_actions_on_this_table_only() {
     let expected = [
         ("order-events", set(&[])),
         ("orders", set(&["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"])),
-        ("purchase", set(&["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"])),
+        (
+            "purchase",
+            set(&[
+                "dynamodb:BatchGetItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:Query",
+                "dynamodb:UpdateItem",
+            ]),
+        ),
         (
             "queue",
             set(&[
@@ -441,7 +474,16 @@ fn each_function_is_granted_exactly_its_dynamodb_actions_on_this_table_only() {
                 "dynamodb:UpdateItem",
             ]),
         ),
-        ("sweeper", set(&["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"])),
+        (
+            "sweeper",
+            set(&[
+                "dynamodb:BatchGetItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:Query",
+                "dynamodb:UpdateItem",
+            ]),
+        ),
         ("user-lookup", set(&["dynamodb:GetItem", "dynamodb:UpdateItem"])),
     ];
     let t = template();
