@@ -21,7 +21,8 @@ async fn every_example_event_gets_its_documented_answer() {
     let body_app = wall_app(&store, AuthMode::Body);
     let jwt_app = wall_app(&store, AuthMode::Jwt);
     use flash_sale::http::{
-        purchase_function as purchase, status_function as status, user_lookup_function as user_lookup,
+        orders_function as orders, purchase_function as purchase, status_function as status,
+        user_lookup_function as user_lookup,
     };
 
     let cases: Vec<(&str, u16, Option<&str>)> = vec![
@@ -32,12 +33,16 @@ async fn every_example_event_gets_its_documented_answer() {
         ("list-sales.json", 200, None),
         ("health.json", 200, None),
         ("user-lookup.json", 200, None),
+        // `demo` has no holds: alice's order is confirmed at once and cannot be cancelled.
+        ("cancel.json", 409, Some("order_confirmed")),
+        ("confirm.json", 404, Some("order_not_found")),
     ];
     for (name, expected, code) in cases {
         let req = event(name);
         let resp = match name {
             n if n.starts_with("purchase") => purchase(&body_app, req).await,
-            "user-lookup.json" => user_lookup(&body_app, req).await,
+            "user-lookup.json" | "cancel.json" => user_lookup(&body_app, req).await,
+            "confirm.json" => orders(&body_app, req).await,
             _ => status(&body_app, req).await,
         };
         let (got, body) = read(&resp);
@@ -47,4 +52,13 @@ async fn every_example_event_gets_its_documented_answer() {
     assert_eq!((got, body["userId"].as_str()), (201, Some("jwt-user-1")));
     let (got, body) = read(&purchase(&jwt_app, event("purchase.json")).await);
     assert_eq!((got, body["code"].as_str()), (401, Some("unauthorized")), "no authorizer claims in JWT mode");
+
+    // The sweeper's schedule event: its content is ignored, a sweep runs.
+    let schedule: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/sweep.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(schedule["detail-type"], "Scheduled Event");
+    let swept = body_app.sweep(10, std::time::Duration::from_secs(10)).await.unwrap();
+    assert!(!swept.stopped_early, "{swept:?}");
 }

@@ -502,7 +502,7 @@ async fn the_order_functions_are_granted_exactly_the_dynamodb_actions_they_make(
     // sweeper: erin's and frank's ended holds go back on sale.
     let mut released = 0;
     for _ in 0..50 {
-        released += sweeper_app.sweep(100).await.expect("sweep").released;
+        released += sweeper_app.sweep(100, Duration::from_secs(60)).await.expect("sweep").released;
         if released >= 2 {
             break;
         }

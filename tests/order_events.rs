@@ -89,7 +89,7 @@ async fn every_change_of_an_order_becomes_one_event_in_order() {
     clock.advance(60_000);
     let mut released = 0;
     for _ in 0..100 {
-        released += app.sweep(100).await.unwrap().released;
+        released += app.sweep(100, std::time::Duration::from_secs(60)).await.unwrap().released;
         if released == 1 {
             break;
         }

@@ -119,20 +119,22 @@ async fn an_ended_hold_is_released_by_the_sweeper_and_its_buyer_may_buy_again() 
     let (_, bob) = buy(&app, &sale, "bob").await;
 
     clock.advance(59_999);
-    assert_eq!(app.sweep(100).await.unwrap().released, 0, "not ended yet");
+    assert_eq!(app.sweep(100, Duration::from_secs(60)).await.unwrap().released, 0, "not ended yet");
     clock.advance(1);
+    let stopped = app.sweep(100, Duration::ZERO).await.unwrap();
+    assert!(stopped.stopped_early && stopped.released == 0, "out of time before the first hold: {stopped:?}");
     // The orders index and the holds index are eventually consistent: sweep until both ended
     // holds are found (bounded).
     let mut released = 0;
     let deadline = Instant::now() + Duration::from_secs(10);
     while released < 2 && Instant::now() < deadline {
-        released += app.sweep(100).await.unwrap().released;
+        released += app.sweep(100, Duration::from_secs(60)).await.unwrap().released;
     }
     assert_eq!(released, 2);
     let (left, records) = stored_state(&store, &sale).await;
     assert_eq!(left, vec![1, 1], "each item back on the shard it came from");
     assert!(records.iter().all(|r| r.status == OrderStatus::Expired && r.version == 2 && r.hold_key.is_none()));
-    assert_eq!(app.sweep(100).await.unwrap().released, 0, "released once");
+    assert_eq!(app.sweep(100, Duration::from_secs(60)).await.unwrap().released, 0, "released once");
 
     let (status, body) = confirm(&app, &sale, alice["orderId"].as_str().unwrap()).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("hold_expired")));
@@ -343,7 +345,7 @@ async fn purchases_cancels_confirms_and_the_sweeper_racing_keep_every_item_accou
         tokio::spawn(async move {
             let mut released = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                released += app.sweep(1_000).await.expect("sweep").released;
+                released += app.sweep(1_000, Duration::from_secs(60)).await.expect("sweep").released;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             released

@@ -26,6 +26,8 @@ pub struct SweepReport {
     pub released: u32,
     /// Ended holds another writer changed first (confirmed, cancelled or released elsewhere).
     pub skipped: u32,
+    /// The limit or the time budget ended the sweep before every ended hold was looked at.
+    pub stopped_early: bool,
 }
 
 impl App {
@@ -168,8 +170,10 @@ impl App {
         Ok(false)
     }
 
-    /// The sweeper: releases every ended hold of every sale with holds, at most `limit` in all.
-    pub async fn sweep(&self, limit: usize) -> Result<SweepReport, AppError> {
+    /// The sweeper: releases every ended hold of every sale with holds, at most `limit` in all,
+    /// and stops early once `budget` has passed (the next run continues).
+    pub async fn sweep(&self, limit: usize, budget: Duration) -> Result<SweepReport, AppError> {
+        let started = std::time::Instant::now();
         let mut report = SweepReport::default();
         let sales = self.store.list_sales().await.map_err(logged)?;
         let now = self.clock.now_ms();
@@ -182,7 +186,8 @@ impl App {
             // Passes until a look finds no full page of ended holds; the index lags the table
             // briefly, so an entry just released may show once more (counted as skipped).
             for _ in 0..10 {
-                if report.released + report.skipped >= limit as u32 {
+                if report.released + report.skipped >= limit as u32 || started.elapsed() >= budget {
+                    report.stopped_early = true;
                     return Ok(report);
                 }
                 let holds = self.store.earliest_holds(&sale.id, HOLDS_PER_LANE).await.map_err(logged)?;

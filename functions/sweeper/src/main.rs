@@ -6,13 +6,16 @@
 /// Most holds one run releases; the next run continues (a buyer who finds no stock releases
 /// some too).
 const LIMIT: usize = 5_000;
+/// Time a run spends releasing holds at most: well inside the function's 120 s timeout, after
+/// the draws.
+const BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     flash_sale::lambda::run_task(|app, _event| async move {
         // The draws first: people wait for them, and a hold's item can wait a minute.
         let drawn = app.draw_due_rooms().await.map_err(|e| format!("draw failed: {e}"))?;
-        let report = app.sweep(LIMIT).await.map_err(|e| format!("sweep failed: {e}"))?;
+        let report = app.sweep(LIMIT, BUDGET).await.map_err(|e| format!("sweep failed: {e}"))?;
         tracing::info!(sales = report.sales, released = report.released, skipped = report.skipped, drawn = ?drawn, "sweep");
         let mut answer = serde_json::to_value(report)?;
         answer["drawn"] = serde_json::json!(drawn);

@@ -147,6 +147,9 @@ enum Command {
     Sweep {
         #[arg(long, default_value_t = 10_000)]
         limit: usize,
+        /// Stop releasing after this many seconds (a later sweep continues).
+        #[arg(long, default_value_t = 300)]
+        budget_seconds: u64,
     },
     /// Restore the stock and delete every purchase. Run it only while the sale takes no traffic.
     ResetSale {
@@ -330,8 +333,9 @@ async fn run(cli: Cli) -> Result<()> {
             let order = use_cases(&store, &cli.table).release(&sale_id(&raw)?, &user).await;
             writeln!(out, "{}", json!(order.map_err(refused)?))?;
         }
-        Command::Sweep { limit } => {
-            let report = use_cases(&store, &cli.table).sweep(limit).await.map_err(refused)?;
+        Command::Sweep { limit, budget_seconds } => {
+            let budget = std::time::Duration::from_secs(budget_seconds);
+            let report = use_cases(&store, &cli.table).sweep(limit, budget).await.map_err(refused)?;
             writeln!(out, "{}", json!(report))?;
         }
         Command::VerifyDraw { sale_id } => {
