@@ -14,6 +14,8 @@ export interface SaleStatus {
   startsAt: string;
   endsAt: string;
   serverTime: string;
+  /** How long a purchase holds its item for payment; 0 (or absent): purchases are final at once. */
+  holdSeconds?: number;
   /** Present for a sale with a waiting room. */
   queue?: RoomView;
 }
@@ -52,11 +54,22 @@ export interface LineView {
   admissionExpiresAt?: string;
 }
 
+/**
+ * Where an order stands: `reserved` holds its item until `holdExpiresAt` waiting for payment,
+ * `confirmed` is final (paid, or a sale without holds), `cancelled` (by the buyer) and `expired`
+ * (the hold ran out) gave the item back, and their buyer may buy again.
+ */
+export type OrderStatus = 'reserved' | 'confirmed' | 'cancelled' | 'expired';
+
+/** An order (`POST …/purchases`, `GET|DELETE …/purchases/{userId}`). */
 export interface Purchase {
   saleId: string;
   userId: string;
   orderId: string;
   purchasedAt: string;
+  status: OrderStatus;
+  /** RFC 3339 UTC: until when a reserved order holds its item (still present after it ended). */
+  holdExpiresAt?: string;
 }
 
 /**
@@ -68,7 +81,10 @@ export interface Problem {
   status: number;
   code: string;
   detail?: string;
+  /** The existing order (`already_purchased`). */
   purchase?: Purchase;
+  /** The order as it is (`order_confirmed`, `order_cancelled`, `hold_expired`). */
+  order?: Purchase;
   startsAt?: string;
   /** When the line opens (`queue_not_open`). */
   opensAt?: string;
@@ -133,6 +149,15 @@ export class Api {
     return this.call(path, { headers: auth(who.token) });
   }
 
+  /**
+   * Cancels this shopper's reserved order: the item goes back on sale. Cancelling a cancelled or
+   * expired order answers it as it is; a confirmed one is refused (`order_confirmed`).
+   */
+  cancel(saleId: string, who: Identity): Promise<Result<Purchase>> {
+    const path = `/sales/${encodeURIComponent(saleId)}/purchases/${encodeURIComponent(who.userId)}`;
+    return this.call(path, { method: 'DELETE', headers: auth(who.token) });
+  }
+
   private async call<T>(path: string, init: RequestInit = {}): Promise<Result<T>> {
     let resp: Response;
     try {
@@ -173,6 +198,7 @@ export function toProblem(resp: Response, body: unknown): Problem {
     startsAt: typeof b.startsAt === 'string' ? b.startsAt : undefined,
   };
   if (typeof b.opensAt === 'string') problem.opensAt = b.opensAt;
+  if (typeof b.order === 'object' && b.order !== null) problem.order = b.order;
   const retryHeader = Number(resp.headers.get('Retry-After'));
   const retry = retryHeader > 0 ? retryHeader : Number(b.retryAfterSeconds);
   if (retry > 0) problem.retryAfterSeconds = Math.min(Math.ceil(retry), 60);

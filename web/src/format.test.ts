@@ -27,7 +27,7 @@ const sale: SaleStatus = {
   serverTime: '2026-01-01T10:30:00.000Z',
 };
 const at = (iso: string) => Date.parse(iso);
-const purchase: Purchase = { saleId: 'demo', userId: 'alice', orderId: '01JORDER', purchasedAt: '2026-01-01T10:01:00.000Z' };
+const purchase: Purchase = { saleId: 'demo', userId: 'alice', orderId: '01JORDER', purchasedAt: '2026-01-01T10:01:00.000Z', status: 'confirmed' };
 const problem = (code: string, extra: Partial<Problem> = {}): Result<Purchase> => ({
   ok: false,
   kind: 'problem',

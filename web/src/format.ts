@@ -152,7 +152,10 @@ export function alreadyBought(purchase: Purchase): Message {
 
 /** What to tell the shopper after pressing Buy. */
 export function purchaseMessage(result: Result<Purchase>): Message {
-  if (result.ok) return bought('You got it! Your order is confirmed.', result.value, 'success');
+  if (result.ok) {
+    const title = result.value.status === 'reserved' ? 'You got it! The item is reserved for you.' : 'You got it! Your order is confirmed.';
+    return bought(title, result.value, 'success');
+  }
   if (result.kind === 'network') return { ...failureMessage(result), detail: `${NOT_CONFIRMED} ${failureMessage(result).detail}` };
   const p = result.problem;
   switch (p.code) {
@@ -195,7 +198,18 @@ export function busyMessage(secondsLeft: number): Message {
 
 /** What to tell the shopper after “Check my purchase”. */
 export function lookupMessage(result: Result<Purchase>, userId: string): Message {
-  if (result.ok) return bought('You have this item.', result.value, 'success');
+  if (result.ok) {
+    switch (result.value.status) {
+      case 'reserved':
+        return bought('The item is reserved for you.', result.value, 'info');
+      case 'cancelled':
+        return bought('You cancelled this order.', result.value, 'info');
+      case 'expired':
+        return bought('Your hold on this item expired.', result.value, 'warning');
+      default:
+        return bought('You have this item.', result.value, 'success');
+    }
+  }
   if (result.kind === 'problem' && result.problem.code === 'purchase_not_found') {
     return { tone: 'info', title: 'No purchase found', detail: `${userId} has not bought this item.` };
   }

@@ -95,7 +95,7 @@ const KEEP_OPEN = 'Keep this page open: Buy appears here when it is your turn.';
 export function linePanel({ room, saleState, line, joinedAs, drawn = false, bought = false, serverNow }: LineInput): LinePanel {
   const joined = line !== undefined || joinedAs !== undefined;
   if (bought) {
-    return { phase: 'bought', title: 'You have your item', detail: 'Your order is confirmed; your place in line is used.', action: 'none', button: 'Bought' };
+    return { phase: 'bought', title: 'You have your item', detail: 'Your order went through; your place in line is used.', action: 'none', button: 'Bought' };
   }
   if (room.state === 'closed' || saleState === 'ended') {
     return {

@@ -4,7 +4,7 @@ import { type Purchase, type Result, toProblem } from './api';
 import { busyMessage, purchaseMessage } from './format';
 import { BASE_DELAY_MS, MAX_AUTO_RETRIES, MAX_DELAY_MS, isRetryable, newIdempotencyKey, pressBuy, retryDelayMs } from './retry';
 
-const order: Purchase = { saleId: 'demo', userId: 'alice', orderId: '01JORDER', purchasedAt: '2026-01-01T10:01:00.000Z' };
+const order: Purchase = { saleId: 'demo', userId: 'alice', orderId: '01JORDER', purchasedAt: '2026-01-01T10:01:00.000Z', status: 'confirmed' };
 const created: Result<Purchase> = { ok: true, status: 201, value: order, ageSeconds: 0, receivedAt: 0 };
 const problem = (status: number, code: string, retryAfterSeconds?: number): Result<Purchase> => ({
   ok: false,

@@ -1,6 +1,7 @@
-// `#/sales/{saleId}`: live stock, countdown, Buy and "Check my purchase".
+// `#/sales/{saleId}`: live stock, countdown, Buy, "Check my purchase", and the shopper's order
+// (reserved with a countdown and Cancel, confirmed, cancelled or expired).
 
-import type { Api, Identity, LineView, Result, SaleStatus } from './api';
+import type { Api, Identity, LineView, Purchase, Result, SaleStatus } from './api';
 import {
   forgetJoinedLine,
   getJoinedLine,
@@ -28,6 +29,7 @@ import {
   stateAt,
 } from './format';
 import { joinBusyMessage, joinFailureMessage, lineNeedsPollNow, type LinePanel, linePanel } from './line';
+import { buyRule, cancelOutcome, holdsItem, type OrderPanel, orderPanel, orderPollMs, showsOrderPanel } from './order';
 import { isRetryable, MAX_AUTO_RETRIES, pressBuy, retryDelayMs } from './retry';
 import { stockBar, updateStockBar } from './stock';
 
@@ -58,6 +60,12 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   let lineTimer = 0;
   let linePolling = false;
   let lastLinePoll = 0;
+  // The shopper's order, as last answered by the API; shown in the order panel on sales with holds.
+  let order: Purchase | undefined;
+  let orderView: OrderPanel | undefined;
+  let cancelling = false;
+  let orderTimer = 0;
+  let orderPolling = false;
 
   const heading = h('h1', { tabindex: -1 }, 'Loading sale…');
   const badge = h('span', { class: 'badge', hidden: true });
@@ -92,12 +100,38 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     spellcheck: 'false',
     maxlength: 255,
     'aria-describedby': 'user-id-hint',
+    // The order shown is one user id's: typing another one puts it away.
+    oninput: () => {
+      if (order && order.userId !== userId.value) setOrder(undefined);
+    },
   });
   const userHint = h('p', { class: 'hint', id: 'user-id-hint' });
   const buy = h('button', { type: 'submit', class: 'primary', disabled: true, 'aria-describedby': 'buy-reason' }, 'Buy now');
   const check = h('button', { type: 'button', class: 'secondary', onclick: () => void checkPurchase() }, 'Check my purchase');
   const reason = h('p', { class: 'hint', id: 'buy-reason' });
   const result = h('div', { class: 'result', role: 'status', 'aria-live': 'polite', 'aria-atomic': 'true' });
+
+  const orderTitle = h('p', { class: 'order-title', id: 'order-title' });
+  const orderCode = h('code', {});
+  const orderId = h('p', { class: 'order' }, 'Order id ', orderCode);
+  const orderDetail = h('p', { class: 'order-detail', id: 'order-detail' });
+  const cancel = h(
+    'button',
+    { type: 'button', class: 'secondary', 'aria-describedby': 'order-detail', onclick: () => void cancelOrder() },
+    'Cancel order',
+  );
+  const cancelRow = h('div', { class: 'actions' }, cancel);
+  // Announces a change of phase (reserved, hold expired, confirmed…), not every tick of the clock.
+  const orderAnnounce = h('p', { class: 'visually-hidden', 'aria-live': 'polite' });
+  const orderBox = h(
+    'section',
+    { class: 'order-panel', hidden: true, 'aria-labelledby': 'order-title' },
+    orderTitle,
+    orderId,
+    orderDetail,
+    cancelRow,
+    orderAnnounce,
+  );
 
   const token = h('input', { id: 'token', type: 'password', autocomplete: 'off', spellcheck: 'false', 'aria-describedby': 'token-hint' });
   const tokenHint = h('p', { class: 'hint', id: 'token-hint' });
@@ -135,6 +169,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
       lineBox,
       form,
     result,
+    orderBox,
     signIn,
   );
   root.replaceChildren(h('div', { class: 'narrow' }, h('p', { class: 'back' }, h('a', { href: '#/' }, '← All sales')), article));
@@ -212,6 +247,16 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
       why = '';
       if (joined && lineNeedsPollNow(sale.queue, line) && Date.now() - lastLinePoll >= LINE_POLL_MIN_MS) void pollLine();
     }
+    renderOrder(now);
+    if (!sale.queue && orderView && state === 'active') {
+      // A cancelled or expired order: buy again; a hold that ran out: once it is released.
+      const rule = buyRule(orderView.phase);
+      if (rule.again) label = `Buy again · ${formatPrice(sale.priceCents, sale.currency)}`;
+      if (rule.blocked) {
+        allowed = false;
+        why = rule.blocked;
+      }
+    }
     const busy = buying || joining;
     buy.disabled = busy || !allowed || waitMs > 0;
     setText(
@@ -228,6 +273,107 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     );
     setText(reason, why);
     check.disabled = checking;
+  }
+
+  /** The order panel, on the server's clock; a change of phase is announced unless `quiet`. */
+  function renderOrder(now: number, quiet = false): void {
+    const shown = order && showsOrderPanel(order, sale?.holdSeconds) ? orderPanel(order, now) : undefined;
+    const changed = shown?.phase !== orderView?.phase || shown?.orderId !== orderView?.orderId;
+    orderView = shown;
+    orderBox.hidden = !shown;
+    if (!shown) {
+      if (changed) clearTimeout(orderTimer);
+      return;
+    }
+    orderBox.dataset.phase = shown.phase;
+    orderBox.dataset.tone = shown.tone;
+    setText(orderTitle, shown.title);
+    setText(orderCode, shown.orderId);
+    setText(orderDetail, shown.detail);
+    cancelRow.hidden = !shown.cancel;
+    cancel.disabled = cancelling;
+    setText(cancel, cancelling ? 'Cancelling…' : 'Cancel order');
+    if (changed) {
+      if (!quiet) {
+        // The outcome message above was about the order as it was; the panel tells what it is now.
+        result.replaceChildren();
+        setText(orderAnnounce, shown.title);
+      }
+      scheduleOrderPoll();
+    }
+  }
+
+  /**
+   * The shopper's order as the API just answered it. `message` goes to the status region and
+   * speaks for the change; without one, the panel announces its new phase.
+   */
+  function setOrder(next: Purchase | undefined, message?: Message): void {
+    order = next;
+    if (sale?.queue && next) bought = holdsItem(next);
+    const panel = next !== undefined && showsOrderPanel(next, sale?.holdSeconds);
+    if (message) show(panel ? { ...message, orderId: undefined } : message);
+    // Drawn again even when the phase is the same: a look-up the shopper asked for is answered.
+    if (!message && panel) orderView = undefined;
+    renderOrder(Date.now() + offset, message !== undefined);
+    scheduleOrderPoll();
+    render();
+  }
+
+  /** The next look at the order while it can change by itself (payment, or release of the hold). */
+  function scheduleOrderPoll(): void {
+    clearTimeout(orderTimer);
+    const ms = orderView ? orderPollMs(orderView.phase) : undefined;
+    if (ms === undefined || stopped) return;
+    orderTimer = window.setTimeout(() => void refreshOrder(), document.hidden ? Math.max(ms, HIDDEN_POLL_MS) : ms);
+  }
+
+  /** Looks the shown order up again; quiet unless its phase changed. */
+  async function refreshOrder(): Promise<void> {
+    clearTimeout(orderTimer);
+    if (!order || orderPolling || cancelling || stopped) return;
+    const asked = order;
+    orderPolling = true;
+    const r = await api.lookup(saleId, { userId: asked.userId, token: getToken() });
+    orderPolling = false;
+    if (stopped || order !== asked) return; // an action answered meanwhile
+    if (r.ok) {
+      order = r.value;
+      if (sale?.queue) bought = holdsItem(r.value);
+      render();
+    } else if (r.kind === 'problem' && r.problem.code === 'purchase_not_found') {
+      order = undefined;
+      render();
+    }
+    scheduleOrderPoll();
+  }
+
+  /** On a sale with holds, a shopper coming back finds their order without asking. */
+  async function findOrder(): Promise<void> {
+    const who = { userId: userId.value, token: getToken() };
+    if (!who.userId || order || !sale?.holdSeconds) return;
+    const r = await api.lookup(saleId, who);
+    if (stopped || order || !r.ok || r.value.userId !== userId.value) return;
+    setOrder(r.value);
+  }
+
+  async function cancelOrder(): Promise<void> {
+    if (!order || cancelling) return;
+    const who = { userId: order.userId, token: getToken() };
+    cancelling = true; // Set before the first await: a second click finds the button disabled.
+    clearTimeout(orderTimer);
+    render();
+    const r = await api.cancel(saleId, who);
+    cancelling = false;
+    if (stopped) return;
+    const outcome = cancelOutcome(r);
+    if (outcome.order) setOrder(outcome.order, outcome.message);
+    else if (outcome.gone) setOrder(undefined, outcome.message);
+    else {
+      if (outcome.message) show(outcome.message);
+      render();
+      scheduleOrderPoll();
+    }
+    if (r.ok) void poll(); // the item is back on sale
   }
 
   /** The line panel: where this shopper is in the line, or why there is no line to wait in. */
@@ -277,6 +423,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
           dropLine(); // no line (any more) for this sale
           showIdentity();
         }
+        void findOrder();
       }
       render();
     } else if (r.kind === 'problem' && r.problem.code === 'sale_not_found') {
@@ -325,14 +472,16 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     if (stopped) return;
     let message = purchaseMessage(r);
     let mine = r.ok || (r.kind === 'problem' && r.problem.code === 'already_purchased');
+    let placed = r.ok ? r.value : !r.ok && r.kind === 'problem' ? r.problem.purchase : undefined;
     if (!r.ok && r.kind === 'problem' && r.problem.code === 'sold_out' && who.userId) {
       // A server that already knows the sale is sold out answers without looking up this
       // shopper's order; ask, so an earlier buyer sees their order rather than "sold out".
       const found = await api.lookup(saleId, who);
-      if (found.ok) {
+      if (found.ok && holdsItem(found.value)) {
         message = alreadyBought(found.value);
         mine = true;
       }
+      if (found.ok) placed = found.value;
     }
     buying = false;
     if (stopped) return;
@@ -347,7 +496,8 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
       const secs = !r.ok && r.kind === 'problem' ? (r.problem.retryAfterSeconds ?? 1) : 1;
       retryAt = Date.now() + secs * 1000;
     }
-    show(message);
+    if (placed) setOrder(placed, message);
+    else show(message);
     render();
     void poll(); // the stock just changed
   }
@@ -454,12 +604,20 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     const r = await api.lookup(saleId, who);
     checking = false;
     if (stopped) return;
-    show(lookupMessage(r, who.userId));
+    if (r.ok && showsOrderPanel(r.value, sale?.holdSeconds)) {
+      setOrder(r.value); // the order panel tells it
+    } else {
+      if (r.ok) order = r.value;
+      else if (r.kind === 'problem' && r.problem.code === 'purchase_not_found') order = undefined;
+      show(lookupMessage(r, who.userId));
+    }
     render();
   }
 
   const onVisibility = () => {
-    if (!document.hidden) void poll();
+    if (document.hidden) return;
+    void poll();
+    if (orderView && orderPollMs(orderView.phase) !== undefined) void refreshOrder();
   };
 
   showIdentity();
@@ -470,6 +628,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     stopped = true;
     clearTimeout(pollTimer);
     clearTimeout(lineTimer);
+    clearTimeout(orderTimer);
     clearInterval(tick);
     document.removeEventListener('visibilitychange', onVisibility);
   };

@@ -62,8 +62,9 @@ const rfc3339 = (offsetSecs) => new Date(Date.now() + offsetSecs * 1000).toISOSt
 /**
  * A sale of this run, created with the admin CLI like an operator would. `room` puts a waiting room
  * in front of it: `{ admitPerSecond, prequeueOpensIn, tokenTtlSeconds }`, each optional.
+ * `holdSeconds` > 0 makes purchases reserve their item for that long, waiting for payment.
  */
-function createSale({ name, stock = 50, startsIn = -60, endsIn = 3600, priceCents = 12900, currency = 'EUR', room }) {
+function createSale({ name, stock = 50, startsIn = -60, endsIn = 3600, priceCents = 12900, currency = 'EUR', room, holdSeconds = 0 }) {
   const saleId = `web-${RUN}-${Math.random().toString(36).slice(2, 7)}`;
   const roomArgs = !room
     ? []
@@ -79,11 +80,20 @@ function createSale({ name, stock = 50, startsIn = -60, endsIn = 3600, priceCent
       ...['--endpoint-url', DYNAMODB, '--table', 'flash-sale', 'create-sale', '--sale-id', saleId, '--name', name],
       ...['--price-cents', String(priceCents), '--currency', currency, '--stock', String(stock), '--shards', '1'],
       ...['--starts-at', rfc3339(startsIn), '--ends-at', rfc3339(endsIn)],
+      ...(holdSeconds > 0 ? ['--hold-seconds', String(holdSeconds)] : []),
       ...roomArgs,
     ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   return saleId;
+}
+
+/** Another admin command (`confirm`, `sweep`, …) against the test table; returns its output. */
+function admin(...args) {
+  return execFileSync(ADMIN, ['--endpoint-url', DYNAMODB, '--table', 'flash-sale', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    encoding: 'utf8',
+  });
 }
 
 const user = (label) => `${label}-${RUN}`;
@@ -153,6 +163,17 @@ const text = (locator) => locator.innerText({ timeout: 2000 }).catch(() => '');
 const buyButton = (page) => page.locator('form.buy button[type=submit]');
 const status = (page) => page.getByRole('status');
 const linePanel = (page) => page.locator('section.line');
+const orderPanel = (page) => page.locator('section.order-panel');
+const orderTitle = (page) => page.locator('section.order-panel .order-title');
+const cancelButton = (page) => page.getByRole('button', { name: 'Cancel order' });
+const stockText = (page) => page.locator('.sale .stock-text');
+
+/** Seconds left on a `Reserved — pay within m:ss` title. */
+const holdSecondsShown = (title) => {
+  const m = /pay within (\d+):(\d\d)/.exec(title);
+  assert.ok(m, `no countdown in ${JSON.stringify(title)}`);
+  return Number(m[1]) * 60 + Number(m[2]);
+};
 async function shot(page, name) {
   await page.mouse.move(0, 0); // no hover colours
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true, animations: 'disabled', caret: 'hide' });
@@ -705,6 +726,132 @@ it('an admission that is not used in time expires: the countdown ends and Buy go
   await expectText(linePanel(page), /Your admission expired/, 20_000);
   await expectText(buyButton(page), /^Admission expired$/);
   assert.equal(await buyButton(page).isDisabled(), true);
+  await close(page);
+});
+
+// Orders with holds: reserved until paid (the payment backend confirms), cancelled by the buyer, or
+// released after the hold runs out.
+
+it('a reserved order counts down on the server clock; Cancel gives the item back and Buy works again', async () => {
+  const saleId = createSale({ name: 'Reserved runner', stock: 10, priceCents: 11900, holdSeconds: 120 });
+  const buyer = user('holder');
+  const page = await openPage(`#/sales/${saleId}`);
+  await page.gotoHash();
+  await page.getByLabel('Your user id').fill(buyer);
+  await expectDisabled(buyButton(page), false);
+  await buyButton(page).click();
+
+  await expectText(status(page), /You got it! The item is reserved for you\./);
+  const first = await expectText(orderTitle(page), /^Reserved — pay within (1:5\d|2:00)$/);
+  const { body: stored } = await apiGet(`/sales/${saleId}/purchases/${buyer}`);
+  assert.equal(stored.status, 'reserved');
+  const panel = await expectText(orderPanel(page), /Payment confirms your order/);
+  assert.ok(panel.includes(`Order id ${stored.orderId}`), panel);
+  assert.ok(!(await text(status(page))).includes('confirmed'), 'a reserved order is not called confirmed');
+  await expectText(stockText(page), /^9 of 10 left$/, 3000);
+  // It counts down.
+  await eventually(async () => assert.ok(holdSecondsShown(await text(orderTitle(page))) < holdSecondsShown(first)), 3000);
+  await shot(page, 'order-reserved');
+
+  await cancelButton(page).click();
+  await expectText(orderTitle(page), /^Cancelled — the item went back on sale$/);
+  assert.equal(await cancelButton(page).count(), 0);
+  await expectText(stockText(page), /^10 of 10 left$/, 3000);
+  assert.equal((await apiGet(`/sales/${saleId}/purchases/${buyer}`)).body.status, 'cancelled');
+  await expectText(buyButton(page), /^Buy again · €119\.00$/);
+  await shot(page, 'order-cancelled');
+
+  await buyButton(page).click();
+  await expectText(orderTitle(page), /^Reserved — pay within (1:5\d|2:00)$/);
+  const { body: again } = await apiGet(`/sales/${saleId}/purchases/${buyer}`);
+  assert.equal(again.status, 'reserved');
+  assert.notEqual(again.orderId, stored.orderId, 'a new order');
+  assert.ok((await text(orderPanel(page))).includes(`Order id ${again.orderId}`));
+  await expectText(stockText(page), /^9 of 10 left$/, 3000);
+  await expectDisabled(cancelButton(page), false);
+  await close(page);
+});
+
+it('a hold that runs out says so at zero; once released the order shows expired and the item is back', async () => {
+  const saleId = createSale({ name: 'Three-second hold', stock: 5, holdSeconds: 3 });
+  const buyer = user('slow-payer');
+  const page = await openPage(`#/sales/${saleId}`);
+  await page.gotoHash();
+  await page.getByLabel('Your user id').fill(buyer);
+  await expectDisabled(buyButton(page), false);
+  await buyButton(page).click();
+  await expectText(orderTitle(page), /^Reserved — pay within 0:0[1-3]$/);
+  await expectText(stockText(page), /^4 of 5 left$/, 3000);
+
+  await expectText(orderTitle(page), /^Hold expired — the item goes back on sale$/, 6000);
+  assert.equal(await cancelButton(page).count(), 0);
+  await expectText(orderPanel(page), /You may buy again once it is back on sale/);
+  // Still reserved on the server until released: Buy waits for it.
+  await expectDisabled(buyButton(page), true);
+  await shot(page, 'order-hold-ended');
+
+  admin('sweep');
+  assert.equal((await apiGet(`/sales/${saleId}/purchases/${buyer}`)).body.status, 'expired');
+  // The page looks again by itself.
+  await expectText(orderTitle(page), /^Expired — the item went back on sale$/, 10_000);
+  await expectText(stockText(page), /^5 of 5 left$/, 3000);
+  await expectText(buyButton(page), /^Buy again · €129\.00$/);
+  await expectDisabled(buyButton(page), false);
+  await shot(page, 'order-expired');
+
+  await buyButton(page).click();
+  await expectText(status(page), /You got it! The item is reserved for you\./);
+  assert.equal((await apiGet(`/sales/${saleId}/purchases/${buyer}`)).body.status, 'reserved');
+  await close(page);
+});
+
+it('a confirmed order shows Confirmed without Cancel; cancelling one that was just paid shows it confirmed', async () => {
+  const saleId = createSale({ name: 'Paid in time', stock: 5, holdSeconds: 120 });
+  const buyer = user('payer');
+  const page = await openPage(`#/sales/${saleId}`);
+  await page.gotoHash();
+  await page.getByLabel('Your user id').fill(buyer);
+  await expectDisabled(buyButton(page), false);
+  await buyButton(page).click();
+  await expectText(orderTitle(page), /^Reserved — pay within/);
+  const { body: stored } = await apiGet(`/sales/${saleId}/purchases/${buyer}`);
+
+  // The payment backend confirms while the page still shows the reservation.
+  admin('confirm', '--sale-id', saleId, '--order-id', stored.orderId);
+  assert.equal((await apiGet(`/sales/${saleId}/purchases/${buyer}`)).body.status, 'confirmed');
+  await cancelButton(page).click();
+  await expectText(orderTitle(page), /^Confirmed$/);
+  await expectText(status(page), /Your order is already confirmed\s+It has been paid, so it can no longer be cancelled\./);
+  assert.equal(await cancelButton(page).count(), 0);
+  assert.equal((await apiGet(`/sales/${saleId}/purchases/${buyer}`)).body.status, 'confirmed');
+
+  await page.getByRole('button', { name: 'Check my purchase' }).click();
+  const shown = await expectText(orderPanel(page), /^Confirmed\s+Order id /);
+  assert.ok(shown.includes(`Order id ${stored.orderId}`), shown);
+  assert.equal(await cancelButton(page).count(), 0);
+  await shot(page, 'order-confirmed');
+
+  // Coming back later: the page finds the order by itself.
+  await page.reload();
+  await expectText(orderTitle(page), /^Confirmed$/);
+  assert.equal(await cancelButton(page).count(), 0);
+  await close(page);
+});
+
+it('a payment made elsewhere shows up on the open page by itself', async () => {
+  const saleId = createSale({ name: 'Paid on another device', stock: 5, holdSeconds: 120 });
+  const buyer = user('other-device');
+  assert.equal((await apiBuy(saleId, buyer)).status, 201);
+  const page = await openPage(`#/sales/${saleId}`);
+  await page.gotoHash();
+  await page.getByLabel('Your user id').fill(buyer);
+  await page.getByRole('button', { name: 'Check my purchase' }).click();
+  await expectText(orderTitle(page), /^Reserved — pay within (1:5\d|2:00)$/);
+  await expectDisabled(cancelButton(page), false);
+  const { body: stored } = await apiGet(`/sales/${saleId}/purchases/${buyer}`);
+  admin('confirm', '--sale-id', saleId, '--order-id', stored.orderId);
+  await expectText(orderTitle(page), /^Confirmed$/, 15_000);
+  assert.equal(await cancelButton(page).count(), 0);
   await close(page);
 });
 

@@ -1,0 +1,174 @@
+// Pure rules of the shopper's order on the sale page: where it stands on the server's clock, what
+// the order panel says, when Cancel shows, what Buy does meanwhile, and when to look it up again.
+
+import type { OrderStatus, Purchase, Result } from './api';
+import { failureMessage, formatTime, type Message, type Tone } from './format';
+
+/** Where an order stands as the page shows it: its status, and for a reserved one, the clock. */
+export type OrderPhase =
+  | 'reserved' // holds the item, payment pending: counts down, Cancel
+  | 'hold_ended' // still reserved on the server, but its hold ran out: released within a minute
+  | 'confirmed' // final
+  | 'cancelled' // given back by the buyer
+  | 'expired'; // released after the hold ran out
+
+const STATUSES: readonly OrderStatus[] = ['reserved', 'confirmed', 'cancelled', 'expired'];
+
+/** The order's status; one the page does not know is taken as final, like a record without one. */
+export function orderStatus(order: Purchase): OrderStatus {
+  return STATUSES.includes(order.status) ? order.status : 'confirmed';
+}
+
+/** Whether the order holds an item (so buying again answers `already_purchased`). */
+export function holdsItem(order: Purchase): boolean {
+  const s = orderStatus(order);
+  return s === 'reserved' || s === 'confirmed';
+}
+
+/** Milliseconds left of a hold on the server's clock; 0 once it ended, undefined if unknown. */
+export function holdLeftMs(order: Purchase, serverNow: number): number | undefined {
+  const end = order.holdExpiresAt ? Date.parse(order.holdExpiresAt) : Number.NaN;
+  return Number.isNaN(end) ? undefined : Math.max(0, end - serverNow);
+}
+
+export function orderPhase(order: Purchase, serverNow: number): OrderPhase {
+  const status = orderStatus(order);
+  if (status !== 'reserved') return status;
+  return holdLeftMs(order, serverNow) === 0 ? 'hold_ended' : 'reserved';
+}
+
+/**
+ * `1:59`, `0:05`, `1:00:00`: the hold's countdown as minutes and seconds (hours only for long
+ * holds). Rounds up, so a hold shows `0:00` only once it has ended.
+ */
+export function formatHoldClock(ms: number): string {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = String(total % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
+}
+
+/** What the order panel shows. */
+export interface OrderPanel {
+  phase: OrderPhase;
+  tone: Tone;
+  title: string;
+  detail: string;
+  orderId: string;
+  /** Whether the Cancel button shows. */
+  cancel: boolean;
+}
+
+/** The order panel for `order` at `serverNow`. */
+export function orderPanel(order: Purchase, serverNow: number): OrderPanel {
+  const phase = orderPhase(order, serverNow);
+  const base = { phase, orderId: order.orderId, cancel: false };
+  const until = order.holdExpiresAt ? formatTime(order.holdExpiresAt) : '';
+  switch (phase) {
+    case 'reserved': {
+      const left = holdLeftMs(order, serverNow);
+      return {
+        ...base,
+        tone: 'info',
+        title: left === undefined ? 'Reserved — waiting for payment' : `Reserved — pay within ${formatHoldClock(left)}`,
+        detail: `The item is held for you${until ? ` until ${until}` : ''}. Payment confirms your order; until then you may cancel it.`,
+        cancel: true,
+      };
+    }
+    case 'hold_ended':
+      return {
+        ...base,
+        tone: 'warning',
+        title: 'Hold expired — the item goes back on sale',
+        detail: `It was held for you${until ? ` until ${until}` : ''} and was not paid. You may buy again once it is back on sale, within a minute.`,
+      };
+    case 'confirmed':
+      return { ...base, tone: 'success', title: 'Confirmed', detail: `Your order is paid and final. Bought by ${order.userId} on ${formatTime(order.purchasedAt)}.` };
+    case 'cancelled':
+      return { ...base, tone: 'info', title: 'Cancelled — the item went back on sale', detail: 'You cancelled this order. You may buy again while stock lasts.' };
+    case 'expired':
+      return {
+        ...base,
+        tone: 'warning',
+        title: 'Expired — the item went back on sale',
+        detail: 'The hold ran out before payment. You may buy again while stock lasts.',
+      };
+  }
+}
+
+/**
+ * Whether the page shows `order` in the order panel. A sale without holds has final orders only:
+ * the outcome message tells all there is, as it always did.
+ */
+export function showsOrderPanel(order: Purchase, holdSeconds = 0): boolean {
+  return holdSeconds > 0 || orderStatus(order) !== 'confirmed';
+}
+
+/** What Buy does while an order is shown: `again` relabels it, `blocked` disables it and says why. */
+export interface BuyRule {
+  again: boolean;
+  blocked: string;
+}
+
+export function buyRule(phase: OrderPhase | undefined): BuyRule {
+  switch (phase) {
+    case 'hold_ended':
+      // Still reserved on the server until it is released: an order now would be refused.
+      return { again: true, blocked: 'Buy unlocks again when your item is back on sale.' };
+    case 'cancelled':
+    case 'expired':
+      return { again: true, blocked: '' };
+    default:
+      // No order, or one that holds an item: Buy tells the shopper they already have one.
+      return { again: false, blocked: '' };
+  }
+}
+
+/** While reserved: looks for the payment now and then. */
+export const RESERVED_POLL_MS = 10_000;
+/** After the hold ran out: looks for the release (the sweeper runs every minute). */
+export const HOLD_ENDED_POLL_MS = 5_000;
+
+/** When to look the order up again, or undefined while nothing about it can change by itself. */
+export function orderPollMs(phase: OrderPhase): number | undefined {
+  return phase === 'reserved' ? RESERVED_POLL_MS : phase === 'hold_ended' ? HOLD_ENDED_POLL_MS : undefined;
+}
+
+/** What a press of Cancel leads to: the order to show now, a message, or no order at all. */
+export interface CancelOutcome {
+  order?: Purchase;
+  message?: Message;
+  /** There is no order for this shopper (any more). */
+  gone?: boolean;
+}
+
+export function cancelOutcome(result: Result<Purchase>): CancelOutcome {
+  if (result.ok) return { order: result.value };
+  if (result.kind === 'network') {
+    const failed = failureMessage(result);
+    return {
+      message: {
+        ...failed,
+        detail: result.timedOut
+          ? 'The cancellation may not have gone through. Use “Check my purchase” to see your order.'
+          : `Your order is still reserved. ${failed.detail}`,
+      },
+    };
+  }
+  const p = result.problem;
+  switch (p.code) {
+    case 'order_confirmed':
+      return {
+        order: p.order,
+        message: { tone: 'info', title: 'Your order is already confirmed', detail: 'It has been paid, so it can no longer be cancelled.' },
+      };
+    case 'purchase_not_found':
+      return { gone: true, message: { tone: 'info', title: 'No order to cancel', detail: 'There is no order of yours in this sale.' } };
+    case 'temporarily_unavailable':
+    case 'too_many_requests':
+      return { message: { ...failureMessage(result), detail: `Your order is still reserved. ${failureMessage(result).detail}` } };
+    default:
+      return { message: failureMessage(result) };
+  }
+}
