@@ -195,6 +195,28 @@ async fn a_buyer_who_finds_no_stock_releases_ended_holds_first_and_gets_the_item
 }
 
 #[tokio::test]
+async fn a_buyer_whose_hold_ended_buys_again_at_once_and_a_late_cancel_counts_as_expiry() {
+    let store = fresh_store().await;
+    let (clock, shared) = clock_at(1_800_000_000_000);
+    let sale = held_sale(&store, 3, 1, clock.now_ms(), 60).await;
+    let app = app(&store, shared, AuthMode::Body);
+    let (_, first) = buy(&app, &sale, "alice").await;
+    let (_, bob) = buy(&app, &sale, "bob").await;
+    assert_eq!(buy(&app, &sale, "alice").await.1["code"], "already_purchased", "the hold still runs");
+    clock.advance(60_000);
+    // No sweep: alice's purchase finds her own ended hold, releases it and buys again.
+    let (status, again) = buy(&app, &sale, "alice").await;
+    assert_eq!((status, again["status"].as_str()), (201, Some("reserved")), "{again}");
+    assert_ne!(again["orderId"], first["orderId"]);
+    // Bob cancels after his hold ended: released as what it is, expired.
+    let (status, late) = cancel(&app, &sale, "bob").await;
+    assert_eq!((status, late["status"].as_str(), &late["orderId"]), (200, Some("expired"), &bob["orderId"]));
+    let (left, records) = stored_state(&store, &sale).await;
+    let live = records.iter().filter(|r| r.status.is_live()).count() as i64;
+    assert_eq!((stock(&left), live), (2, 1), "alice's new hold only");
+}
+
+#[tokio::test]
 async fn a_holdless_sale_confirms_at_once() {
     let store = fresh_store().await;
     let sale = held_sale(&store, 3, 1, integration_tests::now_ms(), 0).await;

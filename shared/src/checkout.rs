@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::app::{App, logged};
 use crate::error::AppError;
 use crate::ids::{SaleId, UserId};
-use crate::order::Purchase;
+use crate::order::{OrderStatus, Purchase};
 use crate::sale::{Sale, Window};
 use crate::store::{Attempt, PurchaseRecord};
 
@@ -171,6 +171,7 @@ impl App {
     ) -> Result<Purchase, AppError> {
         let sale_id = &sale.id;
         let mut busy = false;
+        let mut released_own = false;
         for shard in shards {
             report.shard = Some(shard);
             let mut attempt = 0;
@@ -193,6 +194,18 @@ impl App {
                     Attempt::Committed => {
                         crate::telemetry::record_order_change(record.status, false);
                         return Ok(record.to_purchase());
+                    }
+                    // The buyer's own hold has ended but is not released yet: release it (the
+                    // item goes back to its shard) and try again, once.
+                    Attempt::AlreadyPurchased(p)
+                        if !released_own
+                            && p.status == OrderStatus::Reserved
+                            && p.hold_expires_at.is_some_and(|at| at <= now) =>
+                    {
+                        released_own = true;
+                        attempt += 1;
+                        self.expire_hold(sale, &p, now).await?;
+                        self.forget_empty(sale_id);
                     }
                     Attempt::AlreadyPurchased(p) => return owned(*p, order_id, key),
                     Attempt::NotStarted => {

@@ -84,9 +84,10 @@ impl App {
         Err(AppError::OrderNotFound)
     }
 
-    /// `DELETE /sales/{saleId}/purchases/{userId}`: the buyer gives a reserved item back. A
-    /// cancelled or expired order is answered as it is (cancelling twice is harmless); a
-    /// confirmed one cannot be cancelled.
+    /// `DELETE /sales/{saleId}/purchases/{userId}`: the buyer gives a reserved item back
+    /// (`cancelled`; a hold that has already ended is released as `expired`). A cancelled or
+    /// expired order is answered as it is (cancelling twice is harmless); a confirmed one cannot
+    /// be cancelled.
     pub async fn cancel(&self, sale_id: &SaleId, user: &UserId) -> Result<Purchase, AppError> {
         self.sale(sale_id).await?;
         for _ in 0..3 {
@@ -98,15 +99,14 @@ impl App {
                 OrderStatus::Reserved => {}
             }
             let now = self.clock.now_ms();
-            let change = self
-                .store
-                .release_hold(sale_id, &Hold::of(&r), OrderStatus::Cancelled, None, now)
-                .await
-                .map_err(logged)?;
+            // A hold that has ended is released as what it is, `expired`, whoever asks.
+            let ended = r.hold_expires_at.is_some_and(|at| at <= now);
+            let (to, by) = if ended { (OrderStatus::Expired, Some(now)) } else { (OrderStatus::Cancelled, None) };
+            let change = self.store.release_hold(sale_id, &Hold::of(&r), to, by, now).await.map_err(logged)?;
             match change {
                 Change::Done(r) => {
                     self.forget_empty(sale_id);
-                    crate::telemetry::record_order_change(OrderStatus::Cancelled, true);
+                    crate::telemetry::record_order_change(to, true);
                     return Ok(r.to_purchase());
                 }
                 // Changed under us (confirmed, released, or replaced): judge it again as it is now.
@@ -150,6 +150,12 @@ impl App {
             });
         }
         Ok(released)
+    }
+
+    /// Releases the ended hold of `record` (its buyer is buying again). False if another writer
+    /// changed it first.
+    pub(crate) async fn expire_hold(&self, sale: &Sale, record: &PurchaseRecord, now: i64) -> Result<bool, AppError> {
+        self.expire(sale, &Hold::of(record), now).await
     }
 
     /// Releases one ended hold (`reserved` and ended → `expired`, item back). False if another

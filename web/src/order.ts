@@ -81,7 +81,7 @@ export function orderPanel(order: Purchase, serverNow: number): OrderPanel {
         ...base,
         tone: 'warning',
         title: 'Hold expired — the item goes back on sale',
-        detail: `It was held for you${until ? ` until ${until}` : ''} and was not paid. You may buy again once it is back on sale, within a minute.`,
+        detail: `It was held for you${until ? ` until ${until}` : ''} and was not paid. You may buy again now: your purchase gives the old hold back first.`,
       };
     case 'confirmed':
       return { ...base, tone: 'success', title: 'Confirmed', detail: `Your order is paid and final. Bought by ${order.userId} on ${formatTime(order.purchasedAt)}.` };
@@ -113,9 +113,8 @@ export interface BuyRule {
 
 export function buyRule(phase: OrderPhase | undefined): BuyRule {
   switch (phase) {
+    // Still reserved on the server until released, but a purchase by its buyer releases it first.
     case 'hold_ended':
-      // Still reserved on the server until it is released: an order now would be refused.
-      return { again: true, blocked: 'Buy unlocks again when your item is back on sale.' };
     case 'cancelled':
     case 'expired':
       return { again: true, blocked: '' };

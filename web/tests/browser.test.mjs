@@ -785,9 +785,10 @@ it('a hold that runs out says so at zero; once released the order shows expired 
 
   await expectText(orderTitle(page), /^Hold expired — the item goes back on sale$/, 6000);
   assert.equal(await cancelButton(page).count(), 0);
-  await expectText(orderPanel(page), /You may buy again once it is back on sale/);
-  // Still reserved on the server until released: Buy waits for it.
-  await expectDisabled(buyButton(page), true);
+  await expectText(orderPanel(page), /You may buy again now/);
+  // Still reserved on the server until released, but buying again releases it first.
+  await expectText(buyButton(page), /^Buy again · €129\.00$/);
+  await expectDisabled(buyButton(page), false);
   await shot(page, 'order-hold-ended');
 
   admin('sweep');
