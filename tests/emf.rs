@@ -1,4 +1,6 @@
-//! Each purchase attempt writes exactly one CloudWatch EMF line carrying its outcome.
+//! Each purchase attempt writes exactly one CloudWatch EMF line carrying its outcome; a purchase
+//! that sells an item writes one more, the new order's status (`OrderChanges`): at most one per
+//! item of stock.
 
 use flash_sale::config::AuthMode;
 use flash_sale::telemetry;
@@ -25,8 +27,17 @@ async fn each_purchase_emits_one_emf_line_with_its_outcome_dimension() {
         metrics.flush(&mut out).expect("flush");
         let lines: Vec<Value> =
             String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(lines.len(), 1, "one EMF line for the {outcome} purchase: {lines:#?}");
-        let doc = &lines[0];
+        let (purchase, order): (Vec<&Value>, Vec<&Value>) = lines.iter().partition(|l| l.get("Purchases").is_some());
+        assert_eq!(purchase.len(), 1, "one purchase EMF line for the {outcome} purchase: {lines:#?}");
+        if outcome == "succeeded" {
+            assert_eq!(order.len(), 1, "and one for the order it made: {lines:#?}");
+            assert_eq!((&order[0]["OrderChanges"], &order[0]["status"]), (&json!(1), &json!("confirmed")));
+            let dims = &order[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"];
+            assert_eq!(dims, &json!([["status"]]));
+        } else {
+            assert!(order.is_empty(), "nothing else for the {outcome} purchase: {lines:#?}");
+        }
+        let doc = purchase[0];
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "FlashSale");
         assert_eq!(directive["Dimensions"], json!([["outcome"]]));

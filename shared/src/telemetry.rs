@@ -1,12 +1,13 @@
 //! One structured log line per request, and CloudWatch metrics in embedded metric format (EMF):
 //! namespace `FlashSale`, per purchase `Purchases` (Count), `PurchaseLatency` (Milliseconds) and
 //! `PurchaseRetries` (Count), all with the one dimension `outcome`, so each purchase is one EMF
-//! line; per sale status read, `RemainingStock` (Count, dimension `saleId`). The waiting room adds
-//! `QueueJoins` (dimension `outcome`: new, existing, closed), `AdmissionRefusals` (dimension
+//! line (one more when it sells an item: the order's status below, at most one per item of
+//! stock); per sale status read, `RemainingStock` (Count, dimension `saleId`). The waiting room
+//! adds `QueueJoins` (dimension `outcome`: new, existing, closed), `AdmissionRefusals` (dimension
 //! `reason`: the problem code), and per admission step `Admissions`, `QueueLength` and
 //! `AdmittedNotBought` (dimension `saleId`). Orders add `OrderChanges` (dimension `status`: the
-//! status an order entered) and `StockReturned` (dimension `reason`: cancelled, expired). Names and dimension values are what
-//! `infra/template.yaml`'s dashboard reads.
+//! status an order entered) and `StockReturned` (dimension `reason`: cancelled, expired). Names
+//! and dimension values are what `infra/template.yaml`'s dashboard reads.
 
 use std::time::Instant;
 
