@@ -283,3 +283,36 @@ async fn a_prequeue_too_large_for_a_request_is_drawn_by_the_scheduled_function()
         assert_eq!(poll(&app, &id, u).await.1["position"].as_i64(), Some(expected[u]), "{u}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_requests_in_one_container_refreshes_the_room_once() {
+    let store = fresh_store().await;
+    let start = now_ms() - HOUR;
+    let (sale, _) = room_sale(&store, 100, 2, start, start + 2 * HOUR).await;
+    let id = sale.id.to_string();
+    let proxy = integration_tests::proxy::Proxy::start(crate::faults::upstream(), crate::faults::pass()).await;
+    let client = flash_sale::aws::local_client(&proxy.endpoint).expect("client");
+    let clock = ManualClock::at(start + HOUR);
+    let mut config = flash_sale::config::Config::for_table(store.table(), AuthMode::Body);
+    config.tuning =
+        flash_sale::config::Tuning { sale_cache: std::time::Duration::from_secs(600), ..integration_tests::tuning() };
+    config.admission_keys = Some(admission_keys());
+    let app = Arc::new(App::new(Store::new(client, store.table()), Arc::new(clock.clone()), config));
+    assert_eq!(join(&app, &id, "first").await.0, 200, "the room is read and drawn once");
+    clock.advance(1_500);
+    let reads =
+        |p: &integration_tests::proxy::Proxy| p.counts().get(&("GetItem".to_owned(), "pass")).copied().unwrap_or(0);
+    let before = reads(&proxy);
+    let tasks: Vec<_> = (0..32)
+        .map(|n| {
+            let (app, id) = (app.clone(), id.clone());
+            tokio::spawn(async move { join(&app, &id, &format!("burst-{n}")).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().0, 200);
+    }
+    // One refresh reads the room and the place counter (two GetItems), not one per request.
+    let refreshes = reads(&proxy) - before;
+    assert!(refreshes <= 4, "{refreshes} GetItems for 32 joins on a stale room");
+}

@@ -21,6 +21,8 @@ pub struct App {
     pub(crate) config: Config,
     pub(crate) hints: Mutex<HashMap<SaleId, SaleHint>>,
     pub(crate) rooms: Mutex<HashMap<SaleId, crate::queue::RoomSnapshot>>,
+    /// Rooms whose snapshot a request of this container is refreshing right now.
+    pub(crate) room_refreshing: Mutex<std::collections::HashSet<SaleId>>,
     pub(crate) tickets: Mutex<HashMap<SaleId, crate::queue::TicketBlock>>,
     /// The purchase path's copy of each room's admitted range: (read at, admitted through).
     pub(crate) admitted_seen: Mutex<HashMap<SaleId, (i64, i64)>>,
@@ -61,6 +63,7 @@ impl App {
             config,
             hints: Mutex::new(HashMap::new()),
             rooms: Mutex::new(HashMap::new()),
+            room_refreshing: Mutex::new(std::collections::HashSet::new()),
             tickets: Mutex::new(HashMap::new()),
             admitted_seen: Mutex::new(HashMap::new()),
         }

@@ -22,6 +22,37 @@ const SNAPSHOT_TTL_MS: i64 = 1_000;
 const TICKET_BLOCK_LIFE: Duration = Duration::from_secs(1);
 const MAX_TICKET_BLOCK: i64 = 100;
 
+/// How old a copy of a room's state may be answered from while another request of the same
+/// container refreshes it.
+const STALE_SNAPSHOT_MS: i64 = 5_000;
+
+/// Marks a room's refresh as in flight in this container; the mark goes when the guard does.
+struct RefreshGuard<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<SaleId>>,
+    sale: Option<SaleId>,
+}
+
+impl<'a> RefreshGuard<'a> {
+    /// The refresh of `sale`, unless one is in flight already.
+    fn take(set: &'a std::sync::Mutex<std::collections::HashSet<SaleId>>, sale: &SaleId) -> Option<Self> {
+        let mut refreshing = set.lock().unwrap_or_else(|p| p.into_inner());
+        refreshing.insert(sale.clone()).then(|| Self { set, sale: Some(sale.clone()) })
+    }
+
+    /// A second refresh beside one in flight (there is no copy to answer from): marks nothing.
+    fn shared(set: &'a std::sync::Mutex<std::collections::HashSet<SaleId>>, _sale: &SaleId) -> Self {
+        Self { set, sale: None }
+    }
+}
+
+impl Drop for RefreshGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(sale) = self.sale.take() {
+            self.set.lock().unwrap_or_else(|p| p.into_inner()).remove(&sale);
+        }
+    }
+}
+
 /// A room as a container last saw it.
 #[derive(Debug, Clone)]
 pub(crate) struct RoomSnapshot {
@@ -99,11 +130,22 @@ impl App {
         let now = self.clock.now_ms();
         let cached = {
             let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-            rooms.get(&sale.id).filter(|s| (0..SNAPSHOT_TTL_MS).contains(&(now - s.fetched_at_ms))).cloned()
+            rooms.get(&sale.id).filter(|s| (0..STALE_SNAPSHOT_MS).contains(&(now - s.fetched_at_ms))).cloned()
         };
-        if let Some(snapshot) = cached.filter(|s| !any_size || s.state.prequeue_size.is_some()) {
-            return Ok(snapshot);
+        let fresh = cached.as_ref().filter(|s| now - s.fetched_at_ms < SNAPSHOT_TTL_MS);
+        if let Some(snapshot) = fresh.filter(|s| !any_size || s.state.prequeue_size.is_some()) {
+            return Ok(snapshot.clone());
         }
+        // One refresh per room at a time in a container: requests that find it stale while
+        // another refreshes answer from the copy a moment older instead of all reading it again
+        // (a container serving several invocations at once, or many tasks of one process).
+        let _refresh = match RefreshGuard::take(&self.room_refreshing, &sale.id) {
+            Some(guard) => guard,
+            None => match cached.filter(|_| !any_size) {
+                Some(stale) => return Ok(stale),
+                None => RefreshGuard::shared(&self.room_refreshing, &sale.id),
+            },
+        };
         let mut state = self.store.room_state(&sale.id).await.map_err(logged)?.ok_or_else(|| {
             tracing::error!(sale = %sale.id, "a sale with a waiting room has no room state");
             AppError::Internal
