@@ -42,8 +42,12 @@ async fn run_side(endpoint: &str, side: Side, tasks: usize, joins: usize, limit:
     let (sale, _) = integration_tests::room_sale(&store, 100, 4, start, start + 86_400_000).await;
     let sale_id = sale.id.to_string();
     let deadline = Instant::now() + limit;
+    // The handler as deployed: the functions' default tuning (a sale's configuration cached for
+    // 5 s), not the tests' (which read it on every request).
+    let mut config = flash_sale::config::Config::for_table(store.table(), AuthMode::Body);
+    config.admission_keys = Some(integration_tests::admission_keys());
     let app: &'static flash_sale::App =
-        Box::leak(Box::new(integration_tests::room_app(&store, Arc::new(SystemClock), AuthMode::Body)));
+        Box::leak(Box::new(flash_sale::App::new(store.clone(), Arc::new(SystemClock), config)));
     if side == Side::Handler {
         // The draw (an empty pre-queue) and the first admission step happen before the clock.
         let warm = integration_tests::request(
