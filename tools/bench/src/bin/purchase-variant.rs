@@ -15,6 +15,9 @@
 //! - `BENCH_ROOTS=amazon`: the HTTPS client trusts only the four Amazon Trust Services roots (read
 //!   from the system's `Amazon_Root_CA_{1..4}.pem`; a shipped version would embed them) plus the
 //!   CA in `DYNAMODB_CA_BUNDLE`, instead of the whole system store: the certificate-store cut.
+//! - `BENCH_SDK=lean`: the shipped client configuration with the SDK's stalled-stream protection
+//!   off (a per-request timer and body wrapper; the operation timeouts already bound a stalled
+//!   response).
 //! - `BENCH_RUNTIME=concurrent` (only in a build with `--features concurrency`):
 //!   `lambda_runtime::run_concurrent`, which polls `AWS_LAMBDA_MAX_CONCURRENCY` invocations at
 //!   once (Lambda Managed Instances). `BENCH_RT=multi` runs on a multi-thread tokio runtime
@@ -68,6 +71,7 @@ async fn serve() -> Result<(), Error> {
     let plain_http = std::env::var("BENCH_HTTP").is_ok_and(|v| v == "plain");
     let amazon_roots = std::env::var("BENCH_ROOTS").is_ok_and(|v| v == "amazon");
     let concurrent = std::env::var("BENCH_RUNTIME").is_ok_and(|v| v == "concurrent");
+    let lean_sdk = std::env::var("BENCH_SDK").is_ok_and(|v| v == "lean");
     if concurrent && !cfg!(feature = "concurrency") {
         return Err("BENCH_RUNTIME=concurrent needs a build with --features concurrency".into());
     }
@@ -76,7 +80,7 @@ async fn serve() -> Result<(), Error> {
         Ok("off") => Telemetry::Off,
         _ => Telemetry::Full,
     };
-    if !plain_http && !amazon_roots && !concurrent && telemetry == Telemetry::Full {
+    if !plain_http && !amazon_roots && !concurrent && !lean_sdk && telemetry == Telemetry::Full {
         return flash_sale::lambda::run(purchase_function).await;
     }
 
@@ -88,6 +92,11 @@ async fn serve() -> Result<(), Error> {
     let client = if plain_http {
         let http = aws_smithy_http_client::Builder::new().build_http();
         local_client_with_http(&endpoint, http).map_err(|e| e.to_string())?
+    } else if lean_sdk {
+        use aws_sdk_dynamodb::config::StalledStreamProtectionConfig;
+        let config = flash_sale::aws::local_config(&endpoint, flash_sale::aws::local_timeouts())?
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
+        aws_sdk_dynamodb::Client::from_conf(config.build())
     } else if amazon_roots {
         local_client_with_http(&endpoint, amazon_roots_client()?).map_err(|e| e.to_string())?
     } else {
