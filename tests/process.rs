@@ -26,6 +26,10 @@ struct Function(Child);
 
 impl Function {
     fn start(name: &str, api: &RuntimeApi, table: &str) -> Self {
+        Self::start_with(name, api, table, &[])
+    }
+
+    fn start_with(name: &str, api: &RuntimeApi, table: &str, extra: &[(&str, &str)]) -> Self {
         let child = Command::new(binary(name))
             .env_clear()
             .envs(api.function_env(name))
@@ -38,6 +42,7 @@ impl Function {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("ADMISSION_KEY", integration_tests::ADMISSION_KEY_HEX)
             .env("RUST_LOG", "warn")
+            .envs(extra.iter().copied())
             .stdout(Stdio::null())
             .spawn()
             .expect("start the function");
@@ -82,7 +87,7 @@ async fn a_function_process_answers_hostile_events_and_keeps_serving() {
     let sale = active_sale(&store, 10, 1).await;
     let id = sale.id.to_string();
     let events = hostile(&id);
-    for name in ["purchase", "status", "user-lookup", "queue"] {
+    for name in ["purchase", "status", "user-lookup", "queue", "orders"] {
         let api = RuntimeApi::start(name).expect("runtime api");
         let mut function = Function::start(name, &api, store.table());
         for e in &events {
@@ -120,4 +125,79 @@ async fn a_function_process_answers_hostile_events_and_keeps_serving() {
     let (stock, purchases) = integration_tests::stored_state(&store, &sale).await;
     assert_eq!(stock[0] + purchases.len() as i64, 10);
     assert!(purchases.iter().any(|p| p.user_id == "after-hostile"));
+}
+
+#[tokio::test]
+async fn the_sweeper_process_releases_an_ended_hold_on_its_schedule_whatever_the_event() {
+    let store = fresh_store().await;
+    let now = integration_tests::now_ms();
+    let mut sale = integration_tests::sale(&integration_tests::unique("swept"), 3, 1, now - 60_000, now + 3_600_000);
+    sale.hold_seconds = 1;
+    store.create_sale(&sale, now).await.expect("create sale");
+    let app = integration_tests::wall_app(&store, flash_sale::config::AuthMode::Body);
+    let bought = app.purchase(&sale.id, &flash_sale::ids::UserId::parse("late-payer").unwrap(), None).await;
+    assert!(bought.result.is_ok());
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+
+    let api = RuntimeApi::start("sweeper").expect("runtime api");
+    let mut function = Function::start("sweeper", &api, store.table());
+    let schedule =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/sweep.json"))
+            .expect("events/sweep.json");
+    api.push(schedule);
+    api.push(json!([1, "not a schedule"]).to_string());
+    api.push(json!({"detail": null}).to_string());
+    assert!(api.wait_outcomes(3, Duration::from_secs(60)), "{:?} {:?}", api.outcomes(), api.init_error());
+    assert!(function.alive());
+    let answers: Vec<Value> =
+        api.outcomes().iter().map(|o| serde_json::from_str(&o.body).unwrap_or(Value::Null)).collect();
+    assert!(api.outcomes().iter().all(|o| o.kind == "response"), "{:?}", api.outcomes());
+    let released: u64 = answers.iter().map(|a| a["released"].as_u64().expect("a sweep report")).sum();
+    assert_eq!(released, 1, "{answers:?}");
+    let (stock, records) = integration_tests::stored_state(&store, &sale).await;
+    assert_eq!((stock, records[0].status), (vec![3], flash_sale::order::OrderStatus::Expired));
+}
+
+// Multi-threaded: the fake bus serves on this runtime while the test waits for the outcomes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_events_process_publishes_the_stream_and_refuses_to_start_without_its_bus() {
+    let store = integration_tests::fresh_store_with_stream().await;
+    let sale = active_sale(&store, 5, 1).await;
+    let app = integration_tests::wall_app(&store, flash_sale::config::AuthMode::Body);
+    for user in ["ann", "ben"] {
+        assert!(app.purchase(&sale.id, &flash_sale::ids::UserId::parse(user).unwrap(), None).await.result.is_ok());
+    }
+    let records = integration_tests::streams::stream_records(&endpoint(), store.table()).await;
+    let bus = integration_tests::streams::FakeEventBridge::start().await;
+
+    let api = RuntimeApi::start("order-events").expect("runtime api");
+    let mut function = Function::start_with(
+        "order-events",
+        &api,
+        store.table(),
+        &[("EVENT_BUS_NAME", "orders"), ("EVENTBRIDGE_ENDPOINT", &bus.endpoint)],
+    );
+    api.push(json!({ "Records": records }).to_string());
+    api.push(json!({"Records": "not records"}).to_string());
+    api.push(json!([1, 2]).to_string());
+    assert!(api.wait_outcomes(3, Duration::from_secs(60)), "{:?} {:?}", api.outcomes(), api.init_error());
+    assert!(function.alive());
+    let first: Value = serde_json::from_str(&api.outcomes()[0].body).expect("a batch response");
+    assert_eq!(first, json!({"batchItemFailures": []}));
+    let types: Vec<String> = bus.accepted().into_iter().map(|(t, _, b, _)| format!("{t}@{b}")).collect();
+    assert_eq!(types, ["OrderConfirmed@orders", "OrderConfirmed@orders"]);
+
+    // No bus named: the process stops at start-up and says what is missing.
+    let out = Command::new(binary("order-events"))
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("run order-events");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("EVENT_BUS_NAME"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
