@@ -54,16 +54,25 @@ where
         async move {
             let response = response.await;
             metrics.set_property("requestId", request_id);
-            if let Err(e) = metrics.flush(std::io::stdout().lock()) {
-                tracing::warn!(error = %e, "could not write metrics");
-            }
+            flush(metrics);
             Ok::<_, Error>(response)
         }
     }))
     .await;
+    quiet_when_runtime_went_away(served)
+}
+
+/// Writes the invocation's metrics as EMF lines on stdout.
+fn flush(metrics: &metrics_cloudwatch_embedded::Collector) {
+    if let Err(e) = metrics.flush(std::io::stdout().lock()) {
+        tracing::warn!(error = %e, "could not write metrics");
+    }
+}
+
+/// The runtime loop's end. When the Runtime API closed the connection the environment is being
+/// shut down (a local emulator stopping, in practice): nothing failed; say so quietly.
+fn quiet_when_runtime_went_away(served: Result<(), Error>) -> Result<(), Error> {
     match served {
-        // The Runtime API closed the connection: the environment is being shut down (a local
-        // emulator stopping, in practice). Nothing failed; say so quietly.
         Err(e) if runtime_went_away(&format!("{e:?} {e}")) => {
             tracing::info!(error = %e, "the Lambda Runtime API went away; stopping");
             Ok(())
@@ -103,20 +112,12 @@ where
         let result = Box::pin(task(app, event.payload));
         async move {
             let result = result.await;
-            if let Err(e) = metrics.flush(std::io::stdout().lock()) {
-                tracing::warn!(error = %e, "could not write metrics");
-            }
+            flush(metrics);
             result
         }
     }))
     .await;
-    match served {
-        Err(e) if runtime_went_away(&format!("{e:?} {e}")) => {
-            tracing::info!(error = %e, "the Lambda Runtime API went away; stopping");
-            Ok(())
-        }
-        other => other,
-    }
+    quiet_when_runtime_went_away(served)
 }
 
 fn runtime_went_away(error: &str) -> bool {

@@ -159,6 +159,14 @@ fn interrupted() -> Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
+/// Every Lambda function's package (its binary has the same name).
+pub const FUNCTIONS: &[&str] = &["purchase", "status", "user-lookup", "queue", "orders", "sweeper", "order-events"];
+
+/// `-p NAME` for each package.
+pub fn package_args<'a>(packages: &'a [&'a str]) -> impl Iterator<Item = &'a str> + 'a {
+    packages.iter().flat_map(|p| ["-p", p])
+}
+
 pub fn admin(endpoint: &str) -> Command {
     let mut cmd = Command::new(target_dir().join("debug/flash-sale-admin"));
     local_aws_env(&mut cmd, endpoint);
@@ -352,23 +360,7 @@ fn test(cargo_args: &[String]) -> Result<()> {
         eprintln!("xtask: compiling every test (a first build takes several minutes)");
         run(cargo().args(["test", "--workspace", "--no-run"]))?;
         // The function binaries as they ship, for the tests that run them as processes.
-        run(cargo().args([
-            "build",
-            "-p",
-            "purchase",
-            "-p",
-            "status",
-            "-p",
-            "user-lookup",
-            "-p",
-            "queue",
-            "-p",
-            "orders",
-            "-p",
-            "sweeper",
-            "-p",
-            "order-events",
-        ]))?;
+        run(cargo().arg("build").args(package_args(FUNCTIONS)))?;
         if cargo_args.is_empty() { surge::build_loadgen() } else { Ok(()) }
     });
     if !built {

@@ -83,23 +83,7 @@ impl Api {
 /// stack serves: the instances start through `cargo run` and would wait on cargo's locks.
 pub fn start(tools: &tools::Tools, children: &mut Children, endpoint: &str, options: ApiOptions) -> Result<Api> {
     eprintln!("xtask: building the functions and the admin CLI");
-    run(cargo().args([
-        "build",
-        "-p",
-        "purchase",
-        "-p",
-        "status",
-        "-p",
-        "user-lookup",
-        "-p",
-        "queue",
-        "-p",
-        "orders",
-        "-p",
-        "sweeper",
-        "-p",
-        "flash-sale-admin",
-    ]))?;
+    run(cargo().arg("build").args(crate::package_args(crate::FUNCTIONS)).args(["-p", "flash-sale-admin"]))?;
     seed(endpoint)?;
     let routes = frontdoor::routes_from_cargo_toml(&std::fs::read_to_string(root().join("Cargo.toml"))?)?;
     let functions = frontdoor::functions(&routes);

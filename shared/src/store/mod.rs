@@ -182,16 +182,7 @@ impl Store {
 
     /// A user's purchase in a sale (strongly consistent: a buyer must see a purchase just made).
     pub async fn get_purchase(&self, sale: &SaleId, user: &UserId) -> Result<Option<PurchaseRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(purchase_pk(sale, user), PURCHASE_SK)))
-            .consistent_read(true)
-            .send()
-            .await?;
-        let pk = purchase_pk(sale, user);
-        out.item.map(PurchaseRecord::from_item).transpose().map_err(|e| StoreError::Corrupt(format!("{pk}: {e}")))
+        self.get_record(&purchase_pk(sale, user)).await
     }
 
     /// One cheap read (an absent key) that proves the table answers.
