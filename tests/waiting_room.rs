@@ -197,32 +197,49 @@ async fn admission_is_held_to_the_stock_and_the_room_closes_when_it_is_gone() {
     for n in 0..40 {
         join(&app, &id, &format!("u{n}")).await;
     }
-    // 50 per second would admit everyone in a second; the stock holds it to 2 × 4.
+    // 50 per second would admit everyone in a second; the stock holds it to one admission per item.
     clock.advance(3_000);
     let view = status(&app, &id).await;
-    assert_eq!(view["queue"]["admittedThrough"], 8, "{view}");
-    // Places not yet admitted: the 32 people waiting, plus places a container reserved in a block
+    assert_eq!(view["queue"]["admittedThrough"], 4, "{view}");
+    // Places not yet admitted: the 36 people waiting, plus places a container reserved in a block
     // and had not handed out yet (never more than about a second of its joins).
     let length = view["queue"]["length"].as_i64().unwrap();
-    assert!((32..=32 + 64).contains(&length), "{length}");
-    let mut bought = 0;
-    for n in 0..8 {
+    assert!((36..=36 + 64).contains(&length), "{length}");
+    let mut tokens = Vec::new();
+    for n in 0..4 {
         let (_, line) = poll(&app, &id, &format!("u{n}")).await;
         assert_eq!(line["state"], "admitted", "u{n}: {line}");
-        if bought < 4 {
-            let (code, body) = buy(&app, &id, &format!("u{n}"), line["admissionToken"].as_str()).await;
-            assert_eq!(code, 201, "{body}");
-            bought += 1;
-        }
+        tokens.push(line["admissionToken"].as_str().unwrap().to_owned());
+    }
+    for n in 0..2 {
+        let (code, body) = buy(&app, &id, &format!("u{n}"), Some(&tokens[n])).await;
+        assert_eq!(code, 201, "{body}");
+    }
+    // u2 and u3 have not bought: within their claim window the 2 items left are theirs.
+    clock.advance(30_000);
+    let view = status(&app, &id).await;
+    assert_eq!(view["queue"]["admittedThrough"], 4, "nobody races an admitted buyer for an item: {view}");
+    // Their window is over: their items go to the next two in line.
+    clock.advance(40_000);
+    let view = status(&app, &id).await;
+    assert_eq!(view["queue"]["admittedThrough"], 6, "{view}");
+    for n in 4..6 {
+        let (_, line) = poll(&app, &id, &format!("u{n}")).await;
+        assert_eq!(line["state"], "admitted", "u{n}: {line}");
+        let (code, body) = buy(&app, &id, &format!("u{n}"), line["admissionToken"].as_str()).await;
+        assert_eq!(code, 201, "{body}");
     }
     clock.advance(2_000);
     let view = status(&app, &id).await;
     assert_eq!((view["state"].as_str(), view["queue"]["state"].as_str()), (Some("sold_out"), Some("sold_out")));
-    assert_eq!(view["queue"]["admittedThrough"], 8, "nobody more was admitted for stock that is gone");
-    for n in 8..40 {
+    assert_eq!(view["queue"]["admittedThrough"], 6, "nobody more was admitted for stock that is gone");
+    for n in 6..40 {
         let (_, line) = poll(&app, &id, &format!("u{n}")).await;
         assert_eq!(line["state"], "sold_out", "u{n} learns it on the next poll: {line}");
     }
+    // A token outlives its claim window, but not the stock.
+    let (code, body) = buy(&app, &id, "u2", Some(&tokens[2])).await;
+    assert_eq!((code, body["code"].as_str()), (409, Some("sold_out")), "{body}");
     let (stock, purchases) = stored_state(&store, &sale).await;
     assert_eq!((stock, purchases.len()), (vec![0], 4));
 }

@@ -6,9 +6,12 @@
 //!   at creation, seed revealed at opening), so arriving early gives no edge over arriving on time.
 //!   Later joiners follow first in, first out by the order their place was issued.
 //! - **Admission.** The admitted range (`admittedThrough`, a place number) advances at
-//!   `admitPerSecond`, never past the last place issued, and never so far that the people holding a
-//!   live admission token but not yet an item exceed `admitFactor` × the remaining stock. When the
-//!   stock is gone, everyone still waiting is told `sold_out`.
+//!   `admitPerSecond`, never past the last place issued, and never so far that the people admitted
+//!   within the claim window but not yet holding an item exceed `admitFactor` × the remaining
+//!   stock. With the default factor (100 %) every admission has an item set aside for its claim
+//!   window, so nobody admitted races anyone for it; a place not used within the window stops
+//!   holding its item back (its token still buys while stock lasts). When the stock is gone,
+//!   everyone still waiting is told `sold_out`.
 //! - **Tokens.** An admitted buyer gets an HMAC-SHA256 token binding sale, user, place and expiry,
 //!   checked on the purchase path without a DynamoDB call.
 
@@ -25,12 +28,17 @@ use crate::ids::{SaleId, UserId};
 /// partition's 1,000 WCU/s. The default admission rate is `shards × this`.
 pub(crate) const ADMIT_PER_SHARD_PER_SECOND: u32 = 50;
 
-/// Default: admitted-but-not-bought may reach twice (200 %) the remaining stock (many admitted
-/// people do not buy).
-pub const DEFAULT_ADMIT_FACTOR_PERCENT: u32 = 200;
+/// Default: the people admitted within the claim window who have not bought stay within the
+/// remaining stock (100 %), so every admission has an item set aside. Above 100 % the sale sells
+/// out sooner when many admitted people do not buy, and the admitted race each other for the
+/// last items: the fastest clients (scripts) win more than their share.
+pub const DEFAULT_ADMIT_FACTOR_PERCENT: u32 = 100;
 
 /// Default lifetime of an admission token.
 pub(crate) const DEFAULT_TOKEN_TTL_MS: i64 = 5 * 60 * 1_000;
+
+/// Default claim window: an admitted place holds an item back this long after admission.
+pub const DEFAULT_CLAIM_MS: i64 = 60 * 1_000;
 
 /// Default: the pre-queue opens this long before the sale starts.
 pub(crate) const DEFAULT_PREQUEUE_LEAD_MS: i64 = 15 * 60 * 1_000;
@@ -51,6 +59,10 @@ pub struct RoomConfig {
     /// Admitted-but-not-bought may reach this percentage of the remaining stock.
     pub admit_factor_percent: u32,
     pub token_ttl_ms: i64,
+    /// How long an admitted place counts against the stock; rooms created before claim windows
+    /// existed (`None`) count it for the token's lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_ms: Option<i64>,
     /// Hex SHA-256 of the draw seed, published from creation on.
     pub draw_commitment: String,
     pub lanes: u32,
@@ -64,9 +76,16 @@ impl RoomConfig {
             prequeue_opens_at_ms: starts_at_ms - DEFAULT_PREQUEUE_LEAD_MS,
             admit_factor_percent: DEFAULT_ADMIT_FACTOR_PERCENT,
             token_ttl_ms: DEFAULT_TOKEN_TTL_MS,
+            claim_ms: Some(DEFAULT_CLAIM_MS),
             draw_commitment: commitment(seed),
             lanes: DEFAULT_LANES,
         }
+    }
+
+    /// How long an admitted place counts against the stock: the claim window, at most the token's
+    /// lifetime.
+    pub fn claim_window_ms(&self) -> i64 {
+        self.claim_ms.unwrap_or(self.token_ttl_ms).clamp(0, self.token_ttl_ms)
     }
 }
 
@@ -93,7 +112,8 @@ pub struct RoomState {
     pub prequeue_size: Option<i64>,
     /// Places issued after opening (post-opening joiners are numbered after the pre-queue).
     pub issued_after_opening: i64,
-    /// Admission steps of the last token lifetime.
+    /// Admission steps of the last token lifetime (when each place was admitted; the cap reads the
+    /// claim window's part).
     #[serde(default)]
     pub history: Vec<Tick>,
 }
@@ -147,14 +167,20 @@ impl RoomState {
         next
     }
 
-    /// The furthest the admitted range may reach: people admitted within the token lifetime who have
+    /// The furthest the admitted range may reach: people admitted within the claim window who have
     /// not bought yet stay within `admit_factor` × the remaining stock.
+    ///
+    /// Which admitted person bought is not recorded, so the count is a bound that never
+    /// undercounts: every purchase made before the window began was by someone admitted before it,
+    /// and of the purchases since, at most as many as those people are can be theirs. So the people
+    /// admitted within the window number at most `admitted − admitted_then`, of whom at least
+    /// `sold − admitted_then` have bought, and
+    /// `admitted ≤ max(admitted_then, sold) + allowance` keeps the unbought within the allowance.
     fn cap(&self, config: &RoomConfig, now_ms: i64, sold: i64, remaining: i64) -> i64 {
-        let horizon = now_ms - config.token_ttl_ms;
-        let old = self.history.iter().rev().find(|t| t.at_ms <= horizon).copied();
-        let (admitted_then, sold_then) = old.map_or((0, 0), |t| (t.admitted, t.sold));
+        let horizon = now_ms - config.claim_window_ms();
+        let admitted_then = self.history.iter().rev().find(|t| t.at_ms <= horizon).map_or(0, |t| t.admitted);
         let allowance = (i64::from(config.admit_factor_percent) * remaining.max(0) + 99) / 100;
-        admitted_then + (sold - sold_then).max(0) + allowance
+        admitted_then.max(sold) + allowance
     }
 }
 
@@ -333,7 +359,7 @@ mod tests {
 
     #[test]
     fn admitted_but_not_bought_stays_within_the_factor_of_remaining_stock() {
-        let c = config();
+        let c = RoomConfig { admit_factor_percent: 200, ..config() };
         let s = opened(10_000, 0).advanced(&c, 9_000, 0, 10);
         assert_eq!(s.admitted_through, 20, "2 × 10 remaining");
         let s = s.advanced(&c, 9_500, 5, 5);
@@ -344,6 +370,22 @@ mod tests {
         let closed = s.advanced(&c, 31_000, 10, 0);
         assert_eq!(closed.admitted_through, 30, "no stock: nobody more is admitted");
         assert_eq!(line_state(&closed, Some(31), 0, false), LineState::SoldOut);
+    }
+
+    #[test]
+    fn an_admission_sets_an_item_aside_for_its_claim_window_then_lets_it_go() {
+        let c = RoomConfig { token_ttl_ms: 300_000, claim_ms: Some(60_000), ..config() };
+        assert_eq!(c.admit_factor_percent, 100, "the default sets one item aside per admission");
+        let s = opened(10_000, 0).advanced(&c, 5_000, 0, 10);
+        assert_eq!(s.admitted_through, 10, "as many as the stock");
+        let s = s.advanced(&c, 30_000, 6, 4);
+        assert_eq!(s.admitted_through, 10, "4 admitted and not bought hold the 4 items left");
+        let s = s.advanced(&c, 66_000, 6, 4);
+        assert_eq!(s.admitted_through, 14, "their claim window is over: 4 more are admitted");
+        let old = RoomConfig { claim_ms: None, ..c.clone() };
+        assert_eq!(old.claim_window_ms(), 300_000, "rooms from before claim windows: the token's lifetime");
+        let long = RoomConfig { claim_ms: Some(900_000), ..c };
+        assert_eq!(long.claim_window_ms(), 300_000, "never longer than a token lives");
     }
 
     #[test]

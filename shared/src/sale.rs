@@ -106,7 +106,10 @@ pub enum SaleRuleError {
     RoomWithoutSeed,
     #[error("hold seconds must be between 0 and {MAX_HOLD_SECONDS}")]
     BadHold,
-    #[error("the waiting room must open before the sale starts and admit at least one person per second")]
+    #[error(
+        "the waiting room must open before the sale starts, admit at least one person per second, and \
+         have a claim window of at least a second and no longer than its tokens live"
+    )]
     BadRoom,
 }
 
@@ -134,6 +137,7 @@ impl Sale {
         if let Some(room) = &self.room
             && (room.prequeue_opens_at_ms > self.starts_at_ms
                 || room.admit_per_second == 0
+                || room.claim_ms.is_some_and(|c| c < 1_000 || c > room.token_ttl_ms)
                 || !(1..=1_024).contains(&room.lanes))
         {
             return Err(SaleRuleError::BadRoom);

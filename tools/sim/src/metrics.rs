@@ -48,6 +48,8 @@ pub struct Metrics {
     /// Scripts that stopped after `script_max_s` without an item or a sold_out.
     pub scripts_stopped: u64,
     pub sell_out_s: Option<f64>,
+    /// When 95 % of the stock had been sold (the bulk of the sale, without its tail).
+    pub sold_95_s: Option<f64>,
     pub wcu: f64,
     pub rcu: f64,
     pub transactions: u64,
@@ -112,6 +114,14 @@ pub fn correlation(xs: &[f64], ys: &[f64]) -> Option<f64> {
     (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
 }
 
+/// When `share` of `stock` had been sold, if it was.
+fn sold_share_at(run: &Run, stock: u64, share: f64) -> Option<f64> {
+    let mut times: Vec<Micros> = run.outcomes.iter().filter_map(|o| o.item_at).collect();
+    times.sort_unstable();
+    let n = ((stock as f64 * share).ceil() as usize).max(1);
+    times.get(n - 1).map(|&t| secs(t))
+}
+
 pub fn metrics(p: &Params, clients: &[Client], run: &Run) -> Metrics {
     let c = &run.counters;
     let room = run.path == Path::Room;
@@ -170,6 +180,7 @@ pub fn metrics(p: &Params, clients: &[Client], run: &Run) -> Metrics {
         refusals_to_admitted_after_sell_out: room.then_some(c.refusals_admitted_after_sell_out),
         scripts_stopped: (0..clients.len()).filter(|&i| clients[i].script && run.outcomes[i].gave_up).count() as u64,
         sell_out_s: c.sold_out_at.map(secs),
+        sold_95_s: sold_share_at(run, u64::from(p.stock), 0.95),
         wcu: c.wcu,
         rcu: c.rcu,
         transactions: c.transactions,

@@ -221,7 +221,8 @@ struct Sim<'a> {
     carry: f64,
     closed: bool,
     expiry: VecDeque<(Micros, u64, u64)>,
-    expired: u64,
+    /// Places admitted before the current claim window began.
+    admitted_before_window: u64,
     token_at: Vec<Option<Micros>>,
     first_at: Vec<Option<Micros>>,
 }
@@ -259,7 +260,7 @@ pub fn run(p: &Params, clients: &[Client], path: Path) -> Run {
         carry: 0.0,
         closed: p.stock == 0,
         expiry: VecDeque::new(),
-        expired: 0,
+        admitted_before_window: 0,
         token_at: vec![None; clients.len()],
         first_at: vec![None; clients.len()],
     };
@@ -367,21 +368,21 @@ impl Sim<'_> {
             return;
         }
         let p = self.p;
-        while let Some(&(exp, a, b)) = self.expiry.front() {
+        // The product's rule (`RoomState::cap`): places admitted before the claim window's start
+        // no longer hold items back. Purchases before that moment were theirs; of the later ones,
+        // any beyond their number were by people admitted since. So the people admitted within
+        // the window and not bought stay within `overbook` × remaining as long as
+        // admitted ≤ max(admitted before the window, sold) + overbook × remaining.
+        while let Some(&(exp, _, b)) = self.expiry.front() {
             if exp > t {
                 break;
             }
-            for pos in a..b {
-                let i = self.by_pos[pos as usize] as usize;
-                if self.out[i].item_at.is_none() {
-                    self.expired += 1;
-                }
-            }
+            self.admitted_before_window = b;
             self.expiry.pop_front();
         }
-        let outstanding = self.c.admitted.saturating_sub(self.c.sold + self.expired);
-        let cap = (p.overbook * self.total_remaining as f64).floor() as u64;
-        let room_for = cap.saturating_sub(outstanding);
+        let cap =
+            self.admitted_before_window.max(self.c.sold) + (p.overbook * self.total_remaining as f64).ceil() as u64;
+        let room_for = cap.saturating_sub(self.c.admitted);
         let step = p.admit_rate() * p.admit_tick_ms / 1e3;
         self.carry = (self.carry + step).min(step.max(1.0));
         let waiting = self.by_pos.len() as u64 - self.c.admitted;
@@ -391,7 +392,7 @@ impl Sim<'_> {
             self.c.admitted += n;
             self.carry -= n as f64;
             self.admit_time.extend(std::iter::repeat_n(t, n as usize));
-            self.expiry.push_back((t + us(p.token_lifetime_s), a, a + n));
+            self.expiry.push_back((t + us(p.claim_s.min(p.token_lifetime_s)), a, a + n));
         }
         if (self.c.admitted as usize) < self.clients.len() || !self.expiry.is_empty() {
             self.at(t + ms(p.admit_tick_ms).max(1), Ev::Admit);

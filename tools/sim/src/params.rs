@@ -139,9 +139,14 @@ pub struct Params {
     /// The admitted range advances in steps this many ms apart.
     #[arg(long, default_value_t = 100.0)]
     pub admit_tick_ms: f64,
-    /// Admitted-but-not-bought places never exceed this factor times the remaining stock.
-    #[arg(long, default_value_t = 2.0)]
+    /// Places admitted within the claim window and not bought never exceed this factor times the
+    /// remaining stock (1.0: every admission has an item set aside).
+    #[arg(long, default_value_t = 1.0)]
     pub overbook: f64,
+    /// An admitted place counts against the stock this long (seconds) after admission; after that
+    /// its token still buys while stock lasts, but the place no longer holds anything back.
+    #[arg(long, default_value_t = 60.0)]
+    pub claim_s: f64,
     /// A waiting user asks for news this often (seconds); a script as often as it retries.
     #[arg(long, default_value_t = 2.0)]
     pub poll_interval_s: f64,
@@ -249,6 +254,7 @@ impl Params {
             self.service_ms,
             self.time_budget_ms,
             self.overbook,
+            self.claim_s,
             self.token_lifetime_s,
             self.reject_ms,
             self.cancelled_hold_ms,
