@@ -23,7 +23,7 @@ pub struct App {
     pub(crate) rooms: Mutex<HashMap<SaleId, crate::queue::RoomSnapshot>>,
     /// Rooms whose snapshot a request of this container is refreshing right now.
     pub(crate) room_refreshing: Mutex<std::collections::HashSet<SaleId>>,
-    pub(crate) tickets: Mutex<HashMap<SaleId, crate::queue::TicketBlock>>,
+    pub(crate) tickets: Mutex<HashMap<SaleId, Arc<crate::queue::TicketSlot>>>,
     /// The purchase path's copy of each room's admitted range: (read at, admitted through).
     pub(crate) admitted_seen: Mutex<HashMap<SaleId, (i64, i64)>>,
 }

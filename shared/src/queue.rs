@@ -62,14 +62,66 @@ pub(crate) struct RoomSnapshot {
     fetched_at_ms: i64,
 }
 
+/// A sale's tickets in this container: the block being handed out, a spare taken before it runs
+/// out, and a lock held by the one request that takes a block while others wait for it.
+#[derive(Debug, Default)]
+pub(crate) struct TicketSlot {
+    blocks: std::sync::Mutex<TicketBlocks>,
+    taking: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct TicketBlocks {
+    current: Option<TicketBlock>,
+    spare: Option<TicketBlock>,
+}
+
 /// Post-opening tickets this container may hand out (`next..=last`), taken from the sale's
 /// counter in blocks sized to what the container hands out in about a second.
 #[derive(Debug, Clone)]
-pub(crate) struct TicketBlock {
+struct TicketBlock {
     next: i64,
     last: i64,
     size: i64,
     taken: Instant,
+}
+
+impl TicketBlock {
+    fn live(&self) -> bool {
+        self.taken.elapsed() < TICKET_BLOCK_LIFE
+    }
+}
+
+/// What a request found in its sale's tickets.
+enum Found {
+    /// A ticket; `Some(size)`: this request should take the spare block, of that size.
+    Ticket(i64, Option<i64>),
+    /// No ticket left: a block of this size is needed.
+    Empty(i64),
+}
+
+impl TicketBlocks {
+    fn take(&mut self) -> Found {
+        if !self.current.as_ref().is_some_and(|b| b.next <= b.last && b.live())
+            && let Some(spare) = self.spare.take().filter(TicketBlock::live)
+        {
+            self.current = Some(spare);
+        }
+        match self.current.as_mut() {
+            Some(b) if b.next <= b.last && b.live() => {
+                b.next += 1;
+                // Half used within its life: take the next block now, twice as large, so nobody
+                // waits for it when this one runs out.
+                let prefetch = (self.spare.is_none() && 2 * (b.last - b.next + 1) < b.size)
+                    .then(|| (b.size * 2).min(MAX_TICKET_BLOCK));
+                Found::Ticket(b.next - 1, prefetch)
+            }
+            // Used up within its life: twice as large; expired unused: half.
+            Some(b) if b.next > b.last => Found::Empty((b.size * 2).min(MAX_TICKET_BLOCK)),
+            Some(b) => Found::Empty((b.size / 2).max(1)),
+            None => Found::Empty(1),
+        }
+    }
 }
 
 /// Where a person stands: the answer of `POST /sales/{saleId}/queue` and
@@ -276,24 +328,36 @@ impl App {
         self.view(&sale, &config, user, Some(entry)).await
     }
 
-    /// The next post-opening ticket this container hands out.
+    /// The next post-opening ticket this container hands out. Blocks are taken one request at a
+    /// time (the others wait for it, in arrival order, rather than each taking a block of its own),
+    /// and the next one is taken when half of the current one is handed out, so joins seldom wait.
     async fn next_ticket(&self, sale_id: &SaleId) -> Result<i64, AppError> {
-        let size = {
-            let mut blocks = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
-            match blocks.get_mut(sale_id) {
-                Some(b) if b.next <= b.last && b.taken.elapsed() < TICKET_BLOCK_LIFE => {
-                    b.next += 1;
-                    return Ok(b.next - 1);
+        let slot = {
+            let mut slots = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(slots.entry(sale_id.clone()).or_default())
+        };
+        let lock = |slot: &TicketSlot| slot.blocks.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let size = match lock(&slot) {
+            Found::Ticket(ticket, None) => return Ok(ticket),
+            Found::Ticket(ticket, Some(size)) => {
+                if let Ok(_taking) = slot.taking.try_lock() {
+                    let (first, last) = self.store.take_tickets(sale_id, size).await.map_err(logged)?;
+                    let spare = TicketBlock { next: first, last, size, taken: Instant::now() };
+                    slot.blocks.lock().unwrap_or_else(|p| p.into_inner()).spare = Some(spare);
                 }
-                // Used up within its life: the next block is twice as large; expired unused: half.
-                Some(b) if b.next > b.last => (b.size * 2).min(MAX_TICKET_BLOCK),
-                Some(b) => (b.size / 2).max(1),
-                None => 1,
+                return Ok(ticket);
             }
+            Found::Empty(size) => size,
+        };
+        let _taking = slot.taking.lock().await;
+        // Another request may have taken a block while this one waited.
+        let size = match lock(&slot) {
+            Found::Ticket(ticket, _) => return Ok(ticket),
+            Found::Empty(_) => size,
         };
         let (first, last) = self.store.take_tickets(sale_id, size).await.map_err(logged)?;
-        let block = TicketBlock { next: first + 1, last, size, taken: Instant::now() };
-        self.tickets.lock().unwrap_or_else(|p| p.into_inner()).insert(sale_id.clone(), block);
+        let mut blocks = slot.blocks.lock().unwrap_or_else(|p| p.into_inner());
+        blocks.current = Some(TicketBlock { next: first + 1, last, size, taken: Instant::now() });
         Ok(first)
     }
 
@@ -301,11 +365,14 @@ impl App {
     /// already): the next joiner here gets it. A ticket another request took meanwhile stays a
     /// hole (a place nobody holds; admitting it costs one admission slot).
     fn return_ticket(&self, sale_id: &SaleId, ticket: i64) {
-        let mut blocks = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(b) = blocks.get_mut(sale_id)
-            && b.next == ticket + 1
-        {
-            b.next = ticket;
+        let slot = self.tickets.lock().unwrap_or_else(|p| p.into_inner()).get(sale_id).cloned();
+        if let Some(slot) = slot {
+            let mut blocks = slot.blocks.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(b) = blocks.current.as_mut()
+                && b.next == ticket + 1
+            {
+                b.next = ticket;
+            }
         }
     }
 
