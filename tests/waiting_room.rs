@@ -217,6 +217,9 @@ async fn admission_is_held_to_the_stock_and_the_room_closes_when_it_is_gone() {
         let (_, line) = poll(&app, &id, &format!("u{n}")).await;
         assert_eq!(line["state"], "admitted", "u{n}: {line}");
         tokens.push(line["admissionToken"].as_str().unwrap().to_owned());
+        // The item is set aside for the claim window (60 s); the token lives 5 minutes.
+        let at = |field: &str| flash_sale::time_fmt::parse_rfc3339_ms(line[field].as_str().unwrap()).unwrap();
+        assert_eq!(at("admissionExpiresAt") - at("setAsideUntil"), 4 * 60_000, "{line}");
     }
     for (n, token) in tokens.iter().enumerate().take(2) {
         let (code, body) = buy(&app, &id, &format!("u{n}"), Some(token)).await;

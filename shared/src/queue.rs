@@ -141,6 +141,10 @@ pub struct LineView {
     pub admission_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admission_expires_at: Option<String>,
+    /// Present when admitted: until then an item is set aside for this admission (the claim
+    /// window); after it the token still buys while stock lasts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set_aside_until: Option<String>,
 }
 
 /// A room in the sale's public view.
@@ -390,6 +394,7 @@ impl App {
         let mut line = room::line_state(state, place, snapshot.remaining, now >= sale.ends_at_ms || entry.is_none());
         let mut token = None;
         let mut expires = None;
+        let mut set_aside = None;
         if let (LineState::Admitted, Some(place)) = (line, place) {
             // Admitted when the range first covered this place; the token lives from then on.
             match state.history.iter().find(|t| t.admitted >= place) {
@@ -398,6 +403,7 @@ impl App {
                     let keys = self.config.admission_keys.as_ref().ok_or(AppError::Internal)?;
                     token = Some(keys.sign(&sale.id, user, place, exp));
                     expires = Some(rfc3339_ms(exp));
+                    set_aside = Some(rfc3339_ms(tick.at_ms + config.claim_window_ms()));
                 }
                 // The admission's lifetime is over.
                 _ => line = LineState::Closed,
@@ -413,6 +419,7 @@ impl App {
             estimated_wait_seconds: place.filter(|_| waiting).map(|p| room::estimated_wait_seconds(state, p)),
             admission_token: token,
             admission_expires_at: expires,
+            set_aside_until: set_aside,
         })
     }
 

@@ -52,6 +52,8 @@ export interface LineView {
   /** Present when admitted: sent as `admissionToken` with the order. */
   admissionToken?: string;
   admissionExpiresAt?: string;
+  /** Present when admitted: an item is set aside until then; after it the token still buys while stock lasts. */
+  setAsideUntil?: string;
 }
 
 /**

@@ -119,8 +119,26 @@ describe('the line panel', () => {
     expect(p.phase).toBe('admitted');
     expect(p.action).toBe('buy');
     expect(p.title).toBe('It’s your turn! Buy within 04:59');
-    expect(p.detail).toMatch(/^Your place, drawn at opening: 120\. Your admission is held for you until Jan 1, 2026/);
+    expect(p.detail).toMatch(/^Your place, drawn at opening: 120\. An item is set aside for you until Jan 1, 2026/);
     expect(p.progress).toMatchObject({ value: 120, max: 120 });
+  });
+
+  it('admitted: the countdown runs to the end of the set-aside item, then Buy stays while stock lasts', () => {
+    const admitted = line({
+      state: 'admitted',
+      aheadOfYou: null,
+      estimatedWaitSeconds: null,
+      admissionToken: 'v1.t',
+      admissionExpiresAt: '2026-01-01T10:05:00.000Z',
+      setAsideUntil: '2026-01-01T10:01:00.000Z',
+    });
+    const p = linePanel({ room: room({ admittedThrough: 130 }), saleState: 'active', line: admitted, serverNow: NOW + 1000 });
+    expect(p).toMatchObject({ phase: 'admitted', action: 'buy', title: 'It’s your turn! Buy within 00:59' });
+    expect(p.detail).toMatch(/An item is set aside for you until Jan 1, 2026/);
+    const later = linePanel({ room: room({ admittedThrough: 130 }), saleState: 'active', line: admitted, serverNow: NOW + 61_000 });
+    expect(later).toMatchObject({ phase: 'admitted', action: 'buy', button: 'Buy now' });
+    expect(later.title).toBe('It’s still your turn — buy while stock lasts (03:59 left)');
+    expect(later.detail).toMatch(/released at .*valid until/);
   });
 
   it('an admission that ran out says so and offers nothing', () => {

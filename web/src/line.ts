@@ -141,11 +141,26 @@ export function linePanel({ room, saleState, line, joinedAs, drawn = false, boug
   if (line.state === 'admitted' || line.admissionToken) {
     const left = admissionLeftMs(line.admissionExpiresAt, serverNow);
     if (left <= 0 || !line.admissionToken) return expired(line);
+    const place = line.position != null ? `${placeText(line.position)} ` : '';
+    const progress = line.position != null ? lineProgress(line.position, line.position) : undefined;
+    // An item is set aside for the admission until `setAsideUntil`; after it the token still buys
+    // while stock lasts, and the page says so rather than promise an item.
+    if (line.setAsideUntil && admissionLeftMs(line.setAsideUntil, serverNow) <= 0) {
+      return {
+        phase: 'admitted',
+        title: `It’s still your turn — buy while stock lasts (${formatDuration(left)} left)`,
+        detail: `${place}The item set aside for you was released at ${formatTime(line.setAsideUntil)}; the next people in line may take it. Your admission is valid until ${formatTime(line.admissionExpiresAt ?? '')}.`,
+        progress,
+        action: 'buy',
+        button: 'Buy now',
+      };
+    }
+    const until = line.setAsideUntil ?? line.admissionExpiresAt;
     return {
       phase: 'admitted',
-      title: `It’s your turn! ${admissionCountdown(line.admissionExpiresAt, serverNow)}`,
-      detail: `${line.position != null ? `${placeText(line.position)} ` : ''}Your admission is held for you until ${formatTime(line.admissionExpiresAt ?? '')}.`,
-      progress: line.position != null ? lineProgress(line.position, line.position) : undefined,
+      title: `It’s your turn! ${admissionCountdown(until, serverNow)}`,
+      detail: `${place}An item is set aside for you until ${formatTime(until ?? '')}.`,
+      progress,
       action: 'buy',
       button: 'Buy now',
     };
