@@ -683,7 +683,7 @@ test('a line that opens while the page is open: pre-queue, drawn place, admitted
 });
 
 it('sold out ends the wait at once: a one-item sale that someone admitted before buys', async () => {
-  // Stock 1 lets at most 2 people be admitted (200 % of the stock): the page's buyer is third.
+  // Stock 1 admits one person at a time (an item set aside per admission): the page's buyer is third.
   const saleId = createSale({ name: 'One of one (waiting room)', stock: 1, startsIn: -10, room: { admitPerSecond: 50 } });
   const [first, second, buyer] = [user('first'), user('second'), user('third')];
   assert.equal((await apiJoin(saleId, first)).status, 200);
