@@ -13,6 +13,7 @@ pub mod concurrency;
 pub mod cpu;
 pub mod first_response;
 pub mod functions;
+pub mod handtx;
 pub mod inprocess;
 pub mod joins;
 pub mod local;

@@ -9,7 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use bench::{capacity, client_init, concurrency, cpu, first_response, functions, inprocess, joins, local};
+use bench::{capacity, client_init, concurrency, cpu, first_response, functions, handtx, inprocess, joins, local};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -52,6 +52,17 @@ enum Cmd {
         rounds: usize,
         #[arg(long, default_value_t = 300)]
         max_seconds: u64,
+    },
+    /// Client CPU per purchase transaction: through the SDK, and signed and sent by hand (the
+    /// SDK orchestrator's share), one at a time against DynamoDB Local.
+    HandTx {
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Transactions per batch.
+        #[arg(long, default_value_t = 1000)]
+        calls: usize,
+        #[arg(long, default_value_t = 5)]
+        batches: usize,
     },
     /// CPU per request with no network (a canned-answer HTTP client answers).
     Cpu {
@@ -219,6 +230,14 @@ fn main() -> Result<()> {
                 rounds: rounds.clamp(1, 50),
                 shards: shards.clamp(1, 64),
                 max_seconds: max_seconds.clamp(1, 3600),
+            }))
+        }
+        Cmd::HandTx { endpoint, calls, batches } => {
+            let current = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            current.block_on(handtx::run(handtx::Args {
+                endpoint,
+                calls: calls.clamp(10, 100_000),
+                batches: batches.clamp(1, 50),
             }))
         }
         Cmd::Cpu { iterations, batches, only } => {
