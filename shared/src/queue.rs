@@ -344,8 +344,11 @@ impl App {
         let size = match lock(&slot) {
             Found::Ticket(ticket, None) => return Ok(ticket),
             Found::Ticket(ticket, Some(size)) => {
-                if let Ok(_taking) = slot.taking.try_lock() {
-                    let (first, last) = self.store.take_tickets(sale_id, size).await.map_err(logged)?;
+                // This request has its ticket: a failure to take the next block (logged) only
+                // means it is taken when the current one runs out.
+                if let Ok(_taking) = slot.taking.try_lock()
+                    && let Ok((first, last)) = self.store.take_tickets(sale_id, size).await.map_err(logged)
+                {
                     let spare = TicketBlock { next: first, last, size, taken: Instant::now() };
                     slot.blocks.lock().unwrap_or_else(|p| p.into_inner()).spare = Some(spare);
                 }

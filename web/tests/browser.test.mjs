@@ -61,7 +61,7 @@ const rfc3339 = (offsetSecs) => new Date(Date.now() + offsetSecs * 1000).toISOSt
 
 /**
  * A sale of this run, created with the admin CLI like an operator would. `room` puts a waiting room
- * in front of it: `{ admitPerSecond, prequeueOpensIn, tokenTtlSeconds }`, each optional.
+ * in front of it: `{ admitPerSecond, prequeueOpensIn, tokenTtlSeconds, claimSeconds }`, each optional.
  * `holdSeconds` > 0 makes purchases reserve their item for that long, waiting for payment.
  */
 function createSale({ name, stock = 50, startsIn = -60, endsIn = 3600, priceCents = 12900, currency = 'EUR', room, holdSeconds = 0 }) {
@@ -73,6 +73,7 @@ function createSale({ name, stock = 50, startsIn = -60, endsIn = 3600, priceCent
         ...(room.admitPerSecond ? ['--admit-per-second', String(room.admitPerSecond)] : []),
         ...(room.prequeueOpensIn !== undefined ? ['--prequeue-opens-at', rfc3339(room.prequeueOpensIn)] : []),
         ...(room.tokenTtlSeconds ? ['--token-ttl-seconds', String(room.tokenTtlSeconds)] : []),
+        ...(room.claimSeconds ? ['--claim-seconds', String(room.claimSeconds)] : []),
       ];
   execFileSync(
     ADMIN,
@@ -726,6 +727,28 @@ it('an admission that is not used in time expires: the countdown ends and Buy go
   await expectText(linePanel(page), /Your admission expired/, 20_000);
   await expectText(buyButton(page), /^Admission expired$/);
   assert.equal(await buyButton(page).isDisabled(), true);
+  await close(page);
+});
+
+test('the item is set aside for the claim window; after it Buy still works while stock lasts', { timeout: 60_000 }, async () => {
+  const saleId = createSale({ name: 'Set aside', stock: 5, startsIn: -10, room: { admitPerSecond: 50, claimSeconds: 4 } });
+  const buyer = user('aside');
+  const page = await openPage(`#/sales/${saleId}`);
+  await page.gotoHash();
+  await page.getByLabel('Your user id').fill(buyer);
+  await expectDisabled(buyButton(page), false);
+  await buyButton(page).click();
+  await expectText(linePanel(page), /It’s your turn! Buy within 00:0[0-4]/, 15_000);
+  await expectText(linePanel(page), /An item is set aside for you until/);
+  // The claim window ends on the server's clock; the 5-minute token goes on.
+  await expectText(linePanel(page), /It’s still your turn — buy while stock lasts \(0[0-4]:\d\d left\)/, 15_000);
+  await expectText(linePanel(page), /The item set aside for you was released at/);
+  await expectDisabled(buyButton(page), false);
+  await buyButton(page).click();
+  await expectText(status(page), /You got it! Your order is confirmed\./);
+  const { status: code, body: stored } = await apiGet(`/sales/${saleId}/purchases/${buyer}`);
+  assert.equal(code, 200);
+  assert.equal(stored.userId, buyer);
   await close(page);
 });
 
