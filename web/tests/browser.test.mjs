@@ -644,6 +644,16 @@ it('in JWT mode the page sends the token it was given as a Bearer token', async 
   await close(page);
 });
 
+/** Opens a sale's page as `userId` and presses its main button once it is enabled (Join the line, or Buy). */
+async function pressFirstButtonAs(saleId, userId) {
+  const page = await openPage(`#/sales/${saleId}`);
+  await page.gotoHash();
+  await page.getByLabel('Your user id').fill(userId);
+  await expectDisabled(buyButton(page), false);
+  await buyButton(page).click();
+  return page;
+}
+
 // The waiting room, on the real stack: sales of this run whose opening, draw, admission, sell-out
 // and token expiry happen within seconds.
 
@@ -717,11 +727,7 @@ it('sold out ends the wait at once: a one-item sale that someone admitted before
 
 it('an admission that is not used in time expires: the countdown ends and Buy goes away', async () => {
   const saleId = createSale({ name: 'Short admission', stock: 5, startsIn: -10, room: { admitPerSecond: 50, tokenTtlSeconds: 12 } });
-  const page = await openPage(`#/sales/${saleId}`);
-  await page.gotoHash();
-  await page.getByLabel('Your user id').fill(user('slow'));
-  await expectDisabled(buyButton(page), false);
-  await buyButton(page).click();
+  const page = await pressFirstButtonAs(saleId, user('slow'));
   await expectText(linePanel(page), /It’s your turn! Buy within 00:(0\d|1[0-2])/, 15_000);
   await expectDisabled(buyButton(page), false);
   await expectText(linePanel(page), /Your admission expired/, 20_000);
@@ -733,11 +739,7 @@ it('an admission that is not used in time expires: the countdown ends and Buy go
 test('the item is set aside for the claim window; after it Buy still works while stock lasts', { timeout: 60_000 }, async () => {
   const saleId = createSale({ name: 'Set aside', stock: 5, startsIn: -10, room: { admitPerSecond: 50, claimSeconds: 4 } });
   const buyer = user('aside');
-  const page = await openPage(`#/sales/${saleId}`);
-  await page.gotoHash();
-  await page.getByLabel('Your user id').fill(buyer);
-  await expectDisabled(buyButton(page), false);
-  await buyButton(page).click();
+  const page = await pressFirstButtonAs(saleId, buyer);
   await expectText(linePanel(page), /It’s your turn! Buy within 00:0[0-4]/, 15_000);
   await expectText(linePanel(page), /An item is set aside for you until/);
   // The claim window ends on the server's clock; the 5-minute token goes on.
