@@ -254,3 +254,51 @@ async fn conflicts_on_every_shard_answer_by_the_stock_read_after_them() {
     let (stock, purchases) = stored_state(&store, &sale).await;
     assert_eq!((stock.iter().sum::<i64>(), purchases.len()), (0, 2));
 }
+
+/// A join that has its place number answers even when taking the next block of numbers ahead of
+/// time fails; only a join that needs the missing block waits for DynamoDB (503), and no place is
+/// lost once DynamoDB answers again.
+#[tokio::test]
+async fn a_failure_to_take_the_next_place_block_ahead_never_fails_the_join_that_has_its_place() {
+    let store = fresh_store().await;
+    let start = integration_tests::now_ms() - 3_600_000;
+    let (sale, _) = integration_tests::room_sale(&store, 10, 1, start, start + 7_200_000).await;
+    let proxy = Proxy::start(upstream(), pass()).await;
+    let client = flash_sale::aws::local_client_with_timeouts(&proxy.endpoint, timeouts()).expect("client");
+    let app = integration_tests::room_app(&Store::new(client, store.table()), Arc::new(SystemClock), AuthMode::Body);
+    let id = sale.id.to_string();
+    let join = |user: &'static str| {
+        let (app, id) = (&app, id.clone());
+        async move {
+            let req = request(
+                "POST",
+                &format!("/sales/{id}/queue"),
+                &[("saleId", &id)],
+                TestBody::Text(&user_body(user)),
+                None,
+            );
+            read(&flash_sale::http::queue_function(app, req).await)
+        }
+    };
+    // The first two writes to the sale's place counter pass (blocks of 1 and 2 places), every
+    // later one fails.
+    let counter_writes = Arc::new(AtomicUsize::new(0));
+    let writes = counter_writes.clone();
+    proxy.set_plan(Box::new(move |op: &str, body: &str| {
+        if op == "UpdateItem" && body.contains("ADD issued") && writes.fetch_add(1, Ordering::SeqCst) >= 2 {
+            Fault::ServerError
+        } else {
+            Fault::Pass
+        }
+    }));
+    for (user, place) in [("first", 1), ("second", 2), ("third", 3)] {
+        let (status, body) = join(user).await;
+        assert_eq!((status, body["position"].as_i64()), (200, Some(place)), "{user}: {body}");
+    }
+    assert!(counter_writes.load(Ordering::SeqCst) > 2, "the third join tried to take the next block ahead");
+    let (status, body) = join("fourth").await;
+    assert_eq!((status, body["code"].as_str()), (503, Some("temporarily_unavailable")), "{body}");
+    proxy.set_plan(pass());
+    let (status, body) = join("fifth").await;
+    assert_eq!((status, body["position"].as_i64()), (200, Some(4)), "no place was lost: {body}");
+}
