@@ -267,19 +267,7 @@ async fn a_failure_to_take_the_next_place_block_ahead_never_fails_the_join_that_
     let client = flash_sale::aws::local_client_with_timeouts(&proxy.endpoint, timeouts()).expect("client");
     let app = integration_tests::room_app(&Store::new(client, store.table()), Arc::new(SystemClock), AuthMode::Body);
     let id = sale.id.to_string();
-    let join = |user: &'static str| {
-        let (app, id) = (&app, id.clone());
-        async move {
-            let req = request(
-                "POST",
-                &format!("/sales/{id}/queue"),
-                &[("saleId", &id)],
-                TestBody::Text(&user_body(user)),
-                None,
-            );
-            read(&flash_sale::http::queue_function(app, req).await)
-        }
-    };
+    let join = |user: &'static str| crate::waiting_room::join(&app, &id, user);
     // The first two writes to the sale's place counter pass (blocks of 1 and 2 places), every
     // later one fails.
     let counter_writes = Arc::new(AtomicUsize::new(0));

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 const HOUR: i64 = 3_600_000;
 
-async fn join(app: &App, sale: &str, user: &str) -> (u16, Value) {
+pub(crate) async fn join(app: &App, sale: &str, user: &str) -> (u16, Value) {
     let req =
         request("POST", &format!("/sales/{sale}/queue"), &[("saleId", sale)], TestBody::Text(&user_body(user)), None);
     read(&flash_sale::http::queue_function(app, req).await)
@@ -62,7 +62,7 @@ async fn open_room(store: &Store, stock: i64, shards: u32) -> (Sale, ManualClock
 #[tokio::test]
 async fn joins_are_idempotent_places_unique_and_first_in_first_out_after_opening() {
     let store = fresh_store().await;
-    let (sale, _clock, app) = open_room(&store, 10, 2).await;
+    let (sale, clock, app) = open_room(&store, 10, 2).await;
     let id = sale.id.to_string();
     let mut places = Vec::new();
     for n in 0..30 {
@@ -102,7 +102,7 @@ async fn joins_are_idempotent_places_unique_and_first_in_first_out_after_opening
     // Places issued from the sale's counter (the admitted and the waiting, with the tickets this
     // container holds in its blocks): the tickets handed out, at most one per join, and at most
     // two blocks (100 each) besides. Requests that each took a block of their own ran far ahead.
-    _clock.advance(2_000);
+    clock.advance(2_000);
     let view = status(&app, &id).await;
     let issued = view["queue"]["length"].as_i64().unwrap() + view["queue"]["admittedThrough"].as_i64().unwrap();
     assert!(issued <= 30 + 2 * 256 + 200, "{issued} places issued for {} joins", 30 + 2 * 256);

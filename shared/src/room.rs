@@ -89,13 +89,13 @@ impl RoomConfig {
     }
 }
 
-/// One admission step remembered for the stock-aware cap: at `at_ms` the admitted range ended at
-/// `admitted` and `sold` items were sold.
+/// One admission step remembered for the stock-aware cap and the tokens' lifetimes: at `at_ms`
+/// the admitted range ended at `admitted`. (Room states stored before the claim window also
+/// carry a `sold` count per step; it is ignored.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tick {
     pub at_ms: i64,
     pub admitted: i64,
-    pub sold: i64,
 }
 
 /// The line's moving parts (one item per sale, written at most about once a second).
@@ -160,7 +160,7 @@ impl RoomState {
             // Spend only the time the admitted places used when a cap held them back.
             next.updated_at_ms = if admitted == budget { self.updated_at_ms + admitted * 1_000 / rate } else { now_ms };
         }
-        next.history.push(Tick { at_ms: now_ms, admitted: next.admitted_through, sold });
+        next.history.push(Tick { at_ms: now_ms, admitted: next.admitted_through });
         let horizon = now_ms - config.token_ttl_ms - 1_000;
         let keep_from = next.history.iter().rposition(|t| t.at_ms <= horizon).unwrap_or(0);
         next.history.drain(..keep_from);
@@ -386,6 +386,12 @@ mod tests {
         assert_eq!(old.claim_window_ms(), 300_000, "rooms from before claim windows: the token's lifetime");
         let long = RoomConfig { claim_ms: Some(900_000), ..c };
         assert_eq!(long.claim_window_ms(), 300_000, "never longer than a token lives");
+    }
+
+    #[test]
+    fn steps_stored_with_the_sold_count_of_earlier_versions_still_read() {
+        let tick: Tick = serde_json::from_str(r#"{"at_ms":5,"admitted":7,"sold":3}"#).unwrap();
+        assert_eq!(tick, Tick { at_ms: 5, admitted: 7 });
     }
 
     #[test]
