@@ -30,6 +30,14 @@ pub fn local_timeouts() -> TimeoutConfig {
         .build()
 }
 
+/// The SDK's default HTTPS client (hyper 1, rustls on aws-lc), set explicitly on every client built
+/// here so that the purchase transaction, which is sent outside the SDK's orchestrator
+/// (`store::direct`), goes through the same client, connection pool and TLS configuration.
+pub(crate) fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc)).build_https()
+}
+
 fn retries() -> RetryConfig {
     RetryConfig::standard().with_max_attempts(3)
 }
@@ -55,6 +63,7 @@ fn lambda_client_from(get: impl Fn(&str) -> Option<String>) -> Result<Client, St
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(var("AWS_REGION")?))
         .credentials_provider(credentials)
+        .http_client(https_client())
         .timeout_config(cloud_timeouts())
         .retry_config(retries())
         // No stalled-stream protection (a timer and a body wrapper on every request, ≈0.03 ms of
@@ -135,9 +144,7 @@ pub fn local_config(endpoint: &str, timeouts: TimeoutConfig) -> Result<aws_sdk_d
         .retry_config(retries())
         // As the deployed client (lambda_client_from).
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
-    if let Some(http) = local_tls_client(endpoint, ca_bundle.as_deref())? {
-        builder = builder.http_client(http);
-    }
+    builder = builder.http_client(local_tls_client(endpoint, ca_bundle.as_deref())?.unwrap_or_else(https_client));
     Ok(builder)
 }
 

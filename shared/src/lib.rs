@@ -8,8 +8,9 @@
 //!   against the buyer's record), as [`App::purchase`].
 //! - `app`: [`App`], what a function holds for its life, and the read use cases.
 //! - [`error`]: [`AppError`], what a use case answers besides success.
-//! - [`store`]: the DynamoDB table: items, the purchase transaction and the reading of its
-//!   cancellation reasons, operator actions. [`keys`] spells the key formats.
+//! - [`store`]: the DynamoDB table: items, the purchase transaction (sent outside the SDK's
+//!   orchestrator) and the reading of its cancellation reasons, operator actions. [`keys`] spells
+//!   the key formats.
 //! - [`http`]: API Gateway events in, JSON and problem+json out; the only place that decides
 //!   HTTP statuses.
 //! - [`lambda`]: the one wiring point of a function binary. [`config`], [`aws`], [`telemetry`]:

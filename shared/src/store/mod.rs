@@ -5,6 +5,7 @@
 //! lists sales without scanning purchases; purchases never touch an index.
 
 mod admin;
+mod direct;
 mod items;
 mod orders;
 mod purchase_tx;
@@ -95,11 +96,20 @@ pub(crate) fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
 pub struct Store {
     client: Client,
     table: String,
+    /// The purchase transaction's own sender, made from `client` on first use.
+    direct: std::sync::Arc<tokio::sync::OnceCell<direct::Direct>>,
 }
 
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), direct: Default::default() }
+    }
+
+    async fn direct(&self) -> Result<&direct::Direct, StoreError> {
+        self.direct
+            .get_or_try_init(|| direct::Direct::from_client(&self.client))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("purchase transaction sender: {e}")))
     }
 
     pub fn table(&self) -> &str {

@@ -2,8 +2,10 @@
 //! the SDK (`rawtx::purchase`) against the same transaction signed and sent by hand (SigV4 with
 //! `aws-sigv4`, the JSON body with `serde_json`, HTTP/1.1 with `hyper-util`'s client), one after
 //! another on one current-thread runtime like a function's, against DynamoDB Local over real
-//! loopback HTTP. The hand path has no retries, timeouts or error parsing beyond the status code:
-//! it prices the lever, it is not a client to ship.
+//! loopback HTTP, and the same hand-signed request sent through the SDK's own HTTP connector
+//! (its TLS, pool and timeouts) instead of `hyper-util`, which is how the shipped sender
+//! (`flash_sale::store`'s `direct` module) sends it. The hand paths have no retries, timeouts or
+//! error parsing beyond the status code: they price the lever and the choice of HTTP client.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,18 +32,20 @@ pub struct Args {
 
 struct Hand {
     http: HyperClient<HttpConnector, Full<Bytes>>,
+    sdk_http: aws_smithy_runtime_api::client::http::SharedHttpConnector,
     url: String,
     host: String,
     identity: aws_smithy_runtime_api::client::identity::Identity,
 }
 
 impl Hand {
-    fn new(endpoint: &str) -> Result<Self> {
+    fn new(endpoint: &str, sdk: &aws_sdk_dynamodb::Client) -> Result<Self> {
         let uri: hyper::Uri = endpoint.parse().context("endpoint")?;
         let host = uri.authority().ok_or_else(|| anyhow!("endpoint without host"))?.to_string();
         let credentials = Credentials::new("local", "local", None, None, "bench");
         Ok(Self {
             http: HyperClient::builder(TokioExecutor::new()).build_http(),
+            sdk_http: sdk_connector(sdk.config())?,
             url: format!("{}/", endpoint.trim_end_matches('/')),
             host,
             identity: credentials.into(),
@@ -49,7 +53,7 @@ impl Hand {
     }
 
     /// One purchase transaction: the same items, expressions and options as `rawtx::items`.
-    async fn purchase(&self, table: &str, sale: &str, user: &str, now: i64) -> Result<()> {
+    async fn purchase(&self, table: &str, sale: &str, user: &str, now: i64, via_sdk_http: bool) -> Result<()> {
         let order_id = ulid::Ulid::new().to_string();
         let body = json!({
             "TransactItems": [
@@ -94,6 +98,22 @@ impl Hand {
         for (name, value) in headers {
             req = req.header(name, value);
         }
+        if via_sdk_http {
+            let mut req = req.body(aws_smithy_types::body::SdkBody::from(body))?;
+            instructions.apply_to_request_http1x(&mut req);
+            let req = aws_smithy_runtime_api::client::orchestrator::HttpRequest::try_from(req)?;
+            use aws_smithy_runtime_api::client::http::HttpConnector as _;
+            let resp = self.sdk_http.call(req).await.map_err(|e| anyhow!("{e:?}"))?;
+            let status = resp.status().as_u16();
+            let answer = resp.into_body().collect().await.map_err(|e| anyhow!("{e}"))?.to_bytes();
+            if status != 200 {
+                bail!(
+                    "hand-signed TransactWriteItems via the SDK's HTTP client: {status} {}",
+                    String::from_utf8_lossy(&answer)
+                );
+            }
+            return Ok(());
+        }
         let mut req = req.body(Full::new(Bytes::from(body)))?;
         instructions.apply_to_request_http1x(&mut req);
         let resp = self.http.request(req).await?;
@@ -110,6 +130,43 @@ impl Hand {
 enum Side {
     Sdk,
     Hand,
+    HandSdkHttp,
+}
+
+/// The SDK's own HTTP connector for this client's configuration (its TLS, pool and timeouts),
+/// outside the orchestrator.
+fn sdk_connector(
+    config: &aws_sdk_dynamodb::Config,
+) -> Result<aws_smithy_runtime_api::client::http::SharedHttpConnector> {
+    use aws_smithy_runtime::client::auth::no_auth::{NO_AUTH_SCHEME_ID, NoAuthScheme};
+    use aws_smithy_runtime::client::identity::IdentityCache;
+    use aws_smithy_runtime::client::identity::no_auth::NoAuthIdentityResolver;
+    use aws_smithy_runtime::client::orchestrator::endpoints::StaticUriEndpointResolver;
+    use aws_smithy_runtime::client::retries::strategy::NeverRetryStrategy;
+    use aws_smithy_runtime_api::client::auth::static_resolver::StaticAuthSchemeOptionResolver;
+    use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings};
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
+    let http = config.http_client().unwrap_or_else(|| {
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .build_https()
+    });
+    let components = RuntimeComponentsBuilder::new("hand")
+        .with_auth_scheme_option_resolver(Some(StaticAuthSchemeOptionResolver::new(vec![NO_AUTH_SCHEME_ID])))
+        .with_auth_scheme(NoAuthScheme::new())
+        .with_identity_cache(Some(IdentityCache::no_cache()))
+        .with_identity_resolver(NO_AUTH_SCHEME_ID, NoAuthIdentityResolver::new())
+        .with_endpoint_resolver(Some(StaticUriEndpointResolver::uri("http://127.0.0.1")))
+        .with_retry_strategy(Some(NeverRetryStrategy::new()))
+        .with_sleep_impl(config.sleep_impl())
+        .with_time_source(config.time_source())
+        .build()?;
+    let mut settings = HttpConnectorSettings::builder();
+    settings.set_connect_timeout(config.timeout_config().and_then(|t| t.connect_timeout()));
+    let settings = settings.build();
+    Ok(http.http_connector(&settings, &components))
 }
 
 pub async fn run(args: Args) -> Result<()> {
@@ -118,17 +175,21 @@ pub async fn run(args: Args) -> Result<()> {
     let sale = local::active_sale(&store, 10_000_000, 1).await?;
     let (table, sale_id) = (store.table().to_owned(), sale.id.to_string());
     let sdk = local::client(&dynamo.endpoint)?;
-    let hand = Hand::new(&dynamo.endpoint)?;
+    let hand = Hand::new(&dynamo.endpoint, &sdk)?;
     println!(
         "hand-tx: {} purchase transactions per batch, {} batches per side, alternating, one at a time, DynamoDB Local at {}",
         args.calls, args.batches, dynamo.endpoint
     );
-    let mut cpu = [Vec::new(), Vec::new()];
-    let mut wall = [Vec::new(), Vec::new()];
+    let mut cpu = [Vec::new(), Vec::new(), Vec::new()];
+    let mut wall = [Vec::new(), Vec::new(), Vec::new()];
     let deadline = Instant::now() + Duration::from_secs(600);
     // One warm-up batch per side (connections, caches), then the measured ones.
     for batch in 0..=args.batches {
-        for side in if batch % 2 == 0 { [Side::Sdk, Side::Hand] } else { [Side::Hand, Side::Sdk] } {
+        for side in if batch % 2 == 0 {
+            [Side::Sdk, Side::Hand, Side::HandSdkHttp]
+        } else {
+            [Side::HandSdkHttp, Side::Hand, Side::Sdk]
+        } {
             if Instant::now() > deadline {
                 bail!("hand-tx: over 600 s");
             }
@@ -142,7 +203,8 @@ pub async fn run(args: Args) -> Result<()> {
                             .await
                             .map_err(|e| anyhow!("SDK TransactWriteItems: {e:?}"))?;
                     }
-                    Side::Hand => hand.purchase(&table, &sale_id, &user, now).await?,
+                    Side::Hand => hand.purchase(&table, &sale_id, &user, now, false).await?,
+                    Side::HandSdkHttp => hand.purchase(&table, &sale_id, &user, now, true).await?,
                 }
             }
             if batch > 0 {
@@ -152,7 +214,11 @@ pub async fn run(args: Args) -> Result<()> {
             }
         }
     }
-    for (side, name) in [(Side::Sdk, "SDK `TransactWriteItems`"), (Side::Hand, "hand-signed, same transaction")] {
+    for (side, name) in [
+        (Side::Sdk, "SDK `TransactWriteItems`"),
+        (Side::Hand, "hand-signed, same transaction"),
+        (Side::HandSdkHttp, "hand-signed, SDK's HTTP client"),
+    ] {
         println!(
             "  {name:<32} client CPU µs/call {} · wall µs/call {}",
             stats::summary(&cpu[side as usize], 1),
@@ -178,11 +244,11 @@ mod tests {
         let Some(endpoint) = local::test_endpoint() else { return };
         let store = local::fresh_store(&endpoint).await.unwrap();
         let sale = local::active_sale(&store, 100, 1).await.unwrap();
-        let hand = Hand::new(&endpoint).unwrap();
+        let hand = Hand::new(&endpoint, store.client()).unwrap();
         for i in 0..5 {
-            hand.purchase(store.table(), sale.id.as_str(), &format!("h{i}"), now_ms()).await.unwrap();
+            hand.purchase(store.table(), sale.id.as_str(), &format!("h{i}"), now_ms(), i % 2 == 0).await.unwrap();
         }
-        let again = hand.purchase(store.table(), sale.id.as_str(), "h0", now_ms()).await;
+        let again = hand.purchase(store.table(), sale.id.as_str(), "h0", now_ms(), false).await;
         assert!(again.is_err(), "the purchase's condition refuses a second one");
         assert_eq!(store.shard_stock(&[&sale]).await.unwrap()[0], vec![95]);
     }
