@@ -78,6 +78,7 @@ fn lambda_client_from(get: impl Fn(&str) -> Option<String>) -> Result<Client, St
 /// operator's CLI and the load generator run against a deployed stage.
 pub async fn cloud_client() -> Client {
     let shared = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .timeout_config(cloud_timeouts())
         .retry_config(retries())
         .load()

@@ -8,19 +8,23 @@
 //! the connect timeout and any test or benchmark HTTP client stay exactly the SDK's.
 //!
 //! What the SDK gives every call is kept, taken from the same client's configuration:
-//! - the endpoint, resolved once by the SDK itself (a request built and stopped before it is sent);
-//! - credentials from the client's own SigV4 identity resolver, found the same way, and kept
-//!   until five minutes before they expire;
+//! - the endpoint, the merged timeout and retry configuration and the credentials, resolved once
+//!   by the SDK itself: a `ListTables` is built and signed, and stopped before it is sent;
+//! - credentials through the client's own identity cache (one fetch shared with the SDK's calls);
 //! - the attempt and operation timeouts;
 //! - the standard retry rule: at most `max_attempts` attempts for transient failures (timeouts,
-//!   I/O errors, HTTP 500/502/503/504, the SDK's throttling and transient error codes), with
-//!   exponential backoff and full jitter, the throttling base for throttling errors and the
-//!   non-throttling base for the others. Every attempt carries the same `ClientRequestToken`, so a
-//!   transaction whose answer was lost is not applied twice.
+//!   I/O errors, a kept-alive connection closed under the request, HTTP 500/502/503/504, the
+//!   SDK's throttling and transient error codes), with exponential backoff and full jitter, the
+//!   throttling base for throttling errors and the non-throttling base for the others. Every
+//!   attempt carries the same `ClientRequestToken`, so a transaction whose answer was lost is not
+//!   applied twice;
+//! - a connection that answered with a transient error is closed, not reused (as the SDK's
+//!   connection poisoning does under the same retry configuration);
+//! - the X-Ray trace header from `_X_AMZN_TRACE_ID` inside Lambda.
 //!
-//! Not kept: the SDK's client-wide retry quota (a token bucket that stops retries when many fail)
-//! and clock-skew correction. A Lambda environment serves one invocation at a time and its clock
-//! is synchronised, and the operation timeout still bounds every call.
+//! Not kept: the SDK's client-wide retry quota (a token bucket that stops retries when many fail),
+//! `x-amz-retry-after`, and clock-skew correction. A Lambda environment serves one invocation at a
+//! time and its clock is synchronised, and the operation timeout still bounds every call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,14 +37,17 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::auth::AuthSchemeId;
-use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings, SharedHttpConnector};
-use aws_smithy_runtime_api::client::identity::{Identity, ResolveIdentity, SharedIdentityResolver};
+use aws_smithy_runtime_api::client::connection::CaptureSmithyConnection;
+use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnector, HttpConnectorSettings, SharedHttpConnector};
+use aws_smithy_runtime_api::client::identity::ResolveCachedIdentity;
+use aws_smithy_runtime_api::client::identity::{Identity, SharedIdentityResolver};
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::GetIdentityResolver;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::retry::{ErrorKind, ReconnectMode, RetryConfig, RetrySpec};
+use aws_smithy_types::timeout::TimeoutConfig;
 use base64::Engine as _;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Serialize, Serializer};
@@ -68,9 +75,6 @@ const THROTTLING_ERRORS: &[&str] = &[
 const TRANSIENT_ERRORS: &[&str] = &["RequestTimeout", "RequestTimeoutException"];
 const TRANSIENT_STATUS: &[u16] = &[500, 502, 503, 504];
 
-/// Credentials are fetched again this long before they expire.
-const CREDENTIALS_MARGIN: Duration = Duration::from_secs(300);
-
 /// What DynamoDB answered to a `TransactWriteItems`.
 #[derive(Debug)]
 pub(super) enum TxAnswer {
@@ -88,10 +92,11 @@ pub(super) struct Direct {
     host: String,
     region: String,
     /// The client's SigV4 identity resolver (its credentials provider) and the components it
-    /// was found in, as the SDK would call it.
+    /// was found in, with the client's identity cache, as the SDK would call them.
     resolver: SharedIdentityResolver,
     components: RuntimeComponents,
-    identity: Mutex<Option<Identity>>,
+    /// Close a connection that answered with a transient error (the SDK's connection poisoning).
+    poison_on_transient: bool,
     max_attempts: u32,
     throttling_backoff: Duration,
     transient_backoff: Duration,
@@ -114,6 +119,16 @@ struct Failure {
     in_progress: bool,
 }
 
+impl Failure {
+    fn transient(message: String) -> Self {
+        Self { kind: FailureKind::Transient, message, in_progress: false }
+    }
+
+    fn last(message: String) -> Self {
+        Self { kind: FailureKind::Final, message, in_progress: false }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum FailureKind {
     Throttling,
@@ -132,21 +147,16 @@ impl Direct {
         let uri: http::Uri = url.parse().map_err(|e| format!("endpoint `{url}`: {e}"))?;
         let host = uri.authority().ok_or_else(|| format!("endpoint `{url}` has no host"))?.to_string();
         let url = format!("{}/", url.trim_end_matches('/'));
-        // `flash_sale::aws` sets the HTTP client on every client it builds; for any other client
-        // this path gets a default one of its own (a pool of its own).
-        let http = config.http_client().unwrap_or_else(crate::aws::https_client);
-        let timeouts =
-            config.timeout_config().cloned().unwrap_or_else(aws_smithy_types::timeout::TimeoutConfig::disabled);
         let mut settings = HttpConnectorSettings::builder();
-        settings.set_connect_timeout(timeouts.connect_timeout());
-        settings.set_read_timeout(timeouts.read_timeout());
-        let components = connector_components(config)?;
-        // The same settings as the SDK's own calls: the HTTP client hands out the same cached
-        // connector, so both share one connection pool and one TLS configuration.
-        let connector =
-            aws_smithy_runtime_api::client::http::HttpClient::http_connector(&http, &settings.build(), &components);
-        let retry = config.retry_config().cloned().unwrap_or_else(aws_smithy_types::retry::RetryConfig::standard);
+        settings.set_connect_timeout(seen.timeouts.connect_timeout());
+        settings.set_read_timeout(seen.timeouts.read_timeout());
+        // The settings and components of the SDK's own calls: the HTTP client hands out the same
+        // cached connector, so both share one connection pool and one TLS configuration.
+        let http = seen.components.http_client().ok_or("the DynamoDB client has no HTTP client")?;
+        let connector = http.http_connector(&settings.build(), &seen.components);
+        let retry = seen.retry;
         let throttling_backoff = retry.initial_backoff();
+        let spec_2_1 = retry.retry_spec().is_some_and(|s| s.is_at_least(RetrySpec::V2_1));
         Ok(Self {
             connector,
             url,
@@ -154,13 +164,13 @@ impl Direct {
             region,
             resolver: seen.resolver,
             components: seen.components,
-            identity: Mutex::new(None),
+            poison_on_transient: !spec_2_1 && retry.reconnect_mode() == ReconnectMode::ReconnectOnTransientError,
             max_attempts: retry.max_attempts().max(1),
             throttling_backoff,
             transient_backoff: retry.retry_spec().map_or(throttling_backoff, |s| s.non_throttling_initial_backoff()),
             max_backoff: retry.max_backoff(),
-            attempt_timeout: timeouts.operation_attempt_timeout(),
-            operation_timeout: timeouts.operation_timeout(),
+            attempt_timeout: seen.timeouts.operation_attempt_timeout(),
+            operation_timeout: seen.timeouts.operation_timeout(),
         })
     }
 
@@ -197,39 +207,48 @@ impl Direct {
     }
 
     async fn attempt(&self, body: &bytes::Bytes) -> Result<TxAnswer, Failure> {
-        let request = self.signed(body).await?;
+        let mut request = self.signed(body).await?;
+        let connection = CaptureSmithyConnection::new();
+        request.add_extension(connection.clone());
         let exchange = async {
             let response = self.connector.call(request).await.map_err(|e| Failure {
-                kind: if e.is_timeout() || e.is_io() { FailureKind::Transient } else { FailureKind::Final },
+                // As the SDK's classifiers: timeouts, I/O errors and errors the HTTP client marks
+                // with a kind (a kept-alive connection closed under the request) are retried.
+                kind: match e.as_other() {
+                    Some(ErrorKind::ThrottlingError) => FailureKind::Throttling,
+                    Some(_) => FailureKind::Transient,
+                    None if e.is_timeout() || e.is_io() => FailureKind::Transient,
+                    None => FailureKind::Final,
+                },
                 message: format!("TransactWriteItems: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)),
                 in_progress: false,
             })?;
             let status = response.status().as_u16();
+            let error_type = response.headers().get("x-amzn-errortype").map(str::to_owned);
             let body = http_body_util::BodyExt::collect(response.into_body())
                 .await
-                .map_err(|e| Failure {
-                    kind: FailureKind::Transient,
-                    message: format!("TransactWriteItems: reading the answer: {e}"),
-                    in_progress: false,
-                })?
+                .map_err(|e| Failure::transient(format!("TransactWriteItems: reading the answer: {e}")))?
                 .to_bytes();
-            Ok((status, body))
+            Ok((status, error_type, body))
         };
-        let (status, body) = match self.attempt_timeout {
+        let (status, error_type, body) = match self.attempt_timeout {
             Some(limit) => tokio::time::timeout(limit, exchange).await.unwrap_or_else(|_| {
-                Err(Failure {
-                    kind: FailureKind::Transient,
-                    message: format!("TransactWriteItems: attempt timed out after {limit:?}"),
-                    in_progress: false,
-                })
+                Err(Failure::transient(format!("TransactWriteItems: attempt timed out after {limit:?}")))
             })?,
             None => exchange.await?,
         };
-        answer(status, &body)
+        let answer = answer(status, error_type.as_deref(), &body);
+        if let Err(Failure { kind: FailureKind::Transient, .. }) = &answer
+            && self.poison_on_transient
+            && let Some(connection) = connection.get()
+        {
+            connection.poison();
+        }
+        answer
     }
 
     async fn signed(&self, body: &bytes::Bytes) -> Result<HttpRequest, Failure> {
-        let final_failure = |message: String| Failure { kind: FailureKind::Final, message, in_progress: false };
+        let final_failure = Failure::last;
         let identity = self.identity().await.map_err(final_failure)?;
         let headers = [
             ("content-type", "application/x-amz-json-1.0"),
@@ -253,6 +272,13 @@ impl Direct {
         for (name, value) in headers {
             request = request.header(name, value);
         }
+        // As the SDK's recursion-detection interceptor: inside Lambda the invocation's X-Ray trace.
+        if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
+            && let Some(trace) =
+                std::env::var("_X_AMZN_TRACE_ID").ok().filter(|t| http::HeaderValue::from_str(t).is_ok())
+        {
+            request = request.header("x-amzn-trace-id", trace);
+        }
         let mut request = request
             .header("content-length", body.len())
             .header("user-agent", concat!("flash-sale/", env!("CARGO_PKG_VERSION")))
@@ -262,18 +288,12 @@ impl Direct {
         HttpRequest::try_from(request).map_err(|e| final_failure(format!("request: {e}")))
     }
 
-    /// The client's credentials as a signing identity, fetched again near their expiry.
+    /// The client's credentials as a signing identity, through the client's identity cache.
     async fn identity(&self) -> Result<Identity, String> {
-        let fresh =
-            |identity: &Identity| identity.expiration().is_none_or(|at| at > SystemTime::now() + CREDENTIALS_MARGIN);
-        if let Some(identity) = self.identity.lock().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|i| fresh(i)) {
-            return Ok(identity.clone());
-        }
         let bag = ConfigBag::base();
-        let identity =
-            self.resolver.resolve_identity(&self.components, &bag).await.map_err(|e| format!("credentials: {e}"))?;
-        *self.identity.lock().unwrap_or_else(|p| p.into_inner()) = Some(identity.clone());
-        Ok(identity)
+        let cache = self.components.identity_cache();
+        let identity = cache.resolve_cached_identity(self.resolver.clone(), &self.components, &bag).await;
+        identity.map_err(|e| format!("credentials: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&*e)))
     }
 }
 
@@ -290,21 +310,32 @@ fn bytes_body(body: Vec<u8>) -> bytes::Bytes {
     bytes::Bytes::from(body)
 }
 
-/// Reads DynamoDB's answer: 200 is a commit; a 400 carries an error whose code decides.
-fn answer(status: u16, body: &[u8]) -> Result<TxAnswer, Failure> {
+/// Reads DynamoDB's answer: 200 is a commit; an error's code (the `x-amzn-errortype` header, else
+/// the body's `__type` or `code`, read as leniently as the SDK reads them) decides the rest.
+fn answer(status: u16, error_type: Option<&str>, body: &[u8]) -> Result<TxAnswer, Failure> {
     if status == 200 {
         return Ok(TxAnswer::Committed);
     }
-    let error: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
-    let code = error.kind.as_deref().map(|t| t.rsplit('#').next().unwrap_or(t)).unwrap_or_default();
-    let message = error.message.as_deref().unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let field = |names: &[&str]| names.iter().find_map(|n| json.get(*n).and_then(|v| v.as_str()));
+    let code = error_type.or_else(|| field(&["__type", "code"])).unwrap_or_default();
+    // `com.amazonaws.dynamodb.v20120810#Code` or `Code:http://...`: the code alone.
+    let code = code.split(':').next().unwrap_or(code);
+    let code = code.rsplit('#').next().unwrap_or(code);
+    let message = field(&["message", "Message", "errorMessage"]).unwrap_or_default();
     if code == "TransactionCanceledException" {
-        let reasons =
-            error.reasons.into_iter().map(WireReason::into_sdk).collect::<Result<_, _>>().map_err(|e| Failure {
-                kind: FailureKind::Final,
-                message: format!("TransactionCanceledException with an unreadable item: {e}"),
-                in_progress: false,
-            })?;
+        let reasons = json.get("CancellationReasons").cloned().unwrap_or_default();
+        let reasons: Vec<WireReason> = if reasons.is_null() {
+            Vec::new()
+        } else {
+            serde_json::from_value(reasons)
+                .map_err(|e| Failure::last(format!("unreadable CancellationReasons: {e}")))?
+        };
+        let reasons = reasons
+            .into_iter()
+            .map(WireReason::into_sdk)
+            .collect::<Result<_, _>>()
+            .map_err(|e| Failure::last(format!("TransactionCanceledException with an unreadable item: {e}")))?;
         return Ok(TxAnswer::Cancelled(reasons));
     }
     let kind = if THROTTLING_ERRORS.contains(&code) {
@@ -326,15 +357,20 @@ struct Seen {
     uri: String,
     resolver: SharedIdentityResolver,
     components: RuntimeComponents,
+    timeouts: TimeoutConfig,
+    retry: RetryConfig,
 }
 
 /// Learns what the SDK would resolve for this client's calls without sending anything: a
 /// `ListTables` is built and signed, and stopped before transmission.
 async fn resolved(client: &Client) -> Result<Seen, String> {
     let seen = Arc::new(Mutex::new(None));
-    let _stopped = client.list_tables().limit(1).customize().interceptor(StopBeforeSend(seen.clone())).send().await;
+    let stopped = client.list_tables().limit(1).customize().interceptor(StopBeforeSend(seen.clone())).send().await;
     let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).take();
-    seen.ok_or_else(|| "the SDK resolved no DynamoDB endpoint or SigV4 credentials for this client".to_owned())
+    seen.ok_or_else(|| {
+        let why = stopped.err().map(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string());
+        format!("the SDK resolved no endpoint or SigV4 credentials for this client: {}", why.unwrap_or_default())
+    })
 }
 
 #[derive(Debug)]
@@ -355,39 +391,23 @@ impl Intercept for StopBeforeSend {
         &self,
         context: &BeforeTransmitInterceptorContextRef<'_>,
         components: &RuntimeComponents,
-        _: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let uri = context.request().uri();
         let uri = uri.split('?').next().unwrap_or(uri).to_owned();
         let resolver = components.identity_resolver(AuthSchemeId::new("sigv4"));
         if let Some(resolver) = resolver {
-            *self.0.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(Seen { uri, resolver, components: components.clone() });
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(Seen {
+                uri,
+                resolver,
+                components: components.clone(),
+                // The merged configuration of this call: the client's over the SDK's defaults.
+                timeouts: cfg.load::<TimeoutConfig>().cloned().unwrap_or_else(TimeoutConfig::disabled),
+                retry: cfg.load::<RetryConfig>().cloned().unwrap_or_else(RetryConfig::standard),
+            });
         }
         Err("endpoint and credentials read; the request is not sent".into())
     }
-}
-
-/// The components an HTTP connector reads (its sleep and time sources for the connect timeout);
-/// the rest are required fillers for a client that never resolves identities or endpoints.
-fn connector_components(config: &aws_sdk_dynamodb::Config) -> Result<RuntimeComponents, String> {
-    use aws_smithy_runtime::client::auth::no_auth::{NO_AUTH_SCHEME_ID, NoAuthScheme};
-    use aws_smithy_runtime::client::identity::IdentityCache;
-    use aws_smithy_runtime::client::identity::no_auth::NoAuthIdentityResolver;
-    use aws_smithy_runtime::client::orchestrator::endpoints::StaticUriEndpointResolver;
-    use aws_smithy_runtime::client::retries::strategy::NeverRetryStrategy;
-    use aws_smithy_runtime_api::client::auth::static_resolver::StaticAuthSchemeOptionResolver;
-    RuntimeComponentsBuilder::new("flash-sale-direct")
-        .with_auth_scheme_option_resolver(Some(StaticAuthSchemeOptionResolver::new(vec![NO_AUTH_SCHEME_ID])))
-        .with_auth_scheme(NoAuthScheme::new())
-        .with_identity_cache(Some(IdentityCache::no_cache()))
-        .with_identity_resolver(NO_AUTH_SCHEME_ID, NoAuthIdentityResolver::new())
-        .with_endpoint_resolver(Some(StaticUriEndpointResolver::uri("http://127.0.0.1")))
-        .with_retry_strategy(Some(NeverRetryStrategy::new()))
-        .with_sleep_impl(config.sleep_impl())
-        .with_time_source(config.time_source())
-        .build()
-        .map_err(|e| format!("HTTP connector components: {e}"))
 }
 
 // ---- The request and answer on the wire (DynamoDB's JSON protocol, `x-amz-json-1.0`) ----
@@ -495,18 +515,6 @@ impl Serialize for WireMap<'_> {
     }
 }
 
-/// An error answer: `__type` (`com.amazonaws.dynamodb.v20120810#Code`), the message, and for a
-/// cancelled transaction its reasons.
-#[derive(Deserialize, Default)]
-struct ErrorBody {
-    #[serde(rename = "__type")]
-    kind: Option<String>,
-    #[serde(alias = "Message")]
-    message: Option<String>,
-    #[serde(rename = "CancellationReasons", default)]
-    reasons: Vec<WireReason>,
-}
-
 #[derive(Deserialize)]
 struct WireReason {
     #[serde(rename = "Code")]
@@ -591,23 +599,32 @@ mod tests {
 
     /// A stand-in for DynamoDB's HTTP answers, for what DynamoDB Local cannot be made to answer
     /// on cue (the fault proxy covers the same faults against the real thing in `tests/faults.rs`).
-    /// Answers from a script (`None`: never answers) and keeps every request it was sent.
+    /// Answers from a script and keeps every request it was sent.
     #[derive(Debug, Clone, Default)]
     struct FakeDynamoDbAnswers {
-        script: Arc<Mutex<VecDeque<Option<Answer>>>>,
+        script: Arc<Mutex<VecDeque<Reply>>>,
         sent: Arc<Mutex<Vec<Sent>>>,
     }
 
-    /// A status and a body.
-    type Answer = (u16, String);
+    #[derive(Debug, Clone)]
+    enum Reply {
+        /// A status and a body.
+        Answer(u16, &'static str),
+        /// A status, an `x-amzn-errortype` header and a body.
+        Typed(u16, &'static str, &'static str),
+        /// Never answers.
+        Silent,
+        /// The connection closes under the request (how the HTTP client reports a kept-alive
+        /// connection that the other side closed).
+        Closed,
+    }
 
     /// A request as sent: its URI, headers and JSON body.
     type Sent = (String, Vec<(String, String)>, Value);
 
     impl FakeDynamoDbAnswers {
-        fn new(script: impl IntoIterator<Item = Option<(u16, &'static str)>>) -> Self {
-            let script = script.into_iter().map(|a| a.map(|(s, b)| (s, b.to_owned()))).collect();
-            Self { script: Arc::new(Mutex::new(script)), sent: Default::default() }
+        fn new(script: impl IntoIterator<Item = Reply>) -> Self {
+            Self { script: Arc::new(Mutex::new(script.into_iter().collect())), sent: Default::default() }
         }
 
         fn sent(&self) -> Vec<Sent> {
@@ -621,13 +638,24 @@ mod tests {
             let body = serde_json::from_slice(request.body().bytes().unwrap_or_default()).unwrap_or(Value::Null);
             self.sent.lock().unwrap().push((request.uri().to_owned(), headers, body));
             let next = self.script.lock().unwrap().pop_front().expect("the script has an answer for every request");
-            match next {
-                Some((status, body)) => {
-                    let mut response = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body));
-                    response.headers_mut().insert("content-type", "application/x-amz-json-1.0");
-                    HttpConnectorFuture::ready(Ok(response))
+            let respond = |status: u16, error_type: Option<&'static str>, body: &'static str| {
+                let mut response = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body));
+                response.headers_mut().insert("content-type", "application/x-amz-json-1.0");
+                if let Some(error_type) = error_type {
+                    response.headers_mut().insert("x-amzn-errortype", error_type);
                 }
-                None => HttpConnectorFuture::new(std::future::pending()),
+                HttpConnectorFuture::ready(Ok(response))
+            };
+            match next {
+                Reply::Answer(status, body) => respond(status, None, body),
+                Reply::Typed(status, error_type, body) => respond(status, Some(error_type), body),
+                Reply::Silent => HttpConnectorFuture::new(std::future::pending()),
+                Reply::Closed => {
+                    HttpConnectorFuture::ready(Err(aws_smithy_runtime_api::client::result::ConnectorError::other(
+                        "connection closed before message completed".into(),
+                        Some(ErrorKind::TransientError),
+                    )))
+                }
             }
         }
     }
@@ -697,7 +725,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_transaction_goes_signed_to_the_endpoint_the_sdk_resolves_for_the_client() {
-        let fake = FakeDynamoDbAnswers::new([Some((200, "{}"))]);
+        let fake = FakeDynamoDbAnswers::new([Reply::Answer(200, "{}")]);
         assert!(matches!(send(&client(&fake, None)).await, Ok(TxAnswer::Committed)));
         let sent = fake.sent();
         assert_eq!(sent.len(), 1, "one request, and nothing sent while the endpoint was resolved");
@@ -725,7 +753,7 @@ mod tests {
             })
         );
 
-        let local = FakeDynamoDbAnswers::new([Some((200, "{}"))]);
+        let local = FakeDynamoDbAnswers::new([Reply::Answer(200, "{}")]);
         assert!(matches!(send(&client(&local, Some("http://127.0.0.1:8000"))).await, Ok(TxAnswer::Committed)));
         assert_eq!(local.sent()[0].0, "http://127.0.0.1:8000/");
     }
@@ -733,29 +761,33 @@ mod tests {
     #[tokio::test]
     async fn transient_failures_are_retried_with_the_same_request_until_an_answer() {
         let fake = FakeDynamoDbAnswers::new([
-            Some((500, r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"x"}"#)),
-            None,
-            Some((200, "{}")),
+            Reply::Answer(500, r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"x"}"#),
+            Reply::Silent,
+            Reply::Answer(200, "{}"),
         ]);
         assert!(matches!(send(&client(&fake, None)).await, Ok(TxAnswer::Committed)));
         let sent = fake.sent();
         assert_eq!(sent.len(), 3, "a 500 and an attempt that timed out were retried");
         assert!(sent.iter().all(|(_, _, body)| body == &sent[0].2), "every attempt carries the same token");
+
+        let fake = FakeDynamoDbAnswers::new([Reply::Closed, Reply::Answer(200, "{}")]);
+        assert!(matches!(send(&client(&fake, None)).await, Ok(TxAnswer::Committed)));
+        assert_eq!(fake.sent().len(), 2, "a connection closed under the request was retried");
     }
 
     #[tokio::test]
     async fn the_attempts_are_bounded_and_the_last_failure_decides() {
         let throttled = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"slow down"}"#;
-        let fake = FakeDynamoDbAnswers::new([Some((400, throttled)); 3]);
+        let fake = FakeDynamoDbAnswers::new(vec![Reply::Answer(400, throttled); 3]);
         assert!(matches!(send(&client(&fake, None)).await, Err(StoreError::Throttled(_))));
         assert_eq!(fake.sent().len(), 3);
 
         let busy = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionInProgressException","Message":"busy"}"#;
-        let fake = FakeDynamoDbAnswers::new([Some((400, busy)); 3]);
+        let fake = FakeDynamoDbAnswers::new(vec![Reply::Answer(400, busy); 3]);
         assert!(matches!(send(&client(&fake, None)).await, Ok(TxAnswer::InProgress)));
         assert_eq!(fake.sent().len(), 3);
 
-        let silent = FakeDynamoDbAnswers::new([None, None, None]);
+        let silent = FakeDynamoDbAnswers::new(vec![Reply::Silent; 3]);
         let err = send(&client(&silent, None)).await.unwrap_err();
         assert!(matches!(&err, StoreError::Unavailable(m) if m.contains("timed out")), "{err}");
         assert_eq!(silent.sent().len(), 3);
@@ -765,7 +797,7 @@ mod tests {
             (403, r#"{"__type":"com.amazon.coral.service#AccessDeniedException","Message":"no"}"#),
             (400, "<html>not json</html>"),
         ] {
-            let fake = FakeDynamoDbAnswers::new([Some((status, body))]);
+            let fake = FakeDynamoDbAnswers::new([Reply::Answer(status, body)]);
             let err = send(&client(&fake, None)).await.unwrap_err();
             assert!(matches!(&err, StoreError::Unavailable(_)), "{err}");
             assert_eq!(fake.sent().len(), 1, "{body} is not retried");
@@ -780,7 +812,7 @@ mod tests {
                 {"Code":"ConditionalCheckFailed","Message":"The conditional request failed",
                  "Item":{"pk":{"S":"SALE#s#STOCK#0"},"remaining":{"N":"0"},"open":{"BOOL":true}}},
                 {"Code":"None"}]}"#;
-        let fake = FakeDynamoDbAnswers::new([Some((400, cancelled))]);
+        let fake = FakeDynamoDbAnswers::new([Reply::Answer(400, cancelled)]);
         let Ok(TxAnswer::Cancelled(reasons)) = send(&client(&fake, None)).await else { panic!("not cancelled") };
         assert_eq!(fake.sent().len(), 1, "a cancellation is an answer, not retried");
         assert_eq!(reasons.len(), 2);
@@ -790,6 +822,23 @@ mod tests {
         assert_eq!(item.get("open"), Some(&AttributeValue::Bool(true)));
         assert_eq!(reasons[1].code(), Some("None"));
         assert!(reasons[1].item().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_error_is_read_from_its_header_or_any_body_field_the_sdk_reads() {
+        // The code only in the header, a body that is not JSON: still throttling, retried.
+        let typed = Reply::Typed(400, "ThrottlingException:http://internal", "<html/>");
+        let fake = FakeDynamoDbAnswers::new(vec![typed; 3]);
+        assert!(matches!(send(&client(&fake, None)).await, Err(StoreError::Throttled(_))));
+        assert_eq!(fake.sent().len(), 3);
+        // Both spellings of the message and no reasons: still a cancellation, not an unknown error.
+        let both = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "message":"a","Message":"b","CancellationReasons":null}"#;
+        let fake = FakeDynamoDbAnswers::new([Reply::Answer(400, both)]);
+        assert!(matches!(send(&client(&fake, None)).await, Ok(TxAnswer::Cancelled(r)) if r.is_empty()));
+        // `code` instead of `__type`.
+        let fake = FakeDynamoDbAnswers::new(vec![Reply::Answer(400, r#"{"code":"RequestLimitExceeded"}"#); 3]);
+        assert!(matches!(send(&client(&fake, None)).await, Err(StoreError::Throttled(_))));
     }
 
     #[test]
