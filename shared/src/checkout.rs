@@ -184,7 +184,7 @@ impl App {
                 if sale.hold_seconds > 0 {
                     record = record.held_until(now + sale.hold_seconds * 1_000, fastrand::u32(..));
                 }
-                // Unique per transaction: an SDK retry of this exact call replays it safely, while
+                // Unique per transaction: a retry of this exact call replays it safely, while
                 // a new attempt (another shard, a retry after a conflict) is a new transaction.
                 let token = format!("{order_id}-{shard}-{attempt}");
                 report.transactions += 1;
