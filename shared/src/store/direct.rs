@@ -440,9 +440,10 @@ pub(super) struct Write<'a> {
     pub condition_expression: &'a str,
     #[serde(skip_serializing_if = "<[_]>::is_empty", serialize_with = "pairs")]
     pub expression_attribute_names: &'a [(&'a str, &'a str)],
-    #[serde(serialize_with = "wire_values")]
+    #[serde(skip_serializing_if = "<[_]>::is_empty", serialize_with = "wire_values")]
     pub expression_attribute_values: &'a [(&'a str, AttributeValue)],
     /// `ALL_OLD`: a failed condition returns the item as it was.
+    #[serde(skip_serializing_if = "str::is_empty")]
     pub return_values_on_condition_check_failure: &'static str,
 }
 

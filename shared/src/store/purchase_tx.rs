@@ -18,6 +18,8 @@ use crate::sale::{Sale, Window, window_at};
 
 const SHARD_ITEM: usize = 0;
 const PURCHASE_ITEM: usize = 1;
+// `try_purchase` sends the two items in this order.
+const _: () = assert!(SHARD_ITEM == 0 && PURCHASE_ITEM == 1);
 
 /// What one purchase transaction on one shard came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
