@@ -33,9 +33,20 @@ pub fn local_timeouts() -> TimeoutConfig {
 /// The SDK's default HTTPS client (hyper 1, rustls on aws-lc), set explicitly on every client built
 /// here so that the purchase transaction, which is sent outside the SDK's orchestrator
 /// (`store::direct`), goes through the same client, connection pool and TLS configuration.
-pub(crate) fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    https_client_trusting(None)
+}
+
+/// [`https_client`] with the trust store of `tls` when one is given.
+fn https_client_trusting(
+    tls: Option<aws_smithy_http_client::tls::TlsContext>,
+) -> aws_sdk_dynamodb::config::SharedHttpClient {
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc)).build_https()
+    let builder = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+    match tls {
+        Some(tls) => builder.tls_context(tls).build_https(),
+        None => builder.build_https(),
+    }
 }
 
 fn retries() -> RetryConfig {
@@ -158,7 +169,7 @@ fn local_tls_client(
     endpoint: &str,
     ca_bundle: Option<&str>,
 ) -> Result<Option<aws_sdk_dynamodb::config::SharedHttpClient>, String> {
-    use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::tls::{TlsContext, TrustStore};
     let Some(path) = ca_bundle else { return Ok(None) };
     if !endpoint.starts_with("https://") {
         return Err(format!("{CA_BUNDLE_VAR} is set but the endpoint `{endpoint}` is not https://"));
@@ -169,12 +180,7 @@ fn local_tls_client(
     }
     let trust = TrustStore::default().with_pem_certificate(pem);
     let tls = TlsContext::builder().with_trust_store(trust).build().map_err(|e| format!("{CA_BUNDLE_VAR}: {e}"))?;
-    Ok(Some(
-        aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-            .tls_context(tls)
-            .build_https(),
-    ))
+    Ok(Some(https_client_trusting(Some(tls))))
 }
 
 /// The client a Lambda binary uses: local when `DYNAMODB_ENDPOINT` is configured, the Lambda

@@ -97,6 +97,8 @@ pub(super) struct Direct {
     components: RuntimeComponents,
     /// Close a connection that answered with a transient error (the SDK's connection poisoning).
     poison_on_transient: bool,
+    /// Inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` set): every request carries the invocation's trace.
+    in_lambda: bool,
     max_attempts: u32,
     throttling_backoff: Duration,
     transient_backoff: Duration,
@@ -165,6 +167,7 @@ impl Direct {
             resolver: seen.resolver,
             components: seen.components,
             poison_on_transient: !spec_2_1 && retry.reconnect_mode() == ReconnectMode::ReconnectOnTransientError,
+            in_lambda: std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some(),
             max_attempts: retry.max_attempts().max(1),
             throttling_backoff,
             transient_backoff: retry.retry_spec().map_or(throttling_backoff, |s| s.non_throttling_initial_backoff()),
@@ -178,7 +181,7 @@ impl Direct {
     pub(super) async fn transact_write_items(&self, request: &TransactWrite<'_>) -> Result<TxAnswer, StoreError> {
         let body =
             serde_json::to_vec(request).map_err(|e| StoreError::Unavailable(format!("TransactWriteItems: {e}")))?;
-        let body = bytes_body(body);
+        let body = bytes::Bytes::from(body);
         let all = self.with_retries(&body);
         match self.operation_timeout {
             Some(limit) => tokio::time::timeout(limit, all).await.unwrap_or_else(|_| {
@@ -248,8 +251,7 @@ impl Direct {
     }
 
     async fn signed(&self, body: &bytes::Bytes) -> Result<HttpRequest, Failure> {
-        let final_failure = Failure::last;
-        let identity = self.identity().await.map_err(final_failure)?;
+        let identity = self.identity().await.map_err(Failure::last)?;
         let headers = [
             ("content-type", "application/x-amz-json-1.0"),
             ("x-amz-target", "DynamoDB_20120810.TransactWriteItems"),
@@ -262,18 +264,18 @@ impl Direct {
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
-            .map_err(|e| final_failure(format!("signing: {e}")))?
+            .map_err(|e| Failure::last(format!("signing: {e}")))?
             .into();
         let signable = SignableRequest::new("POST", &self.url, headers.into_iter(), SignableBody::Bytes(body))
-            .map_err(|e| final_failure(format!("signing: {e}")))?;
+            .map_err(|e| Failure::last(format!("signing: {e}")))?;
         let (instructions, _) =
-            sign(signable, &params).map_err(|e| final_failure(format!("signing: {e}")))?.into_parts();
+            sign(signable, &params).map_err(|e| Failure::last(format!("signing: {e}")))?.into_parts();
         let mut request = http::Request::builder().method("POST").uri(&self.url);
         for (name, value) in headers {
             request = request.header(name, value);
         }
         // As the SDK's recursion-detection interceptor: inside Lambda the invocation's X-Ray trace.
-        if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
+        if self.in_lambda
             && let Some(trace) =
                 std::env::var("_X_AMZN_TRACE_ID").ok().filter(|t| http::HeaderValue::from_str(t).is_ok())
         {
@@ -283,9 +285,9 @@ impl Direct {
             .header("content-length", body.len())
             .header("user-agent", concat!("flash-sale/", env!("CARGO_PKG_VERSION")))
             .body(SdkBody::from(body.clone()))
-            .map_err(|e| final_failure(format!("request: {e}")))?;
+            .map_err(|e| Failure::last(format!("request: {e}")))?;
         instructions.apply_to_request_http1x(&mut request);
-        HttpRequest::try_from(request).map_err(|e| final_failure(format!("request: {e}")))
+        HttpRequest::try_from(request).map_err(|e| Failure::last(format!("request: {e}")))
     }
 
     /// The client's credentials as a signing identity, through the client's identity cache.
@@ -304,10 +306,6 @@ impl Failure {
             _ => StoreError::Unavailable(self.message),
         }
     }
-}
-
-fn bytes_body(body: Vec<u8>) -> bytes::Bytes {
-    bytes::Bytes::from(body)
 }
 
 /// Reads DynamoDB's answer: 200 is a commit; an error's code (the `x-amzn-errortype` header, else
@@ -352,7 +350,8 @@ fn answer(status: u16, error_type: Option<&str>, body: &[u8]) -> Result<TxAnswer
     })
 }
 
-/// What the SDK resolves for a call of this client: its endpoint and its SigV4 identity resolver.
+/// What the SDK resolves for a call of this client: its endpoint, its SigV4 identity resolver and
+/// runtime components, and the merged timeout and retry configuration.
 struct Seen {
     uri: String,
     resolver: SharedIdentityResolver,

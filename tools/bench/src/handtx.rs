@@ -146,13 +146,8 @@ fn sdk_connector(
     use aws_smithy_runtime_api::client::auth::static_resolver::StaticAuthSchemeOptionResolver;
     use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings};
     use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
-    let http = config.http_client().unwrap_or_else(|| {
-        aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
-            ))
-            .build_https()
-    });
+    // `flash_sale::aws::local_config` sets the HTTP client on every local client.
+    let http = config.http_client().ok_or_else(|| anyhow!("the client has no HTTP client"))?;
     let components = RuntimeComponentsBuilder::new("hand")
         .with_auth_scheme_option_resolver(Some(StaticAuthSchemeOptionResolver::new(vec![NO_AUTH_SCHEME_ID])))
         .with_auth_scheme(NoAuthScheme::new())
