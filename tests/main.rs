@@ -14,5 +14,6 @@ mod orders;
 mod process;
 mod purchase;
 mod restart;
+mod retry_quota;
 mod waiting_room;
 mod window;

@@ -97,7 +97,7 @@ async fn joins_are_idempotent_places_unique_and_first_in_first_out_after_opening
     }
     let unique: BTreeSet<i64> = all.values().chain(places.iter()).copied().collect();
     assert_eq!(unique.len(), 30 + 256, "every place is someone's alone");
-    let stored = store.queue_entries(&sale.id).await.unwrap();
+    let stored = store.room_entries(&sale.id).await.unwrap();
     assert_eq!(stored.len(), 30 + 256, "one entry per person");
     // Places issued from the sale's counter (the admitted and the waiting, with the tickets this
     // container holds in its blocks): the tickets handed out, at most one per join, and at most
@@ -275,7 +275,7 @@ async fn the_line_refuses_what_it_should_with_problem_codes() {
     clock.set(start + 2 * HOUR);
     let (code, body) = join(&app, &id, "too-late").await;
     assert_eq!((code, body["state"].as_str()), (200, Some("closed")), "{body}");
-    assert!(store.queue_entries(&sale.id).await.unwrap().is_empty(), "nobody was put in line");
+    assert!(store.room_entries(&sale.id).await.unwrap().is_empty(), "nobody was put in line");
 }
 
 #[tokio::test]

@@ -30,9 +30,8 @@ pub fn local_timeouts() -> TimeoutConfig {
         .build()
 }
 
-/// The SDK's default HTTPS client (hyper 1, rustls on aws-lc), set explicitly on every client built
-/// here so that the purchase transaction, which is sent outside the SDK's orchestrator
-/// (`store::direct`), goes through the same client, connection pool and TLS configuration.
+/// The SDK's default HTTPS client (hyper 1, rustls on aws-lc), named explicitly so that every
+/// client built here, and the local one trusting an extra CA, uses the same TLS stack.
 fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
     https_client_trusting(None)
 }

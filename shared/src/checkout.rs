@@ -5,14 +5,20 @@
 //! `store::purchase_tx`). A refusal that a hint or the cached sale window gives, without a
 //! transaction of this request behind it, is checked against the buyer's record first.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::app::{App, logged};
+use crate::catalog::Catalog;
+use crate::clock::Clock;
+use crate::config::Tuning;
 use crate::error::AppError;
 use crate::ids::{SaleId, UserId};
 use crate::order::{OrderStatus, Purchase};
+use crate::orders::Orders;
 use crate::sale::{Sale, Window};
-use crate::store::{Attempt, PurchaseRecord};
+use crate::stock_hint::SoldOutHint;
+use crate::store::{Attempt, PurchaseRecord, Store, logged};
+use crate::waiting_room::WaitingRoom;
 
 /// Most expired holds one purchase releases when it finds no stock (the sweeper does the rest).
 const PURCHASE_RELEASE_LIMIT: usize = 4;
@@ -31,46 +37,22 @@ pub struct PurchaseReport {
     pub from_hint: bool,
 }
 
-impl App {
-    /// Shards believed to have stock, in a random order per request so that buyers spread over
-    /// partitions and an emptied shard's traffic spreads over all the others.
-    fn shard_order(&self, sale: &Sale) -> Vec<u32> {
-        let hint_ttl = self.tuning().sold_out_hint;
-        let empty = self.with_hint(&sale.id, |h| match h {
-            Some(h) if h.empty_since.is_some_and(|t| t.elapsed() < hint_ttl) => h.empty,
-            Some(h) => {
-                h.empty = 0;
-                h.empty_since = None;
-                0
-            }
-            None => 0,
-        });
-        let mut order: Vec<u32> = (0..sale.shards).filter(|n| empty & (1u64 << n) == 0).collect();
-        fastrand::shuffle(&mut order);
-        order
-    }
+/// The purchase use case of one container. It owns no cache of its own: it reads the sale
+/// configuration, the sold-out hint and the waiting room's admitted range that it shares with the
+/// other use cases.
+pub(crate) struct Checkout {
+    pub(crate) store: Store,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) tuning: Tuning,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) sold_out: Arc<SoldOutHint>,
+    pub(crate) room: Arc<WaitingRoom>,
+    pub(crate) orders: Arc<Orders>,
+}
 
-    /// After items came back: every shard may have stock again.
-    pub(crate) fn forget_empty(&self, sale: &SaleId) {
-        self.with_hint(sale, |h| {
-            if let Some(h) = h {
-                h.empty = 0;
-                h.empty_since = None;
-            }
-        });
-    }
-
-    fn mark_empty(&self, sale: &SaleId, shard: u32) {
-        self.with_hint(sale, |h| {
-            if let Some(h) = h {
-                h.empty |= 1u64 << shard;
-                h.empty_since.get_or_insert_with(Instant::now);
-            }
-        });
-    }
-
+impl Checkout {
     async fn backoff(&self, attempt: u32) {
-        let t = self.tuning();
+        let t = &self.tuning;
         let cap = t.backoff_cap.min(t.backoff_base.saturating_mul(1 << attempt.min(16)));
         let ms = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
         tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=ms))).await;
@@ -81,12 +63,8 @@ impl App {
     ///
     /// `idempotency_key` is the request's `Idempotency-Key`: a purchase stored with the same key
     /// is this request's own, answered as a success whatever the stock or window say now.
-    pub async fn purchase(&self, sale_id: &SaleId, user: &UserId, idempotency_key: Option<&str>) -> PurchaseReport {
-        self.purchase_admitted(sale_id, user, idempotency_key, None).await
-    }
-
-    /// [`App::purchase`] with the waiting room's admission token, required when the sale has a room.
-    pub(crate) async fn purchase_admitted(
+    /// `admission_token` is the waiting room's, required when the sale has a room.
+    pub(crate) async fn purchase(
         &self,
         sale_id: &SaleId,
         user: &UserId,
@@ -112,14 +90,14 @@ impl App {
         admission_token: Option<&str>,
         report: &mut PurchaseReport,
     ) -> Result<Purchase, AppError> {
-        let sale = self.sale(sale_id).await?;
-        self.check_admission(&sale, user, admission_token).await?;
+        let sale = self.catalog.sale(sale_id).await?;
+        self.room.check_admission(&sale, user, admission_token).await?;
         let early = match sale.window_at(self.clock.now_ms()) {
             Window::NotStarted => Some(AppError::SaleNotStarted { starts_at_ms: sale.starts_at_ms }),
             Window::Ended => Some(AppError::SaleEnded),
             Window::Open => None,
         };
-        let shards = self.shard_order(&sale);
+        let shards = self.sold_out.shard_order(&sale);
         let early = early.or_else(|| {
             report.from_hint = shards.is_empty();
             shards.is_empty().then_some(AppError::SoldOut)
@@ -127,9 +105,10 @@ impl App {
         let early = match early {
             // Expired holds may give items back before the sold-out hint is believed.
             Some(AppError::SoldOut)
-                if sale.hold_seconds > 0 && self.release_expired_holds(&sale, PURCHASE_RELEASE_LIMIT).await? > 0 =>
+                if sale.hold_seconds > 0
+                    && self.orders.release_expired_holds(&sale, PURCHASE_RELEASE_LIMIT).await? > 0 =>
             {
-                self.forget_empty(sale_id);
+                self.sold_out.forget(sale_id);
                 report.from_hint = false;
                 None
             }
@@ -138,7 +117,7 @@ impl App {
         if let Some(refusal) = early {
             return self.unless_owned(sale_id, user, key, refusal).await;
         }
-        let shards = if shards.is_empty() { self.shard_order(&sale) } else { shards };
+        let shards = if shards.is_empty() { self.sold_out.shard_order(&sale) } else { shards };
 
         let order_id = ulid::Ulid::new().to_string();
         let mut shards = shards;
@@ -146,11 +125,11 @@ impl App {
         for round in 0..2 {
             match self.try_shards(&sale, user, key, &order_id, shards, report).await {
                 Err(AppError::SoldOut) if round == 0 && sale.hold_seconds > 0 => {
-                    if self.release_expired_holds(&sale, PURCHASE_RELEASE_LIMIT).await? == 0 {
+                    if self.orders.release_expired_holds(&sale, PURCHASE_RELEASE_LIMIT).await? == 0 {
                         return Err(AppError::SoldOut);
                     }
-                    self.forget_empty(sale_id);
-                    shards = self.shard_order(&sale);
+                    self.sold_out.forget(sale_id);
+                    shards = self.sold_out.shard_order(&sale);
                 }
                 other => return other,
             }
@@ -204,8 +183,8 @@ impl App {
                     {
                         released_own = true;
                         attempt += 1;
-                        self.expire_hold(sale, &p, now).await?;
-                        self.forget_empty(sale_id);
+                        self.orders.expire_hold(sale, &p, now).await?;
+                        self.sold_out.forget(sale_id);
                     }
                     Attempt::AlreadyPurchased(p) => return owned(*p, order_id, key),
                     Attempt::NotStarted => {
@@ -214,10 +193,10 @@ impl App {
                     Attempt::Ended => return Err(AppError::SaleEnded),
                     Attempt::ShardMissing => return Err(AppError::SaleNotFound),
                     Attempt::ShardEmpty => {
-                        self.mark_empty(sale_id, shard);
+                        self.sold_out.mark_empty(sale_id, shard);
                         break;
                     }
-                    Attempt::Conflict if attempt < self.tuning().conflict_retries => {
+                    Attempt::Conflict if attempt < self.tuning.conflict_retries => {
                         self.backoff(attempt).await;
                         attempt += 1;
                         report.retries += 1;

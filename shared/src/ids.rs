@@ -27,7 +27,7 @@ pub enum IdError {
 }
 
 impl SaleId {
-    pub const MAX_LEN: usize = 64;
+    pub(crate) const MAX_LEN: usize = 64;
 
     pub fn parse(text: &str) -> Result<Self, IdError> {
         let ok = !text.is_empty()
@@ -44,7 +44,7 @@ impl SaleId {
 impl UserId {
     /// OpenID Connect caps `sub` at 255 ASCII characters; the same bound takes every identity
     /// provider's subject and keeps a purchase key far below DynamoDB's 2,048-byte limit.
-    pub const MAX_CHARS: usize = 255;
+    pub(crate) const MAX_CHARS: usize = 255;
 
     pub fn parse(text: &str) -> Result<Self, IdError> {
         if text.is_empty() {

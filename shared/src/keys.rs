@@ -15,6 +15,15 @@
 //!
 //! Sale ids are `[A-Za-z0-9_-]`, so `#` separates the parts unambiguously up to the user id.
 
+/// The sparse index over sale items (`entity` = "SALE", sorted by `startsAt`).
+pub const SALES_INDEX: &str = "sales";
+/// The index from an order id to its record (`orderId`, keys only).
+pub const ORDERS_INDEX: &str = "orders";
+/// The sparse index of live holds (`holdKey`, sorted by `holdExpiresAt`).
+pub const HOLDS_INDEX: &str = "holds";
+/// Attributes the `holds` index carries besides the keys: what releasing a hold needs.
+pub(crate) const HOLDS_INDEX_ATTRIBUTES: [&str; 3] = ["orderId", "shard", "userId"];
+
 /// Sort key of a sale's configuration item.
 pub const SALE_SK: &str = "META";
 /// Sort key of a stock shard.
@@ -42,11 +51,11 @@ pub fn purchase_pk(sale_id: &str, user_id: &str) -> String {
 /// Sort key of a sale's waiting-room state (`pk` = [`sale_pk`]).
 pub const ROOM_SK: &str = "ROOM";
 /// Sort key of a sale's secret draw seed (`pk` = [`sale_pk`]); the status shows it after opening.
-pub const DRAW_SK: &str = "DRAW";
+pub(crate) const DRAW_SK: &str = "DRAW";
 /// Sort key of the counter of places issued after opening (`pk` = [`places_pk`]).
-pub const PLACES_SK: &str = "PLACES";
+pub(crate) const PLACES_SK: &str = "PLACES";
 /// Sort key of a pre-queue lane's counter (`pk` = [`lane_pk`]).
-pub const LANE_COUNT_SK: &str = "COUNT";
+pub(crate) const LANE_COUNT_SK: &str = "COUNT";
 /// Sort key of a person's place in the line (`pk` = [`queue_pk`]).
 pub const QUEUE_SK: &str = "QUEUE";
 
@@ -61,7 +70,7 @@ pub fn lane_pk(sale_id: &str, lane: u32) -> String {
 }
 
 /// Sort key of an entrant's marker in a pre-queue lane.
-pub fn lane_entrant_sk(user_id: &str) -> String {
+pub(crate) fn lane_entrant_sk(user_id: &str) -> String {
     format!("U#{user_id}")
 }
 

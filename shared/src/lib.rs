@@ -1,23 +1,31 @@
-//! The flash-sale domain shared by the `purchase`, `status` and `user-lookup` functions and the
-//! `flash-sale-admin` CLI.
+//! The flash-sale domain shared by the seven functions (`purchase`, `status`, `user-lookup`,
+//! `queue`, `orders` behind the HTTP API; `sweeper` on a schedule; `order-events` on the table's
+//! stream) and the `flash-sale-admin` CLI.
 //!
-//! Layout, from the rules inward to the edges:
-//! - [`sale`], [`ids`], [`order`], [`clock`]: what a sale, an identifier and a purchase are; the
-//!   sale window. Pure.
-//! - `checkout`: the purchase use case (shard order, hints, conflict retries, refusals checked
-//!   against the buyer's record), as [`App::purchase`].
-//! - `app`: [`App`], what a function holds for its life, and the read use cases.
-//! - [`error`]: [`AppError`], what a use case answers besides success.
-//! - [`store`]: the DynamoDB table: items, the purchase transaction (sent outside the SDK's
-//!   orchestrator) and the reading of its cancellation reasons, operator actions. [`keys`] spells
-//!   the key formats.
-//! - [`http`]: API Gateway events in, JSON and problem+json out; the only place that decides
-//!   HTTP statuses.
-//! - [`lambda`]: the one wiring point of a function binary. [`config`], [`aws`], [`telemetry`]:
-//!   what it wires.
+//! One layer line, each layer using only those above it (no import cycles; a test keeps it so):
+//! 1. Rules, pure: [`ids`], [`clock`], [`time_fmt`], [`keys`] (key formats and index names),
+//!    [`order`], [`sale`] (window, state, public view), [`room`] (the waiting room's rules,
+//!    admission tokens, the draw), [`error`] ([`AppError`], what a use case answers besides
+//!    success).
+//! 2. [`store`]: the DynamoDB table: items, the purchase transaction and the reading of its
+//!    cancellation reasons, the room's and the orders' items, operator actions.
+//! 3. Use cases, each owning the per-container cache it needs: `catalog` (sale configuration),
+//!    `stock_hint` (the sold-out hint), `waiting_room` (room snapshots, place blocks, the admission
+//!    check), `orders` (confirm, cancel, hold releases; the hold horizon), `checkout` (the
+//!    purchase). [`telemetry`] records their metrics.
+//! 4. [`App`]: assembles the use cases for one container and composes the sale status.
+//! 5. Edges: [`http`] (API Gateway events in, JSON and problem+json out; the only place that
+//!    decides HTTP statuses), [`lambda`] (the one wiring point of a function binary), [`config`]
+//!    and [`aws`] (what it wires).
+//!
+//! Words: a sale's *waiting room* (`room`) gives each person one *place*; the API keeps its
+//! published names (`/queue` routes, `position`, `not_in_line`).
+
+#![deny(unreachable_pub)]
 
 mod app;
 pub mod aws;
+mod catalog;
 mod checkout;
 pub mod clock;
 pub mod config;
@@ -28,14 +36,16 @@ pub mod keys;
 pub mod lambda;
 pub mod order;
 mod orders;
-pub mod queue;
 pub mod room;
 pub mod sale;
+mod stock_hint;
 pub mod store;
 pub mod telemetry;
 pub mod time_fmt;
+mod waiting_room;
 
-pub use app::App;
+pub use app::{App, SaleStatus};
 pub use checkout::PurchaseReport;
 pub use error::AppError;
 pub use orders::SweepReport;
+pub use waiting_room::{PlaceView, RoomPhase, RoomView};

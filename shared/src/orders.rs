@@ -1,14 +1,18 @@
 //! The order lifecycle's use cases: confirm (the shop's payment backend), cancel (the buyer),
 //! release of ended holds (the sweeper, and a buyer who finds no stock). See [`crate::order`].
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::app::{App, logged};
+use crate::catalog::Catalog;
+use crate::clock::Clock;
 use crate::error::AppError;
 use crate::ids::{SaleId, UserId};
 use crate::order::{OrderStatus, Purchase};
 use crate::sale::Sale;
-use crate::store::{Change, Hold, PurchaseRecord};
+use crate::stock_hint::SoldOutHint;
+use crate::store::{Change, Hold, PurchaseRecord, Store, logged};
 
 /// Holds read per index partition in one look: enough to release a burst, bounded per call.
 const HOLDS_PER_LANE: i32 = 25;
@@ -30,11 +34,38 @@ pub struct SweepReport {
     pub stopped_early: bool,
 }
 
-impl App {
+/// The order use cases of one container, with its hold horizon: per sale, a time before which
+/// no hold can have ended, as of this container's last look at the holds index.
+pub(crate) struct Orders {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    catalog: Arc<Catalog>,
+    sold_out: Arc<SoldOutHint>,
+    horizon: HoldHorizon,
+}
+
+#[derive(Default)]
+struct HoldHorizon(Mutex<HashMap<SaleId, i64>>);
+
+impl HoldHorizon {
+    fn clear_until(&self, sale: &SaleId) -> i64 {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(sale).copied().unwrap_or(i64::MIN)
+    }
+
+    fn set(&self, sale: &SaleId, until: i64) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(sale.clone(), until);
+    }
+}
+
+impl Orders {
+    pub(crate) fn new(store: Store, clock: Arc<dyn Clock>, catalog: Arc<Catalog>, sold_out: Arc<SoldOutHint>) -> Self {
+        Self { store, clock, catalog, sold_out, horizon: HoldHorizon::default() }
+    }
+
     /// `POST /sales/{saleId}/orders/{orderId}/confirm`: a reserved order whose hold has not ended
     /// becomes `confirmed`. Confirming a confirmed order answers it again.
-    pub async fn confirm(&self, sale_id: &SaleId, order_id: &str) -> Result<Purchase, AppError> {
-        let sale = self.sale(sale_id).await?;
+    pub(crate) async fn confirm(&self, sale_id: &SaleId, order_id: &str) -> Result<Purchase, AppError> {
+        let sale = self.catalog.sale(sale_id).await?;
         let pk = self.order_record_pk(&sale, order_id).await?;
         for _ in 0..3 {
             let now = self.clock.now_ms();
@@ -88,8 +119,8 @@ impl App {
     /// (`cancelled`; a hold that has already ended is released as `expired`). A cancelled or
     /// expired order is answered as it is (cancelling twice is harmless); a confirmed one cannot
     /// be cancelled.
-    pub async fn cancel(&self, sale_id: &SaleId, user: &UserId) -> Result<Purchase, AppError> {
-        self.sale(sale_id).await?;
+    pub(crate) async fn cancel(&self, sale_id: &SaleId, user: &UserId) -> Result<Purchase, AppError> {
+        self.catalog.sale(sale_id).await?;
         for _ in 0..3 {
             let record = self.store.get_purchase(sale_id, user).await.map_err(logged)?;
             let Some(r) = record else { return Err(AppError::PurchaseNotFound) };
@@ -105,7 +136,7 @@ impl App {
             let change = self.store.release_hold(sale_id, &Hold::of(&r), to, by, now).await.map_err(logged)?;
             match change {
                 Change::Done(r) => {
-                    self.forget_empty(sale_id);
+                    self.sold_out.forget(sale_id);
                     crate::telemetry::record_order_change(to, true);
                     return Ok(r.to_purchase());
                 }
@@ -121,8 +152,7 @@ impl App {
     /// none can have ended yet. Returns how many it released.
     pub(crate) async fn release_expired_holds(&self, sale: &Sale, limit: usize) -> Result<usize, AppError> {
         let now = self.clock.now_ms();
-        let clear_until = self.with_hint(&sale.id, |h| h.map_or(i64::MIN, |h| h.holds_clear_until));
-        if now < clear_until {
+        if now < self.horizon.clear_until(&sale.id) {
             return Ok(0);
         }
         let holds = self.store.earliest_holds(&sale.id, HOLDS_PER_LANE).await.map_err(logged)?;
@@ -143,11 +173,7 @@ impl App {
             }
         }
         if !rest_ended && ended.len() < HOLDS_PER_LANE as usize * crate::keys::HOLD_LANES as usize {
-            self.with_hint(&sale.id, |h| {
-                if let Some(h) = h {
-                    h.holds_clear_until = next;
-                }
-            });
+            self.horizon.set(&sale.id, next);
         }
         Ok(released)
     }
@@ -178,7 +204,7 @@ impl App {
 
     /// The sweeper: releases every ended hold of every sale with holds, at most `limit` in all,
     /// and stops early once `budget` has passed (the next run continues).
-    pub async fn sweep(&self, limit: usize, budget: Duration) -> Result<SweepReport, AppError> {
+    pub(crate) async fn sweep(&self, limit: usize, budget: Duration) -> Result<SweepReport, AppError> {
         let started = std::time::Instant::now();
         let mut report = SweepReport::default();
         let sales = self.store.list_sales().await.map_err(logged)?;
@@ -217,14 +243,7 @@ impl App {
 
     /// An operator's release of a buyer's reserved order (support: the buyer asked, the payment
     /// failed): as a cancellation, whether or not the hold has ended.
-    pub async fn release(&self, sale_id: &SaleId, user: &UserId) -> Result<Purchase, AppError> {
+    pub(crate) async fn release(&self, sale_id: &SaleId, user: &UserId) -> Result<Purchase, AppError> {
         self.cancel(sale_id, user).await
-    }
-}
-
-impl PurchaseRecord {
-    /// Whether this record holds an item for its buyer.
-    pub fn is_live(&self) -> bool {
-        self.status.is_live()
     }
 }

@@ -84,7 +84,7 @@ impl RoomConfig {
 
     /// How long an admitted place counts against the stock: the claim window, at most the token's
     /// lifetime.
-    pub fn claim_window_ms(&self) -> i64 {
+    pub(crate) fn claim_window_ms(&self) -> i64 {
         self.claim_ms.unwrap_or(self.token_ttl_ms).clamp(0, self.token_ttl_ms)
     }
 }
@@ -93,7 +93,7 @@ impl RoomConfig {
 /// the admitted range ended at `admitted`. (Room states stored before the claim window also
 /// carry a `sold` count per step; it is ignored.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tick {
+pub(crate) struct Tick {
     pub at_ms: i64,
     pub admitted: i64,
 }
@@ -115,7 +115,7 @@ pub struct RoomState {
     /// Admission steps of the last token lifetime (when each place was admitted; the cap reads the
     /// claim window's part).
     #[serde(default)]
-    pub history: Vec<Tick>,
+    pub(crate) history: Vec<Tick>,
 }
 
 impl RoomState {
@@ -136,7 +136,7 @@ impl RoomState {
         self.prequeue_size.map(|n| n + self.issued_after_opening)
     }
 
-    /// The place of a post-opening joiner with ticket `seq` (1-based).
+    /// The place of the `seq`-th person to join after opening (1-based).
     pub(crate) fn place_after_opening(&self, seq: i64) -> Option<i64> {
         self.prequeue_size.map(|n| n + seq)
     }
@@ -187,7 +187,7 @@ impl RoomState {
 /// Where a person stands in the line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum LineState {
+pub enum PlaceState {
     Waiting,
     Admitted,
     SoldOut,
@@ -195,14 +195,14 @@ pub enum LineState {
 }
 
 /// The state of a person at `place` (`None`: the draw has not placed them yet).
-pub(crate) fn line_state(state: &RoomState, place: Option<i64>, remaining: i64, ended: bool) -> LineState {
+pub(crate) fn place_state(state: &RoomState, place: Option<i64>, remaining: i64, ended: bool) -> PlaceState {
     if ended {
-        return LineState::Closed;
+        return PlaceState::Closed;
     }
     match place {
-        _ if remaining <= 0 => LineState::SoldOut,
-        Some(p) if p <= state.admitted_through => LineState::Admitted,
-        _ => LineState::Waiting,
+        _ if remaining <= 0 => PlaceState::SoldOut,
+        Some(p) if p <= state.admitted_through => PlaceState::Admitted,
+        _ => PlaceState::Waiting,
     }
 }
 
@@ -287,7 +287,7 @@ impl AdmissionKeys {
     }
 
     /// Checks a token for `user` in `sale` at `now_ms`; returns the place it grants.
-    pub fn verify(&self, token: &str, sale: &SaleId, user: &UserId, now_ms: i64) -> Result<i64, TokenError> {
+    pub(crate) fn verify(&self, token: &str, sale: &SaleId, user: &UserId, now_ms: i64) -> Result<i64, TokenError> {
         let (body, tag) = token.rsplit_once('.').ok_or(TokenError::Invalid)?;
         let tag = b64_decode(tag).ok_or(TokenError::Invalid)?;
         let signed_by = |key: &[u8]| Self::mac(key, body).verify_slice(&tag).is_ok();
@@ -311,7 +311,7 @@ impl AdmissionKeys {
 
 /// Why a token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     /// Forged, altered, for another user or sale, or not a token at all.
     Invalid,
     Expired,
@@ -369,7 +369,7 @@ mod tests {
         assert_eq!(s.admitted_through, 30);
         let closed = s.advanced(&c, 31_000, 10, 0);
         assert_eq!(closed.admitted_through, 30, "no stock: nobody more is admitted");
-        assert_eq!(line_state(&closed, Some(31), 0, false), LineState::SoldOut);
+        assert_eq!(place_state(&closed, Some(31), 0, false), PlaceState::SoldOut);
     }
 
     #[test]
@@ -410,11 +410,11 @@ mod tests {
     #[test]
     fn states_follow_place_stock_and_end() {
         let s = RoomState { admitted_through: 5, ..opened(10, 0) };
-        assert_eq!(line_state(&s, Some(5), 3, false), LineState::Admitted);
-        assert_eq!(line_state(&s, Some(6), 3, false), LineState::Waiting);
-        assert_eq!(line_state(&s, None, 3, false), LineState::Waiting);
-        assert_eq!(line_state(&s, Some(6), 0, false), LineState::SoldOut);
-        assert_eq!(line_state(&s, Some(1), 3, true), LineState::Closed);
+        assert_eq!(place_state(&s, Some(5), 3, false), PlaceState::Admitted);
+        assert_eq!(place_state(&s, Some(6), 3, false), PlaceState::Waiting);
+        assert_eq!(place_state(&s, None, 3, false), PlaceState::Waiting);
+        assert_eq!(place_state(&s, Some(6), 0, false), PlaceState::SoldOut);
+        assert_eq!(place_state(&s, Some(1), 3, true), PlaceState::Closed);
         assert_eq!(estimated_wait_seconds(&s, 5), 0);
         assert_eq!(estimated_wait_seconds(&s, 305), 3);
         assert_eq!(estimated_wait_seconds(&s, 306), 4);

@@ -43,7 +43,7 @@ pub enum SaleState {
 
 /// Where `now` falls relative to a sale window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Window {
+pub(crate) enum Window {
     NotStarted,
     Open,
     Ended,
@@ -169,9 +169,6 @@ pub struct SaleView {
     pub server_time: String,
     /// How long a purchase holds its item for payment (0: purchases are final at once).
     pub hold_seconds: i64,
-    /// The waiting room, for a sale that has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub queue: Option<crate::queue::RoomView>,
 }
 
 impl SaleView {
@@ -189,7 +186,6 @@ impl SaleView {
             ends_at: rfc3339_ms(sale.ends_at_ms),
             server_time: rfc3339_ms(now_ms),
             hold_seconds: sale.hold_seconds,
-            queue: None,
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use metrics::Unit;
 
-use crate::http::ApiRequest;
+use crate::order::OrderStatus;
 
 /// JSON logs on stdout (CloudWatch Logs), level from `RUST_LOG` (default `info`).
 pub fn init() {
@@ -59,7 +59,7 @@ pub const ORDER_STATUSES: &[&str] = &["reserved", "confirmed", "cancelled", "exp
 pub const STOCK_RETURN_REASONS: &[&str] = &["cancelled", "expired"];
 
 /// Records an order entering `status`; `returned`: its item went back to stock.
-pub fn record_order_change(status: crate::order::OrderStatus, returned: bool) {
+pub fn record_order_change(status: OrderStatus, returned: bool) {
     metrics::counter!("OrderChanges", "status" => status.as_str()).increment(1);
     if returned {
         metrics::counter!("StockReturned", "reason" => status.as_str()).increment(1);
@@ -120,11 +120,11 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    pub fn start(route: &'static str, req: &ApiRequest) -> Self {
+    pub fn start(route: &'static str, request_id: &str) -> Self {
         Self {
             started: Instant::now(),
             route,
-            request_id: req.request_id.clone(),
+            request_id: request_id.to_owned(),
             sale_id: None,
             user_id: None,
             shard: None,

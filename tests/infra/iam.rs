@@ -11,9 +11,10 @@ use std::collections::BTreeSet;
 use flash_sale::keys::{
     HEALTH_PK, HOLD_LANES, hold_index_pk, lane_pk, places_pk, purchase_pk, queue_pk, sale_pk, shard_pk,
 };
+use flash_sale::keys::{HOLDS_INDEX, ORDERS_INDEX, SALES_INDEX};
 use flash_sale::room::DEFAULT_LANES;
 use flash_sale::sale::MAX_SHARDS;
-use flash_sale::store::{HOLDS_INDEX, ORDERS_INDEX, SALES_INDEX, Store};
+use flash_sale::store::Store;
 use integration_tests::template::{functions, iam_actions, iam_allows, policy_statements, template};
 use serde_json::{Value, json};
 

@@ -54,7 +54,7 @@ fn parse_purchase(app: &App, req: &ApiRequest) -> Result<(SaleId, UserId, Option
 
 /// The `purchase` function: `POST /sales/{saleId}/purchases`.
 pub async fn purchase_function(app: &App, req: ApiRequest) -> ApiResponse {
-    let mut log = RequestLog::start("purchase", &req);
+    let mut log = RequestLog::start("purchase", &req.request_id);
     let result = match parse_purchase(app, &req) {
         Err(err) => Err(err),
         Ok((sale, user, key, token)) => {
@@ -112,11 +112,11 @@ pub async fn status_function(app: &App, req: ApiRequest) -> ApiResponse {
     let margin = app.tuning().deadline_margin;
     let route = match status_route(&req) {
         Ok(route) => route,
-        Err(err) => return finish(&RequestLog::start("status", &req), Err(err)),
+        Err(err) => return finish(&RequestLog::start("status", &req.request_id), Err(err)),
     };
     match route {
         StatusRoute::Health => {
-            let log = RequestLog::start("health", &req);
+            let log = RequestLog::start("health", &req.request_id);
             let work = async {
                 require_method(&req, "GET")?;
                 app.healthy().await?;
@@ -125,7 +125,7 @@ pub async fn status_function(app: &App, req: ApiRequest) -> ApiResponse {
             finish(&log, within_deadline(&req, margin, work).await)
         }
         StatusRoute::ListSales => {
-            let log = RequestLog::start("list_sales", &req);
+            let log = RequestLog::start("list_sales", &req.request_id);
             let work = async {
                 require_method(&req, "GET")?;
                 let sales = app.list().await?;
@@ -134,13 +134,13 @@ pub async fn status_function(app: &App, req: ApiRequest) -> ApiResponse {
             finish(&log, within_deadline(&req, margin, work).await)
         }
         StatusRoute::Sale => {
-            let mut log = RequestLog::start("sale_view", &req);
+            let mut log = RequestLog::start("sale_view", &req.request_id);
             let work = async {
                 require_method(&req, "GET")?;
                 let sale = sale_id(&req, app.config.path_params)?;
                 log.sale_id = Some(sale.to_string());
                 let view = app.sale_view(&sale).await?;
-                record_stock(sale.as_str(), view.remaining_stock);
+                record_stock(sale.as_str(), view.sale.remaining_stock);
                 Ok(json(200, &view, SALE_VIEW_CACHE))
             };
             let result = within_deadline(&req, margin, work).await;
@@ -152,7 +152,7 @@ pub async fn status_function(app: &App, req: ApiRequest) -> ApiResponse {
 /// The `user-lookup` function: `GET /sales/{saleId}/purchases/{userId}`.
 pub async fn user_lookup_function(app: &App, req: ApiRequest) -> ApiResponse {
     let cancelling = req.method().eq_ignore_ascii_case("DELETE");
-    let mut log = RequestLog::start(if cancelling { "cancel" } else { "user_lookup" }, &req);
+    let mut log = RequestLog::start(if cancelling { "cancel" } else { "user_lookup" }, &req.request_id);
     let work = async {
         let method = one_of_methods(&req, &["GET", "DELETE"], "GET, DELETE")?;
         let sale = sale_id(&req, app.config.path_params)?;
@@ -170,7 +170,7 @@ pub async fn user_lookup_function(app: &App, req: ApiRequest) -> ApiResponse {
 /// The `orders` function: `POST /sales/{saleId}/orders/{orderId}/confirm`, for the shop's payment
 /// backend (IAM-authorized in the cloud; see the README's "Orders").
 pub async fn orders_function(app: &App, req: ApiRequest) -> ApiResponse {
-    let mut log = RequestLog::start("confirm", &req);
+    let mut log = RequestLog::start("confirm", &req.request_id);
     let work = async {
         require_method(&req, "POST")?;
         let sale = sale_id(&req, app.config.path_params)?;
@@ -191,7 +191,7 @@ pub async fn orders_function(app: &App, req: ApiRequest) -> ApiResponse {
 /// The `queue` function: `POST /sales/{saleId}/queue` (join) and `GET /sales/{saleId}/queue/{userId}`.
 pub async fn queue_function(app: &App, req: ApiRequest) -> ApiResponse {
     let joining = req.path_param("userId").is_none();
-    let mut log = RequestLog::start(if joining { "queue_join" } else { "queue_position" }, &req);
+    let mut log = RequestLog::start(if joining { "queue_join" } else { "queue_position" }, &req.request_id);
     let work = async {
         let sale = sale_id(&req, app.config.path_params)?;
         log.sale_id = Some(sale.to_string());
@@ -209,7 +209,7 @@ pub async fn queue_function(app: &App, req: ApiRequest) -> ApiResponse {
             let user = user_id_param(&req, app.config.path_params)?;
             log.user_id = Some(user.to_string());
             identity::may_view(app.config.auth_mode, &req, &user)?;
-            app.line_position(&sale, &user).await?
+            app.place(&sale, &user).await?
         };
         Ok(json(200, &view, NO_STORE))
     };

@@ -14,7 +14,7 @@ pub(crate) const RETRY_AFTER_SECS: u32 = 1;
 /// Why a request is not answered with success: a use case's refusal, or something about the
 /// request itself that no use case saw.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HttpError {
+pub(crate) enum HttpError {
     #[error(transparent)]
     App(#[from] AppError),
     #[error("{0}")]
@@ -32,7 +32,7 @@ pub enum HttpError {
 }
 
 impl HttpError {
-    pub fn invalid(detail: impl Into<String>) -> Self {
+    pub(crate) fn invalid(detail: impl Into<String>) -> Self {
         Self::InvalidRequest(detail.into())
     }
 
@@ -97,7 +97,7 @@ pub const CODES: &[(u16, &str)] = &[
     (503, "temporarily_unavailable"),
 ];
 
-pub fn render(err: &HttpError) -> ApiResponse {
+pub(crate) fn render(err: &HttpError) -> ApiResponse {
     let (status, code) = err.status_and_code();
     let title = match status {
         400 => "Bad Request",

@@ -15,16 +15,8 @@ use aws_sdk_dynamodb::types::{
 use super::items::{SALE_ENTITY, SaleItem, ShardItem, item_of};
 use super::{PURCHASE_SK, PurchaseRecord, SHARD_SK, Store, StoreError, key, shard_pk};
 use crate::ids::SaleId;
+use crate::keys::{HOLDS_INDEX, HOLDS_INDEX_ATTRIBUTES, ORDERS_INDEX, SALES_INDEX};
 use crate::sale::{Sale, SaleRuleError};
-
-/// The sparse index over sale items (`entity` = "SALE", sorted by `startsAt`).
-pub const SALES_INDEX: &str = "sales";
-/// The index from an order id to its record (`orderId`, keys only).
-pub const ORDERS_INDEX: &str = "orders";
-/// The sparse index of live holds (`holdKey`, sorted by `holdExpiresAt`).
-pub const HOLDS_INDEX: &str = "holds";
-/// Attributes the `holds` index carries besides the keys: what releasing a hold needs.
-pub const HOLDS_INDEX_ATTRIBUTES: [&str; 3] = ["orderId", "shard", "userId"];
 
 fn build_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())

@@ -94,7 +94,7 @@ fn first_version() -> u32 {
 }
 
 impl SaleItem {
-    pub fn new(sale: &Sale, created_at: i64) -> Self {
+    pub(crate) fn new(sale: &Sale, created_at: i64) -> Self {
         Self {
             pk: sale_pk(&sale.id),
             sk: SALE_SK.into(),
@@ -136,7 +136,7 @@ impl SaleItem {
 }
 
 impl ShardItem {
-    pub fn new(sale: &Sale, shard: u32, stock: i64) -> Self {
+    pub(crate) fn new(sale: &Sale, shard: u32, stock: i64) -> Self {
         Self {
             pk: shard_pk(&sale.id, shard),
             sk: SHARD_SK.into(),
@@ -155,6 +155,11 @@ impl ShardItem {
 }
 
 impl PurchaseRecord {
+    /// Whether this record holds an item for its buyer.
+    pub fn is_live(&self) -> bool {
+        self.status.is_live()
+    }
+
     pub fn new(
         sale: &SaleId,
         user: &UserId,

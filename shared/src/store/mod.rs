@@ -5,7 +5,6 @@
 //! lists sales without scanning purchases; purchases never touch an index.
 
 mod admin;
-mod direct;
 mod items;
 mod orders;
 mod purchase_tx;
@@ -19,15 +18,15 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
-pub use admin::{HOLDS_INDEX, HOLDS_INDEX_ATTRIBUTES, ORDERS_INDEX, SALES_INDEX};
 pub use items::PurchaseRecord;
 pub(crate) use orders::{Change, Hold};
 #[cfg(feature = "test-util")]
 pub use purchase_tx::Attempt;
 #[cfg(not(feature = "test-util"))]
 pub(crate) use purchase_tx::Attempt;
-pub use room::{Joined, QueueEntry};
+pub use room::{Joined, RoomEntry};
 
+use crate::error::AppError;
 use crate::ids::{SaleId, UserId};
 use crate::sale::{Sale, SaleRuleError};
 use items::{SaleItem, ShardItem};
@@ -73,6 +72,21 @@ impl From<serde_dynamo::Error> for StoreError {
     }
 }
 
+/// Logs a store failure and says what it means for the caller.
+pub(crate) fn logged(err: StoreError) -> AppError {
+    match err {
+        StoreError::Throttled(_) | StoreError::Unavailable(_) => {
+            tracing::warn!(error = %err, "store call failed");
+            AppError::Busy
+        }
+        StoreError::NoSuchSale(_) => AppError::SaleNotFound,
+        StoreError::Corrupt(_) | StoreError::SaleExists(_) | StoreError::Rule(_) => {
+            tracing::error!(error = %err, "stored data is not what the code expects");
+            AppError::Internal
+        }
+    }
+}
+
 pub(crate) fn sale_pk(id: &SaleId) -> String {
     crate::keys::sale_pk(id.as_str())
 }
@@ -96,20 +110,11 @@ pub(crate) fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
 pub struct Store {
     client: Client,
     table: String,
-    /// The purchase transaction's own sender, made from `client` on first use.
-    direct: std::sync::Arc<tokio::sync::OnceCell<direct::Direct>>,
 }
 
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), direct: Default::default() }
-    }
-
-    async fn direct(&self) -> Result<&direct::Direct, StoreError> {
-        self.direct
-            .get_or_try_init(|| direct::Direct::from_client(&self.client))
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("purchase transaction sender: {e}")))
+        Self { client, table: table.into() }
     }
 
     pub fn table(&self) -> &str {

@@ -12,10 +12,10 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
-use super::admin::{HOLDS_INDEX, ORDERS_INDEX};
 use super::items::PurchaseRecord;
 use super::{PURCHASE_SK, SHARD_SK, Store, StoreError, key, shard_pk};
 use crate::ids::SaleId;
+use crate::keys::{HOLDS_INDEX, ORDERS_INDEX};
 use crate::order::OrderStatus;
 
 /// What a conditional status change came to.

@@ -8,9 +8,11 @@
 //! Both or neither. Failed conditions return the old items (`ALL_OLD`), which is how a
 //! cancellation is read back into an [`Attempt`] verdict here, next to the item order it depends on.
 
-use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 
-use super::direct::{TransactWrite, TxAnswer, TxItem, Write};
 use super::items::{Item, PurchaseRecord, ShardItem};
 use super::{SHARD_SK, Store, StoreError, key, shard_pk};
 use crate::order::OrderStatus;
@@ -18,11 +20,11 @@ use crate::sale::{Sale, Window, window_at};
 
 const SHARD_ITEM: usize = 0;
 const PURCHASE_ITEM: usize = 1;
-// `try_purchase` sends the two items in this order.
-const _: () = assert!(SHARD_ITEM == 0 && PURCHASE_ITEM == 1);
 
 /// What one purchase transaction on one shard came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Public only with the `test-util` feature (`Store::transact_purchase`).
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub))]
 pub enum Attempt {
     Committed,
     /// The buyer already has a record in this sale (it may be this request's own, committed by
@@ -71,9 +73,10 @@ impl Store {
     /// Takes an item from `shard` if it has stock and `now_ms` is inside the sale window, and
     /// inserts `record` if the buyer has none in this sale yet; both or neither.
     ///
-    /// `token` is the `ClientRequestToken`: every retry of this call reuses it, so a transaction
-    /// that committed but whose response was lost is not applied twice. Sent by
-    /// [`super::direct`], not through the SDK's orchestrator.
+    /// `token` is the `ClientRequestToken`: the SDK's own retries of this call reuse it, so a
+    /// transaction that committed but whose response was lost is not applied twice. The SDK's
+    /// standard retry applies, with its process-wide retry quota: under a throttling storm a
+    /// warm container stops retrying instead of multiplying the load on the table.
     pub(crate) async fn try_purchase(
         &self,
         sale: &Sale,
@@ -83,46 +86,51 @@ impl Store {
         token: &str,
     ) -> Result<Attempt, StoreError> {
         let now = AttributeValue::N(now_ms.to_string());
-        let key = key(shard_pk(&sale.id, shard), SHARD_SK);
-        let item = record.to_item()?;
-        let take_one_values =
-            [(":one", AttributeValue::N("1".into())), (":zero", AttributeValue::N("0".into())), (":now", now)];
-        let insert_values = [
-            (":cancelled", AttributeValue::S(OrderStatus::Cancelled.as_str().into())),
-            (":expired", AttributeValue::S(OrderStatus::Expired.as_str().into())),
-        ];
-        let take_one = Write {
-            table_name: &self.table,
-            key: Some(&key),
-            update_expression: Some("SET remaining = remaining - :one"),
-            condition_expression: "remaining > :zero AND startsAt <= :now AND endsAt > :now",
-            expression_attribute_values: &take_one_values,
-            return_values_on_condition_check_failure: "ALL_OLD",
-            ..Write::default()
-        };
-        let insert = Write {
-            table_name: &self.table,
-            item: Some(&item),
+        let take_one = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(shard_pk(&sale.id, shard), SHARD_SK)))
+            .update_expression("SET remaining = remaining - :one")
+            .condition_expression("remaining > :zero AND startsAt <= :now AND endsAt > :now")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":now", now)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let insert = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(record.to_item()?))
             // No record, or one whose order gave its item back: a buyer may buy again then.
-            condition_expression: "attribute_not_exists(pk) OR #status IN (:cancelled, :expired)",
-            expression_attribute_names: &[("#status", "status")],
-            expression_attribute_values: &insert_values,
-            return_values_on_condition_check_failure: "ALL_OLD",
-            ..Write::default()
-        };
-        // In the order of SHARD_ITEM and PURCHASE_ITEM.
-        let request = TransactWrite {
-            transact_items: vec![TxItem::Update(take_one), TxItem::Put(insert)],
-            client_request_token: token,
-        };
-        match self.direct().await?.transact_write_items(&request).await? {
-            TxAnswer::Committed => Ok(Attempt::Committed),
-            TxAnswer::Cancelled(reasons) => {
-                let reasons: Vec<CancelReason> = reasons.iter().enumerate().map(|(i, r)| cancel_reason(i, r)).collect();
-                Ok(classify(&reasons, now_ms))
-            }
-            // The same token is still being processed: the attempt's fate is unknown for now.
-            TxAnswer::InProgress => Ok(Attempt::Conflict),
+            .condition_expression("attribute_not_exists(pk) OR #status IN (:cancelled, :expired)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":cancelled", AttributeValue::S(OrderStatus::Cancelled.as_str().into()))
+            .expression_attribute_values(":expired", AttributeValue::S(OrderStatus::Expired.as_str().into()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut items = [None, None];
+        items[SHARD_ITEM] = Some(TransactWriteItem::builder().update(take_one).build());
+        items[PURCHASE_ITEM] = Some(TransactWriteItem::builder().put(insert).build());
+
+        let sent = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items.into_iter().flatten().collect()))
+            .client_request_token(token)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(Attempt::Committed),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+                    let reasons: Vec<CancelReason> =
+                        e.cancellation_reasons().iter().enumerate().map(|(i, r)| cancel_reason(i, r)).collect();
+                    Ok(classify(&reasons, now_ms))
+                }
+                // The same token is still being processed: the attempt's fate is unknown for now.
+                Some(TransactWriteItemsError::TransactionInProgressException(_)) => Ok(Attempt::Conflict),
+                _ => Err(err.into()),
+            },
         }
     }
 }

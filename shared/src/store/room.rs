@@ -27,10 +27,10 @@ use crate::keys::{
 use crate::room::RoomState;
 use crate::sale::Sale;
 
-/// One person's place in a sale's line, as stored.
+/// One person's entry in a sale's waiting room, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct QueueEntry {
+pub struct RoomEntry {
     pub pk: String,
     pub sk: String,
     pub sale_id: String,
@@ -41,13 +41,14 @@ pub struct QueueEntry {
     /// The place, once known: set by the draw for the pre-queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub place: Option<i64>,
-    /// After opening: the ticket number among post-opening joiners (place = pre-queue size + ticket).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ticket: Option<i64>,
+    /// After opening: the place among those who joined after opening (place = pre-queue size +
+    /// this). Stored as `ticket`, its name in items written before.
+    #[serde(rename = "ticket", default, skip_serializing_if = "Option::is_none")]
+    pub place_after_opening: Option<i64>,
 }
 
-impl QueueEntry {
-    fn new(sale: &SaleId, user: &UserId, joined_at: i64, prequeue: bool, ticket: Option<i64>) -> Self {
+impl RoomEntry {
+    fn new(sale: &SaleId, user: &UserId, joined_at: i64, prequeue: bool, place_after_opening: Option<i64>) -> Self {
         Self {
             pk: queue_pk(sale.as_str(), user.as_str()),
             sk: QUEUE_SK.into(),
@@ -56,13 +57,13 @@ impl QueueEntry {
             joined_at,
             prequeue,
             place: None,
-            ticket,
+            place_after_opening,
         }
     }
 
     /// The place, given the room's state (post-opening places need the pre-queue size).
     pub(crate) fn place_in(&self, state: &RoomState) -> Option<i64> {
-        self.place.or_else(|| self.ticket.and_then(|t| state.place_after_opening(t)))
+        self.place.or_else(|| self.place_after_opening.and_then(|n| state.place_after_opening(n)))
     }
 }
 
@@ -86,9 +87,9 @@ struct DrawItem {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Joined {
     /// A new place.
-    New(QueueEntry),
+    New(RoomEntry),
     /// This person was in line already.
-    Existing(QueueEntry),
+    Existing(RoomEntry),
     /// The pre-queue closed (the draw began) while this join was on its way: join after opening.
     PrequeueClosed,
 }
@@ -106,7 +107,7 @@ fn corrupt(pk: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{pk}: {e}"))
 }
 
-fn entry_of(item: Item) -> Result<QueueEntry, StoreError> {
+fn entry_of(item: Item) -> Result<RoomEntry, StoreError> {
     let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
     from_item(item).map_err(|e| corrupt(&pk, e))
 }
@@ -209,7 +210,7 @@ impl Store {
     }
 
     /// A person's place in the line (strongly consistent: a join is visible at once).
-    pub(crate) async fn queue_entry(&self, sale: &SaleId, user: &UserId) -> Result<Option<QueueEntry>, StoreError> {
+    pub(crate) async fn room_entry(&self, sale: &SaleId, user: &UserId) -> Result<Option<RoomEntry>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -230,7 +231,7 @@ impl Store {
         lane: u32,
         now_ms: i64,
     ) -> Result<Joined, StoreError> {
-        let entry = QueueEntry::new(&sale.id, user, now_ms, true, None);
+        let entry = RoomEntry::new(&sale.id, user, now_ms, true, None);
         let put_entry = Put::builder()
             .table_name(&self.table)
             .set_item(Some(to_item(&entry)?))
@@ -281,8 +282,8 @@ impl Store {
         }
     }
 
-    /// Reserves `count` tickets for post-opening joiners; returns the first and last.
-    pub(crate) async fn take_tickets(&self, sale: &SaleId, count: i64) -> Result<(i64, i64), StoreError> {
+    /// Reserves `count` places after opening for a container's joiners; returns the first and last.
+    pub(crate) async fn take_places_after_opening(&self, sale: &SaleId, count: i64) -> Result<(i64, i64), StoreError> {
         let out = self
             .client
             .update_item()
@@ -300,8 +301,8 @@ impl Store {
         Ok((last - count + 1, last))
     }
 
-    /// Tickets issued after opening so far.
-    pub(crate) async fn tickets_issued(&self, sale: &SaleId) -> Result<i64, StoreError> {
+    /// Places after opening issued so far.
+    pub(crate) async fn places_issued_after_opening(&self, sale: &SaleId) -> Result<i64, StoreError> {
         let pk = places_pk(sale.as_str());
         let out = self
             .client
@@ -315,15 +316,16 @@ impl Store {
         issued.transpose().map(|n| n.unwrap_or(0)).map_err(|e| corrupt(&pk, e))
     }
 
-    /// A post-opening join with `ticket`: the entry, unless the person is in line already.
+    /// A join after opening with its place after opening: the entry, unless the person is in the
+    /// room already.
     pub(crate) async fn join_after_opening(
         &self,
         sale: &SaleId,
         user: &UserId,
-        ticket: i64,
+        place_after_opening: i64,
         now_ms: i64,
     ) -> Result<Joined, StoreError> {
-        let entry = QueueEntry::new(sale, user, now_ms, false, Some(ticket));
+        let entry = RoomEntry::new(sale, user, now_ms, false, Some(place_after_opening));
         let sent = self
             .client
             .put_item()
@@ -443,7 +445,7 @@ impl Store {
     }
 
     /// Every entry of a sale's line (a scan: for the operator's `verify-draw`, never on a request path).
-    pub async fn queue_entries(&self, sale: &SaleId) -> Result<Vec<QueueEntry>, StoreError> {
+    pub async fn room_entries(&self, sale: &SaleId) -> Result<Vec<RoomEntry>, StoreError> {
         self.scan_kind(&queue_pk(sale.as_str(), ""), QUEUE_SK).await?.into_iter().map(entry_of).collect()
     }
 }

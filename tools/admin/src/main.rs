@@ -358,7 +358,7 @@ async fn run(cli: Cli) -> Result<()> {
             if room::commitment(&seed) != config.draw_commitment {
                 bail!("the revealed seed does not match the published commitment {}", config.draw_commitment);
             }
-            let entries = store.queue_entries(&sale.id).await?;
+            let entries = store.room_entries(&sale.id).await?;
             let prequeue: Vec<_> = entries.iter().filter(|e| e.prequeue).collect();
             let users: Vec<String> = prequeue.iter().map(|e| e.user_id.clone()).collect();
             let expected: std::collections::HashMap<String, i64> = room::draw(&seed, &users).into_iter().collect();

@@ -281,7 +281,7 @@ fn a_waiting_room_is_created_operated_and_its_draw_verified_from_public_data() {
     assert_eq!((verified["prequeueEntrants"].as_i64(), verified["placesMatching"].as_i64()), (Some(12), Some(12)));
     // A place that is not the draw's is caught.
     let store = cli.store();
-    let entries = rt.block_on(store.queue_entries(&sale)).unwrap();
+    let entries = rt.block_on(store.room_entries(&sale)).unwrap();
     let victim = entries.iter().find(|e| e.place == Some(1)).expect("someone is first");
     let other = entries.iter().find(|e| e.place == Some(2)).expect("someone is second");
     for (entry, place) in [(victim, 2), (other, 1)] {

@@ -1,26 +1,33 @@
-//! The waiting-room use cases: join the line, see where one stands, the admission check on the
+//! The waiting-room use cases: join the room, see one's place, the admission check on the
 //! purchase path, and keeping the admitted range moving (rules in [`crate::room`], items in
 //! `store::room`).
+//!
+//! Words: the *room* is the sale's waiting room; a person in it has a *place* (drawn for the
+//! pre-queue, by arrival after opening: the pre-queue's size plus their *place after opening*).
+//! The API keeps its published names (the `/queue` routes, `position`, `not_in_line`).
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::app::{App, logged};
+use crate::catalog::Catalog;
+use crate::clock::Clock;
+use crate::config::Config;
 use crate::error::AppError;
 use crate::ids::{SaleId, UserId};
-use crate::room::{self, LineState, RoomConfig, RoomState, TokenError};
+use crate::room::{self, PlaceState, RoomConfig, RoomState, TokenError};
 use crate::sale::Sale;
-use crate::store::{Joined, QueueEntry};
+use crate::store::{Joined, RoomEntry, Store, logged};
 use crate::time_fmt::rfc3339_ms;
 
 /// How long a container trusts its copy of a room's state and the stock behind it.
 const SNAPSHOT_TTL_MS: i64 = 1_000;
-/// Longest a block of post-opening tickets is handed out by one container: later arrivals never
+/// Longest a block of places after opening is handed out by one container: later arrivals never
 /// get an earlier place than someone who arrived more than this before them.
-const TICKET_BLOCK_LIFE: Duration = Duration::from_secs(1);
-const MAX_TICKET_BLOCK: i64 = 100;
+const PLACE_BLOCK_LIFE: Duration = Duration::from_secs(1);
+const MAX_PLACE_BLOCK: i64 = 100;
 
 /// How old a copy of a room's state may be answered from while another request of the same
 /// container refreshes it.
@@ -28,19 +35,19 @@ const STALE_SNAPSHOT_MS: i64 = 5_000;
 
 /// Marks a room's refresh as in flight in this container; the mark goes when the guard does.
 struct RefreshGuard<'a> {
-    set: &'a std::sync::Mutex<std::collections::HashSet<SaleId>>,
+    set: &'a Mutex<HashSet<SaleId>>,
     sale: Option<SaleId>,
 }
 
 impl<'a> RefreshGuard<'a> {
     /// The refresh of `sale`, unless one is in flight already.
-    fn take(set: &'a std::sync::Mutex<std::collections::HashSet<SaleId>>, sale: &SaleId) -> Option<Self> {
+    fn take(set: &'a Mutex<HashSet<SaleId>>, sale: &SaleId) -> Option<Self> {
         let mut refreshing = set.lock().unwrap_or_else(|p| p.into_inner());
         refreshing.insert(sale.clone()).then(|| Self { set, sale: Some(sale.clone()) })
     }
 
     /// A second refresh beside one in flight (there is no copy to answer from): marks nothing.
-    fn shared(set: &'a std::sync::Mutex<std::collections::HashSet<SaleId>>, _sale: &SaleId) -> Self {
+    fn shared(set: &'a Mutex<HashSet<SaleId>>, _sale: &SaleId) -> Self {
         Self { set, sale: None }
     }
 }
@@ -55,55 +62,108 @@ impl Drop for RefreshGuard<'_> {
 
 /// A room as a container last saw it.
 #[derive(Debug, Clone)]
-pub(crate) struct RoomSnapshot {
-    pub(crate) state: RoomState,
-    pub(crate) remaining: i64,
+struct RoomSnapshot {
+    state: RoomState,
+    remaining: i64,
     /// When it was read, on the app's clock (so tests that move the clock move the cache too).
     fetched_at_ms: i64,
 }
 
-/// A sale's tickets in this container: the block being handed out, a spare taken before it runs
-/// out, and a lock held by the one request that takes a block while others wait for it.
+/// The room-snapshot cache of one container: each room's last copy, the rooms a request is
+/// refreshing right now, and the purchase path's copy of each admitted range.
+#[derive(Default)]
+struct RoomSnapshots {
+    rooms: Mutex<HashMap<SaleId, RoomSnapshot>>,
+    refreshing: Mutex<HashSet<SaleId>>,
+    /// (read at, admitted through), on the app's clock.
+    admitted_seen: Mutex<HashMap<SaleId, (i64, i64)>>,
+}
+
+impl RoomSnapshots {
+    /// The copy of `sale`'s room if it was read less than `max_age_ms` before `now`.
+    fn get(&self, sale: &SaleId, now: i64, max_age_ms: i64) -> Option<RoomSnapshot> {
+        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        rooms.get(sale).filter(|s| (0..max_age_ms).contains(&(now - s.fetched_at_ms))).cloned()
+    }
+
+    fn put(&self, sale: &SaleId, snapshot: RoomSnapshot) {
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner()).insert(sale.clone(), snapshot);
+    }
+
+    /// The admitted range the purchase path read less than `max_age_ms` before `now`.
+    fn admitted(&self, sale: &SaleId, now: i64, max_age_ms: i64) -> Option<i64> {
+        let mut seen = self.admitted_seen.lock().unwrap_or_else(|p| p.into_inner());
+        match seen.get(sale) {
+            Some(&(at, admitted)) if (0..max_age_ms).contains(&(now - at)) => Some(admitted),
+            _ => {
+                seen.remove(sale);
+                None
+            }
+        }
+    }
+
+    fn saw_admitted(&self, sale: &SaleId, now: i64, admitted: i64) {
+        self.admitted_seen.lock().unwrap_or_else(|p| p.into_inner()).insert(sale.clone(), (now, admitted));
+    }
+}
+
+/// The place-block cache of one container: per sale, the places after opening it hands out.
+#[derive(Default)]
+struct PlaceBlocks(Mutex<HashMap<SaleId, Arc<PlaceSlot>>>);
+
+impl PlaceBlocks {
+    fn slot(&self, sale: &SaleId) -> Arc<PlaceSlot> {
+        Arc::clone(self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(sale.clone()).or_default())
+    }
+
+    fn existing(&self, sale: &SaleId) -> Option<Arc<PlaceSlot>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(sale).cloned()
+    }
+}
+
+/// A sale's places after opening in this container: the block being handed out, a spare taken
+/// before it runs out, and a lock held by the one request that takes a block while others wait
+/// for it.
 #[derive(Debug, Default)]
-pub(crate) struct TicketSlot {
-    blocks: std::sync::Mutex<TicketBlocks>,
+struct PlaceSlot {
+    blocks: Mutex<BlockPair>,
     taking: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
-struct TicketBlocks {
-    current: Option<TicketBlock>,
-    spare: Option<TicketBlock>,
+struct BlockPair {
+    current: Option<PlaceBlock>,
+    spare: Option<PlaceBlock>,
 }
 
-/// Post-opening tickets this container may hand out (`next..=last`), taken from the sale's
+/// Places after opening this container may hand out (`next..=last`), taken from the sale's
 /// counter in blocks sized to what the container hands out in about a second.
 #[derive(Debug, Clone)]
-struct TicketBlock {
+struct PlaceBlock {
     next: i64,
     last: i64,
     size: i64,
     taken: Instant,
 }
 
-impl TicketBlock {
+impl PlaceBlock {
     fn live(&self) -> bool {
-        self.taken.elapsed() < TICKET_BLOCK_LIFE
+        self.taken.elapsed() < PLACE_BLOCK_LIFE
     }
 }
 
-/// What a request found in its sale's tickets.
+/// What a request found in its sale's place blocks.
 enum Found {
-    /// A ticket; `Some(size)`: this request should take the spare block, of that size.
-    Ticket(i64, Option<i64>),
-    /// No ticket left: a block of this size is needed.
+    /// A place after opening; `Some(size)`: this request should take the spare block, of that size.
+    Place(i64, Option<i64>),
+    /// No place left: a block of this size is needed.
     Empty(i64),
 }
 
-impl TicketBlocks {
+impl BlockPair {
     fn take(&mut self) -> Found {
         if !self.current.as_ref().is_some_and(|b| b.next <= b.last && b.live())
-            && let Some(spare) = self.spare.take().filter(TicketBlock::live)
+            && let Some(spare) = self.spare.take().filter(PlaceBlock::live)
         {
             self.current = Some(spare);
         }
@@ -113,11 +173,11 @@ impl TicketBlocks {
                 // Half used within its life: take the next block now, twice as large, so nobody
                 // waits for it when this one runs out.
                 let prefetch = (self.spare.is_none() && 2 * (b.last - b.next + 1) < b.size)
-                    .then(|| (b.size * 2).min(MAX_TICKET_BLOCK));
-                Found::Ticket(b.next - 1, prefetch)
+                    .then(|| (b.size * 2).min(MAX_PLACE_BLOCK));
+                Found::Place(b.next - 1, prefetch)
             }
             // Used up within its life: twice as large; expired unused: half.
-            Some(b) if b.next > b.last => Found::Empty((b.size * 2).min(MAX_TICKET_BLOCK)),
+            Some(b) if b.next > b.last => Found::Empty((b.size * 2).min(MAX_PLACE_BLOCK)),
             Some(b) => Found::Empty((b.size / 2).max(1)),
             None => Found::Empty(1),
         }
@@ -128,11 +188,11 @@ impl TicketBlocks {
 /// `GET /sales/{saleId}/queue/{userId}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LineView {
+pub struct PlaceView {
     pub sale_id: String,
     pub user_id: String,
-    pub state: LineState,
-    /// The place in line; `null` for the pre-queue until the draw at opening.
+    pub state: PlaceState,
+    /// The place in the room; `null` for the pre-queue until the draw at opening.
     pub position: Option<i64>,
     pub ahead_of_you: Option<i64>,
     pub estimated_wait_seconds: Option<i64>,
@@ -147,13 +207,28 @@ pub struct LineView {
     pub set_aside_until: Option<String>,
 }
 
+/// Where a room is, as everyone sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomPhase {
+    /// Before the pre-queue opens.
+    NotOpen,
+    /// Joins are drawn at `startsAt`.
+    Prequeue,
+    /// The sale has opened and the pre-queue is not drawn yet.
+    Drawing,
+    Admitting,
+    /// The operator paused admissions.
+    Paused,
+    SoldOut,
+    Closed,
+}
+
 /// A room in the sale's public view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomView {
-    /// `not_open` (before the pre-queue), `prequeue`, `drawing`, `admitting`, `paused`,
-    /// `sold_out` or `closed`.
-    pub state: &'static str,
+    pub state: RoomPhase,
     /// Places issued and not yet admitted: the people waiting, plus places a container reserved
     /// and has not handed out yet (at most about a second of its joins).
     pub length: i64,
@@ -167,14 +242,28 @@ pub struct RoomView {
     pub draw_seed: Option<String>,
 }
 
-impl App {
+/// The waiting-room use cases of one container, with its room-snapshot and place-block caches.
+pub(crate) struct WaitingRoom {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    config: Arc<Config>,
+    catalog: Arc<Catalog>,
+    snapshots: RoomSnapshots,
+    places: PlaceBlocks,
+}
+
+impl WaitingRoom {
+    pub(crate) fn new(store: Store, clock: Arc<dyn Clock>, config: Arc<Config>, catalog: Arc<Catalog>) -> Self {
+        Self { store, clock, config, catalog, snapshots: RoomSnapshots::default(), places: PlaceBlocks::default() }
+    }
+
     /// The room's state and the stock behind it, from this container's copy while it is fresh;
     /// otherwise read, advanced if it is a second old (the draw first, once it is due), and stored.
-    pub(crate) async fn room_snapshot(&self, sale: &Sale, config: &RoomConfig) -> Result<RoomSnapshot, AppError> {
+    async fn room_snapshot(&self, sale: &Sale, config: &RoomConfig) -> Result<RoomSnapshot, AppError> {
         self.room_snapshot_drawing(sale, config, false).await
     }
 
-    /// [`App::room_snapshot`]; `any_size`: draw a due pre-queue whatever its size (the scheduled
+    /// [`WaitingRoom::room_snapshot`]; `any_size`: draw a due pre-queue whatever its size (the scheduled
     /// function), rather than only one a request can draw within its time
     /// (`Tuning::request_draw_limit`).
     async fn room_snapshot_drawing(
@@ -184,10 +273,7 @@ impl App {
         any_size: bool,
     ) -> Result<RoomSnapshot, AppError> {
         let now = self.clock.now_ms();
-        let cached = {
-            let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-            rooms.get(&sale.id).filter(|s| (0..STALE_SNAPSHOT_MS).contains(&(now - s.fetched_at_ms))).cloned()
-        };
+        let cached = self.snapshots.get(&sale.id, now, STALE_SNAPSHOT_MS);
         let fresh = cached.as_ref().filter(|s| now - s.fetched_at_ms < SNAPSHOT_TTL_MS);
         if let Some(snapshot) = fresh.filter(|s| !any_size || s.state.prequeue_size.is_some()) {
             return Ok(snapshot.clone());
@@ -195,11 +281,11 @@ impl App {
         // One refresh per room at a time in a container: requests that find it stale while
         // another refreshes answer from the copy a moment older instead of all reading it again
         // (a container serving several invocations at once, or many tasks of one process).
-        let _refresh = match RefreshGuard::take(&self.room_refreshing, &sale.id) {
+        let _refresh = match RefreshGuard::take(&self.snapshots.refreshing, &sale.id) {
             Some(guard) => guard,
             None => match cached.filter(|_| !any_size) {
                 Some(stale) => return Ok(stale),
-                None => RefreshGuard::shared(&self.room_refreshing, &sale.id),
+                None => RefreshGuard::shared(&self.snapshots.refreshing, &sale.id),
             },
         };
         let mut state = self.store.room_state(&sale.id).await.map_err(logged)?.ok_or_else(|| {
@@ -216,13 +302,13 @@ impl App {
             if next.prequeue_size.is_none() && now >= sale.starts_at_ms + room::DRAW_GRACE_MS {
                 let small = || async {
                     let n = self.store.prequeue_count(&sale.id, config.lanes).await.map_err(logged)?;
-                    Ok::<_, AppError>(n <= self.tuning().request_draw_limit)
+                    Ok::<_, AppError>(n <= self.config.tuning.request_draw_limit)
                 };
                 if any_size || small().await? {
                     next.prequeue_size = Some(self.draw(sale, config).await?);
                 }
             }
-            next.issued_after_opening = self.store.tickets_issued(&sale.id).await.map_err(logged)?;
+            next.issued_after_opening = self.store.places_issued_after_opening(&sale.id).await.map_err(logged)?;
             let next = next.advanced(config, now, sold, remaining);
             state = if self.store.advance_room(&sale.id, &state, &next).await.map_err(logged)? {
                 let length = next.places_issued().map_or(0, |n| (n - next.admitted_through).max(0));
@@ -239,7 +325,7 @@ impl App {
             };
         }
         let snapshot = RoomSnapshot { state, remaining, fetched_at_ms: now };
-        self.rooms.lock().unwrap_or_else(|p| p.into_inner()).insert(sale.id.clone(), snapshot.clone());
+        self.snapshots.put(&sale.id, snapshot.clone());
         Ok(snapshot)
     }
 
@@ -256,7 +342,7 @@ impl App {
 
     /// The scheduled function's part: draws every pre-queue that is due and was too large for a
     /// request to draw. Returns the sales drawn.
-    pub async fn draw_due_rooms(&self) -> Result<Vec<String>, AppError> {
+    pub(crate) async fn draw_due_rooms(&self) -> Result<Vec<String>, AppError> {
         let now = self.clock.now_ms();
         let mut drawn = Vec::new();
         for sale in self.store.list_sales().await.map_err(logged)? {
@@ -274,14 +360,14 @@ impl App {
     }
 
     async fn room_of(&self, sale_id: &SaleId) -> Result<(Arc<Sale>, RoomConfig), AppError> {
-        let sale = self.sale(sale_id).await?;
+        let sale = self.catalog.sale(sale_id).await?;
         let config = sale.room.clone().ok_or(AppError::NoWaitingRoom)?;
         Ok((sale, config))
     }
 
-    /// Joins `user` to the line of `sale_id`: idempotent, one place per person however often
+    /// Joins `user` to the room of `sale_id`: idempotent, one place per person however often
     /// they join.
-    pub async fn join(&self, sale_id: &SaleId, user: &UserId) -> Result<LineView, AppError> {
+    pub(crate) async fn join(&self, sale_id: &SaleId, user: &UserId) -> Result<PlaceView, AppError> {
         let (sale, config) = self.room_of(sale_id).await?;
         let now = self.clock.now_ms();
         if now < config.prequeue_opens_at_ms {
@@ -307,17 +393,17 @@ impl App {
                 Joined::PrequeueClosed => {}
             }
         }
-        // After opening: a ticket from this container's block, then the entry's conditional put,
-        // which returns an earlier join instead (and the ticket goes back to the block, so joining
-        // again leaves no hole in the line).
-        let ticket = self.next_ticket(sale_id).await?;
-        match self.store.join_after_opening(sale_id, user, ticket, self.clock.now_ms()).await.map_err(logged)? {
+        // After opening: a place from this container's block, then the entry's conditional put,
+        // which returns an earlier join instead (and the place goes back to the block, so joining
+        // again leaves no hole in the room).
+        let place = self.next_place(sale_id).await?;
+        match self.store.join_after_opening(sale_id, user, place, self.clock.now_ms()).await.map_err(logged)? {
             Joined::New(entry) => {
                 crate::telemetry::record_join("new");
                 self.view(&sale, &config, user, Some(entry)).await
             }
             Joined::Existing(entry) => {
-                self.return_ticket(sale_id, ticket);
+                self.return_place(sale_id, place);
                 crate::telemetry::record_join("existing");
                 self.view(&sale, &config, user, Some(entry)).await
             }
@@ -325,60 +411,56 @@ impl App {
         }
     }
 
-    /// Where `user` stands in the line of `sale_id`.
-    pub(crate) async fn line_position(&self, sale_id: &SaleId, user: &UserId) -> Result<LineView, AppError> {
+    /// Where `user` stands in the room of `sale_id`.
+    pub(crate) async fn place(&self, sale_id: &SaleId, user: &UserId) -> Result<PlaceView, AppError> {
         let (sale, config) = self.room_of(sale_id).await?;
-        let entry = self.store.queue_entry(sale_id, user).await.map_err(logged)?.ok_or(AppError::NotInLine)?;
+        let entry = self.store.room_entry(sale_id, user).await.map_err(logged)?.ok_or(AppError::NotInLine)?;
         self.view(&sale, &config, user, Some(entry)).await
     }
 
-    /// The next post-opening ticket this container hands out. Blocks are taken one request at a
+    /// The next place after opening this container hands out. Blocks are taken one request at a
     /// time (the others wait for it, in arrival order, rather than each taking a block of its own),
     /// and the next one is taken when half of the current one is handed out, so joins seldom wait.
-    async fn next_ticket(&self, sale_id: &SaleId) -> Result<i64, AppError> {
-        let slot = {
-            let mut slots = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
-            Arc::clone(slots.entry(sale_id.clone()).or_default())
-        };
-        let lock = |slot: &TicketSlot| slot.blocks.lock().unwrap_or_else(|p| p.into_inner()).take();
+    async fn next_place(&self, sale_id: &SaleId) -> Result<i64, AppError> {
+        let slot = self.places.slot(sale_id);
+        let lock = |slot: &PlaceSlot| slot.blocks.lock().unwrap_or_else(|p| p.into_inner()).take();
         let size = match lock(&slot) {
-            Found::Ticket(ticket, None) => return Ok(ticket),
-            Found::Ticket(ticket, Some(size)) => {
-                // This request has its ticket: a failure to take the next block (logged) only
+            Found::Place(place, None) => return Ok(place),
+            Found::Place(place, Some(size)) => {
+                // This request has its place: a failure to take the next block (logged) only
                 // means it is taken when the current one runs out.
                 if let Ok(_taking) = slot.taking.try_lock()
-                    && let Ok((first, last)) = self.store.take_tickets(sale_id, size).await.map_err(logged)
+                    && let Ok((first, last)) = self.store.take_places_after_opening(sale_id, size).await.map_err(logged)
                 {
-                    let spare = TicketBlock { next: first, last, size, taken: Instant::now() };
+                    let spare = PlaceBlock { next: first, last, size, taken: Instant::now() };
                     slot.blocks.lock().unwrap_or_else(|p| p.into_inner()).spare = Some(spare);
                 }
-                return Ok(ticket);
+                return Ok(place);
             }
             Found::Empty(size) => size,
         };
         let _taking = slot.taking.lock().await;
         // Another request may have taken a block while this one waited.
         let size = match lock(&slot) {
-            Found::Ticket(ticket, _) => return Ok(ticket),
+            Found::Place(place, _) => return Ok(place),
             Found::Empty(_) => size,
         };
-        let (first, last) = self.store.take_tickets(sale_id, size).await.map_err(logged)?;
+        let (first, last) = self.store.take_places_after_opening(sale_id, size).await.map_err(logged)?;
         let mut blocks = slot.blocks.lock().unwrap_or_else(|p| p.into_inner());
-        blocks.current = Some(TicketBlock { next: first + 1, last, size, taken: Instant::now() });
+        blocks.current = Some(PlaceBlock { next: first + 1, last, size, taken: Instant::now() });
         Ok(first)
     }
 
-    /// Gives back the ticket just handed out when it was not used (the person was in line
-    /// already): the next joiner here gets it. A ticket another request took meanwhile stays a
+    /// Gives back the place just handed out when it was not used (the person was in the room
+    /// already): the next joiner here gets it. A place another request took meanwhile stays a
     /// hole (a place nobody holds; admitting it costs one admission slot).
-    fn return_ticket(&self, sale_id: &SaleId, ticket: i64) {
-        let slot = self.tickets.lock().unwrap_or_else(|p| p.into_inner()).get(sale_id).cloned();
-        if let Some(slot) = slot {
+    fn return_place(&self, sale_id: &SaleId, place: i64) {
+        if let Some(slot) = self.places.existing(sale_id) {
             let mut blocks = slot.blocks.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(b) = blocks.current.as_mut()
-                && b.next == ticket + 1
+                && b.next == place + 1
             {
-                b.next = ticket;
+                b.next = place;
             }
         }
     }
@@ -388,17 +470,18 @@ impl App {
         sale: &Sale,
         config: &RoomConfig,
         user: &UserId,
-        entry: Option<QueueEntry>,
-    ) -> Result<LineView, AppError> {
+        entry: Option<RoomEntry>,
+    ) -> Result<PlaceView, AppError> {
         let now = self.clock.now_ms();
         let snapshot = self.room_snapshot(sale, config).await?;
         let state = &snapshot.state;
         let place = entry.as_ref().and_then(|e| e.place_in(state));
-        let mut line = room::line_state(state, place, snapshot.remaining, now >= sale.ends_at_ms || entry.is_none());
+        let mut place_state =
+            room::place_state(state, place, snapshot.remaining, now >= sale.ends_at_ms || entry.is_none());
         let mut token = None;
         let mut expires = None;
         let mut set_aside = None;
-        if let (LineState::Admitted, Some(place)) = (line, place) {
+        if let (PlaceState::Admitted, Some(place)) = (place_state, place) {
             // Admitted when the range first covered this place; the token lives from then on.
             match state.history.iter().find(|t| t.admitted >= place) {
                 Some(tick) if tick.at_ms + config.token_ttl_ms > now => {
@@ -409,14 +492,14 @@ impl App {
                     set_aside = Some(rfc3339_ms(tick.at_ms + config.claim_window_ms()));
                 }
                 // The admission's lifetime is over.
-                _ => line = LineState::Closed,
+                _ => place_state = PlaceState::Closed,
             }
         }
-        let waiting = line == LineState::Waiting;
-        Ok(LineView {
+        let waiting = place_state == PlaceState::Waiting;
+        Ok(PlaceView {
             sale_id: sale.id.to_string(),
             user_id: user.to_string(),
-            state: line,
+            state: place_state,
             position: place,
             ahead_of_you: place.filter(|_| waiting).map(|p| (p - state.admitted_through - 1).max(0)),
             estimated_wait_seconds: place.filter(|_| waiting).map(|p| room::estimated_wait_seconds(state, p)),
@@ -454,34 +537,12 @@ impl App {
     /// purchase path only reads the room; the queue and status functions advance it.
     async fn admitted_through(&self, sale: &Sale) -> Result<i64, AppError> {
         let now = self.clock.now_ms();
-        let cached = {
-            let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-            rooms
-                .get(&sale.id)
-                .filter(|s| (0..SNAPSHOT_TTL_MS).contains(&(now - s.fetched_at_ms)))
-                .map(|s| s.state.admitted_through)
-        };
-        if let Some(admitted) = cached {
-            return Ok(admitted);
-        }
-        let admitted = {
-            let mut seen = self.admitted_seen.lock().unwrap_or_else(|p| p.into_inner());
-            match seen.get(&sale.id) {
-                Some(&(at, admitted)) if (0..SNAPSHOT_TTL_MS).contains(&(now - at)) => Some(admitted),
-                _ => {
-                    seen.remove(&sale.id);
-                    None
-                }
-            }
-        };
-        if let Some(admitted) = admitted {
+        let cached = self.snapshots.get(&sale.id, now, SNAPSHOT_TTL_MS).map(|s| s.state.admitted_through);
+        if let Some(admitted) = cached.or_else(|| self.snapshots.admitted(&sale.id, now, SNAPSHOT_TTL_MS)) {
             return Ok(admitted);
         }
         let state = self.store.room_state(&sale.id).await.map_err(logged)?.ok_or(AppError::Internal)?;
-        self.admitted_seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(sale.id.clone(), (now, state.admitted_through));
+        self.snapshots.saw_admitted(&sale.id, now, state.admitted_through);
         Ok(state.admitted_through)
     }
 
@@ -492,19 +553,19 @@ impl App {
         let snapshot = self.room_snapshot(sale, config).await?;
         let s = &snapshot.state;
         let phase = if now >= sale.ends_at_ms {
-            "closed"
+            RoomPhase::Closed
         } else if snapshot.remaining <= 0 {
-            "sold_out"
+            RoomPhase::SoldOut
         } else if now < config.prequeue_opens_at_ms {
-            "not_open"
+            RoomPhase::NotOpen
         } else if now < sale.starts_at_ms {
-            "prequeue"
+            RoomPhase::Prequeue
         } else if s.prequeue_size.is_none() {
-            "drawing"
+            RoomPhase::Drawing
         } else if s.paused {
-            "paused"
+            RoomPhase::Paused
         } else {
-            "admitting"
+            RoomPhase::Admitting
         };
         let draw_seed = if now >= sale.starts_at_ms {
             self.store.draw_seed(&sale.id).await.map_err(logged)?.map(hex::encode)
