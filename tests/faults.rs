@@ -156,7 +156,7 @@ async fn under_fault(label: &str, plan: Plan, shards: u32) -> BTreeMap<(String, 
     let store = fresh_store().await;
     let sale = active_sale(&store, 20, shards).await;
     let proxy = Proxy::start(upstream(), plan).await;
-    let client = flash_sale::aws::local_client_with_timeouts(&proxy.endpoint, timeouts()).expect("client");
+    let client = integration_tests::container_client(&proxy.endpoint, timeouts());
     let faulty = Store::new(client, store.table());
     let app = Arc::new(integration_tests::app_with(
         &faulty,
@@ -222,7 +222,7 @@ async fn conflicts_on_every_shard_answer_by_the_stock_read_after_them() {
     let store = fresh_store().await;
     let sale = active_sale(&store, 2, 2).await;
     let proxy = Proxy::start(upstream(), pass()).await;
-    let client = flash_sale::aws::local_client_with_timeouts(&proxy.endpoint, timeouts()).expect("client");
+    let client = integration_tests::container_client(&proxy.endpoint, timeouts());
     let app = integration_tests::app_with(
         &Store::new(client, store.table()),
         Arc::new(SystemClock),
@@ -264,7 +264,7 @@ async fn a_failure_to_take_the_next_place_block_ahead_never_fails_the_join_that_
     let start = integration_tests::now_ms() - 3_600_000;
     let (sale, _) = integration_tests::room_sale(&store, 10, 1, start, start + 7_200_000).await;
     let proxy = Proxy::start(upstream(), pass()).await;
-    let client = flash_sale::aws::local_client_with_timeouts(&proxy.endpoint, timeouts()).expect("client");
+    let client = integration_tests::container_client(&proxy.endpoint, timeouts());
     let app = integration_tests::room_app(&Store::new(client, store.table()), Arc::new(SystemClock), AuthMode::Body);
     let id = sale.id.to_string();
     let join = |user: &'static str| crate::waiting_room::join(&app, &id, user);

@@ -29,7 +29,7 @@ fn default_hints() -> Tuning {
 
 /// A store on `table` whose DynamoDB traffic goes through `proxy`.
 fn via(proxy: &Proxy, table: &str) -> Store {
-    Store::new(flash_sale::aws::local_client_with_timeouts(&proxy.endpoint, timeouts()).expect("client"), table)
+    Store::new(integration_tests::container_client(&proxy.endpoint, timeouts()), table)
 }
 
 fn buy_request(sale: &str, user: &str, key: Option<&str>) -> ApiRequest {

@@ -139,10 +139,7 @@ impl Recorder {
     }
 
     fn store(&self, table: &str) -> Store {
-        Store::new(
-            flash_sale::aws::local_client_with_timeouts(&self.proxy.endpoint, timeouts()).expect("client"),
-            table,
-        )
+        Store::new(integration_tests::container_client(&self.proxy.endpoint, timeouts()), table)
     }
 
     /// The requests recorded since the last take.

@@ -52,7 +52,9 @@ async fn a_throttling_storm_spends_the_retry_quota_and_then_each_purchase_makes_
     let mut last_attempts = Vec::new();
     for i in 0..purchases {
         let before = transactions(&proxy);
-        let resp = flash_sale::http::purchase_function(&app, purchase_request(sale.id.as_str(), &user_body(&format!("u{i}")))).await;
+        let resp =
+            flash_sale::http::purchase_function(&app, purchase_request(sale.id.as_str(), &user_body(&format!("u{i}"))))
+                .await;
         let (status, body) = read(&resp);
         assert_eq!(status, 503, "a throttled purchase is busy: {body}");
         if i >= purchases - 20 {

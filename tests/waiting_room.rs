@@ -318,7 +318,7 @@ async fn a_burst_of_requests_in_one_container_refreshes_the_room_once() {
     let (sale, _) = room_sale(&store, 100, 2, start, start + 2 * HOUR).await;
     let id = sale.id.to_string();
     let proxy = integration_tests::proxy::Proxy::start(crate::faults::upstream(), crate::faults::pass()).await;
-    let client = flash_sale::aws::local_client(&proxy.endpoint).expect("client");
+    let client = integration_tests::container_client(&proxy.endpoint, flash_sale::aws::local_timeouts());
     let clock = ManualClock::at(start + HOUR);
     let mut config = flash_sale::config::Config::for_table(store.table(), AuthMode::Body);
     config.tuning =

@@ -34,9 +34,23 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), fastrand::u32(..))
 }
 
+/// The client of one simulated container: the functions' local client with a retry partition of
+/// its own. The SDK's retry quota is kept per process and partition, and a Lambda container is a
+/// process: without this, one test's throttling storm would spend the retries of every other test
+/// running beside it.
+pub fn container_client(
+    endpoint: &str,
+    timeouts: aws_sdk_dynamodb::config::timeout::TimeoutConfig,
+) -> aws_sdk_dynamodb::Client {
+    use aws_sdk_dynamodb::config::retry::RetryPartition;
+    let client = flash_sale::aws::local_client_with_timeouts(endpoint, timeouts).expect("local client");
+    let config = client.config().to_builder().retry_partition(RetryPartition::new(unique("container"))).build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
 /// A new, empty table of its own for one test (without a stream: see [`fresh_store_with_stream`]).
 pub async fn fresh_store() -> Store {
-    let client = flash_sale::aws::local_client(&endpoint()).expect("local client");
+    let client = container_client(&endpoint(), flash_sale::aws::local_timeouts());
     let store = Store::new(client, unique("t"));
     assert!(store.create_table_without_stream().await.expect("create table"), "table name collision");
     store
@@ -44,7 +58,7 @@ pub async fn fresh_store() -> Store {
 
 /// A new, empty table exactly as `flash-sale-admin create-table` makes it, stream included.
 pub async fn fresh_store_with_stream() -> Store {
-    let client = flash_sale::aws::local_client(&endpoint()).expect("local client");
+    let client = container_client(&endpoint(), flash_sale::aws::local_timeouts());
     let store = Store::new(client, unique("t"));
     assert!(store.create_table().await.expect("create table"), "table name collision");
     store
