@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use integration_tests::template::read;
 use serde_json::{Map, Value, json};
 
-/// The API table of the README: method, path, function (the binary `cargo lambda` builds).
-/// `routes::the_readme_api_table_is_this_one` reads the README's table back.
+/// The route table of docs/api.md: method, path, function (the binary `cargo lambda` builds).
+/// `routes::the_route_table_of_docs_api_is_this_one` reads that table back.
 pub const API: &[(&str, &str, &str)] = &[
     ("GET", "/sales", "status"),
     ("GET", "/sales/{saleId}", "status"),

@@ -2,7 +2,7 @@
 //! crate (its key functions, its handlers' answers, the requests its store sends to a fake
 //! DynamoDB, the metrics it records), not from reading its source text.
 //!
-//! - `routes`: the template's routes are the local router's and the API table's; user routes sit
+//! - `routes`: the template's routes are the local router's and docs/api.md's; user routes sit
 //!   behind the JWT authorizer.
 //! - `openapi`: docs/openapi.yaml has the same routes and documents every problem code.
 //! - `iam`: each function's IAM statements, evaluated like IAM does against the table's keys.
@@ -11,6 +11,7 @@
 //!   and caches status for about a second.
 //! - `edge`: the WAF web ACL and the way CloudFront becomes the only way into the API.
 //! - `dashboard`, `samconfig`, `lint`: metrics charted, deploy configuration, cfn-lint.
+//! - `runbook`: every alarm has an entry in docs/operations.md saying what to do.
 //! - `features`: the functions in the test build have the features they ship with.
 
 mod cdn;
@@ -23,5 +24,6 @@ mod iam;
 mod lint;
 mod openapi;
 mod routes;
+mod runbook;
 mod samconfig;
 mod stack;

@@ -68,7 +68,7 @@ fn the_document_has_exactly_the_routes_of_the_template_and_the_local_router() {
     assert_eq!(documented_paths, local_paths, "docs/openapi.yaml (left) and the Cargo.toml router (right) differ");
 
     let api: BTreeSet<(String, String)> = API.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
-    assert_eq!(documented, api, "docs/openapi.yaml (left) and the README's API table (right) differ");
+    assert_eq!(documented, api, "docs/openapi.yaml (left) and docs/api.md's route table (right) differ");
 }
 
 #[test]

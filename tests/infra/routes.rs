@@ -1,4 +1,4 @@
-//! Routes: the template, the local router and the README's API table agree; user routes need a
+//! Routes: the template, the local router and the route table of docs/api.md agree; user routes need a
 //! JWT, the payment backend's route an IAM signature.
 
 use std::collections::BTreeSet;
@@ -130,11 +130,11 @@ fn user_routes_sit_behind_the_jwt_authorizer_unless_auth_mode_is_body() {
     }
 }
 
-/// The README's API table: its `| `METHOD /path…` | function | … |` rows are [`API`].
+/// The route table of docs/api.md: its `| `METHOD /path…` | function | … |` rows are [`API`].
 #[test]
-fn the_readme_api_table_is_this_one() {
-    let readme = read("README.md");
-    let section = readme.split("\n## API\n").nth(1).expect("README has an `## API` section");
+fn the_route_table_of_docs_api_is_this_one() {
+    let doc = read("docs/api.md");
+    let section = doc.split("\n## Routes\n").nth(1).expect("docs/api.md has a `## Routes` section");
     let mut rows = Vec::new();
     for line in section.lines().take_while(|l| !l.starts_with("## ")) {
         let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
@@ -148,7 +148,7 @@ fn the_readme_api_table_is_this_one() {
     }
     let expected: Vec<(String, String, String)> =
         API.iter().map(|(m, p, f)| (m.to_string(), p.to_string(), f.to_string())).collect();
-    assert_eq!(rows, expected, "README's API table (left) and tests/infra/common.rs API (right)");
+    assert_eq!(rows, expected, "docs/api.md's route table (left) and tests/infra/common.rs API (right)");
 }
 
 /// The sweeper runs on a schedule, the order events on the table's stream; neither has a route.
