@@ -77,7 +77,7 @@ fn lambda_client_from(get: impl Fn(&str) -> Option<String>) -> Result<Client, St
         .timeout_config(cloud_timeouts())
         .retry_config(retries())
         // No stalled-stream protection (a timer and a body wrapper on every request, ≈0.03 ms of
-        // CPU per warm invoke: BENCHMARKS.md section 4b): every answer is one small JSON body and
+        // CPU per warm invoke: docs/benchmarks-journal.md, stalled-stream protection): every answer is one small JSON body and
         // the attempt timeout already abandons one that stalls.
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .build();

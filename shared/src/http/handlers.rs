@@ -1,4 +1,4 @@
-//! The three functions' handlers. Each never fails: every error becomes a problem response.
+//! The HTTP functions' handlers. Each never fails: every error becomes a problem response.
 
 use serde_json::json;
 
@@ -168,7 +168,7 @@ pub async fn user_lookup_function(app: &App, req: ApiRequest) -> ApiResponse {
 }
 
 /// The `orders` function: `POST /sales/{saleId}/orders/{orderId}/confirm`, for the shop's payment
-/// backend (IAM-authorized in the cloud; see the README's "Orders").
+/// backend (IAM-authorized in the cloud; see docs/orders.md).
 pub async fn orders_function(app: &App, req: ApiRequest) -> ApiResponse {
     let mut log = RequestLog::start("confirm", &req.request_id);
     let work = async {

@@ -55,7 +55,7 @@ enum Command {
         #[arg(long)]
         ends_at: String,
         /// Put a waiting room in front of the sale: buyers join a line and buy with an admission
-        /// token (see the README's "Waiting room").
+        /// token (see docs/waiting-room.md).
         #[arg(long)]
         waiting_room: bool,
         /// Admissions per second; default: shards × 50, what the purchase path sustains without
