@@ -1,8 +1,8 @@
-//! Waiting-room join throughput (the `queue` handler called directly from N tasks, joins after
-//! opening) beside DynamoDB Local's raw throughput of the calls a join cannot do without: one
-//! conditional `PutItem` of the person's entry, and that put after a consistent `GetItem` (the read
-//! that keeps a person who joins again from burning a place). Same run, alternating, each side on a
-//! fresh table.
+//! `inprocess --mode joins`: waiting-room join throughput (the `queue` handler called directly
+//! from N tasks, joins after opening) beside DynamoDB Local's raw throughput of the calls a join
+//! cannot do without: one conditional `PutItem` of the person's entry, and that put after a
+//! consistent `GetItem` (the read that keeps a person who joins again from burning a place). Same
+//! run, alternating, each side on a fresh table.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,26 +14,15 @@ use flash_sale::clock::{SystemClock, now_ms};
 use flash_sale::config::AuthMode;
 use flash_sale::http::queue_function;
 
+use crate::inprocess::{Args, split};
 use crate::local::{self, Dynamo};
 use crate::stats;
-
-pub struct Args {
-    pub endpoint: Option<String>,
-    pub tasks: usize,
-    pub joins: usize,
-    pub rounds: usize,
-    pub max_seconds: u64,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Side {
     RawPut,
     RawGetPut,
     Handler,
-}
-
-fn split(total: usize, parts: usize) -> Vec<usize> {
-    (0..parts).map(|i| total / parts + usize::from(i < total % parts)).collect()
 }
 
 async fn run_side(endpoint: &str, side: Side, tasks: usize, joins: usize, limit: Duration) -> Result<f64> {
@@ -149,14 +138,14 @@ async fn run_side(endpoint: &str, side: Side, tasks: usize, joins: usize, limit:
     Ok(joins as f64 / secs)
 }
 
-pub async fn run(args: Args) -> Result<()> {
+pub(crate) async fn run(args: &Args) -> Result<()> {
     let dynamo = Dynamo::get(args.endpoint.as_deref()).await?;
     let limit = Duration::from_secs(args.max_seconds);
     println!(
-        "joins: {} tasks, {} joins per side per round, {} rounds, DynamoDB Local at {}",
-        args.tasks, args.joins, args.rounds, dynamo.endpoint
+        "inprocess (joins): {} tasks, {} joins per side per round, {} rounds, DynamoDB Local at {}",
+        args.tasks, args.attempts, args.rounds, dynamo.endpoint
     );
-    let warm = (args.joins / 5).max(args.tasks);
+    let warm = (args.attempts / 5).max(args.tasks);
     for side in [Side::RawPut, Side::RawGetPut, Side::Handler] {
         run_side(&dynamo.endpoint, side, args.tasks, warm, limit).await?;
     }
@@ -165,7 +154,7 @@ pub async fn run(args: Args) -> Result<()> {
         let mut order = [Side::RawPut, Side::RawGetPut, Side::Handler];
         order.rotate_left(round % 3);
         for side in order {
-            let per_sec = run_side(&dynamo.endpoint, side, args.tasks, args.joins, limit).await?;
+            let per_sec = run_side(&dynamo.endpoint, side, args.tasks, args.attempts, limit).await?;
             match side {
                 Side::RawPut => put.push(per_sec),
                 Side::RawGetPut => get_put.push(per_sec),
