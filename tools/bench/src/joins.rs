@@ -5,14 +5,14 @@
 //! run, alternating, each side on a fresh table.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
-use flash_sale::clock::{SystemClock, now_ms};
-use flash_sale::config::AuthMode;
+use flash_sale::clock::now_ms;
+use flash_sale::config::Tuning;
 use flash_sale::http::queue_function;
+use flash_sale_testkit::{TestApp, req};
 
 use crate::inprocess::{Args, split};
 use crate::local::{self, Dynamo};
@@ -28,25 +28,16 @@ enum Side {
 async fn run_side(endpoint: &str, side: Side, tasks: usize, joins: usize, limit: Duration) -> Result<f64> {
     let store = local::fresh_store(endpoint).await?;
     let start = now_ms() - 3_600_000;
-    let (sale, _) = integration_tests::room_sale(&store, 100, 4, start, start + 86_400_000).await;
+    let spec = flash_sale_testkit::SaleSpec::new().stock(100).shards(4).window(start, start + 86_400_000);
+    let (sale, _) = spec.room().create_in(&store, start).await;
     let sale_id = sale.id.to_string();
     let deadline = Instant::now() + limit;
     // The handler as deployed: the functions' default tuning (a sale's configuration cached for
     // 5 s), not the tests' (which read it on every request).
-    let mut config = flash_sale::config::Config::for_table(store.table(), AuthMode::Body);
-    config.admission_keys = Some(integration_tests::admission_keys());
-    let app: &'static flash_sale::App =
-        Box::leak(Box::new(flash_sale::App::new(store.clone(), Arc::new(SystemClock), config)));
+    let app: &'static TestApp = Box::leak(Box::new(TestApp::on(&store).tune(|t| *t = Tuning::default()).admission()));
     if side == Side::Handler {
         // The draw (an empty pre-queue) and the first admission step happen before the clock.
-        let warm = integration_tests::request(
-            "POST",
-            &format!("/sales/{sale_id}/queue"),
-            &[("saleId", &sale_id)],
-            integration_tests::TestBody::Text("{\"userId\":\"warm\"}"),
-            None,
-        );
-        queue_function(app, warm).await;
+        queue_function(app, req::join(&sale_id, "{\"userId\":\"warm\"}", None)).await;
     }
     let client = local::client(endpoint)?;
     let table = store.table().to_owned();
@@ -57,16 +48,7 @@ async fn run_side(endpoint: &str, side: Side, tasks: usize, joins: usize, limit:
             .map(|i| {
                 let user = format!("u{t}-{i}");
                 let body = format!("{{\"userId\":\"{user}\"}}");
-                (
-                    user.clone(),
-                    integration_tests::request(
-                        "POST",
-                        &format!("/sales/{sale_id}/queue"),
-                        &[("saleId", &sale_id)],
-                        integration_tests::TestBody::Text(&body),
-                        None,
-                    ),
-                )
+                (user.clone(), req::join(&sale_id, &body, None))
             })
             .collect();
         prepared.push(reqs);
