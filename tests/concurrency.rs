@@ -6,10 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use flash_sale::clock::SystemClock;
-use flash_sale::config::AuthMode;
 use flash_sale::config::Tuning;
-use integration_tests::{active_sale, fresh_store, purchase_request, read, stored_state, user_body};
+use flash_sale_testkit::{TestApp, active_sale, fresh_store, purchase_request, read, stored_state, user_body};
 use serde_json::Value;
 
 const STOCK: i64 = 100;
@@ -22,7 +20,7 @@ async fn exactly_stock_is_sold(shards: u32) {
     let store = fresh_store().await;
     let sale = active_sale(&store, STOCK, shards).await;
     // Production tuning: sale cache and sold-out hint on, as in a deployed container.
-    let app = Arc::new(integration_tests::app_with(&store, Arc::new(SystemClock), AuthMode::Body, Tuning::default()));
+    let app = Arc::new(TestApp::on(&store).tune(|t| *t = Tuning::default()));
 
     let mut users: Vec<String> = (0..ATTEMPTS).map(|i| format!("user-{}", i % DISTINCT_USERS)).collect();
     fastrand::shuffle(&mut users);

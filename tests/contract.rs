@@ -4,16 +4,15 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 
 use flash_sale::App;
-use flash_sale::clock::{ManualClock, SystemClock};
+use flash_sale::clock::ManualClock;
 use flash_sale::config::AuthMode;
-use flash_sale::http::{ApiRequest, ApiResponse};
+use flash_sale::http::ApiResponse;
 use flash_sale::store::Store;
-use integration_tests::{
-    TestBody, active_sale, admission_keys, app, fresh_store, now_ms, purchase_request, request, room_app, room_sale,
-    sale, unique, user_body, wall_app,
+use flash_sale_testkit::{
+    Route, SaleSpec, TestApp, TestBody, active_sale, admission_keys, fresh_store, now_ms, purchase_request, req,
+    request, room_sale, sale, unique, user_body,
 };
 use serde_json::{Value, json};
 
@@ -41,64 +40,11 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn get(path: &str, params: &[(&str, &str)]) -> ApiRequest {
-    request("GET", path, params, TestBody::None, None)
-}
-
-fn lookup_request(sale: &str, user: &str, claims: Option<Value>) -> ApiRequest {
-    let path = format!("/sales/{sale}/purchases/{user}");
-    request("GET", &path, &[("saleId", sale), ("userId", user)], TestBody::None, claims)
-}
-
-fn join_request(sale: &str, body: &str, claims: Option<Value>) -> ApiRequest {
-    request("POST", &format!("/sales/{sale}/queue"), &[("saleId", sale)], TestBody::Text(body), claims)
-}
-
-fn position_request(sale: &str, user: &str, claims: Option<Value>) -> ApiRequest {
-    let path = format!("/sales/{sale}/queue/{user}");
-    request("GET", &path, &[("saleId", sale), ("userId", user)], TestBody::None, claims)
-}
-
-// Boxed: the handlers' futures stay off the test's (already large) future.
-async fn queue(app: &App, req: ApiRequest) -> ApiResponse {
-    Box::pin(flash_sale::http::queue_function(app, req)).await
-}
-
-async fn buy_in(app: &App, sale: &str, body: String) -> ApiResponse {
-    Box::pin(flash_sale::http::purchase_function(app, purchase_request(sale, &body))).await
-}
-
 const HOUR: i64 = 3_600_000;
 const JOIN: &str = "/sales/{saleId}/queue";
 const POSITION: &str = "/sales/{saleId}/queue/{userId}";
 const LOOKUP: &str = "/sales/{saleId}/purchases/{userId}";
 const CONFIRM: &str = "/sales/{saleId}/orders/{orderId}/confirm";
-
-fn cancel_request(sale: &str, user: &str, claims: Option<Value>) -> ApiRequest {
-    let path = format!("/sales/{sale}/purchases/{user}");
-    request("DELETE", &path, &[("saleId", sale), ("userId", user)], TestBody::None, claims)
-}
-
-fn confirm_request(method: &str, sale: &str, order: &str, body: TestBody<'_>) -> ApiRequest {
-    let path = format!("/sales/{sale}/orders/{order}/confirm");
-    request(method, &path, &[("saleId", sale), ("orderId", order)], body, None)
-}
-
-async fn lookup(app: &App, req: ApiRequest) -> ApiResponse {
-    Box::pin(flash_sale::http::user_lookup_function(app, req)).await
-}
-
-async fn orders(app: &App, req: ApiRequest) -> ApiResponse {
-    Box::pin(flash_sale::http::orders_function(app, req)).await
-}
-
-/// A sale with holds of `hold_seconds`, started a minute before `now`.
-async fn held_sale(store: &Store, now: i64, hold_seconds: i64) -> flash_sale::sale::Sale {
-    let mut s = sale(&unique("hold"), 5, 1, now - 60_000, now + HOUR);
-    s.hold_seconds = hold_seconds;
-    store.create_sale(&s, now).await.expect("create a sale with holds");
-    s
-}
 
 fn json_of(resp: &ApiResponse) -> Value {
     serde_json::from_str(&resp.body).expect("a JSON body")
@@ -112,10 +58,9 @@ fn json_of_body(sample: &Value) -> Value {
 #[tokio::test]
 async fn every_documented_answer_matches_the_openapi_document() {
     let store = fresh_store().await;
-    let body_app = wall_app(&store, AuthMode::Body);
-    let jwt_app = wall_app(&store, AuthMode::Jwt);
-    let missing: App =
-        app(&Store::new(store.client().clone(), unique("missing")), Arc::new(SystemClock), AuthMode::Body);
+    let body_app = TestApp::on(&store);
+    let jwt_app = TestApp::on(&store).auth(AuthMode::Jwt);
+    let missing = TestApp::on(&Store::new(store.client().clone(), unique("missing")));
     let open = active_sale(&store, 1, 1).await;
     let id = open.id.as_str();
     let now = now_ms();
@@ -126,21 +71,33 @@ async fn every_documented_answer_matches_the_openapi_document() {
     let mut s = Samples(Vec::new());
 
     // GET /health
-    s.add("GET", "/health", &flash_sale::http::status_function(&body_app, get("/health", &[])).await);
-    s.add("GET", "/health", &flash_sale::http::status_function(&missing, get("/health", &[])).await);
+    s.add("GET", "/health", &flash_sale::http::status_function(&body_app, req::get("/health", &[])).await);
+    s.add("GET", "/health", &flash_sale::http::status_function(&missing, req::get("/health", &[])).await);
     // GET /sales
-    s.add("GET", "/sales", &flash_sale::http::status_function(&body_app, get("/sales", &[])).await);
-    s.add("GET", "/sales", &flash_sale::http::status_function(&missing, get("/sales", &[])).await);
+    s.add("GET", "/sales", &flash_sale::http::status_function(&body_app, req::get("/sales", &[])).await);
+    s.add("GET", "/sales", &flash_sale::http::status_function(&missing, req::get("/sales", &[])).await);
     // GET /sales/{saleId}
     let route = "/sales/{saleId}";
     s.add(
         "GET",
         route,
-        &flash_sale::http::status_function(&body_app, get(&format!("/sales/{id}"), &[("saleId", id)])).await,
+        &flash_sale::http::status_function(&body_app, req::get(&format!("/sales/{id}"), &[("saleId", id)])).await,
     );
-    s.add("GET", route, &flash_sale::http::status_function(&body_app, get("/sales/a b", &[("saleId", "a b")])).await);
-    s.add("GET", route, &flash_sale::http::status_function(&body_app, get("/sales/nope", &[("saleId", "nope")])).await);
-    s.add("GET", route, &flash_sale::http::status_function(&missing, get("/sales/nope", &[("saleId", "nope")])).await);
+    s.add(
+        "GET",
+        route,
+        &flash_sale::http::status_function(&body_app, req::get("/sales/a b", &[("saleId", "a b")])).await,
+    );
+    s.add(
+        "GET",
+        route,
+        &flash_sale::http::status_function(&body_app, req::get("/sales/nope", &[("saleId", "nope")])).await,
+    );
+    s.add(
+        "GET",
+        route,
+        &flash_sale::http::status_function(&missing, req::get("/sales/nope", &[("saleId", "nope")])).await,
+    );
     // POST /sales/{saleId}/purchases
     let route = "/sales/{saleId}/purchases";
     let buy = |app: &'static App, sale: &str, body: String| {
@@ -149,7 +106,7 @@ async fn every_documented_answer_matches_the_openapi_document() {
     };
     let body_app: &'static App = Box::leak(Box::new(body_app));
     let jwt_app: &'static App = Box::leak(Box::new(jwt_app));
-    let missing: &'static App = Box::leak(Box::new(missing));
+    let missing: &'static TestApp = Box::leak(Box::new(missing));
     s.add("POST", route, &buy(body_app, id, user_body("alice")).await);
     s.add("POST", route, &buy(body_app, id, user_body("alice")).await);
     s.add("POST", route, &buy(body_app, id, user_body("bob")).await);
@@ -170,13 +127,17 @@ async fn every_documented_answer_matches_the_openapi_document() {
     s.add("POST", route, &buy(missing, id, user_body("dan")).await);
     // GET /sales/{saleId}/purchases/{userId}
     let route = "/sales/{saleId}/purchases/{userId}";
-    s.add("GET", route, &flash_sale::http::user_lookup_function(body_app, lookup_request(id, "alice", None)).await);
-    s.add("GET", route, &flash_sale::http::user_lookup_function(body_app, lookup_request(id, " x", None)).await);
-    s.add("GET", route, &flash_sale::http::user_lookup_function(jwt_app, lookup_request(id, "alice", None)).await);
-    let other = lookup_request(id, "alice", Some(json!({"sub": "mallory"})));
+    s.add("GET", route, &flash_sale::http::user_lookup_function(body_app, req::lookup("GET", id, "alice", None)).await);
+    s.add("GET", route, &flash_sale::http::user_lookup_function(body_app, req::lookup("GET", id, " x", None)).await);
+    s.add("GET", route, &flash_sale::http::user_lookup_function(jwt_app, req::lookup("GET", id, "alice", None)).await);
+    let other = req::lookup("GET", id, "alice", Some(json!({"sub": "mallory"})));
     s.add("GET", route, &flash_sale::http::user_lookup_function(jwt_app, other).await);
-    s.add("GET", route, &flash_sale::http::user_lookup_function(body_app, lookup_request(id, "nobody", None)).await);
-    s.add("GET", route, &flash_sale::http::user_lookup_function(missing, lookup_request(id, "alice", None)).await);
+    s.add(
+        "GET",
+        route,
+        &flash_sale::http::user_lookup_function(body_app, req::lookup("GET", id, "nobody", None)).await,
+    );
+    s.add("GET", route, &flash_sale::http::user_lookup_function(missing, req::lookup("GET", id, "alice", None)).await);
     // 405 on every path.
     s.add(
         "DELETE",
@@ -190,7 +151,8 @@ async fn every_documented_answer_matches_the_openapi_document() {
     s.add(
         "GET",
         "/sales/{saleId}/purchases",
-        &flash_sale::http::purchase_function(body_app, get(&format!("/sales/{id}/purchases"), &[("saleId", id)])).await,
+        &flash_sale::http::purchase_function(body_app, req::get(&format!("/sales/{id}/purchases"), &[("saleId", id)]))
+            .await,
     );
 
     // The waiting room, on a manual clock: a room that opens in an hour (its pre-queue is open)
@@ -199,75 +161,83 @@ async fn every_documented_answer_matches_the_openapi_document() {
     let (room, _) = room_sale(&store, 5, 1, start, start + HOUR).await;
     let (later, _) = room_sale(&store, 5, 1, start + 4 * HOUR, start + 5 * HOUR).await;
     let clock = ManualClock::at(start - 10 * 60_000);
-    let room_body = room_app(&store, Arc::new(clock.clone()), AuthMode::Body);
-    let room_jwt = room_app(&store, Arc::new(clock.clone()), AuthMode::Jwt);
-    let room_missing =
-        room_app(&Store::new(store.client().clone(), unique("missing")), Arc::new(clock.clone()), AuthMode::Body);
+    let room_body = TestApp::on(&store).clocked(&clock).admission();
+    let room_jwt = TestApp::on(&store).clocked(&clock).auth(AuthMode::Jwt).admission();
+    let room_missing = TestApp::on(&Store::new(store.client().clone(), unique("missing"))).clocked(&clock).admission();
     let (rid, plain) = (room.id.as_str(), id);
     // POST /sales/{saleId}/queue and GET /sales/{saleId}/queue/{userId}, before opening.
-    s.add("POST", JOIN, &queue(&room_body, join_request(rid, &user_body("alice"), None)).await);
-    s.add("GET", POSITION, &queue(&room_body, position_request(rid, "alice", None)).await);
-    s.add("POST", JOIN, &queue(&room_body, join_request(rid, "[1]", None)).await);
-    s.add("POST", JOIN, &queue(&room_body, join_request(rid, r#"{"userId":"x","admissionToken":"t"}"#, None)).await);
-    s.add("POST", JOIN, &queue(&room_jwt, join_request(rid, &user_body("carol"), None)).await);
+    s.add("POST", JOIN, &room_body.call(Route::Queue, req::join(rid, &user_body("alice"), None)).await);
+    s.add("GET", POSITION, &room_body.call(Route::Queue, req::position(rid, "alice", None)).await);
+    s.add("POST", JOIN, &room_body.call(Route::Queue, req::join(rid, "[1]", None)).await);
+    s.add(
+        "POST",
+        JOIN,
+        &room_body.call(Route::Queue, req::join(rid, r#"{"userId":"x","admissionToken":"t"}"#, None)).await,
+    );
+    s.add("POST", JOIN, &room_jwt.call(Route::Queue, req::join(rid, &user_body("carol"), None)).await);
     let claims = Some(json!({"sub": "mallory"}));
-    s.add("POST", JOIN, &queue(&room_jwt, join_request(rid, &user_body("eve"), claims.clone())).await);
-    s.add("POST", JOIN, &queue(&room_body, join_request(later.id.as_str(), &user_body("eager"), None)).await);
-    s.add("POST", JOIN, &queue(&room_body, join_request("nope", &user_body("dan"), None)).await);
-    s.add("POST", JOIN, &queue(&room_body, join_request(plain, &user_body("dan"), None)).await);
+    s.add("POST", JOIN, &room_jwt.call(Route::Queue, req::join(rid, &user_body("eve"), claims.clone())).await);
+    s.add("POST", JOIN, &room_body.call(Route::Queue, req::join(later.id.as_str(), &user_body("eager"), None)).await);
+    s.add("POST", JOIN, &room_body.call(Route::Queue, req::join("nope", &user_body("dan"), None)).await);
+    s.add("POST", JOIN, &room_body.call(Route::Queue, req::join(plain, &user_body("dan"), None)).await);
     let huge = format!(r#"{{"userId":"x","pad":"{}"}}"#, "x".repeat(17_000));
-    s.add("POST", JOIN, &queue(&room_body, join_request(rid, &huge, None)).await);
-    s.add("POST", JOIN, &queue(&room_missing, join_request(rid, &user_body("dan"), None)).await);
-    s.add("GET", POSITION, &queue(&room_body, position_request(rid, " x", None)).await);
-    s.add("GET", POSITION, &queue(&room_jwt, position_request(rid, "alice", None)).await);
-    s.add("GET", POSITION, &queue(&room_jwt, position_request(rid, "alice", claims.clone())).await);
-    s.add("GET", POSITION, &queue(&room_body, position_request("nope", "alice", None)).await);
-    s.add("GET", POSITION, &queue(&room_body, position_request(plain, "alice", None)).await);
-    s.add("GET", POSITION, &queue(&room_body, position_request(rid, "nobody", None)).await);
-    s.add("GET", POSITION, &queue(&room_missing, position_request(rid, "alice", None)).await);
+    s.add("POST", JOIN, &room_body.call(Route::Queue, req::join(rid, &huge, None)).await);
+    s.add("POST", JOIN, &room_missing.call(Route::Queue, req::join(rid, &user_body("dan"), None)).await);
+    s.add("GET", POSITION, &room_body.call(Route::Queue, req::position(rid, " x", None)).await);
+    s.add("GET", POSITION, &room_jwt.call(Route::Queue, req::position(rid, "alice", None)).await);
+    s.add("GET", POSITION, &room_jwt.call(Route::Queue, req::position(rid, "alice", claims.clone())).await);
+    s.add("GET", POSITION, &room_body.call(Route::Queue, req::position("nope", "alice", None)).await);
+    s.add("GET", POSITION, &room_body.call(Route::Queue, req::position(plain, "alice", None)).await);
+    s.add("GET", POSITION, &room_body.call(Route::Queue, req::position(rid, "nobody", None)).await);
+    s.add("GET", POSITION, &room_missing.call(Route::Queue, req::position(rid, "alice", None)).await);
     s.add(
         "GET",
         JOIN,
-        &queue(&room_body, request("GET", &format!("/sales/{rid}/queue"), &[("saleId", rid)], TestBody::None, None))
+        &room_body
+            .call(
+                Route::Queue,
+                request("GET", &format!("/sales/{rid}/queue"), &[("saleId", rid)], TestBody::None, None),
+            )
             .await,
     );
     s.add(
         "DELETE",
         POSITION,
-        &queue(
-            &room_body,
-            request(
-                "DELETE",
-                &format!("/sales/{rid}/queue/alice"),
-                &[("saleId", rid), ("userId", "alice")],
-                TestBody::None,
-                None,
-            ),
-        )
-        .await,
+        &room_body
+            .call(
+                Route::Queue,
+                request(
+                    "DELETE",
+                    &format!("/sales/{rid}/queue/alice"),
+                    &[("saleId", rid), ("userId", "alice")],
+                    TestBody::None,
+                    None,
+                ),
+            )
+            .await,
     );
     // At opening: the sale shows its room with the revealed seed, the draw places alice, and a
     // second later she is admitted with a token.
     clock.set(start + flash_sale::room::DRAW_GRACE_MS);
-    let room_view = get(&format!("/sales/{rid}"), &[("saleId", rid)]);
+    let room_view = req::get(&format!("/sales/{rid}"), &[("saleId", rid)]);
     s.add("GET", "/sales/{saleId}", &flash_sale::http::status_function(&room_body, room_view).await);
-    s.add("GET", POSITION, &queue(&room_body, position_request(rid, "alice", None)).await);
+    s.add("GET", POSITION, &room_body.call(Route::Queue, req::position(rid, "alice", None)).await);
     clock.advance(2_000);
-    let admitted = queue(&room_body, position_request(rid, "alice", None)).await;
+    let admitted = room_body.call(Route::Queue, req::position(rid, "alice", None)).await;
     s.add("GET", POSITION, &admitted);
     let admitted: Value = serde_json::from_str(&admitted.body).unwrap();
     let token = admitted["admissionToken"].as_str().expect("alice is admitted with a token").to_owned();
-    s.add("POST", JOIN, &queue(&room_body, join_request(rid, &user_body("late"), None)).await);
-    s.add("GET", "/sales", &flash_sale::http::status_function(&room_body, get("/sales", &[])).await);
+    s.add("POST", JOIN, &room_body.call(Route::Queue, req::join(rid, &user_body("late"), None)).await);
+    s.add("GET", "/sales", &flash_sale::http::status_function(&room_body, req::get("/sales", &[])).await);
     // POST /sales/{saleId}/purchases on the room sale: the admission refusals, then a purchase.
     let alice = flash_sale::ids::UserId::parse("alice").unwrap();
     let far = admission_keys().sign(&room.id, &alice, 1_000, start + HOUR);
     let with_token = |t: &str| json!({"userId": "alice", "admissionToken": t}).to_string();
     let route = "/sales/{saleId}/purchases";
-    s.add("POST", route, &buy_in(&room_body, rid, user_body("alice")).await);
-    s.add("POST", route, &buy_in(&room_body, rid, with_token("forged.token")).await);
-    s.add("POST", route, &buy_in(&room_body, rid, with_token(&far)).await);
-    s.add("POST", route, &buy_in(&room_body, rid, with_token(&token)).await);
+    s.add("POST", route, &room_body.call(Route::Purchase, req::purchase(rid, &user_body("alice"))).await);
+    s.add("POST", route, &room_body.call(Route::Purchase, req::purchase(rid, &with_token("forged.token"))).await);
+    s.add("POST", route, &room_body.call(Route::Purchase, req::purchase(rid, &with_token(&far))).await);
+    s.add("POST", route, &room_body.call(Route::Purchase, req::purchase(rid, &with_token(&token))).await);
     let codes: Vec<Value> = s.0[s.0.len() - 4..]
         .iter()
         .map(|x| serde_json::from_str::<Value>(x["body"].as_str().unwrap()).unwrap()["code"].clone())
@@ -284,9 +254,9 @@ async fn every_documented_answer_matches_the_openapi_document() {
     let corrupt = fresh_store().await;
     let c = active_sale(&corrupt, 5, 1).await;
     let cid = c.id.as_str();
-    let capp: &'static App = Box::leak(Box::new(wall_app(&corrupt, AuthMode::Body)));
+    let capp: &'static TestApp = Box::leak(Box::new(TestApp::on(&corrupt)));
     assert_eq!(buy(capp, cid, user_body("alice")).await.status_code, 201);
-    integration_tests::spoil(
+    flash_sale_testkit::spoil(
         &corrupt,
         &flash_sale::keys::purchase_pk(cid, "alice"),
         flash_sale::keys::PURCHASE_SK,
@@ -296,29 +266,29 @@ async fn every_documented_answer_matches_the_openapi_document() {
     s.add(
         "GET",
         "/sales/{saleId}/purchases/{userId}",
-        &flash_sale::http::user_lookup_function(capp, lookup_request(cid, "alice", None)).await,
+        &flash_sale::http::user_lookup_function(capp, req::lookup("GET", cid, "alice", None)).await,
     );
-    s.add("DELETE", LOOKUP, &lookup(capp, cancel_request(cid, "alice", None)).await);
+    s.add("DELETE", LOOKUP, &capp.call(Route::Lookup, req::lookup("DELETE", cid, "alice", None)).await);
     Box::pin(corrupt_order_sample(&mut s, &corrupt, capp)).await;
-    integration_tests::spoil(&corrupt, &flash_sale::keys::shard_pk(cid, 0), flash_sale::keys::SHARD_SK, "remaining")
+    flash_sale_testkit::spoil(&corrupt, &flash_sale::keys::shard_pk(cid, 0), flash_sale::keys::SHARD_SK, "remaining")
         .await;
     s.add("POST", "/sales/{saleId}/purchases", &buy(capp, cid, user_body("bob")).await);
     s.add(
         "GET",
         "/sales/{saleId}",
-        &flash_sale::http::status_function(capp, get(&format!("/sales/{cid}"), &[("saleId", cid)])).await,
+        &flash_sale::http::status_function(capp, req::get(&format!("/sales/{cid}"), &[("saleId", cid)])).await,
     );
-    s.add("GET", "/sales", &flash_sale::http::status_function(capp, get("/sales", &[])).await);
+    s.add("GET", "/sales", &flash_sale::http::status_function(capp, req::get("/sales", &[])).await);
     // An unreadable room state: joining and polling answer 500.
     let (croom, _) = room_sale(&corrupt, 5, 1, start, start + HOUR).await;
     let crid = croom.id.as_str();
-    let cqueue = room_app(&corrupt, Arc::new(clock.clone()), AuthMode::Body);
-    assert_eq!(queue(&cqueue, join_request(crid, &user_body("alice"), None)).await.status_code, 200);
-    integration_tests::spoil(&corrupt, &flash_sale::keys::sale_pk(crid), flash_sale::keys::ROOM_SK, "admittedThrough")
+    let cqueue = TestApp::on(&corrupt).clocked(&clock).admission();
+    assert_eq!(cqueue.call(Route::Queue, req::join(crid, &user_body("alice"), None)).await.status_code, 200);
+    flash_sale_testkit::spoil(&corrupt, &flash_sale::keys::sale_pk(crid), flash_sale::keys::ROOM_SK, "admittedThrough")
         .await;
     clock.advance(2_000);
-    s.add("POST", JOIN, &queue(&cqueue, join_request(crid, &user_body("bob"), None)).await);
-    s.add("GET", POSITION, &queue(&cqueue, position_request(crid, "alice", None)).await);
+    s.add("POST", JOIN, &cqueue.call(Route::Queue, req::join(crid, &user_body("bob"), None)).await);
+    s.add("GET", POSITION, &cqueue.call(Route::Queue, req::position(crid, "alice", None)).await);
 
     let file = std::env::temp_dir().join(format!("{}.json", unique("openapi-samples")));
     std::fs::write(&file, serde_json::to_string(&s.0).unwrap()).unwrap();
@@ -336,46 +306,50 @@ async fn every_documented_answer_matches_the_openapi_document() {
 
 /// Orders with holds, on a manual clock: reservations, the payment backend's confirmations, a
 /// buyer's cancellations, and a hold that ends before it is paid.
-async fn order_samples(s: &mut Samples, store: &Store, missing: &'static App) {
+async fn order_samples(s: &mut Samples, store: &Store, missing: &'static TestApp) {
     let t0 = now_ms();
-    let held = held_sale(store, t0, 600).await;
+    let held = SaleSpec::new().stock(5).holds(600).create_in(store, t0).await.0;
     let hid = held.id.as_str();
     let hold_clock = ManualClock::at(t0);
-    let hold_body = app(store, Arc::new(hold_clock.clone()), AuthMode::Body);
-    let hold_jwt = app(store, Arc::new(hold_clock.clone()), AuthMode::Jwt);
+    let hold_body = TestApp::on(store).clocked(&hold_clock);
+    let hold_jwt = TestApp::on(store).clocked(&hold_clock).auth(AuthMode::Jwt);
     let mut order_of = std::collections::BTreeMap::new();
     for user in ["ana", "bea", "cy"] {
-        let bought = buy_in(&hold_body, hid, user_body(user)).await;
+        let bought = hold_body.call(Route::Purchase, req::purchase(hid, &user_body(user))).await;
         let order = json_of(&bought);
         assert_eq!((bought.status_code, &order["status"]), (201, &json!("reserved")), "{order}");
         assert!(order["holdExpiresAt"].is_string(), "{order}");
         s.add("POST", "/sales/{saleId}/purchases", &bought);
         order_of.insert(user, order["orderId"].as_str().unwrap().to_owned());
     }
-    s.add("GET", LOOKUP, &lookup(&hold_body, lookup_request(hid, "ana", None)).await);
+    s.add("GET", LOOKUP, &hold_body.call(Route::Lookup, req::lookup("GET", hid, "ana", None)).await);
     s.add(
         "GET",
         "/sales/{saleId}",
-        &flash_sale::http::status_function(&hold_body, get(&format!("/sales/{hid}"), &[("saleId", hid)])).await,
+        &flash_sale::http::status_function(&hold_body, req::get(&format!("/sales/{hid}"), &[("saleId", hid)])).await,
     );
     // POST /sales/{saleId}/orders/{orderId}/confirm: ana's order paid (and confirmed again).
     let none = TestBody::None;
-    s.add("POST", CONFIRM, &orders(&hold_body, confirm_request("POST", hid, &order_of["ana"], none)).await);
-    let again = confirm_request("POST", hid, &order_of["ana"], TestBody::Text("{}"));
-    s.add("POST", CONFIRM, &orders(&hold_body, again).await);
+    s.add("POST", CONFIRM, &hold_body.call(Route::Orders, req::confirm("POST", hid, &order_of["ana"], none)).await);
+    let again = req::confirm("POST", hid, &order_of["ana"], TestBody::Text("{}"));
+    s.add("POST", CONFIRM, &hold_body.call(Route::Orders, again).await);
     // DELETE /sales/{saleId}/purchases/{userId}: ana's confirmed order stays; bea cancels (twice).
-    s.add("DELETE", LOOKUP, &lookup(&hold_body, cancel_request(hid, "ana", None)).await);
-    let cancelled = lookup(&hold_body, cancel_request(hid, "bea", None)).await;
+    s.add("DELETE", LOOKUP, &hold_body.call(Route::Lookup, req::lookup("DELETE", hid, "ana", None)).await);
+    let cancelled = hold_body.call(Route::Lookup, req::lookup("DELETE", hid, "bea", None)).await;
     assert_eq!(json_of(&cancelled)["status"], "cancelled", "{}", cancelled.body);
     s.add("DELETE", LOOKUP, &cancelled);
-    s.add("DELETE", LOOKUP, &lookup(&hold_body, cancel_request(hid, "bea", None)).await);
-    s.add("GET", LOOKUP, &lookup(&hold_body, lookup_request(hid, "bea", None)).await);
-    s.add("DELETE", LOOKUP, &lookup(&hold_body, cancel_request(hid, "nobody", None)).await);
-    s.add("DELETE", LOOKUP, &lookup(&hold_body, cancel_request("nope", "ana", None)).await);
-    s.add("DELETE", LOOKUP, &lookup(&hold_body, cancel_request(hid, " x", None)).await);
-    s.add("DELETE", LOOKUP, &lookup(&hold_jwt, cancel_request(hid, "cy", None)).await);
-    s.add("DELETE", LOOKUP, &lookup(&hold_jwt, cancel_request(hid, "cy", Some(json!({"sub": "mallory"})))).await);
-    s.add("DELETE", LOOKUP, &lookup(missing, cancel_request(hid, "cy", None)).await);
+    s.add("DELETE", LOOKUP, &hold_body.call(Route::Lookup, req::lookup("DELETE", hid, "bea", None)).await);
+    s.add("GET", LOOKUP, &hold_body.call(Route::Lookup, req::lookup("GET", hid, "bea", None)).await);
+    s.add("DELETE", LOOKUP, &hold_body.call(Route::Lookup, req::lookup("DELETE", hid, "nobody", None)).await);
+    s.add("DELETE", LOOKUP, &hold_body.call(Route::Lookup, req::lookup("DELETE", "nope", "ana", None)).await);
+    s.add("DELETE", LOOKUP, &hold_body.call(Route::Lookup, req::lookup("DELETE", hid, " x", None)).await);
+    s.add("DELETE", LOOKUP, &hold_jwt.call(Route::Lookup, req::lookup("DELETE", hid, "cy", None)).await);
+    s.add(
+        "DELETE",
+        LOOKUP,
+        &hold_jwt.call(Route::Lookup, req::lookup("DELETE", hid, "cy", Some(json!({"sub": "mallory"})))).await,
+    );
+    s.add("DELETE", LOOKUP, &missing.call(Route::Lookup, req::lookup("DELETE", hid, "cy", None)).await);
     let put = request(
         "PUT",
         &format!("/sales/{hid}/purchases/cy"),
@@ -383,24 +357,44 @@ async fn order_samples(s: &mut Samples, store: &Store, missing: &'static App) {
         TestBody::None,
         None,
     );
-    s.add("PUT", LOOKUP, &lookup(&hold_body, put).await);
+    s.add("PUT", LOOKUP, &hold_body.call(Route::Lookup, put).await);
     // The confirm route's refusals: bea's cancelled order, unknown orders and sales, bad ids and
     // bodies, a wrong method, a table that does not answer.
-    s.add("POST", CONFIRM, &orders(&hold_body, confirm_request("POST", hid, &order_of["bea"], TestBody::None)).await);
+    s.add(
+        "POST",
+        CONFIRM,
+        &hold_body.call(Route::Orders, req::confirm("POST", hid, &order_of["bea"], TestBody::None)).await,
+    );
     let long_ago = ulid::Ulid::from_parts(1_000, 7).to_string();
-    s.add("POST", CONFIRM, &orders(&hold_body, confirm_request("POST", hid, &long_ago, TestBody::None)).await);
-    s.add("POST", CONFIRM, &orders(&hold_body, confirm_request("POST", "nope", &long_ago, TestBody::None)).await);
-    s.add("POST", CONFIRM, &orders(&hold_body, confirm_request("POST", hid, "not-an-order", TestBody::None)).await);
-    let with_body = confirm_request("POST", hid, &order_of["cy"], TestBody::Text(r#"{"paid":true}"#));
-    s.add("POST", CONFIRM, &orders(&hold_body, with_body).await);
-    s.add("GET", CONFIRM, &orders(&hold_body, confirm_request("GET", hid, &order_of["cy"], TestBody::None)).await);
-    s.add("POST", CONFIRM, &orders(missing, confirm_request("POST", hid, &order_of["cy"], TestBody::None)).await);
+    s.add("POST", CONFIRM, &hold_body.call(Route::Orders, req::confirm("POST", hid, &long_ago, TestBody::None)).await);
+    s.add(
+        "POST",
+        CONFIRM,
+        &hold_body.call(Route::Orders, req::confirm("POST", "nope", &long_ago, TestBody::None)).await,
+    );
+    s.add(
+        "POST",
+        CONFIRM,
+        &hold_body.call(Route::Orders, req::confirm("POST", hid, "not-an-order", TestBody::None)).await,
+    );
+    let with_body = req::confirm("POST", hid, &order_of["cy"], TestBody::Text(r#"{"paid":true}"#));
+    s.add("POST", CONFIRM, &hold_body.call(Route::Orders, with_body).await);
+    s.add(
+        "GET",
+        CONFIRM,
+        &hold_body.call(Route::Orders, req::confirm("GET", hid, &order_of["cy"], TestBody::None)).await,
+    );
+    s.add(
+        "POST",
+        CONFIRM,
+        &missing.call(Route::Orders, req::confirm("POST", hid, &order_of["cy"], TestBody::None)).await,
+    );
     // cy's hold ends unpaid: too late to confirm.
     hold_clock.advance(600_000);
-    let late = orders(&hold_body, confirm_request("POST", hid, &order_of["cy"], TestBody::None)).await;
+    let late = hold_body.call(Route::Orders, req::confirm("POST", hid, &order_of["cy"], TestBody::None)).await;
     assert_eq!(json_of(&late)["code"], "hold_expired", "{}", late.body);
     s.add("POST", CONFIRM, &late);
-    s.add("GET", LOOKUP, &lookup(&hold_body, lookup_request(hid, "cy", None)).await);
+    s.add("GET", LOOKUP, &hold_body.call(Route::Lookup, req::lookup("GET", hid, "cy", None)).await);
     let order_codes: Vec<Value> =
         s.0.iter().filter(|x| x["route"] == CONFIRM).map(|x| json_of_body(x)["code"].clone()).collect();
     for code in [
@@ -417,17 +411,17 @@ async fn order_samples(s: &mut Samples, store: &Store, missing: &'static App) {
 }
 
 /// A reserved order whose record no longer parses: the confirmation commits and cannot answer (500).
-async fn corrupt_order_sample(s: &mut Samples, corrupt: &Store, capp: &'static App) {
-    let cheld = held_sale(corrupt, now_ms(), 600).await;
+async fn corrupt_order_sample(s: &mut Samples, corrupt: &Store, capp: &'static TestApp) {
+    let cheld = SaleSpec::new().stock(5).holds(600).create_in(corrupt, now_ms()).await.0;
     let chid = cheld.id.as_str();
-    let reserved = json_of(&buy_in(capp, chid, user_body("ana")).await);
+    let reserved = json_of(&capp.call(Route::Purchase, req::purchase(chid, &user_body("ana"))).await);
     let corder = reserved["orderId"].as_str().expect("a reservation").to_owned();
-    integration_tests::spoil(
+    flash_sale_testkit::spoil(
         corrupt,
         &flash_sale::keys::purchase_pk(chid, "ana"),
         flash_sale::keys::PURCHASE_SK,
         "purchasedAt",
     )
     .await;
-    s.add("POST", CONFIRM, &orders(capp, confirm_request("POST", chid, &corder, TestBody::None)).await);
+    s.add("POST", CONFIRM, &capp.call(Route::Orders, req::confirm("POST", chid, &corder, TestBody::None)).await);
 }

@@ -2,9 +2,8 @@
 //! that sells an item writes one more, the new order's status (`OrderChanges`): at most one per
 //! item of stock.
 
-use flash_sale::config::AuthMode;
 use flash_sale::telemetry;
-use integration_tests::{active_sale, fresh_store, purchase_request, user_body, wall_app};
+use flash_sale_testkit::{TestApp, active_sale, fresh_store, purchase_request, user_body};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -13,7 +12,7 @@ async fn each_purchase_emits_one_emf_line_with_its_outcome_dimension() {
     telemetry::describe_metrics();
     let store = fresh_store().await;
     let sale = active_sale(&store, 1, 1).await;
-    let app = wall_app(&store, AuthMode::Body);
+    let app = TestApp::on(&store);
     let id = sale.id.as_str();
 
     for (body, outcome) in [

@@ -4,13 +4,13 @@
 use std::path::Path;
 
 use flash_sale::config::AuthMode;
-use integration_tests::{fresh_store, now_ms, read, sale, wall_app};
+use flash_sale_testkit::{TestApp, fresh_store, now_ms, read, sale};
 
 fn event(name: &str) -> flash_sale::http::ApiRequest {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
-    integration_tests::request_from(&value)
+    flash_sale_testkit::request_from(&value)
 }
 
 #[tokio::test]
@@ -18,8 +18,8 @@ async fn every_example_event_gets_its_documented_answer() {
     let store = fresh_store().await;
     let now = now_ms();
     store.create_sale(&sale("demo", 100, 1, now - 60_000, now + 3_600_000), now).await.unwrap();
-    let body_app = wall_app(&store, AuthMode::Body);
-    let jwt_app = wall_app(&store, AuthMode::Jwt);
+    let body_app = TestApp::on(&store);
+    let jwt_app = TestApp::on(&store).auth(AuthMode::Jwt);
     use flash_sale::http::{
         orders_function as orders, purchase_function as purchase, status_function as status,
         user_lookup_function as user_lookup,

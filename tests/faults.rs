@@ -4,53 +4,25 @@
 //! retry resolves to the truth.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use flash_sale::App;
-use flash_sale::clock::SystemClock;
-use flash_sale::config::AuthMode;
-use flash_sale::config::Tuning;
 use flash_sale::sale::Sale;
 use flash_sale::store::Store;
-use integration_tests::proxy::{Fault, Plan, Proxy};
-use integration_tests::{
-    TestBody, active_sale, endpoint, fresh_store, purchase_request, read, request, stored_state, tuning, user_body,
+use flash_sale_testkit::proxy::{Fault, Plan, Proxy, pass, seeded, upstream};
+use flash_sale_testkit::{
+    TestApp, TestBody, active_sale, fresh_store, purchase_request, read, request, stored_state, user_body,
 };
 use serde_json::Value;
-
-/// Short, cloud-like timeouts so slow answers really time out.
-pub(crate) fn timeouts() -> TimeoutConfig {
-    TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .operation_attempt_timeout(Duration::from_millis(800))
-        .operation_timeout(Duration::from_secs(4))
-        .build()
-}
-
-pub(crate) fn upstream() -> SocketAddr {
-    endpoint().trim_start_matches("http://").trim_end_matches('/').parse().expect("endpoint is host:port")
-}
-
-/// A plan that applies `fault` to a seeded `share` of the operations it names.
-pub(crate) fn seeded(seed: u64, share: f64, ops: &'static [&'static str], fault: Fault) -> Plan {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    Box::new(move |op: &str, _: &str| if ops.contains(&op) && rng.f64() < share { fault } else { Fault::Pass })
-}
-
-pub(crate) fn pass() -> Plan {
-    Box::new(|_: &str, _: &str| Fault::Pass)
-}
 
 struct Run {
     responses: Vec<(String, u16, Value)>,
 }
 
 /// `attempts` purchases by `users` users from `tasks` concurrent tasks through `app`.
-async fn hammer(app: Arc<App>, sale: &Sale, users: usize, attempts: usize, tasks: usize) -> Run {
+async fn hammer(app: Arc<TestApp>, sale: &Sale, users: usize, attempts: usize, tasks: usize) -> Run {
     let next = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::new();
     for _ in 0..tasks {
@@ -156,14 +128,7 @@ async fn under_fault(label: &str, plan: Plan, shards: u32) -> BTreeMap<(String, 
     let store = fresh_store().await;
     let sale = active_sale(&store, 20, shards).await;
     let proxy = Proxy::start(upstream(), plan).await;
-    let client = integration_tests::container_client(&proxy.endpoint, timeouts());
-    let faulty = Store::new(client, store.table());
-    let app = Arc::new(integration_tests::app_with(
-        &faulty,
-        Arc::new(SystemClock),
-        AuthMode::Body,
-        Tuning { sale_cache: Duration::from_secs(60), ..tuning() },
-    ));
+    let app = Arc::new(TestApp::on(&store).via(proxy.client()).tune(|t| t.sale_cache = Duration::from_secs(60)));
 
     let run = hammer(app.clone(), &sale, 40, 160, 16).await;
     check_invariants(&store, &sale, &run, label).await;
@@ -222,18 +187,8 @@ async fn conflicts_on_every_shard_answer_by_the_stock_read_after_them() {
     let store = fresh_store().await;
     let sale = active_sale(&store, 2, 2).await;
     let proxy = Proxy::start(upstream(), pass()).await;
-    let client = integration_tests::container_client(&proxy.endpoint, timeouts());
-    let app = integration_tests::app_with(
-        &Store::new(client, store.table()),
-        Arc::new(SystemClock),
-        AuthMode::Body,
-        tuning(),
-    );
-    let buy = |user: &'static str| {
-        let app = &app;
-        let id = sale.id.as_str().to_owned();
-        async move { read(&flash_sale::http::purchase_function(app, purchase_request(&id, &user_body(user))).await) }
-    };
+    let app = TestApp::on(&store).via(proxy.client());
+    let buy = |user: &'static str| app.buy(&sale, user);
     assert_eq!(buy("alice").await.0, 201);
 
     proxy
@@ -261,13 +216,11 @@ async fn conflicts_on_every_shard_answer_by_the_stock_read_after_them() {
 #[tokio::test]
 async fn a_failure_to_take_the_next_place_block_ahead_never_fails_the_join_that_has_its_place() {
     let store = fresh_store().await;
-    let start = integration_tests::now_ms() - 3_600_000;
-    let (sale, _) = integration_tests::room_sale(&store, 10, 1, start, start + 7_200_000).await;
+    let start = flash_sale_testkit::now_ms() - 3_600_000;
+    let (sale, _) = flash_sale_testkit::room_sale(&store, 10, 1, start, start + 7_200_000).await;
     let proxy = Proxy::start(upstream(), pass()).await;
-    let client = integration_tests::container_client(&proxy.endpoint, timeouts());
-    let app = integration_tests::room_app(&Store::new(client, store.table()), Arc::new(SystemClock), AuthMode::Body);
-    let id = sale.id.to_string();
-    let join = |user: &'static str| crate::waiting_room::join(&app, &id, user);
+    let app = TestApp::on(&store).via(proxy.client()).admission();
+    let join = |user: &'static str| app.post_queue(&sale, user);
     // The first two writes to the sale's place counter pass (blocks of 1 and 2 places), every
     // later one fails.
     let counter_writes = Arc::new(AtomicUsize::new(0));

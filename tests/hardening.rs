@@ -8,51 +8,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use flash_sale::App;
-use flash_sale::clock::{ManualClock, SystemClock};
-use flash_sale::config::{AuthMode, Config, PathParams, Tuning};
+use flash_sale::clock::ManualClock;
+use flash_sale::config::{AuthMode, PathParams, Tuning};
 use flash_sale::http::{ApiRequest, ApiResponse};
 use flash_sale::sale::Sale;
 use flash_sale::store::Store;
-use integration_tests::proxy::{Fault, Proxy};
-use integration_tests::{
-    TestBody, active_sale, app_with, fresh_store, now_ms, read, request, sale, stored_state, tuning, unique, user_body,
+use flash_sale_testkit::proxy::{Fault, Proxy, pass, upstream};
+use flash_sale_testkit::{
+    Route, TestApp, TestBody, active_sale, fresh_store, now_ms, read, req, request, sale, stored_state, tuning, unique,
+    user_body,
 };
 use serde_json::{Value, json};
-
-use crate::faults::{pass, timeouts, upstream};
 
 /// The product's defaults for the hints (1 s sold-out hint, 5 s sale cache), quick retries.
 fn default_hints() -> Tuning {
     Tuning { backoff_base: Duration::from_millis(1), backoff_cap: Duration::from_millis(5), ..Tuning::default() }
 }
 
-/// A store on `table` whose DynamoDB traffic goes through `proxy`.
-fn via(proxy: &Proxy, table: &str) -> Store {
-    Store::new(integration_tests::container_client(&proxy.endpoint, timeouts()), table)
-}
-
-fn buy_request(sale: &str, user: &str, key: Option<&str>) -> ApiRequest {
-    let mut event = integration_tests::event_json(
-        "POST",
-        &format!("/sales/{sale}/purchases"),
-        &[("saleId", sale)],
-        TestBody::Text(&user_body(user)),
-        None,
-    );
-    if let Some(key) = key {
-        event["headers"]["idempotency-key"] = json!(key);
-    }
-    integration_tests::request_from(&event)
-}
-
-async fn buy(app: &App, sale: &str, user: &str, key: Option<&str>) -> (u16, Value) {
-    read(&flash_sale::http::purchase_function(app, buy_request(sale, user, key)).await)
-}
-
 /// Every `TransactWriteItems` commits and then loses its answer while `lose` is set: the SDK's
 /// own retries replay the same token, and the client finally sees a 503.
-fn lose_answers(lose: Arc<AtomicBool>) -> integration_tests::proxy::Plan {
+fn lose_answers(lose: Arc<AtomicBool>) -> flash_sale_testkit::proxy::Plan {
     Box::new(move |op: &str, _: &str| {
         if op == "TransactWriteItems" && lose.load(Ordering::SeqCst) { Fault::CommitThenDrop } else { Fault::Pass }
     })
@@ -65,9 +40,9 @@ async fn a_buyer_whose_commit_was_lost_at_sell_out_is_not_told_sold_out_on_retry
     let id = s.id.as_str();
     let lose = Arc::new(AtomicBool::new(true));
     let proxy = Proxy::start(upstream(), lose_answers(lose.clone())).await;
-    let app = app_with(&via(&proxy, store.table()), Arc::new(SystemClock), AuthMode::Body, default_hints());
+    let app = TestApp::on(&store).via(proxy.client()).tune(|t| *t = default_hints());
 
-    let (status, body) = buy(&app, id, "alice", Some("press-1")).await;
+    let (status, body) = app.buy_keyed(id, "alice", Some("press-1")).await;
     assert_eq!((status, body["code"].as_str()), (503, Some("temporarily_unavailable")), "{body}");
     let (stock, purchases) = stored_state(&store, &s).await;
     assert_eq!((stock, purchases.len()), (vec![0], 1), "alice's purchase did commit");
@@ -75,14 +50,14 @@ async fn a_buyer_whose_commit_was_lost_at_sell_out_is_not_told_sold_out_on_retry
 
     lose.store(false, Ordering::SeqCst);
     // Someone else finds the shelf empty: this container now holds the sold-out hint.
-    assert_eq!(buy(&app, id, "bob", None).await.1["code"], "sold_out");
+    assert_eq!(app.buy_keyed(id, "bob", None).await.1["code"], "sold_out");
     // Alice retries within the hint's second.
-    let (status, body) = buy(&app, id, "alice", Some("press-1")).await;
+    let (status, body) = app.buy_keyed(id, "alice", Some("press-1")).await;
     assert_eq!((status, body["orderId"].as_str()), (201, Some(order.as_str())), "same key: the original outcome");
-    let (status, body) = buy(&app, id, "alice", None).await;
+    let (status, body) = app.buy_keyed(id, "alice", None).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("already_purchased")), "no key: the truth, not sold_out");
     assert_eq!(body["purchase"]["orderId"].as_str(), Some(order.as_str()));
-    let (status, body) = buy(&app, id, "alice", Some("press-2")).await;
+    let (status, body) = app.buy_keyed(id, "alice", Some("press-2")).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("already_purchased")), "a new press is a new purchase");
     let (stock, purchases) = stored_state(&store, &s).await;
     assert_eq!((stock, purchases.len()), (vec![0], 1), "nothing else changed");
@@ -99,17 +74,17 @@ async fn a_buyer_whose_commit_was_lost_before_the_end_is_not_told_sale_ended_aft
     let clock = ManualClock::at(end - 1);
     let lose = Arc::new(AtomicBool::new(true));
     let proxy = Proxy::start(upstream(), lose_answers(lose.clone())).await;
-    let app = app_with(&via(&proxy, store.table()), Arc::new(clock.clone()), AuthMode::Body, default_hints());
+    let app = TestApp::on(&store).via(proxy.client()).clocked(&clock).tune(|t| *t = default_hints());
 
-    assert_eq!(buy(&app, id, "alice", Some("k-1")).await.0, 503);
+    assert_eq!(app.buy_keyed(id, "alice", Some("k-1")).await.0, 503);
     let order = stored_state(&store, &s).await.1[0].order_id.clone();
     lose.store(false, Ordering::SeqCst);
     clock.set(end + 1);
-    let (status, body) = buy(&app, id, "alice", Some("k-1")).await;
+    let (status, body) = app.buy_keyed(id, "alice", Some("k-1")).await;
     assert_eq!((status, body["orderId"].as_str()), (201, Some(order.as_str())), "{body}");
-    let (status, body) = buy(&app, id, "alice", None).await;
+    let (status, body) = app.buy_keyed(id, "alice", None).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("already_purchased")), "{body}");
-    let (status, body) = buy(&app, id, "carol", None).await;
+    let (status, body) = app.buy_keyed(id, "carol", None).await;
     assert_eq!((status, body["code"].as_str()), (403, Some("sale_ended")), "{body}");
     let (stock, purchases) = stored_state(&store, &s).await;
     assert_eq!((stock, purchases.len()), (vec![4], 1));
@@ -119,15 +94,15 @@ async fn a_buyer_whose_commit_was_lost_before_the_end_is_not_told_sale_ended_aft
 async fn an_idempotency_key_must_be_short_visible_ascii() {
     let store = fresh_store().await;
     let s = active_sale(&store, 5, 1).await;
-    let app = app_with(&store, Arc::new(SystemClock), AuthMode::Body, tuning());
+    let app = TestApp::on(&store);
     for bad in ["", "   ", "with space", "ünï", &"k".repeat(256)] {
-        let (status, body) = buy(&app, s.id.as_str(), "alice", Some(bad)).await;
+        let (status, body) = app.buy_keyed(s.id.as_str(), "alice", Some(bad)).await;
         assert_eq!((status, body["code"].as_str()), (400, Some("invalid_request")), "key {bad:?}");
     }
     assert_eq!(stored_state(&store, &s).await.1.len(), 0, "nothing stored");
-    let (status, first) = buy(&app, s.id.as_str(), "alice", Some("\"quoted-key\"")).await;
+    let (status, first) = app.buy_keyed(s.id.as_str(), "alice", Some("\"quoted-key\"")).await;
     assert_eq!(status, 201, "a structured-field string is accepted");
-    let (status, again) = buy(&app, s.id.as_str(), "alice", Some("quoted-key")).await;
+    let (status, again) = app.buy_keyed(s.id.as_str(), "alice", Some("quoted-key")).await;
     assert_eq!((status, &again), (201, &first), "the same key, bare or quoted");
 }
 
@@ -142,13 +117,8 @@ async fn the_time_budget_ends_in_503_before_the_invocation_deadline() {
     );
     let proxy = Proxy::start(upstream(), plan).await;
     let margin = Duration::from_millis(500);
-    let app = app_with(
-        &via(&proxy, store.table()),
-        Arc::new(SystemClock),
-        AuthMode::Body,
-        Tuning { deadline_margin: margin, ..tuning() },
-    );
-    let mut req = buy_request(s.id.as_str(), "alice", Some("budget"));
+    let app = TestApp::on(&store).via(proxy.client()).tune(|t| *t = Tuning { deadline_margin: margin, ..tuning() });
+    let mut req = req::purchase_keyed(s.id.as_str(), "alice", Some("budget"));
     let budget = Duration::from_secs(2);
     let started = Instant::now();
     req.deadline = Some(started + budget);
@@ -162,7 +132,7 @@ async fn the_time_budget_ends_in_503_before_the_invocation_deadline() {
     // Whatever the abandoned transaction did, a retry tells the truth and nothing is oversold.
     proxy.set_plan(pass());
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let (status, _) = buy(&app, s.id.as_str(), "alice", Some("budget")).await;
+    let (status, _) = app.buy_keyed(s.id.as_str(), "alice", Some("budget")).await;
     assert_eq!(status, 201);
     let (stock, purchases) = stored_state(&store, &s).await;
     assert_eq!((stock[0] + purchases.len() as i64, purchases.len()), (5, 1));
@@ -172,23 +142,23 @@ async fn the_time_budget_ends_in_503_before_the_invocation_deadline() {
 async fn a_shard_that_keeps_conflicting_sends_the_buyer_to_the_others_not_to_503() {
     let store = fresh_store().await;
     let s = active_sale(&store, 4, 2).await;
-    let hot = format!("\"{}\"", integration_tests::shard_key(&s, 0));
+    let hot = format!("\"{}\"", flash_sale_testkit::shard_key(&s, 0));
     let plan = Box::new(
         move |op: &str, body: &str| {
             if op == "TransactWriteItems" && body.contains(&hot) { Fault::Conflict } else { Fault::Pass }
         },
     );
     let proxy = Proxy::start(upstream(), plan).await;
-    let app = app_with(&via(&proxy, store.table()), Arc::new(SystemClock), AuthMode::Body, tuning());
+    let app = TestApp::on(&store).via(proxy.client());
     for user in ["a", "b"] {
-        let (status, body) = buy(&app, s.id.as_str(), user, None).await;
+        let (status, body) = app.buy_keyed(s.id.as_str(), user, None).await;
         assert_eq!(status, 201, "{user}: {body}");
     }
     let (stock, purchases) = stored_state(&store, &s).await;
     assert_eq!(stock, vec![2, 0], "both came from shard 1");
     assert!(purchases.iter().all(|p| p.shard == 1));
     // Shard 1 is empty now and shard 0 still conflicts: stock remains, so the answer is busy.
-    let (status, body) = buy(&app, s.id.as_str(), "c", None).await;
+    let (status, body) = app.buy_keyed(s.id.as_str(), "c", None).await;
     assert_eq!((status, body["code"].as_str()), (503, Some("temporarily_unavailable")), "not sold_out: {body}");
 }
 
@@ -198,7 +168,7 @@ async fn shard_order_is_a_fresh_permutation_per_request() {
     let s = active_sale(&store, 400, 4).await;
     // Record which shard each request tries first.
     let first = Arc::new(std::sync::Mutex::new(BTreeMap::<String, usize>::new()));
-    let keys: Vec<String> = (0..4).map(|k| format!("\"{}\"", integration_tests::shard_key(&s, k))).collect();
+    let keys: Vec<String> = (0..4).map(|k| format!("\"{}\"", flash_sale_testkit::shard_key(&s, k))).collect();
     let f = first.clone();
     let plan = Box::new(move |op: &str, body: &str| {
         if op == "TransactWriteItems"
@@ -209,9 +179,9 @@ async fn shard_order_is_a_fresh_permutation_per_request() {
         Fault::Pass
     });
     let proxy = Proxy::start(upstream(), plan).await;
-    let app = app_with(&via(&proxy, store.table()), Arc::new(SystemClock), AuthMode::Body, tuning());
+    let app = TestApp::on(&store).via(proxy.client());
     for n in 0..200 {
-        assert_eq!(buy(&app, s.id.as_str(), &format!("u{n}"), None).await.0, 201);
+        assert_eq!(app.buy_keyed(s.id.as_str(), &format!("u{n}"), None).await.0, 201);
     }
     let counts = first.lock().unwrap().clone();
     assert_eq!(counts.len(), 4, "every shard is tried first by someone: {counts:?}");
@@ -238,8 +208,8 @@ async fn the_window_is_judged_when_each_attempt_is_sent() {
         }
     });
     let proxy = Proxy::start(upstream(), plan).await;
-    let app = app_with(&via(&proxy, store.table()), Arc::new(clock), AuthMode::Body, tuning());
-    let (status, body) = buy(&app, s.id.as_str(), "slow", None).await;
+    let app = TestApp::on(&store).via(proxy.client()).clocked(&clock);
+    let (status, body) = app.buy_keyed(s.id.as_str(), "slow", None).await;
     assert_eq!((status, body["code"].as_str()), (403, Some("sale_ended")), "{body}");
     assert!(conflicts.load(Ordering::SeqCst) >= 2, "the retry was sent");
     let (stock, purchases) = stored_state(&store, &s).await;
@@ -263,8 +233,8 @@ async fn purchased_at_is_the_moment_of_the_committing_attempt() {
         }
     });
     let proxy = Proxy::start(upstream(), plan).await;
-    let app = app_with(&via(&proxy, store.table()), Arc::new(clock), AuthMode::Body, tuning());
-    assert_eq!(buy(&app, s.id.as_str(), "u", None).await.0, 201);
+    let app = TestApp::on(&store).via(proxy.client()).clocked(&clock);
+    assert_eq!(app.buy_keyed(s.id.as_str(), "u", None).await.0, 201);
     assert_eq!(stored_state(&store, &s).await.1[0].purchased_at, start + 1_700);
 }
 
@@ -284,32 +254,23 @@ fn percent_encoded(user: &str) -> String {
     percent_encoding::utf8_percent_encode(user, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-async fn lookup(app: &App, sale: &str, user_param: &str) -> (u16, Value) {
-    let path = format!("/sales/{sale}/purchases/{user_param}");
-    let req = request("GET", &path, &[("saleId", sale), ("userId", user_param)], TestBody::None, None);
-    read(&flash_sale::http::user_lookup_function(app, req).await)
-}
-
 #[tokio::test]
 async fn every_user_who_can_buy_can_look_up_the_purchase_in_the_cloud_and_locally() {
     let store = fresh_store().await;
     let s = active_sale(&store, 50, 2).await;
     let id = s.id.as_str();
-    let cloud = app_with(&store, Arc::new(SystemClock), AuthMode::Body, tuning());
-    let mut local_config = Config::for_table(store.table(), AuthMode::Body);
-    local_config.path_params = PathParams::PercentEncoded;
-    local_config.tuning = tuning();
-    let local = App::new(store.clone(), Arc::new(SystemClock), local_config);
+    let cloud = TestApp::on(&store);
+    let local = cloud.container().path_params(PathParams::PercentEncoded);
     let long = "x".repeat(255);
     for user in AWKWARD_USERS.iter().copied().chain([long.as_str()]) {
-        let (status, bought) = buy(&cloud, id, user, None).await;
+        let (status, bought) = cloud.buy_keyed(id, user, None).await;
         assert_eq!(status, 201, "{user}: {bought}");
         // API Gateway passes the path parameter decoded.
-        assert_eq!(lookup(&cloud, id, user).await, (200, bought.clone()), "cloud lookup of {user}");
+        assert_eq!(cloud.get_purchase(id, user).await, (200, bought.clone()), "cloud lookup of {user}");
         // The local emulator passes it percent-encoded, as the client sent it.
-        assert_eq!(lookup(&local, id, &percent_encoded(user)).await, (200, bought), "local lookup of {user}");
+        assert_eq!(local.get_purchase(id, &percent_encoded(user)).await, (200, bought), "local lookup of {user}");
     }
-    let (status, body) = lookup(&local, id, "%FF%FE").await;
+    let (status, body) = local.get_purchase(id, "%FF%FE").await;
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid_request")), "not UTF-8 once decoded");
 }
 
@@ -317,7 +278,7 @@ async fn every_user_who_can_buy_can_look_up_the_purchase_in_the_cloud_and_locall
 async fn long_jwt_subjects_that_identity_providers_issue_are_accepted() {
     let store = fresh_store().await;
     let s = active_sale(&store, 5, 1).await;
-    let app = app_with(&store, Arc::new(SystemClock), AuthMode::Jwt, tuning());
+    let app = TestApp::on(&store).auth(AuthMode::Jwt);
     let sub = format!("https://idp.example.com/tenants/{}/users/{}", "t".repeat(60), "u".repeat(120));
     assert!(sub.len() > 128 && sub.len() <= 255);
     let path = format!("/sales/{}/purchases", s.id);
@@ -330,10 +291,10 @@ async fn long_jwt_subjects_that_identity_providers_issue_are_accepted() {
 async fn an_unreadable_shard_is_an_internal_error_not_a_missing_sale() {
     let store = fresh_store().await;
     let s = active_sale(&store, 5, 1).await;
-    integration_tests::spoil(&store, &integration_tests::shard_key(&s, 0), flash_sale::keys::SHARD_SK, "remaining")
+    flash_sale_testkit::spoil(&store, &flash_sale_testkit::shard_key(&s, 0), flash_sale::keys::SHARD_SK, "remaining")
         .await;
-    let app = app_with(&store, Arc::new(SystemClock), AuthMode::Body, tuning());
-    let (status, body) = buy(&app, s.id.as_str(), "alice", None).await;
+    let app = TestApp::on(&store);
+    let (status, body) = app.buy_keyed(s.id.as_str(), "alice", None).await;
     assert_eq!((status, body["code"].as_str()), (500, Some("internal_error")), "{body}");
     let req = request("GET", &format!("/sales/{}", s.id), &[("saleId", s.id.as_str())], TestBody::None, None);
     let (status, body) = read(&flash_sale::http::status_function(&app, req).await);
@@ -344,13 +305,13 @@ async fn an_unreadable_shard_is_an_internal_error_not_a_missing_sale() {
 async fn an_unreadable_purchase_is_an_internal_error_not_a_503_forever() {
     let store = fresh_store().await;
     let s = active_sale(&store, 5, 1).await;
-    let app = app_with(&store, Arc::new(SystemClock), AuthMode::Body, tuning());
-    assert_eq!(buy(&app, s.id.as_str(), "alice", None).await.0, 201);
+    let app = TestApp::on(&store);
+    assert_eq!(app.buy_keyed(s.id.as_str(), "alice", None).await.0, 201);
     let pk = flash_sale::keys::purchase_pk(s.id.as_str(), "alice");
-    integration_tests::spoil(&store, &pk, flash_sale::keys::PURCHASE_SK, "purchasedAt").await;
-    let (status, body) = buy(&app, s.id.as_str(), "alice", None).await;
+    flash_sale_testkit::spoil(&store, &pk, flash_sale::keys::PURCHASE_SK, "purchasedAt").await;
+    let (status, body) = app.buy_keyed(s.id.as_str(), "alice", None).await;
     assert_eq!((status, body["code"].as_str()), (500, Some("internal_error")), "{body}");
-    let (status, body) = lookup(&app, s.id.as_str(), "alice").await;
+    let (status, body) = app.get_purchase(s.id.as_str(), "alice").await;
     assert_eq!((status, body["code"].as_str()), (500, Some("internal_error")), "{body}");
 }
 
@@ -358,7 +319,7 @@ async fn an_unreadable_purchase_is_an_internal_error_not_a_503_forever() {
 async fn reset_during_traffic_keeps_stock_plus_purchases_equal_to_the_total() {
     let store = fresh_store().await;
     let s = active_sale(&store, 400, 4).await;
-    let app = Arc::new(app_with(&store, Arc::new(SystemClock), AuthMode::Body, tuning()));
+    let app = Arc::new(TestApp::on(&store));
     let next = Arc::new(AtomicUsize::new(0));
     let mut buyers = Vec::new();
     for _ in 0..32 {
@@ -369,7 +330,7 @@ async fn reset_during_traffic_keeps_stock_plus_purchases_equal_to_the_total() {
                 if n >= 600 {
                     return;
                 }
-                let (status, body) = buy(&app, &id, &format!("user-{n}"), None).await;
+                let (status, body) = app.buy_keyed(&id, &format!("user-{n}"), None).await;
                 assert!(matches!(status, 201 | 409), "{status} {body}");
             }
         }));
@@ -409,7 +370,10 @@ async fn creating_a_sale_whose_answer_was_lost_succeeds_on_the_sdk_retry() {
     let proxy = Proxy::start(upstream(), plan).await;
     let now = now_ms();
     let s: Sale = sale(&unique("create"), 10, 2, now, now + 60_000);
-    via(&proxy, store.table()).create_sale(&s, now).await.expect("the SDK's retry replays the same transaction");
+    Store::new(proxy.client(), store.table())
+        .create_sale(&s, now)
+        .await
+        .expect("the SDK's retry replays the same transaction");
     assert!(!first.load(Ordering::SeqCst), "the first answer was dropped");
     assert_eq!(stored_state(&store, &s).await.0, vec![5, 5]);
 }
@@ -417,7 +381,7 @@ async fn creating_a_sale_whose_answer_was_lost_succeeds_on_the_sdk_retry() {
 /// Events with values in every field that API Gateway can deliver from a client.
 fn hostile_events(sale: &str) -> Vec<(&'static str, Value)> {
     let base = |method: &str, path: &str, params: &[(&str, &str)]| {
-        integration_tests::event_json(method, path, params, TestBody::Text(&user_body("mallory")), None)
+        flash_sale_testkit::event_json(method, path, params, TestBody::Text(&user_body("mallory")), None)
     };
     let purchase = format!("/sales/{sale}/purchases");
     let mut events = Vec::new();
@@ -460,21 +424,22 @@ fn hostile_events(sale: &str) -> Vec<(&'static str, Value)> {
     events
 }
 
-async fn every_handler(app: &App, req: ApiRequest) -> Vec<ApiResponse> {
-    vec![
-        flash_sale::http::purchase_function(app, req.clone()).await,
-        flash_sale::http::status_function(app, req.clone()).await,
-        flash_sale::http::user_lookup_function(app, req).await,
-    ]
+/// Every function's answer to one request.
+async fn every_handler(app: &TestApp, req: ApiRequest) -> Vec<ApiResponse> {
+    let mut answers = Vec::new();
+    for route in Route::ALL {
+        answers.push(app.call(route, req.clone()).await);
+    }
+    answers
 }
 
 #[tokio::test]
 async fn hostile_values_in_any_event_field_get_an_answer_never_a_5xx_or_a_change() {
     let store = fresh_store().await;
     let s = active_sale(&store, 5, 1).await;
-    let app = app_with(&store, Arc::new(SystemClock), AuthMode::Jwt, tuning());
+    let app = TestApp::on(&store).auth(AuthMode::Jwt).admission();
     for (field, event) in hostile_events(s.id.as_str()) {
-        let req = integration_tests::request_from(&event);
+        let req = flash_sale_testkit::request_from(&event);
         for resp in every_handler(&app, req).await {
             assert!(resp.status_code < 500, "{field}: {} {}", resp.status_code, resp.body);
             let _ = read(&resp);
@@ -484,9 +449,9 @@ async fn hostile_values_in_any_event_field_get_an_answer_never_a_5xx_or_a_change
 
     // In body mode the same events may buy (the junk is in fields the purchase does not read),
     // but never with a 5xx, and never more than the stock.
-    let app = app_with(&store, Arc::new(SystemClock), AuthMode::Body, tuning());
+    let app = TestApp::on(&store).admission();
     for (field, event) in hostile_events(s.id.as_str()) {
-        for resp in every_handler(&app, integration_tests::request_from(&event)).await {
+        for resp in every_handler(&app, flash_sale_testkit::request_from(&event)).await {
             assert!(resp.status_code < 500, "{field}: {} {}", resp.status_code, resp.body);
         }
     }
@@ -500,8 +465,10 @@ async fn conflicts_no_longer_end_in_503_while_other_shards_have_stock() {
     let s = active_sale(&store, 400, 4).await;
     // 40 % of purchase transactions conflict (seeded): a shard exhausts its 3 retries for 2.6 % of
     // buyers, which the old rule answered 503 although every shard had stock.
-    let proxy = Proxy::start(upstream(), crate::faults::seeded(7, 0.4, &["TransactWriteItems"], Fault::Conflict)).await;
-    let app = app_with(&via(&proxy, store.table()), Arc::new(SystemClock), AuthMode::Body, tuning());
+    let proxy =
+        Proxy::start(upstream(), flash_sale_testkit::proxy::seeded(7, 0.4, &["TransactWriteItems"], Fault::Conflict))
+            .await;
+    let app = TestApp::on(&store).via(proxy.client());
     let (mut busy, mut fell_through, buyers) = (0, 0, 300);
     for n in 0..buyers {
         let user = flash_sale::ids::UserId::parse(&format!("c{n}")).unwrap();

@@ -11,23 +11,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use flash_sale::App;
-use flash_sale::clock::{ManualClock, SystemClock};
-use flash_sale::config::{AuthMode, Tuning};
+use flash_sale::clock::ManualClock;
+use flash_sale::config::Tuning;
 use flash_sale::http::{ApiRequest, ApiResponse};
 use flash_sale::store::Store;
-use integration_tests::proxy::{Fault, Proxy};
-use integration_tests::template::{iam_actions, iam_allows, policy_statements, template};
-use integration_tests::{
-    TestBody, active_sale, app, app_with, fresh_store, now_ms, purchase_request, request, room_app, room_sale, sale,
-    unique, user_body,
+use flash_sale_testkit::proxy::{Fault, Recording};
+use flash_sale_testkit::{
+    SaleSpec, TestApp, TestBody, active_sale, fresh_store, now_ms, purchase_request, req, request, room_sale, sale,
+    user_body,
 };
+use integration_tests::template::{iam_actions, iam_allows, policy_statements, template};
 use serde_json::{Value, json};
-
-use crate::faults::{timeouts, upstream};
 
 /// One request as IAM authorizes it: an action, on the table or one of its indexes, touching
 /// these partition keys.
@@ -74,6 +71,11 @@ fn index_partition_keys() -> &'static BTreeMap<String, String> {
     })
 }
 
+/// A response's JSON body.
+fn json_body(resp: &ApiResponse) -> Value {
+    serde_json::from_str(&resp.body).expect("a JSON body")
+}
+
 /// The requests IAM authorizes for one recorded DynamoDB operation (a transaction: one per item).
 fn calls_of(op: &str, body: &str) -> Vec<Call> {
     let doc: Value = serde_json::from_str(body).expect("a DynamoDB request body is JSON");
@@ -115,23 +117,21 @@ fn calls_of(op: &str, body: &str) -> Vec<Call> {
     }
 }
 
+/// The recording proxy, and the IAM requests of what it recorded.
 struct Recorder {
-    proxy: Proxy,
-    calls: Arc<Mutex<Vec<Call>>>,
+    recording: Recording,
     /// While set, every transaction is recorded and then answered with a `TransactionConflict`.
     conflicts: Arc<AtomicBool>,
 }
 
 impl Recorder {
     async fn start() -> Self {
-        let calls = Arc::new(Mutex::new(Vec::new()));
         let conflicts = Arc::new(AtomicBool::new(false));
-        let (seen, conflicting) = (calls.clone(), conflicts.clone());
-        let plan = Box::new(move |op: &str, body: &str| {
-            seen.lock().unwrap().extend(calls_of(op, body));
+        let conflicting = conflicts.clone();
+        let plan = Box::new(move |op: &str, _: &str| {
             if op == "TransactWriteItems" && conflicting.load(Ordering::SeqCst) { Fault::Conflict } else { Fault::Pass }
         });
-        Self { proxy: Proxy::start(upstream(), plan).await, calls, conflicts }
+        Self { recording: Recording::start(plan).await, conflicts }
     }
 
     fn set_conflicts(&self, on: bool) {
@@ -139,12 +139,12 @@ impl Recorder {
     }
 
     fn store(&self, table: &str) -> Store {
-        Store::new(integration_tests::container_client(&self.proxy.endpoint, timeouts()), table)
+        Store::new(self.recording.proxy.client(), table)
     }
 
     /// The requests recorded since the last take.
     fn take_calls(&self) -> Vec<Call> {
-        std::mem::take(&mut *self.calls.lock().unwrap())
+        self.recording.take().iter().flat_map(|(op, body)| calls_of(op, body)).collect()
     }
 
     /// The actions of the requests recorded since the last take, each checked against the
@@ -190,18 +190,14 @@ const HOLDS_ONLY_LOOKUP: &str = "dynamodb:UpdateItem";
 /// The purchase's consistent stock read after conflicts kept shards from being tried.
 const AFTER_CONFLICTS_PURCHASE: &str = "dynamodb:BatchGetItem";
 
-fn get(path: &str, params: &[(&str, &str)]) -> ApiRequest {
-    request("GET", path, params, TestBody::None, None)
-}
-
 #[tokio::test]
 async fn each_function_is_granted_exactly_the_dynamodb_actions_its_handler_makes() {
     let store = fresh_store().await;
     let open = active_sale(&store, 2, 1).await;
     let now = now_ms();
-    let upcoming = sale(&integration_tests::unique("up"), 5, 1, now + 3_600_000, now + 7_200_000);
+    let upcoming = sale(&flash_sale_testkit::unique("up"), 5, 1, now + 3_600_000, now + 7_200_000);
     store.create_sale(&upcoming, now).await.unwrap();
-    let ended = sale(&integration_tests::unique("end"), 5, 1, now - 7_200_000, now - 3_600_000);
+    let ended = sale(&flash_sale_testkit::unique("end"), 5, 1, now - 7_200_000, now - 3_600_000);
     store.create_sale(&ended, now - 7_200_000).await.unwrap();
     let contended = active_sale(&store, 2, 2).await;
     let recorder = Recorder::start().await;
@@ -209,7 +205,7 @@ async fn each_function_is_granted_exactly_the_dynamodb_actions_its_handler_makes
     // The product's hints, so the refusals they give (and the read behind them) happen too.
     let hints =
         Tuning { backoff_base: Duration::from_millis(1), backoff_cap: Duration::from_millis(5), ..Tuning::default() };
-    let app: App = app_with(&watched, Arc::new(SystemClock), AuthMode::Body, hints);
+    let app = TestApp::on(&watched).tune(|t| *t = hints);
     let id = open.id.as_str();
 
     // purchase: 201, 409 already_purchased, 201 for the last item, 409 sold_out from the
@@ -241,10 +237,10 @@ async fn each_function_is_granted_exactly_the_dynamodb_actions_its_handler_makes
 
     // status: health, the list, one sale, an unknown sale.
     let status_requests = [
-        get("/health", &[]),
-        get("/sales", &[]),
-        get(&format!("/sales/{id}"), &[("saleId", id)]),
-        get("/sales/nope", &[("saleId", "nope")]),
+        req::get("/health", &[]),
+        req::get("/sales", &[]),
+        req::get(&format!("/sales/{id}"), &[("saleId", id)]),
+        req::get("/sales/nope", &[("saleId", "nope")]),
     ];
     let mut statuses = Vec::new();
     for req in status_requests {
@@ -260,7 +256,7 @@ async fn each_function_is_granted_exactly_the_dynamodb_actions_its_handler_makes
     // user-lookup: found and not found.
     let mut statuses = Vec::new();
     for user in ["a", "nobody"] {
-        let req = get(&format!("/sales/{id}/purchases/{user}"), &[("saleId", id), ("userId", user)]);
+        let req = req::get(&format!("/sales/{id}/purchases/{user}"), &[("saleId", id), ("userId", user)]);
         statuses.push(flash_sale::http::user_lookup_function(&app, req).await.status_code);
     }
     assert_eq!(statuses, vec![200, 404]);
@@ -272,18 +268,6 @@ async fn each_function_is_granted_exactly_the_dynamodb_actions_its_handler_makes
 }
 
 const HOUR: i64 = 3_600_000;
-
-fn join_request(sale: &str, user: &str) -> ApiRequest {
-    request("POST", &format!("/sales/{sale}/queue"), &[("saleId", sale)], TestBody::Text(&user_body(user)), None)
-}
-
-fn position_request(sale: &str, user: &str) -> ApiRequest {
-    get(&format!("/sales/{sale}/queue/{user}"), &[("saleId", sale), ("userId", user)])
-}
-
-fn body(resp: &ApiResponse) -> Value {
-    serde_json::from_str(&resp.body).expect("a JSON body")
-}
 
 /// The waiting room: the queue function joins (pre-queue and after opening), runs the draw,
 /// advances the admitted range and signs an admission; the status function, on a room of its
@@ -299,35 +283,39 @@ async fn the_waiting_room_functions_are_granted_exactly_the_dynamodb_actions_the
     let watched = recorder.store(store.table());
     let clock = ManualClock::at(start - 10 * 60_000);
     // One app per function, as each runs in its own containers (with its own room cache).
-    let queue_app = room_app(&watched, Arc::new(clock.clone()), AuthMode::Body);
-    let status_app = room_app(&watched, Arc::new(clock.clone()), AuthMode::Body);
-    let purchase_app = room_app(&watched, Arc::new(clock.clone()), AuthMode::Body);
+    let queue_app = TestApp::on(&watched).clocked(&clock).admission();
+    let status_app = TestApp::on(&watched).clocked(&clock).admission();
+    let purchase_app = TestApp::on(&watched).clocked(&clock).admission();
     let (q, st) = (by_queue.id.as_str(), by_status.id.as_str());
 
     // queue, before opening: pre-queue joins on both rooms (one joins again), a poll, refusals.
     let mut states = Vec::new();
     for (sale, user) in [(q, "early"), (q, "early"), (st, "early")] {
-        let resp = flash_sale::http::queue_function(&queue_app, join_request(sale, user)).await;
-        states.push((resp.status_code, body(&resp)["state"].clone()));
+        let resp = flash_sale::http::queue_function(&queue_app, req::join(sale, &user_body(user), None)).await;
+        states.push((resp.status_code, json_body(&resp)["state"].clone()));
     }
     assert_eq!(states, vec![(200, json!("waiting")); 3]);
     let refusals = [
-        flash_sale::http::queue_function(&queue_app, position_request(q, "nobody")).await.status_code,
-        flash_sale::http::queue_function(&queue_app, join_request(plain.id.as_str(), "x")).await.status_code,
-        flash_sale::http::queue_function(&queue_app, join_request("no-such-sale", "x")).await.status_code,
+        flash_sale::http::queue_function(&queue_app, req::position(q, "nobody", None)).await.status_code,
+        flash_sale::http::queue_function(&queue_app, req::join(plain.id.as_str(), &user_body("x"), None))
+            .await
+            .status_code,
+        flash_sale::http::queue_function(&queue_app, req::join("no-such-sale", &user_body("x"), None))
+            .await
+            .status_code,
     ];
     assert_eq!(refusals, [404, 404, 404]);
     // At opening: the poll runs the draw; a late joiner takes a ticket; a second later the early
     // joiner is admitted and gets a token.
     clock.set(start + flash_sale::room::DRAW_GRACE_MS);
-    let drawing = body(&flash_sale::http::queue_function(&queue_app, position_request(q, "early")).await);
+    let drawing = json_body(&flash_sale::http::queue_function(&queue_app, req::position(q, "early", None)).await);
     assert_eq!(drawing["state"], "waiting", "{drawing}");
-    let drawn = body(&flash_sale::http::queue_function(&queue_app, position_request(q, "early")).await);
+    let drawn = json_body(&flash_sale::http::queue_function(&queue_app, req::position(q, "early", None)).await);
     assert_eq!(drawn["position"], 1, "the draw placed the only early joiner: {drawn}");
-    let late = body(&flash_sale::http::queue_function(&queue_app, join_request(q, "late")).await);
+    let late = json_body(&flash_sale::http::queue_function(&queue_app, req::join(q, &user_body("late"), None)).await);
     assert_eq!(late["position"], 2, "{late}");
     clock.advance(2_000);
-    let admitted = body(&flash_sale::http::queue_function(&queue_app, position_request(q, "early")).await);
+    let admitted = json_body(&flash_sale::http::queue_function(&queue_app, req::position(q, "early", None)).await);
     assert_eq!(admitted["state"], "admitted", "{admitted}");
     let token = admitted["admissionToken"].as_str().expect("an admission token").to_owned();
     assert_eq!(
@@ -338,7 +326,7 @@ async fn the_waiting_room_functions_are_granted_exactly_the_dynamodb_actions_the
 
     // purchase on a room sale: a refusal without a token, then a purchase with it.
     let refused = flash_sale::http::purchase_function(&purchase_app, purchase_request(q, &user_body("early"))).await;
-    assert_eq!(body(&refused)["code"], "admission_required");
+    assert_eq!(json_body(&refused)["code"], "admission_required");
     let with_token = json!({"userId": "early", "admissionToken": token}).to_string();
     let bought = flash_sale::http::purchase_function(&purchase_app, purchase_request(q, &with_token)).await;
     assert_eq!(bought.status_code, 201, "{}", bought.body);
@@ -350,15 +338,15 @@ async fn the_waiting_room_functions_are_granted_exactly_the_dynamodb_actions_the
 
     // status on its own room: the sale and the list after opening (the draw, the revealed seed),
     // then a second later the admission step.
-    let sale_view = |id: &str| get(&format!("/sales/{id}"), &[("saleId", id)]);
-    let view = body(&flash_sale::http::status_function(&status_app, sale_view(st)).await);
+    let sale_view = |id: &str| req::get(&format!("/sales/{id}"), &[("saleId", id)]);
+    let view = json_body(&flash_sale::http::status_function(&status_app, sale_view(st)).await);
     assert_eq!(view["queue"]["state"], "admitting", "the status function ran the draw: {view}");
     assert!(view["queue"]["drawSeed"].is_string(), "{view}");
     clock.advance(2_000);
-    let view = body(&flash_sale::http::status_function(&status_app, sale_view(st)).await);
+    let view = json_body(&flash_sale::http::status_function(&status_app, sale_view(st)).await);
     assert_eq!(view["queue"]["admittedThrough"], 1, "the status function advanced admission: {view}");
     let mut statuses = Vec::new();
-    for req in [get("/sales", &[]), get("/health", &[]), sale_view("nope")] {
+    for req in [req::get("/sales", &[]), req::get("/health", &[]), sale_view("nope")] {
         statuses.push(flash_sale::http::status_function(&status_app, req).await.status_code);
     }
     assert_eq!(statuses, vec![200, 200, 404]);
@@ -374,19 +362,6 @@ fn lookup_or_cancel(method: &str, sale: &str, user: &str) -> ApiRequest {
     request(method, &path, &[("saleId", sale), ("userId", user)], TestBody::None, None)
 }
 
-fn confirm_request(sale: &str, order: &str) -> ApiRequest {
-    let path = format!("/sales/{sale}/orders/{order}/confirm");
-    request("POST", &path, &[("saleId", sale), ("orderId", order)], TestBody::None, None)
-}
-
-/// A sale with holds of `hold_seconds`, started a minute before `now`, stored without recording.
-async fn held_sale(store: &Store, stock: i64, now: i64) -> flash_sale::sale::Sale {
-    let mut s = sale(&unique("hold"), stock, 1, now - 60_000, now + HOUR);
-    s.hold_seconds = 60;
-    store.create_sale(&s, now).await.expect("create a sale with holds");
-    s
-}
-
 /// Orders with holds, on a manual clock: purchases that reserve, a cancellation and look-ups
 /// (user-lookup), the payment backend's confirmations (orders), a buyer who finds no stock and
 /// releases an ended hold (purchase), and the scheduled run (sweeper: a sweep, and the draw of a
@@ -395,28 +370,32 @@ async fn held_sale(store: &Store, stock: i64, now: i64) -> flash_sale::sale::Sal
 async fn the_order_functions_are_granted_exactly_the_dynamodb_actions_they_make() {
     let store = fresh_store().await;
     let start = now_ms();
-    let (paid, ends, swept) =
-        (held_sale(&store, 2, start).await, held_sale(&store, 1, start).await, held_sale(&store, 2, start).await);
+    let (paid, ends, swept) = (
+        SaleSpec::new().stock(2).holds(60).create_in(&store, start).await.0,
+        SaleSpec::new().stock(1).holds(60).create_in(&store, start).await.0,
+        SaleSpec::new().stock(2).holds(60).create_in(&store, start).await.0,
+    );
     // A waiting room opening in five minutes, with people in its pre-queue.
     let (room, _) = room_sale(&store, 10, 2, start + 300_000, start + HOUR).await;
     let recorder = Recorder::start().await;
     let watched = recorder.store(store.table());
     let clock = ManualClock::at(start);
     // One app per function, as each runs in its own containers.
-    let purchase_app = app(&watched, Arc::new(clock.clone()), AuthMode::Body);
-    let lookup_app = app(&watched, Arc::new(clock.clone()), AuthMode::Body);
-    let orders_app = app(&watched, Arc::new(clock.clone()), AuthMode::Body);
-    let sweeper_app = app(&watched, Arc::new(clock.clone()), AuthMode::Body);
+    let purchase_app = TestApp::on(&watched).clocked(&clock);
+    let lookup_app = TestApp::on(&watched).clocked(&clock);
+    let orders_app = TestApp::on(&watched).clocked(&clock);
+    let sweeper_app = TestApp::on(&watched).clocked(&clock);
     let buy = |sale: &str, user: &str| {
         let req = purchase_request(sale, &user_body(user));
         let app = &purchase_app;
-        async move { body(&flash_sale::http::purchase_function(app, req).await) }
+        async move { json_body(&flash_sale::http::purchase_function(app, req).await) }
     };
 
-    let queue_app = room_app(&watched, Arc::new(clock.clone()), AuthMode::Body);
+    let queue_app = TestApp::on(&watched).clocked(&clock).admission();
     for user in ["early-1", "early-2"] {
-        let joined = flash_sale::http::queue_function(&queue_app, join_request(room.id.as_str(), user)).await;
-        assert_eq!(body(&joined)["state"], "waiting", "{}", joined.body);
+        let joined =
+            flash_sale::http::queue_function(&queue_app, req::join(room.id.as_str(), &user_body(user), None)).await;
+        assert_eq!(json_body(&joined)["state"], "waiting", "{}", joined.body);
     }
     recorder.take_calls();
 
@@ -435,7 +414,7 @@ async fn the_order_functions_are_granted_exactly_the_dynamodb_actions_they_make(
     let mut answers = Vec::new();
     for (method, user) in [("DELETE", "alice"), ("DELETE", "alice"), ("GET", "bob"), ("DELETE", "nobody")] {
         let resp = flash_sale::http::user_lookup_function(&lookup_app, lookup_or_cancel(method, p, user)).await;
-        let answer = body(&resp);
+        let answer = json_body(&resp);
         answers.push((
             resp.status_code,
             if resp.status_code == 200 { answer["status"].clone() } else { answer["code"].clone() },
@@ -460,8 +439,8 @@ async fn the_order_functions_are_granted_exactly_the_dynamodb_actions_they_make(
     let unknown = ulid::Ulid::from_parts(u64::try_from(start).unwrap() - HOUR as u64, 7).to_string();
     let mut codes = Vec::new();
     for order in [&orders["bob"], &orders["bob"], &orders["alice"], &unknown] {
-        let resp = flash_sale::http::orders_function(&orders_app, confirm_request(p, order)).await;
-        let answer = body(&resp);
+        let resp = flash_sale::http::orders_function(&orders_app, req::confirm("POST", p, order, TestBody::None)).await;
+        let answer = json_body(&resp);
         codes.push((resp.status_code, answer["code"].as_str().or(answer["status"].as_str()).unwrap_or("").to_owned()));
     }
     let expected = [(200, "confirmed"), (200, "confirmed"), (409, "order_cancelled"), (404, "order_not_found")];
@@ -473,7 +452,7 @@ async fn the_order_functions_are_granted_exactly_the_dynamodb_actions_they_make(
     );
     // A confirmed order stays: cancelling it is refused (reads only).
     let refused = flash_sale::http::user_lookup_function(&lookup_app, lookup_or_cancel("DELETE", p, "bob")).await;
-    assert_eq!(body(&refused)["code"], "order_confirmed");
+    assert_eq!(json_body(&refused)["code"], "order_confirmed");
     recorder.take_checked("user-lookup");
 
     // The holds end. purchase: dave finds no stock on `ends` and releases carol's ended hold to

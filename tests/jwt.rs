@@ -1,7 +1,8 @@
 //! `AUTH_MODE=jwt`: the buyer is the verified `sub` claim.
 
 use flash_sale::config::AuthMode;
-use integration_tests::{TestBody, active_sale, fresh_store, read, request, stored_state, wall_app};
+use flash_sale_testkit::Route::{Lookup, Purchase};
+use flash_sale_testkit::{SaleSpec, TestApp, TestBody, req, request};
 use serde_json::json;
 
 fn purchase(sale: &str, body: Option<&str>, sub: Option<&str>) -> flash_sale::http::ApiRequest {
@@ -11,45 +12,30 @@ fn purchase(sale: &str, body: Option<&str>, sub: Option<&str>) -> flash_sale::ht
 }
 
 fn lookup(sale: &str, user: &str, sub: Option<&str>) -> flash_sale::http::ApiRequest {
-    let claims = sub.map(|s| json!({"sub": s}));
-    request(
-        "GET",
-        &format!("/sales/{sale}/purchases/{user}"),
-        &[("saleId", sale), ("userId", user)],
-        TestBody::None,
-        claims,
-    )
+    req::lookup("GET", sale, user, sub.map(|s| json!({"sub": s})))
 }
 
 #[tokio::test]
 async fn the_buyer_is_the_sub_claim_and_nobody_else() {
-    let store = fresh_store().await;
-    let sale = active_sale(&store, 10, 1).await;
+    let app = TestApp::fresh().await.auth(AuthMode::Jwt);
+    let sale = SaleSpec::new().create(&app).await;
     let id = sale.id.as_str();
-    let app = wall_app(&store, AuthMode::Jwt);
 
-    let (status, body) = read(&flash_sale::http::purchase_function(&app, purchase(id, None, Some("sub-alice"))).await);
+    let (status, body) = app.send(Purchase, purchase(id, None, Some("sub-alice"))).await;
     assert_eq!((status, body["userId"].as_str()), (201, Some("sub-alice")));
-    let (status, _) = read(
-        &flash_sale::http::purchase_function(&app, purchase(id, Some(r#"{"userId":"sub-bob"}"#), Some("sub-bob")))
-            .await,
-    );
+    let (status, _) = app.send(Purchase, purchase(id, Some(r#"{"userId":"sub-bob"}"#), Some("sub-bob"))).await;
     assert_eq!(status, 201, "a body userId equal to the claim is fine");
 
-    let (status, body) = read(
-        &flash_sale::http::purchase_function(&app, purchase(id, Some(r#"{"userId":"mallory"}"#), Some("sub-carol")))
-            .await,
-    );
+    let (status, body) = app.send(Purchase, purchase(id, Some(r#"{"userId":"mallory"}"#), Some("sub-carol"))).await;
     assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "a body userId that differs is rejected");
-    let (status, body) =
-        read(&flash_sale::http::purchase_function(&app, purchase(id, Some(r#"{"userId":"alice"}"#), None)).await);
+    let (status, body) = app.send(Purchase, purchase(id, Some(r#"{"userId":"alice"}"#), None)).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (401, Some("unauthorized")),
         "no claim, no purchase, whatever the body says"
     );
 
-    let (stock, purchases) = stored_state(&store, &sale).await;
+    let (stock, purchases) = app.stored(&sale).await;
     assert_eq!(stock, vec![8]);
     let mut users: Vec<_> = purchases.iter().map(|p| p.user_id.as_str()).collect();
     users.sort();
@@ -58,16 +44,15 @@ async fn the_buyer_is_the_sub_claim_and_nobody_else() {
 
 #[tokio::test]
 async fn users_may_look_up_only_their_own_purchase() {
-    let store = fresh_store().await;
-    let sale = active_sale(&store, 10, 1).await;
+    let app = TestApp::fresh().await.auth(AuthMode::Jwt);
+    let sale = SaleSpec::new().create(&app).await;
     let id = sale.id.as_str();
-    let app = wall_app(&store, AuthMode::Jwt);
-    assert_eq!(read(&flash_sale::http::purchase_function(&app, purchase(id, None, Some("alice"))).await).0, 201);
+    assert_eq!(app.send(Purchase, purchase(id, None, Some("alice"))).await.0, 201);
 
-    let (status, body) = read(&flash_sale::http::user_lookup_function(&app, lookup(id, "alice", Some("alice"))).await);
+    let (status, body) = app.send(Lookup, lookup(id, "alice", Some("alice"))).await;
     assert_eq!((status, body["userId"].as_str()), (200, Some("alice")));
-    let (status, body) = read(&flash_sale::http::user_lookup_function(&app, lookup(id, "alice", Some("bob"))).await);
+    let (status, body) = app.send(Lookup, lookup(id, "alice", Some("bob"))).await;
     assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
-    let (status, body) = read(&flash_sale::http::user_lookup_function(&app, lookup(id, "alice", None)).await);
+    let (status, body) = app.send(Lookup, lookup(id, "alice", None)).await;
     assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
 }

@@ -2,9 +2,8 @@
 //! never a 5xx, and nothing stored changes.
 
 use flash_sale::App;
-use flash_sale::config::AuthMode;
 use flash_sale::http::{ApiRequest, ApiResponse};
-use integration_tests::{TestBody, active_sale, fresh_store, read, request, stored_state, user_body, wall_app};
+use flash_sale_testkit::{TestApp, TestBody, active_sale, fresh_store, read, request, stored_state, user_body};
 use serde_json::json;
 
 #[derive(Clone, Copy)]
@@ -279,10 +278,10 @@ fn cases(sale: &str) -> Vec<Case> {
 async fn malformed_requests_get_documented_4xx_and_change_nothing() {
     let store = fresh_store().await;
     let sale = active_sale(&store, 10, 2).await;
-    let app = wall_app(&store, AuthMode::Body);
+    let app = TestApp::on(&store);
     let seeded = flash_sale::http::purchase_function(
         &app,
-        integration_tests::purchase_request(sale.id.as_str(), &user_body("existing")),
+        flash_sale_testkit::purchase_request(sale.id.as_str(), &user_body("existing")),
     )
     .await;
     assert_eq!(seeded.status_code, 201);
@@ -309,7 +308,7 @@ async fn malformed_requests_get_documented_4xx_and_change_nothing() {
 #[tokio::test]
 async fn a_wrong_method_names_the_allowed_one() {
     let store = fresh_store().await;
-    let app = wall_app(&store, AuthMode::Body);
+    let app = TestApp::on(&store);
     let resp = flash_sale::http::purchase_function(
         &app,
         request("GET", "/sales/s/purchases", &[("saleId", "s")], TestBody::None, None),

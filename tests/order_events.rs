@@ -4,54 +4,16 @@
 
 use std::collections::BTreeMap;
 
-use flash_sale::App;
-use flash_sale::clock::Clock;
-use flash_sale::config::AuthMode;
 use flash_sale::sale::Sale;
-use flash_sale::store::Store;
-use integration_tests::streams::{BusPlan, FakeEventBridge, stream_records};
-use integration_tests::{
-    TestBody, app, clock_at, endpoint, fresh_store_with_stream, purchase_request, read, request, sale, unique,
-    user_body,
-};
+use flash_sale_testkit::streams::{BusPlan, FakeEventBridge, stream_records};
+use flash_sale_testkit::{SaleSpec, TestApp, endpoint};
 use serde_json::{Value, json};
 
-async fn held_sale(store: &Store, now: i64, hold_seconds: i64) -> Sale {
-    let mut s = sale(&unique("ev"), 10, 2, now - 60_000, now + 3_600_000);
-    s.hold_seconds = hold_seconds;
-    store.create_sale(&s, now).await.expect("create sale");
-    s
-}
-
-async fn buy(app: &App, sale: &Sale, user: &str) -> Value {
-    let (status, body) =
-        read(&flash_sale::http::purchase_function(app, purchase_request(sale.id.as_str(), &user_body(user))).await);
+/// A purchase that must succeed: its order.
+async fn buy(app: &TestApp, sale: &Sale, user: &str) -> Value {
+    let (status, body) = app.buy(sale, user).await;
     assert_eq!(status, 201, "{body}");
     body
-}
-
-async fn cancel(app: &App, sale: &Sale, user: &str) {
-    let s = sale.id.as_str();
-    let req = request(
-        "DELETE",
-        &format!("/sales/{s}/purchases/{user}"),
-        &[("saleId", s), ("userId", user)],
-        TestBody::None,
-        None,
-    );
-    assert_eq!(read(&flash_sale::http::user_lookup_function(app, req).await).0, 200);
-}
-
-async fn confirm(app: &App, sale: &Sale, order: &Value) {
-    let (s, o) = (sale.id.as_str(), order["orderId"].as_str().unwrap());
-    let req = request(
-        "POST",
-        &format!("/sales/{s}/orders/{o}/confirm"),
-        &[("saleId", s), ("orderId", o)],
-        TestBody::None,
-        None,
-    );
-    assert_eq!(read(&flash_sale::http::orders_function(app, req).await).0, 200);
 }
 
 /// Events per order id: `(detail-type, version, status)` in arrival order.
@@ -73,20 +35,21 @@ fn ev(t: &str, v: u64, s: &str) -> (String, u64, String) {
 
 #[tokio::test]
 async fn every_change_of_an_order_becomes_one_event_in_order() {
-    let store = fresh_store_with_stream().await;
-    let (clock, shared) = clock_at(1_800_000_000_000);
-    let held = held_sale(&store, clock.now_ms(), 60).await;
-    let holdless = held_sale(&store, clock.now_ms(), 0).await;
-    let app = app(&store, shared, AuthMode::Body);
+    let app = TestApp::fresh_with_stream().await.at(1_800_000_000_000);
+    let store = app.store();
+    let held = SaleSpec::new().shards(2).holds(60).create(&app).await;
+    let holdless = SaleSpec::new().shards(2).create(&app).await;
 
     let alice = buy(&app, &held, "alice").await;
-    confirm(&app, &held, &alice).await;
-    confirm(&app, &held, &alice).await; // idempotent: no second change, no second event
+    let order = alice["orderId"].as_str().unwrap();
+    assert_eq!(app.post_confirm(&held, order).await.0, 200);
+    // Idempotent, also from another container: no second change, no second event.
+    assert_eq!(app.container().post_confirm(&held, order).await.0, 200);
     let bob = buy(&app, &held, "bob").await;
-    cancel(&app, &held, "bob").await;
-    cancel(&app, &held, "bob").await;
+    assert_eq!(app.delete_purchase(&held, "bob").await.0, 200);
+    assert_eq!(app.container().delete_purchase(&held, "bob").await.0, 200);
     let carol = buy(&app, &held, "carol").await;
-    clock.advance(60_000);
+    app.clock().advance(60_000);
     let mut released = 0;
     for _ in 0..100 {
         released += app.sweep(100, std::time::Duration::from_secs(60)).await.unwrap().released;
@@ -128,10 +91,9 @@ async fn every_change_of_an_order_becomes_one_event_in_order() {
 
 #[tokio::test]
 async fn a_failing_bus_is_retried_and_then_the_batch_is_returned_from_its_first_unpublished_record() {
-    let store = fresh_store_with_stream().await;
-    let (clock, shared) = clock_at(1_800_000_000_000);
-    let held = held_sale(&store, clock.now_ms(), 60).await;
-    let app = app(&store, shared, AuthMode::Body);
+    let app = TestApp::fresh_with_stream().await.at(1_800_000_000_000);
+    let store = app.store();
+    let held = SaleSpec::new().shards(2).holds(60).create(&app).await;
     for user in ["a", "b", "c"] {
         buy(&app, &held, user).await;
     }

@@ -1,53 +1,22 @@
 //! The order lifecycle against DynamoDB Local: holds, confirmation, cancellation, expiry and the
-//! sweeper, buying again, and every answer's code; then all of it racing on one sale.
+//! sweeper, buying again, and every answer's code; then all of it racing on one sale. The buyer,
+//! the payment backend and the sweeper are served by different containers (one `TestApp` each,
+//! one store), as Lambda would serve them: nothing a container remembers may decide an order.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Get, TransactGetItem};
-use flash_sale::App;
-use flash_sale::clock::Clock;
 use flash_sale::config::AuthMode;
 use flash_sale::order::OrderStatus;
 use flash_sale::sale::Sale;
 use flash_sale::store::{PurchaseRecord, Store};
-use integration_tests::{
-    TestBody, app, clock_at, fresh_store, purchase_request, read, request, sale, stored_state, unique, user_body,
-    wall_app,
-};
+use flash_sale_testkit::{Route, SaleSpec, TestApp, TestBody, req, unique};
 use serde_json::{Value, json};
 
 const HOLD_S: i64 = 300;
-
-async fn held_sale(store: &Store, stock: i64, shards: u32, now: i64, hold_seconds: i64) -> Sale {
-    let mut s = sale(&unique("hold"), stock, shards, now - 60_000, now + 3_600_000);
-    s.hold_seconds = hold_seconds;
-    store.create_sale(&s, now).await.expect("create sale");
-    s
-}
-
-async fn buy(app: &App, sale: &Sale, user: &str) -> (u16, Value) {
-    read(&flash_sale::http::purchase_function(app, purchase_request(sale.id.as_str(), &user_body(user))).await)
-}
-
-async fn order_of(app: &App, sale: &Sale, user: &str, method: &str) -> (u16, Value) {
-    let (s, u) = (sale.id.as_str(), user);
-    let path = format!("/sales/{s}/purchases/{u}");
-    let req = request(method, &path, &[("saleId", s), ("userId", u)], TestBody::None, None);
-    read(&flash_sale::http::user_lookup_function(app, req).await)
-}
-
-async fn cancel(app: &App, sale: &Sale, user: &str) -> (u16, Value) {
-    order_of(app, sale, user, "DELETE").await
-}
-
-async fn confirm(app: &App, sale: &Sale, order: &str) -> (u16, Value) {
-    let s = sale.id.as_str();
-    let path = format!("/sales/{s}/orders/{order}/confirm");
-    let req = request("POST", &path, &[("saleId", s), ("orderId", order)], TestBody::None, None);
-    read(&flash_sale::http::orders_function(app, req).await)
-}
+const T0: i64 = 1_800_000_000_000;
 
 fn stock(v: &[i64]) -> i64 {
     v.iter().sum()
@@ -55,128 +24,130 @@ fn stock(v: &[i64]) -> i64 {
 
 #[tokio::test]
 async fn a_hold_is_reserved_until_the_payment_backend_confirms_it_once_or_twice() {
-    let store = fresh_store().await;
-    let (_, clock) = clock_at(1_800_000_000_000);
-    let now = clock.now_ms();
-    let sale = held_sale(&store, 5, 2, now, HOLD_S).await;
-    let app = app(&store, clock, AuthMode::Body);
+    let app = TestApp::fresh().await.at(T0);
+    let now = app.now();
+    let sale = SaleSpec::new().stock(5).shards(2).holds(HOLD_S).create(&app).await;
+    let payments = app.container();
 
-    let (status, order) = buy(&app, &sale, "alice").await;
+    let (status, order) = app.buy(&sale, "alice").await;
     assert_eq!((status, order["status"].as_str()), (201, Some("reserved")));
     assert_eq!(order["holdExpiresAt"], json!(flash_sale::time_fmt::rfc3339_ms(now + HOLD_S * 1_000)));
-    assert_eq!(order_of(&app, &sale, "alice", "GET").await, (200, order.clone()));
-    let (left, records) = stored_state(&store, &sale).await;
+    assert_eq!(app.get_purchase(&sale, "alice").await, (200, order.clone()));
+    let (left, records) = app.stored(&sale).await;
     assert_eq!((stock(&left), records[0].status, records[0].version), (4, OrderStatus::Reserved, 1));
 
     let id = order["orderId"].as_str().unwrap();
-    let (status, confirmed) = confirm(&app, &sale, id).await;
+    let (status, confirmed) = payments.post_confirm(&sale, id).await;
     assert_eq!((status, confirmed["status"].as_str()), (200, Some("confirmed")));
     assert_eq!(confirmed["orderId"], order["orderId"]);
-    assert_eq!(confirm(&app, &sale, id).await, (200, confirmed.clone()), "confirming twice answers the order again");
-    let (left, records) = stored_state(&store, &sale).await;
+    let again = payments.container().post_confirm(&sale, id).await;
+    assert_eq!(again, (200, confirmed.clone()), "confirming twice answers the order again");
+    let (left, records) = app.stored(&sale).await;
     assert_eq!((stock(&left), records[0].status, records[0].version), (4, OrderStatus::Confirmed, 2));
     assert_eq!(records[0].hold_key, None, "a confirmed order leaves the holds index");
 
-    let (status, body) = cancel(&app, &sale, "alice").await;
+    let (status, body) = app.delete_purchase(&sale, "alice").await;
     assert_eq!((status, body["code"].as_str()), (409, Some("order_confirmed")));
     assert_eq!(body["order"], confirmed);
-    assert_eq!(stock(&stored_state(&store, &sale).await.0), 4, "nothing given back");
-    let (status, body) = buy(&app, &sale, "alice").await;
+    assert_eq!(stock(&app.stored(&sale).await.0), 4, "nothing given back");
+    let (status, body) = app.container().buy(&sale, "alice").await;
     assert_eq!((status, body["code"].as_str()), (409, Some("already_purchased")));
 }
 
 #[tokio::test]
 async fn a_cancelled_hold_goes_back_to_its_shard_and_someone_else_buys_it() {
-    let store = fresh_store().await;
-    let sale = held_sale(&store, 1, 1, integration_tests::now_ms(), HOLD_S).await;
-    let app = wall_app(&store, AuthMode::Body);
-    let (_, order) = buy(&app, &sale, "alice").await;
-    assert_eq!(buy(&app, &sale, "bob").await.1["code"], "sold_out");
+    let app = TestApp::fresh().await;
+    let sale = SaleSpec::new().stock(1).holds(HOLD_S).create(&app).await;
+    let [alice, bob] = app.containers();
+    let (_, order) = alice.buy(&sale, "alice").await;
+    assert_eq!(bob.buy(&sale, "bob").await.1["code"], "sold_out");
 
-    let (status, cancelled) = cancel(&app, &sale, "alice").await;
+    let (status, cancelled) = alice.delete_purchase(&sale, "alice").await;
     assert_eq!((status, cancelled["status"].as_str()), (200, Some("cancelled")));
     assert_eq!(cancelled["orderId"], order["orderId"]);
-    let (left, records) = stored_state(&store, &sale).await;
+    let (left, records) = app.stored(&sale).await;
     assert_eq!((left, records[0].status, records[0].version), (vec![1], OrderStatus::Cancelled, 2));
-    assert_eq!(cancel(&app, &sale, "alice").await, (200, cancelled.clone()), "cancelling twice is harmless");
-    assert_eq!(stored_state(&store, &sale).await.0, vec![1], "and gives nothing back twice");
+    assert_eq!(bob.delete_purchase(&sale, "alice").await, (200, cancelled.clone()), "cancelling twice is harmless");
+    assert_eq!(app.stored(&sale).await.0, vec![1], "and gives nothing back twice");
 
-    let (status, bob) = buy(&app, &sale, "bob").await;
+    // Bob's container heard sold out a moment ago; the item is back and it sells it.
+    let (status, bob) = bob.buy(&sale, "bob").await;
     assert_eq!((status, bob["status"].as_str()), (201, Some("reserved")));
-    assert_eq!(stored_state(&store, &sale).await.0, vec![0]);
+    assert_eq!(app.stored(&sale).await.0, vec![0]);
     // The cancelled order cannot be confirmed any more.
-    let (status, body) = confirm(&app, &sale, order["orderId"].as_str().unwrap()).await;
+    let (status, body) = app.container().post_confirm(&sale, order["orderId"].as_str().unwrap()).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("order_cancelled")));
 }
 
 #[tokio::test]
 async fn an_ended_hold_is_released_by_the_sweeper_and_its_buyer_may_buy_again() {
-    let store = fresh_store().await;
-    let (clock, shared) = clock_at(1_800_000_000_000);
-    let sale = held_sale(&store, 2, 2, clock.now_ms(), 60).await;
-    let app = app(&store, shared, AuthMode::Body);
-    let (_, alice) = buy(&app, &sale, "alice").await;
-    let (_, bob) = buy(&app, &sale, "bob").await;
+    let app = TestApp::fresh().await.at(T0);
+    let clock = app.clock();
+    let sale = SaleSpec::new().stock(2).shards(2).holds(60).create(&app).await;
+    let sweeper = app.container();
+    let (_, alice) = app.buy(&sale, "alice").await;
+    let (_, bob) = app.buy(&sale, "bob").await;
 
     clock.advance(59_999);
-    assert_eq!(app.sweep(100, Duration::from_secs(60)).await.unwrap().released, 0, "not ended yet");
+    assert_eq!(sweeper.sweep(100, Duration::from_secs(60)).await.unwrap().released, 0, "not ended yet");
     clock.advance(1);
-    let stopped = app.sweep(100, Duration::ZERO).await.unwrap();
+    let stopped = sweeper.sweep(100, Duration::ZERO).await.unwrap();
     assert!(stopped.stopped_early && stopped.released == 0, "out of time before the first hold: {stopped:?}");
     // The orders index and the holds index are eventually consistent: sweep until both ended
     // holds are found (bounded).
     let mut released = 0;
     let deadline = Instant::now() + Duration::from_secs(10);
     while released < 2 && Instant::now() < deadline {
-        released += app.sweep(100, Duration::from_secs(60)).await.unwrap().released;
+        released += sweeper.sweep(100, Duration::from_secs(60)).await.unwrap().released;
     }
     assert_eq!(released, 2);
-    let (left, records) = stored_state(&store, &sale).await;
+    let (left, records) = app.stored(&sale).await;
     assert_eq!(left, vec![1, 1], "each item back on the shard it came from");
     assert!(records.iter().all(|r| r.status == OrderStatus::Expired && r.version == 2 && r.hold_key.is_none()));
-    assert_eq!(app.sweep(100, Duration::from_secs(60)).await.unwrap().released, 0, "released once");
+    assert_eq!(sweeper.container().sweep(100, Duration::from_secs(60)).await.unwrap().released, 0, "released once");
 
-    let (status, body) = confirm(&app, &sale, alice["orderId"].as_str().unwrap()).await;
+    let (status, body) = app.post_confirm(&sale, alice["orderId"].as_str().unwrap()).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("hold_expired")));
     assert_eq!(body["order"]["status"], "expired");
-    let (status, expired) = order_of(&app, &sale, "bob", "GET").await;
+    let (status, expired) = app.get_purchase(&sale, "bob").await;
     assert_eq!((status, expired["status"].as_str(), &expired["orderId"]), (200, Some("expired"), &bob["orderId"]));
 
-    let (status, again) = buy(&app, &sale, "bob").await;
+    let (status, again) = app.buy(&sale, "bob").await;
     assert_eq!((status, again["status"].as_str()), (201, Some("reserved")));
     assert_ne!(again["orderId"], bob["orderId"], "a new order");
-    assert_eq!(stock(&stored_state(&store, &sale).await.0), 1);
+    assert_eq!(stock(&app.stored(&sale).await.0), 1);
 }
 
 #[tokio::test]
 async fn a_hold_past_its_end_cannot_be_confirmed_even_before_the_sweeper_runs() {
-    let store = fresh_store().await;
-    let (clock, shared) = clock_at(1_800_000_000_000);
-    let sale = held_sale(&store, 3, 1, clock.now_ms(), 60).await;
-    let app = app(&store, shared, AuthMode::Body);
-    let (_, order) = buy(&app, &sale, "alice").await;
-    clock.advance(60_000);
-    let (status, body) = confirm(&app, &sale, order["orderId"].as_str().unwrap()).await;
+    let app = TestApp::fresh().await.at(T0);
+    let sale = SaleSpec::new().stock(3).holds(60).create(&app).await;
+    let payments = app.container();
+    let (_, order) = app.buy(&sale, "alice").await;
+    app.clock().advance(60_000);
+    let (status, body) = payments.post_confirm(&sale, order["orderId"].as_str().unwrap()).await;
     assert_eq!(
         (status, body["code"].as_str(), body["order"]["status"].as_str()),
         (409, Some("hold_expired"), Some("reserved"))
     );
-    assert_eq!(stored_state(&store, &sale).await.1[0].status, OrderStatus::Reserved, "nothing changed");
+    assert_eq!(app.stored(&sale).await.1[0].status, OrderStatus::Reserved, "nothing changed");
 }
 
 #[tokio::test]
 async fn a_buyer_who_finds_no_stock_releases_ended_holds_first_and_gets_the_item() {
-    let store = fresh_store().await;
-    let (clock, shared) = clock_at(1_800_000_000_000);
-    let sale = held_sale(&store, 2, 2, clock.now_ms(), 60).await;
-    let app = app(&store, shared, AuthMode::Body);
-    buy(&app, &sale, "alice").await;
-    buy(&app, &sale, "bob").await;
-    assert_eq!(buy(&app, &sale, "carol").await.1["code"], "sold_out", "holds still running");
+    let app = TestApp::fresh().await.at(T0);
+    let clock = app.clock();
+    let sale = SaleSpec::new().stock(2).shards(2).holds(60).create(&app).await;
+    app.buy(&sale, "alice").await;
+    app.buy(&sale, "bob").await;
+    assert_eq!(app.buy(&sale, "carol").await.1["code"], "sold_out", "holds still running");
     clock.advance(61_000);
+    // Carol's next request lands in a container that never saw the holds: it finds them by the
+    // holds index, not by what the first container remembers.
+    let other = app.container();
     let mut answer = (0, Value::Null);
     for _ in 0..50 {
-        answer = buy(&app, &sale, "carol").await;
+        answer = other.buy(&sale, "carol").await;
         if answer.0 == 201 {
             break;
         }
@@ -186,7 +157,7 @@ async fn a_buyer_who_finds_no_stock_releases_ended_holds_first_and_gets_the_item
         clock.advance(1);
     }
     assert_eq!((answer.0, answer.1["status"].as_str()), (201, Some("reserved")), "{answer:?}");
-    let (left, records) = stored_state(&store, &sale).await;
+    let (left, records) = app.stored(&sale).await;
     let by_user: BTreeMap<_, _> = records.iter().map(|r| (r.user_id.as_str(), r.status)).collect();
     assert_eq!(by_user["carol"], OrderStatus::Reserved);
     let expired = by_user.values().filter(|s| **s == OrderStatus::Expired).count();
@@ -196,96 +167,77 @@ async fn a_buyer_who_finds_no_stock_releases_ended_holds_first_and_gets_the_item
 
 #[tokio::test]
 async fn a_buyer_whose_hold_ended_buys_again_at_once_and_a_late_cancel_counts_as_expiry() {
-    let store = fresh_store().await;
-    let (clock, shared) = clock_at(1_800_000_000_000);
-    let sale = held_sale(&store, 3, 1, clock.now_ms(), 60).await;
-    let app = app(&store, shared, AuthMode::Body);
-    let (_, first) = buy(&app, &sale, "alice").await;
-    let (_, bob) = buy(&app, &sale, "bob").await;
-    assert_eq!(buy(&app, &sale, "alice").await.1["code"], "already_purchased", "the hold still runs");
-    clock.advance(60_000);
+    let app = TestApp::fresh().await.at(T0);
+    let sale = SaleSpec::new().stock(3).holds(60).create(&app).await;
+    let [first_container, second] = app.containers();
+    let (_, first) = first_container.buy(&sale, "alice").await;
+    let (_, bob) = first_container.buy(&sale, "bob").await;
+    assert_eq!(second.buy(&sale, "alice").await.1["code"], "already_purchased", "the hold still runs");
+    app.clock().advance(60_000);
     // No sweep: alice's purchase finds her own ended hold, releases it and buys again.
-    let (status, again) = buy(&app, &sale, "alice").await;
+    let (status, again) = second.buy(&sale, "alice").await;
     assert_eq!((status, again["status"].as_str()), (201, Some("reserved")), "{again}");
     assert_ne!(again["orderId"], first["orderId"]);
     // Bob cancels after his hold ended: released as what it is, expired.
-    let (status, late) = cancel(&app, &sale, "bob").await;
+    let (status, late) = second.delete_purchase(&sale, "bob").await;
     assert_eq!((status, late["status"].as_str(), &late["orderId"]), (200, Some("expired"), &bob["orderId"]));
-    let (left, records) = stored_state(&store, &sale).await;
+    let (left, records) = app.stored(&sale).await;
     let live = records.iter().filter(|r| r.status.is_live()).count() as i64;
     assert_eq!((stock(&left), live), (2, 1), "alice's new hold only");
 }
 
 #[tokio::test]
 async fn a_holdless_sale_confirms_at_once() {
-    let store = fresh_store().await;
-    let sale = held_sale(&store, 3, 1, integration_tests::now_ms(), 0).await;
-    let app = wall_app(&store, AuthMode::Body);
-    let (status, order) = buy(&app, &sale, "alice").await;
+    let app = TestApp::fresh().await;
+    let sale = SaleSpec::new().stock(3).create(&app).await;
+    let (status, order) = app.buy(&sale, "alice").await;
     assert_eq!((status, order["status"].as_str(), order.get("holdExpiresAt")), (201, Some("confirmed"), None));
-    let (status, body) = confirm(&app, &sale, order["orderId"].as_str().unwrap()).await;
+    let (status, body) = app.post_confirm(&sale, order["orderId"].as_str().unwrap()).await;
     assert_eq!((status, body), (200, order.clone()));
-    assert_eq!(cancel(&app, &sale, "alice").await.1["code"], "order_confirmed");
+    assert_eq!(app.delete_purchase(&sale, "alice").await.1["code"], "order_confirmed");
 }
 
 #[tokio::test]
 async fn unknown_orders_and_bad_ids_are_problems_that_change_nothing() {
-    let store = fresh_store().await;
-    let sale = held_sale(&store, 3, 1, integration_tests::now_ms(), HOLD_S).await;
-    let other = held_sale(&store, 3, 1, integration_tests::now_ms(), HOLD_S).await;
-    let app = wall_app(&store, AuthMode::Body);
-    let (_, order) = buy(&app, &other, "alice").await;
+    let app = TestApp::fresh().await;
+    let sale = SaleSpec::new().stock(3).holds(HOLD_S).create(&app).await;
+    let other = SaleSpec::new().stock(3).holds(HOLD_S).create(&app).await;
+    let (_, order) = app.buy(&other, "alice").await;
     let id = order["orderId"].as_str().unwrap();
 
-    let (status, body) = confirm(&app, &sale, id).await;
+    let (status, body) = app.post_confirm(&sale, id).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("order_not_found")), "another sale's order");
     let old = ulid::Ulid::from_parts(1_000, 7).to_string();
-    assert_eq!(confirm(&app, &sale, &old).await.1["code"], "order_not_found");
+    assert_eq!(app.post_confirm(&sale, &old).await.1["code"], "order_not_found");
     for bad in ["x", "01ARZ3NDEKTSV4RRFFQ69G5FA", "01arz3ndektsv4rrffq69g5fav", "../../x"] {
-        assert_eq!(confirm(&app, &sale, bad).await.1["code"], "invalid_request", "{bad}");
+        assert_eq!(app.post_confirm(&sale, bad).await.1["code"], "invalid_request", "{bad}");
     }
     let s = sale.id.as_str();
-    let path = format!("/sales/{s}/orders/{id}/confirm");
     for (method, body, code) in
         [("GET", TestBody::None, "method_not_allowed"), ("POST", TestBody::Text("{\"x\":1}"), "invalid_request")]
     {
-        let req = request(method, &path, &[("saleId", s), ("orderId", id)], body, None);
-        assert_eq!(read(&flash_sale::http::orders_function(&app, req).await).1["code"], code);
+        assert_eq!(app.send(Route::Orders, req::confirm(method, s, id, body)).await.1["code"], code);
     }
-    let mut gone = sale.clone();
-    gone.id = flash_sale::ids::SaleId::parse(&unique("none")).unwrap();
-    assert_eq!(confirm(&app, &gone, id).await.1["code"], "sale_not_found");
+    assert_eq!(app.post_confirm(&unique("none"), id).await.1["code"], "sale_not_found");
 
-    assert_eq!(cancel(&app, &sale, "nobody").await.1["code"], "purchase_not_found");
-    let req = request(
-        "PUT",
-        &format!("/sales/{s}/purchases/alice"),
-        &[("saleId", s), ("userId", "alice")],
-        TestBody::None,
-        None,
-    );
-    let resp = flash_sale::http::user_lookup_function(&app, req).await;
+    assert_eq!(app.delete_purchase(&sale, "nobody").await.1["code"], "purchase_not_found");
+    let resp = app.call(Route::Lookup, req::lookup("PUT", s, "alice", None)).await;
     assert_eq!((resp.status_code, resp.header("allow")), (405, Some("GET, DELETE")));
 
-    assert_eq!(stored_state(&store, &other).await.1[0].status, OrderStatus::Reserved, "nothing changed");
-    assert_eq!(stored_state(&store, &other).await.0, vec![2]);
+    assert_eq!(app.stored(&other).await.1[0].status, OrderStatus::Reserved, "nothing changed");
+    assert_eq!(app.stored(&other).await.0, vec![2]);
 }
 
 #[tokio::test]
 async fn under_jwt_a_buyer_cancels_only_their_own_order() {
-    let store = fresh_store().await;
-    let sale = held_sale(&store, 3, 1, integration_tests::now_ms(), HOLD_S).await;
-    let body_app = wall_app(&store, AuthMode::Body);
-    buy(&body_app, &sale, "alice").await;
-    let app = wall_app(&store, AuthMode::Jwt);
-    let s = sale.id.as_str();
-    let path = format!("/sales/{s}/purchases/alice");
-    let as_user = |sub: &str| {
-        request("DELETE", &path, &[("saleId", s), ("userId", "alice")], TestBody::None, Some(json!({"sub": sub})))
-    };
-    assert_eq!(read(&flash_sale::http::user_lookup_function(&app, as_user("mallory")).await).1["code"], "forbidden");
-    assert_eq!(stored_state(&store, &sale).await.1[0].status, OrderStatus::Reserved);
-    let (status, body) = read(&flash_sale::http::user_lookup_function(&app, as_user("alice")).await);
+    let body_app = TestApp::fresh().await;
+    let sale = SaleSpec::new().stock(3).holds(HOLD_S).create(&body_app).await;
+    body_app.buy(&sale, "alice").await;
+    let app = body_app.container().auth(AuthMode::Jwt);
+    let as_user = |sub: &str| req::lookup("DELETE", sale.id.as_str(), "alice", Some(json!({"sub": sub})));
+    assert_eq!(app.send(Route::Lookup, as_user("mallory")).await.1["code"], "forbidden");
+    assert_eq!(app.stored(&sale).await.1[0].status, OrderStatus::Reserved);
+    let (status, body) = app.send(Route::Lookup, as_user("alice")).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("cancelled")));
 }
 
@@ -340,10 +292,12 @@ async fn purchases_cancels_confirms_and_the_sweeper_racing_keep_every_item_accou
     const TOTAL: i64 = 24;
     const TASKS: usize = 128;
     const OPS_PER_TASK: usize = 40;
-    let store = fresh_store().await;
-    let sale = held_sale(&store, TOTAL, 4, integration_tests::now_ms(), 1).await;
+    let app = TestApp::fresh().await;
+    let store = app.store().clone();
+    let sale = SaleSpec::new().stock(TOTAL).shards(4).holds(1).create(&app).await;
     let users: Arc<Vec<String>> = Arc::new((0..96).map(|i| format!("u{i}")).collect());
-    let app = Arc::new(wall_app(&store, AuthMode::Body));
+    // Four containers serve the buyers and the payment backend; the sweeper is a fifth.
+    let containers: Arc<[TestApp; 4]> = Arc::new(app.containers());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
     // Invariants on serializable snapshots while the race runs.
@@ -363,7 +317,7 @@ async fn purchases_cancels_confirms_and_the_sweeper_racing_keep_every_item_accou
         })
     };
     let sweeper = {
-        let (app, stop) = (app.clone(), stop.clone());
+        let (app, stop) = (app.container(), stop.clone());
         tokio::spawn(async move {
             let mut released = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -376,18 +330,20 @@ async fn purchases_cancels_confirms_and_the_sweeper_racing_keep_every_item_accou
     let started = Instant::now();
     let workers: Vec<_> = (0..TASKS)
         .map(|t| {
-            let (app, sale, users) = (app.clone(), sale.clone(), users.clone());
+            let (containers, sale, users) = (containers.clone(), sale.clone(), users.clone());
             tokio::spawn(async move {
                 let mut tally: BTreeMap<(&'static str, u16), u32> = BTreeMap::new();
                 for i in 0..OPS_PER_TASK {
                     let user = &users[(t * 7 + i * 13 + fastrand::usize(..3)) % users.len()];
+                    let app = &containers[fastrand::usize(..containers.len())];
                     let (kind, status) = match fastrand::u32(..20) {
-                        0..=11 => ("buy", buy(&app, &sale, user).await.0),
-                        12..=17 => ("cancel", cancel(&app, &sale, user).await.0),
+                        0..=11 => ("buy", app.buy(&sale, user).await.0),
+                        12..=17 => ("cancel", app.delete_purchase(&sale, user).await.0),
                         _ => {
-                            let (s, order) = order_of(&app, &sale, user, "GET").await;
+                            let (s, order) = app.get_purchase(&sale, user).await;
+                            let payments = &containers[fastrand::usize(..containers.len())];
                             if s == 200 {
-                                ("confirm", confirm(&app, &sale, order["orderId"].as_str().unwrap()).await.0)
+                                ("confirm", payments.post_confirm(&sale, order["orderId"].as_str().unwrap()).await.0)
                             } else {
                                 ("lookup", s)
                             }
@@ -424,7 +380,7 @@ async fn purchases_cancels_confirms_and_the_sweeper_racing_keep_every_item_accou
     let (left, records) = snapshot(&store, &sale, &users).await;
     let live = records.iter().flatten().filter(|r| r.status.is_live()).count() as i64;
     assert_eq!(left + live, TOTAL);
-    let (stock_scan, all) = stored_state(&store, &sale).await;
+    let (stock_scan, all) = app.stored(&sale).await;
     assert_eq!(stock(&stock_scan), left);
     let mut per_user: BTreeMap<&str, u32> = BTreeMap::new();
     for r in all.iter().filter(|r| r.status.is_live()) {

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use integration_tests::{TestBody, active_sale, endpoint, event_json, fresh_store, user_body};
+use flash_sale_testkit::{TestApp, TestBody, active_sale, endpoint, event_json, fresh_store, user_body};
 use local_lambda::RuntimeApi;
 use serde_json::{Value, json};
 
 /// `target/<profile>/<name>`, built by `cargo xtask test` before the tests run.
-fn binary(name: &str) -> PathBuf {
+pub(crate) fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
     let path = dir.join(name);
@@ -22,10 +22,10 @@ fn binary(name: &str) -> PathBuf {
     path
 }
 
-struct Function(Child);
+pub(crate) struct Function(Child);
 
 impl Function {
-    fn start(name: &str, api: &RuntimeApi, table: &str) -> Self {
+    pub(crate) fn start(name: &str, api: &RuntimeApi, table: &str) -> Self {
         Self::start_with(name, api, table, &[])
     }
 
@@ -40,7 +40,7 @@ impl Function {
             .env("AWS_SECRET_ACCESS_KEY", "local")
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("ADMISSION_KEY", integration_tests::ADMISSION_KEY_HEX)
+            .env("ADMISSION_KEY", flash_sale_testkit::ADMISSION_KEY_HEX)
             .env("RUST_LOG", "warn")
             .envs(extra.iter().copied())
             .stdout(Stdio::null())
@@ -49,7 +49,7 @@ impl Function {
         Self(child)
     }
 
-    fn alive(&mut self) -> bool {
+    pub(crate) fn alive(&mut self) -> bool {
         matches!(self.0.try_wait(), Ok(None))
     }
 }
@@ -122,7 +122,7 @@ async fn a_function_process_answers_hostile_events_and_keeps_serving() {
         let errors = api.outcomes().iter().filter(|o| o.kind == "error").count();
         assert!(errors <= 2, "{name}: only the two non-object events may be refused: {errors}");
     }
-    let (stock, purchases) = integration_tests::stored_state(&store, &sale).await;
+    let (stock, purchases) = flash_sale_testkit::stored_state(&store, &sale).await;
     assert_eq!(stock[0] + purchases.len() as i64, 10);
     assert!(purchases.iter().any(|p| p.user_id == "after-hostile"));
 }
@@ -130,11 +130,11 @@ async fn a_function_process_answers_hostile_events_and_keeps_serving() {
 #[tokio::test]
 async fn the_sweeper_process_releases_an_ended_hold_on_its_schedule_whatever_the_event() {
     let store = fresh_store().await;
-    let now = integration_tests::now_ms();
-    let mut sale = integration_tests::sale(&integration_tests::unique("swept"), 3, 1, now - 60_000, now + 3_600_000);
+    let now = flash_sale_testkit::now_ms();
+    let mut sale = flash_sale_testkit::sale(&flash_sale_testkit::unique("swept"), 3, 1, now - 60_000, now + 3_600_000);
     sale.hold_seconds = 1;
     store.create_sale(&sale, now).await.expect("create sale");
-    let app = integration_tests::wall_app(&store, flash_sale::config::AuthMode::Body);
+    let app = TestApp::on(&store);
     let bought = app.purchase(&sale.id, &flash_sale::ids::UserId::parse("late-payer").unwrap(), None).await;
     assert!(bought.result.is_ok());
     tokio::time::sleep(Duration::from_millis(1_100)).await;
@@ -154,21 +154,21 @@ async fn the_sweeper_process_releases_an_ended_hold_on_its_schedule_whatever_the
     assert!(api.outcomes().iter().all(|o| o.kind == "response"), "{:?}", api.outcomes());
     let released: u64 = answers.iter().map(|a| a["released"].as_u64().expect("a sweep report")).sum();
     assert_eq!(released, 1, "{answers:?}");
-    let (stock, records) = integration_tests::stored_state(&store, &sale).await;
+    let (stock, records) = flash_sale_testkit::stored_state(&store, &sale).await;
     assert_eq!((stock, records[0].status), (vec![3], flash_sale::order::OrderStatus::Expired));
 }
 
 // Multi-threaded: the fake bus serves on this runtime while the test waits for the outcomes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_order_events_process_publishes_the_stream_and_refuses_to_start_without_its_bus() {
-    let store = integration_tests::fresh_store_with_stream().await;
+    let store = flash_sale_testkit::fresh_store_with_stream().await;
     let sale = active_sale(&store, 5, 1).await;
-    let app = integration_tests::wall_app(&store, flash_sale::config::AuthMode::Body);
+    let app = TestApp::on(&store);
     for user in ["ann", "ben"] {
         assert!(app.purchase(&sale.id, &flash_sale::ids::UserId::parse(user).unwrap(), None).await.result.is_ok());
     }
-    let records = integration_tests::streams::stream_records(&endpoint(), store.table()).await;
-    let bus = integration_tests::streams::FakeEventBridge::start().await;
+    let records = flash_sale_testkit::streams::stream_records(&endpoint(), store.table()).await;
+    let bus = flash_sale_testkit::streams::FakeEventBridge::start().await;
 
     let api = RuntimeApi::start("order-events").expect("runtime api");
     let mut function = Function::start_with(

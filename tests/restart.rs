@@ -7,13 +7,10 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use dynamodb_local::{DynamoDbLocal, Storage};
-use flash_sale::App;
-use flash_sale::clock::SystemClock;
-use flash_sale::config::AuthMode;
 use flash_sale::config::Tuning;
 use flash_sale::store::Store;
-use integration_tests::{
-    TestBody, active_sale, purchase_request, read, request, stored_state, tuning, unique, user_body,
+use flash_sale_testkit::{
+    TestApp, TestBody, active_sale, purchase_request, read, request, stored_state, tuning, unique, user_body,
 };
 
 /// Starts DynamoDB Local storing its database in `dir` and waits until it answers; the jar is
@@ -40,14 +37,9 @@ async fn dynamodb_stopping_mid_sale_gives_503_then_recovers_without_oversell() {
     let mut ddb = start_dynamodb(&dir, port);
     store.create_table().await.unwrap();
     let sale = active_sale(&store, 30, 2).await;
-    let app = Arc::new(integration_tests::app_with(
-        &store,
-        Arc::new(SystemClock),
-        AuthMode::Body,
-        Tuning { sale_cache: Duration::from_secs(300), ..tuning() },
-    ));
+    let app = Arc::new(TestApp::on(&store).tune(|t| *t = Tuning { sale_cache: Duration::from_secs(300), ..tuning() }));
     let id = sale.id.to_string();
-    let buy = |app: Arc<App>, user: String| {
+    let buy = |app: Arc<TestApp>, user: String| {
         let id = id.clone();
         async move {
             let (status, body) =

@@ -1,11 +1,9 @@
 //! The sale window: open from `startsAt` (inclusive) to `endsAt` (exclusive), enforced by the
 //! stored condition, not just by the handler.
 
-use flash_sale::config::AuthMode;
 use flash_sale::store::{Attempt, PurchaseRecord};
-use integration_tests::{
-    TestBody, app, clock_at, fresh_store, now_ms, purchase_request, read, request, sale, stored_state, unique,
-    user_body,
+use flash_sale_testkit::{
+    TestApp, TestBody, fresh_store, now_ms, purchase_request, read, request, sale, stored_state, unique, user_body,
 };
 
 const HOUR: i64 = 3_600_000;
@@ -16,15 +14,13 @@ async fn a_purchase_one_millisecond_before_the_start_is_refused_and_at_the_start
     let start = now_ms() + HOUR;
     let s = sale(&unique("w"), 5, 1, start, start + HOUR);
     store.create_sale(&s, now_ms()).await.unwrap();
-    let (clock, c) = clock_at(start - 1);
-    let app = app(&store, c, AuthMode::Body);
+    let app = TestApp::on(&store).at(start - 1);
+    let clock = app.clock();
 
-    let (status, body) =
-        read(&flash_sale::http::purchase_function(&app, purchase_request(s.id.as_str(), &user_body("early"))).await);
+    let (status, body) = app.buy(&s, "early").await;
     assert_eq!((status, body["code"].as_str()), (403, Some("sale_not_started")));
     clock.set(start);
-    let (status, _) =
-        read(&flash_sale::http::purchase_function(&app, purchase_request(s.id.as_str(), &user_body("early"))).await);
+    let (status, _) = app.buy(&s, "early").await;
     assert_eq!(status, 201);
     let (stock, purchases) = stored_state(&store, &s).await;
     assert_eq!((stock, purchases.len()), (vec![4], 1));
@@ -37,15 +33,13 @@ async fn a_purchase_at_the_end_is_refused_and_one_millisecond_before_accepted() 
     let end = start + 2 * HOUR;
     let s = sale(&unique("w"), 5, 1, start, end);
     store.create_sale(&s, now_ms()).await.unwrap();
-    let (clock, c) = clock_at(end - 1);
-    let app = app(&store, c, AuthMode::Body);
+    let app = TestApp::on(&store).at(end - 1);
+    let clock = app.clock();
 
-    let (status, _) =
-        read(&flash_sale::http::purchase_function(&app, purchase_request(s.id.as_str(), &user_body("last"))).await);
+    let (status, _) = app.buy(&s, "last").await;
     assert_eq!(status, 201);
     clock.set(end);
-    let (status, body) =
-        read(&flash_sale::http::purchase_function(&app, purchase_request(s.id.as_str(), &user_body("late"))).await);
+    let (status, body) = app.buy(&s, "late").await;
     assert_eq!((status, body["code"].as_str()), (403, Some("sale_ended")));
     let (stock, purchases) = stored_state(&store, &s).await;
     assert_eq!((stock, purchases.len()), (vec![4], 1));
@@ -76,8 +70,8 @@ async fn the_state_in_status_follows_the_clock() {
     let end = start + HOUR;
     let s = sale(&unique("w"), 1, 1, start, end);
     store.create_sale(&s, now_ms()).await.unwrap();
-    let (clock, c) = clock_at(start - 1);
-    let app = app(&store, c, AuthMode::Body);
+    let app = TestApp::on(&store).at(start - 1);
+    let clock = app.clock();
     let id = s.id.to_string();
     let state = || async {
         let req = request("GET", &format!("/sales/{id}"), &[("saleId", id.as_str())], TestBody::None, None);

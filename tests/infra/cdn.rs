@@ -2,10 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use flash_sale::config::AuthMode;
 use flash_sale::store::Store;
+use flash_sale_testkit::{TestApp, TestBody, request};
 use integration_tests::template::template;
-use integration_tests::{TestBody, request, wall_app};
 use serde_json::{Value, json};
 
 use crate::common::{API, BACKEND_FUNCTIONS, USER_FUNCTIONS, obj, set, strings, the_resource, wildcard_match};
@@ -320,7 +319,7 @@ fn storefront_bucket_is_private_and_only_the_distribution_reads_it() {
 /// The Cache-Control of a status response, as the status handler answers `GET /sales`.
 async fn status_cache_control() -> String {
     let fake = FakeDynamoDb::start().await;
-    let app = wall_app(&Store::new(fake.client(), "t"), AuthMode::Body);
+    let app = TestApp::on(&Store::new(fake.client(), "t"));
     let resp = flash_sale::http::status_function(&app, request("GET", "/sales", &[], TestBody::None, None)).await;
     assert_eq!(resp.status_code, 200, "GET /sales against an empty table");
     resp.header("cache-control").expect("Cache-Control").to_owned()

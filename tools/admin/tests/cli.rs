@@ -1,12 +1,10 @@
 //! The `flash-sale-admin` interface that scripts rely on, run as a process against DynamoDB Local.
 
 use std::process::{Command, Output};
-use std::sync::Arc;
 
 use flash_sale::clock::ManualClock;
-use flash_sale::config::AuthMode;
 use flash_sale::ids::{SaleId, UserId};
-use integration_tests::{endpoint, tuning, unique};
+use flash_sale_testkit::{TestApp, endpoint, unique};
 use serde_json::Value;
 
 struct Cli {
@@ -124,7 +122,7 @@ fn buyers_come_out_in_purchase_order_and_reset_restores_the_sale() {
 
     // Buy through the purchase path at known, increasing times, in non-alphabetical order.
     let clock = ManualClock::at(1_900_000_000_000);
-    let app = integration_tests::app_with(&cli.store(), Arc::new(clock.clone()), AuthMode::Body, tuning());
+    let app = TestApp::on(&cli.store()).clocked(&clock);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let sale = SaleId::parse("drop-2").unwrap();
     for user in ["carol", "alice", "bob, \"the builder\""] {
@@ -169,7 +167,7 @@ fn support_staff_confirm_release_and_sweep_holds_and_a_reset_gives_back_only_liv
 
     // Three holds at a known time.
     let clock = ManualClock::at(1_900_000_000_000);
-    let app = integration_tests::app_with(&cli.store(), Arc::new(clock.clone()), AuthMode::Body, tuning());
+    let app = TestApp::on(&cli.store()).clocked(&clock);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let sale = SaleId::parse("held").unwrap();
     let mut orders = Vec::new();
@@ -264,8 +262,7 @@ fn a_waiting_room_is_created_operated_and_its_draw_verified_from_public_data() {
     assert!(!refused.status.success(), "room settings need --waiting-room");
 
     // Twelve people join the pre-queue, then the sale opens and the first status read draws.
-    let clock = flash_sale::clock::SystemClock;
-    let app = integration_tests::room_app(&cli.store(), Arc::new(clock), AuthMode::Body);
+    let app = TestApp::on(&cli.store()).admission();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let sale = SaleId::parse("room-1").unwrap();
     for n in 0..12 {

@@ -4,18 +4,13 @@
 //! client swapped, so signing, retries, timeouts, endpoint resolution and (de)serialization all
 //! run as they do against DynamoDB.
 
-use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::StalledStreamProtectionConfig;
-use aws_sdk_dynamodb::config::endpoint::{Endpoint, EndpointFuture, Params, ResolveEndpoint};
 use aws_sdk_dynamodb::config::http::{HttpRequest, HttpResponse};
-use aws_sdk_dynamodb::config::retry::RetryConfig;
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 use bytes::Bytes;
 use flash_sale::clock::now_ms;
@@ -28,7 +23,6 @@ use flash_sale::store::{Attempt, PurchaseRecord, Store};
 use flash_sale::{App, AppError};
 use serde_json::{Value, json};
 
-use crate::variants::{PurchaseLine, one_line};
 use crate::{canned, local, rawtx, stats};
 
 const TABLE: &str = "bench-cpu";
@@ -162,46 +156,11 @@ impl Canned {
     }
 }
 
-/// An endpoint resolver that skips the rules engine (a local copy of one trimming idea).
-#[derive(Debug)]
-struct FixedEndpoint(String);
-
-impl ResolveEndpoint for FixedEndpoint {
-    fn resolve_endpoint<'a>(&'a self, _params: &'a Params) -> EndpointFuture<'a> {
-        EndpointFuture::ready(Ok(Endpoint::builder().url(self.0.clone()).build()))
-    }
-}
-
-/// SDK client variants: the project's client, and copies with one piece of per-request work
-/// removed, to price each piece.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Variant {
-    Project,
-    FixedEndpoint,
-    NoRetries,
-    NoTimeouts,
-    NoStalledStream,
-    AllTrimmed,
-}
-
-fn client(canned: &Arc<Canned>, variant: Variant) -> Result<Client> {
+/// The project's client with only its HTTP client swapped for the canned answers.
+fn client(canned: &Arc<Canned>) -> Result<Client> {
     let base = local::client(ENDPOINT)?;
     let c = canned.clone();
-    let mut b = base.config().to_builder().http_client(canned::client(move |req| c.answer(req)));
-    let all = variant == Variant::AllTrimmed;
-    if all || variant == Variant::FixedEndpoint {
-        b = b.endpoint_resolver(FixedEndpoint(ENDPOINT.to_owned()));
-    }
-    if all || variant == Variant::NoRetries {
-        b = b.retry_config(RetryConfig::disabled());
-    }
-    if all || variant == Variant::NoTimeouts {
-        b = b.timeout_config(TimeoutConfig::disabled());
-    }
-    if all || variant == Variant::NoStalledStream {
-        b = b.stalled_stream_protection(StalledStreamProtectionConfig::disabled());
-    }
-    Ok(Client::from_conf(b.build()))
+    Ok(Client::from_conf(base.config().to_builder().http_client(canned::client(move |req| c.answer(req))).build()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,11 +178,12 @@ enum Scenario {
     /// The same answered with the duplicate's cancellation: the SDK parses the exception, the
     /// store reads the cancellation reasons into `Attempt::AlreadyPurchased`.
     StoreTxDuplicate,
-    SdkTransactWrite(Variant),
+    /// The same transaction sent with the plain SDK (`crate::rawtx`), committed.
+    SdkTransactWrite,
     /// The SDK-only transaction answered with the duplicate's cancellation (the SDK's share of
     /// `StoreTxDuplicate`).
     SdkTransactWriteDuplicate,
-    SdkGetItem(Variant),
+    SdkGetItem,
     SdkBatchGet,
     OwnSuccessPieces,
     /// Dropping a purchase `ApiRequest` (the handlers own and drop theirs).
@@ -231,9 +191,6 @@ enum Scenario {
     /// An API Gateway v2 purchase event's JSON read into an `ApiRequest`, then dropped: what the
     /// runtime does per invocation before the handler runs (`flash_sale::lambda::run`).
     EventParse,
-    /// The sold-out-hint handler plus one hand-written EMF line that also carries the request-log
-    /// fields (`crate::variants::one_line`: the idea of replacing the tracing line + EMF flush).
-    HintWithOneLine,
 }
 
 impl Scenario {
@@ -252,13 +209,12 @@ impl Scenario {
             Scenario::StoreTxDuplicate => {
                 "Store::transact_purchase alone, already_purchased (+ cancellation read into a verdict)".into()
             }
-            Scenario::SdkTransactWrite(v) => format!("SDK only: TransactWriteItems, same items [{v:?}]"),
+            Scenario::SdkTransactWrite => "SDK only: TransactWriteItems, same items".into(),
             Scenario::SdkTransactWriteDuplicate => "SDK only: TransactWriteItems, cancelled (duplicate)".into(),
-            Scenario::SdkGetItem(v) => format!("SDK only: consistent GetItem of a purchase [{v:?}]"),
+            Scenario::SdkGetItem => "SDK only: consistent GetItem of a purchase".into(),
             Scenario::SdkBatchGet => "SDK only: BatchGetItem, 1 key".into(),
             Scenario::OwnSuccessPieces => "own: ULID + PurchaseRecord + to_purchase + JSON render".into(),
             Scenario::DropRequest => "drop of one purchase ApiRequest (part of every handler)".into(),
-            Scenario::HintWithOneLine => "handler sold_out from hint + ONE hand-written EMF+log line (idea)".into(),
             Scenario::EventParse => "runtime side: API Gateway v2 event JSON -> ApiRequest (+ drop)".into(),
         }
     }
@@ -268,8 +224,8 @@ impl Scenario {
             Scenario::PurchaseDuplicate | Scenario::StoreTxDuplicate | Scenario::SdkTransactWriteDuplicate => {
                 Mode::Duplicate
             }
-            Scenario::PurchaseSoldOut | Scenario::PurchaseSoldOutHint | Scenario::HintWithOneLine => Mode::Empty,
-            Scenario::UserLookup | Scenario::SdkGetItem(_) => Mode::Lookup,
+            Scenario::PurchaseSoldOut | Scenario::PurchaseSoldOutHint => Mode::Empty,
+            Scenario::UserLookup | Scenario::SdkGetItem => Mode::Lookup,
             _ => Mode::Success,
         }
     }
@@ -277,12 +233,12 @@ impl Scenario {
     /// The status every request of this scenario must answer (the bench stops otherwise).
     fn expected(self) -> u16 {
         match self {
-            Scenario::PurchaseSuccess | Scenario::StoreTx | Scenario::SdkTransactWrite(_) => 201,
+            Scenario::PurchaseSuccess | Scenario::StoreTx | Scenario::SdkTransactWrite => 201,
             Scenario::OwnSuccessPieces => 201,
             Scenario::PurchaseDuplicate | Scenario::PurchaseSoldOut | Scenario::PurchaseSoldOutHint => 409,
-            Scenario::StoreTxDuplicate | Scenario::SdkTransactWriteDuplicate | Scenario::HintWithOneLine => 409,
+            Scenario::StoreTxDuplicate | Scenario::SdkTransactWriteDuplicate => 409,
             Scenario::PurchaseInvalid => 400,
-            Scenario::Status | Scenario::UserLookup | Scenario::SdkGetItem(_) | Scenario::SdkBatchGet => 200,
+            Scenario::Status | Scenario::UserLookup | Scenario::SdkGetItem | Scenario::SdkBatchGet => 200,
             Scenario::DropRequest | Scenario::EventParse => 200,
         }
     }
@@ -295,8 +251,7 @@ impl Scenario {
             | Scenario::PurchaseDuplicate
             | Scenario::PurchaseSoldOut
             | Scenario::PurchaseSoldOutHint
-            | Scenario::DropRequest
-            | Scenario::HintWithOneLine => build(&|i| local::purchase_event(SALE, &format!("user-{i}"))),
+            | Scenario::DropRequest => build(&|i| local::purchase_event(SALE, &format!("user-{i}"))),
             Scenario::PurchaseInvalid => build(&|_| {
                 let mut e = local::purchase_event(SALE, "x");
                 e["body"] = json!("{\"userId\": 42}");
@@ -312,7 +267,6 @@ impl Scenario {
 struct Bench {
     /// Purchase events as the Runtime API delivers them (for `EventParse`).
     events: Vec<String>,
-    devnull: std::sync::Mutex<std::fs::File>,
     canned: Arc<Canned>,
     sale: Sale,
     /// Hints off except the sale cache (so every purchase reaches the transaction).
@@ -321,7 +275,8 @@ struct Bench {
     app_hint: &'static App,
     /// The store of `app` (the same client).
     store: Store,
-    clients: Vec<(Variant, Client)>,
+    /// The store's client with the canned answers (for the SDK-only scenarios).
+    client: Client,
 }
 
 fn status(resp: ApiResponse) -> u16 {
@@ -329,10 +284,6 @@ fn status(resp: ApiResponse) -> u16 {
 }
 
 impl Bench {
-    fn client(&self, v: Variant) -> &Client {
-        &self.clients.iter().find(|(x, _)| *x == v).expect("variant built").1
-    }
-
     /// One purchase transaction through the store's test hook: 201 / 409 for the verdicts the
     /// scenarios expect, 500 otherwise.
     async fn store_tx(&self, i: usize) -> u16 {
@@ -359,25 +310,25 @@ impl Bench {
             Scenario::Status => status(status_function(self.app, req()).await),
             Scenario::UserLookup => status(user_lookup_function(self.app, req()).await),
             Scenario::StoreTx | Scenario::StoreTxDuplicate => self.store_tx(i).await,
-            Scenario::SdkTransactWrite(v) => {
+            Scenario::SdkTransactWrite => {
                 let user = format!("user-{i}");
-                match rawtx::purchase(self.client(v), TABLE, SALE, 0, &user, now_ms(), false).await {
+                match rawtx::purchase(&self.client, TABLE, SALE, 0, &user, now_ms(), false).await {
                     Ok(_) => 201,
                     Err(_) => 500,
                 }
             }
             Scenario::SdkTransactWriteDuplicate => {
                 let user = format!("user-{i}");
-                let sent = rawtx::purchase(self.client(Variant::Project), TABLE, SALE, 0, &user, now_ms(), false).await;
+                let sent = rawtx::purchase(&self.client, TABLE, SALE, 0, &user, now_ms(), false).await;
                 match sent.map_err(|e| e.into_service_error()) {
                     Err(e) if e.is_transaction_canceled_exception() => 409,
                     _ => 500,
                 }
             }
-            Scenario::SdkGetItem(v) => {
+            Scenario::SdkGetItem => {
                 let key = rawtx::key(keys::purchase_pk(SALE, &format!("user-{i}")), keys::PURCHASE_SK);
                 let out =
-                    self.client(v).get_item().table_name(TABLE).set_key(Some(key)).consistent_read(true).send().await;
+                    self.client.get_item().table_name(TABLE).set_key(Some(key)).consistent_read(true).send().await;
                 if out.is_ok() { 200 } else { 500 }
             }
             Scenario::SdkBatchGet => {
@@ -385,7 +336,7 @@ impl Bench {
                     .keys(rawtx::key(keys::shard_pk(SALE, 0), keys::SHARD_SK))
                     .build()
                     .expect("keys");
-                let out = self.client(Variant::Project).batch_get_item().request_items(TABLE, keys).send().await;
+                let out = self.client.batch_get_item().request_items(TABLE, keys).send().await;
                 if out.is_ok() { 200 } else { 500 }
             }
             Scenario::OwnSuccessPieces => {
@@ -405,25 +356,6 @@ impl Bench {
                 let ev = &self.events[i % self.events.len()];
                 let req = serde_json::from_slice::<ApiEvent>(ev.as_bytes()).map(ApiRequest::new);
                 if std::hint::black_box(req).is_ok() { 200 } else { 500 }
-            }
-            Scenario::HintWithOneLine => {
-                let t0 = Instant::now();
-                let req = req();
-                let request_id = req.request_id.clone();
-                let status = status(purchase_function(self.app_hint, req).await);
-                let line = one_line(&PurchaseLine {
-                    request_id: &request_id,
-                    sale_id: SALE,
-                    user_id: &format!("user-{i}"),
-                    status,
-                    outcome: "sold_out",
-                    latency_ms: t0.elapsed().as_secs_f64() * 1e3,
-                    shard: -1,
-                    retries: 0,
-                    transactions: 0,
-                });
-                let _ = self.devnull.lock().unwrap_or_else(|p| p.into_inner()).write_all(line.as_bytes());
-                status
             }
         }
     }
@@ -598,23 +530,14 @@ async fn run_inner(args: Args) -> Result<()> {
     let now = now_ms();
     let sale = local::sale(SALE, 1_000_000, 1, now - 60_000, now + 7 * 86_400_000);
     let canned = Arc::new(Canned::new(&sale));
-    let variants = [
-        Variant::Project,
-        Variant::FixedEndpoint,
-        Variant::NoRetries,
-        Variant::NoTimeouts,
-        Variant::NoStalledStream,
-        Variant::AllTrimmed,
-    ];
-    let clients = variants.iter().map(|&v| Ok((v, client(&canned, v)?))).collect::<Result<Vec<_>>>()?;
+    let client = client(&canned)?;
     let long = Duration::from_secs(7 * 86_400);
     let tuning = Tuning { sale_cache: long, sold_out_hint: Duration::ZERO, ..Tuning::default() };
-    let store = Store::new(clients[0].1.clone(), TABLE);
+    let store = Store::new(client.clone(), TABLE);
     let app = local::leaked_app(&store, tuning.clone());
     let app_hint = local::leaked_app(&store, Tuning { sold_out_hint: long, ..tuning });
-    let devnull = std::sync::Mutex::new(std::fs::File::options().write(true).open("/dev/null")?);
     let events = (0..500).map(|i| local::purchase_event(SALE, &format!("user-{i}")).to_string()).collect();
-    let bench = Bench { events, devnull, canned, sale, app, app_hint, store, clients };
+    let bench = Bench { events, canned, sale, app, app_hint, store, client };
 
     // Warm the sale caches (one GetItem + one BatchGetItem) and prime the sold-out hint (one
     // cancelled tx).
@@ -632,7 +555,7 @@ async fn run_inner(args: Args) -> Result<()> {
         "cpu: {} iterations x {} batches per scenario (after a warm-up batch), current-thread runtime, process CPU time; medians over batches",
         args.iterations, args.batches
     );
-    let mut scenarios = vec![
+    let scenarios = [
         Scenario::PurchaseSuccess,
         Scenario::PurchaseDuplicate,
         Scenario::PurchaseSoldOut,
@@ -646,14 +569,10 @@ async fn run_inner(args: Args) -> Result<()> {
         Scenario::SdkBatchGet,
         Scenario::OwnSuccessPieces,
         Scenario::DropRequest,
-        Scenario::HintWithOneLine,
         Scenario::EventParse,
+        Scenario::SdkTransactWrite,
+        Scenario::SdkGetItem,
     ];
-    for v in variants {
-        scenarios.push(Scenario::SdkTransactWrite(v));
-    }
-    scenarios.push(Scenario::SdkGetItem(Variant::Project));
-    scenarios.push(Scenario::SdkGetItem(Variant::AllTrimmed));
     let wanted =
         |s: &Scenario| args.only.as_deref().is_none_or(|o| s.name().contains(o) || format!("{s:?}").contains(o));
 
@@ -661,8 +580,8 @@ async fn run_inner(args: Args) -> Result<()> {
         scenarios.iter().copied().filter(wanted).map(|s| (s, Telemetry::Off)).collect();
     let results = measure_all(&bench, &list, &args, None).await?;
     let get = |s: Scenario| results.iter().find(|r| r.0 == s).map(|r| (r.2, r.3));
-    let sdk_tx = get(Scenario::SdkTransactWrite(Variant::Project));
-    let sdk_get = get(Scenario::SdkGetItem(Variant::Project));
+    let sdk_tx = get(Scenario::SdkTransactWrite);
+    let sdk_get = get(Scenario::SdkGetItem);
     let diff = |a: (f64, f64), b: (f64, f64)| (a.0 - b.0, a.1 - b.1);
     println!("summary (median; min in brackets):");
     if let (Some(total), Some(sdk)) = (get(Scenario::PurchaseSuccess), sdk_tx) {

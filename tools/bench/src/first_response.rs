@@ -6,7 +6,7 @@
 //! generator's first seeding and the trust store as the deployed function does.
 //!
 //! A case is `LABEL:PATH[:tls|:plain][:KEY=VALUE]...`, e.g.
-//! `tls:target/release/purchase:tls` or `tls-seeded:target/release/purchase-variant:tls:BENCH_SEED=init`.
+//! `tls:target/release/purchase:tls` or `old-tls:/tmp/old/purchase:tls:RUST_LOG=warn`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -48,23 +48,13 @@ pub fn parse_case(s: &str) -> Result<Case, String> {
     Ok(case)
 }
 
-/// The cases run when none is given: the shipped binary without and with TLS, and the variant
-/// that seeds aws-lc's generator during init (so the first call's seeding shows as a difference).
+/// The cases run when none is given: the shipped binary without and with TLS.
 pub fn default_cases(function: &str) -> Vec<Case> {
     let dir = functions::bin_dir(None);
-    let mut cases = vec![
+    vec![
         Case { label: "plain".into(), bin: dir.join(function), tls: false, env: vec![] },
         Case { label: "tls".into(), bin: dir.join(function), tls: true, env: vec![] },
-    ];
-    if function == "purchase" {
-        cases.push(Case {
-            label: "tls, seeded at init".into(),
-            bin: dir.join("purchase-variant"),
-            tls: true,
-            env: vec![("BENCH_SEED".into(), "init".into())],
-        });
-    }
-    cases
+    ]
 }
 
 struct Sample {
@@ -78,8 +68,6 @@ struct Sample {
     hello_ms: Option<f64>,
     /// ClientHello → handshake complete.
     handshake_ms: Option<f64>,
-    /// What the variant reported for `BENCH_SEED=init` (the first fill of aws-lc's generator).
-    seed_ms: Option<f64>,
 }
 
 fn loadavg() -> String {
@@ -137,9 +125,6 @@ fn once(
     let first_next = api.first_next().context("no GET /next seen")?;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let hs = front.and_then(|f| f.take().into_iter().next());
-    let seed_ms = std::fs::read_to_string(&stderr_path).ok().and_then(|text| {
-        text.lines().find_map(|l| l.strip_prefix("bench-timing seed_ms=").and_then(|v| v.trim().parse().ok()))
-    });
     Ok(Sample {
         init_ms: ms(first_next - t0),
         first_ms: ms(out.at - t0),
@@ -148,7 +133,6 @@ fn once(
         connect_ms: hs.map(|h| ms(h.accepted - t0)),
         hello_ms: hs.and_then(|h| h.hello.map(|x| ms(x - h.accepted))),
         handshake_ms: hs.and_then(|h| Some(ms(h.done? - h.hello?))),
-        seed_ms,
     })
 }
 
@@ -200,15 +184,15 @@ pub async fn run(endpoint: Option<&str>, runs: usize, function: &str, cases: Vec
     })?;
     println!("  load average after: {}", loadavg());
     println!(
-        "  | case | init ms | first response ms (p90) | first − init | CPU to first response ms | peak RSS MiB | spawn → connect | ClientHello wait | handshake | seed (variant) |"
+        "  | case | init ms | first response ms (p90) | first − init | CPU to first response ms | peak RSS MiB | spawn → connect | ClientHello wait | handshake |"
     );
-    println!("  |---|---|---|---|---|---|---|---|---|---|");
+    println!("  |---|---|---|---|---|---|---|---|---|");
     let med = |v: Vec<f64>| if v.is_empty() { "—".to_owned() } else { format!("{:.2}", stats::median(&v)) };
     for (case, r) in cases.iter().zip(&results) {
         let col = |f: &dyn Fn(&Sample) -> Option<f64>| r.iter().filter_map(f).collect::<Vec<f64>>();
         let first = col(&|s| Some(s.first_ms));
         println!(
-            "  | {} | {} | {} ({:.2}) | {} | {} | {} | {} | {} | {} | {} |",
+            "  | {} | {} | {} ({:.2}) | {} | {} | {} | {} | {} | {} |",
             case.label,
             med(col(&|s| Some(s.init_ms))),
             med(first.clone()),
@@ -219,7 +203,6 @@ pub async fn run(endpoint: Option<&str>, runs: usize, function: &str, cases: Vec
             med(col(&|s| s.connect_ms)),
             med(col(&|s| s.hello_ms)),
             med(col(&|s| s.handshake_ms)),
-            med(col(&|s| s.seed_ms)),
         );
     }
     println!(
@@ -234,10 +217,10 @@ mod tests {
 
     #[test]
     fn cases_parse_from_the_command_line() {
-        let c = parse_case("tls-seeded:target/release/purchase-variant:tls:BENCH_SEED=init:X=a=b").unwrap();
-        assert_eq!((c.label.as_str(), c.tls), ("tls-seeded", true));
-        assert_eq!(c.bin, PathBuf::from("target/release/purchase-variant"));
-        assert_eq!(c.env, vec![("BENCH_SEED".into(), "init".into()), ("X".into(), "a=b".into())]);
+        let c = parse_case("old-tls:target/old/purchase:tls:RUST_LOG=warn:X=a=b").unwrap();
+        assert_eq!((c.label.as_str(), c.tls), ("old-tls", true));
+        assert_eq!(c.bin, PathBuf::from("target/old/purchase"));
+        assert_eq!(c.env, vec![("RUST_LOG".into(), "warn".into()), ("X".into(), "a=b".into())]);
         assert!(!parse_case("plain:/bin/x").unwrap().tls);
         assert!(parse_case("nolabel").is_err());
         assert!(parse_case(":x").is_err());

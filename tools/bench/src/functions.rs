@@ -28,9 +28,9 @@ pub struct Launch {
     pub dir: Option<PathBuf>,
     /// Only this function.
     pub only: Option<String>,
-    /// Use this binary for the one function named by `only` (e.g. target/release/purchase-variant).
+    /// Use this binary for the one function named by `only` (e.g. a build of another revision).
     pub bin: Option<PathBuf>,
-    /// Extra environment for the function processes (`BENCH_*` knobs of purchase-variant).
+    /// Extra environment for the function processes (e.g. `RUST_LOG`).
     pub env: Vec<(String, String)>,
 }
 

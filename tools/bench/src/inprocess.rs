@@ -1,6 +1,7 @@
-//! In-process purchase throughput (the `purchase` handler called directly from N tasks) beside
-//! DynamoDB Local's raw `TransactWriteItems` throughput with the same two items, same run,
-//! alternating, each side against a fresh table and a sale with exactly enough stock.
+//! In-process throughput of a handler called directly from N tasks, beside DynamoDB Local's raw
+//! throughput of the calls it cannot do without, same run, alternating, each side on a fresh table.
+//! `Mode::Purchase` (here): the `purchase` handler vs raw `TransactWriteItems` with the same two
+//! items, a sale with exactly enough stock. `Mode::Joins` (`crate::joins`): waiting-room joins.
 
 use std::time::{Duration, Instant};
 
@@ -12,11 +13,32 @@ use flash_sale::http::purchase_function;
 use crate::local::{self, Dynamo};
 use crate::{rawtx, stats};
 
+/// What is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// The purchase handler vs raw TransactWriteItems.
+    Purchase,
+    /// The queue handler's joins after opening vs raw PutItem and GetItem+PutItem.
+    Joins,
+}
+
+impl Mode {
+    /// Attempts per side per round when none are given.
+    pub fn default_attempts(self) -> usize {
+        match self {
+            Mode::Purchase => 5000,
+            Mode::Joins => 3000,
+        }
+    }
+}
+
 pub struct Args {
     pub endpoint: Option<String>,
+    pub mode: Mode,
     pub tasks: usize,
     pub attempts: usize,
     pub rounds: usize,
+    /// Stock shards of the purchase sale (the joins' sale has 4).
     pub shards: u32,
     pub max_seconds: u64,
 }
@@ -35,7 +57,7 @@ struct SideResult {
 }
 
 /// Splits `total` over `parts` as evenly as possible.
-fn split(total: usize, parts: usize) -> Vec<usize> {
+pub(crate) fn split(total: usize, parts: usize) -> Vec<usize> {
     (0..parts).map(|i| total / parts + usize::from(i < total % parts)).collect()
 }
 
@@ -126,6 +148,9 @@ async fn run_side(
 }
 
 pub async fn run(args: Args) -> Result<()> {
+    if args.mode == Mode::Joins {
+        return crate::joins::run(&args).await;
+    }
     let dynamo = Dynamo::get(args.endpoint.as_deref()).await?;
     let limit = Duration::from_secs(args.max_seconds);
     println!(
@@ -203,11 +228,23 @@ pub async fn run(args: Args) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// A small run of `mode` against the test run's DynamoDB Local.
+    async fn small(mode: Mode) {
+        let Some(endpoint) = local::test_endpoint() else { return };
+        let args =
+            Args { endpoint: Some(endpoint), mode, tasks: 4, attempts: 40, rounds: 1, shards: 2, max_seconds: 120 };
+        run(args).await.unwrap();
+    }
+
     /// Both sides against DynamoDB Local: every attempt a successful purchase on each.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn both_sides_sell_every_attempt() {
-        let Some(endpoint) = local::test_endpoint() else { return };
-        let args = Args { endpoint: Some(endpoint), tasks: 4, attempts: 40, rounds: 1, shards: 2, max_seconds: 120 };
-        run(args).await.unwrap();
+        small(Mode::Purchase).await;
+    }
+
+    /// All three join sides against DynamoDB Local: every join of a new person succeeds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_join_succeeds_on_each_side() {
+        small(Mode::Joins).await;
     }
 }

@@ -1,29 +1,22 @@
-//! Waiting-room join throughput (the `queue` handler called directly from N tasks, joins after
-//! opening) beside DynamoDB Local's raw throughput of the calls a join cannot do without: one
-//! conditional `PutItem` of the person's entry, and that put after a consistent `GetItem` (the read
-//! that keeps a person who joins again from burning a place). Same run, alternating, each side on a
-//! fresh table.
+//! `inprocess --mode joins`: waiting-room join throughput (the `queue` handler called directly
+//! from N tasks, joins after opening) beside DynamoDB Local's raw throughput of the calls a join
+//! cannot do without: one conditional `PutItem` of the person's entry, and that put after a
+//! consistent `GetItem` (the read that keeps a person who joins again from burning a place). Same
+//! run, alternating, each side on a fresh table.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
-use flash_sale::clock::{SystemClock, now_ms};
-use flash_sale::config::AuthMode;
+use flash_sale::clock::now_ms;
+use flash_sale::config::Tuning;
 use flash_sale::http::queue_function;
+use flash_sale_testkit::{TestApp, req};
 
+use crate::inprocess::{Args, split};
 use crate::local::{self, Dynamo};
 use crate::stats;
-
-pub struct Args {
-    pub endpoint: Option<String>,
-    pub tasks: usize,
-    pub joins: usize,
-    pub rounds: usize,
-    pub max_seconds: u64,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Side {
@@ -32,32 +25,19 @@ enum Side {
     Handler,
 }
 
-fn split(total: usize, parts: usize) -> Vec<usize> {
-    (0..parts).map(|i| total / parts + usize::from(i < total % parts)).collect()
-}
-
 async fn run_side(endpoint: &str, side: Side, tasks: usize, joins: usize, limit: Duration) -> Result<f64> {
     let store = local::fresh_store(endpoint).await?;
     let start = now_ms() - 3_600_000;
-    let (sale, _) = integration_tests::room_sale(&store, 100, 4, start, start + 86_400_000).await;
+    let spec = flash_sale_testkit::SaleSpec::new().stock(100).shards(4).window(start, start + 86_400_000);
+    let (sale, _) = spec.room().create_in(&store, start).await;
     let sale_id = sale.id.to_string();
     let deadline = Instant::now() + limit;
     // The handler as deployed: the functions' default tuning (a sale's configuration cached for
     // 5 s), not the tests' (which read it on every request).
-    let mut config = flash_sale::config::Config::for_table(store.table(), AuthMode::Body);
-    config.admission_keys = Some(integration_tests::admission_keys());
-    let app: &'static flash_sale::App =
-        Box::leak(Box::new(flash_sale::App::new(store.clone(), Arc::new(SystemClock), config)));
+    let app: &'static TestApp = Box::leak(Box::new(TestApp::on(&store).tune(|t| *t = Tuning::default()).admission()));
     if side == Side::Handler {
         // The draw (an empty pre-queue) and the first admission step happen before the clock.
-        let warm = integration_tests::request(
-            "POST",
-            &format!("/sales/{sale_id}/queue"),
-            &[("saleId", &sale_id)],
-            integration_tests::TestBody::Text("{\"userId\":\"warm\"}"),
-            None,
-        );
-        queue_function(app, warm).await;
+        queue_function(app, req::join(&sale_id, "{\"userId\":\"warm\"}", None)).await;
     }
     let client = local::client(endpoint)?;
     let table = store.table().to_owned();
@@ -68,16 +48,7 @@ async fn run_side(endpoint: &str, side: Side, tasks: usize, joins: usize, limit:
             .map(|i| {
                 let user = format!("u{t}-{i}");
                 let body = format!("{{\"userId\":\"{user}\"}}");
-                (
-                    user.clone(),
-                    integration_tests::request(
-                        "POST",
-                        &format!("/sales/{sale_id}/queue"),
-                        &[("saleId", &sale_id)],
-                        integration_tests::TestBody::Text(&body),
-                        None,
-                    ),
-                )
+                (user.clone(), req::join(&sale_id, &body, None))
             })
             .collect();
         prepared.push(reqs);
@@ -149,14 +120,14 @@ async fn run_side(endpoint: &str, side: Side, tasks: usize, joins: usize, limit:
     Ok(joins as f64 / secs)
 }
 
-pub async fn run(args: Args) -> Result<()> {
+pub(crate) async fn run(args: &Args) -> Result<()> {
     let dynamo = Dynamo::get(args.endpoint.as_deref()).await?;
     let limit = Duration::from_secs(args.max_seconds);
     println!(
-        "joins: {} tasks, {} joins per side per round, {} rounds, DynamoDB Local at {}",
-        args.tasks, args.joins, args.rounds, dynamo.endpoint
+        "inprocess (joins): {} tasks, {} joins per side per round, {} rounds, DynamoDB Local at {}",
+        args.tasks, args.attempts, args.rounds, dynamo.endpoint
     );
-    let warm = (args.joins / 5).max(args.tasks);
+    let warm = (args.attempts / 5).max(args.tasks);
     for side in [Side::RawPut, Side::RawGetPut, Side::Handler] {
         run_side(&dynamo.endpoint, side, args.tasks, warm, limit).await?;
     }
@@ -165,7 +136,7 @@ pub async fn run(args: Args) -> Result<()> {
         let mut order = [Side::RawPut, Side::RawGetPut, Side::Handler];
         order.rotate_left(round % 3);
         for side in order {
-            let per_sec = run_side(&dynamo.endpoint, side, args.tasks, args.joins, limit).await?;
+            let per_sec = run_side(&dynamo.endpoint, side, args.tasks, args.attempts, limit).await?;
             match side {
                 Side::RawPut => put.push(per_sec),
                 Side::RawGetPut => get_put.push(per_sec),

@@ -1,5 +1,5 @@
-//! The benchmarks behind BENCHMARKS.md, as a library for the `bench` and `purchase-variant`
-//! binaries. Run as `cargo run --release -p bench -- <subcommand>`.
+//! The benchmarks behind BENCHMARKS.md, as a library for the `bench`
+//! binary. Run as `cargo run --release -p bench -- <subcommand>`.
 //!
 //! Everything here talks to 127.0.0.1 only: DynamoDB Local (given with `--endpoint`, or started
 //! through `dynamodb-local` on a free port and stopped again), the function binaries and the
@@ -8,12 +8,9 @@
 
 pub mod canned;
 pub mod capacity;
-pub mod client_init;
-pub mod concurrency;
 pub mod cpu;
 pub mod first_response;
 pub mod functions;
-pub mod handtx;
 pub mod inprocess;
 pub mod joins;
 pub mod local;
@@ -22,4 +19,3 @@ pub mod rawtx;
 pub use local_lambda as runtime_api;
 pub mod stats;
 pub mod tls;
-pub mod variants;

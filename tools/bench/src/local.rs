@@ -2,21 +2,20 @@
 //! events. Everything talks to 127.0.0.1 only, through `flash_sale::aws::local_client`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use dynamodb_local::DynamoDbLocal;
 use flash_sale::App;
-use flash_sale::clock::{SystemClock, now_ms};
-use flash_sale::config::{AuthMode, Tuning};
+use flash_sale::clock::now_ms;
+use flash_sale::config::Tuning;
 use flash_sale::http::ApiRequest;
 use flash_sale::sale::Sale;
 use flash_sale::store::Store;
-use integration_tests::{TestBody, event_json, user_body};
+use flash_sale_testkit::{TestApp, TestBody, event_json, user_body};
 use serde_json::Value;
 
-pub use integration_tests::{request_from as request, sale, unique};
+pub use flash_sale_testkit::{request_from as request, sale, unique};
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -66,14 +65,16 @@ pub async fn fresh_store(endpoint: &str) -> Result<Store> {
     Ok(store)
 }
 
-/// The `App` a function holds, on `store`, buyers named in the body (`AUTH_MODE=body`).
-pub fn app(store: &Store, tuning: Tuning) -> App {
-    integration_tests::app_with(store, Arc::new(SystemClock), AuthMode::Body, tuning)
+/// The `App` a function holds, on `store`, buyers named in the body (`AUTH_MODE=body`), the
+/// wall clock, this tuning.
+pub fn app(store: &Store, tuning: Tuning) -> TestApp {
+    TestApp::on(store).tune(|t| *t = tuning)
 }
 
 /// [`app`] for the rest of the process, as `flash_sale::lambda::run` keeps it.
 pub fn leaked_app(store: &Store, tuning: Tuning) -> &'static App {
-    Box::leak(Box::new(app(store, tuning)))
+    let app: &'static TestApp = Box::leak(Box::new(app(store, tuning)));
+    app
 }
 
 /// An active sale (started a minute ago, ends in a day), stored.
@@ -114,5 +115,5 @@ pub fn test_endpoint() -> Option<String> {
         eprintln!("DYNAMODB_ENDPOINT is not set (`cargo xtask test` sets it): skipping");
         return None;
     }
-    Some(integration_tests::endpoint())
+    Some(flash_sale_testkit::endpoint())
 }

@@ -1,15 +1,10 @@
 //! `bench`: the figures in BENCHMARKS.md. Run as `cargo run --release -p bench -- <subcommand>`;
 //! the benchmarks themselves are in the `bench` library.
 
-/// Built with `--features mimalloc` only, to price the allocator.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::path::PathBuf;
 
 use anyhow::Result;
-use bench::{capacity, client_init, concurrency, cpu, first_response, functions, handtx, inprocess, joins, local};
+use bench::{capacity, cpu, first_response, functions, inprocess, local};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -21,16 +16,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Purchase handler throughput vs raw TransactWriteItems throughput, same run, same DynamoDB Local.
+    /// A handler's throughput called in process vs DynamoDB Local's raw throughput of the calls it
+    /// cannot do without, same run, same DynamoDB Local: purchases vs raw TransactWriteItems
+    /// (`--mode purchase`), or waiting-room joins vs raw PutItem and GetItem+PutItem (`--mode joins`).
     Inprocess {
         /// DynamoDB Local (loopback). Without it the bench starts one of its own.
         #[arg(long)]
         endpoint: Option<String>,
+        #[arg(long, value_enum, default_value_t = inprocess::Mode::Purchase)]
+        mode: inprocess::Mode,
         #[arg(long, default_value_t = 64)]
         tasks: usize,
-        /// Attempts per side per round (each a success).
-        #[arg(long, default_value_t = 5000)]
-        attempts: usize,
+        /// Attempts (purchases or joins of new people) per side per round, each a success
+        /// (default 5000 purchases, 3000 joins).
+        #[arg(long)]
+        attempts: Option<usize>,
         #[arg(long, default_value_t = 3)]
         rounds: usize,
         #[arg(long, default_value_t = 1)]
@@ -38,31 +38,6 @@ enum Cmd {
         /// Upper bound for one side of one round.
         #[arg(long, default_value_t = 300)]
         max_seconds: u64,
-    },
-    /// Waiting-room join throughput vs raw PutItem (and GetItem+PutItem), same run, same DynamoDB Local.
-    Joins {
-        #[arg(long)]
-        endpoint: Option<String>,
-        #[arg(long, default_value_t = 64)]
-        tasks: usize,
-        /// Joins per side per round (each a new person).
-        #[arg(long, default_value_t = 3000)]
-        joins: usize,
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-        #[arg(long, default_value_t = 300)]
-        max_seconds: u64,
-    },
-    /// Client CPU per purchase transaction: through the SDK, and signed and sent by hand (the
-    /// SDK orchestrator's share), one at a time against DynamoDB Local.
-    HandTx {
-        #[arg(long)]
-        endpoint: Option<String>,
-        /// Transactions per batch.
-        #[arg(long, default_value_t = 1000)]
-        calls: usize,
-        #[arg(long, default_value_t = 5)]
-        batches: usize,
     },
     /// CPU per request with no network (a canned-answer HTTP client answers).
     Cpu {
@@ -94,7 +69,7 @@ enum Cmd {
         #[arg(long, default_value = "purchase")]
         function: String,
         /// LABEL:PATH[:tls|:plain][:KEY=VALUE]... (repeatable); default: the shipped binary
-        /// without and with TLS, and purchase-variant seeding at init with TLS.
+        /// without and with TLS.
         #[arg(long = "case", value_parser = first_response::parse_case)]
         cases: Vec<first_response::Case>,
     },
@@ -112,44 +87,10 @@ enum Cmd {
         #[command(flatten)]
         launch: LaunchArgs,
     },
-    /// CPU per warm invoke and memory of several function processes in one run (batches
-    /// interleaved), each batch queued at once: invocations in flight with AWS_LAMBDA_MAX_CONCURRENCY.
-    WarmCases {
-        #[arg(long)]
-        endpoint: Option<String>,
-        #[arg(long, default_value = "purchase")]
-        function: String,
-        /// LABEL:PATH[:KEY=VALUE]... (repeatable)
-        #[arg(long = "case", value_parser = first_response::parse_case)]
-        cases: Vec<first_response::Case>,
-        #[arg(long, default_value_t = 3000)]
-        invocations: usize,
-        #[arg(long, default_value_t = 6)]
-        batches: usize,
-        #[arg(long, default_value_t = 300)]
-        warmup: usize,
-        /// Stock shards of the purchase sale (many in flight on one shard queue on one item).
-        #[arg(long, default_value_t = 1)]
-        shards: u32,
-    },
     /// DynamoDB consumed capacity and call counts per outcome.
     Capacity {
         #[arg(long)]
         endpoint: Option<String>,
-    },
-    /// Cold-start cost of the DynamoDB client per way of building it (fresh process per sample).
-    ClientInit {
-        #[arg(long)]
-        endpoint: Option<String>,
-        #[arg(long, default_value_t = 20)]
-        runs: usize,
-    },
-    #[command(hide = true)]
-    ClientInitChild {
-        #[arg(long)]
-        mode: String,
-        #[arg(long)]
-        endpoint: String,
     },
     /// Sizes of the arm64 Lambda zips built by `cargo lambda build --release --arm64 --output-format zip`.
     Zips,
@@ -164,7 +105,7 @@ struct LaunchArgs {
     /// Only this function.
     #[arg(long)]
     function: Option<String>,
-    /// Binary to start for --function (e.g. target/release/purchase-variant).
+    /// Binary to start for --function (e.g. a build of another revision).
     #[arg(long)]
     bin: Option<PathBuf>,
     /// Extra environment for the function process, KEY=VALUE (repeatable).
@@ -219,25 +160,15 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let multi = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     match cli.cmd {
-        Cmd::Joins { endpoint, tasks, joins: n, rounds, max_seconds } => {
-            multi()?.block_on(joins::run(joins::Args { endpoint, tasks, joins: n, rounds, max_seconds }))
-        }
-        Cmd::Inprocess { endpoint, tasks, attempts, rounds, shards, max_seconds } => {
+        Cmd::Inprocess { endpoint, mode, tasks, attempts, rounds, shards, max_seconds } => {
             multi()?.block_on(inprocess::run(inprocess::Args {
                 endpoint,
+                mode,
                 tasks: tasks.clamp(1, 1024),
-                attempts: attempts.clamp(1, 1_000_000),
+                attempts: attempts.unwrap_or(mode.default_attempts()).clamp(1, 1_000_000),
                 rounds: rounds.clamp(1, 50),
                 shards: shards.clamp(1, 64),
                 max_seconds: max_seconds.clamp(1, 3600),
-            }))
-        }
-        Cmd::HandTx { endpoint, calls, batches } => {
-            let current = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            current.block_on(handtx::run(handtx::Args {
-                endpoint,
-                calls: calls.clamp(10, 100_000),
-                batches: batches.clamp(1, 50),
             }))
         }
         Cmd::Cpu { iterations, batches, only } => {
@@ -256,22 +187,7 @@ fn main() -> Result<()> {
             warmup.min(100_000),
             launch.into(),
         )),
-        Cmd::WarmCases { endpoint, function, cases, invocations, batches, warmup, shards } => {
-            multi()?.block_on(concurrency::run(concurrency::Args {
-                endpoint,
-                function,
-                cases,
-                invocations: invocations.clamp(1, 1_000_000),
-                batches: batches.clamp(1, 100),
-                warmup: warmup.min(100_000),
-                shards: shards.clamp(1, 64),
-            }))
-        }
         Cmd::Capacity { endpoint } => multi()?.block_on(capacity::run(endpoint.as_deref())),
-        Cmd::ClientInit { endpoint, runs } => {
-            multi()?.block_on(client_init::run(endpoint.as_deref(), runs.clamp(1, 500)))
-        }
-        Cmd::ClientInitChild { mode, endpoint } => client_init::child(&mode, &endpoint),
         Cmd::Zips => zips(),
     }
 }

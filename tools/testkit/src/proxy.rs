@@ -2,6 +2,8 @@
 //! DynamoDB Local never produces: throttling, 500s, `TransactionConflict`, responses slower than
 //! the SDK's timeout, connection resets, and a transaction that commits but whose response never
 //! arrives. A plan decides per request; the SDK, its retries and DynamoDB Local stay real.
+//! [`Recording`] is the same proxy keeping every request it forwards (operation and body), to see
+//! which calls a function really makes.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -44,6 +46,31 @@ impl Fault {
     }
 }
 
+/// DynamoDB Local's address (`host:port` of [`crate::endpoint`]), where the proxies forward.
+pub fn upstream() -> SocketAddr {
+    crate::endpoint().trim_start_matches("http://").trim_end_matches('/').parse().expect("endpoint is host:port")
+}
+
+/// Short, cloud-like timeouts so slow answers really time out.
+pub fn timeouts() -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
+    aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_millis(800))
+        .operation_timeout(Duration::from_secs(4))
+        .build()
+}
+
+/// A plan that forwards everything.
+pub fn pass() -> Plan {
+    Box::new(|_: &str, _: &str| Fault::Pass)
+}
+
+/// A plan that applies `fault` to a seeded `share` of the operations it names.
+pub fn seeded(seed: u64, share: f64, ops: &'static [&'static str], fault: Fault) -> Plan {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    Box::new(move |op: &str, _: &str| if ops.contains(&op) && rng.f64() < share { fault } else { Fault::Pass })
+}
+
 /// Decides the fault for a request, given its `X-Amz-Target` operation (e.g. `TransactWriteItems`)
 /// and its JSON body (to aim at one key).
 pub type Plan = Box<dyn FnMut(&str, &str) -> Fault + Send>;
@@ -81,6 +108,36 @@ impl Proxy {
     /// How often each (operation, fault) happened.
     pub fn counts(&self) -> BTreeMap<(String, &'static str), usize> {
         self.counts.lock().unwrap().clone()
+    }
+
+    /// A DynamoDB client (static credentials, region) whose endpoint is this proxy, with the
+    /// cloud-like [`timeouts`].
+    pub fn client(&self) -> aws_sdk_dynamodb::Client {
+        crate::own_retry_quota(&flash_sale::aws::local_client_with_timeouts(&self.endpoint, timeouts()).expect("client"))
+    }
+}
+
+/// A proxy that keeps every request it sees, `(operation, JSON body)`, and then does what its
+/// plan says.
+pub struct Recording {
+    pub proxy: Proxy,
+    seen: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl Recording {
+    pub async fn start(mut plan: Plan) -> Self {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let recording: Plan = Box::new(move |op: &str, body: &str| {
+            log.lock().unwrap().push((op.to_owned(), body.to_owned()));
+            plan(op, body)
+        });
+        Self { proxy: Proxy::start(upstream(), recording).await, seen }
+    }
+
+    /// The requests seen since the last take, in order.
+    pub fn take(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut *self.seen.lock().unwrap())
     }
 }
 
