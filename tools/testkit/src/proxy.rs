@@ -113,7 +113,9 @@ impl Proxy {
     /// A DynamoDB client (static credentials, region) whose endpoint is this proxy, with the
     /// cloud-like [`timeouts`].
     pub fn client(&self) -> aws_sdk_dynamodb::Client {
-        crate::own_retry_quota(&flash_sale::aws::local_client_with_timeouts(&self.endpoint, timeouts()).expect("client"))
+        crate::own_retry_quota(
+            &flash_sale::aws::local_client_with_timeouts(&self.endpoint, timeouts()).expect("client"),
+        )
     }
 }
 
