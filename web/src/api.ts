@@ -21,11 +21,11 @@ export interface SaleStatus {
 }
 
 /** The room's phase as the sale status tells it. */
-export type RoomState = 'not_open' | 'prequeue' | 'drawing' | 'admitting' | 'paused' | 'sold_out' | 'closed';
+export type RoomPhase = 'not_open' | 'prequeue' | 'drawing' | 'admitting' | 'paused' | 'sold_out' | 'closed';
 
 /** A waiting room in the sale status (cacheable for a second, like the rest of it). */
 export interface RoomView {
-  state: RoomState;
+  state: RoomPhase;
   /** Places issued and not yet admitted. */
   length: number;
   /** Every place up to and including this one is admitted. */
@@ -38,14 +38,14 @@ export interface RoomView {
   drawSeed?: string;
 }
 
-export type LineState = 'waiting' | 'admitted' | 'sold_out' | 'closed';
+export type PlaceState = 'waiting' | 'admitted' | 'sold_out' | 'closed';
 
-/** Where one person stands in a sale's line (`POST …/queue`, `GET …/queue/{userId}`; never cached). */
-export interface LineView {
+/** One person's place in a sale's waiting room (`POST …/queue`, `GET …/queue/{userId}`; never cached). */
+export interface PlaceView {
   saleId: string;
   userId: string;
-  state: LineState;
-  /** The place in line; null in the pre-queue until the draw at opening. */
+  state: PlaceState;
+  /** The place in the room; null in the pre-queue until the draw at opening. */
   position: number | null;
   aheadOfYou: number | null;
   estimatedWaitSeconds: number | null;
@@ -88,7 +88,7 @@ export interface Problem {
   /** The order as it is (`order_confirmed`, `order_cancelled`, `hold_expired`). */
   order?: Purchase;
   startsAt?: string;
-  /** When the line opens (`queue_not_open`). */
+  /** When the room opens (`queue_not_open`). */
   opensAt?: string;
   /** From `Retry-After` or the body's `retryAfterSeconds` (503, and 429 when given). */
   retryAfterSeconds?: number;
@@ -119,7 +119,7 @@ export class Api {
 
   /**
    * One attempt of an order; every attempt of one press of Buy carries the same `idempotencyKey`.
-   * A sale with a waiting room also needs the admission token the line handed out.
+   * A sale with a waiting room also needs the admission token the room handed out.
    */
   purchase(saleId: string, who: Identity, idempotencyKey: string, admissionToken?: string): Promise<Result<Purchase>> {
     const body: Record<string, string> = userBody(who);
@@ -131,8 +131,8 @@ export class Api {
     });
   }
 
-  /** Joins the sale's line; joining again answers with the same place. */
-  joinLine(saleId: string, who: Identity): Promise<Result<LineView>> {
+  /** Joins the sale's waiting room; joining again answers with the same place. */
+  joinRoom(saleId: string, who: Identity): Promise<Result<PlaceView>> {
     return this.call(`/sales/${encodeURIComponent(saleId)}/queue`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', ...auth(who.token) },
@@ -140,8 +140,8 @@ export class Api {
     });
   }
 
-  /** Where this person stands in the line; the only way to receive the admission token. */
-  linePosition(saleId: string, who: Identity): Promise<Result<LineView>> {
+  /** This person's place in the room; the only way to receive the admission token. */
+  place(saleId: string, who: Identity): Promise<Result<PlaceView>> {
     const path = `/sales/${encodeURIComponent(saleId)}/queue/${encodeURIComponent(who.userId)}`;
     return this.call(path, { headers: auth(who.token) });
   }

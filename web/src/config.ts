@@ -64,18 +64,19 @@ export function saveUserId(userId: string): void {
   if (userId) localStorage.setItem(USER_KEY, userId);
 }
 
-const LINE_KEY = 'flash-sale.line.';
+// The stored key keeps its first spelling, so a place saved before still survives a reload.
+const PLACE_KEY = 'flash-sale.line.';
 
-/** Who this browser joined a sale's line as, and whether they joined in the pre-queue. */
-export interface JoinedLine {
+/** Who this browser joined a sale's waiting room as, and whether they joined in the pre-queue. */
+export interface JoinedRoom {
   userId: string;
   prequeue: boolean;
 }
 
-/** The place this browser holds in a sale's line, so a reload keeps it. */
-export function getJoinedLine(saleId: string): JoinedLine | undefined {
+/** The place this browser holds in a sale's waiting room, so a reload keeps it. */
+export function getJoinedRoom(saleId: string): JoinedRoom | undefined {
   try {
-    const saved: unknown = JSON.parse(localStorage.getItem(LINE_KEY + saleId) ?? 'null');
+    const saved: unknown = JSON.parse(localStorage.getItem(PLACE_KEY + saleId) ?? 'null');
     if (typeof saved === 'object' && saved !== null && 'userId' in saved && typeof saved.userId === 'string' && saved.userId) {
       return { userId: saved.userId, prequeue: 'prequeue' in saved && saved.prequeue === true };
     }
@@ -85,12 +86,12 @@ export function getJoinedLine(saleId: string): JoinedLine | undefined {
   return undefined;
 }
 
-export function saveJoinedLine(saleId: string, line: JoinedLine): void {
-  localStorage.setItem(LINE_KEY + saleId, JSON.stringify(line));
+export function saveJoinedRoom(saleId: string, joined: JoinedRoom): void {
+  localStorage.setItem(PLACE_KEY + saleId, JSON.stringify(joined));
 }
 
-export function forgetJoinedLine(saleId: string): void {
-  localStorage.removeItem(LINE_KEY + saleId);
+export function forgetJoinedRoom(saleId: string): void {
+  localStorage.removeItem(PLACE_KEY + saleId);
 }
 
 /**

@@ -3,7 +3,7 @@
 import type { Api, SaleState, SaleStatus } from './api';
 import { h, setText } from './dom';
 import { clockOffset, countdownText, failureMessage, formatPrice, STATE_LABEL, stateAt } from './format';
-import { roomNote } from './line';
+import { roomNote } from './room';
 import { stockBar, updateStockBar } from './stock';
 
 const REFRESH_MS = 5000;

@@ -1,14 +1,14 @@
 // `#/sales/{saleId}`: live stock, countdown, Buy, "Check my purchase", and the shopper's order
 // (reserved with a countdown and Cancel, confirmed, cancelled or expired).
 
-import type { Api, Identity, LineView, Purchase, Result, SaleStatus } from './api';
+import type { Api, Identity, PlaceView, Purchase, Result, SaleStatus } from './api';
 import {
-  forgetJoinedLine,
-  getJoinedLine,
+  forgetJoinedRoom,
+  getJoinedRoom,
   getSavedUserId,
   getToken,
-  type JoinedLine,
-  saveJoinedLine,
+  type JoinedRoom,
+  saveJoinedRoom,
   saveUserId,
   setToken,
   tokenSubject,
@@ -28,17 +28,17 @@ import {
   STATE_LABEL,
   stateAt,
 } from './format';
-import { joinBusyMessage, joinFailureMessage, lineNeedsPollNow, type LinePanel, linePanel } from './line';
+import { joinBusyMessage, joinFailureMessage, placeNeedsPollNow, type RoomPanel, roomPanel } from './room';
 import { buyRule, cancelOutcome, holdsItem, type OrderPanel, orderPanel, orderPollMs, showsOrderPanel } from './order';
 import { isRetryable, MAX_AUTO_RETRIES, pressBuy, retryDelayMs } from './retry';
 import { stockBar, updateStockBar } from './stock';
 
 const POLL_MS = 1000;
 const HIDDEN_POLL_MS = 15_000;
-/** How often a shopper in line asks for their own place (the token comes only this way). */
-const LINE_POLL_MS = 5000;
+/** How often a shopper in the room asks for their own place (the token comes only this way). */
+const PLACE_POLL_MS = 5000;
 /** The soonest a shopper's own place is asked for again when the status says it moved. */
-const LINE_POLL_MIN_MS = 1000;
+const PLACE_POLL_MIN_MS = 1000;
 
 export function saleView(root: HTMLElement, api: Api, saleId: string): () => void {
   let sale: SaleStatus | undefined;
@@ -52,14 +52,14 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   let pollTimer = 0;
   let polling = false;
   // The waiting room (sales whose status has `queue`).
-  let joined: JoinedLine | undefined = getJoinedLine(saleId);
-  let line: LineView | undefined;
+  let joined: JoinedRoom | undefined = getJoinedRoom(saleId);
+  let place: PlaceView | undefined;
   let joining = false;
   let bought = false;
-  let panel: LinePanel | undefined;
-  let lineTimer = 0;
-  let linePolling = false;
-  let lastLinePoll = 0;
+  let panel: RoomPanel | undefined;
+  let placeTimer = 0;
+  let placePolling = false;
+  let lastPlacePoll = 0;
   // The shopper's order, as last answered by the API; shown in the order panel on sales with holds.
   let order: Purchase | undefined;
   let orderView: OrderPanel | undefined;
@@ -75,21 +75,21 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   const stock = stockBar('Items left');
   const connection = h('p', { class: 'connection', hidden: true }, 'Connection lost. Retrying…');
 
-  const lineTitle = h('p', { class: 'line-title', id: 'line-title' });
-  const lineDetail = h('p', { class: 'line-detail' });
-  const lineBar = h('div', { class: 'bar', role: 'progressbar', 'aria-label': 'Your way through the line', 'aria-valuemin': 0 }, h('span', { class: 'fill' }));
-  const lineBarText = h('p', { class: 'line-progress-text' });
-  const lineProgress = h('div', { class: 'line-progress', hidden: true }, lineBar, lineBarText);
+  const roomTitle = h('p', { class: 'room-title', id: 'room-title' });
+  const roomDetail = h('p', { class: 'room-detail' });
+  const roomBar = h('div', { class: 'bar', role: 'progressbar', 'aria-label': 'Your way through the line', 'aria-valuemin': 0 }, h('span', { class: 'fill' }));
+  const roomBarText = h('p', { class: 'room-progress-text' });
+  const roomProgress = h('div', { class: 'room-progress', hidden: true }, roomBar, roomBarText);
   // Announces a change of phase (joined, your turn, sold out…), not every tick of a count.
-  const lineAnnounce = h('p', { class: 'visually-hidden', 'aria-live': 'polite' });
-  const switchUser = h('button', { type: 'button', class: 'secondary', hidden: true, onclick: () => leaveLine() }, 'Use another user id');
-  const lineBox = h(
+  const roomAnnounce = h('p', { class: 'visually-hidden', 'aria-live': 'polite' });
+  const switchUser = h('button', { type: 'button', class: 'secondary', hidden: true, onclick: () => leaveRoom() }, 'Use another user id');
+  const roomBox = h(
     'section',
-    { class: 'line', hidden: true, 'aria-labelledby': 'line-title' },
-    lineTitle,
-    lineProgress,
-    lineDetail,
-    lineAnnounce,
+    { class: 'room', hidden: true, 'aria-labelledby': 'room-title' },
+    roomTitle,
+    roomProgress,
+    roomDetail,
+    roomAnnounce,
   );
 
   const userId = h('input', {
@@ -166,7 +166,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
       window_,
       stock,
       connection,
-      lineBox,
+      roomBox,
       form,
     result,
     orderBox,
@@ -175,20 +175,20 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   root.replaceChildren(h('div', { class: 'narrow' }, h('p', { class: 'back' }, h('a', { href: '#/' }, '← All sales')), article));
   heading.id = 'sale-name';
 
-  /** Who buys: the token's subject if there is a token, else the one in line, else the typed id. */
+  /** Who buys: the token's subject if there is a token, else the one in the room, else the typed id. */
   function showIdentity(): void {
     const t = getToken();
     const sub = t ? tokenSubject(t) : undefined;
     token.value = '';
-    // A place in line belongs to one user id: a token for someone else means another shopper.
-    if (joined && sub && joined.userId !== sub) dropLine();
+    // A place belongs to one user id: a token for someone else means another shopper.
+    if (joined && sub && joined.userId !== sub) dropPlace();
     switchUser.hidden = !joined || Boolean(sub);
     if (sub) {
       userId.value = sub;
       userId.readOnly = true;
       setText(userHint, `Signed in with a token as ${sub}.`);
     } else if (joined) {
-      // The place in line, and the token it brings, belong to the user id that joined.
+      // The place, and the token it brings, belong to the user id that joined.
       userId.value = joined.userId;
       userId.readOnly = true;
       setText(userHint, `You are in line as ${joined.userId}.`);
@@ -240,12 +240,12 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     let label = buyLabel;
     let why = buyBlockedReason(state);
     if (sale.queue) {
-      const next = linePanel({ room: sale.queue, saleState: state, line, joinedAs: joined?.userId, drawn: joined?.prequeue, bought, serverNow: now });
-      renderLine(next);
+      const next = roomPanel({ room: sale.queue, saleState: state, place, joinedAs: joined?.userId, drawn: joined?.prequeue, bought, serverNow: now });
+      renderRoom(next);
       allowed = next.action !== 'none';
       label = next.action === 'buy' ? buyLabel : next.button;
       why = '';
-      if (joined && lineNeedsPollNow(sale.queue, line) && Date.now() - lastLinePoll >= LINE_POLL_MIN_MS) void pollLine();
+      if (joined && placeNeedsPollNow(sale.queue, place) && Date.now() - lastPlacePoll >= PLACE_POLL_MIN_MS) void pollPlace();
     }
     renderOrder(now);
     if (!sale.queue && orderView && state === 'active') {
@@ -376,27 +376,27 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     if (r.ok) void poll(); // the item is back on sale
   }
 
-  /** The line panel: where this shopper is in the line, or why there is no line to wait in. */
-  function renderLine(next: LinePanel): void {
+  /** The room panel: where this shopper's place stands, or why there is no room to wait in. */
+  function renderRoom(next: RoomPanel): void {
     const changed = next.phase !== panel?.phase;
     panel = next;
-    lineBox.hidden = false;
-    lineBox.dataset.phase = next.phase;
-    setText(lineTitle, next.title);
-    setText(lineDetail, next.detail);
-    lineProgress.hidden = !next.progress;
+    roomBox.hidden = false;
+    roomBox.dataset.phase = next.phase;
+    setText(roomTitle, next.title);
+    setText(roomDetail, next.detail);
+    roomProgress.hidden = !next.progress;
     if (next.progress) {
       const { value, max, text } = next.progress;
-      lineBar.setAttribute('aria-valuemax', String(max));
-      lineBar.setAttribute('aria-valuenow', String(value));
-      lineBar.setAttribute('aria-valuetext', text);
-      lineBar.querySelector<HTMLElement>('.fill')!.style.width = `${((max > 0 ? value / max : 1) * 100).toFixed(1)}%`;
-      setText(lineBarText, text);
+      roomBar.setAttribute('aria-valuemax', String(max));
+      roomBar.setAttribute('aria-valuenow', String(value));
+      roomBar.setAttribute('aria-valuetext', text);
+      roomBar.querySelector<HTMLElement>('.fill')!.style.width = `${((max > 0 ? value / max : 1) * 100).toFixed(1)}%`;
+      setText(roomBarText, text);
     }
     if (changed) {
-      // News for this shopper (in line, your turn, sold out…); the offer to join is plain to see.
-      if (!['join', 'not_open', 'finding'].includes(next.phase)) setText(lineAnnounce, next.title);
-      scheduleLinePoll();
+      // News for this shopper (a place, your turn, sold out…); the offer to join is plain to see.
+      if (!['join', 'not_open', 'finding'].includes(next.phase)) setText(roomAnnounce, next.title);
+      schedulePlacePoll();
     }
   }
 
@@ -418,9 +418,9 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
         setText(price, formatPrice(sale.priceCents, sale.currency));
         setText(window_, formatWindow(sale.startsAt, sale.endsAt));
         document.title = `${sale.name} · Flash sale`;
-        if (joined && sale.queue) void pollLine();
+        if (joined && sale.queue) void pollPlace();
         else if (joined) {
-          dropLine(); // no line (any more) for this sale
+          dropPlace(); // no waiting room (any more) for this sale
           showIdentity();
         }
         void findOrder();
@@ -462,8 +462,8 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     if (buying || buy.disabled) return;
     const who = identity();
     if (!who) return;
-    // A sale with a waiting room takes the admission token the line handed out.
-    const admission = sale?.queue ? line?.admissionToken : undefined;
+    // A sale with a waiting room takes the admission token the room handed out.
+    const admission = sale?.queue ? place?.admissionToken : undefined;
     buying = true; // Set before the first await: a second click finds the button disabled.
     render();
     result.replaceChildren();
@@ -487,9 +487,9 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     if (stopped) return;
     if (sale?.queue) {
       if (mine) bought = true;
-      // Not admitted after all, or the token is no longer good: ask the line where we stand.
-      else if (!r.ok && r.kind === 'problem' && r.problem.code.startsWith('admission_')) void pollLine();
-      else if (!r.ok && r.kind === 'problem' && r.problem.code === 'not_yet_admitted') void pollLine();
+      // Not admitted after all, or the token is no longer good: ask the room where our place stands.
+      else if (!r.ok && r.kind === 'problem' && r.problem.code.startsWith('admission_')) void pollPlace();
+      else if (!r.ok && r.kind === 'problem' && r.problem.code === 'not_yet_admitted') void pollPlace();
     }
     if (isRetryable(r)) {
       // Still busy after the automatic retries: Buy stays off for a moment so nobody hammers.
@@ -502,7 +502,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     void poll(); // the stock just changed
   }
 
-  /** Joins the line (idempotent: a retry or a second join gets the same place). */
+  /** Joins the room (idempotent: a retry or a second join gets the same place). */
   async function join(): Promise<void> {
     if (joining || buy.disabled) return;
     const who = identity();
@@ -515,9 +515,9 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     joining = true; // Set before the first await, like Buy.
     render();
     result.replaceChildren();
-    let r: Result<LineView>;
+    let r: Result<PlaceView>;
     for (let attempt = 0; ; attempt++) {
-      r = await api.joinLine(saleId, who);
+      r = await api.joinRoom(saleId, who);
       if (stopped) return;
       if (!isRetryable(r) || attempt >= MAX_AUTO_RETRIES) break;
       const delay = retryDelayMs(attempt, !r.ok && r.kind === 'problem' ? r.problem.retryAfterSeconds : undefined);
@@ -527,12 +527,12 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     if (stopped) return;
     if (r.ok) {
       result.replaceChildren();
-      line = r.value;
+      place = r.value;
       // Joined before the start: the place comes from the draw.
       const beforeStart = sale !== undefined && Date.now() + offset < Date.parse(sale.startsAt);
       joined = { userId: who.userId, prequeue: r.value.position === null && beforeStart };
-      saveJoinedLine(saleId, joined);
-      lastLinePoll = Date.now();
+      saveJoinedRoom(saleId, joined);
+      lastPlacePoll = Date.now();
       showIdentity();
     } else {
       show(joinFailureMessage(r));
@@ -542,48 +542,48 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   }
 
   /** Asks where this shopper stands; the only answer that carries the admission token. */
-  async function pollLine(): Promise<void> {
-    clearTimeout(lineTimer);
-    if (!joined || linePolling || stopped) return;
+  async function pollPlace(): Promise<void> {
+    clearTimeout(placeTimer);
+    if (!joined || placePolling || stopped) return;
     const who = { userId: joined.userId, token: getToken() };
-    linePolling = true;
-    lastLinePoll = Date.now();
-    const r = await api.linePosition(saleId, who);
-    linePolling = false;
+    placePolling = true;
+    lastPlacePoll = Date.now();
+    const r = await api.place(saleId, who);
+    placePolling = false;
     if (stopped || joined?.userId !== who.userId) return;
     if (r.ok) {
-      line = r.value;
+      place = r.value;
     } else if (r.kind === 'problem' && (r.problem.code === 'not_in_line' || r.problem.code === 'no_waiting_room')) {
-      // The line no longer knows this place (a reset sale): offer to join again.
-      dropLine();
+      // The room no longer knows this place (a reset sale): offer to join again.
+      dropPlace();
       showIdentity();
     }
     render();
-    scheduleLinePoll();
+    schedulePlacePoll();
   }
 
   /** The next regular look at this shopper's place, while there is something to wait for. */
-  function scheduleLinePoll(): void {
-    clearTimeout(lineTimer);
-    const waiting = !line || line.state === 'waiting';
+  function schedulePlacePoll(): void {
+    clearTimeout(placeTimer);
+    const waiting = !place || place.state === 'waiting';
     const over = panel && ['sold_out', 'closed', 'bought', 'expired'].includes(panel.phase);
     if (!joined || !waiting || over || stopped) return;
-    lineTimer = window.setTimeout(() => void pollLine(), LINE_POLL_MS);
+    placeTimer = window.setTimeout(() => void pollPlace(), PLACE_POLL_MS);
   }
 
   /** Forgets this browser's place (the server keeps it: joining again as that user gets it back). */
-  function dropLine(): void {
-    clearTimeout(lineTimer);
-    if (joined) forgetJoinedLine(saleId);
+  function dropPlace(): void {
+    clearTimeout(placeTimer);
+    if (joined) forgetJoinedRoom(saleId);
     joined = undefined;
-    line = undefined;
+    place = undefined;
     bought = false;
     userId.readOnly = false;
   }
 
   /** "Use another user id": lets this browser join as someone else. */
-  function leaveLine(): void {
-    dropLine();
+  function leaveRoom(): void {
+    dropPlace();
     userId.value = '';
     showIdentity();
     result.replaceChildren();
@@ -627,7 +627,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   return () => {
     stopped = true;
     clearTimeout(pollTimer);
-    clearTimeout(lineTimer);
+    clearTimeout(placeTimer);
     clearTimeout(orderTimer);
     clearInterval(tick);
     document.removeEventListener('visibilitychange', onVisibility);

@@ -163,7 +163,7 @@ async function eventually(check, ms = 10_000) {
 const text = (locator) => locator.innerText({ timeout: 2000 }).catch(() => '');
 const buyButton = (page) => page.locator('form.buy button[type=submit]');
 const status = (page) => page.getByRole('status');
-const linePanel = (page) => page.locator('section.line');
+const roomPanel = (page) => page.locator('section.room');
 const orderPanel = (page) => page.locator('section.order-panel');
 const orderTitle = (page) => page.locator('section.order-panel .order-title');
 const cancelButton = (page) => page.getByRole('button', { name: 'Cancel order' });
@@ -225,11 +225,11 @@ it('joining the seeded waiting-room sale in its pre-queue says places are drawn 
   await expectText(page.getByRole('heading', { level: 1 }), /^Limited jacket \(waiting room\)$/);
   await expectText(buyButton(page), /^Join the line$/);
   await expectDisabled(buyButton(page), false);
-  await expectText(linePanel(page), /This sale has a waiting room/);
+  await expectText(roomPanel(page), /This sale has a waiting room/);
   await page.getByLabel('Your user id').fill(buyer);
   await buyButton(page).click();
 
-  const shown = await expectText(linePanel(page), /You are in the pre-queue: places are drawn at opening/);
+  const shown = await expectText(roomPanel(page), /You are in the pre-queue: places are drawn at opening/);
   assert.ok(shown.includes(`The draw can be verified: commitment ${sale.queue.drawCommitment}`), shown);
   await expectText(buyButton(page), /^Waiting for the draw$/);
   assert.equal(await buyButton(page).isDisabled(), true);
@@ -239,13 +239,13 @@ it('joining the seeded waiting-room sale in its pre-queue says places are drawn 
   assert.equal(code, 200);
   assert.equal(place.state, 'waiting');
   assert.equal(place.position, null);
-  await shot(page, 'line-prequeue');
+  await shot(page, 'room-prequeue');
 
   // The place is remembered per sale: a reload finds it again without joining.
   const joins = [];
   page.on('request', (r) => r.method() === 'POST' && r.url().endsWith(`/sales/${saleId}/queue`) && joins.push(r.url()));
   await page.reload();
-  await expectText(linePanel(page), /You are in the pre-queue: places are drawn at opening/);
+  await expectText(roomPanel(page), /You are in the pre-queue: places are drawn at opening/);
   assert.equal(await page.getByLabel('Your user id').inputValue(), buyer);
   assert.deepEqual(joins, []);
 
@@ -665,23 +665,23 @@ test('a line that opens while the page is open: pre-queue, drawn place, admitted
   page.on('request', (r) => r.method() === 'POST' && r.url().endsWith(`/sales/${saleId}/purchases`) && orders.push(r.postDataJSON()));
   await page.gotoHash();
   await page.getByLabel('Your user id').fill(buyer);
-  await expectText(linePanel(page), /The line opens in 00:0\d/);
+  await expectText(roomPanel(page), /The line opens in 00:0\d/);
   await expectText(buyButton(page), /^Join the line$/);
   assert.equal(await buyButton(page).isDisabled(), true);
 
   // The pre-queue opens on the server's clock: Join unlocks by itself.
   await expectDisabled(buyButton(page), false, 15_000);
   await buyButton(page).click();
-  await expectText(linePanel(page), /You are in the pre-queue: places are drawn at opening/);
+  await expectText(roomPanel(page), /You are in the pre-queue: places are drawn at opening/);
 
   // The sale starts, the draw follows 5 s later, then 50 admissions a second: this page's turn.
-  await expectText(linePanel(page), /It’s your turn! Buy within 0\d:\d\d/, 40_000);
-  await expectText(linePanel(page), /Your place, drawn at opening: 1\./);
+  await expectText(roomPanel(page), /It’s your turn! Buy within 0\d:\d\d/, 40_000);
+  await expectText(roomPanel(page), /Your place, drawn at opening: 1\./);
   await expectText(buyButton(page), /^Buy now · €129\.00$/);
   await expectDisabled(buyButton(page), false);
   const { body: place } = await apiGet(`/sales/${saleId}/queue/${buyer}`);
   assert.equal(place.state, 'admitted');
-  await shot(page, 'line-admitted');
+  await shot(page, 'room-admitted');
 
   await buyButton(page).click();
   const shown = await expectText(status(page), /You got it! Your order is confirmed\./);
@@ -689,7 +689,7 @@ test('a line that opens while the page is open: pre-queue, drawn place, admitted
   assert.ok(shown.includes(`Order id ${stored.orderId}`), shown);
   assert.equal(orders.length, 1);
   assert.deepEqual(orders[0], { userId: buyer, admissionToken: place.admissionToken });
-  await expectText(linePanel(page), /You have your item/);
+  await expectText(roomPanel(page), /You have your item/);
   await close(page);
 });
 
@@ -705,11 +705,11 @@ it('sold out ends the wait at once: a one-item sale that someone admitted before
   await expectDisabled(buyButton(page), false);
   await expectText(buyButton(page), /^Join the line$/);
   await buyButton(page).click();
-  await expectText(linePanel(page), /You are in line — \d+ ahead of you, about \d+ s/, 15_000);
+  await expectText(roomPanel(page), /You are in line — \d+ ahead of you, about \d+ s/, 15_000);
   await expectText(buyButton(page), /^Waiting for your turn$/);
   assert.equal(await buyButton(page).isDisabled(), true);
   assert.equal(await page.getByRole('progressbar', { name: 'Your way through the line' }).count(), 1);
-  await shot(page, 'line-waiting');
+  await shot(page, 'room-waiting');
 
   const token = await eventually(async () => {
     const { body } = await apiGet(`/sales/${saleId}/queue/${first}`);
@@ -718,19 +718,19 @@ it('sold out ends the wait at once: a one-item sale that someone admitted before
   }, 20_000);
   assert.equal((await apiBuy(saleId, first, token)).status, 201);
 
-  await expectText(linePanel(page), /Sold out — the wait is over\s+Every item was sold before your turn\./, 5000);
+  await expectText(roomPanel(page), /Sold out — the wait is over\s+Every item was sold before your turn\./, 5000);
   await expectText(buyButton(page), /^Sold out$/);
   assert.equal(await buyButton(page).isDisabled(), true);
-  await shot(page, 'line-sold-out');
+  await shot(page, 'room-sold-out');
   await close(page);
 });
 
 it('an admission that is not used in time expires: the countdown ends and Buy goes away', async () => {
   const saleId = createSale({ name: 'Short admission', stock: 5, startsIn: -10, room: { admitPerSecond: 50, tokenTtlSeconds: 12 } });
   const page = await pressFirstButtonAs(saleId, user('slow'));
-  await expectText(linePanel(page), /It’s your turn! Buy within 00:(0\d|1[0-2])/, 15_000);
+  await expectText(roomPanel(page), /It’s your turn! Buy within 00:(0\d|1[0-2])/, 15_000);
   await expectDisabled(buyButton(page), false);
-  await expectText(linePanel(page), /Your admission expired/, 20_000);
+  await expectText(roomPanel(page), /Your admission expired/, 20_000);
   await expectText(buyButton(page), /^Admission expired$/);
   assert.equal(await buyButton(page).isDisabled(), true);
   await close(page);
@@ -740,11 +740,11 @@ test('the item is set aside for the claim window; after it Buy still works while
   const saleId = createSale({ name: 'Set aside', stock: 5, startsIn: -10, room: { admitPerSecond: 50, claimSeconds: 4 } });
   const buyer = user('aside');
   const page = await pressFirstButtonAs(saleId, buyer);
-  await expectText(linePanel(page), /It’s your turn! Buy within 00:0[0-4]/, 15_000);
-  await expectText(linePanel(page), /An item is set aside for you until/);
+  await expectText(roomPanel(page), /It’s your turn! Buy within 00:0[0-4]/, 15_000);
+  await expectText(roomPanel(page), /An item is set aside for you until/);
   // The claim window ends on the server's clock; the 5-minute token goes on.
-  await expectText(linePanel(page), /It’s still your turn — buy while stock lasts \(0[0-4]:\d\d left\)/, 15_000);
-  await expectText(linePanel(page), /The item set aside for you was released at/);
+  await expectText(roomPanel(page), /It’s still your turn — buy while stock lasts \(0[0-4]:\d\d left\)/, 15_000);
+  await expectText(roomPanel(page), /The item set aside for you was released at/);
   await expectDisabled(buyButton(page), false);
   await buyButton(page).click();
   await expectText(status(page), /You got it! Your order is confirmed\./);

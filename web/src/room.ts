@@ -1,13 +1,14 @@
-// Pure rules of the waiting room on the sale page: what the line panel says, how far along the
-// line a shopper is, the admission countdown, and when to ask the API for a shopper's own place.
+// Pure rules of the waiting room on the sale page: what the room panel says, how far the admitted
+// range has come towards a shopper's place, the admission countdown, and when to ask the API for a
+// shopper's own place.
 
-import type { LineView, Result, RoomView, SaleState } from './api';
+import type { PlaceView, Result, RoomView, SaleState } from './api';
 import { failureMessage, formatDuration, formatTime, type Message } from './format';
 
 /** Where a shopper is, as the page shows it. */
-export type LinePhase =
-  | 'not_open' // the line has not opened yet: Join is disabled until it does
-  | 'join' // the line is open and this browser has not joined
+export type RoomPanelPhase =
+  | 'not_open' // the room has not opened yet: Join is disabled until it does
+  | 'join' // the room is open and this browser has not joined
   | 'finding' // this browser joined earlier (a reload): asking for the place
   | 'prequeue' // joined before the start: the place comes from the draw at opening
   | 'drawing' // the draw is under way: the place comes in a moment
@@ -20,7 +21,7 @@ export type LinePhase =
   | 'sold_out' // every item sold: the wait is over
   | 'closed'; // the sale window closed
 
-export interface LineProgress {
+export interface PlaceProgress {
   /** Places admitted so far, at most `max`. */
   value: number;
   /** The shopper's place. */
@@ -28,25 +29,25 @@ export interface LineProgress {
   text: string;
 }
 
-export interface LinePanel {
-  phase: LinePhase;
+export interface RoomPanel {
+  phase: RoomPanelPhase;
   title: string;
   detail: string;
   /** How far the admitted range has come towards the shopper's place. */
-  progress?: LineProgress;
-  /** What the page's main button does: join the line, buy with the token, or nothing (disabled). */
+  progress?: PlaceProgress;
+  /** What the page's main button does: join the room, buy with the token, or nothing (disabled). */
   action: 'join' | 'buy' | 'none';
   /** The main button's label when it does not buy (Buy shows the price). */
   button: string;
 }
 
-export interface LineInput {
+export interface RoomInput {
   /** The room in the last sale status (cached up to a second). */
   room: RoomView;
   /** The sale's state at `serverNow` (window and stock). */
   saleState: SaleState;
   /** The last answer about this shopper's own place; undefined when this browser has not joined. */
-  line?: LineView;
+  place?: PlaceView;
   /** Who this browser joined as, before the first answer about their place (after a reload). */
   joinedAs?: string;
   /** The shopper joined in the pre-queue, so a place after opening is a drawn one. */
@@ -67,13 +68,13 @@ export function waitText(seconds: number): string {
  * The admitted range as best known: the cached status's, or the one the shopper's own (fresher
  * or older) answer implies, whichever is further.
  */
-export function admittedThrough(room: RoomView, line?: LineView): number {
-  const fromLine = line?.position != null && line.aheadOfYou != null ? line.position - 1 - line.aheadOfYou : 0;
-  return Math.max(room.admittedThrough, fromLine);
+export function admittedThrough(room: RoomView, place?: PlaceView): number {
+  const fromPlace = place?.position != null && place.aheadOfYou != null ? place.position - 1 - place.aheadOfYou : 0;
+  return Math.max(room.admittedThrough, fromPlace);
 }
 
 /** How far the admitted range has come towards `position`. */
-export function lineProgress(position: number, admitted: number): LineProgress {
+export function placeProgress(position: number, admitted: number): PlaceProgress {
   const value = Math.max(0, Math.min(admitted, position));
   return { value, max: position, text: `Admitted up to place ${Math.max(0, admitted)} · your place ${position}` };
 }
@@ -91,9 +92,9 @@ export function admissionCountdown(expiresAt: string | undefined, serverNow: num
 
 const KEEP_OPEN = 'Keep this page open: Buy appears here when it is your turn.';
 
-/** What the line panel and the main button say, from the cached status and the shopper's place. */
-export function linePanel({ room, saleState, line, joinedAs, drawn = false, bought = false, serverNow }: LineInput): LinePanel {
-  const joined = line !== undefined || joinedAs !== undefined;
+/** What the room panel and the main button say, from the cached status and the shopper's place. */
+export function roomPanel({ room, saleState, place, joinedAs, drawn = false, bought = false, serverNow }: RoomInput): RoomPanel {
+  const joined = place !== undefined || joinedAs !== undefined;
   if (bought) {
     return { phase: 'bought', title: 'You have your item', detail: 'Your order went through; your place in line is used.', action: 'none', button: 'Bought' };
   }
@@ -106,7 +107,7 @@ export function linePanel({ room, saleState, line, joinedAs, drawn = false, boug
       button: 'Sale closed',
     };
   }
-  if (room.state === 'sold_out' || saleState === 'sold_out' || line?.state === 'sold_out') {
+  if (room.state === 'sold_out' || saleState === 'sold_out' || place?.state === 'sold_out') {
     return {
       phase: 'sold_out',
       title: 'Sold out — the wait is over',
@@ -115,10 +116,10 @@ export function linePanel({ room, saleState, line, joinedAs, drawn = false, boug
       button: 'Sold out',
     };
   }
-  if (!line && joinedAs !== undefined) {
+  if (!place && joinedAs !== undefined) {
     return { phase: 'finding', title: 'Finding your place in line…', detail: `You joined as ${joinedAs}.`, action: 'none', button: 'Finding your place…' };
   }
-  if (!line) {
+  if (!place) {
     const opensAt = Date.parse(room.prequeueOpensAt);
     if (room.state === 'not_open' && serverNow < opensAt) {
       return {
@@ -138,36 +139,36 @@ export function linePanel({ room, saleState, line, joinedAs, drawn = false, boug
     return { phase: 'join', title: 'This sale has a waiting room', detail, action: 'join', button: 'Join the line' };
   }
   const placeText = (p: number) => (drawn ? `Your place, drawn at opening: ${p}.` : `Your place: ${p}.`);
-  if (line.state === 'admitted' || line.admissionToken) {
-    const left = admissionLeftMs(line.admissionExpiresAt, serverNow);
-    if (left <= 0 || !line.admissionToken) return expired(line);
-    const place = line.position != null ? `${placeText(line.position)} ` : '';
-    const progress = line.position != null ? lineProgress(line.position, line.position) : undefined;
+  if (place.state === 'admitted' || place.admissionToken) {
+    const left = admissionLeftMs(place.admissionExpiresAt, serverNow);
+    if (left <= 0 || !place.admissionToken) return expired(place);
+    const placeNote = place.position != null ? `${placeText(place.position)} ` : '';
+    const progress = place.position != null ? placeProgress(place.position, place.position) : undefined;
     // An item is set aside for the admission until `setAsideUntil`; after it the token still buys
     // while stock lasts, and the page says so rather than promise an item.
-    if (line.setAsideUntil && admissionLeftMs(line.setAsideUntil, serverNow) <= 0) {
+    if (place.setAsideUntil && admissionLeftMs(place.setAsideUntil, serverNow) <= 0) {
       return {
         phase: 'admitted',
         title: `It’s still your turn — buy while stock lasts (${formatDuration(left)} left)`,
-        detail: `${place}The item set aside for you was released at ${formatTime(line.setAsideUntil)}; the next people in line may take it. Your admission is valid until ${formatTime(line.admissionExpiresAt ?? '')}.`,
+        detail: `${placeNote}The item set aside for you was released at ${formatTime(place.setAsideUntil)}; the next people in line may take it. Your admission is valid until ${formatTime(place.admissionExpiresAt ?? '')}.`,
         progress,
         action: 'buy',
         button: 'Buy now',
       };
     }
-    const until = line.setAsideUntil ?? line.admissionExpiresAt;
+    const until = place.setAsideUntil ?? place.admissionExpiresAt;
     return {
       phase: 'admitted',
       title: `It’s your turn! ${admissionCountdown(until, serverNow)}`,
-      detail: `${place}An item is set aside for you until ${formatTime(until ?? '')}.`,
+      detail: `${placeNote}An item is set aside for you until ${formatTime(until ?? '')}.`,
       progress,
       action: 'buy',
       button: 'Buy now',
     };
   }
-  if (line.state === 'closed') return expired(line);
+  if (place.state === 'closed') return expired(place);
   // Waiting.
-  const p = line.position;
+  const p = place.position;
   if (p == null) {
     if (room.state === 'not_open' || room.state === 'prequeue') {
       return {
@@ -180,18 +181,18 @@ export function linePanel({ room, saleState, line, joinedAs, drawn = false, boug
     }
     return { phase: 'drawing', title: 'The draw is under way', detail: 'Your place appears in a moment.', action: 'none', button: 'Waiting for your place' };
   }
-  const admitted = admittedThrough(room, line);
-  const progress = lineProgress(p, admitted);
-  const place = placeText(p);
+  const admitted = admittedThrough(room, place);
+  const progress = placeProgress(p, admitted);
+  const placeNote = placeText(p);
   if (p <= admitted) {
-    return { phase: 'turn_pending', title: 'It’s your turn — getting your admission…', detail: place, progress, action: 'none', button: 'Getting your admission…' };
+    return { phase: 'turn_pending', title: 'It’s your turn — getting your admission…', detail: placeNote, progress, action: 'none', button: 'Getting your admission…' };
   }
   const ahead = Math.max(0, p - admitted - 1);
   if (room.state === 'paused') {
     return {
       phase: 'paused',
       title: `You are in line — ${ahead} ahead of you`,
-      detail: `${place} Admission is paused for a moment; you keep your place.`,
+      detail: `${placeNote} Admission is paused for a moment; you keep your place.`,
       progress,
       action: 'none',
       button: 'Waiting for your turn',
@@ -201,19 +202,19 @@ export function linePanel({ room, saleState, line, joinedAs, drawn = false, boug
   return {
     phase: 'waiting',
     title: `You are in line — ${ahead} ahead of you, ${waitText((p - admitted) / rate)}`,
-    detail: `${place} ${KEEP_OPEN}`,
+    detail: `${placeNote} ${KEEP_OPEN}`,
     progress,
     action: 'none',
     button: 'Waiting for your turn',
   };
 }
 
-function expired(line: LineView): LinePanel {
+function expired(place: PlaceView): RoomPanel {
   return {
     phase: 'expired',
     title: 'Your admission expired',
-    detail: line.admissionExpiresAt
-      ? `It was held for you until ${formatTime(line.admissionExpiresAt)}. A place in line is one per person and cannot be used again.`
+    detail: place.admissionExpiresAt
+      ? `It was held for you until ${formatTime(place.admissionExpiresAt)}. A place in line is one per person and cannot be used again.`
       : 'It ran out before an order. A place in line is one per person and cannot be used again.',
     action: 'none',
     button: 'Admission expired',
@@ -225,14 +226,14 @@ function expired(line: LineView): LinePanel {
  * status says their place is admitted (the per-user answer is the only way to the token), or the
  * draw is done and their drawn place is waiting to be read.
  */
-export function lineNeedsPollNow(room: RoomView, line?: LineView): boolean {
-  if (!line || line.state !== 'waiting') return false;
-  if (line.position == null) return room.state === 'admitting' || room.state === 'paused';
-  return room.state === 'admitting' && line.position <= room.admittedThrough;
+export function placeNeedsPollNow(room: RoomView, place?: PlaceView): boolean {
+  if (!place || place.state !== 'waiting') return false;
+  if (place.position == null) return room.state === 'admitting' || room.state === 'paused';
+  return room.state === 'admitting' && place.position <= room.admittedThrough;
 }
 
-/** What to tell the shopper when joining the line failed. */
-export function joinFailureMessage(failure: Exclude<Result<LineView>, { ok: true }>): Message {
+/** What to tell the shopper when joining the room failed. */
+export function joinFailureMessage(failure: Exclude<Result<PlaceView>, { ok: true }>): Message {
   if (failure.kind === 'problem') {
     const p = failure.problem;
     switch (p.code) {
@@ -254,7 +255,7 @@ export function joinFailureMessage(failure: Exclude<Result<LineView>, { ok: true
   return failureMessage(failure);
 }
 
-/** While joining the line waits to be sent again by itself. */
+/** While joining the room waits to be sent again by itself. */
 export function joinBusyMessage(secondsLeft: number): Message {
   return {
     tone: 'warning',
@@ -263,7 +264,7 @@ export function joinBusyMessage(secondsLeft: number): Message {
   };
 }
 
-/** The waiting room's line on a sale card in the list ('' once there is nothing to queue for). */
+/** The waiting room's note on a sale card in the list ('' once there is nothing to wait for). */
 export function roomNote(room: RoomView): string {
   switch (room.state) {
     case 'not_open':
