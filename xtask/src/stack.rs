@@ -31,10 +31,8 @@ pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 pub const UNROUTED: &[(&str, usize)] = &[("sweeper", 1)];
 
 /// Functions the stack does not run, and why (named in the banner and in `--help`).
-pub const NOT_RUN: &[(&str, &str)] = &[(
-    "order-events",
-    "no route: in AWS the table's stream invokes it and it publishes to EventBridge, neither of which runs locally",
-)];
+pub const NOT_RUN: &[(&str, &str)] =
+    &[("order-events", "in AWS the table's stream invokes it and it publishes to EventBridge; neither runs locally")];
 
 /// How the API is served.
 #[derive(Debug, Clone, Copy)]
@@ -105,7 +103,7 @@ impl Api {
             parts.push(format!("{name} ({n} instance, invoked every 10 s, no route)"));
         }
         for (name, why) in NOT_RUN {
-            parts.push(format!("{name} (not run: {why})"));
+            parts.push(format!("{name} (no route; not run here: {why})"));
         }
         parts.join("; ")
     }
