@@ -1,14 +1,17 @@
 //! The front door of the local stack: an HTTP/1.1 server on the public API port that forwards to
-//! `cargo lambda watch` on an internal loopback port.
+//! `cargo lambda watch --only-lambda-apis` on an internal loopback port, whose Runtime API the
+//! function instances (see `supervisor.rs`) poll.
 //!
-//! `cargo lambda watch` 1.9.2 serves each function with up to `--concurrency` instances, one request
-//! each, and hangs for good once about 100 requests queue for one function. The front door keeps
-//! that from happening whatever the clients do: it knows which function each route goes to (the
-//! router table of the workspace `Cargo.toml`), lets at most `instances` requests per function
-//! through at a time, queues the rest in arrival order (at most `queue` per function, each for at
-//! most `max_wait`), and answers the rest 503 `temporarily_unavailable` with `Retry-After: 1`, the
+//! Each function runs `instances` processes, one request each, and `cargo lambda watch` 1.9.2
+//! hangs for good once about 100 requests queue for one function. The front door keeps that from
+//! happening whatever the clients do: it knows which function each route goes to (the router table
+//! of the workspace `Cargo.toml`), lets at most `instances` requests per function through at a
+//! time, queues the rest in arrival order (at most `queue` per function, each for at most
+//! `max_wait`), and answers the rest 503 `temporarily_unavailable` with `Retry-After: 1`, the
 //! contract of the deployed API. Idle keep-alive connections hold no slot: a request takes one only
-//! once its body has arrived, and gives it back as soon as the function has answered.
+//! once its body has arrived, and gives it back as soon as the function has answered. While a
+//! function restarts on a new build its lane is held ([`Lane::hold`]): its requests wait in that
+//! same queue, at most `max_wait`.
 //!
 //! Requests are forwarded unchanged (method, path and query, headers but the hop-by-hop ones,
 //! body), and so are the answers, CORS headers included. CORS preflights (answered by
@@ -18,7 +21,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -155,6 +158,8 @@ pub struct Lane {
     queue: usize,
     max_wait: Duration,
     shed: AtomicU64,
+    /// Held for a restart: every slot is taken by [`Lane::hold`].
+    held: AtomicBool,
 }
 
 /// Takes a place in the queue; gives it back when dropped (also when the client goes away).
@@ -177,7 +182,31 @@ impl Lane {
             queue,
             max_wait,
             shed: AtomicU64::new(0),
+            held: AtomicBool::new(false),
         }
+    }
+
+    /// Takes every slot, after the requests in flight have finished (and after the requests
+    /// already waiting, first in, first out); requests that come later wait in the queue as for
+    /// a busy function. [`Lane::release`] gives the slots back.
+    pub async fn hold(&self) {
+        // The semaphore is never closed.
+        if let Ok(all) = self.slots.acquire_many(self.slot_count as u32).await {
+            all.forget();
+            self.held.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Gives back the slots [`Lane::hold`] took.
+    pub fn release(&self) {
+        if self.held.swap(false, Ordering::SeqCst) {
+            self.slots.add_permits(self.slot_count);
+        }
+    }
+
+    /// Whether the lane is held for a restart.
+    pub fn is_held(&self) -> bool {
+        self.held.load(Ordering::SeqCst)
     }
 
     /// A slot, at once or after waiting in line. Tokio's semaphore hands permits out in the order
@@ -209,7 +238,8 @@ impl Lane {
 
     /// Requests being served now.
     pub fn in_flight(&self) -> usize {
-        self.slot_count - self.slots.available_permits()
+        let taken = self.slot_count - self.slots.available_permits();
+        if self.is_held() { taken.saturating_sub(self.slot_count) } else { taken }
     }
 
     /// Requests answered 503 so far because the queue was full or they waited too long.
@@ -226,14 +256,17 @@ pub struct Config {
     /// `cargo lambda watch` (loopback).
     pub upstream: SocketAddr,
     pub routes: Vec<Route>,
-    /// Requests in flight per function: the instances `cargo lambda watch` runs of each.
+    /// Functions without a route that get a lane too (invoked by xtask, not through the door),
+    /// with their slots.
+    pub unrouted_functions: Vec<(String, usize)>,
+    /// Requests in flight per routed function: the instances that run of each.
     pub instances: usize,
     /// Requests waiting per function before the next is answered 503.
     pub queue: usize,
     /// The longest a request waits in the queue before it is answered 503.
     pub max_wait: Duration,
-    /// The longest a request that got a slot waits for the function (a rebuild after a source
-    /// change can take a while). The slot stays taken until the function really answers.
+    /// The longest a request that got a slot waits for the function. The slot stays taken until
+    /// the function really answers.
     pub upstream_timeout: Duration,
 }
 
@@ -270,6 +303,11 @@ impl FrontDoor {
     /// The runtime the server runs on, for work (such as the warm-up) that talks to it.
     pub fn runtime(&self) -> &tokio::runtime::Runtime {
         &self.runtime
+    }
+
+    /// The lane of `name` (a function, [`PREFLIGHT_LANE`] or [`UNROUTED_LANE`]).
+    pub fn lane(&self, name: &str) -> Option<Arc<Lane>> {
+        self.lanes.get(name).cloned()
     }
 
     /// `(lane, in flight, waiting, answered 503 so far)` for every lane.
@@ -311,6 +349,9 @@ pub fn start(config: Config) -> Result<FrontDoor> {
         .collect();
     for name in [PREFLIGHT_LANE, UNROUTED_LANE] {
         lanes.insert(name.to_owned(), Arc::new(Lane::new(name, config.instances, config.queue, config.max_wait)));
+    }
+    for (name, slots) in &config.unrouted_functions {
+        lanes.entry(name.clone()).or_insert_with(|| Arc::new(Lane::new(name, *slots, config.queue, config.max_wait)));
     }
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
@@ -447,6 +488,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
                     "the local stack is at capacity: {} requests are waiting for the {} function; retry after 1 second",
                     state.config.queue, lane.name
                 ),
+                Shed::WaitedTooLong if lane.is_held() => format!(
+                    "the {} function is restarting on a new build: the request waited {} s; retry after 1 second",
+                    lane.name,
+                    state.config.max_wait.as_secs_f64()
+                ),
                 Shed::WaitedTooLong => format!(
                     "the local stack is at capacity: the request waited {} s for the {} function; retry after 1 second",
                     state.config.max_wait.as_secs_f64(),
@@ -495,7 +541,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         Ok(Err(_)) => Ok(unavailable("the front door lost the request", origin.as_ref())),
         Err(_) => {
             let detail = format!(
-                "the {} function did not answer within {} s (is it being rebuilt?)",
+                "the {} function did not answer within {} s",
                 lane.name,
                 state.config.upstream_timeout.as_secs_f64()
             );
@@ -667,6 +713,41 @@ mod tests {
         });
     }
 
+    #[test]
+    fn a_held_lane_waits_for_its_requests_in_flight_then_keeps_new_ones_waiting_until_released() {
+        rt().block_on(async {
+            let lane = Arc::new(Lane::new("f", 2, 4, Duration::from_secs(10)));
+            let in_flight = lane.enter().await.unwrap();
+            let holder = {
+                let lane = lane.clone();
+                tokio::spawn(async move { lane.hold().await })
+            };
+            tokio::task::yield_now().await;
+            assert!(!holder.is_finished(), "the hold waits for the request in flight");
+            assert!(!lane.is_held());
+            drop(in_flight);
+            holder.await.unwrap();
+            assert!(lane.is_held());
+            assert_eq!(lane.in_flight(), 0);
+            // Held: a request waits, and is shed after max_wait with the restart named.
+            let started = tokio::time::Instant::now();
+            assert_eq!(lane.enter().await.unwrap_err(), Shed::WaitedTooLong);
+            assert_eq!(started.elapsed(), Duration::from_secs(10));
+            // A request waiting when the lane is released gets through.
+            let waiter = {
+                let lane = lane.clone();
+                tokio::spawn(async move { lane.enter().await.map(drop) })
+            };
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            assert_eq!(lane.waiting(), 1);
+            lane.release();
+            assert_eq!(waiter.await.unwrap(), Ok(()));
+            assert!(!lane.is_held());
+            lane.release();
+            assert_eq!(lane.slots.available_permits(), 2, "a second release gives nothing back twice");
+        });
+    }
+
     /// A stand-in for `cargo lambda watch`: answers after `delay`, echoes what it got, and records
     /// the most POST requests (purchases) it had open at once.
     async fn fake_upstream(delay: Duration) -> (SocketAddr, Arc<AtomicUsize>) {
@@ -724,6 +805,7 @@ mod tests {
             listen: loopback(0),
             upstream,
             routes: routes(),
+            unrouted_functions: Vec::new(),
             instances: 2,
             queue: 3,
             max_wait: Duration::from_secs(10),

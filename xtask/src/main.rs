@@ -4,8 +4,10 @@
 use dynamodb_local as dynamodb;
 mod frontdoor;
 mod stack;
+mod supervisor;
 mod surge;
 mod tools;
+mod watch_suite;
 mod web;
 
 use std::path::{Path, PathBuf};
@@ -26,10 +28,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// DynamoDB Local, the `flash-sale` table with demo sales, and the three functions on
-    /// `cargo lambda watch`. Ctrl-C stops everything it started.
+    /// DynamoDB Local, the `flash-sale` table with demo sales, the storefront, and the functions:
+    /// purchase, status, user-lookup, queue and orders behind the API; sweeper (no route) invoked
+    /// every 10 s; order-events (no route) is not run, as its stream and bus do not exist locally.
+    ///
+    /// A function is rebuilt (one `cargo build`) and restarted only when a file it is built from
+    /// changes: its own crate, `shared`, Cargo.toml, Cargo.lock. Other files in the checkout
+    /// restart nothing. While it restarts its requests wait at most --max-wait-secs, then get 503
+    /// with Retry-After. Ctrl-C stops everything it started.
+    #[command(verbatim_doc_comment)]
     Dev {
-        /// Port of the API (the front door; cargo lambda watch runs behind it on a free port).
+        /// Port of the API (the front door; `cargo lambda watch --only-lambda-apis` runs behind it
+        /// on a free port).
         #[arg(long, default_value_t = 9000)]
         port: u16,
         /// Port of DynamoDB Local; an instance already answering there is reused.
@@ -45,9 +55,21 @@ enum Cmd {
         /// Retry-After.
         #[arg(long, default_value_t = 256)]
         queue: u32,
-        /// Longest wait in that queue before a 503, in seconds.
+        /// Longest wait in that queue before a 503, in seconds; also the longest a request waits
+        /// while its function restarts on a new build.
         #[arg(long, default_value_t = 10)]
         max_wait_secs: u64,
+    },
+    /// Runs the admin CLI already built in target/debug (`flash-sale-admin`) against the local
+    /// stack's table, without a cargo build (it builds the CLI only if it is missing), e.g.
+    /// `cargo xtask admin show-sale --sale-id demo`.
+    Admin {
+        /// Port of the local DynamoDB.
+        #[arg(long, default_value_t = 8000)]
+        dynamodb_port: u16,
+        /// The CLI's arguments (`cargo xtask admin -- --help` for its help).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
     },
     /// Every test: unit, handler, integration and fault tests against a DynamoDB Local of their
     /// own, the template lint, and the storefront in headless Chromium against the local stack.
@@ -63,10 +85,16 @@ enum Cmd {
         #[arg(long, default_value_t = SURGE_INSTANCES)]
         concurrency: u32,
     },
+    /// The source-watch suite alone (part of `test`): on a stack on free ports, files no function
+    /// is built from restart nothing, and a comment added to purchase's source (then removed)
+    /// restarts purchase alone while its requests are answered.
+    Watch,
 }
 
 /// Instances per function of the stack the browser tests and the surge run against.
 const SURGE_INSTANCES: u32 = 8;
+/// `--max-wait-secs` of that stack.
+const TEST_STACK_MAX_WAIT: Duration = Duration::from_secs(10);
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
@@ -174,6 +202,22 @@ pub fn admin(endpoint: &str) -> Command {
     cmd
 }
 
+/// `cargo xtask admin ARGS`: the built CLI against the local table, no cargo build unless the
+/// binary is missing.
+fn admin_local(dynamodb_port: u16, args: &[String]) -> Result<()> {
+    let binary = target_dir().join("debug/flash-sale-admin");
+    if !binary.is_file() {
+        eprintln!("xtask: {} is missing: building it", binary.display());
+        run(cargo().args(["build", "-p", "flash-sale-admin"]))?;
+    }
+    let endpoint = format!("http://127.0.0.1:{dynamodb_port}");
+    let status = admin(&endpoint).args(args).status().with_context(|| format!("cannot start {}", binary.display()))?;
+    if !status.success() {
+        bail!("flash-sale-admin failed with {status}");
+    }
+    Ok(())
+}
+
 fn rfc3339_from_now(offset_secs: i64) -> String {
     let t = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
         + time::Duration::seconds(offset_secs);
@@ -252,13 +296,15 @@ fn dev(port: u16, dynamodb_port: u16, web_port: u16, concurrency: u32, queue: u3
     let page = web::serve(&dist, web_port, &api.url)?;
 
     eprintln!(
-        "\nflash-sale local stack (ready: every instance is warm)\n  Storefront http://{page}/\n  API        {}  (functions: {}; \
-         {concurrency} instances each, then up to {queue} waiting per function for at most {max_wait_secs} s, then 503 + \
-         Retry-After)\n  DynamoDB   {endpoint}  (table flash-sale; sales demo, upcoming, ended, reserve, line)\n\n  curl -s \
+        "\nflash-sale local stack (ready: every instance is running)\n  Storefront http://{page}/\n  API        {}  (up to \
+         {queue} requests waiting per function for at most {max_wait_secs} s, then 503 + Retry-After)\n  Functions  {}\n             \
+         rebuilt and restarted only when their own sources, shared/, Cargo.toml or Cargo.lock change\n  DynamoDB   \
+         {endpoint}  (table flash-sale; sales demo, upcoming, ended, reserve, line)\n  Admin      cargo xtask admin \
+         show-sale --sale-id demo   (or target/debug/flash-sale-admin --endpoint-url {endpoint} …)\n\n  curl -s \
          localhost:{port}/sales/demo\n  curl -s -X POST localhost:{port}/sales/demo/purchases -d '{{\"userId\":\"alice\"}}'\n\n\
          Ctrl-C stops everything.\n",
         api.url,
-        api.functions.join(", ")
+        api.describe_functions(concurrency)
     );
     let mut shed_before = 0;
     let mut last_report = Instant::now();
@@ -276,6 +322,9 @@ fn dev(port: u16, dynamodb_port: u16, web_port: u16, concurrency: u32, queue: u3
         }
         if let Some(name) = children.exited() {
             bail!("{name} exited");
+        }
+        if !api.functions_running.watching() {
+            bail!("the function watcher stopped");
         }
         std::thread::sleep(Duration::from_millis(200));
         // While the stack sheds load, say so every few seconds.
@@ -342,8 +391,10 @@ fn test(cargo_args: &[String]) -> Result<()> {
     let stop = interrupted()?;
     let tools = tools::ensure_test()?;
     let mut suites = Vec::new();
+    // A run killed in the middle of the watch suite may have left its probe line in a source.
+    watch_suite::recover()?;
     // Compile first so DynamoDB Local is not idling through a cold build; the load generator too,
-    // since nothing may build while the local stack serves.
+    // so that no build competes with the surge for the machine.
     // The code's shape first: a fast failure before the slow suites.
     let shaped = suite(&mut suites, "fmt + clippy", || {
         eprintln!("xtask: checking formatting and lints");
@@ -399,7 +450,7 @@ fn test(cargo_args: &[String]) -> Result<()> {
                 port: 0,
                 instances: SURGE_INSTANCES,
                 queue: 256,
-                max_wait: Duration::from_secs(10),
+                max_wait: TEST_STACK_MAX_WAIT,
                 function_log: stack::QUIET,
             };
             api = Some(stack::start(&tools, &mut children, &endpoint, options)?);
@@ -417,6 +468,13 @@ fn test(cargo_args: &[String]) -> Result<()> {
         suite(&mut suites, "surge", || {
             let api = api.as_ref().context("the local stack did not start")?;
             surge::run_suite(api.front.addr, &endpoint)
+        });
+        if stop.load(Ordering::SeqCst) {
+            bail!("interrupted");
+        }
+        suite(&mut suites, "dev stack source watch", || {
+            let api = api.as_ref().context("the local stack did not start")?;
+            watch_suite::run(api, TEST_STACK_MAX_WAIT)
         });
         drop(api);
     }
@@ -456,11 +514,32 @@ fn surge_alone(concurrency: u32) -> Result<()> {
         port: 0,
         instances: concurrency,
         queue: 256,
-        max_wait: Duration::from_secs(10),
+        max_wait: TEST_STACK_MAX_WAIT,
         function_log: stack::QUIET,
     };
     let api = stack::start(&tools, &mut children, &endpoint, options)?;
     surge::run_suite(api.front.addr, &endpoint)
+}
+
+/// The source-watch suite on a stack of its own: DynamoDB Local and the API on free ports.
+fn watch_alone() -> Result<()> {
+    let _stop = interrupted()?;
+    watch_suite::recover()?;
+    let tools = tools::ensure_dev()?;
+    let mut children = Children::default();
+    let port = dynamodb::free_port()?;
+    children.add("DynamoDB Local", dynamodb::start(&tools.dynamodb_jar, port, true)?);
+    dynamodb::wait_ready(port, Duration::from_secs(60))?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let options = stack::ApiOptions {
+        port: 0,
+        instances: SURGE_INSTANCES,
+        queue: 256,
+        max_wait: TEST_STACK_MAX_WAIT,
+        function_log: stack::QUIET,
+    };
+    let api = stack::start(&tools, &mut children, &endpoint, options)?;
+    watch_suite::run(&api, TEST_STACK_MAX_WAIT)
 }
 
 fn main() -> ExitCode {
@@ -470,7 +549,9 @@ fn main() -> ExitCode {
             dev(port, dynamodb_port, web_port, concurrency, queue, max_wait_secs)
         }
         Cmd::Test { cargo_args } => test(&cargo_args),
+        Cmd::Admin { dynamodb_port, args } => admin_local(dynamodb_port, &args),
         Cmd::Surge { concurrency } => surge_alone(concurrency),
+        Cmd::Watch => watch_alone(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
