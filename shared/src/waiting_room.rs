@@ -8,7 +8,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -26,7 +25,7 @@ use crate::time_fmt::rfc3339_ms;
 const SNAPSHOT_TTL_MS: i64 = 1_000;
 /// Longest a block of places after opening is handed out by one container: later arrivals never
 /// get an earlier place than someone who arrived more than this before them.
-const PLACE_BLOCK_LIFE: Duration = Duration::from_secs(1);
+const PLACE_BLOCK_LIFE_MS: i64 = 1_000;
 const MAX_PLACE_BLOCK: i64 = 100;
 
 /// How old a copy of a room's state may be answered from while another request of the same
@@ -143,12 +142,13 @@ struct PlaceBlock {
     next: i64,
     last: i64,
     size: i64,
-    taken: Instant,
+    /// When it was taken, on the app's clock (tests that hold the clock still hold it live).
+    taken_at_ms: i64,
 }
 
 impl PlaceBlock {
-    fn live(&self) -> bool {
-        self.taken.elapsed() < PLACE_BLOCK_LIFE
+    fn live(&self, now_ms: i64) -> bool {
+        (0..PLACE_BLOCK_LIFE_MS).contains(&(now_ms - self.taken_at_ms))
     }
 }
 
@@ -161,14 +161,14 @@ enum Found {
 }
 
 impl BlockPair {
-    fn take(&mut self) -> Found {
-        if !self.current.as_ref().is_some_and(|b| b.next <= b.last && b.live())
-            && let Some(spare) = self.spare.take().filter(PlaceBlock::live)
+    fn take(&mut self, now_ms: i64) -> Found {
+        if !self.current.as_ref().is_some_and(|b| b.next <= b.last && b.live(now_ms))
+            && let Some(spare) = self.spare.take().filter(|b| b.live(now_ms))
         {
             self.current = Some(spare);
         }
         match self.current.as_mut() {
-            Some(b) if b.next <= b.last && b.live() => {
+            Some(b) if b.next <= b.last && b.live(now_ms) => {
                 b.next += 1;
                 // Half used within its life: take the next block now, twice as large, so nobody
                 // waits for it when this one runs out.
@@ -423,7 +423,7 @@ impl WaitingRoom {
     /// and the next one is taken when half of the current one is handed out, so joins seldom wait.
     async fn next_place(&self, sale_id: &SaleId) -> Result<i64, AppError> {
         let slot = self.places.slot(sale_id);
-        let lock = |slot: &PlaceSlot| slot.blocks.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let lock = |slot: &PlaceSlot| slot.blocks.lock().unwrap_or_else(|p| p.into_inner()).take(self.clock.now_ms());
         let size = match lock(&slot) {
             Found::Place(place, None) => return Ok(place),
             Found::Place(place, Some(size)) => {
@@ -432,7 +432,7 @@ impl WaitingRoom {
                 if let Ok(_taking) = slot.taking.try_lock()
                     && let Ok((first, last)) = self.store.take_places_after_opening(sale_id, size).await.map_err(logged)
                 {
-                    let spare = PlaceBlock { next: first, last, size, taken: Instant::now() };
+                    let spare = PlaceBlock { next: first, last, size, taken_at_ms: self.clock.now_ms() };
                     slot.blocks.lock().unwrap_or_else(|p| p.into_inner()).spare = Some(spare);
                 }
                 return Ok(place);
@@ -447,7 +447,7 @@ impl WaitingRoom {
         };
         let (first, last) = self.store.take_places_after_opening(sale_id, size).await.map_err(logged)?;
         let mut blocks = slot.blocks.lock().unwrap_or_else(|p| p.into_inner());
-        blocks.current = Some(PlaceBlock { next: first + 1, last, size, taken: Instant::now() });
+        blocks.current = Some(PlaceBlock { next: first + 1, last, size, taken_at_ms: self.clock.now_ms() });
         Ok(first)
     }
 
