@@ -500,45 +500,35 @@ pub fn admission_key() -> Result<String> {
     Ok(key.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The surge suite on a stack of its own: DynamoDB Local and the API on free ports.
+/// DynamoDB Local and the API with `instances` per function, on free ports, for one suite run
+/// on its own; `children` stops them.
+fn stack_alone(tools: &tools::Tools, children: &mut Children, instances: u32) -> Result<(stack::Api, String)> {
+    let port = dynamodb::free_port()?;
+    children.add("DynamoDB Local", dynamodb::start(&tools.dynamodb_jar, port, true)?);
+    dynamodb::wait_ready(port, Duration::from_secs(60))?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let options =
+        stack::ApiOptions { port: 0, instances, queue: 256, max_wait: TEST_STACK_MAX_WAIT, function_log: stack::QUIET };
+    Ok((stack::start(tools, children, &endpoint, options)?, endpoint))
+}
+
+/// The surge suite on a stack of its own.
 fn surge_alone(concurrency: u32) -> Result<()> {
     let _stop = interrupted()?;
     let tools = tools::ensure_dev()?;
     surge::build_loadgen()?;
     let mut children = Children::default();
-    let port = dynamodb::free_port()?;
-    children.add("DynamoDB Local", dynamodb::start(&tools.dynamodb_jar, port, true)?);
-    dynamodb::wait_ready(port, Duration::from_secs(60))?;
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let options = stack::ApiOptions {
-        port: 0,
-        instances: concurrency,
-        queue: 256,
-        max_wait: TEST_STACK_MAX_WAIT,
-        function_log: stack::QUIET,
-    };
-    let api = stack::start(&tools, &mut children, &endpoint, options)?;
+    let (api, endpoint) = stack_alone(&tools, &mut children, concurrency)?;
     surge::run_suite(api.front.addr, &endpoint)
 }
 
-/// The source-watch suite on a stack of its own: DynamoDB Local and the API on free ports.
+/// The source-watch suite on a stack of its own.
 fn watch_alone() -> Result<()> {
     let _stop = interrupted()?;
     watch_suite::recover()?;
     let tools = tools::ensure_dev()?;
     let mut children = Children::default();
-    let port = dynamodb::free_port()?;
-    children.add("DynamoDB Local", dynamodb::start(&tools.dynamodb_jar, port, true)?);
-    dynamodb::wait_ready(port, Duration::from_secs(60))?;
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let options = stack::ApiOptions {
-        port: 0,
-        instances: SURGE_INSTANCES,
-        queue: 256,
-        max_wait: TEST_STACK_MAX_WAIT,
-        function_log: stack::QUIET,
-    };
-    let api = stack::start(&tools, &mut children, &endpoint, options)?;
+    let (api, _) = stack_alone(&tools, &mut children, SURGE_INSTANCES)?;
     watch_suite::run(&api, TEST_STACK_MAX_WAIT)
 }
 
