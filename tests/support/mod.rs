@@ -250,6 +250,7 @@ pub fn clock_at(ms: i64) -> (ManualClock, Arc<dyn Clock>) {
     let clock = ManualClock::at(ms);
     (clock.clone(), Arc::new(clock))
 }
+pub mod openapi;
 pub mod proxy;
 pub mod streams;
 pub mod template;

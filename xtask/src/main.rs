@@ -2,6 +2,7 @@
 //! test. Both install what they need into `.tools/` (git-ignored) first.
 
 use dynamodb_local as dynamodb;
+mod contract;
 mod frontdoor;
 mod stack;
 mod surge;
@@ -63,6 +64,9 @@ enum Cmd {
         #[arg(long, default_value_t = SURGE_INSTANCES)]
         concurrency: u32,
     },
+    /// The contract suite alone (part of `test`): schemathesis checks the API against
+    /// docs/openapi.yaml through the dev stack on free ports.
+    Contract,
 }
 
 /// Instances per function of the stack the browser tests and the surge run against.
@@ -418,6 +422,15 @@ fn test(cargo_args: &[String]) -> Result<()> {
             let api = api.as_ref().context("the local stack did not start")?;
             surge::run_suite(api.front.addr, &endpoint)
         });
+        let mut cases = None;
+        suite(&mut suites, "contract", || {
+            let api = api.as_ref().context("the local stack did not start")?;
+            cases = Some(contract::run_suite(&tools, &api.url, &endpoint)?);
+            Ok(())
+        });
+        if let (Some(cases), Some(line)) = (cases, suites.last_mut()) {
+            line.name = contract::suite_name(cases);
+        }
         drop(api);
     }
     // Stop the stack first, so that the table is the last thing printed.
@@ -463,6 +476,26 @@ fn surge_alone(concurrency: u32) -> Result<()> {
     surge::run_suite(api.front.addr, &endpoint)
 }
 
+/// The contract suite on a stack of its own: DynamoDB Local and the API on free ports.
+fn contract_alone() -> Result<()> {
+    let _stop = interrupted()?;
+    let tools = tools::ensure_test()?;
+    let mut children = Children::default();
+    let port = dynamodb::free_port()?;
+    children.add("DynamoDB Local", dynamodb::start(&tools.dynamodb_jar, port, true)?);
+    dynamodb::wait_ready(port, Duration::from_secs(60))?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let options = stack::ApiOptions {
+        port: 0,
+        instances: SURGE_INSTANCES,
+        queue: 256,
+        max_wait: Duration::from_secs(10),
+        function_log: stack::QUIET,
+    };
+    let api = stack::start(&tools, &mut children, &endpoint, options)?;
+    contract::run_suite(&tools, &api.url, &endpoint).map(|_| ())
+}
+
 fn main() -> ExitCode {
     raise_open_files();
     let result = match Cli::parse().command {
@@ -471,6 +504,7 @@ fn main() -> ExitCode {
         }
         Cmd::Test { cargo_args } => test(&cargo_args),
         Cmd::Surge { concurrency } => surge_alone(concurrency),
+        Cmd::Contract => contract_alone(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
