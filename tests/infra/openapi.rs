@@ -175,7 +175,7 @@ fn the_waiting_room_is_documented_where_clients_meet_it() {
         &doc,
         &doc["paths"]["/sales/{saleId}/purchases"]["post"]["requestBody"]["content"]["application/json"]["schema"],
     );
-    assert_eq!(purchase["properties"]["admissionToken"]["type"], "string");
+    assert_eq!(resolve(&doc, &purchase["properties"]["admissionToken"])["type"], "string");
     let join = resolve(
         &doc,
         &doc["paths"]["/sales/{saleId}/queue"]["post"]["requestBody"]["content"]["application/json"]["schema"],
