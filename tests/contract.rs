@@ -425,3 +425,75 @@ async fn corrupt_order_sample(s: &mut Samples, corrupt: &Store, capp: &'static T
     .await;
     s.add("POST", CONFIRM, &capp.call(Route::Orders, req::confirm("POST", chid, &corder, TestBody::None)).await);
 }
+
+/// The purchase takes exactly the `Idempotency-Key`s and `admissionToken`s the document allows:
+/// an allowed one passes the handler's checks and the request reaches the table (`sale_not_found`
+/// here), any other is `invalid_request`.
+#[tokio::test]
+async fn the_purchase_takes_exactly_the_keys_and_tokens_the_document_allows() {
+    use integration_tests::openapi::{StringSchema, document, resolve};
+    let app = TestApp::fresh().await;
+    let doc = document();
+    let key_rule = StringSchema::of(&resolve(&doc, &doc["components"]["parameters"]["IdempotencyKey"])["schema"]);
+    let token_rule = StringSchema::of(&doc["components"]["schemas"]["AdmissionToken"]);
+    let reaches_the_table = |resp: &ApiResponse| match json_of(resp)["code"].as_str() {
+        Some("sale_not_found") => true,
+        Some("invalid_request") => false,
+        other => panic!("{other:?}: {}", resp.body),
+    };
+
+    // Keys: every string of up to three characters from a small alphabet of edge characters, and
+    // lengths around the bounds, bare and quoted. (Whitespace around a header value is not part of
+    // it in HTTP, so values that start or end with a space are left out.)
+    let alphabet = ["\"", "a", "~", "!", " ", "\u{7f}", "é"];
+    let mut keys: Vec<String> = vec![String::new()];
+    for _ in 0..3 {
+        let longer: Vec<String> = keys
+            .iter()
+            .flat_map(|k| alphabet.iter().map(move |c| format!("{k}{c}")))
+            .filter(|k| k.len() <= 6)
+            .collect();
+        keys.extend(longer);
+    }
+    for n in 253..=258 {
+        keys.extend(["k".repeat(n), format!("\"{}\"", "k".repeat(n - 2)), format!("\"{}", "k".repeat(n - 1))]);
+    }
+    keys.sort();
+    keys.dedup();
+    let keys: Vec<String> = keys.into_iter().filter(|k| !k.is_empty() && k.trim() == k).collect();
+    let (mut allowed, mut refused) = (0, 0);
+    for key in &keys {
+        let mut req = purchase_request("no-such-sale", &user_body("alice"));
+        req.event.headers.insert("idempotency-key".into(), key.clone());
+        let resp = Box::pin(app.call(Route::Purchase, req)).await;
+        let taken = reaches_the_table(&resp);
+        assert_eq!(key_rule.accepts(key), taken, "Idempotency-Key {key:?}: {}", resp.body);
+        if taken { allowed += 1 } else { refused += 1 }
+    }
+    assert!(allowed > 50 && refused > 50, "{allowed} keys taken, {refused} refused");
+
+    // Tokens: every ASCII character alone and inside, a few beyond, and lengths around the bound.
+    let mut tokens: Vec<String> =
+        (0u8..0x80).flat_map(|b| [char::from(b).to_string(), format!("a{}b", char::from(b))]).collect();
+    tokens.extend(["é", "v1.a.b", "", "名"].map(String::from));
+    tokens.extend((2047..=2049).map(|n| "t".repeat(n)));
+    // Not a string at all: refused, on a sale without a waiting room too.
+    for token in [json!(null), json!(42), json!(["t"])] {
+        let resp = app
+            .call(
+                Route::Purchase,
+                purchase_request("no-such-sale", &json!({"userId": "alice", "admissionToken": token}).to_string()),
+            )
+            .await;
+        assert!(!reaches_the_table(&resp), "admissionToken {token}: {}", resp.body);
+    }
+    let (mut allowed, mut refused) = (0, 0);
+    for token in &tokens {
+        let body = json!({"userId": "alice", "admissionToken": token}).to_string();
+        let resp = app.call(Route::Purchase, purchase_request("no-such-sale", &body)).await;
+        let taken = reaches_the_table(&resp);
+        assert_eq!(token_rule.accepts(token), taken, "admissionToken {token:?}: {}", resp.body);
+        if taken { allowed += 1 } else { refused += 1 }
+    }
+    assert!(allowed > 50 && refused > 50, "{allowed} tokens taken, {refused} refused");
+}

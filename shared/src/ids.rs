@@ -67,6 +67,17 @@ impl UserId {
     }
 }
 
+/// Whether `text` is an order id as the API writes them: a ULID in its canonical form, 26
+/// characters of upper-case Crockford base32 (no I, L, O or U) whose first one is 0–7 (a ULID is
+/// 128 bits). Lower case, the letters Crockford reads as digits, and values past 128 bits are not
+/// order ids, so that one order has one id.
+pub fn is_order_id(text: &str) -> bool {
+    match ulid::Ulid::from_string(text) {
+        Ok(id) => id.to_string() == text,
+        Err(_) => false,
+    }
+}
+
 impl fmt::Display for SaleId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -90,6 +101,25 @@ mod tests {
         }
         for bad in ["", "a#b", "a/b", "..", "a b", "é", &"x".repeat(65), "SALE#x"] {
             assert_eq!(SaleId::parse(bad), Err(IdError::BadSaleId), "{bad}");
+        }
+    }
+
+    #[test]
+    fn order_ids_are_canonical_ulids() {
+        let id = ulid::Ulid::from_parts(1_700_000_000_000, 42).to_string();
+        assert!(is_order_id(&id), "{id}");
+        assert!(is_order_id("7ZZZZZZZZZZZZZZZZZZZZZZZZZ"));
+        for bad in [
+            "",
+            "01ARZ3NDEKTSV4RRFFQ69G5FA",   // 25
+            "01ARZ3NDEKTSV4RRFFQ69G5FAVX", // 27
+            "01arz3ndektsv4rrffq69g5fav",  // lower case
+            "01ARZ3NDEKTSV4RRFFQ69G5FAI",  // I
+            "01ARZ3NDEKTSV4RRFFQ69G5FAO",  // O
+            "01ARZ3NDEKTSV4RRFFQ69G5FAU",  // U
+            "8ZZZZZZZZZZZZZZZZZZZZZZZZZ",  // past 128 bits
+        ] {
+            assert!(!is_order_id(bad), "{bad}");
         }
     }
 

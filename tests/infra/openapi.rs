@@ -1,8 +1,9 @@
 //! docs/openapi.yaml documents the routes the template and the local router serve, and every
 //! problem code the code answers with, at its status.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use integration_tests::openapi::{StringSchema, probe_strings};
 use integration_tests::template::{read, template};
 use serde_json::{Value, json};
 
@@ -174,7 +175,7 @@ fn the_waiting_room_is_documented_where_clients_meet_it() {
         &doc,
         &doc["paths"]["/sales/{saleId}/purchases"]["post"]["requestBody"]["content"]["application/json"]["schema"],
     );
-    assert_eq!(purchase["properties"]["admissionToken"]["type"], "string");
+    assert_eq!(resolve(&doc, &purchase["properties"]["admissionToken"])["type"], "string");
     let join = resolve(
         &doc,
         &doc["paths"]["/sales/{saleId}/queue"]["post"]["requestBody"]["content"]["application/json"]["schema"],
@@ -229,12 +230,117 @@ fn every_operation_documents_throttling_and_purchases_take_an_idempotency_key() 
     let key = params.iter().find(|p| p["name"] == "Idempotency-Key").expect("an Idempotency-Key parameter");
     assert_eq!(key["in"], "header");
     assert_eq!(key["required"], false);
-    assert_eq!(key["schema"], json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"}));
+    // 1 to 255 visible ASCII characters, bare or in double quotes (contract.rs checks the
+    // pattern against the purchase handler).
+    assert_eq!((key["schema"]["minLength"].as_u64(), key["schema"]["maxLength"].as_u64()), (Some(1), Some(257)));
 
+    assert_eq!(purchase["requestBody"]["required"], true, "a purchase names its buyer");
     let body = resolve(&doc, &purchase["requestBody"]["content"]["application/json"]["schema"]);
     assert_eq!(body["additionalProperties"], false, "the body refuses unknown fields");
-    assert!(body["required"].is_null(), "userId is optional (JWT mode)");
+    assert_eq!(body["required"], json!(["userId"]), "AUTH_MODE=body refuses a purchase without userId");
     assert!(body["properties"]["userId"].is_object());
     let not_allowed = resolve(&doc, &doc["components"]["responses"]["MethodNotAllowed"]);
     assert!(not_allowed["headers"]["Allow"].is_object(), "405 names the allowed method");
+}
+
+/// The identifiers' schemas allow exactly what the code's parsers accept: a client that validates
+/// against the document is never refused for the shape of an id, nor sends one that would be.
+#[test]
+fn identifier_schemas_accept_exactly_what_the_code_accepts() {
+    use flash_sale::ids::{SaleId, UserId, is_order_id};
+    let doc = openapi();
+    let schemas = &doc["components"]["schemas"];
+    let user = StringSchema::of(&schemas["UserId"]);
+    let sale = StringSchema::of(&schemas["SaleId"]);
+    let order = StringSchema::of(&schemas["OrderId"]);
+    for text in probe_strings(&[26, 64, 255]) {
+        assert_eq!(user.accepts(&text), UserId::parse(&text).is_ok(), "userId {text:?}");
+        assert_eq!(sale.accepts(&text), SaleId::parse(&text).is_ok(), "saleId {text:?}");
+        assert_eq!(order.accepts(&text), is_order_id(&text), "orderId {text:?}");
+    }
+    // Order ids: real ones, and real ones with one character changed to a digit or a letter of
+    // either case.
+    let alphabet: Vec<char> = ('0'..='9').chain('A'..='Z').chain('a'..='z').collect();
+    let mut rng = fastrand::Rng::with_seed(7);
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..5_000 {
+        let id = ulid::Ulid::from_parts(rng.u64(..1 << 48), rng.u128(..)).to_string();
+        assert!(order.accepts(&id) && is_order_id(&id), "{id}");
+        let mut chars: Vec<char> = id.chars().collect();
+        chars[rng.usize(..26)] = alphabet[rng.usize(..alphabet.len())];
+        let changed: String = chars.into_iter().collect();
+        let ok = is_order_id(&changed);
+        assert_eq!(order.accepts(&changed), ok, "orderId {changed:?}");
+        if ok { accepted += 1 } else { refused += 1 }
+    }
+    assert!(accepted > 100 && refused > 100, "both kinds were tried: {accepted} accepted, {refused} refused");
+}
+
+/// The properties a response or request schema names (through `$ref` and `allOf`).
+fn properties(doc: &Value, schema: &Value) -> BTreeSet<String> {
+    let schema = resolve(doc, schema);
+    let mut names: BTreeSet<String> =
+        schema["properties"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        names.extend(properties(doc, part));
+    }
+    names
+}
+
+/// Links lead from an answer to the next request with identifiers from that answer (the stateful
+/// contract tests follow them): each names a real operation, fills exactly its path parameters
+/// with fields the answer has, and its request body with fields the body takes.
+#[test]
+fn links_fill_real_operations_from_real_fields() {
+    let doc = openapi();
+    let mut by_id: BTreeMap<String, (String, &Value)> = BTreeMap::new();
+    for (path, item) in obj(&doc["paths"], "paths") {
+        for (method, op) in obj(item, path).iter().filter(|(m, _)| METHODS.contains(&m.as_str())) {
+            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path}: an operationId"));
+            assert!(by_id.insert(id.to_owned(), (path.clone(), op)).is_none(), "operationId {id} twice");
+        }
+    }
+    let mut chains = BTreeSet::new();
+    for (from, (_, op)) in &by_id {
+        for (status, response) in obj(&op["responses"], from) {
+            let response = resolve(&doc, response);
+            let Some(links) = response["links"].as_object() else { continue };
+            let answer = properties(&doc, &response["content"]["application/json"]["schema"]);
+            for (name, link) in links {
+                let link = resolve(&doc, link);
+                let to = link["operationId"].as_str().unwrap_or_else(|| panic!("{from} {status} {name}: operationId"));
+                let (path, target) =
+                    by_id.get(to).unwrap_or_else(|| panic!("{from} {status} {name}: no operation {to}"));
+                let wanted: BTreeSet<String> = path
+                    .split('/')
+                    .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')).map(str::to_owned))
+                    .collect();
+                let given = obj(&link["parameters"], name);
+                assert_eq!(given.keys().cloned().collect::<BTreeSet<_>>(), wanted, "{from} -> {to}: path parameters");
+                let mut fields: Vec<(&String, &Value)> = given.iter().collect();
+                let takes = target["requestBody"]["content"]["application/json"]["schema"].clone();
+                let body = properties(&doc, &takes);
+                for (field, _) in link["requestBody"].as_object().into_iter().flatten() {
+                    assert!(body.contains(field), "{from} -> {to}: the body takes no {field}");
+                }
+                fields.extend(link["requestBody"].as_object().into_iter().flatten());
+                for (param, expr) in fields {
+                    let expr = expr.as_str().unwrap_or_else(|| panic!("{from} -> {to}: {param} is an expression"));
+                    let field = expr.strip_prefix("$response.body#/").unwrap_or_else(|| panic!("{expr}"));
+                    assert!(answer.contains(field), "{from} {status} -> {to}: the answer has no {field}");
+                }
+                chains.insert(format!("{from} {status} -> {to}"));
+            }
+        }
+    }
+    for chain in [
+        "purchase 201 -> lookupPurchase",
+        "purchase 201 -> cancelPurchase",
+        "purchase 201 -> confirmOrder",
+        "joinQueue 200 -> getQueuePosition",
+        "getQueuePosition 200 -> purchase",
+        "getSale 200 -> purchase",
+    ] {
+        assert!(chains.contains(chain), "no link {chain}: {chains:?}");
+    }
 }

@@ -2,4 +2,5 @@
 //! read as data. Everything else a test needs (a fresh table, sales, the functions called as API
 //! Gateway calls them, the fault and recording proxies) is the `flash-sale-testkit` crate.
 
+pub mod openapi;
 pub mod template;

@@ -2,6 +2,7 @@
 //! test. Both install what they need into `.tools/` (git-ignored) first.
 
 use dynamodb_local as dynamodb;
+mod contract;
 mod frontdoor;
 mod stack;
 mod supervisor;
@@ -89,6 +90,9 @@ enum Cmd {
     /// is built from restart nothing, and a comment added to purchase's source (then removed)
     /// restarts purchase alone while its requests are answered.
     Watch,
+    /// The contract suite alone (part of `test`): schemathesis checks the API against
+    /// docs/openapi.yaml through the dev stack on free ports.
+    Contract,
 }
 
 /// Instances per function of the stack the browser tests and the surge run against.
@@ -469,6 +473,15 @@ fn test(cargo_args: &[String]) -> Result<()> {
             let api = api.as_ref().context("the local stack did not start")?;
             surge::run_suite(api.front.addr, &endpoint)
         });
+        let mut cases = None;
+        suite(&mut suites, "contract", || {
+            let api = api.as_ref().context("the local stack did not start")?;
+            cases = Some(contract::run_suite(&tools, &api.url, &endpoint)?);
+            Ok(())
+        });
+        if let (Some(cases), Some(line)) = (cases, suites.last_mut()) {
+            line.name = contract::suite_name(cases);
+        }
         if stop.load(Ordering::SeqCst) {
             bail!("interrupted");
         }
@@ -532,6 +545,15 @@ fn watch_alone() -> Result<()> {
     watch_suite::run(&api, TEST_STACK_MAX_WAIT)
 }
 
+/// The contract suite on a stack of its own.
+fn contract_alone() -> Result<()> {
+    let _stop = interrupted()?;
+    let tools = tools::ensure_test()?;
+    let mut children = Children::default();
+    let (api, endpoint) = stack_alone(&tools, &mut children, SURGE_INSTANCES)?;
+    contract::run_suite(&tools, &api.url, &endpoint).map(|_| ())
+}
+
 fn main() -> ExitCode {
     raise_open_files();
     let result = match Cli::parse().command {
@@ -542,6 +564,7 @@ fn main() -> ExitCode {
         Cmd::Admin { dynamodb_port, args } => admin_local(dynamodb_port, &args),
         Cmd::Surge { concurrency } => surge_alone(concurrency),
         Cmd::Watch => watch_alone(),
+        Cmd::Contract => contract_alone(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

