@@ -303,3 +303,95 @@ async fn a_burst_of_requests_in_one_container_refreshes_the_room_once() {
     let refreshes = reads(&proxy) - before;
     assert!(refreshes <= 4, "{refreshes} GetItems for 32 joins on a stale room");
 }
+
+/// The seed is revealed once the pre-queue is drawn, not at `startsAt`: while a draw is due and
+/// not done, nobody can read the seed and the entrants together before the places are written.
+#[tokio::test]
+async fn the_seed_is_revealed_only_once_the_draw_is_complete() {
+    let start = now_ms() + HOUR;
+    let (sale, seed, app) = room_at(100, 1, start, start - 60_000).await;
+    let app = app.tune(|t| t.request_draw_limit = 2);
+    let id = sale.id.to_string();
+    for n in 0..5 {
+        assert_eq!(app.post_queue(&id, &format!("early-{n}")).await.0, 200);
+    }
+    app.clock().set(start + flash_sale::room::DRAW_GRACE_MS + 1_000);
+    let view = app.view(&id).await;
+    assert_eq!(view["queue"]["state"], "drawing", "{view}");
+    assert!(view["queue"].get("drawSeed").is_none(), "no seed before the draw is complete: {view}");
+    assert_eq!(app.container().draw_due_rooms().await.unwrap(), vec![id.clone()]);
+    app.clock().advance(1_000);
+    let view = app.view(&id).await;
+    assert_eq!(view["queue"]["drawSeed"].as_str().map(hex_decode), Some(seed), "{view}");
+}
+
+/// The room's admission step reads the stock with a strongly consistent read: the cap never
+/// admits against a stock an eventually consistent read still showed.
+#[tokio::test]
+async fn the_admission_cap_reads_the_stock_strongly_consistently() {
+    let (sale, app) = open_room(5, 2).await;
+    let recording = flash_sale_testkit::proxy::Recording::start(pass()).await;
+    let watched = app.container().via(recording.proxy.client());
+    // A join answers from the room's step (the sale view would add its own, eventually consistent,
+    // public stock read).
+    assert_eq!(watched.post_queue(&sale.id.to_string(), "bob").await.0, 200);
+    let reads: Vec<String> =
+        recording.take().into_iter().filter(|(op, _)| op == "BatchGetItem").map(|(_, body)| body).collect();
+    assert!(!reads.is_empty(), "the room's step reads the shards");
+    for body in &reads {
+        let request: Value = serde_json::from_str(body).unwrap();
+        let consistent = request["RequestItems"].as_object().unwrap().values().all(|k| k["ConsistentRead"] == true);
+        assert!(consistent, "an eventually consistent stock read: {body}");
+    }
+}
+
+/// A purchase retried with its Idempotency-Key after its admission token expired is answered
+/// with the order it committed, not refused.
+#[tokio::test]
+async fn a_keyed_retry_after_the_token_expired_gets_the_committed_order() {
+    let (sale, app) = open_room(5, 1).await;
+    let id = sale.id.to_string();
+    let (_, joined) = app.post_queue(&id, "alice").await;
+    let token = joined["admissionToken"].as_str().expect("admitted at once").to_owned();
+    let keyed = |key: &str| {
+        let mut r = req::purchase_keyed(&id, "alice", Some(key));
+        r.event.body = Some(serde_json::json!({ "userId": "alice", "admissionToken": token }).to_string());
+        r
+    };
+    async fn send(container: &TestApp, r: flash_sale::http::ApiRequest) -> (u16, Value) {
+        let resp = container.call(Route::Purchase, r).await;
+        (resp.status_code, serde_json::from_str::<Value>(&resp.body).unwrap())
+    }
+    let (status, first) = send(&app, keyed("order-1")).await;
+    assert_eq!(status, 201, "{first}");
+    let expires = flash_sale::time_fmt::parse_rfc3339_ms(joined["admissionExpiresAt"].as_str().unwrap()).unwrap();
+    app.clock().set(expires + 1);
+    // The retry reaches another container, after the token's end.
+    let other = app.container();
+    let (status, again) = send(&other, keyed("order-1")).await;
+    assert_eq!((status, &again["orderId"]), (201, &first["orderId"]), "{again}");
+    let (status, refused) = send(&other, keyed("order-2")).await;
+    assert_eq!((status, refused["code"].as_str()), (409, Some("already_purchased")), "another key: {refused}");
+    assert_eq!(app.stored(&sale).await.1.len(), 1, "one order");
+}
+
+/// One sale whose room cannot be read does not fail the list of every sale.
+#[tokio::test]
+async fn an_unreadable_room_leaves_the_other_sales_listed() {
+    let (broken, app) = open_room(5, 1).await;
+    let fine = SaleSpec::new().create(&app).await;
+    let room = SaleSpec::new().create_room(&app).await.0;
+    flash_sale_testkit::spoil(
+        app.store(),
+        &flash_sale::keys::sale_pk(broken.id.as_str()),
+        flash_sale::keys::ROOM_SK,
+        "admittedThrough",
+    )
+    .await;
+    let (status, body) = app.get_sales().await;
+    assert_eq!(status, 200, "{body}");
+    let listed: BTreeSet<&str> =
+        body["sales"].as_array().unwrap().iter().filter_map(|s| s["saleId"].as_str()).collect();
+    assert!(listed.contains(fine.id.as_str()) && listed.contains(room.id.as_str()), "{body}");
+    assert!(!listed.contains(broken.id.as_str()), "the unreadable one is left out, not shown without its room");
+}

@@ -132,7 +132,12 @@ impl App {
         let now = self.clock.now_ms();
         let mut views = Vec::with_capacity(sales.len());
         for (sale, shards) in sales.iter().zip(&stock) {
-            views.push(self.status(sale, shards, now).await?);
+            // One sale whose room cannot be read (logged where it failed) leaves the others listed.
+            match self.status(sale, shards, now).await {
+                Ok(view) => views.push(view),
+                Err(AppError::Internal) => tracing::error!(sale = %sale.id, "sale left out of the list"),
+                Err(other) => return Err(other),
+            }
         }
         Ok(views)
     }

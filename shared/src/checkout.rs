@@ -91,7 +91,14 @@ impl Checkout {
         report: &mut PurchaseReport,
     ) -> Result<Purchase, AppError> {
         let sale = self.catalog.sale(sale_id).await?;
-        self.room.check_admission(&sale, user, admission_token).await?;
+        if let Err(refusal) = self.room.check_admission(&sale, user, admission_token).await {
+            // A retry of a purchase that committed (same Idempotency-Key) is answered with it,
+            // even when its admission token has expired since: one read, only for keyed requests.
+            return match key {
+                Some(_) => self.unless_owned(sale_id, user, key, refusal).await,
+                None => Err(refusal),
+            };
+        }
         let early = match sale.window_at(self.clock.now_ms()) {
             Window::NotStarted => Some(AppError::SaleNotStarted { starts_at_ms: sale.starts_at_ms }),
             Window::Ended => Some(AppError::SaleEnded),

@@ -237,7 +237,7 @@ pub struct RoomView {
     pub prequeue_opens_at: String,
     /// SHA-256 (hex) of the draw seed, published from creation on.
     pub draw_commitment: String,
-    /// The draw seed (hex), revealed from `startsAt` on: recompute the pre-queue order with it.
+    /// The draw seed (hex), revealed once the pre-queue is drawn: recompute its order with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub draw_seed: Option<String>,
 }
@@ -292,8 +292,9 @@ impl WaitingRoom {
             tracing::error!(sale = %sale.id, "a sale with a waiting room has no room state");
             AppError::Internal
         })?;
-        let stock = self.store.shard_stock(&[sale]).await.map_err(logged)?;
-        let remaining: i64 = stock[0].iter().map(|r| (*r).max(0)).sum();
+        // Strongly consistent: the admission cap is judged on the stock as it is now.
+        let stock = self.store.shard_stock_now(sale).await.map_err(logged)?;
+        let remaining: i64 = stock.iter().map(|r| (*r).max(0)).sum();
         let sold = sale.total_stock - remaining;
         if now - state.updated_at_ms >= 1_000
             || (state.prequeue_size.is_none() && now >= sale.starts_at_ms + room::DRAW_GRACE_MS)
@@ -567,7 +568,8 @@ impl WaitingRoom {
         } else {
             RoomPhase::Admitting
         };
-        let draw_seed = if now >= sale.starts_at_ms {
+        // Revealed once the draw is complete, never while it could still be run or rerun.
+        let draw_seed = if s.prequeue_size.is_some() && now >= sale.starts_at_ms {
             self.store.draw_seed(&sale.id).await.map_err(logged)?.map(hex::encode)
         } else {
             None

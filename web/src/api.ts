@@ -34,7 +34,7 @@ export interface RoomView {
   prequeueOpensAt: string;
   /** SHA-256 (hex) of the draw seed, published before the draw. */
   drawCommitment: string;
-  /** The draw seed (hex), revealed at the start. */
+  /** The draw seed (hex), revealed once the pre-queue is drawn. */
   drawSeed?: string;
 }
 

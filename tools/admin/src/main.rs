@@ -85,7 +85,7 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         hold_seconds: i64,
     },
-    /// Verify a sale's pre-queue draw from public data: the seed revealed at opening must match the
+    /// Verify a sale's pre-queue draw from public data: the seed revealed once the pre-queue is drawn must match the
     /// commitment published at creation, and every pre-queue place must be the one the seed gives.
     VerifyDraw {
         #[arg(long)]
