@@ -6,13 +6,17 @@
 //!
 //! A test reads arrange / act / assert:
 //!
-//! ```ignore
+//! ```no_run
+//! # use flash_sale_testkit::{SaleSpec, TestApp};
+//! # async fn example() {
+//! # const T0: i64 = 1_800_000_000_000;
 //! let app = TestApp::fresh().await.at(T0);                         // a table, a manual clock
 //! let sale = SaleSpec::new().stock(1).holds(60).create(&app).await;
 //! let [a, b] = app.containers();                                  // two containers, one store
 //! assert_eq!(a.buy(&sale, "alice").await.0, 201);                 // POST /sales/{id}/purchases
 //! assert_eq!(b.buy(&sale, "bob").await.1["code"], "sold_out");
 //! assert_eq!(a.get_purchase(&sale, "alice").await.0, 200);        // GET /sales/{id}/purchases/alice
+//! # }
 //! ```
 //!
 //! The endpoint comes from `DYNAMODB_ENDPOINT` (set by `cargo xtask test`, which starts DynamoDB
