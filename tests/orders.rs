@@ -389,3 +389,38 @@ async fn purchases_cancels_confirms_and_the_sweeper_racing_keep_every_item_accou
     assert!(per_user.values().all(|n| *n == 1), "no user with two live orders");
     assert!(stock_scan.iter().all(|s| *s >= 0));
 }
+
+/// A confirmation that meets a transaction holding the order's record (DynamoDB answers
+/// `TransactionConflictException`) is retried and confirms, rather than telling the payment
+/// backend to come back later.
+#[tokio::test]
+async fn a_confirmation_that_meets_a_transaction_conflict_is_retried() {
+    use flash_sale_testkit::proxy::{Fault, Proxy, upstream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let app = TestApp::fresh().await.at(T0);
+    let sale = SaleSpec::new().stock(2).holds(HOLD_S).create(&app).await;
+    let (_, order) = app.buy(&sale, "alice").await;
+    let conflicts = Arc::new(AtomicUsize::new(0));
+    let seen = conflicts.clone();
+    // The first two confirming writes meet a conflict; later ones pass.
+    let proxy = Proxy::start(
+        upstream(),
+        Box::new(move |op: &str, body: &str| {
+            if op == "UpdateItem" && body.contains(":confirmed") && seen.fetch_add(1, Ordering::SeqCst) < 2 {
+                Fault::ItemConflict
+            } else {
+                Fault::Pass
+            }
+        }),
+    )
+    .await;
+    let payments = app.container().via(proxy.client());
+
+    let (status, confirmed) = payments.post_confirm(&sale, order["orderId"].as_str().unwrap()).await;
+
+    assert_eq!((status, confirmed["status"].as_str()), (200, Some("confirmed")), "{confirmed}");
+    assert_eq!(conflicts.load(Ordering::SeqCst), 3, "two conflicts, then the write that confirmed");
+    let (_, records) = app.stored(&sale).await;
+    assert_eq!((records[0].status, records[0].version), (OrderStatus::Confirmed, 2));
+}

@@ -132,6 +132,8 @@ impl Store {
                     let old = e.item().filter(|i| !i.is_empty()).cloned().map(PurchaseRecord::from_item).transpose();
                     Ok(Change::Refused(old.map_err(|e| StoreError::Corrupt(format!("{pk}: {e}")))?))
                 }
+                // A purchase, cancel or release transaction holds the record right now: retry.
+                Some(UpdateItemError::TransactionConflictException(_)) => Ok(Change::Conflict),
                 _ => Err(err.into()),
             },
         }

@@ -24,6 +24,9 @@ pub enum Fault {
     ServerError,
     /// Answer `TransactionCanceledException` with a `TransactionConflict` reason, not forwarding.
     Conflict,
+    /// Answer `TransactionConflictException`, not forwarding: what a single-item write gets when
+    /// a transaction holds its item.
+    ItemConflict,
     /// Wait this long, then forward (the SDK has usually given up and retried by then).
     Slow(Duration),
     /// Close the connection without forwarding or answering.
@@ -39,6 +42,7 @@ impl Fault {
             Fault::Throttle => "throttle",
             Fault::ServerError => "server_error",
             Fault::Conflict => "conflict",
+            Fault::ItemConflict => "item_conflict",
             Fault::Slow(_) => "slow",
             Fault::Reset => "reset",
             Fault::CommitThenDrop => "commit_then_drop",
@@ -228,6 +232,7 @@ async fn serve(
                 "TransactionCanceledException",
                 r#","CancellationReasons":[{"Code":"TransactionConflict","Message":"injected"},{"Code":"None"}]"#,
             )),
+            Fault::ItemConflict => Some(error_response(400, "TransactionConflictException", "")),
             Fault::Slow(delay) => {
                 tokio::time::sleep(delay).await;
                 forward(upstream, &request).await
