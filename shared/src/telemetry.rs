@@ -6,7 +6,8 @@
 //! adds `QueueJoins` (dimension `outcome`: new, existing, closed), `AdmissionRefusals` (dimension
 //! `reason`: the problem code), and per admission step `Admissions`, `QueueLength` and
 //! `AdmittedNotBought` (dimension `saleId`). Orders add `OrderChanges` (dimension `status`: the
-//! status an order entered) and `StockReturned` (dimension `reason`: cancelled, expired). Names
+//! status an order entered) and `StockReturned` (dimension `reason`: cancelled, expired). Every
+//! failure that needs an operator counts in `Errors` (dimension `kind`, [`ERROR_KINDS`]). Names
 //! and dimension values are what `infra/template.yaml`'s dashboard reads.
 
 use std::time::Instant;
@@ -50,6 +51,17 @@ pub fn describe_metrics() {
     metrics::describe_gauge!("AdmittedNotBought", Unit::Count, "places admitted but not (yet) bought");
     metrics::describe_counter!("OrderChanges", Unit::Count, "orders entering a status, by status");
     metrics::describe_counter!("StockReturned", Unit::Count, "items given back to stock, by reason");
+    metrics::describe_counter!("Errors", Unit::Count, "failures an operator must look at, by kind");
+}
+
+/// Every value of the `kind` dimension of `Errors`.
+pub const ERROR_KINDS: &[&str] = &["store", "stored_data", "draw", "hold_release", "event_record", "event_delivery"];
+
+/// Records a failure an operator must look at (also logged at error level by the caller, with
+/// the key it concerns). `kind` is one of [`ERROR_KINDS`].
+pub fn record_error(kind: &'static str) {
+    debug_assert!(ERROR_KINDS.contains(&kind), "unknown error kind {kind}");
+    metrics::counter!("Errors", "kind" => kind).increment(1);
 }
 
 /// Every value of the `status` dimension of `OrderChanges`.
