@@ -9,11 +9,13 @@
 //!   `admitPerSecond`, never past the last place issued, and never so far that the people admitted
 //!   within the claim window but not yet holding an item exceed `admitFactor` × the remaining
 //!   stock. With the default factor (100 %) every admission has an item set aside for its claim
-//!   window, so nobody admitted races anyone for it; a place not used within the window stops
-//!   holding its item back (its token still buys while stock lasts). When the stock is gone,
-//!   everyone still waiting is told `sold_out`.
+//!   window, so nobody admitted races anyone for it. When the stock is gone, everyone still
+//!   waiting is told `sold_out`.
 //! - **Tokens.** An admitted buyer gets an HMAC-SHA256 token binding sale, user, place and expiry,
-//!   checked on the purchase path without a DynamoDB call.
+//!   checked on the purchase path without a DynamoDB call. The token buys only within the claim
+//!   window, so an item set aside for one admission is never taken by an earlier one: the cap
+//!   counts each admission against the stock for its window plus [`PURCHASE_GRACE_MS`], the
+//!   longest a purchase whose token was checked in time may still be committing.
 
 use std::fmt;
 
@@ -34,11 +36,18 @@ pub(crate) const ADMIT_PER_SHARD_PER_SECOND: u32 = 50;
 /// last items: the fastest clients (scripts) win more than their share.
 pub const DEFAULT_ADMIT_FACTOR_PERCENT: u32 = 100;
 
-/// Default lifetime of an admission token.
-pub(crate) const DEFAULT_TOKEN_TTL_MS: i64 = 5 * 60 * 1_000;
-
-/// Default claim window: an admitted place holds an item back this long after admission.
+/// Default claim window: an admitted place holds an item back, and its token buys, this long
+/// after admission.
 pub const DEFAULT_CLAIM_MS: i64 = 60 * 1_000;
+
+/// Longest claim window a room may have. The room item keeps one admission step per second of
+/// the window (about 40 bytes each), so its state stays near 40 KB, far below DynamoDB's 400 KB.
+pub const MAX_CLAIM_MS: i64 = 15 * 60 * 1_000;
+
+/// How long after its token expired a purchase may still commit: the purchase function's timeout
+/// (`infra/template.yaml`, checked by a test). An admission counts against the stock for its
+/// claim window plus this.
+pub const PURCHASE_GRACE_MS: i64 = 10_000;
 
 /// Default: the pre-queue opens this long before the sale starts.
 pub(crate) const DEFAULT_PREQUEUE_LEAD_MS: i64 = 15 * 60 * 1_000;
@@ -58,9 +67,11 @@ pub struct RoomConfig {
     pub prequeue_opens_at_ms: i64,
     /// Admitted-but-not-bought may reach this percentage of the remaining stock.
     pub admit_factor_percent: u32,
+    /// Upper bound of the claim window (rooms created before claim windows existed had tokens
+    /// that outlived the window; tokens now live exactly the window).
     pub token_ttl_ms: i64,
-    /// How long an admitted place counts against the stock; rooms created before claim windows
-    /// existed (`None`) count it for the token's lifetime.
+    /// How long an admitted place's token buys and its item is set aside; rooms created before
+    /// claim windows existed (`None`) use `token_ttl_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim_ms: Option<i64>,
     /// Hex SHA-256 of the draw seed, published from creation on.
@@ -75,17 +86,23 @@ impl RoomConfig {
             admit_per_second: shards.max(1) * ADMIT_PER_SHARD_PER_SECOND,
             prequeue_opens_at_ms: starts_at_ms - DEFAULT_PREQUEUE_LEAD_MS,
             admit_factor_percent: DEFAULT_ADMIT_FACTOR_PERCENT,
-            token_ttl_ms: DEFAULT_TOKEN_TTL_MS,
+            token_ttl_ms: DEFAULT_CLAIM_MS,
             claim_ms: Some(DEFAULT_CLAIM_MS),
             draw_commitment: commitment(seed),
             lanes: DEFAULT_LANES,
         }
     }
 
-    /// How long an admitted place counts against the stock: the claim window, at most the token's
-    /// lifetime.
-    pub(crate) fn claim_window_ms(&self) -> i64 {
-        self.claim_ms.unwrap_or(self.token_ttl_ms).clamp(0, self.token_ttl_ms)
+    /// How long an admitted place's token buys and its item is set aside: the claim window, at
+    /// most `token_ttl_ms` and [`MAX_CLAIM_MS`].
+    pub fn claim_window_ms(&self) -> i64 {
+        self.claim_ms.unwrap_or(self.token_ttl_ms).clamp(0, self.token_ttl_ms.min(MAX_CLAIM_MS))
+    }
+
+    /// How long an admission counts against the stock: its claim window, plus the time a purchase
+    /// whose token was checked within it may still take to commit.
+    pub(crate) fn set_aside_ms(&self) -> i64 {
+        self.claim_window_ms() + PURCHASE_GRACE_MS
     }
 }
 
@@ -161,23 +178,25 @@ impl RoomState {
             next.updated_at_ms = if admitted == budget { self.updated_at_ms + admitted * 1_000 / rate } else { now_ms };
         }
         next.history.push(Tick { at_ms: now_ms, admitted: next.admitted_through });
-        let horizon = now_ms - config.token_ttl_ms - 1_000;
+        let horizon = now_ms - config.set_aside_ms() - 1_000;
         let keep_from = next.history.iter().rposition(|t| t.at_ms <= horizon).unwrap_or(0);
         next.history.drain(..keep_from);
         next
     }
 
-    /// The furthest the admitted range may reach: people admitted within the claim window who have
-    /// not bought yet stay within `admit_factor` × the remaining stock.
+    /// The furthest the admitted range may reach: people admitted within the set-aside span (claim
+    /// window plus purchase grace) who have not bought yet stay within `admit_factor` × the
+    /// remaining stock.
     ///
     /// Which admitted person bought is not recorded, so the count is a bound that never
-    /// undercounts: every purchase made before the window began was by someone admitted before it,
-    /// and of the purchases since, at most as many as those people are can be theirs. So the people
-    /// admitted within the window number at most `admitted − admitted_then`, of whom at least
-    /// `sold − admitted_then` have bought, and
+    /// undercounts. A token buys only within its claim window, so nobody admitted before the span
+    /// began can buy any more: every purchase made before the span began was by someone admitted
+    /// before it, and of the purchases since, at most as many as those people are can be theirs.
+    /// So the people admitted within the span number at most `admitted − admitted_then`, of whom
+    /// at least `sold − admitted_then` have bought, and
     /// `admitted ≤ max(admitted_then, sold) + allowance` keeps the unbought within the allowance.
     fn cap(&self, config: &RoomConfig, now_ms: i64, sold: i64, remaining: i64) -> i64 {
-        let horizon = now_ms - config.claim_window_ms();
+        let horizon = now_ms - config.set_aside_ms();
         let admitted_then = self.history.iter().rev().find(|t| t.at_ms <= horizon).map_or(0, |t| t.admitted);
         let allowance = (i64::from(config.admit_factor_percent) * remaining.max(0) + 99) / 100;
         admitted_then.max(sold) + allowance

@@ -137,7 +137,7 @@ impl Sale {
         if let Some(room) = &self.room
             && (room.prequeue_opens_at_ms > self.starts_at_ms
                 || room.admit_per_second == 0
-                || room.claim_ms.is_some_and(|c| c < 1_000 || c > room.token_ttl_ms)
+                || room.claim_ms.is_some_and(|c| c < 1_000 || c > room.token_ttl_ms || c > crate::room::MAX_CLAIM_MS)
                 || !(1..=1_024).contains(&room.lanes))
         {
             return Err(SaleRuleError::BadRoom);

@@ -202,7 +202,7 @@ pub struct PlaceView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admission_expires_at: Option<String>,
     /// Present when admitted: until then an item is set aside for this admission (the claim
-    /// window); after it the token still buys while stock lasts.
+    /// window); the token buys until the same moment (`admissionExpiresAt`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub set_aside_until: Option<String>,
 }
@@ -483,14 +483,15 @@ impl WaitingRoom {
         let mut expires = None;
         let mut set_aside = None;
         if let (PlaceState::Admitted, Some(place)) = (place_state, place) {
-            // Admitted when the range first covered this place; the token lives from then on.
+            // Admitted when the range first covered this place; the token buys for the claim
+            // window from then on, while its item is set aside.
             match state.history.iter().find(|t| t.admitted >= place) {
-                Some(tick) if tick.at_ms + config.token_ttl_ms > now => {
-                    let exp = tick.at_ms + config.token_ttl_ms;
+                Some(tick) if tick.at_ms + config.claim_window_ms() > now => {
+                    let exp = tick.at_ms + config.claim_window_ms();
                     let keys = self.config.admission_keys.as_ref().ok_or(AppError::Internal)?;
                     token = Some(keys.sign(&sale.id, user, place, exp));
                     expires = Some(rfc3339_ms(exp));
-                    set_aside = Some(rfc3339_ms(tick.at_ms + config.claim_window_ms()));
+                    set_aside = expires.clone();
                 }
                 // The admission's lifetime is over.
                 _ => place_state = PlaceState::Closed,
@@ -518,7 +519,9 @@ impl WaitingRoom {
         user: &UserId,
         token: Option<&str>,
     ) -> Result<(), AppError> {
-        let Some(config) = &sale.room else { return Ok(()) };
+        if sale.room.is_none() {
+            return Ok(());
+        }
         let token = token.ok_or(AppError::AdmissionRequired)?;
         let keys = self.config.admission_keys.as_ref().ok_or(AppError::Internal)?;
         let place = keys.verify(token, &sale.id, user, self.clock.now_ms()).map_err(|e| match e {
@@ -527,8 +530,21 @@ impl WaitingRoom {
             }
             TokenError::Expired => AppError::AdmissionInvalid("the admission token has expired"),
         })?;
-        let _ = config;
-        if place > self.admitted_through(sale).await? {
+        if place <= self.admitted_through(sale).await? {
+            return Ok(());
+        }
+        // Tokens are signed only for admitted places: this container's copy may be older than
+        // the admission. The room as stored decides (one read, only for such a token).
+        let now = self.clock.now_ms();
+        let state = self.store.room_state(&sale.id).await.map_err(logged)?.ok_or(AppError::Internal)?;
+        self.snapshots.saw_admitted(&sale.id, now, state.admitted_through);
+        if let Some(mut copy) = self.snapshots.get(&sale.id, now, STALE_SNAPSHOT_MS)
+            && copy.state.admitted_through < state.admitted_through
+        {
+            copy.state = state.clone();
+            self.snapshots.put(&sale.id, copy);
+        }
+        if place > state.admitted_through {
             return Err(AppError::NotYetAdmitted);
         }
         Ok(())

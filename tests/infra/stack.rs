@@ -316,3 +316,17 @@ fn the_sweeper_runs_every_minute_with_time_for_a_sweep_and_no_retries() {
     let timeout = res["Properties"]["Timeout"].as_u64().expect("Timeout");
     assert!((60..=900).contains(&timeout), "{id}: Timeout {timeout}");
 }
+
+#[test]
+fn a_purchase_commits_within_the_rooms_grace_after_its_token_was_checked() {
+    // The waiting room counts an admission against the stock for its claim window plus
+    // PURCHASE_GRACE_MS: a purchase whose token was checked in time must end within that grace.
+    let t = template();
+    let functions = functions(&t);
+    let (id, res) = &functions["purchase"];
+    let timeout = res["Properties"]["Timeout"]
+        .as_i64()
+        .or_else(|| t["Globals"]["Function"]["Timeout"].as_i64())
+        .expect("the purchase function has a timeout");
+    assert!(timeout * 1_000 <= flash_sale::room::PURCHASE_GRACE_MS, "{id}: Timeout {timeout} s");
+}

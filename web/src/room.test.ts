@@ -123,22 +123,20 @@ describe('the room panel', () => {
     expect(p.progress).toMatchObject({ value: 120, max: 120 });
   });
 
-  it('admitted: the countdown runs to the end of the set-aside item, then Buy stays while stock lasts', () => {
+  it('admitted: the countdown runs to the end of the set-aside item, when the token stops buying', () => {
     const admitted = place({
       state: 'admitted',
       aheadOfYou: null,
       estimatedWaitSeconds: null,
       admissionToken: 'v1.t',
-      admissionExpiresAt: '2026-01-01T10:05:00.000Z',
+      admissionExpiresAt: '2026-01-01T10:01:00.000Z',
       setAsideUntil: '2026-01-01T10:01:00.000Z',
     });
     const p = roomPanel({ room: room({ admittedThrough: 130 }), saleState: 'active', place: admitted, serverNow: NOW + 1000 });
     expect(p).toMatchObject({ phase: 'admitted', action: 'buy', title: 'It’s your turn! Buy within 00:59' });
     expect(p.detail).toMatch(/An item is set aside for you until Jan 1, 2026/);
-    const later = roomPanel({ room: room({ admittedThrough: 130 }), saleState: 'active', place: admitted, serverNow: NOW + 61_000 });
-    expect(later).toMatchObject({ phase: 'admitted', action: 'buy', button: 'Buy now' });
-    expect(later.title).toBe('It’s still your turn — buy while stock lasts (03:59 left)');
-    expect(later.detail).toMatch(/released at .*valid until/);
+    const later = roomPanel({ room: room({ admittedThrough: 130 }), saleState: 'active', place: admitted, serverNow: NOW + 60_000 });
+    expect(later).toMatchObject({ phase: 'expired', action: 'none', button: 'Admission expired' });
   });
 
   it('an admission that ran out says so and offers nothing', () => {

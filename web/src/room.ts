@@ -144,19 +144,8 @@ export function roomPanel({ room, saleState, place, joinedAs, drawn = false, bou
     if (left <= 0 || !place.admissionToken) return expired(place);
     const placeNote = place.position != null ? `${placeText(place.position)} ` : '';
     const progress = place.position != null ? placeProgress(place.position, place.position) : undefined;
-    // An item is set aside for the admission until `setAsideUntil`; after it the token still buys
-    // while stock lasts, and the page says so rather than promise an item.
-    if (place.setAsideUntil && admissionLeftMs(place.setAsideUntil, serverNow) <= 0) {
-      return {
-        phase: 'admitted',
-        title: `It’s still your turn — buy while stock lasts (${formatDuration(left)} left)`,
-        detail: `${placeNote}The item set aside for you was released at ${formatTime(place.setAsideUntil)}; the next people in line may take it. Your admission is valid until ${formatTime(place.admissionExpiresAt ?? '')}.`,
-        progress,
-        action: 'buy',
-        button: 'Buy now',
-      };
-    }
-    const until = place.setAsideUntil ?? place.admissionExpiresAt;
+    // The token buys, and an item is set aside, until the same moment.
+    const until = place.admissionExpiresAt;
     return {
       phase: 'admitted',
       title: `It’s your turn! ${admissionCountdown(until, serverNow)}`,

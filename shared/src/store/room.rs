@@ -339,7 +339,15 @@ impl Store {
             Ok(_) => Ok(Joined::New(entry)),
             Err(err) => match err.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(e)) => {
-                    Ok(Joined::Existing(entry_of(e.item().cloned().unwrap_or_default())?))
+                    let found = entry_of(e.item().cloned().unwrap_or_default())?;
+                    // Each place after opening is handed to one request only: an entry holding
+                    // this one is this request's own put, committed by an attempt whose answer
+                    // was lost (the SDK retried it).
+                    if !found.prequeue && found.place_after_opening == Some(place_after_opening) {
+                        Ok(Joined::New(found))
+                    } else {
+                        Ok(Joined::Existing(found))
+                    }
                 }
                 _ => Err(err.into()),
             },

@@ -69,13 +69,10 @@ enum Command {
         /// the remaining stock; 100: every admission has an item set aside, nobody admitted races.
         #[arg(long, requires = "waiting_room", default_value_t = flash_sale::room::DEFAULT_ADMIT_FACTOR_PERCENT)]
         admit_factor_percent: u32,
-        /// Lifetime of an admission token, in seconds.
-        #[arg(long, requires = "waiting_room", default_value_t = 300)]
-        token_ttl_seconds: u32,
-        /// Seconds an admitted place holds its item back, at most the token's lifetime (default: 60,
-        /// or the token's lifetime when shorter); after that the token still buys while stock lasts.
-        #[arg(long, requires = "waiting_room")]
-        claim_seconds: Option<i64>,
+        /// Seconds an admitted person's token buys, with an item set aside for them all that time
+        /// (1 to 900). After it their place is used up.
+        #[arg(long, requires = "waiting_room", default_value_t = flash_sale::room::DEFAULT_CLAIM_MS / 1_000)]
+        claim_seconds: i64,
         /// Counter items the pre-queue's joins spread over; each takes about 450 joins/s, so 256
         /// lanes take 100,000 joins/s.
         #[arg(long, requires = "waiting_room", default_value_t = flash_sale::room::DEFAULT_LANES)]
@@ -233,7 +230,6 @@ async fn run(cli: Cli) -> Result<()> {
             admit_per_second,
             prequeue_opens_at,
             admit_factor_percent,
-            token_ttl_seconds,
             claim_seconds,
             queue_lanes,
             hold_seconds,
@@ -261,11 +257,8 @@ async fn run(cli: Cli) -> Result<()> {
                         parse_rfc3339_ms(&at).map_err(anyhow::Error::msg).context("--prequeue-opens-at")?;
                 }
                 config.admit_factor_percent = admit_factor_percent;
-                config.token_ttl_ms = i64::from(token_ttl_seconds) * 1_000;
-                config.claim_ms = Some(match claim_seconds {
-                    Some(seconds) => seconds.saturating_mul(1_000),
-                    None => room::DEFAULT_CLAIM_MS.min(config.token_ttl_ms),
-                });
+                config.claim_ms = Some(claim_seconds.saturating_mul(1_000));
+                config.token_ttl_ms = claim_seconds.saturating_mul(1_000);
                 config.lanes = queue_lanes;
                 sale.room = Some(config);
                 store.create_sale_with_room(&sale, &seed, now_ms()).await

@@ -368,8 +368,8 @@ impl Sim<'_> {
             return;
         }
         let p = self.p;
-        // The product's rule (`RoomState::cap`): places admitted before the claim window's start
-        // no longer hold items back. Purchases before that moment were theirs; of the later ones,
+        // The product's rule (`RoomState::cap`): places admitted before the set-aside span's start
+        // (claim window plus grace) no longer hold items back: their tokens no longer buy. Purchases before that moment were theirs; of the later ones,
         // any beyond their number were by people admitted since. So the people admitted within
         // the window and not bought stay within `overbook` × remaining as long as
         // admitted ≤ max(admitted before the window, sold) + overbook × remaining.
@@ -392,7 +392,7 @@ impl Sim<'_> {
             self.c.admitted += n;
             self.carry -= n as f64;
             self.admit_time.extend(std::iter::repeat_n(t, n as usize));
-            self.expiry.push_back((t + us(p.claim_s.min(p.token_lifetime_s)), a, a + n));
+            self.expiry.push_back((t + us(p.claim_s + p.grace_s), a, a + n));
         }
         if (self.c.admitted as usize) < self.clients.len() || !self.expiry.is_empty() {
             self.at(t + ms(p.admit_tick_ms).max(1), Ev::Admit);
@@ -477,7 +477,7 @@ impl Sim<'_> {
         let tokened = self.path == Path::Room && self.token_at[i as usize].is_some();
         if self.path == Path::Room {
             match self.token_at[i as usize] {
-                Some(_) if t > self.admit_time[self.pos[i as usize] as usize] + us(p.token_lifetime_s) => {
+                Some(_) if t >= self.admit_time[self.pos[i as usize] as usize] + us(p.claim_s) => {
                     // The token lapsed: refused like a purchase without one.
                     self.c.r403 += 1;
                     self.out[i as usize].gave_up = true;

@@ -143,10 +143,14 @@ pub struct Params {
     /// remaining stock (1.0: every admission has an item set aside).
     #[arg(long, default_value_t = 1.0)]
     pub overbook: f64,
-    /// An admitted place counts against the stock this long (seconds) after admission; after that
-    /// its token still buys while stock lasts, but the place no longer holds anything back.
+    /// An admitted person's token buys for this long (seconds) after admission, with an item set
+    /// aside all that time; after it the place is used up.
     #[arg(long, default_value_t = 60.0)]
     pub claim_s: f64,
+    /// An admission counts against the stock this much longer than its claim window (seconds):
+    /// the product's `PURCHASE_GRACE_MS`, the time a purchase checked in time may still commit.
+    #[arg(long, default_value_t = 10.0)]
+    pub grace_s: f64,
     /// A waiting user asks for news this often (seconds); a script as often as it retries.
     #[arg(long, default_value_t = 2.0)]
     pub poll_interval_s: f64,
@@ -159,9 +163,6 @@ pub struct Params {
     /// WCU of a join (the place, plus the counter).
     #[arg(long, default_value_t = 2.0)]
     pub join_wcu: f64,
-    /// An admission token is valid this long (seconds) after admission.
-    #[arg(long, default_value_t = 300.0)]
-    pub token_lifetime_s: f64,
     /// Probability that an admitted human buys (scripts always do).
     #[arg(long, default_value_t = 0.8)]
     pub p_buy: f64,
@@ -255,7 +256,7 @@ impl Params {
             self.time_budget_ms,
             self.overbook,
             self.claim_s,
-            self.token_lifetime_s,
+            self.grace_s,
             self.reject_ms,
             self.cancelled_hold_ms,
             self.script_max_s,
