@@ -12,6 +12,7 @@ mod malformed;
 mod order_events;
 mod orders;
 mod process;
+mod public_draw;
 mod purchase;
 mod restart;
 mod retry_quota;

@@ -112,9 +112,19 @@ impl App {
         self.room.place(sale_id, user).await
     }
 
-    /// The scheduled function's part of the waiting room: draws the due pre-queues.
+    /// The scheduled function's part of the waiting room: draws the due pre-queues (not those
+    /// with a public beacon: see [`App::draw_due_rooms_with`]).
     pub async fn draw_due_rooms(&self) -> Result<Vec<String>, AppError> {
-        self.room.draw_due_rooms().await
+        self.room.draw_due_rooms(None).await
+    }
+
+    /// [`App::draw_due_rooms`], rooms with a public beacon included: their round comes from
+    /// `beacons` (drand relays in the scheduled function) and is verified before it is used.
+    pub async fn draw_due_rooms_with(
+        &self,
+        beacons: &dyn crate::beacon::BeaconSource,
+    ) -> Result<Vec<String>, AppError> {
+        self.room.draw_due_rooms(Some(beacons)).await
     }
 
     /// The public view of one sale: cached configuration plus one `BatchGetItem` of its shards.

@@ -4,9 +4,10 @@
 //!
 //! One layer line, each layer using only those above it (no import cycles; a test keeps it so):
 //! 1. Rules, pure: [`ids`], [`clock`], [`time_fmt`], [`keys`] (key formats and index names),
-//!    [`order`], [`sale`] (window, state, public view), [`room`] (the waiting room's rules,
-//!    admission tokens, the draw), [`error`] ([`AppError`], what a use case answers besides
-//!    success).
+//!    [`order`], [`beacon`] (the draw's public drand round), [`merkle`] (the entrant list's
+//!    root), [`sale`] (window, state, public view), [`room`] (the waiting room's rules,
+//!    admission tokens, the draw), [`draw_check`] (the draw checked from public data),
+//!    [`error`] ([`AppError`], what a use case answers besides success).
 //! 2. [`store`]: the DynamoDB table: items, the purchase transaction and the reading of its
 //!    cancellation reasons, the room's and the orders' items, operator actions.
 //! 3. Use cases, each owning the per-container cache it needs: `catalog` (sale configuration),
@@ -25,15 +26,18 @@
 
 mod app;
 pub mod aws;
+pub mod beacon;
 mod catalog;
 mod checkout;
 pub mod clock;
 pub mod config;
+pub mod draw_check;
 pub mod error;
 pub mod http;
 pub mod ids;
 pub mod keys;
 pub mod lambda;
+pub mod merkle;
 pub mod order;
 mod orders;
 pub mod room;

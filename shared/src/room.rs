@@ -77,6 +77,11 @@ pub struct RoomConfig {
     /// Hex SHA-256 of the draw seed, published from creation on.
     pub draw_commitment: String,
     pub lanes: u32,
+    /// The public beacon round mixed into the draw (fixed at creation: the first quicknet round
+    /// after the seal, see [`crate::beacon`]); `None`: the operator's seed alone orders the
+    /// pre-queue (rooms created without `--public-beacon`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beacon: Option<crate::beacon::BeaconRef>,
 }
 
 impl RoomConfig {
@@ -90,7 +95,14 @@ impl RoomConfig {
             claim_ms: Some(DEFAULT_CLAIM_MS),
             draw_commitment: commitment(seed),
             lanes: DEFAULT_LANES,
+            beacon: None,
         }
+    }
+
+    /// The same, drawing with the public beacon round due for a sale starting at `starts_at_ms`.
+    pub fn with_public_beacon(mut self, starts_at_ms: i64) -> Self {
+        self.beacon = Some(crate::beacon::BeaconRef::quicknet_after(starts_at_ms + DRAW_GRACE_MS));
+        self
     }
 
     /// How long an admitted place's token buys and its item is set aside: the claim window, at

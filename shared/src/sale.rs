@@ -108,7 +108,8 @@ pub enum SaleRuleError {
     BadHold,
     #[error(
         "the waiting room must open before the sale starts, admit at least one person per second, and \
-         have a claim window of at least a second and no longer than its tokens live"
+         have a claim window of at least a second and no longer than its tokens live; a public beacon \
+         must be the first quicknet round after the seal (startsAt + 5 s)"
     )]
     BadRoom,
 }
@@ -138,7 +139,10 @@ impl Sale {
             && (room.prequeue_opens_at_ms > self.starts_at_ms
                 || room.admit_per_second == 0
                 || room.claim_ms.is_some_and(|c| c < 1_000 || c > room.token_ttl_ms || c > crate::room::MAX_CLAIM_MS)
-                || !(1..=1_024).contains(&room.lanes))
+                || !(1..=1_024).contains(&room.lanes)
+                || room.beacon.as_ref().is_some_and(|b| {
+                    *b != crate::beacon::BeaconRef::quicknet_after(self.starts_at_ms + crate::room::DRAW_GRACE_MS)
+                }))
         {
             return Err(SaleRuleError::BadRoom);
         }

@@ -11,11 +11,14 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use crate::beacon::{self, BeaconRef, BeaconSource};
 use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::draw_check::{BeaconView, InclusionProof};
 use crate::error::AppError;
 use crate::ids::{SaleId, UserId};
+use crate::merkle::MerkleTree;
 use crate::room::{self, PlaceState, RoomConfig, RoomState, TokenError};
 use crate::sale::Sale;
 use crate::store::{Joined, RoomEntry, Store, logged};
@@ -184,6 +187,24 @@ impl BlockPair {
     }
 }
 
+/// The sealed list's Merkle root (hex) and each entrant's inclusion proof, by user id.
+fn entrant_proofs(entrants: &[String]) -> (String, Vec<(String, InclusionProof)>) {
+    let mut sorted: Vec<([u8; 32], &String)> = entrants.iter().map(|u| (beacon::entrant_id(u), u)).collect();
+    sorted.sort_unstable();
+    let ids: Vec<[u8; 32]> = sorted.iter().map(|(id, _)| *id).collect();
+    let tree = MerkleTree::new(&ids);
+    let size = ids.len() as u64;
+    let proofs = sorted
+        .iter()
+        .enumerate()
+        .map(|(index, (id, user))| {
+            let path = tree.proof(index).unwrap_or_default().iter().map(hex::encode).collect();
+            ((*user).clone(), InclusionProof { id: hex::encode(id), index: index as u64, size, path })
+        })
+        .collect();
+    (hex::encode(tree.root()), proofs)
+}
+
 /// Where a person stands: the answer of `POST /sales/{saleId}/queue` and
 /// `GET /sales/{saleId}/queue/{userId}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -205,6 +226,10 @@ pub struct PlaceView {
     /// window); the token buys until the same moment (`admissionExpiresAt`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub set_aside_until: Option<String>,
+    /// Once a pre-queue with a public beacon is drawn: the proof that this person's id
+    /// (SHA-256 of the user id) is in the sealed entrant list whose root the status shows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrant_proof: Option<InclusionProof>,
 }
 
 /// Where a room is, as everyone sees it.
@@ -240,6 +265,16 @@ pub struct RoomView {
     /// The draw seed (hex), revealed once the pre-queue is drawn: recompute its order with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub draw_seed: Option<String>,
+    /// The public beacon round the draw mixes in, shown from creation; its signature and
+    /// randomness once the draw used it. Absent for rooms drawn with the operator's seed alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beacon: Option<BeaconView>,
+    /// Merkle root (hex) of the sealed entrant list (SHA-256 ids, sorted), once drawn with a beacon.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrants_root: Option<String>,
+    /// How many entrants the sealed list holds, once drawn with a beacon.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrant_count: Option<i64>,
 }
 
 /// The waiting-room use cases of one container, with its room-snapshot and place-block caches.
@@ -260,17 +295,19 @@ impl WaitingRoom {
     /// The room's state and the stock behind it, from this container's copy while it is fresh;
     /// otherwise read, advanced if it is a second old (the draw first, once it is due), and stored.
     async fn room_snapshot(&self, sale: &Sale, config: &RoomConfig) -> Result<RoomSnapshot, AppError> {
-        self.room_snapshot_drawing(sale, config, false).await
+        self.room_snapshot_drawing(sale, config, false, None).await
     }
 
     /// [`WaitingRoom::room_snapshot`]; `any_size`: draw a due pre-queue whatever its size (the scheduled
     /// function), rather than only one a request can draw within its time
-    /// (`Tuning::request_draw_limit`).
+    /// (`Tuning::request_draw_limit`). `beacons`: where a room with a public beacon gets its
+    /// round (only the scheduled function has them: without, such a room stays `drawing`).
     async fn room_snapshot_drawing(
         &self,
         sale: &Sale,
         config: &RoomConfig,
         any_size: bool,
+        beacons: Option<&dyn BeaconSource>,
     ) -> Result<RoomSnapshot, AppError> {
         let now = self.clock.now_ms();
         let cached = self.snapshots.get(&sale.id, now, STALE_SNAPSHOT_MS);
@@ -305,8 +342,9 @@ impl WaitingRoom {
                     let n = self.store.prequeue_count(&sale.id, config.lanes).await.map_err(logged)?;
                     Ok::<_, AppError>(n <= self.config.tuning.request_draw_limit)
                 };
-                if any_size || small().await? {
-                    next.prequeue_size = Some(self.draw(sale, config).await?);
+                let can_draw = config.beacon.is_none() || beacons.is_some();
+                if can_draw && (any_size || small().await?) {
+                    next.prequeue_size = self.draw(sale, config, beacons).await?;
                 }
             }
             next.issued_after_opening = self.store.places_issued_after_opening(&sale.id).await.map_err(logged)?;
@@ -331,19 +369,66 @@ impl WaitingRoom {
     }
 
     /// Closes the pre-queue and places everyone in it by the draw. Deterministic: two containers
-    /// that both run it write the same places.
-    async fn draw(&self, sale: &Sale, config: &RoomConfig) -> Result<i64, AppError> {
+    /// that both run it write the same places. `None`: a room with a public beacon whose round
+    /// is not published yet or could not be had verified; nothing is sealed, it stays `drawing`.
+    async fn draw(
+        &self,
+        sale: &Sale,
+        config: &RoomConfig,
+        beacons: Option<&dyn BeaconSource>,
+    ) -> Result<Option<i64>, AppError> {
         let seed = self.store.draw_seed(&sale.id).await.map_err(logged)?.ok_or(AppError::Internal)?;
+        let drawn = match (&config.beacon, beacons) {
+            (None, _) => None,
+            (Some(beacon), Some(source)) => match self.beacon_round(sale, beacon, source).await {
+                Some(drawn) => Some(drawn),
+                None => return Ok(None),
+            },
+            (Some(_), None) => return Ok(None),
+        };
         let entrants = self.store.seal_prequeue(&sale.id, config.lanes).await.map_err(logged)?;
-        let places = room::draw(&seed, &entrants);
+        let n = i64::try_from(entrants.len()).unwrap_or(i64::MAX);
+        let places = match drawn {
+            None => room::draw(&seed, &entrants),
+            Some((signature, randomness)) => {
+                let (root, proofs) = entrant_proofs(&entrants);
+                self.store.record_draw_outcome(&sale.id, &signature, &root, n).await.map_err(logged)?;
+                self.store.set_entrant_proofs(&sale.id, &proofs).await.map_err(logged)?;
+                beacon::draw(&beacon::effective_seed(&seed, &randomness), &entrants)
+            }
+        };
         self.store.set_places(&sale.id, &places).await.map_err(logged)?;
         tracing::info!(sale = %sale.id, entrants = places.len(), "pre-queue drawn");
-        Ok(i64::try_from(places.len()).unwrap_or(i64::MAX))
+        Ok(Some(n))
+    }
+
+    /// The room's beacon round, verified: (signature, randomness). `None` before it is published,
+    /// and when no relay gave a signature that verifies (logged and counted: the room stays
+    /// `drawing` and the next run tries again; there is no draw without it).
+    async fn beacon_round(
+        &self,
+        sale: &Sale,
+        beacon: &BeaconRef,
+        source: &dyn BeaconSource,
+    ) -> Option<(Vec<u8>, [u8; 32])> {
+        if self.clock.now_ms() < beacon.published_at_ms() {
+            return None;
+        }
+        let fetched = source.signature(beacon).await;
+        let verified = fetched.and_then(|sig| beacon.verify(&sig).map(|r| (sig, r)).map_err(|e| e.to_string()));
+        match verified {
+            Ok(round) => Some(round),
+            Err(e) => {
+                tracing::error!(sale = %sale.id, round = beacon.round, error = %e, "no verified beacon round: the room stays drawing");
+                crate::telemetry::record_error("draw");
+                None
+            }
+        }
     }
 
     /// The scheduled function's part: draws every pre-queue that is due and was too large for a
     /// request to draw. Returns the sales drawn.
-    pub(crate) async fn draw_due_rooms(&self) -> Result<Vec<String>, AppError> {
+    pub(crate) async fn draw_due_rooms(&self, beacons: Option<&dyn BeaconSource>) -> Result<Vec<String>, AppError> {
         let now = self.clock.now_ms();
         let mut drawn = Vec::new();
         for sale in self.store.list_sales().await.map_err(logged)? {
@@ -352,8 +437,9 @@ impl WaitingRoom {
                 continue;
             }
             let before = self.store.room_state(&sale.id).await.map_err(logged)?;
-            if before.is_some_and(|s| s.prequeue_size.is_none()) {
-                self.room_snapshot_drawing(&sale, config, true).await?;
+            if before.is_some_and(|s| s.prequeue_size.is_none())
+                && self.room_snapshot_drawing(&sale, config, true, beacons).await?.state.prequeue_size.is_some()
+            {
                 drawn.push(sale.id.to_string());
             }
         }
@@ -508,6 +594,7 @@ impl WaitingRoom {
             admission_token: token,
             admission_expires_at: expires,
             set_aside_until: set_aside,
+            entrant_proof: entry.and_then(|e| e.entrant_proof).filter(|_| place.is_some()),
         })
     }
 
@@ -585,11 +672,16 @@ impl WaitingRoom {
             RoomPhase::Admitting
         };
         // Revealed once the draw is complete, never while it could still be run or rerun.
-        let draw_seed = if s.prequeue_size.is_some() && now >= sale.starts_at_ms {
-            self.store.draw_seed(&sale.id).await.map_err(logged)?.map(hex::encode)
+        let drawn = if s.prequeue_size.is_some() && now >= sale.starts_at_ms {
+            self.store.draw_record(&sale.id).await.map_err(logged)?
         } else {
             None
         };
+        let draw_seed = drawn.as_ref().map(|d| hex::encode(&d.seed));
+        let beacon = config
+            .beacon
+            .as_ref()
+            .map(|b| BeaconView::new(b, drawn.as_ref().and_then(|d| d.beacon_signature.as_deref())));
         Ok(Some(RoomView {
             state: phase,
             length: s.places_issued().map_or(0, |n| (n - s.admitted_through).max(0)),
@@ -598,6 +690,9 @@ impl WaitingRoom {
             prequeue_opens_at: rfc3339_ms(config.prequeue_opens_at_ms),
             draw_commitment: config.draw_commitment.clone(),
             draw_seed,
+            beacon,
+            entrants_root: drawn.as_ref().and_then(|d| d.entrants_root.clone()),
+            entrant_count: drawn.as_ref().and_then(|d| d.entrant_count),
         }))
     }
 }

@@ -12,9 +12,11 @@ const BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    flash_sale::lambda::run_task(|app, _event| async move {
+    // The drand relays (`DRAND_RELAYS`) for rooms drawn with a public beacon.
+    let relays: &'static sweeper::Relays = Box::leak(Box::new(sweeper::Relays::from_env()?));
+    flash_sale::lambda::run_task(move |app, _event| async move {
         // The draws first: people wait for them, and a hold's item can wait a minute.
-        let drawn = app.draw_due_rooms().await.map_err(|e| format!("draw failed: {e}"))?;
+        let drawn = app.draw_due_rooms_with(relays).await.map_err(|e| format!("draw failed: {e}"))?;
         let report = app.sweep(LIMIT, BUDGET).await.map_err(|e| format!("sweep failed: {e}"))?;
         tracing::info!(sales = report.sales, released = report.released, skipped = report.skipped, drawn = ?drawn, "sweep");
         let mut answer = serde_json::to_value(report)?;

@@ -45,6 +45,10 @@ pub struct RoomEntry {
     /// this). Stored as `ticket`, its name in items written before.
     #[serde(rename = "ticket", default, skip_serializing_if = "Option::is_none")]
     pub place_after_opening: Option<i64>,
+    /// A pre-queue drawn with a public beacon: the proof that this entrant's id is in the sealed
+    /// list (written by the draw with the places).
+    #[serde(rename = "entrantProof", default, skip_serializing_if = "Option::is_none")]
+    pub entrant_proof: Option<crate::draw_check::InclusionProof>,
 }
 
 impl RoomEntry {
@@ -58,6 +62,7 @@ impl RoomEntry {
             prequeue,
             place: None,
             place_after_opening,
+            entrant_proof: None,
         }
     }
 
@@ -81,6 +86,24 @@ struct DrawItem {
     pk: String,
     sk: String,
     seed: String,
+    /// The beacon round's signature (hex) the draw used, for a room with a public beacon.
+    #[serde(rename = "beaconSignature", default, skip_serializing_if = "Option::is_none")]
+    beacon_signature: Option<String>,
+    /// The Merkle root (hex) of the sealed entrant list.
+    #[serde(rename = "entrantsRoot", default, skip_serializing_if = "Option::is_none")]
+    entrants_root: Option<String>,
+    #[serde(rename = "entrantCount", default, skip_serializing_if = "Option::is_none")]
+    entrant_count: Option<i64>,
+}
+
+/// The draw's item as stored: the operator's secret seed and, once the draw with a public beacon
+/// ran, what it used and sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrawRecord {
+    pub seed: Vec<u8>,
+    pub beacon_signature: Option<Vec<u8>>,
+    pub entrants_root: Option<String>,
+    pub entrant_count: Option<i64>,
 }
 
 /// What a join came to.
@@ -122,7 +145,14 @@ impl Store {
             sk: ROOM_SK.into(),
             state: RoomState::new(config, sale.starts_at_ms),
         };
-        let draw = DrawItem { pk: sale_pk(sale.id.as_str()), sk: DRAW_SK.into(), seed: hex::encode(seed) };
+        let draw = DrawItem {
+            pk: sale_pk(sale.id.as_str()),
+            sk: DRAW_SK.into(),
+            seed: hex::encode(seed),
+            beacon_signature: None,
+            entrants_root: None,
+            entrant_count: None,
+        };
         Ok(vec![to_item(&room)?, to_item(&draw)?])
     }
 
@@ -202,11 +232,46 @@ impl Store {
 
     /// The draw seed (hex-decoded).
     pub async fn draw_seed(&self, sale: &SaleId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.draw_record(sale).await?.map(|d| d.seed))
+    }
+
+    /// The draw's item: the seed, and what a draw with a public beacon used and sealed.
+    pub async fn draw_record(&self, sale: &SaleId) -> Result<Option<DrawRecord>, StoreError> {
         let pk = sale_pk(sale.as_str());
         let out = self.client.get_item().table_name(&self.table).set_key(Some(key(pk.clone(), DRAW_SK))).send().await?;
         let Some(item) = out.item else { return Ok(None) };
         let draw: DrawItem = from_item(item).map_err(|e| corrupt(&pk, e))?;
-        hex::decode(&draw.seed).map(Some).map_err(|e| corrupt(&pk, e))
+        let unhex = |h: &str| hex::decode(h).map_err(|e| corrupt(&pk, e));
+        Ok(Some(DrawRecord {
+            seed: unhex(&draw.seed)?,
+            beacon_signature: draw.beacon_signature.as_deref().map(unhex).transpose()?,
+            entrants_root: draw.entrants_root,
+            entrant_count: draw.entrant_count,
+        }))
+    }
+
+    /// Records what a draw with a public beacon used: the round's signature, the sealed entrant
+    /// list's Merkle root and size. Written before the places (the status shows them only once
+    /// the places are written); a draw run again writes the same values.
+    pub(crate) async fn record_draw_outcome(
+        &self,
+        sale: &SaleId,
+        signature: &[u8],
+        entrants_root: &str,
+        entrant_count: i64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(sale_pk(sale.as_str()), DRAW_SK)))
+            .update_expression("SET beaconSignature = :s, entrantsRoot = :r, entrantCount = :n")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":s", AttributeValue::S(hex::encode(signature)))
+            .expression_attribute_values(":r", AttributeValue::S(entrants_root.to_owned()))
+            .expression_attribute_values(":n", AttributeValue::N(entrant_count.to_string()))
+            .send()
+            .await?;
+        Ok(())
     }
 
     /// A person's place in the line (strongly consistent: a join is visible at once).
@@ -431,6 +496,35 @@ impl Store {
     }
 
     /// Writes the draw's places onto the pre-queue entries, a few dozen at a time.
+    /// Writes each entrant's inclusion proof on their entry (a draw with a public beacon, before
+    /// the places; a draw run again writes the same proofs).
+    pub(crate) async fn set_entrant_proofs(
+        &self,
+        sale: &SaleId,
+        proofs: &[(String, crate::draw_check::InclusionProof)],
+    ) -> Result<(), StoreError> {
+        for chunk in proofs.chunks(32) {
+            let mut writes = Vec::with_capacity(chunk.len());
+            for (user, proof) in chunk {
+                let value = serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(proof)?;
+                let write = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(queue_pk(sale.as_str(), user), QUEUE_SK)))
+                    .update_expression("SET entrantProof = :x")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":x", value)
+                    .send();
+                writes.push(tokio::spawn(write));
+            }
+            for handle in writes {
+                handle.await.map_err(|e| StoreError::Unavailable(format!("a proof write did not finish: {e}")))??;
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) async fn set_places(&self, sale: &SaleId, places: &[(String, i64)]) -> Result<(), StoreError> {
         for chunk in places.chunks(32) {
             let writes = chunk.iter().map(|(user, place)| {
@@ -455,5 +549,18 @@ impl Store {
     /// Every entry of a sale's line (a scan: for the operator's `verify-draw`, never on a request path).
     pub async fn room_entries(&self, sale: &SaleId) -> Result<Vec<RoomEntry>, StoreError> {
         self.scan_kind(&queue_pk(sale.as_str(), ""), QUEUE_SK).await?.into_iter().map(entry_of).collect()
+    }
+
+    /// The sealed pre-queue as it is published: each placed entrant's SHA-256 id and place, with
+    /// the list's Merkle root (an operator read: it scans the entries).
+    pub async fn entrant_list(&self, sale: &SaleId) -> Result<crate::draw_check::EntrantList, StoreError> {
+        let places: Vec<(String, i64)> = self
+            .room_entries(sale)
+            .await?
+            .into_iter()
+            .filter(|e| e.prequeue)
+            .filter_map(|e| e.place.map(|p| (e.user_id, p)))
+            .collect();
+        Ok(crate::draw_check::EntrantList::new(sale.as_str(), &places))
     }
 }

@@ -77,16 +77,41 @@ enum Command {
         /// lanes take 100,000 joins/s.
         #[arg(long, requires = "waiting_room", default_value_t = flash_sale::room::DEFAULT_LANES)]
         queue_lanes: u32,
+        /// Mix a public drand beacon round (quicknet, the first round after startsAt + 5 s) into
+        /// the draw, so nobody, the operator included, can steer the order; the scheduled sweeper
+        /// fetches it from DRAND_RELAYS and draws (see docs/waiting-room.md).
+        #[arg(long, requires = "waiting_room")]
+        public_beacon: bool,
         /// Seconds a purchase holds its item for payment (`reserved` until confirmed, cancelled or
         /// expired); 0: a purchase is final at once.
         #[arg(long, default_value_t = 0)]
         hold_seconds: i64,
     },
-    /// Verify a sale's pre-queue draw from public data: the seed revealed once the pre-queue is drawn must match the
-    /// commitment published at creation, and every pre-queue place must be the one the seed gives.
+    /// Verify a sale's pre-queue draw. With `--sale-id` (table access): the seed revealed once the
+    /// pre-queue is drawn must match the commitment published at creation, the beacon round (if
+    /// the sale has one) must verify, and every stored place must be the one the draw gives. With
+    /// `--public STATUS --entrants LIST` (files or URLs, no table access): the same from the sale's
+    /// status and its published entrant list, plus the list against the status's Merkle root.
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["sale_id", "public"])))]
     VerifyDraw {
         #[arg(long)]
+        sale_id: Option<String>,
+        /// The sale's status: a `GET /sales/{saleId}` URL or a file holding its JSON.
+        #[arg(long, requires = "entrants")]
+        public: Option<String>,
+        /// The published entrant list (`export-entrants`): a URL or a file.
+        #[arg(long, requires = "public")]
+        entrants: Option<String>,
+    },
+    /// Write a drawn sale's entrant list for publication: each pre-queue entrant's SHA-256 id (never
+    /// the user id) and place, with the list's Merkle root (the one the sale's status shows).
+    /// Host the file beside the shop; anyone checks it with `verify-draw --public`.
+    ExportEntrants {
+        #[arg(long)]
         sale_id: String,
+        /// Write here instead of to standard output.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
     /// Stop admitting people from the line (those admitted keep their tokens).
     PauseAdmission {
@@ -209,6 +234,16 @@ fn csv_field(s: &str) -> String {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // The public check needs no table, and no AWS configuration.
+    if let Command::VerifyDraw { sale_id: None, public: Some(status), entrants: Some(list) } = &cli.command {
+        let status: serde_json::Value =
+            serde_json::from_slice(&read_public(status).await?).context("the status is not JSON")?;
+        let list: flash_sale::draw_check::EntrantList =
+            serde_json::from_slice(&read_public(list).await?).context("the entrant list is not readable")?;
+        let report = flash_sale::draw_check::verify_public(&status, &list).map_err(anyhow::Error::msg)?;
+        writeln!(std::io::stdout().lock(), "{}", json!(report))?;
+        return Ok(());
+    }
     let store = store(&cli).await?;
     let mut out = std::io::stdout().lock();
     match cli.command {
@@ -232,6 +267,7 @@ async fn run(cli: Cli) -> Result<()> {
             admit_factor_percent,
             claim_seconds,
             queue_lanes,
+            public_beacon,
             hold_seconds,
         } => {
             let mut sale = Sale {
@@ -260,6 +296,9 @@ async fn run(cli: Cli) -> Result<()> {
                 config.claim_ms = Some(claim_seconds.saturating_mul(1_000));
                 config.token_ttl_ms = claim_seconds.saturating_mul(1_000);
                 config.lanes = queue_lanes;
+                if public_beacon {
+                    config = config.with_public_beacon(sale.starts_at_ms);
+                }
                 sale.room = Some(config);
                 store.create_sale_with_room(&sale, &seed, now_ms()).await
             } else {
@@ -341,25 +380,35 @@ async fn run(cli: Cli) -> Result<()> {
             let report = use_cases(&store, &cli.table).sweep(limit, budget).await.map_err(refused)?;
             writeln!(out, "{}", json!(report))?;
         }
-        Command::VerifyDraw { sale_id } => {
+        Command::VerifyDraw { sale_id: Some(sale_id), .. } => {
             let sale = existing_sale(&store, &sale_id).await?;
             let config = sale.room.as_ref().context("this sale has no waiting room")?;
             if now_ms() < sale.starts_at_ms {
                 bail!("the draw happens at opening ({}); the seed is still secret", rfc3339_ms(sale.starts_at_ms));
             }
-            let seed = store.draw_seed(&sale.id).await?.context("no draw seed stored")?;
+            let record = store.draw_record(&sale.id).await?.context("no draw seed stored")?;
+            let seed = record.seed;
             if room::commitment(&seed) != config.draw_commitment {
                 bail!("the revealed seed does not match the published commitment {}", config.draw_commitment);
             }
             let entries = store.room_entries(&sale.id).await?;
             let prequeue: Vec<_> = entries.iter().filter(|e| e.prequeue).collect();
             let users: Vec<String> = prequeue.iter().map(|e| e.user_id.clone()).collect();
-            let expected: std::collections::HashMap<String, i64> = room::draw(&seed, &users).into_iter().collect();
+            let drawn = match &config.beacon {
+                None => room::draw(&seed, &users),
+                Some(beacon) => {
+                    let signature = record.beacon_signature.context("the beacon round is not fetched yet")?;
+                    let randomness = beacon.verify(&signature)?;
+                    flash_sale::beacon::draw(&flash_sale::beacon::effective_seed(&seed, &randomness), &users)
+                }
+            };
+            let expected: std::collections::HashMap<String, i64> = drawn.into_iter().collect();
             let wrong: Vec<_> = prequeue.iter().filter(|e| e.place != expected.get(&e.user_id).copied()).collect();
             writeln!(
                 out,
                 "{}",
                 json!({ "saleId": sale.id.as_str(), "commitment": config.draw_commitment, "seed": hex_string(&seed),
+                        "beaconRound": config.beacon.as_ref().map(|b| b.round),
                         "prequeueEntrants": users.len(), "placesMatching": users.len() - wrong.len() })
             )?;
             if !wrong.is_empty() {
@@ -368,6 +417,27 @@ async fn run(cli: Cli) -> Result<()> {
                     wrong.len(),
                     wrong.first().map(|e| &e.user_id)
                 );
+            }
+        }
+        Command::VerifyDraw { .. } => bail!("give --sale-id, or --public with --entrants"),
+        Command::ExportEntrants { sale_id, out: path } => {
+            let sale = existing_sale(&store, &sale_id).await?;
+            let config = sale.room.as_ref().context("this sale has no waiting room")?;
+            let state = store.room_state(&sale.id).await?.context("no room state")?;
+            if state.prequeue_size.is_none() {
+                bail!("the pre-queue is not drawn yet");
+            }
+            let list = store.entrant_list(&sale.id).await?;
+            if config.beacon.is_some() {
+                let record = store.draw_record(&sale.id).await?.context("no draw stored")?;
+                if record.entrants_root.as_deref() != Some(list.entrants_root.as_str()) {
+                    bail!("the entrants stored do not hash to the root the draw recorded");
+                }
+            }
+            let text = serde_json::to_string_pretty(&list)?;
+            match path {
+                Some(path) => std::fs::write(&path, text).with_context(|| format!("{}", path.display()))?,
+                None => writeln!(out, "{text}")?,
             }
         }
         Command::Watch { sale_id, for_seconds, every_ms } => {
@@ -450,6 +520,14 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A public document: fetched when `source` is an http(s) URL, read from the file otherwise.
+async fn read_public(source: &str) -> Result<Vec<u8>> {
+    if source.starts_with("https://") || source.starts_with("http://") {
+        return sweeper::fetch_public(source).await.map_err(anyhow::Error::msg);
+    }
+    std::fs::read(source).with_context(|| source.to_owned())
 }
 
 fn hex_string(bytes: &[u8]) -> String {

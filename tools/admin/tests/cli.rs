@@ -316,3 +316,70 @@ fn a_waiting_room_is_created_operated_and_its_draw_verified_from_public_data() {
     assert!(first.contains("0/10 sold") && first.contains("admitted through") && first.contains("3/s"), "{watched}");
     assert!(watched.lines().count() <= 5, "it stops: {watched}");
 }
+
+#[test]
+fn a_beacon_draw_is_exported_and_verified_from_public_files_alone() {
+    use flash_sale::beacon::round_time_ms;
+    use flash_sale_testkit::drand::DrandFixtureServer;
+    let cli = Cli::new();
+    cli.ok(&["create-table"]);
+    // A recorded quicknet round (123) is the one due at this sale's seal.
+    let start = round_time_ms(123) - flash_sale::room::DRAW_GRACE_MS - 1_000;
+    let rfc = flash_sale::time_fmt::rfc3339_ms;
+    let out = cli.run(&[
+        "create-sale",
+        "--sale-id",
+        "beacon-1",
+        "--name",
+        "Drop",
+        "--price-cents",
+        "100",
+        "--currency",
+        "EUR",
+        "--stock",
+        "10",
+        "--starts-at",
+        &rfc(start),
+        "--ends-at",
+        &rfc(start + 3_600_000),
+        "--waiting-room",
+        "--queue-lanes",
+        "4",
+        "--public-beacon",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let app = TestApp::on(&cli.store()).at(start - 60_000).admission();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let sale = SaleId::parse("beacon-1").unwrap();
+    for n in 0..6 {
+        rt.block_on(app.join(&sale, &UserId::parse(&format!("fan-{n}")).unwrap())).expect("join");
+    }
+    assert!(cli.refused(&["export-entrants", "--sale-id", "beacon-1"]).contains("not drawn"));
+    app.clock().set(round_time_ms(123) + 1_000);
+    let server = rt.block_on(DrandFixtureServer::start());
+    let relays = sweeper::Relays::new(vec![server.url().to_owned()], std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(rt.block_on(app.draw_due_rooms_with(&relays)).unwrap(), vec!["beacon-1".to_owned()]);
+    app.clock().advance(1_000);
+    let status = serde_json::to_value(rt.block_on(app.sale_view(&sale)).unwrap()).unwrap();
+
+    let dir = std::env::temp_dir().join(unique("public-draw"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (status_file, list_file) = (dir.join("status.json"), dir.join("entrants.json"));
+    std::fs::write(&status_file, status.to_string()).unwrap();
+    cli.ok(&["export-entrants", "--sale-id", "beacon-1", "--out", list_file.to_str().unwrap()]);
+    let public = ["verify-draw", "--public", status_file.to_str().unwrap(), "--entrants", list_file.to_str().unwrap()];
+    // No table flags are needed, but they do no harm: the check reads only the two files.
+    let report: Value = serde_json::from_str(&cli.ok(&public)).unwrap();
+    assert_eq!((report["entrants"].as_i64(), report["placesMatching"].as_i64()), (Some(6), Some(6)), "{report}");
+    let stored: Value = serde_json::from_str(&cli.ok(&["verify-draw", "--sale-id", "beacon-1"])).unwrap();
+    assert_eq!((stored["beaconRound"].as_u64(), stored["placesMatching"].as_i64()), (Some(123), Some(6)));
+
+    // One published id changed: refused.
+    let mut list: Value = serde_json::from_str(&std::fs::read_to_string(&list_file).unwrap()).unwrap();
+    let id = list["entrants"][2]["id"].as_str().unwrap().to_owned();
+    let changed = format!("{}{}", if id.starts_with('0') { '1' } else { '0' }, &id[1..]);
+    list["entrants"][2]["id"] = Value::from(changed);
+    std::fs::write(&list_file, list.to_string()).unwrap();
+    assert!(cli.refused(&public).contains("Merkle root"));
+    std::fs::remove_dir_all(&dir).ok();
+}

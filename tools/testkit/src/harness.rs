@@ -298,6 +298,7 @@ pub struct SaleSpec {
     holds: i64,
     window: Option<(i64, i64)>,
     room: bool,
+    beacon: bool,
 }
 
 impl Default for SaleSpec {
@@ -308,7 +309,7 @@ impl Default for SaleSpec {
 
 impl SaleSpec {
     pub fn new() -> Self {
-        Self { prefix: "s", stock: 10, shards: 1, holds: 0, window: None, room: false }
+        Self { prefix: "s", stock: 10, shards: 1, holds: 0, window: None, room: false, beacon: false }
     }
 
     pub fn stock(mut self, stock: i64) -> Self {
@@ -336,6 +337,15 @@ impl SaleSpec {
     /// With a waiting room (and a fresh draw seed).
     pub fn room(mut self) -> Self {
         self.room = true;
+        self
+    }
+
+    /// With a waiting room whose draw mixes in the public beacon round due at its start (the
+    /// first quicknet round after `startsAt` + 5 s): pick a window whose round the
+    /// [`crate::drand::DrandFixtureServer`] serves.
+    pub fn public_beacon(mut self) -> Self {
+        self.room = true;
+        self.beacon = true;
         self
     }
 
@@ -374,7 +384,11 @@ impl SaleSpec {
             return (s, Vec::new());
         }
         let seed = flash_sale::room::new_seed().expect("seed").to_vec();
-        s.room = Some(flash_sale::room::RoomConfig::new(s.shards, s.starts_at_ms, &seed));
+        let mut config = flash_sale::room::RoomConfig::new(s.shards, s.starts_at_ms, &seed);
+        if self.beacon {
+            config = config.with_public_beacon(s.starts_at_ms);
+        }
+        s.room = Some(config);
         store.create_sale_with_room(&s, &seed, s.starts_at_ms - HOUR).await.expect("create sale with room");
         (s, seed)
     }

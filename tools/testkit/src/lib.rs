@@ -2,7 +2,7 @@
 //! sale builder ([`SaleSpec`]), the functions called as API Gateway calls them ([`TestApp`], one
 //! per simulated container, several on one store with [`TestApp::containers`]), API Gateway
 //! events and requests ([`req`]), the fault and recording proxies ([`proxy`]), the table's stream
-//! and a stand-in bus ([`streams`]).
+//! and a stand-in bus ([`streams`]), a drand relay fixture server ([`drand`]).
 //!
 //! A test reads arrange / act / assert:
 //!
@@ -29,6 +29,7 @@ use base64::Engine;
 use flash_sale::config::Tuning;
 use flash_sale::http::{ApiEvent, ApiRequest, ApiResponse};
 
+pub mod drand;
 mod harness;
 pub mod proxy;
 pub mod req;
