@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -18,7 +19,7 @@ use crate::error::AppError;
 use crate::ids::{SaleId, UserId};
 use crate::room::{self, PlaceState, RoomConfig, RoomState, TokenError};
 use crate::sale::Sale;
-use crate::store::{Joined, RoomEntry, Store, logged};
+use crate::store::{DrawLease, Joined, RoomEntry, Store, logged};
 use crate::time_fmt::rfc3339_ms;
 
 /// How long a container trusts its copy of a room's state and the stock behind it.
@@ -31,6 +32,15 @@ const MAX_PLACE_BLOCK: i64 = 100;
 /// How old a copy of a room's state may be answered from while another request of the same
 /// container refreshes it.
 const STALE_SNAPSHOT_MS: i64 = 5_000;
+
+/// A draw's lease: its writer renews it after every checkpoint; a writer that died is replaced
+/// this long after its last one.
+const DRAW_LEASE_MS: i64 = 30_000;
+/// Places written between two stored checkpoints of a draw.
+const DRAW_CHECKPOINT: usize = 2_000;
+/// Time a request spends drawing at most (a pre-queue no larger than `request_draw_limit`); the
+/// scheduled function's is `Tuning::draw_budget`.
+const REQUEST_DRAW_BUDGET: Duration = Duration::from_secs(3);
 
 /// Marks a room's refresh as in flight in this container; the mark goes when the guard does.
 struct RefreshGuard<'a> {
@@ -306,7 +316,8 @@ impl WaitingRoom {
                     Ok::<_, AppError>(n <= self.config.tuning.request_draw_limit)
                 };
                 if any_size || small().await? {
-                    next.prequeue_size = Some(self.draw(sale, config).await?);
+                    let budget = if any_size { self.config.tuning.draw_budget } else { REQUEST_DRAW_BUDGET };
+                    next.prequeue_size = self.draw(sale, config, budget).await?;
                 }
             }
             next.issued_after_opening = self.store.places_issued_after_opening(&sale.id).await.map_err(logged)?;
@@ -330,15 +341,58 @@ impl WaitingRoom {
         Ok(snapshot)
     }
 
-    /// Closes the pre-queue and places everyone in it by the draw. Deterministic: two containers
-    /// that both run it write the same places.
-    async fn draw(&self, sale: &Sale, config: &RoomConfig) -> Result<i64, AppError> {
+    /// Closes the pre-queue and places everyone in it by the draw, if this container holds the
+    /// draw's lease: one writer at a time, however many containers find the draw due. Returns the
+    /// pre-queue's size once the draw is complete (here or by another writer), `None` while it is
+    /// under way. Progress is stored after every `DRAW_CHECKPOINT` places: a writer that stops
+    /// (its time `budget` is spent, or it died and its lease ran out) is continued by the next,
+    /// which writes the same places (the order is deterministic) from where it stopped.
+    async fn draw(&self, sale: &Sale, config: &RoomConfig, budget: Duration) -> Result<Option<i64>, AppError> {
+        let started = Instant::now();
+        let owner = format!("{:016x}", fastrand::u64(..));
+        let lease_until = |now: i64| now + DRAW_LEASE_MS;
+        let now = self.clock.now_ms();
+        let mut progress =
+            match self.store.take_draw_lease(&sale.id, &owner, now, lease_until(now)).await.map_err(logged)? {
+                DrawLease::Done(size) => return Ok(Some(size)),
+                DrawLease::Held => return Ok(None),
+                DrawLease::Taken(progress) => progress,
+            };
         let seed = self.store.draw_seed(&sale.id).await.map_err(logged)?.ok_or(AppError::Internal)?;
-        let entrants = self.store.seal_prequeue(&sale.id, config.lanes).await.map_err(logged)?;
+        if !progress.sealed {
+            self.store.seal_prequeue(&sale.id, config.lanes).await.map_err(logged)?;
+            progress.sealed = true;
+            let now = self.clock.now_ms();
+            if !self.store.save_draw_progress(&sale.id, &owner, progress, lease_until(now)).await.map_err(logged)? {
+                return Ok(None);
+            }
+        }
+        let entrants = self.store.prequeue_entrants(&sale.id, config.lanes).await.map_err(logged)?;
         let places = room::draw(&seed, &entrants);
-        self.store.set_places(&sale.id, &places).await.map_err(logged)?;
-        tracing::info!(sale = %sale.id, entrants = places.len(), "pre-queue drawn");
-        Ok(i64::try_from(places.len()).unwrap_or(i64::MAX))
+        let size = i64::try_from(places.len()).unwrap_or(i64::MAX);
+        let from = usize::try_from(progress.written).unwrap_or(0).min(places.len());
+        for chunk in places[from..].chunks(DRAW_CHECKPOINT) {
+            self.store.set_places(&sale.id, chunk).await.map_err(logged)?;
+            progress.written += i64::try_from(chunk.len()).unwrap_or(0);
+            let now = self.clock.now_ms();
+            // Out of time (each run writes at least one checkpoint): the lease goes now, and the
+            // next writer continues from here.
+            let done = progress.written >= size;
+            let out_of_time = !done && started.elapsed() >= budget;
+            let until = if out_of_time { now } else { lease_until(now) };
+            if !self.store.save_draw_progress(&sale.id, &owner, progress, until).await.map_err(logged)? {
+                return Ok(None);
+            }
+            if out_of_time {
+                tracing::info!(sale = %sale.id, written = progress.written, entrants = size, "pre-queue draw continues later");
+                return Ok(None);
+            }
+        }
+        if !self.store.finish_draw(&sale.id, &owner, size).await.map_err(logged)? {
+            return Ok(None);
+        }
+        tracing::info!(sale = %sale.id, entrants = size, "pre-queue drawn");
+        Ok(Some(size))
     }
 
     /// The scheduled function's part: draws every pre-queue that is due and was too large for a
@@ -352,8 +406,9 @@ impl WaitingRoom {
                 continue;
             }
             let before = self.store.room_state(&sale.id).await.map_err(logged)?;
-            if before.is_some_and(|s| s.prequeue_size.is_none()) {
-                self.room_snapshot_drawing(&sale, config, true).await?;
+            if before.is_some_and(|s| s.prequeue_size.is_none())
+                && self.room_snapshot_drawing(&sale, config, true).await?.state.prequeue_size.is_some()
+            {
                 drawn.push(sale.id.to_string());
             }
         }
