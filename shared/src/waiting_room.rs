@@ -317,7 +317,8 @@ impl WaitingRoom {
                 };
                 if any_size || small().await? {
                     let budget = if any_size { self.config.tuning.draw_budget } else { REQUEST_DRAW_BUDGET };
-                    next.prequeue_size = self.draw(sale, config, budget).await?;
+                    // Boxed: the draw's state is large and rare; every room read carries this future.
+                    next.prequeue_size = Box::pin(self.draw(sale, config, budget)).await?;
                 }
             }
             next.issued_after_opening = self.store.places_issued_after_opening(&sale.id).await.map_err(logged)?;
