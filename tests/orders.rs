@@ -424,3 +424,32 @@ async fn a_confirmation_that_meets_a_transaction_conflict_is_retried() {
     let (_, records) = app.stored(&sale).await;
     assert_eq!((records[0].status, records[0].version), (OrderStatus::Confirmed, 2));
 }
+
+/// An ended hold holds nothing, even before it is released: its buyer is not told
+/// `already_purchased` (the refusal stands), their own keyed retry gets the order as it is now
+/// (`expired`), and a look-up says `expired` too. The release then stores it.
+#[tokio::test]
+async fn an_ended_hold_is_not_live_anywhere_before_it_is_released() {
+    let app = TestApp::fresh().await.at(T0);
+    let sale = SaleSpec::new().stock(1).holds(60).window(T0 - 1_000, T0 + 30_000).create(&app).await;
+    let (status, order) = app.buy_keyed(&sale, "alice", Some("press-1")).await;
+    assert_eq!((status, order["status"].as_str()), (201, Some("reserved")), "{order}");
+    // The window closes at 30 s; the hold ends at 60 s and nobody has released it yet.
+    app.clock().set(T0 + 61_000);
+    let other = app.container();
+    let (status, body) = other.buy(&sale, "alice").await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("sale_ended")), "not a holder any more: {body}");
+    let (status, again) = other.buy_keyed(&sale, "alice", Some("press-1")).await;
+    assert_eq!(
+        (status, again["orderId"].as_str(), again["status"].as_str()),
+        (201, order["orderId"].as_str(), Some("expired")),
+        "{again}"
+    );
+    let (status, seen) = other.get_purchase(&sale, "alice").await;
+    assert_eq!((status, seen["status"].as_str()), (200, Some("expired")), "{seen}");
+    let (left, records) = app.stored(&sale).await;
+    assert_eq!((stock(&left), records[0].status), (0, OrderStatus::Reserved), "answers changed nothing stored");
+    other.sweep(100, Duration::from_secs(10)).await.unwrap();
+    let (left, records) = app.stored(&sale).await;
+    assert_eq!((stock(&left), records[0].status), (1, OrderStatus::Expired));
+}

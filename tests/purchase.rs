@@ -143,3 +143,24 @@ async fn a_replayed_transaction_token_commits_once_and_a_reused_token_is_refused
     assert!(store.transact_purchase(&sale, 0, &other, now, &token).await.is_err(), "same token, other parameters");
     assert_eq!(app.stored(&sale).await.0, vec![4]);
 }
+
+/// The purchase path relies on DynamoDB reporting every failed condition of a cancelled
+/// transaction: on an empty shard, a buyer who already owns an item must learn it from the
+/// transaction itself (the purchase record's condition failed too), not be told `sold_out`. Checked
+/// here against DynamoDB Local, through a container with no hint and a recording of its calls.
+#[tokio::test]
+async fn a_transaction_on_an_empty_shard_also_reports_the_buyers_own_record() {
+    let app = TestApp::fresh().await;
+    let sale = SaleSpec::new().stock(1).create(&app).await;
+    assert_eq!(app.buy(&sale, "alice").await.0, 201);
+    let recording = flash_sale_testkit::proxy::Recording::start(flash_sale_testkit::proxy::pass()).await;
+    let fresh = app.container().via(recording.proxy.patient_client());
+    let (status, body) = fresh.buy(&sale, "alice").await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("already_purchased")), "{body}");
+    let calls = recording.take();
+    let ops: Vec<&str> = calls.iter().map(|(op, _)| op.as_str()).collect();
+    assert_eq!(ops.iter().filter(|op| **op == "TransactWriteItems").count(), 1, "one transaction: {ops:?}");
+    let record = flash_sale::keys::purchase_pk(sale.id.as_str(), "alice");
+    let reads = calls.iter().filter(|(op, body)| op != "TransactWriteItems" && body.contains(&record)).count();
+    assert_eq!(reads, 0, "the transaction's cancellation reasons told, no read of the record: {ops:?}");
+}

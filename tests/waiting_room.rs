@@ -531,3 +531,90 @@ async fn places_stay_unique_when_a_joins_answer_is_lost() {
     }
     assert_eq!(app.stored(&sale).await.1.len(), 2);
 }
+
+/// However many containers find the draw due at once, one of them draws: the place writes number
+/// the entrants, not containers × entrants, and everyone's place is the same whichever container
+/// answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_draw_however_many_containers_find_it_due() {
+    const ENTRANTS: usize = 2_000;
+    let start = now_ms() + HOUR;
+    let (sale, seed, app) = room_at(100, 2, start, start - 60_000).await;
+    let id = sale.id.to_string();
+    let users: Vec<String> = (0..ENTRANTS).map(|n| format!("e{n}")).collect();
+    for chunk in users.chunks(100) {
+        let joins = chunk.iter().map(|u| app.post_queue(&id, u));
+        for (status, body) in futures::future::join_all(joins).await {
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+    app.clock().set(start + flash_sale::room::DRAW_GRACE_MS);
+    let recording = flash_sale_testkit::proxy::Recording::start(pass()).await;
+    let containers: Vec<TestApp> = (0..8).map(|_| app.container().via(recording.proxy.patient_client())).collect();
+    // Everyone asks at once, then again until every container answers with a place (bounded).
+    let mut answers: Vec<Value> = Vec::new();
+    let sale_id = id.as_str();
+    for round in 0..40 {
+        let asks = containers.iter().enumerate().map(|(n, c)| {
+            let user = users[n * 7].clone();
+            async move { c.get_queue(sale_id, &user).await.1 }
+        });
+        answers = futures::future::join_all(asks).await;
+        if answers.iter().all(|a| a["position"].is_i64()) {
+            break;
+        }
+        assert!(round < 39, "the draw did not complete: {answers:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let place_writes =
+        recording.take().iter().filter(|(op, body)| op == "UpdateItem" && body.contains("SET place = :p")).count();
+    assert_eq!(place_writes, ENTRANTS, "one writer drew");
+    let expected: BTreeMap<String, i64> = flash_sale::room::draw(&seed, &users).into_iter().collect();
+    for (n, answer) in answers.iter().enumerate() {
+        assert_eq!(answer["position"].as_i64(), Some(expected[&users[n * 7]]), "{answer}");
+    }
+    // Every container gives every sampled person the same place.
+    for user in users.iter().step_by(97) {
+        for c in &containers {
+            assert_eq!(c.get_queue(&id, user).await.1["position"].as_i64(), Some(expected[user]), "{user}");
+        }
+    }
+}
+
+/// A draw that stops part-way (its writer's time ran out) is continued by the next writer from
+/// where it stopped, not restarted. Each run writes at least one checkpoint (2,000 places).
+#[tokio::test]
+async fn a_draw_that_stops_part_way_is_continued_not_restarted() {
+    const ENTRANTS: usize = 4_500;
+    let start = now_ms() + HOUR;
+    let (sale, seed, app) = room_at(100, 2, start, start - 60_000).await;
+    let app = app.tune(|t| t.request_draw_limit = 10); // requests leave the draw to the scheduled function
+    let id = sale.id.to_string();
+    let users: Vec<String> = (0..ENTRANTS).map(|n| format!("r{n}")).collect();
+    for chunk in users.chunks(100) {
+        let joins = chunk.iter().map(|u| app.post_queue(&id, u));
+        futures::future::join_all(joins).await;
+    }
+    app.clock().set(start + flash_sale::room::DRAW_GRACE_MS);
+    let recording = flash_sale_testkit::proxy::Recording::start(pass()).await;
+    let place_writes =
+        || recording.take().iter().filter(|(op, b)| op == "UpdateItem" && b.contains("SET place = :p")).count();
+    // Writers with no time left: each writes one checkpoint, stores it, and stops.
+    for _ in 0..2 {
+        let hurried =
+            app.container().via(recording.proxy.patient_client()).tune(|t| t.draw_budget = std::time::Duration::ZERO);
+        assert!(hurried.draw_due_rooms().await.unwrap().is_empty(), "not complete yet");
+        assert_eq!(place_writes(), 2_000);
+        assert_eq!(app.view(&id).await["queue"]["state"], "drawing");
+    }
+    // The next run completes it, writing only the rest.
+    let sweeper = app.container().via(recording.proxy.patient_client());
+    assert_eq!(sweeper.draw_due_rooms().await.unwrap(), vec![id.clone()]);
+    assert_eq!(place_writes(), ENTRANTS - 4_000);
+    let expected: BTreeMap<String, i64> = flash_sale::room::draw(&seed, &users).into_iter().collect();
+    let entries = app.store().room_entries(&sale.id).await.unwrap();
+    assert_eq!(entries.len(), ENTRANTS);
+    for e in &entries {
+        assert_eq!(e.place, Some(expected[&e.user_id]), "{e:?}");
+    }
+}

@@ -160,7 +160,8 @@ impl App {
     /// A user's purchase in a sale. (Cancelled and expired orders are shown too, with their status.)
     pub async fn lookup(&self, sale_id: &SaleId, user: &UserId) -> Result<Purchase, AppError> {
         let record = self.store.get_purchase(sale_id, user).await.map_err(logged)?;
-        record.map(|r| r.to_purchase()).ok_or(AppError::PurchaseNotFound)
+        let now = self.clock.now_ms();
+        record.map(|r| r.to_purchase_at(now)).ok_or(AppError::PurchaseNotFound)
     }
 
     /// Whether the table answers.

@@ -193,7 +193,7 @@ impl Checkout {
                         self.orders.expire_hold(sale, &p, now).await?;
                         self.sold_out.forget(sale_id);
                     }
-                    Attempt::AlreadyPurchased(p) => return owned(*p, order_id, key),
+                    Attempt::AlreadyPurchased(p) => return owned(*p, order_id, key, now),
                     Attempt::NotStarted => {
                         return Err(AppError::SaleNotStarted { starts_at_ms: sale.starts_at_ms });
                     }
@@ -252,8 +252,12 @@ impl Checkout {
         key: Option<&str>,
         refusal: AppError,
     ) -> Result<Purchase, AppError> {
+        let now = self.clock.now_ms();
         match self.store.get_purchase(sale_id, user).await.map_err(logged)? {
-            Some(p) if p.status.is_live() => owned(p, "", key),
+            Some(p) if p.is_live_at(now) => owned(p, "", key, now),
+            // An ended hold holds nothing: the refusal stands, except for this request's own
+            // retry (same key), which is answered with its order as it is now.
+            Some(p) if key.is_some() && p.idempotency_key.as_deref() == key => Ok(p.to_purchase_at(now)),
             _ => Err(refusal),
         }
     }
@@ -261,11 +265,11 @@ impl Checkout {
 
 /// A stored purchase found for this buyer: this request's own (same order id or same
 /// idempotency key) is a success, anyone else's an `already_purchased`.
-fn owned(p: PurchaseRecord, order_id: &str, key: Option<&str>) -> Result<Purchase, AppError> {
+fn owned(p: PurchaseRecord, order_id: &str, key: Option<&str>, now_ms: i64) -> Result<Purchase, AppError> {
     let same_key = key.is_some() && p.idempotency_key.as_deref() == key;
     if p.order_id == order_id || same_key {
-        Ok(p.to_purchase())
+        Ok(p.to_purchase_at(now_ms))
     } else {
-        Err(AppError::AlreadyPurchased(Box::new(p.to_purchase())))
+        Err(AppError::AlreadyPurchased(Box::new(p.to_purchase_at(now_ms))))
     }
 }

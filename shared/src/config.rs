@@ -68,6 +68,10 @@ pub struct Tuning {
     /// Largest pre-queue a request draws itself at opening (`REQUEST_DRAW_LIMIT`); a larger one
     /// is drawn by the scheduled `sweeper` function, which has the time for it.
     pub request_draw_limit: i64,
+    /// `DRAW_BUDGET_MS`: time the scheduled function spends on one room's draw per run (its
+    /// timeout is 120 s, and the hold sweep follows); a larger pre-queue continues on the next
+    /// run, from its last stored checkpoint.
+    pub draw_budget: Duration,
 }
 
 impl Default for Tuning {
@@ -80,6 +84,7 @@ impl Default for Tuning {
             backoff_cap: Duration::from_millis(100),
             deadline_margin: Duration::from_millis(500),
             request_draw_limit: 5_000,
+            draw_budget: Duration::from_secs(45),
         }
     }
 }
@@ -163,6 +168,7 @@ impl Config {
                 conflict_retries,
                 request_draw_limit,
                 deadline_margin: ms("DEADLINE_MARGIN_MS", d.deadline_margin)?,
+                draw_budget: ms("DRAW_BUDGET_MS", d.draw_budget)?,
                 ..d
             },
         })

@@ -412,11 +412,15 @@ mod tests {
         let s = s.advanced(&c, 30_000, 6, 4);
         assert_eq!(s.admitted_through, 10, "4 admitted and not bought hold the 4 items left");
         let s = s.advanced(&c, 66_000, 6, 4);
-        assert_eq!(s.admitted_through, 14, "their claim window is over: 4 more are admitted");
+        assert_eq!(s.admitted_through, 10, "their window is over, but a purchase checked in time may still commit");
+        let s = s.advanced(&c, 5_000 + 60_000 + PURCHASE_GRACE_MS, 6, 4);
+        assert_eq!(s.admitted_through, 14, "window and grace are over: their tokens buy no more, 4 more are admitted");
         let old = RoomConfig { claim_ms: None, ..c.clone() };
         assert_eq!(old.claim_window_ms(), 300_000, "rooms from before claim windows: the token's lifetime");
-        let long = RoomConfig { claim_ms: Some(900_000), ..c };
-        assert_eq!(long.claim_window_ms(), 300_000, "never longer than a token lives");
+        let long = RoomConfig { claim_ms: Some(900_000), ..c.clone() };
+        assert_eq!(long.claim_window_ms(), 300_000, "never longer than token_ttl_ms");
+        let huge = RoomConfig { token_ttl_ms: 3_600_000, claim_ms: Some(3_600_000), ..c };
+        assert_eq!(huge.claim_window_ms(), MAX_CLAIM_MS, "never longer than the bound");
     }
 
     #[test]

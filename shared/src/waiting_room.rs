@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -21,7 +22,7 @@ use crate::ids::{SaleId, UserId};
 use crate::merkle::MerkleTree;
 use crate::room::{self, PlaceState, RoomConfig, RoomState, TokenError};
 use crate::sale::Sale;
-use crate::store::{Joined, RoomEntry, Store, logged};
+use crate::store::{DrawLease, Joined, RoomEntry, Store, logged};
 use crate::time_fmt::rfc3339_ms;
 
 /// How long a container trusts its copy of a room's state and the stock behind it.
@@ -34,6 +35,15 @@ const MAX_PLACE_BLOCK: i64 = 100;
 /// How old a copy of a room's state may be answered from while another request of the same
 /// container refreshes it.
 const STALE_SNAPSHOT_MS: i64 = 5_000;
+
+/// A draw's lease: its writer renews it after every checkpoint; a writer that died is replaced
+/// this long after its last one.
+const DRAW_LEASE_MS: i64 = 30_000;
+/// Places written between two stored checkpoints of a draw.
+const DRAW_CHECKPOINT: usize = 2_000;
+/// Time a request spends drawing at most (a pre-queue no larger than `request_draw_limit`); the
+/// scheduled function's is `Tuning::draw_budget`.
+const REQUEST_DRAW_BUDGET: Duration = Duration::from_secs(3);
 
 /// Marks a room's refresh as in flight in this container; the mark goes when the guard does.
 struct RefreshGuard<'a> {
@@ -344,7 +354,9 @@ impl WaitingRoom {
                 };
                 let can_draw = config.beacon.is_none() || beacons.is_some();
                 if can_draw && (any_size || small().await?) {
-                    next.prequeue_size = self.draw(sale, config, beacons).await?;
+                    let budget = if any_size { self.config.tuning.draw_budget } else { REQUEST_DRAW_BUDGET };
+                    // Boxed: the draw's state is large and rare; every room read carries this future.
+                    next.prequeue_size = Box::pin(self.draw(sale, config, budget, beacons)).await?;
                 }
             }
             next.issued_after_opening = self.store.places_issued_after_opening(&sale.id).await.map_err(logged)?;
@@ -368,53 +380,114 @@ impl WaitingRoom {
         Ok(snapshot)
     }
 
-    /// Closes the pre-queue and places everyone in it by the draw. Deterministic: two containers
-    /// that both run it write the same places. `None`: a room with a public beacon whose round
-    /// is not published yet or could not be had verified; nothing is sealed, it stays `drawing`.
+    /// Closes the pre-queue and places everyone in it by the draw, if this container holds the
+    /// draw's lease: one writer at a time, however many containers find the draw due. Returns the
+    /// pre-queue's size once the draw is complete (here or by another writer), `None` while it is
+    /// under way. Progress is stored after every `DRAW_CHECKPOINT` places: a writer that stops
+    /// (its time `budget` is spent, or it died and its lease ran out) is continued by the next,
+    /// which writes the same places (the order is deterministic) from where it stopped. A room
+    /// with a public beacon is drawn only with its round, verified ([`Self::beacon_round`]):
+    /// without it nothing is sealed and the lease goes at once.
     async fn draw(
         &self,
         sale: &Sale,
         config: &RoomConfig,
+        budget: Duration,
         beacons: Option<&dyn BeaconSource>,
     ) -> Result<Option<i64>, AppError> {
-        let seed = self.store.draw_seed(&sale.id).await.map_err(logged)?.ok_or(AppError::Internal)?;
-        let drawn = match (&config.beacon, beacons) {
-            (None, _) => None,
-            (Some(beacon), Some(source)) => match self.beacon_round(sale, beacon, source).await {
-                Some(drawn) => Some(drawn),
-                None => return Ok(None),
+        let started = Instant::now();
+        if config.beacon.as_ref().is_some_and(|b| self.clock.now_ms() < b.published_at_ms()) {
+            return Ok(None);
+        }
+        let owner = format!("{:016x}", fastrand::u64(..));
+        let lease_until = |now: i64| now + DRAW_LEASE_MS;
+        let now = self.clock.now_ms();
+        let mut progress =
+            match self.store.take_draw_lease(&sale.id, &owner, now, lease_until(now)).await.map_err(logged)? {
+                DrawLease::Done(size) => return Ok(Some(size)),
+                DrawLease::Held => return Ok(None),
+                DrawLease::Taken(progress) => progress,
+            };
+        let record = self.store.draw_record(&sale.id).await.map_err(logged)?.ok_or(AppError::Internal)?;
+        let seed = record.seed;
+        let drawn = match &config.beacon {
+            None => None,
+            Some(beacon) => match self.beacon_round(sale, beacon, record.beacon_signature, beacons).await {
+                Some(round) => Some(round),
+                None => {
+                    let now = self.clock.now_ms();
+                    self.store.save_draw_progress(&sale.id, &owner, progress, now).await.map_err(logged)?;
+                    return Ok(None);
+                }
             },
-            (Some(_), None) => return Ok(None),
         };
-        let entrants = self.store.seal_prequeue(&sale.id, config.lanes).await.map_err(logged)?;
-        let n = i64::try_from(entrants.len()).unwrap_or(i64::MAX);
+        if !progress.sealed {
+            self.store.seal_prequeue(&sale.id, config.lanes).await.map_err(logged)?;
+            progress.sealed = true;
+            let now = self.clock.now_ms();
+            if !self.store.save_draw_progress(&sale.id, &owner, progress, lease_until(now)).await.map_err(logged)? {
+                return Ok(None);
+            }
+        }
+        let entrants = self.store.prequeue_entrants(&sale.id, config.lanes).await.map_err(logged)?;
+        let mut proofs = std::collections::HashMap::new();
         let places = match drawn {
             None => room::draw(&seed, &entrants),
             Some((signature, randomness)) => {
-                let (root, proofs) = entrant_proofs(&entrants);
+                let (root, by_user) = entrant_proofs(&entrants);
+                let n = i64::try_from(entrants.len()).unwrap_or(i64::MAX);
                 self.store.record_draw_outcome(&sale.id, &signature, &root, n).await.map_err(logged)?;
-                self.store.set_entrant_proofs(&sale.id, &proofs).await.map_err(logged)?;
+                proofs.extend(by_user);
                 beacon::draw(&beacon::effective_seed(&seed, &randomness), &entrants)
             }
         };
-        self.store.set_places(&sale.id, &places).await.map_err(logged)?;
-        tracing::info!(sale = %sale.id, entrants = places.len(), "pre-queue drawn");
-        Ok(Some(n))
+        let size = i64::try_from(places.len()).unwrap_or(i64::MAX);
+        let from = usize::try_from(progress.written).unwrap_or(0).min(places.len());
+        for chunk in places[from..].chunks(DRAW_CHECKPOINT) {
+            // A beacon draw's proofs go with their places (and are written again on a resume).
+            let chunk_proofs: Vec<_> =
+                chunk.iter().filter_map(|(u, _)| proofs.remove(u).map(|p| (u.clone(), p))).collect();
+            self.store.set_entrant_proofs(&sale.id, &chunk_proofs).await.map_err(logged)?;
+            self.store.set_places(&sale.id, chunk).await.map_err(logged)?;
+            progress.written += i64::try_from(chunk.len()).unwrap_or(0);
+            let now = self.clock.now_ms();
+            // Out of time (each run writes at least one checkpoint): the lease goes now, and the
+            // next writer continues from here.
+            let done = progress.written >= size;
+            let out_of_time = !done && started.elapsed() >= budget;
+            let until = if out_of_time { now } else { lease_until(now) };
+            if !self.store.save_draw_progress(&sale.id, &owner, progress, until).await.map_err(logged)? {
+                return Ok(None);
+            }
+            if out_of_time {
+                tracing::info!(sale = %sale.id, written = progress.written, entrants = size, "pre-queue draw continues later");
+                return Ok(None);
+            }
+        }
+        if !self.store.finish_draw(&sale.id, &owner, size).await.map_err(logged)? {
+            return Ok(None);
+        }
+        tracing::info!(sale = %sale.id, entrants = size, "pre-queue drawn");
+        Ok(Some(size))
     }
 
-    /// The room's beacon round, verified: (signature, randomness). `None` before it is published,
-    /// and when no relay gave a signature that verifies (logged and counted: the room stays
-    /// `drawing` and the next run tries again; there is no draw without it).
+    /// The room's beacon round, verified: (signature, randomness); the one a run before stored
+    /// (a draw that continues) or else one from `source`. `None` before the round is published,
+    /// without a source, and when no signature that verifies was had (logged and counted: the
+    /// room stays `drawing` and the next run tries again; there is no draw without it).
     async fn beacon_round(
         &self,
         sale: &Sale,
         beacon: &BeaconRef,
-        source: &dyn BeaconSource,
+        stored: Option<Vec<u8>>,
+        source: Option<&dyn BeaconSource>,
     ) -> Option<(Vec<u8>, [u8; 32])> {
-        if self.clock.now_ms() < beacon.published_at_ms() {
-            return None;
-        }
-        let fetched = source.signature(beacon).await;
+        let fetched = match (stored, source) {
+            (Some(signature), _) => Ok(signature),
+            _ if self.clock.now_ms() < beacon.published_at_ms() => return None,
+            (None, Some(source)) => source.signature(beacon).await,
+            (None, None) => return None,
+        };
         let verified = fetched.and_then(|sig| beacon.verify(&sig).map(|r| (sig, r)).map_err(|e| e.to_string()));
         match verified {
             Ok(round) => Some(round),

@@ -304,8 +304,8 @@ fn status_reads_sales_stock_and_health_advances_rooms_and_never_reads_a_purchase
             // The draw: lanes read; the room advanced.
             Grant { action: "dynamodb:Query", on: On::Table, kinds: &[Lane] },
             Grant { action: "dynamodb:PutItem", on: On::Table, kinds: &[Sale] },
-            // The draw: lanes sealed, places written.
-            Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Lane, Queue] },
+            // The draw: its lease and progress, lanes sealed, places written.
+            Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Sale, Lane, Queue] },
         ],
     );
     check_batches("status");
@@ -360,7 +360,7 @@ fn sweeper_draws_due_prequeues_and_expires_ended_holds_into_their_shards() {
             Grant { action: "dynamodb:PutItem", on: On::Table, kinds: &[Sale] },
             // The sweep: holds found, records expired and read back, items back on their shards.
             Grant { action: "dynamodb:Query", on: On::Index(HOLDS_INDEX), kinds: &[HoldKey] },
-            Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Lane, Queue, Purchase, Shard] },
+            Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Sale, Lane, Queue, Purchase, Shard] },
         ],
     );
     check_batches("sweeper");
@@ -405,8 +405,9 @@ fn queue_keeps_the_line_and_never_touches_purchase_records_or_stock() {
             Grant { action: "dynamodb:BatchGetItem", on: On::Table, kinds: &[Shard, Lane] },
             // The room advanced; a lane marker; a place put on joining.
             Grant { action: "dynamodb:PutItem", on: On::Table, kinds: &[Sale, Lane, Queue] },
-            // Places taken in blocks; lane counters counted and sealed; places drawn.
-            Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Places, Lane, Queue] },
+            // Places taken in blocks; lane counters counted and sealed; the draw's lease and
+            // progress; places drawn.
+            Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Sale, Places, Lane, Queue] },
             Grant { action: "dynamodb:Query", on: On::Table, kinds: &[Lane] },
         ],
     );

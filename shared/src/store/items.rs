@@ -155,9 +155,23 @@ impl ShardItem {
 }
 
 impl PurchaseRecord {
-    /// Whether this record holds an item for its buyer.
-    pub fn is_live(&self) -> bool {
-        self.status.is_live()
+    /// The order's status at `now_ms`: a reserved order whose hold has ended is `expired`, whether
+    /// or not it has been released yet (the release gives its item back and stores the status).
+    pub fn status_at(&self, now_ms: i64) -> OrderStatus {
+        match self.status {
+            OrderStatus::Reserved if self.hold_expires_at.is_some_and(|at| at <= now_ms) => OrderStatus::Expired,
+            status => status,
+        }
+    }
+
+    /// Whether this record holds an item for its buyer at `now_ms` (an ended hold does not).
+    pub fn is_live_at(&self, now_ms: i64) -> bool {
+        self.status_at(now_ms).is_live()
+    }
+
+    /// The order as a buyer sees it at `now_ms` ([`PurchaseRecord::status_at`]).
+    pub fn to_purchase_at(&self, now_ms: i64) -> Purchase {
+        Purchase { status: self.status_at(now_ms), ..self.to_purchase() }
     }
 
     pub fn new(

@@ -24,6 +24,7 @@ pub(crate) use orders::{Change, Hold};
 pub use purchase_tx::Attempt;
 #[cfg(not(feature = "test-util"))]
 pub(crate) use purchase_tx::Attempt;
+pub(crate) use room::DrawLease;
 pub use room::{DrawRecord, Joined, RoomEntry};
 
 use crate::error::AppError;

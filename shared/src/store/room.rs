@@ -2,7 +2,8 @@
 //!
 //! - `SALE#{id}` / `ROOM`: [`RoomState`], advanced about once a second by whichever request finds
 //!   it stale (a conditional write, so two containers never both advance it);
-//! - `SALE#{id}` / `DRAW`: the secret draw seed, shown by the status only from `startsAt` on;
+//! - `SALE#{id}` / `DRAW`: the secret draw seed (shown by the status once the draw is complete),
+//!   and the draw's lease and progress (one writer draws; a later run continues where it stopped);
 //! - `SALE#{id}#PRE#{lane}` / `COUNT` and `U#{userId}`: pre-queue joins spread over lanes, each
 //!   lane a counter and one marker per entrant (no item takes more than its share of the joins);
 //! - `SALE#{id}#PLACES` / `PLACES`: the counter of places issued after opening, taken in blocks;
@@ -13,6 +14,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
@@ -86,6 +88,15 @@ struct DrawItem {
     pk: String,
     sk: String,
     seed: String,
+    /// The pre-queue's size once every place is written (the draw is complete).
+    #[serde(rename = "drawnSize", default, skip_serializing_if = "Option::is_none")]
+    drawn_size: Option<i64>,
+    /// Every lane is sealed: no pre-queue join can commit any more.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    sealed: bool,
+    /// Places written so far, in the draw's order (places 1..=written).
+    #[serde(default)]
+    written: i64,
     /// The beacon round's signature (hex) the draw used, for a room with a public beacon.
     #[serde(rename = "beaconSignature", default, skip_serializing_if = "Option::is_none")]
     beacon_signature: Option<String>,
@@ -106,6 +117,24 @@ pub struct DrawRecord {
     pub entrant_count: Option<i64>,
 }
 
+/// How far a pre-queue's draw has come, as its lease holder found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DrawProgress {
+    pub(crate) sealed: bool,
+    pub(crate) written: i64,
+}
+
+/// What asking for the draw's lease came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DrawLease {
+    /// This caller draws (or continues the draw) until the lease ends.
+    Taken(DrawProgress),
+    /// Another writer holds the lease.
+    Held,
+    /// The draw is complete: the pre-queue's size.
+    Done(i64),
+}
+
 /// What a join came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Joined {
@@ -121,6 +150,8 @@ type Item = HashMap<String, AttributeValue>;
 
 /// Lanes sealed or read at once by the draw.
 const LANES_AT_ONCE: usize = 32;
+/// Place writes in flight at once during a draw.
+pub(crate) const PLACE_WRITES_AT_ONCE: usize = 64;
 
 fn build_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -149,6 +180,9 @@ impl Store {
             pk: sale_pk(sale.id.as_str()),
             sk: DRAW_SK.into(),
             seed: hex::encode(seed),
+            drawn_size: None,
+            sealed: false,
+            written: 0,
             beacon_signature: None,
             entrants_root: None,
             entrant_count: None,
@@ -431,9 +465,102 @@ impl Store {
         Ok(total)
     }
 
-    /// Closes the pre-queue: seals every lane so no pre-queue join can commit any more, then
-    /// returns every entrant.
-    pub(crate) async fn seal_prequeue(&self, sale: &SaleId, lanes: u32) -> Result<Vec<String>, StoreError> {
+    /// Takes the lease on a pre-queue's draw for `owner` until `until_ms` (or renews it), unless
+    /// another writer holds it or the draw is complete. One conditional write on the draw item.
+    pub(crate) async fn take_draw_lease(
+        &self,
+        sale: &SaleId,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<DrawLease, StoreError> {
+        let pk = sale_pk(sale.as_str());
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), DRAW_SK)))
+            .update_expression("SET leaseOwner = :o, leaseUntil = :u")
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(drawnSize) \
+                 AND (attribute_not_exists(leaseUntil) OR leaseUntil <= :now OR leaseOwner = :o)",
+            )
+            .expression_attribute_values(":o", AttributeValue::S(owner.to_owned()))
+            .expression_attribute_values(":u", AttributeValue::N(until_ms.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let draw_of = |item: Item| from_item::<DrawItem>(item).map_err(|e| corrupt(&pk, e));
+        match sent {
+            Ok(out) => {
+                let draw = draw_of(out.attributes.unwrap_or_default())?;
+                Ok(DrawLease::Taken(DrawProgress { sealed: draw.sealed, written: draw.written }))
+            }
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(e)) => match e.item().cloned() {
+                    None => Err(StoreError::NoSuchSale(format!("{sale} (no draw item)"))),
+                    Some(item) => Ok(draw_of(item)?.drawn_size.map_or(DrawLease::Held, DrawLease::Done)),
+                },
+                _ => Err(err.into()),
+            },
+        }
+    }
+
+    /// Stores the draw's progress and renews (or, with `until_ms` = now, gives up) the lease, if
+    /// `owner` still holds it. `false`: another writer took it over.
+    pub(crate) async fn save_draw_progress(
+        &self,
+        sale: &SaleId,
+        owner: &str,
+        progress: DrawProgress,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(sale_pk(sale.as_str()), DRAW_SK)))
+            .update_expression("SET sealed = :s, written = :w, leaseUntil = :u")
+            .condition_expression("leaseOwner = :o AND attribute_not_exists(drawnSize)")
+            .expression_attribute_values(":o", AttributeValue::S(owner.to_owned()))
+            .expression_attribute_values(":s", AttributeValue::Bool(progress.sealed))
+            .expression_attribute_values(":w", AttributeValue::N(progress.written.to_string()))
+            .expression_attribute_values(":u", AttributeValue::N(until_ms.to_string()))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Marks the draw complete with the pre-queue's `size` and ends the lease, if `owner` still
+    /// holds it. `false`: another writer took it over.
+    pub(crate) async fn finish_draw(&self, sale: &SaleId, owner: &str, size: i64) -> Result<bool, StoreError> {
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(sale_pk(sale.as_str()), DRAW_SK)))
+            .update_expression("SET drawnSize = :n, written = :n REMOVE leaseOwner, leaseUntil")
+            .condition_expression("leaseOwner = :o AND attribute_not_exists(drawnSize)")
+            .expression_attribute_values(":o", AttributeValue::S(owner.to_owned()))
+            .expression_attribute_values(":n", AttributeValue::N(size.to_string()))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Closes the pre-queue: seals every lane so that no pre-queue join can commit any more.
+    /// Sealing a sealed lane again changes nothing.
+    pub(crate) async fn seal_prequeue(&self, sale: &SaleId, lanes: u32) -> Result<(), StoreError> {
         // Every lane sealed before any is read: a join commits before its lane's seal or not at
         // all. Lanes in parallel, a bounded number at a time.
         let all: Vec<u32> = (0..lanes).collect();
@@ -451,6 +578,12 @@ impl Store {
                 handle.await.map_err(|e| StoreError::Unavailable(format!("a lane seal did not finish: {e}")))??;
             }
         }
+        Ok(())
+    }
+
+    /// Every entrant of a sealed pre-queue (each lane's markers, consistent reads).
+    pub(crate) async fn prequeue_entrants(&self, sale: &SaleId, lanes: u32) -> Result<Vec<String>, StoreError> {
+        let all: Vec<u32> = (0..lanes).collect();
         let mut users = Vec::new();
         for chunk in all.chunks(LANES_AT_ONCE) {
             let reads = chunk.iter().map(|&lane| {
@@ -495,7 +628,6 @@ impl Store {
         }
     }
 
-    /// Writes the draw's places onto the pre-queue entries, a few dozen at a time.
     /// Writes each entrant's inclusion proof on their entry (a draw with a public beacon, before
     /// the places; a draw run again writes the same proofs).
     pub(crate) async fn set_entrant_proofs(
@@ -525,8 +657,10 @@ impl Store {
         Ok(())
     }
 
+    /// Writes the draw's places onto the pre-queue entries, `PLACE_WRITES_AT_ONCE` at a time
+    /// (idempotent: writing a place again changes nothing).
     pub(crate) async fn set_places(&self, sale: &SaleId, places: &[(String, i64)]) -> Result<(), StoreError> {
-        for chunk in places.chunks(32) {
+        for chunk in places.chunks(PLACE_WRITES_AT_ONCE) {
             let writes = chunk.iter().map(|(user, place)| {
                 self.client
                     .update_item()

@@ -114,6 +114,13 @@ impl Proxy {
         self.counts.lock().unwrap().clone()
     }
 
+    /// A client through this proxy with the local stack's patient timeouts: on a loaded machine
+    /// no attempt times out, so what a recording sees is the code's requests, not the SDK's
+    /// retries of attempts abandoned early.
+    pub fn patient_client(&self) -> aws_sdk_dynamodb::Client {
+        crate::own_retry_quota(&flash_sale::aws::local_client(&self.endpoint).expect("client"))
+    }
+
     /// A DynamoDB client (static credentials, region) whose endpoint is this proxy, with the
     /// cloud-like [`timeouts`].
     pub fn client(&self) -> aws_sdk_dynamodb::Client {
