@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::admission_key::KeyRing;
 use crate::catalog::Catalog;
 use crate::checkout::{Checkout, PurchaseReport};
 use crate::clock::Clock;
@@ -29,6 +30,7 @@ pub struct App {
     room: Arc<WaitingRoom>,
     orders: Arc<Orders>,
     checkout: Checkout,
+    keys: Arc<KeyRing>,
 }
 
 /// `GET /sales/{saleId}` and each entry of `GET /sales`: the sale with its stock, and its waiting
@@ -42,12 +44,36 @@ pub struct SaleStatus {
 }
 
 impl App {
+    /// An App whose admission keys, if any, are the configuration's (`ADMISSION_KEY`).
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
+        let keys = KeyRing::fixed(config.admission_keys.clone());
+        Self::with_key_ring(store, clock, config, keys)
+    }
+
+    /// A container's App as a function's cold start makes it: with its admission keys read from
+    /// their secret when the configuration names one (`ADMISSION_KEY_SECRET_ARN`), else the
+    /// configuration's own (`ADMISSION_KEY`, local).
+    pub async fn cold_start(store: Store, clock: Arc<dyn Clock>, config: Config) -> Result<Self, String> {
+        let keys = match &config.admission_key_secret {
+            Some(secret) => {
+                let client = crate::aws::secrets_client(config.secrets_endpoint.as_deref())?;
+                let source = crate::admission_key::SecretSource::new(client, secret.clone());
+                KeyRing::from_secret(source).await.map_err(|e| format!("ADMISSION_KEY_SECRET_ARN: {e}"))?
+            }
+            None => KeyRing::fixed(config.admission_keys.clone()),
+        };
+        Ok(Self::with_key_ring(store, clock, config, keys))
+    }
+
+    /// An App with these admission keys (read from their secret, deployed).
+    pub fn with_key_ring(store: Store, clock: Arc<dyn Clock>, config: Config, keys: KeyRing) -> Self {
         let config = Arc::new(config);
+        let keys = Arc::new(keys);
         let tuning = &config.tuning;
         let catalog = Arc::new(Catalog::new(store.clone(), tuning.sale_cache));
         let sold_out = Arc::new(SoldOutHint::new(tuning.sold_out_hint));
-        let room = Arc::new(WaitingRoom::new(store.clone(), clock.clone(), config.clone(), catalog.clone()));
+        let room =
+            Arc::new(WaitingRoom::new(store.clone(), clock.clone(), config.clone(), catalog.clone(), keys.clone()));
         let orders = Arc::new(Orders::new(store.clone(), clock.clone(), catalog.clone(), sold_out.clone()));
         let checkout = Checkout {
             store: store.clone(),
@@ -58,7 +84,12 @@ impl App {
             room: room.clone(),
             orders: orders.clone(),
         };
-        Self { config, store, clock, catalog, room, orders, checkout }
+        Self { config, store, clock, catalog, room, orders, checkout, keys }
+    }
+
+    /// The container's admission keys.
+    pub fn admission_keys(&self) -> &KeyRing {
+        &self.keys
     }
 
     pub(crate) fn tuning(&self) -> &Tuning {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::admission_key::KeyRing;
 use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -258,13 +259,28 @@ pub(crate) struct WaitingRoom {
     clock: Arc<dyn Clock>,
     config: Arc<Config>,
     catalog: Arc<Catalog>,
+    keys: Arc<KeyRing>,
     snapshots: RoomSnapshots,
     places: PlaceBlocks,
 }
 
 impl WaitingRoom {
-    pub(crate) fn new(store: Store, clock: Arc<dyn Clock>, config: Arc<Config>, catalog: Arc<Catalog>) -> Self {
-        Self { store, clock, config, catalog, snapshots: RoomSnapshots::default(), places: PlaceBlocks::default() }
+    pub(crate) fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        config: Arc<Config>,
+        catalog: Arc<Catalog>,
+        keys: Arc<KeyRing>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            config,
+            catalog,
+            keys,
+            snapshots: RoomSnapshots::default(),
+            places: PlaceBlocks::default(),
+        }
     }
 
     /// The room's state and the stock behind it, from this container's copy while it is fresh;
@@ -544,7 +560,7 @@ impl WaitingRoom {
             match state.history.iter().find(|t| t.admitted >= place) {
                 Some(tick) if tick.at_ms + config.claim_window_ms() > now => {
                     let exp = tick.at_ms + config.claim_window_ms();
-                    let keys = self.config.admission_keys.as_ref().ok_or(AppError::Internal)?;
+                    let keys = self.keys.current().ok_or(AppError::Internal)?;
                     token = Some(keys.sign(&sale.id, user, place, exp));
                     expires = Some(rfc3339_ms(exp));
                     set_aside = expires.clone();
@@ -579,8 +595,15 @@ impl WaitingRoom {
             return Ok(());
         }
         let token = token.ok_or(AppError::AdmissionRequired)?;
-        let keys = self.config.admission_keys.as_ref().ok_or(AppError::Internal)?;
-        let place = keys.verify(token, &sale.id, user, self.clock.now_ms()).map_err(|e| match e {
+        let keys = self.keys.current().ok_or(AppError::Internal)?;
+        let mut verified = keys.verify(token, &sale.id, user, self.clock.now_ms());
+        if verified == Err(TokenError::Invalid) && self.keys.refresh_for_unknown_token().await {
+            // Signed with a key this container has not read yet (a rotation another container
+            // saw first): the secret, read again, decides.
+            let keys = self.keys.current().ok_or(AppError::Internal)?;
+            verified = keys.verify(token, &sale.id, user, self.clock.now_ms());
+        }
+        let place = verified.map_err(|e| match e {
             TokenError::Invalid => {
                 AppError::AdmissionInvalid("the admission token is not valid for this sale and buyer")
             }

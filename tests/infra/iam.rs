@@ -520,6 +520,12 @@ fn each_function_is_granted_exactly_its_dynamodb_actions_on_this_table_only() {
                 assert_eq!(resources, vec![json!({"Fn::GetAtt": ["OrderEventBus", "Arn"]})], "{function}: {st}");
                 continue;
             }
+            // And the admission key's secret, for the functions that sign or check tokens
+            // (`the_admission_key_comes_from_a_generated_hex_secret_to_the_functions_that_need_it`).
+            if statement_actions == ["secretsmanager:GetSecretValue"] && ["purchase", "queue"].contains(&function) {
+                assert_eq!(resources, vec![json!({"Ref": "AdmissionKeySecret"})], "{function}: {st}");
+                continue;
+            }
             for action in &statement_actions {
                 assert!(action.starts_with("dynamodb:"), "{function}: unexpected action {action}");
             }

@@ -32,6 +32,7 @@ use flash_sale::http::{ApiEvent, ApiRequest, ApiResponse};
 mod harness;
 pub mod proxy;
 pub mod req;
+pub mod secrets;
 pub mod streams;
 
 use flash_sale::ids::SaleId;

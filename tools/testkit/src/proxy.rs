@@ -161,12 +161,12 @@ impl Drop for Proxy {
 }
 
 /// One raw HTTP/1.1 request: head (up to the blank line) and body (by Content-Length).
-struct RawRequest {
-    head: String,
-    body: Vec<u8>,
+pub(crate) struct RawRequest {
+    pub(crate) head: String,
+    pub(crate) body: Vec<u8>,
 }
 
-async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<RawRequest> {
+pub(crate) async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<RawRequest> {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
@@ -186,7 +186,7 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<RawRe
     }
 }
 
-fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+pub(crate) fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
     head.lines().find_map(|line| {
         let (k, v) = line.split_once(':')?;
         k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
