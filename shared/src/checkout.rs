@@ -17,7 +17,7 @@ use crate::order::{OrderStatus, Purchase};
 use crate::orders::Orders;
 use crate::sale::{Sale, Window};
 use crate::stock_hint::SoldOutHint;
-use crate::store::{Attempt, PurchaseRecord, Store, logged};
+use crate::store::{Attempt, PurchaseRecord, Store, StoreError, logged};
 use crate::waiting_room::WaitingRoom;
 
 /// Most expired holds one purchase releases when it finds no stock (the sweeper does the rest).
@@ -157,6 +157,7 @@ impl Checkout {
     ) -> Result<Purchase, AppError> {
         let sale_id = &sale.id;
         let mut busy = false;
+        let mut throttled = 0;
         let mut released_own = false;
         for shard in shards {
             report.shard = Some(shard);
@@ -174,8 +175,15 @@ impl Checkout {
                 // a new attempt (another shard, a retry after a conflict) is a new transaction.
                 let token = format!("{order_id}-{shard}-{attempt}");
                 report.transactions += 1;
-                // An error here leaves the outcome unknown: busy, and a retry will tell.
-                let outcome = self.store.try_purchase(sale, shard, &record, now, &token).await.map_err(logged)?;
+                // A transient error here leaves the outcome unknown: busy, and a retry will tell.
+                // Throttling (of the call, after the SDK's retries) is the shard's, as below.
+                let outcome = match self.store.try_purchase(sale, shard, &record, now, &token).await {
+                    Err(StoreError::Throttled(code)) => {
+                        tracing::warn!(shard, code = %code, "purchase transaction throttled");
+                        Attempt::Throttled
+                    }
+                    other => other.map_err(logged)?,
+                };
                 match outcome {
                     Attempt::Committed => {
                         crate::telemetry::record_order_change(record.status, false);
@@ -213,14 +221,27 @@ impl Checkout {
                         busy = true;
                         break;
                     }
-                    Attempt::Throttled => return Err(AppError::Busy),
+                    // A throttled shard (a hot partition) sends the buyer to the other shards,
+                    // like a conflicted one; a second throttled shard is the table's trouble, and
+                    // trying every shard would only add to it: busy.
+                    Attempt::Throttled => {
+                        throttled += 1;
+                        if throttled >= 2 {
+                            return Err(AppError::Busy);
+                        }
+                        busy = true;
+                        break;
+                    }
                     Attempt::Unreadable(pk) => {
                         tracing::error!(pk = %pk, "stored item does not parse");
                         return Err(AppError::Internal);
                     }
+                    // A cancellation this code does not understand commits nothing, and a retry
+                    // would meet it again: an internal error, alarmed.
                     Attempt::Unknown(why) => {
-                        tracing::warn!(reason = %why, "purchase transaction cancelled for an unknown reason");
-                        return Err(AppError::Busy);
+                        tracing::error!(shard, reason = %why, "purchase transaction cancelled for an unknown reason");
+                        crate::telemetry::record_error("store");
+                        return Err(AppError::Internal);
                     }
                 }
             }
@@ -229,8 +250,8 @@ impl Checkout {
         if !busy {
             return Err(AppError::SoldOut);
         }
-        // Some shards were never reached through their conflicts: whether stock remains behind
-        // them is unknown. One consistent read of the shards tells: none left is a true
+        // Some shards were never reached through their conflicts (or throttling): whether stock
+        // remains behind them is unknown. One consistent read of the shards tells: none left is a true
         // `sold_out` (conflicts on emptied shards are common right after a sell-out); any left,
         // a retry may get it.
         // The conflicted transactions may not have judged the buyer's record: `sold_out` from
