@@ -229,7 +229,6 @@ impl Checkout {
                         if throttled >= 2 {
                             return Err(AppError::Busy);
                         }
-                        busy = true;
                         break;
                     }
                     Attempt::Unreadable(pk) => {
@@ -246,12 +245,17 @@ impl Checkout {
                 }
             }
         }
+        // A throttled shard's stock is unknown; no read now: a successful read would refill the
+        // SDK's retry quota that a throttling storm is meant to spend.
+        if throttled > 0 {
+            return Err(AppError::Busy);
+        }
         // Every shard refused as empty in a transaction that also found no record of this buyer.
         if !busy {
             return Err(AppError::SoldOut);
         }
-        // Some shards were never reached through their conflicts (or throttling): whether stock
-        // remains behind them is unknown. One consistent read of the shards tells: none left is a true
+        // Some shards were never reached through their conflicts: whether stock remains behind
+        // them is unknown. One consistent read of the shards tells: none left is a true
         // `sold_out` (conflicts on emptied shards are common right after a sell-out); any left,
         // a retry may get it.
         // The conflicted transactions may not have judged the buyer's record: `sold_out` from
