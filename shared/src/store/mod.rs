@@ -63,6 +63,23 @@ const THROTTLE_CODES: &[&str] =
 pub(crate) const THROTTLE_CANCEL_CODES: &[&str] =
     &["ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"];
 
+/// A transaction cancelled with `codes` (its `CancellationReasons`) that the caller could not
+/// read as an outcome of its own: throttling and conflicts are transient, any other reason is a
+/// cancellation this code does not know, which a retry would meet again.
+pub(crate) fn unexplained_cancellation(what: &str, codes: &[&str]) -> StoreError {
+    if codes.iter().any(|c| THROTTLE_CANCEL_CODES.contains(c)) {
+        StoreError::Throttled(format!("{what} cancelled: {codes:?}"))
+    } else if codes.contains(&"TransactionConflict") {
+        StoreError::Unavailable(format!("{what} cancelled: {codes:?}"))
+    } else {
+        StoreError::Rejected {
+            op: "TransactWriteItems".into(),
+            code: format!("{codes:?}"),
+            message: format!("{what} cancelled for a reason the code does not know"),
+        }
+    }
+}
+
 /// Service errors that say DynamoDB could not answer now, not that the request is wrong: a retry
 /// may succeed (with the HTTP status 5xx, see [`StoreError::from`]).
 const TRANSIENT_CODES: &[&str] = &[

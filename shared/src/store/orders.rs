@@ -250,16 +250,7 @@ impl Store {
                     if (0..2).any(|i| code(i) == "TransactionConflict") {
                         return Ok(Change::Conflict);
                     }
-                    let codes = (code(0), code(1));
-                    if [codes.0, codes.1].iter().any(|c| super::THROTTLE_CANCEL_CODES.contains(c)) {
-                        return Err(StoreError::Throttled(format!("release of {order_id}: {codes:?}")));
-                    }
-                    // A reason this code does not know: not something a retry changes.
-                    Err(StoreError::Rejected {
-                        op: "TransactWriteItems".into(),
-                        code: format!("{codes:?}"),
-                        message: format!("release of {order_id} cancelled"),
-                    })
+                    Err(super::unexplained_cancellation(&format!("release of {order_id}"), &[code(0), code(1)]))
                 }
                 Some(TransactWriteItemsError::TransactionInProgressException(_)) => Ok(Change::Conflict),
                 _ => Err(err.into()),
