@@ -15,5 +15,7 @@ mod process;
 mod purchase;
 mod restart;
 mod retry_quota;
+mod store_errors;
+mod sweeper;
 mod waiting_room;
 mod window;

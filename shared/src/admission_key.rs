@@ -36,7 +36,8 @@ impl SecretSource {
     /// The keys as the secret has them now: `AWSCURRENT` signs; `AWSPREVIOUS`, when the secret
     /// has one, is still accepted.
     pub async fn fetch(&self) -> Result<AdmissionKeys, String> {
-        let (current, previous) = tokio::join!(self.stage("AWSCURRENT"), self.stage("AWSPREVIOUS"));
+        // Boxed: two SDK calls' state, rare, on the purchase path's future otherwise.
+        let (current, previous) = tokio::join!(Box::pin(self.stage("AWSCURRENT")), Box::pin(self.stage("AWSPREVIOUS")));
         let current = current?.ok_or_else(|| format!("secret {} has no AWSCURRENT version", self.secret_id))?;
         AdmissionKeys::from_hex(&current, previous?.as_deref()).map_err(|e| format!("secret {}: {e}", self.secret_id))
     }
@@ -118,7 +119,7 @@ impl KeyRing {
         }
         *gate.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         *self.read_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        match source.fetch().await {
+        match Box::pin(source.fetch()).await {
             Ok(keys) => {
                 let mut held = self.keys.write().unwrap_or_else(|p| p.into_inner());
                 let changed = held.as_deref() != Some(&keys);

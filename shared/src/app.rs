@@ -33,6 +33,20 @@ pub struct App {
     keys: Arc<KeyRing>,
 }
 
+/// What one run of the scheduled function did ([`App::scheduled_run`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledReport {
+    #[serde(flatten)]
+    pub sweep: SweepReport,
+    /// Sales whose pre-queue was drawn.
+    pub drawn: Vec<String>,
+    /// Sales whose due draw failed (the next run tries again).
+    pub draws_failed: Vec<String>,
+    /// A part that did not run at all (the sales could not be listed).
+    pub errors: Vec<String>,
+}
+
 /// `GET /sales/{saleId}` and each entry of `GET /sales`: the sale with its stock, and its waiting
 /// room when it has one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -143,9 +157,34 @@ impl App {
         self.room.place(sale_id, user).await
     }
 
-    /// The scheduled function's part of the waiting room: draws the due pre-queues.
+    /// The scheduled function's part of the waiting room: draws the due pre-queues. Returns the
+    /// sales drawn; one whose draw fails is logged and counted, and the others are drawn.
     pub async fn draw_due_rooms(&self) -> Result<Vec<String>, AppError> {
-        self.room.draw_due_rooms().await
+        Ok(self.room.draw_due_rooms().await?.0)
+    }
+
+    /// One run of the scheduled `sweeper` function: the due draws, then the release of ended
+    /// holds. Each goes on whatever the other came to, and within each, one sale or hold that
+    /// fails (logged with its key, counted in `Errors`) does not stop the rest; the report says
+    /// what failed.
+    pub async fn scheduled_run(&self, limit: usize, budget: Duration) -> ScheduledReport {
+        let mut report = ScheduledReport::default();
+        // The draws first: people wait for them, and a hold's item can wait a minute.
+        match self.room.draw_due_rooms().await {
+            Ok((drawn, failed)) => (report.drawn, report.draws_failed) = (drawn, failed),
+            Err(e) => {
+                tracing::error!(error = %e, "no draw: the sales could not be listed");
+                report.errors.push(format!("draw: {e}"));
+            }
+        }
+        match self.sweep(limit, budget).await {
+            Ok(sweep) => report.sweep = sweep,
+            Err(e) => {
+                tracing::error!(error = %e, "no sweep: the sales could not be listed");
+                report.errors.push(format!("sweep: {e}"));
+            }
+        }
+        report
     }
 
     /// The public view of one sale: cached configuration plus one `BatchGetItem` of its shards.

@@ -46,8 +46,8 @@ pub mod telemetry;
 pub mod time_fmt;
 mod waiting_room;
 
-pub use app::{App, SaleStatus};
+pub use app::{App, SaleStatus, ScheduledReport};
 pub use checkout::PurchaseReport;
 pub use error::AppError;
-pub use orders::SweepReport;
+pub use orders::{FAILED_SWEEPS_BEFORE_ASIDE, SweepReport};
 pub use waiting_room::{PlaceView, RoomPhase, RoomView};

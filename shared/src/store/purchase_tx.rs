@@ -38,11 +38,11 @@ pub enum Attempt {
     ShardMissing,
     /// A concurrent transaction touched one of the items: retry after a short jittered pause.
     Conflict,
-    /// DynamoDB is throttling: answer busy rather than pile on.
+    /// DynamoDB is throttling this shard: try another (the caller bounds how many).
     Throttled,
     /// A stored item that does not parse; carries its key for the log.
     Unreadable(String),
-    /// Anything else: the outcome is not known, treated as busy.
+    /// A cancellation this code does not know (nothing was written): an internal error.
     Unknown(String),
 }
 

@@ -153,6 +153,18 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         budget_seconds: u64,
     },
+    /// Holds the sweeper set aside because their release failed for good or kept failing (see
+    /// docs/operations.md, "Stuck holds"), one JSON object per line with the last error. With
+    /// `--retry-user`, releases that buyer's hold now (as `release` does); with `--return-user`,
+    /// puts it back for the next sweep, its failure count cleared.
+    StuckHolds {
+        #[arg(long)]
+        sale_id: String,
+        #[arg(long, conflicts_with = "return_user")]
+        retry_user: Option<String>,
+        #[arg(long)]
+        return_user: Option<String>,
+    },
     /// Restore the stock and delete every purchase. Run it only while the sale takes no traffic.
     ResetSale {
         #[arg(long)]
@@ -292,6 +304,10 @@ async fn run(cli: Cli) -> Result<()> {
             let purchases = records.iter().filter(|r| r.status.is_live()).count();
             let status = SaleView::new(&sale, shards.iter().map(|r| (*r).max(0)).sum(), now_ms());
             let mut shown = json!({ "sale": status, "shards": shards, "purchases": purchases, "orders": orders });
+            if sale.hold_seconds > 0 {
+                // Holds the sweeper gave up on (`stuck-holds` lists them).
+                shown["stuckHolds"] = json!(store.stuck_holds(&sale.id).await?.len());
+            }
             if let Some(config) = &sale.room {
                 let state = store.room_state(&sale.id).await?;
                 shown["waitingRoom"] = json!({ "settings": config, "state": state });
@@ -335,6 +351,31 @@ async fn run(cli: Cli) -> Result<()> {
             let user = flash_sale::ids::UserId::parse(&user_id).with_context(|| format!("--user-id `{user_id}`"))?;
             let order = use_cases(&store, &cli.table).release(&sale_id(&raw)?, &user).await;
             writeln!(out, "{}", json!(order.map_err(refused)?))?;
+        }
+        Command::StuckHolds { sale_id: raw, retry_user, return_user } => {
+            let sale = existing_sale(&store, &raw).await?;
+            let user = |raw: &str| flash_sale::ids::UserId::parse(raw).with_context(|| format!("user id `{raw}`"));
+            if let Some(raw_user) = retry_user {
+                let order = use_cases(&store, &cli.table).release(&sale.id, &user(&raw_user)?).await;
+                writeln!(out, "{}", json!(order.map_err(refused)?))?;
+            } else if let Some(raw_user) = return_user {
+                let pk = flash_sale::keys::purchase_pk(sale.id.as_str(), user(&raw_user)?.as_str());
+                if !store.return_stuck_hold(&sale.id, &pk).await? {
+                    bail!("`{raw_user}` has no hold set aside in sale `{}`", sale.id);
+                }
+                writeln!(out, "{}", json!({ "returned": raw_user }))?;
+            } else {
+                for hold in store.stuck_holds(&sale.id).await? {
+                    writeln!(
+                        out,
+                        "{}",
+                        json!({"userId": hold.user_id, "orderId": hold.order_id, "status": hold.status,
+                               "holdExpiresAt": hold.hold_expires_at.map(rfc3339_ms),
+                               "stuckAt": hold.stuck_at.map(rfc3339_ms), "releaseFailures": hold.release_failures,
+                               "lastError": hold.reason, "pk": hold.pk})
+                    )?;
+                }
+            }
         }
         Command::Sweep { limit, budget_seconds } => {
             let budget = std::time::Duration::from_secs(budget_seconds);

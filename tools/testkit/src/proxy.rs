@@ -1,7 +1,7 @@
 //! A fault-injecting HTTP/1.1 proxy between the AWS SDK and DynamoDB Local, for the failures
-//! DynamoDB Local never produces: throttling, 500s, `TransactionConflict`, responses slower than
-//! the SDK's timeout, connection resets, and a transaction that commits but whose response never
-//! arrives. A plan decides per request; the SDK, its retries and DynamoDB Local stay real.
+//! DynamoDB Local never produces: throttling, 500s, `TransactionConflict`, any error code (access
+//! denied, validation), responses slower than the SDK's timeout, connection resets, and a
+//! transaction that commits but whose response never arrives. A plan decides per request; the SDK, its retries and DynamoDB Local stay real.
 //! [`Recording`] is the same proxy keeping every request it forwards (operation and body), to see
 //! which calls a function really makes.
 
@@ -33,6 +33,10 @@ pub enum Fault {
     Reset,
     /// Forward (DynamoDB commits), then close the connection instead of answering.
     CommitThenDrop,
+    /// Answer this HTTP status with this DynamoDB error code (`__type`), not forwarding: a fake
+    /// of the errors DynamoDB Local never gives, e.g. `AccessDeniedException` (an IAM mistake)
+    /// or a `ValidationException` the local table would not raise.
+    Error { status: u16, code: &'static str },
 }
 
 impl Fault {
@@ -46,6 +50,7 @@ impl Fault {
             Fault::Slow(_) => "slow",
             Fault::Reset => "reset",
             Fault::CommitThenDrop => "commit_then_drop",
+            Fault::Error { .. } => "error",
         }
     }
 }
@@ -195,7 +200,12 @@ pub(crate) fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
 
 fn error_response(status: u16, kind: &str, extra: &str) -> Vec<u8> {
     let body = format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"injected fault"{extra}}}"#);
-    let reason = if status == 500 { "Internal Server Error" } else { "Bad Request" };
+    let reason = match status {
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        403 => "Forbidden",
+        _ => "Bad Request",
+    };
     format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: application/x-amz-json-1.0\r\nx-amzn-RequestId: injected\r\n\
          Content-Length: {}\r\n\r\n{body}",
@@ -240,6 +250,7 @@ async fn serve(
                 r#","CancellationReasons":[{"Code":"TransactionConflict","Message":"injected"},{"Code":"None"}]"#,
             )),
             Fault::ItemConflict => Some(error_response(400, "TransactionConflictException", "")),
+            Fault::Error { status, code } => Some(error_response(status, code, "")),
             Fault::Slow(delay) => {
                 tokio::time::sleep(delay).await;
                 forward(upstream, &request).await
