@@ -18,6 +18,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
+pub use admin::Reset;
 pub use items::PurchaseRecord;
 pub(crate) use orders::{Change, Hold};
 #[cfg(feature = "test-util")]

@@ -1,7 +1,7 @@
 //! A fault-injecting HTTP/1.1 proxy between the AWS SDK and DynamoDB Local, for the failures
 //! DynamoDB Local never produces: throttling, 500s, `TransactionConflict`, responses slower than
-//! the SDK's timeout, connection resets, and a transaction that commits but whose response never
-//! arrives. A plan decides per request; the SDK, its retries and DynamoDB Local stay real.
+//! the SDK's timeout, connection resets, a transaction that commits but whose response never
+//! arrives, and a transaction still in progress. A plan decides per request; the SDK, its retries and DynamoDB Local stay real.
 //! [`Recording`] is the same proxy keeping every request it forwards (operation and body), to see
 //! which calls a function really makes.
 
@@ -33,6 +33,9 @@ pub enum Fault {
     Reset,
     /// Forward (DynamoDB commits), then close the connection instead of answering.
     CommitThenDrop,
+    /// Answer `TransactionInProgressException`, not forwarding: what a retry gets while a
+    /// transaction with the same token is still being processed.
+    InProgress,
 }
 
 impl Fault {
@@ -46,6 +49,7 @@ impl Fault {
             Fault::Slow(_) => "slow",
             Fault::Reset => "reset",
             Fault::CommitThenDrop => "commit_then_drop",
+            Fault::InProgress => "in_progress",
         }
     }
 }
@@ -233,6 +237,7 @@ async fn serve(
                 r#","CancellationReasons":[{"Code":"TransactionConflict","Message":"injected"},{"Code":"None"}]"#,
             )),
             Fault::ItemConflict => Some(error_response(400, "TransactionConflictException", "")),
+            Fault::InProgress => Some(error_response(400, "TransactionInProgressException", "")),
             Fault::Slow(delay) => {
                 tokio::time::sleep(delay).await;
                 forward(upstream, &request).await
