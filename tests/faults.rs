@@ -269,19 +269,32 @@ async fn a_purchase_retried_after_its_lost_commit_never_revives_the_order_cancel
     let user = UserId::parse("alice").unwrap();
     let record = PurchaseRecord::new(&sale.id, &user, order.clone(), now, 0, None).held_until(now + 60_000, 0);
 
-    // The first attempt commits; its answer never arrives, nor that of the SDK's retries.
-    let plan: Plan = Box::new(|op: &str, body: &str| {
-        if op == "TransactWriteItems" && token_of(body) == "attempt-0" { Fault::CommitThenDrop } else { Fault::Pass }
+    // The first attempt commits; its answer never arrives, nor that of the SDK's retries. (Tokens
+    // unique per run: DynamoDB remembers a token for ten minutes.)
+    let (first, second) = (format!("{order}-0"), format!("{order}-1"));
+    let lost_token = first.clone();
+    let plan: Plan = Box::new(move |op: &str, body: &str| {
+        if op == "TransactWriteItems" && token_of(body) == lost_token { Fault::CommitThenDrop } else { Fault::Pass }
     });
     let proxy = Proxy::start(upstream(), plan).await;
-    let lost = Store::new(proxy.client(), store.table()).transact_purchase(&sale, 0, &record, now, "attempt-0").await;
+    let lost = Store::new(proxy.client(), store.table()).transact_purchase(&sale, 0, &record, now, &first).await;
     assert!(lost.is_err(), "the answer was lost: {lost:?}");
-    // The order is stored; its buyer cancels it.
+    // The order is stored (the proxy may still be forwarding when the client gives up); its
+    // buyer cancels it.
+    let mut stored = false;
+    for _ in 0..400 {
+        if !stored_state(&store, &sale).await.1.is_empty() {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(stored, "the first attempt committed");
     let (status, body) = app.delete_purchase(&sale, "alice").await;
     assert_eq!((status, body["status"].as_str()), (200, Some("cancelled")), "{body}");
 
     // The purchase tries again: a new token, the same order.
-    match store.transact_purchase(&sale, 0, &record, now, "attempt-1").await.unwrap() {
+    match store.transact_purchase(&sale, 0, &record, now, &second).await.unwrap() {
         Attempt::AlreadyPurchased(p) => {
             assert_eq!((p.order_id.as_str(), p.status, p.version), (order.as_str(), OrderStatus::Cancelled, 2));
         }
@@ -349,7 +362,7 @@ async fn a_purchase_whose_commit_answer_was_lost_answers_with_its_order_as_it_is
             stored = true;
             break;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(stored, "the first attempt committed");
     let (status, body) = app.delete_purchase(&sale, "alice").await;

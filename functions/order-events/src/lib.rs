@@ -170,7 +170,7 @@ pub fn read_record(record: &Value) -> Result<Option<OrderEvent>, String> {
                 sale_id: text(old, "saleId").map_err(context)?,
                 user_id: text(old, "userId").map_err(context)?,
                 status: OrderStatus::Cancelled,
-                version: version + 1,
+                version: version.saturating_add(1),
                 time: rfc3339_ms(removed_at),
                 purchased_at: rfc3339_ms(purchased_at),
                 hold_expires_at: None,
