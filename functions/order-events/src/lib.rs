@@ -364,12 +364,13 @@ async fn put(
 ) -> Vec<usize> {
     let mut attempt = 0;
     loop {
-        if attempt > 0 {
-            let pause = Duration::from_millis(50 << attempt);
-            if deadline.is_some_and(|d| Instant::now() + pause >= d) {
-                outcome.out_of_time = true;
-                return todo.into_iter().map(|(i, _)| i).collect();
-            }
+        // No call starts at or past the deadline.
+        let pause = if attempt > 0 { Duration::from_millis(50 << attempt) } else { Duration::ZERO };
+        if deadline.is_some_and(|d| Instant::now() + pause >= d) {
+            outcome.out_of_time = true;
+            return todo.into_iter().map(|(i, _)| i).collect();
+        }
+        if !pause.is_zero() {
             tokio::time::sleep(pause).await;
         }
         attempt += 1;
