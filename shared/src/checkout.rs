@@ -195,7 +195,8 @@ impl Checkout {
                         self.sold_out.forget(sale_id);
                     }
                     // This purchase's own order (an earlier attempt committed, its answer lost):
-                    // the success it was, in whatever status the order is now.
+                    // the success it was, in whatever status the order is now; anyone else's
+                    // order: already_purchased.
                     Attempt::AlreadyPurchased(p) => return owned(*p, order_id, key),
                     Attempt::NotStarted => {
                         return Err(AppError::SaleNotStarted { starts_at_ms: sale.starts_at_ms });
