@@ -189,10 +189,11 @@ impl Checkout {
                         crate::telemetry::record_order_change(record.status, false);
                         return Ok(record.to_purchase());
                     }
-                    // The buyer's own hold has ended but is not released yet: release it (the
-                    // item goes back to its shard) and try again, once.
+                    // The buyer's own hold (of an earlier purchase) has ended but is not released
+                    // yet: release it (the item goes back to its shard) and try again, once.
                     Attempt::AlreadyPurchased(p)
                         if !released_own
+                            && p.order_id != order_id
                             && p.status == OrderStatus::Reserved
                             && p.hold_expires_at.is_some_and(|at| at <= now) =>
                     {
@@ -201,6 +202,9 @@ impl Checkout {
                         self.orders.expire_hold(sale, &p, now).await?;
                         self.sold_out.forget(sale_id);
                     }
+                    // This purchase's own order (an earlier attempt committed, its answer lost):
+                    // the success it was, in whatever status the order is now; anyone else's
+                    // order: already_purchased.
                     Attempt::AlreadyPurchased(p) => return owned(*p, order_id, key, now),
                     Attempt::NotStarted => {
                         return Err(AppError::SaleNotStarted { starts_at_ms: sale.starts_at_ms });

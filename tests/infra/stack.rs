@@ -228,7 +228,12 @@ fn order_events_come_from_the_stream_and_what_they_cannot_publish_is_kept_and_al
     assert_eq!(p["BisectBatchOnFunctionError"], true);
     let batch = p["BatchSize"].as_u64().expect("BatchSize");
     assert!((1..=1000).contains(&batch), "BatchSize {batch}");
-    assert!(p["MaximumRetryAttempts"].as_i64().is_some(), "MaximumRetryAttempts is set");
+    let retries = p["MaximumRetryAttempts"].as_i64().expect("MaximumRetryAttempts");
+    assert!(
+        (0..=20).contains(&retries),
+        "a record that keeps failing goes to the dead-letter queue after a few retries, not after hours: {retries}"
+    );
+    assert!(p["DestinationConfig"]["OnFailure"]["Destination"].is_object(), "the dead-letter queue");
     let age = p["MaximumRecordAgeInSeconds"].as_i64().expect("MaximumRecordAgeInSeconds");
     assert!(
         (60..24 * 3600).contains(&age),
@@ -255,6 +260,12 @@ fn order_events_come_from_the_stream_and_what_they_cannot_publish_is_kept_and_al
         assert!(order_events::event_of(&record).is_some(), "a {status:?} order is an event");
         assert!(passes(&record), "the filter drops a {status:?} purchase record");
     }
+    // A reset's deletion of a live order (only its old image): its cancellation.
+    let mut removed = stream_record(&purchase_pk("demo", "alice"), PURCHASE_SK, None);
+    removed["eventName"] = json!("REMOVE");
+    removed["dynamodb"]["OldImage"] = order(OrderStatus::Confirmed);
+    assert_eq!(order_events::event_of(&removed).map(|e| e.detail_type()), Some("OrderCancelled"));
+    assert!(passes(&removed), "the filter drops a reset's deletion of an order");
     let shard = stream_record(&shard_pk("demo", 0), SHARD_SK, Some(json!({"remaining": {"N": "3"}})));
     assert!(!passes(&shard), "stock shards (every purchase writes one) must not invoke the function");
     for (pk, sk) in [("SALE#demo", "META"), ("SALE#demo", "ROOM"), ("SALE#demo#QUEUE#alice", "QUEUE")] {

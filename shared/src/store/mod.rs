@@ -19,6 +19,7 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
+pub use admin::Reset;
 pub use items::PurchaseRecord;
 pub use orders::StuckHold;
 pub(crate) use orders::{Change, Hold, Malformed};

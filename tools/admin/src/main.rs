@@ -12,7 +12,7 @@ use flash_sale::clock::now_ms;
 use flash_sale::ids::SaleId;
 use flash_sale::room;
 use flash_sale::sale::{Sale, SaleView};
-use flash_sale::store::{Store, StoreError};
+use flash_sale::store::{Reset, Store, StoreError};
 use flash_sale::time_fmt::{parse_rfc3339_ms, rfc3339_ms};
 use serde_json::json;
 
@@ -165,13 +165,19 @@ enum Command {
         #[arg(long)]
         return_user: Option<String>,
     },
-    /// Restore the stock and delete every purchase. Run it only while the sale takes no traffic.
+    /// Restore the stock and delete every purchase; each live order deleted is announced as
+    /// cancelled (reason `reset`) on the order event bus. Refuses a sale with confirmed (paid)
+    /// orders unless --include-confirmed is given. For test and rehearsal sales.
     ResetSale {
         #[arg(long)]
         sale_id: String,
         /// Required: this deletes purchases.
         #[arg(long)]
         yes: bool,
+        /// Also delete confirmed (paid) orders: their buyers paid, and only the cancellation
+        /// events tell the systems that fulfil them.
+        #[arg(long)]
+        include_confirmed: bool,
     },
 }
 
@@ -465,16 +471,30 @@ async fn run(cli: Cli) -> Result<()> {
             store.control_room(&sale.id, None, Some(per_second)).await?;
             writeln!(out, "{} now admits {per_second} people per second", sale.id)?;
         }
-        Command::ResetSale { sale_id, yes } => {
+        Command::ResetSale { sale_id, yes, include_confirmed } => {
             if !yes {
                 bail!("reset-sale deletes every purchase of the sale; pass --yes to confirm");
             }
             let sale = existing_sale(&store, &sale_id).await?;
-            let returned = store.reset_sale(&sale).await?;
+            let (returned, kept_confirmed) = match store.reset_sale(&sale, include_confirmed).await? {
+                Reset::Done { returned, kept_confirmed } => (returned, kept_confirmed),
+                Reset::Refused { confirmed } => bail!(
+                    "sale {} has {confirmed} confirmed (paid) orders; nothing was deleted. A reset cancels them \
+                     (OrderCancelled, reason reset): pass --include-confirmed to delete them too",
+                    sale.id
+                ),
+            };
             let left = store.purchases_of(&sale.id).await?.len();
             writeln!(out, "sale {} reset: {returned} purchases deleted and their items given back", sale.id)?;
-            if left > 0 {
-                writeln!(out, "{left} purchases made during the reset were kept (stock + purchases = total)")?;
+            if kept_confirmed > 0 {
+                writeln!(out, "{kept_confirmed} orders confirmed during the reset were kept (no --include-confirmed)")?;
+            }
+            if left > kept_confirmed {
+                writeln!(
+                    out,
+                    "{} purchases made during the reset were kept (stock + purchases = total)",
+                    left - kept_confirmed
+                )?;
             }
         }
     }

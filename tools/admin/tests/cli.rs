@@ -146,7 +146,12 @@ fn buyers_come_out_in_purchase_order_and_reset_restores_the_sale() {
 
     assert!(cli.refused(&["reset-sale", "--sale-id", "drop-2"]).contains("--yes"));
     assert_eq!(lines(&cli.ok(&["buyers", "--sale-id", "drop-2"])).len(), 3, "nothing deleted without --yes");
-    assert!(cli.ok(&["reset-sale", "--sale-id", "drop-2", "--yes"]).contains("3 purchases deleted"));
+    // Paid orders: refused, nothing deleted, unless asked for by name.
+    let refused = cli.refused(&["reset-sale", "--sale-id", "drop-2", "--yes"]);
+    assert!(refused.contains("3 confirmed") && refused.contains("--include-confirmed"), "{refused}");
+    assert_eq!(lines(&cli.ok(&["buyers", "--sale-id", "drop-2"])).len(), 3, "nothing deleted without the flag");
+    let args = ["reset-sale", "--sale-id", "drop-2", "--yes", "--include-confirmed"];
+    assert!(cli.ok(&args).contains("3 purchases deleted"));
     assert!(cli.ok(&["buyers", "--sale-id", "drop-2"]).is_empty());
     let shown: Value = serde_json::from_str(&cli.ok(&["show-sale", "--sale-id", "drop-2"])).unwrap();
     assert_eq!(shown["shards"], serde_json::json!([5, 5]));
@@ -193,7 +198,10 @@ fn support_staff_confirm_release_and_sweep_holds_and_a_reset_gives_back_only_liv
     assert_eq!(shown["orders"], serde_json::json!({"cancelled": 1, "confirmed": 1, "reserved": 1}));
     assert_eq!((shown["purchases"].as_i64(), shown["shards"][0].as_i64()), (Some(2), Some(2)));
     // A reset gives back the two live orders only: the cancelled one gave its item back already.
-    assert!(cli.ok(&["reset-sale", "--sale-id", "held", "--yes"]).contains("2 purchases deleted"));
+    assert!(cli.refused(&["reset-sale", "--sale-id", "held", "--yes"]).contains("1 confirmed"));
+    assert!(
+        cli.ok(&["reset-sale", "--sale-id", "held", "--yes", "--include-confirmed"]).contains("2 purchases deleted")
+    );
     let shown: Value = serde_json::from_str(&cli.ok(&["show-sale", "--sale-id", "held"])).unwrap();
     assert_eq!(shown["shards"], serde_json::json!([4]));
 }

@@ -1,7 +1,7 @@
 //! A fault-injecting HTTP/1.1 proxy between the AWS SDK and DynamoDB Local, for the failures
 //! DynamoDB Local never produces: throttling, 500s, `TransactionConflict`, any error code (access
-//! denied, validation), responses slower than the SDK's timeout, connection resets, and a
-//! transaction that commits but whose response never arrives. A plan decides per request; the SDK, its retries and DynamoDB Local stay real.
+//! denied, validation), responses slower than the SDK's timeout, connection resets, a transaction
+//! that commits but whose response never arrives, and a transaction still in progress. A plan decides per request; the SDK, its retries and DynamoDB Local stay real.
 //! [`Recording`] is the same proxy keeping every request it forwards (operation and body), to see
 //! which calls a function really makes.
 
@@ -37,6 +37,9 @@ pub enum Fault {
     /// of the errors DynamoDB Local never gives, e.g. `AccessDeniedException` (an IAM mistake)
     /// or a `ValidationException` the local table would not raise.
     Error { status: u16, code: &'static str },
+    /// Answer `TransactionInProgressException`, not forwarding: what a retry gets while a
+    /// transaction with the same token is still being processed.
+    InProgress,
 }
 
 impl Fault {
@@ -51,6 +54,7 @@ impl Fault {
             Fault::Reset => "reset",
             Fault::CommitThenDrop => "commit_then_drop",
             Fault::Error { .. } => "error",
+            Fault::InProgress => "in_progress",
         }
     }
 }
@@ -251,6 +255,7 @@ async fn serve(
             )),
             Fault::ItemConflict => Some(error_response(400, "TransactionConflictException", "")),
             Fault::Error { status, code } => Some(error_response(status, code, "")),
+            Fault::InProgress => Some(error_response(400, "TransactionInProgressException", "")),
             Fault::Slow(delay) => {
                 tokio::time::sleep(delay).await;
                 forward(upstream, &request).await
