@@ -218,10 +218,10 @@ describe('room helpers', () => {
     expect(ask({ ...drawn, room: room({ state: 'drawing' }) })).toBe(false);
     expect(ask({ ...drawn, drawSeenAt: NOW })).toBe(true); // 40 in line: no spread to speak of
     const crowd = room({ length: 50_000 });
-    expect(drawReadDelayMs(crowd, 0.5)).toBe(5000);
+    expect(drawReadDelayMs(crowd, 0.5)).toBe(2500); // half of 50,000 / 10,000 per second
     expect(drawReadDelayMs(room({ length: 10_000_000 }), 1)).toBe(PLACE_ASK.drawSpreadMaxMs);
-    expect(ask({ ...drawn, room: crowd, drawSeenAt: NOW - 4000, jitter: 0.5 })).toBe(false);
-    expect(ask({ ...drawn, room: crowd, drawSeenAt: NOW - 5000, jitter: 0.5 })).toBe(true);
+    expect(ask({ ...drawn, room: crowd, drawSeenAt: NOW - 2000, jitter: 0.5 })).toBe(false);
+    expect(ask({ ...drawn, room: crowd, drawSeenAt: NOW - 2500, jitter: 0.5 })).toBe(true);
     expect(ask({ ...drawn, room: crowd, drawSeenAt: NOW - 9000, lastAskAt: NOW - 2000 })).toBe(false); // asked since
     // A reload: once at once, then every few seconds until an answer comes.
     expect(ask({ place: undefined, lastAskAt: -Infinity })).toBe(true);
@@ -316,8 +316,8 @@ describe('room helpers', () => {
     const steady = [...perSecond].filter(([s]) => s >= 12 && s < SOLD_OUT_S);
     expect(steady.length).toBeGreaterThan(150);
     for (const [s, n] of steady) expect(n, `second ${s}`).toBeLessThanOrEqual(bound);
-    // The first 12 s add the joins (500/s here) and the drawn places' reads (5,000 over ≤ 1 s at
-    // 5,000/s): nothing beyond them.
+    // The first 12 s add the joins (500/s here) and the drawn places' reads (5,000 over ≤ 0.5 s at
+    // 10,000/s): nothing beyond them.
     const drawReads = 5000;
     const early = [...perSecond].filter(([s]) => s < 12).reduce((a, [, n]) => a + n, 0);
     expect(early).toBeLessThanOrEqual(12 * (1 + 3 * RATE + N / 30) + joins + drawReads);

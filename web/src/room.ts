@@ -222,7 +222,8 @@ function expired(place: PlaceView): RoomPanel {
  * - a place the status says is admitted asks for its token (once, again after `minGapMs`): ≤ admitPerSecond/s;
  * - every page asks `safetyMs × (½ + ½ × jitter)` after its last ask anyway: ≤ crowd / 30 per second;
  * - a pre-queue page asks once after the draw, a random share (`jitter`) of `length /
- *   drawReadsPerSecond` (at most `drawSpreadMaxMs`) after it saw the draw done;
+ *   drawReadsPerSecond` (at most `drawSpreadMaxMs`, well under the claim window: the first places
+ *   drawn are admitted at once and learn it this way) after it saw the draw done;
  * - a page that lost its place view (a reload) asks once, then every `retryMs` until it has one.
  *
  * Joins add their own rate. See docs/storefront.md ("Polling the line").
@@ -232,8 +233,8 @@ export const PLACE_ASK = {
   horizonMs: 2000,
   safetyMs: 60_000,
   retryMs: 5000,
-  drawReadsPerSecond: 5000,
-  drawSpreadMaxMs: 10_000,
+  drawReadsPerSecond: 10_000,
+  drawSpreadMaxMs: 5000,
 } as const;
 
 export interface PlaceAskInput {

@@ -327,8 +327,8 @@ impl Sim<'_> {
             (0..self.clients.len() as u32).filter(|&i| self.clients[i as usize].pre_opening()).collect();
         self.rng.shuffle(&mut pre);
         let interval = us(p.poll_interval_s);
-        // The pre-queue's reads of their drawn places spread over pre-queue / draw_read_rate (≤ 10 s).
-        let spread = us((pre.len() as f64 / p.draw_read_rate).min(10.0));
+        // The pre-queue's reads of their drawn places spread over pre-queue / draw_read_rate (≤ draw_read_max_s).
+        let spread = us((pre.len() as f64 / p.draw_read_rate).min(p.draw_read_max_s));
         for &i in &pre {
             self.place(i, 0);
             self.c.joins += 1;

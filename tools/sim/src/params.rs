@@ -187,9 +187,13 @@ pub struct Params {
     #[arg(long, default_value_t = 60.0)]
     pub safety_poll_s: f64,
     /// With `--place-polls horizon`: after the draw, the pre-queue's reads of their drawn places
-    /// spread over pre-queue / this many seconds (at most 10 s): the page waits a random share of it.
-    #[arg(long, default_value_t = 5_000.0)]
+    /// spread over pre-queue / this many seconds (at most --draw-read-max-s): the page waits a random share of it.
+    #[arg(long, default_value_t = 10_000.0)]
     pub draw_read_rate: f64,
+    /// ... at most this many seconds (keep it well under the claim window: the first places drawn
+    /// are admitted at once and learn it only when they read their place).
+    #[arg(long, default_value_t = 5.0)]
+    pub draw_read_max_s: f64,
     /// RCU of a poll before opening (the same answer for everyone, cached by the CDN).
     #[arg(long, default_value_t = 0.0)]
     pub pre_open_poll_rcu: f64,
@@ -298,6 +302,7 @@ impl Params {
             self.script_max_s,
             self.fifo_gap_s,
             self.place_horizon_polls,
+            self.draw_read_max_s,
         ];
         if non_negative.iter().any(|v| !(*v >= 0.0 && v.is_finite())) {
             bail!("durations, costs and factors must be non-negative numbers");
