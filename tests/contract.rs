@@ -10,6 +10,7 @@ use flash_sale::clock::ManualClock;
 use flash_sale::config::AuthMode;
 use flash_sale::http::ApiResponse;
 use flash_sale::store::Store;
+use flash_sale_testkit::proxy::{Fault, Proxy, upstream};
 use flash_sale_testkit::{
     Route, SaleSpec, TestApp, TestBody, active_sale, admission_keys, fresh_store, now_ms, purchase_request, req,
     request, room_sale, sale, unique, user_body,
@@ -55,12 +56,34 @@ fn json_of_body(sample: &Value) -> Value {
     serde_json::from_str(sample["body"].as_str().expect("a body")).expect("a JSON body")
 }
 
-#[tokio::test]
-async fn every_documented_answer_matches_the_openapi_document() {
+/// A client of `proxy` that makes one attempt per call: a failure is answered at once.
+fn without_retries(proxy: &Proxy) -> aws_sdk_dynamodb::Client {
+    let client = proxy.client();
+    let retry = aws_sdk_dynamodb::config::retry::RetryConfig::disabled();
+    aws_sdk_dynamodb::Client::from_conf(client.config().to_builder().retry_config(retry).build())
+}
+
+#[test]
+fn every_documented_answer_matches_the_openapi_document() {
+    // This one test drives every route from one async fn, whose poll frame alone takes more than
+    // a test thread's 2 MiB stack in a debug build: it runs on a thread with the stack a
+    // function's main thread has (8 MiB).
+    let run = || {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(every_documented_answer())
+    };
+    std::thread::Builder::new().stack_size(8 << 20).spawn(run).unwrap().join().unwrap();
+}
+
+async fn every_documented_answer() {
     let store = fresh_store().await;
     let body_app = TestApp::on(&store);
     let jwt_app = TestApp::on(&store).auth(AuthMode::Jwt);
-    let missing = TestApp::on(&Store::new(store.client().clone(), unique("missing")));
+    // DynamoDB failing transiently (every call a 500: the fault proxy, as DynamoDB Local never
+    // does) is the 503 of every route; a table that does not exist, the 500 (health shows both).
+    let down = Proxy::start(upstream(), Box::new(|_: &str, _: &str| Fault::ServerError)).await;
+    let down_client = without_retries(&down);
+    let unavailable = TestApp::on(&store).via(down_client.clone());
+    let no_table = TestApp::on(&Store::new(store.client().clone(), unique("missing")));
     let open = active_sale(&store, 1, 1).await;
     let id = open.id.as_str();
     let now = now_ms();
@@ -72,10 +95,11 @@ async fn every_documented_answer_matches_the_openapi_document() {
 
     // GET /health
     s.add("GET", "/health", &flash_sale::http::status_function(&body_app, req::get("/health", &[])).await);
-    s.add("GET", "/health", &flash_sale::http::status_function(&missing, req::get("/health", &[])).await);
+    s.add("GET", "/health", &flash_sale::http::status_function(&unavailable, req::get("/health", &[])).await);
+    s.add("GET", "/health", &flash_sale::http::status_function(&no_table, req::get("/health", &[])).await);
     // GET /sales
     s.add("GET", "/sales", &flash_sale::http::status_function(&body_app, req::get("/sales", &[])).await);
-    s.add("GET", "/sales", &flash_sale::http::status_function(&missing, req::get("/sales", &[])).await);
+    s.add("GET", "/sales", &flash_sale::http::status_function(&unavailable, req::get("/sales", &[])).await);
     // GET /sales/{saleId}
     let route = "/sales/{saleId}";
     s.add(
@@ -96,7 +120,7 @@ async fn every_documented_answer_matches_the_openapi_document() {
     s.add(
         "GET",
         route,
-        &flash_sale::http::status_function(&missing, req::get("/sales/nope", &[("saleId", "nope")])).await,
+        &flash_sale::http::status_function(&unavailable, req::get("/sales/nope", &[("saleId", "nope")])).await,
     );
     // POST /sales/{saleId}/purchases
     let route = "/sales/{saleId}/purchases";
@@ -106,7 +130,7 @@ async fn every_documented_answer_matches_the_openapi_document() {
     };
     let body_app: &'static App = Box::leak(Box::new(body_app));
     let jwt_app: &'static App = Box::leak(Box::new(jwt_app));
-    let missing: &'static TestApp = Box::leak(Box::new(missing));
+    let unavailable: &'static TestApp = Box::leak(Box::new(unavailable));
     s.add("POST", route, &buy(body_app, id, user_body("alice")).await);
     s.add("POST", route, &buy(body_app, id, user_body("alice")).await);
     s.add("POST", route, &buy(body_app, id, user_body("bob")).await);
@@ -124,7 +148,7 @@ async fn every_documented_answer_matches_the_openapi_document() {
     s.add("POST", route, &flash_sale::http::purchase_function(jwt_app, forbidden).await);
     s.add("POST", route, &buy(body_app, "nope", user_body("dan")).await);
     s.add("POST", route, &buy(body_app, id, format!(r#"{{"userId":"x","pad":"{}"}}"#, "x".repeat(17_000))).await);
-    s.add("POST", route, &buy(missing, id, user_body("dan")).await);
+    s.add("POST", route, &buy(unavailable, id, user_body("dan")).await);
     // GET /sales/{saleId}/purchases/{userId}
     let route = "/sales/{saleId}/purchases/{userId}";
     s.add("GET", route, &flash_sale::http::user_lookup_function(body_app, req::lookup("GET", id, "alice", None)).await);
@@ -137,7 +161,11 @@ async fn every_documented_answer_matches_the_openapi_document() {
         route,
         &flash_sale::http::user_lookup_function(body_app, req::lookup("GET", id, "nobody", None)).await,
     );
-    s.add("GET", route, &flash_sale::http::user_lookup_function(missing, req::lookup("GET", id, "alice", None)).await);
+    s.add(
+        "GET",
+        route,
+        &flash_sale::http::user_lookup_function(unavailable, req::lookup("GET", id, "alice", None)).await,
+    );
     // 405 on every path.
     s.add(
         "DELETE",
@@ -163,7 +191,7 @@ async fn every_documented_answer_matches_the_openapi_document() {
     let clock = ManualClock::at(start - 10 * 60_000);
     let room_body = TestApp::on(&store).clocked(&clock).admission();
     let room_jwt = TestApp::on(&store).clocked(&clock).auth(AuthMode::Jwt).admission();
-    let room_missing = TestApp::on(&Store::new(store.client().clone(), unique("missing"))).clocked(&clock).admission();
+    let room_unavailable = TestApp::on(&store).via(down_client.clone()).clocked(&clock).admission();
     let (rid, plain) = (room.id.as_str(), id);
     // POST /sales/{saleId}/queue and GET /sales/{saleId}/queue/{userId}, before opening.
     s.add("POST", JOIN, &room_body.call(Route::Queue, req::join(rid, &user_body("alice"), None)).await);
@@ -182,14 +210,14 @@ async fn every_documented_answer_matches_the_openapi_document() {
     s.add("POST", JOIN, &room_body.call(Route::Queue, req::join(plain, &user_body("dan"), None)).await);
     let huge = format!(r#"{{"userId":"x","pad":"{}"}}"#, "x".repeat(17_000));
     s.add("POST", JOIN, &room_body.call(Route::Queue, req::join(rid, &huge, None)).await);
-    s.add("POST", JOIN, &room_missing.call(Route::Queue, req::join(rid, &user_body("dan"), None)).await);
+    s.add("POST", JOIN, &room_unavailable.call(Route::Queue, req::join(rid, &user_body("dan"), None)).await);
     s.add("GET", POSITION, &room_body.call(Route::Queue, req::position(rid, " x", None)).await);
     s.add("GET", POSITION, &room_jwt.call(Route::Queue, req::position(rid, "alice", None)).await);
     s.add("GET", POSITION, &room_jwt.call(Route::Queue, req::position(rid, "alice", claims.clone())).await);
     s.add("GET", POSITION, &room_body.call(Route::Queue, req::position("nope", "alice", None)).await);
     s.add("GET", POSITION, &room_body.call(Route::Queue, req::position(plain, "alice", None)).await);
     s.add("GET", POSITION, &room_body.call(Route::Queue, req::position(rid, "nobody", None)).await);
-    s.add("GET", POSITION, &room_missing.call(Route::Queue, req::position(rid, "alice", None)).await);
+    s.add("GET", POSITION, &room_unavailable.call(Route::Queue, req::position(rid, "alice", None)).await);
     s.add(
         "GET",
         JOIN,
@@ -248,7 +276,7 @@ async fn every_documented_answer_matches_the_openapi_document() {
     );
 
     // Orders with holds (boxed: the test's future stays small).
-    Box::pin(order_samples(&mut s, &store, missing)).await;
+    Box::pin(order_samples(&mut s, &store, unavailable)).await;
 
     // 500s: unreadable stored items, each in a table of its own.
     let corrupt = fresh_store().await;
@@ -306,7 +334,7 @@ async fn every_documented_answer_matches_the_openapi_document() {
 
 /// Orders with holds, on a manual clock: reservations, the payment backend's confirmations, a
 /// buyer's cancellations, and a hold that ends before it is paid.
-async fn order_samples(s: &mut Samples, store: &Store, missing: &'static TestApp) {
+async fn order_samples(s: &mut Samples, store: &Store, unavailable: &'static TestApp) {
     let t0 = now_ms();
     let held = SaleSpec::new().stock(5).holds(600).create_in(store, t0).await.0;
     let hid = held.id.as_str();
@@ -349,7 +377,7 @@ async fn order_samples(s: &mut Samples, store: &Store, missing: &'static TestApp
         LOOKUP,
         &hold_jwt.call(Route::Lookup, req::lookup("DELETE", hid, "cy", Some(json!({"sub": "mallory"})))).await,
     );
-    s.add("DELETE", LOOKUP, &missing.call(Route::Lookup, req::lookup("DELETE", hid, "cy", None)).await);
+    s.add("DELETE", LOOKUP, &unavailable.call(Route::Lookup, req::lookup("DELETE", hid, "cy", None)).await);
     let put = request(
         "PUT",
         &format!("/sales/{hid}/purchases/cy"),
@@ -387,7 +415,7 @@ async fn order_samples(s: &mut Samples, store: &Store, missing: &'static TestApp
     s.add(
         "POST",
         CONFIRM,
-        &missing.call(Route::Orders, req::confirm("POST", hid, &order_of["cy"], TestBody::None)).await,
+        &unavailable.call(Route::Orders, req::confirm("POST", hid, &order_of["cy"], TestBody::None)).await,
     );
     // cy's hold ends unpaid: too late to confirm.
     hold_clock.advance(600_000);

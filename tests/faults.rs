@@ -243,3 +243,140 @@ async fn a_failure_to_take_the_next_place_block_ahead_never_fails_the_join_that_
     let (status, body) = join("fifth").await;
     assert_eq!((status, body["position"].as_i64()), (200, Some(4)), "no place was lost: {body}");
 }
+
+/// The `ClientRequestToken` of a `TransactWriteItems` body.
+fn token_of(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    v["ClientRequestToken"].as_str().unwrap_or_default().to_owned()
+}
+
+/// A purchase transaction that committed but whose answer was lost, its order cancelled before
+/// the purchase tries again (a new token, the same order): the retry never writes the order a
+/// second time (which would revive it as `reserved` version 1 and take a second item); it finds
+/// the order, as it is now.
+#[tokio::test]
+async fn a_purchase_retried_after_its_lost_commit_never_revives_the_order_cancelled_meanwhile() {
+    use flash_sale::ids::UserId;
+    use flash_sale::order::OrderStatus;
+    use flash_sale::store::{Attempt, PurchaseRecord};
+    use flash_sale_testkit::streams::{FakeEventBridge, stream_records};
+
+    let app = TestApp::fresh_with_stream().await.at(1_800_000_000_000);
+    let store = app.store().clone();
+    let sale = flash_sale_testkit::SaleSpec::new().stock(5).holds(60).create(&app).await;
+    let now = app.now();
+    let order = ulid::Ulid::new().to_string();
+    let user = UserId::parse("alice").unwrap();
+    let record = PurchaseRecord::new(&sale.id, &user, order.clone(), now, 0, None).held_until(now + 60_000, 0);
+
+    // The first attempt commits; its answer never arrives, nor that of the SDK's retries. (Tokens
+    // unique per run: DynamoDB remembers a token for ten minutes.)
+    let (first, second) = (format!("{order}-0"), format!("{order}-1"));
+    let lost_token = first.clone();
+    let plan: Plan = Box::new(move |op: &str, body: &str| {
+        if op == "TransactWriteItems" && token_of(body) == lost_token { Fault::CommitThenDrop } else { Fault::Pass }
+    });
+    let proxy = Proxy::start(upstream(), plan).await;
+    let lost = Store::new(proxy.client(), store.table()).transact_purchase(&sale, 0, &record, now, &first).await;
+    assert!(lost.is_err(), "the answer was lost: {lost:?}");
+    // The order is stored (the proxy may still be forwarding when the client gives up); its
+    // buyer cancels it.
+    let mut stored = false;
+    for _ in 0..400 {
+        if !stored_state(&store, &sale).await.1.is_empty() {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(stored, "the first attempt committed");
+    let (status, body) = app.delete_purchase(&sale, "alice").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("cancelled")), "{body}");
+
+    // The purchase tries again: a new token, the same order.
+    match store.transact_purchase(&sale, 0, &record, now, &second).await.unwrap() {
+        Attempt::AlreadyPurchased(p) => {
+            assert_eq!((p.order_id.as_str(), p.status, p.version), (order.as_str(), OrderStatus::Cancelled, 2));
+        }
+        other => panic!("the order was written a second time: {other:?}"),
+    }
+    let (stock, purchases) = stored_state(&store, &sale).await;
+    assert_eq!(stock, vec![5], "the cancelled order's item is back, and no second item was taken");
+    assert_eq!((purchases.len(), purchases[0].status, purchases[0].version), (1, OrderStatus::Cancelled, 2));
+
+    // Each (orderId, version) is one change: reserved 1, cancelled 2, nothing after.
+    let records = stream_records(&flash_sale_testkit::endpoint(), store.table()).await;
+    let bus = FakeEventBridge::start().await;
+    assert!(
+        order_events::publish(&bus.bus("b"), &serde_json::json!({ "Records": records }))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let got: Vec<(String, u64)> = bus
+        .accepted()
+        .iter()
+        .filter(|(_, d, _, _)| d["orderId"] == order.as_str())
+        .map(|(t, d, _, _)| (t.clone(), d["version"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(got, [("OrderReserved".to_owned(), 1), ("OrderCancelled".to_owned(), 2)]);
+}
+
+/// The same through the purchase use case: its transaction commits, the answer is lost, the
+/// retried token is still in progress, the buyer cancels meanwhile, and the purchase's next
+/// attempt (a new token, the same order) finds its order: answered as the success it was, in the
+/// status it has now, and the order stays cancelled with its item back in stock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purchase_whose_commit_answer_was_lost_answers_with_its_order_as_it_is_now() {
+    let app = TestApp::fresh_with_stream().await.at(1_800_000_000_000);
+    let store = app.store().clone();
+    let sale = flash_sale_testkit::SaleSpec::new().stock(5).holds(60).create(&app).await;
+    let cancelled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (c, f) = (cancelled.clone(), first.clone());
+    let plan: Plan = Box::new(move |op: &str, body: &str| {
+        if op != "TransactWriteItems" {
+            return Fault::Pass;
+        }
+        let first_token = token_of(body).ends_with("-0-0");
+        if first_token && f.swap(false, Ordering::SeqCst) {
+            return Fault::CommitThenDrop;
+        }
+        // The SDK's own retries of that call (same token) hear that it is in progress; so do the
+        // purchase's next attempts (new tokens) until the buyer has cancelled.
+        if first_token || !c.load(Ordering::SeqCst) { Fault::InProgress } else { Fault::Pass }
+    });
+    let proxy = Proxy::start(upstream(), plan).await;
+    let buyer = TestApp::on(&store).via(proxy.client()).at(app.now()).tune(|t| {
+        t.conflict_retries = 400;
+        t.backoff_base = Duration::from_millis(5);
+        t.backoff_cap = Duration::from_millis(10);
+    });
+    let id = sale.id.clone();
+    let purchase = tokio::spawn(async move { buyer.buy(&id, "alice").await });
+
+    // The first attempt's commit is stored: the buyer cancels (not through the proxy).
+    let mut stored = false;
+    for _ in 0..400 {
+        if !stored_state(&store, &sale).await.1.is_empty() {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(stored, "the first attempt committed");
+    let (status, body) = app.delete_purchase(&sale, "alice").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("cancelled")), "{body}");
+    cancelled.store(true, Ordering::SeqCst);
+
+    let (status, body) = purchase.await.unwrap();
+    assert_eq!((status, body["status"].as_str()), (201, Some("cancelled")), "{body}");
+    let (stock, purchases) = stored_state(&store, &sale).await;
+    assert_eq!(stock, vec![5], "one item taken and given back, none taken again");
+    assert_eq!(purchases.len(), 1);
+    assert_eq!(
+        (purchases[0].order_id.as_str(), purchases[0].status),
+        (body["orderId"].as_str().unwrap(), flash_sale::order::OrderStatus::Cancelled)
+    );
+    assert_eq!(purchases[0].version, 2);
+}

@@ -16,5 +16,7 @@ mod public_draw;
 mod purchase;
 mod restart;
 mod retry_quota;
+mod store_errors;
+mod sweeper;
 mod waiting_room;
 mod window;

@@ -4,9 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use std::time::Duration;
+
 use flash_sale::sale::Sale;
+use flash_sale::store::Reset;
 use flash_sale_testkit::streams::{BusPlan, FakeEventBridge, stream_records};
-use flash_sale_testkit::{SaleSpec, TestApp, endpoint};
+use flash_sale_testkit::{SaleSpec, TestApp, endpoint, spoil, stored_state};
 use serde_json::{Value, json};
 
 /// A purchase that must succeed: its order.
@@ -77,7 +80,8 @@ async fn every_change_of_an_order_becomes_one_event_in_order() {
         (id(&alice), vec![ev("OrderReserved", 1, "reserved"), ev("OrderConfirmed", 2, "confirmed")]),
         (id(&bob), vec![ev("OrderReserved", 1, "reserved"), ev("OrderCancelled", 2, "cancelled")]),
         (id(&carol), vec![ev("OrderReserved", 1, "reserved"), ev("OrderExpired", 2, "expired")]),
-        (id(&carol_again), vec![ev("OrderReserved", 1, "reserved")]),
+        // The same buyer's next order on the same record: its version continues from the ended one's.
+        (id(&carol_again), vec![ev("OrderReserved", 3, "reserved")]),
         (id(&dave), vec![ev("OrderConfirmed", 1, "confirmed")]),
     ]);
     assert_eq!(by_order(&accepted), expected);
@@ -122,4 +126,205 @@ async fn a_failing_bus_is_retried_and_then_the_batch_is_returned_from_its_first_
     let from: Vec<Value> = records.iter().skip_while(|r| r["dynamodb"]["SequenceNumber"] != first).cloned().collect();
     assert!(order_events::publish(&down.bus("b"), &json!({ "Records": from })).await.batch_item_failures.is_empty());
     assert_eq!(down.accepted().len(), 3);
+}
+
+/// The stream record announcing `(order, version)`.
+fn record_of<'r>(records: &'r [Value], order: &str, version: u32) -> &'r Value {
+    records
+        .iter()
+        .find(|r| order_events::event_of(r).is_some_and(|e| e.order_id == order && e.version == version))
+        .unwrap_or_else(|| panic!("no record announces {order} v{version}"))
+}
+
+fn seq(record: &Value) -> String {
+    record["dynamodb"]["SequenceNumber"].as_str().unwrap().to_owned()
+}
+
+/// Each `(orderId, version)` once, in the order of the first arrival.
+fn deduplicated(accepted: &[(String, Value, String, String)]) -> BTreeMap<String, Vec<(String, u64, String)>> {
+    let mut seen = std::collections::BTreeSet::new();
+    let unique: Vec<_> = accepted
+        .iter()
+        .filter(|(_, d, _, _)| seen.insert((d["orderId"].as_str().unwrap().to_owned(), d["version"].as_u64().unwrap())))
+        .cloned()
+        .collect();
+    by_order(&unique)
+}
+
+/// An event the bus rejects for good stops the batch there: nothing after it is sent, so an
+/// order's `confirmed` never reaches the bus before its `reserved`; the batch sent again from
+/// that record publishes everything, each order in version order.
+#[tokio::test]
+async fn publishing_stops_at_the_first_event_the_bus_rejects_so_no_order_overtakes_its_own_change() {
+    let app = TestApp::fresh_with_stream().await.at(1_800_000_000_000);
+    let sale = SaleSpec::new().stock(20).shards(2).holds(60).create(&app).await;
+    let first = buy(&app, &sale, "first").await;
+    let first_id = first["orderId"].as_str().unwrap().to_owned();
+    // Ten more orders: the first order's confirmation comes eleven events after its reservation,
+    // beyond one PutEvents call of ten entries.
+    let mut others = Vec::new();
+    for i in 0..10 {
+        others.push(buy(&app, &sale, &format!("buyer-{i}")).await["orderId"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(app.post_confirm(&sale, &first_id).await.0, 200);
+    let records = stream_records(&endpoint(), app.store().table()).await;
+    let event = json!({ "Records": records });
+
+    // The bus keeps refusing the first order's reservation (a failure worth retrying).
+    let bus = FakeEventBridge::start().await;
+    let target = first_id.clone();
+    bus.reject(Box::new(move |t, d| (t == "OrderReserved" && d["orderId"] == target).then_some("InternalFailure")));
+    let outcome = order_events::publish_until(&bus.bus("b"), &event, None).await;
+    let failed = seq(record_of(&records, &first_id, 1));
+    assert_eq!(outcome.response.batch_item_failures.len(), 1);
+    assert_eq!(outcome.response.batch_item_failures[0].item_identifier, failed);
+    let accepted = by_order(&bus.accepted());
+    assert!(!accepted.contains_key(&first_id), "the confirmation must not overtake the reservation: {accepted:?}");
+    assert!(!accepted.contains_key(&others[9]), "nothing after the failed call is sent: {accepted:?}");
+    assert_eq!(accepted.len(), 9, "the other orders of the failed call: {accepted:?}");
+    assert_eq!((bus.calls(), outcome.undelivered, outcome.published), (3, 1, 9), "one call, tried three times");
+
+    // A rejection that does not pass (the entry itself is refused): no retries of it here; the
+    // event source mapping retries the batch and then sends it to the dead-letter queue.
+    let strict = FakeEventBridge::start().await;
+    let target = first_id.clone();
+    strict.reject(Box::new(move |t, d| (t == "OrderReserved" && d["orderId"] == target).then_some("MalformedDetail")));
+    let outcome = order_events::publish_until(&strict.bus("b"), &event, None).await;
+    assert_eq!(outcome.response.batch_item_failures[0].item_identifier, failed);
+    assert_eq!((strict.calls(), strict.accepted().len()), (1, 9));
+
+    // The bus accepts again: the batch from the failed record on publishes everything; events of
+    // the failed call come twice, and deduplicated on (orderId, version) each order is complete
+    // and in version order.
+    bus.reject(Box::new(|_, _| None));
+    let from: Vec<Value> = records.iter().skip_while(|r| seq(r) != failed).cloned().collect();
+    assert!(order_events::publish(&bus.bus("b"), &json!({ "Records": from })).await.batch_item_failures.is_empty());
+    let all = deduplicated(&bus.accepted());
+    assert_eq!(all.len(), 11);
+    assert_eq!(all[&first_id], vec![ev("OrderReserved", 1, "reserved"), ev("OrderConfirmed", 2, "confirmed")]);
+    for id in &others {
+        assert_eq!(all[id], vec![ev("OrderReserved", 1, "reserved")]);
+    }
+}
+
+/// A stored record that does not read (a malformed attribute) is counted and skipped; the
+/// well-formed records of its batch are all published, and the batch is not sent again for it.
+#[tokio::test]
+async fn an_unreadable_record_hides_no_other_record_of_its_batch() {
+    let app = TestApp::fresh_with_stream().await.at(1_800_000_000_000);
+    let sale = SaleSpec::new().shards(2).holds(60).create(&app).await;
+    let a = buy(&app, &sale, "a").await;
+    let b = buy(&app, &sale, "b").await;
+    spoil(app.store(), &flash_sale::keys::purchase_pk(sale.id.as_str(), "b"), flash_sale::keys::PURCHASE_SK, "version")
+        .await;
+    let c = buy(&app, &sale, "c").await;
+    let records = stream_records(&endpoint(), app.store().table()).await;
+    let bus = FakeEventBridge::start().await;
+    let outcome = order_events::publish_until(&bus.bus("b"), &json!({ "Records": records }), None).await;
+    assert!(outcome.response.batch_item_failures.is_empty(), "{outcome:?}");
+    assert_eq!((outcome.unreadable, outcome.published), (1, 3));
+    let id = |o: &Value| o["orderId"].as_str().unwrap().to_owned();
+    let got = by_order(&bus.accepted());
+    assert_eq!(got.keys().cloned().collect::<Vec<_>>(), {
+        let mut ids = vec![id(&a), id(&b), id(&c)];
+        ids.sort();
+        ids
+    });
+}
+
+/// Past the deadline no call starts and none runs on: what is not published is the batch item
+/// failure (the function answers instead of timing out), and the batch from there publishes it.
+#[tokio::test]
+async fn the_deadline_ends_in_a_partial_batch_not_a_timeout() {
+    let app = TestApp::fresh_with_stream().await.at(1_800_000_000_000);
+    let sale = SaleSpec::new().holds(60).create(&app).await;
+    let a = buy(&app, &sale, "a").await;
+    let records = stream_records(&endpoint(), app.store().table()).await;
+    let event = json!({ "Records": records });
+    let first = seq(record_of(&records, a["orderId"].as_str().unwrap(), 1));
+
+    // A bus slower than the time left: the call is abandoned at the deadline.
+    let slow = FakeEventBridge::start().await;
+    slow.set_delay(Duration::from_secs(30));
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+    let outcome = order_events::publish_until(&slow.bus("b"), &event, Some(deadline)).await;
+    assert!(outcome.out_of_time, "{outcome:?}");
+    assert_eq!(outcome.response.batch_item_failures[0].item_identifier, first);
+    assert_eq!((outcome.published, outcome.undelivered), (0, 0), "out of time is no delivery failure");
+
+    // No time left at all: no call.
+    let bus = FakeEventBridge::start().await;
+    let outcome = order_events::publish_until(&bus.bus("b"), &event, Some(tokio::time::Instant::now())).await;
+    assert!(outcome.out_of_time);
+    assert_eq!(outcome.response.batch_item_failures[0].item_identifier, first);
+    assert_eq!(bus.accepted().len(), 0);
+
+    // Time enough: everything.
+    let later = tokio::time::Instant::now() + Duration::from_secs(60);
+    let outcome = order_events::publish_until(&bus.bus("b"), &event, Some(later)).await;
+    assert!(outcome.response.batch_item_failures.is_empty() && !outcome.out_of_time, "{outcome:?}");
+    assert_eq!(bus.accepted().len(), 1);
+}
+
+/// A reset says what it does to orders: each live order it deletes is an `OrderCancelled`
+/// (reason `reset`, the next version); it refuses a sale with confirmed (paid) orders unless told
+/// to include them, and then deletes nothing.
+#[tokio::test]
+async fn a_reset_cancels_live_orders_by_event_and_refuses_paid_ones_unless_told() {
+    let app = TestApp::fresh_with_stream().await.at(1_800_000_000_000);
+    let store = app.store();
+    let held = SaleSpec::new().stock(5).holds(60).create(&app).await;
+    let reserved = buy(&app, &held, "reserved").await;
+    let dropped = buy(&app, &held, "dropped").await;
+    assert_eq!(app.delete_purchase(&held, "dropped").await.0, 200);
+    let paid_sale = SaleSpec::new().stock(5).holds(60).create(&app).await;
+    let paid = buy(&app, &paid_sale, "paid").await;
+    let paid_id = paid["orderId"].as_str().unwrap().to_owned();
+    assert_eq!(app.post_confirm(&paid_sale, &paid_id).await.0, 200);
+    let waiting = buy(&app, &paid_sale, "waiting").await;
+
+    // Paid orders: refused, nothing deleted, no event.
+    let before = stored_state(store, &paid_sale).await;
+    assert_eq!(store.reset_sale(&paid_sale, false).await.unwrap(), Reset::Refused { confirmed: 1 });
+    assert_eq!(stored_state(store, &paid_sale).await, before, "nothing deleted");
+
+    // Reserved (and cancelled) orders: deleted; the live one is cancelled by event.
+    assert_eq!(store.reset_sale(&held, false).await.unwrap(), Reset::Done { returned: 1, kept_confirmed: 0 });
+    assert_eq!(stored_state(store, &held).await, (vec![5], vec![]));
+    assert_eq!(
+        store.reset_sale(&paid_sale, true).await.unwrap(),
+        Reset::Done { returned: 2, kept_confirmed: 0 },
+        "told to include paid orders"
+    );
+    assert_eq!(stored_state(store, &paid_sale).await, (vec![5], vec![]));
+
+    let records = stream_records(&endpoint(), store.table()).await;
+    let bus = FakeEventBridge::start().await;
+    assert!(order_events::publish(&bus.bus("b"), &json!({ "Records": records })).await.batch_item_failures.is_empty());
+    let accepted = bus.accepted();
+    let id = |o: &Value| o["orderId"].as_str().unwrap().to_owned();
+    let expected = BTreeMap::from([
+        (id(&reserved), vec![ev("OrderReserved", 1, "reserved"), ev("OrderCancelled", 2, "cancelled")]),
+        (id(&dropped), vec![ev("OrderReserved", 1, "reserved"), ev("OrderCancelled", 2, "cancelled")]),
+        (
+            paid_id.clone(),
+            vec![
+                ev("OrderReserved", 1, "reserved"),
+                ev("OrderConfirmed", 2, "confirmed"),
+                ev("OrderCancelled", 3, "cancelled"),
+            ],
+        ),
+        (id(&waiting), vec![ev("OrderReserved", 1, "reserved"), ev("OrderCancelled", 2, "cancelled")]),
+    ]);
+    assert_eq!(by_order(&accepted), expected);
+    let reasons: BTreeMap<String, Value> = accepted
+        .iter()
+        .filter(|(t, _, _, _)| t == "OrderCancelled")
+        .map(|(_, d, _, _)| (d["orderId"].as_str().unwrap().to_owned(), d["reason"].clone()))
+        .collect();
+    let reset = json!("reset");
+    assert_eq!(reasons[&id(&reserved)], reset);
+    assert_eq!(reasons[&paid_id], reset);
+    assert_eq!(reasons[&id(&waiting)], reset);
+    assert_eq!(reasons[&id(&dropped)], Value::Null, "a buyer's own cancellation has no reason");
 }

@@ -453,3 +453,50 @@ async fn an_ended_hold_is_not_live_anywhere_before_it_is_released() {
     let (left, records) = app.stored(&sale).await;
     assert_eq!((stock(&left), records[0].status), (1, OrderStatus::Expired));
 }
+
+/// Holds ending one by one after a sell-out, with buyers arriving at every container: each ended
+/// hold goes back to stock once, and the index queries and release attempts it takes are counted
+/// (printed; `docs/benchmarks-journal.md`, "Release burst"). Eight containers on one store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_release_burst_across_containers_gives_each_item_back_once() {
+    const HOLDS: usize = 24;
+    let app = TestApp::fresh().await.at(T0);
+    let sale =
+        SaleSpec::new().stock(HOLDS as i64).shards(4).holds(1).window(T0 - 1_000, T0 + 600_000).create(&app).await;
+    // Sold out: one hold every 100 ms, ending one second later.
+    for n in 0..HOLDS {
+        app.clock().set(T0 + n as i64 * 100);
+        assert_eq!(app.buy(&sale, &format!("first-{n}")).await.0, 201);
+    }
+    let recording = flash_sale_testkit::proxy::Recording::start(flash_sale_testkit::proxy::pass()).await;
+    let containers: Vec<TestApp> = (0..8).map(|_| app.container().via(recording.proxy.patient_client())).collect();
+    let mut bought = 0;
+    // From the first hold's end, every 100 ms each container gets one buyer.
+    for step in 0..(HOLDS as i64 + 10) {
+        app.clock().set(T0 + 1_000 + step * 100);
+        let sale_ref = &sale;
+        let attempts = containers.iter().enumerate().map(|(c, container)| {
+            let user = format!("late-{step}-{c}");
+            async move { container.buy(sale_ref, &user).await.0 }
+        });
+        bought += futures::future::join_all(attempts).await.into_iter().filter(|s| *s == 201).count();
+    }
+    let calls = recording.take();
+    let index_queries = calls.iter().filter(|(op, b)| op == "Query" && b.contains("\"holds\"")).count();
+    let releases =
+        calls.iter().filter(|(op, b)| op == "TransactWriteItems" && b.contains("holdExpiresAt <= :by")).count();
+    let (left, records) = app.stored(&sale).await;
+    let expired = records.iter().filter(|r| r.status == OrderStatus::Expired).count();
+    let first_released =
+        records.iter().filter(|r| r.user_id.starts_with("first-") && r.status == OrderStatus::Expired).count();
+    let live = records.iter().filter(|r| r.status == OrderStatus::Reserved).count();
+    println!(
+        "release burst: {HOLDS} holds, 8 containers: {expired} released, {bought} bought again, \
+         {index_queries} index queries ({:.2} per release), {releases} release attempts ({:.2} per release)",
+        index_queries as f64 / expired.max(1) as f64,
+        releases as f64 / expired.max(1) as f64
+    );
+    assert_eq!(stock(&left) + live as i64, HOLDS as i64, "stock + live = total");
+    assert_eq!(first_released, HOLDS, "every first hold ended and was released");
+    assert!(bought > 0);
+}

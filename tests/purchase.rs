@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use flash_sale::ids::UserId;
 use flash_sale::store::{Attempt, PurchaseRecord, Store};
+use flash_sale_testkit::proxy::{Fault, Proxy, upstream};
 use flash_sale_testkit::{Route, SaleSpec, TestApp, read, req, unique, user_body};
 use serde_json::json;
 
@@ -109,17 +110,27 @@ async fn list_shows_every_sale_with_its_remaining_stock() {
     }
 }
 
+/// Health is 200 when the table answers, 503 (retry) when DynamoDB fails transiently (a 500 from
+/// the fault proxy: DynamoDB Local never answers one), and 500 when the table does not exist: a
+/// deployment mistake that no retry fixes.
 #[tokio::test]
-async fn health_is_200_with_the_table_and_503_without_it() {
+async fn health_is_200_with_the_table_503_when_dynamodb_fails_and_500_without_the_table() {
     let app = TestApp::fresh().await;
     let (status, body) = app.send(Route::Status, req::get("/health", &[])).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
 
-    let missing = TestApp::on(&Store::new(app.store().client().clone(), unique("missing")));
-    let resp = missing.call(Route::Status, req::get("/health", &[])).await;
+    let proxy = Proxy::start(upstream(), Box::new(|_: &str, _: &str| Fault::ServerError)).await;
+    let failing = app.container().via(proxy.client());
+    let resp = failing.call(Route::Status, req::get("/health", &[])).await;
     assert_eq!(resp.header("retry-after").unwrap_or_default(), "1");
     let (status, body) = read(&resp);
     assert_eq!((status, body["code"].as_str()), (503, Some("temporarily_unavailable")));
+
+    let missing = TestApp::on(&Store::new(app.store().client().clone(), unique("missing")));
+    let resp = missing.call(Route::Status, req::get("/health", &[])).await;
+    assert_eq!(resp.header("retry-after"), None);
+    let (status, body) = read(&resp);
+    assert_eq!((status, body["code"].as_str()), (500, Some("internal_error")));
 }
 
 #[tokio::test]

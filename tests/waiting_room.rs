@@ -618,3 +618,56 @@ async fn a_draw_that_stops_part_way_is_continued_not_restarted() {
         assert_eq!(e.place, Some(expected[&e.user_id]), "{e:?}");
     }
 }
+
+/// Deployed, the admission key is read from its secret at cold start, never from the function's
+/// configuration; a rotation reaches every container without a redeploy: a token signed with the
+/// new key by a container that read it is honoured by one that had not, and tokens signed before
+/// the rotation stay valid (the previous version). Secrets Manager is a fake here
+/// (`FakeSecretsManager`): no local emulator of the service exists.
+#[tokio::test]
+async fn the_admission_key_comes_from_its_secret_and_a_rotation_needs_no_redeploy() {
+    use flash_sale_testkit::secrets::FakeSecretsManager;
+    let old_key = "11".repeat(32);
+    let new_key = "22".repeat(32);
+    let secret = FakeSecretsManager::start(&old_key).await;
+    let (sale, app) = open_room(10, 1).await;
+    let id = sale.id.to_string();
+    let deployed = app.container().admission_secret(&secret);
+    let queue = deployed.cold_start().await;
+    let purchase = deployed.cold_start().await;
+    assert_eq!(secret.reads(), 4, "each cold start reads AWSCURRENT and AWSPREVIOUS");
+    for user in ["before", "after"] {
+        queue.post_queue(&id, user).await;
+    }
+    let (_, before) = queue.get_queue(&id, "before").await;
+    let old_token = before["admissionToken"].as_str().expect("admitted").to_owned();
+    assert_eq!(purchase.buy_admitted(&id, "before", Some(&old_token)).await.0, 201);
+
+    // The key is rotated in the secret; the queue container reads it again (a new cold start),
+    // the purchase container has not yet.
+    secret.rotate(&new_key);
+    let queue = deployed.cold_start().await;
+    queue.clock().advance(1_000);
+    let (_, after) = queue.get_queue(&id, "after").await;
+    let new_token = after["admissionToken"].as_str().expect("admitted").to_owned();
+    let signed_by = |hex: &str, token: &str| {
+        let keys = flash_sale::room::AdmissionKeys::from_hex(hex, None).unwrap();
+        let sale_id = flash_sale::ids::SaleId::parse(&id).unwrap();
+        let user = flash_sale::ids::UserId::parse("after").unwrap();
+        let expires = flash_sale::time_fmt::parse_rfc3339_ms(after["admissionExpiresAt"].as_str().unwrap()).unwrap();
+        keys.sign(&sale_id, &user, after["position"].as_i64().unwrap(), expires) == token
+    };
+    assert!(signed_by(&new_key, &new_token) && !signed_by(&old_key, &new_token), "signed with the new key");
+    let reads = secret.reads();
+    let (status, body) = purchase.buy_admitted(&id, "after", Some(&new_token)).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(secret.reads() > reads, "the purchase container read the secret again to check it");
+    // A forged token does not make a container read the secret more than once per interval.
+    let reads = secret.reads();
+    for _ in 0..5 {
+        let (status, _) = purchase.buy_admitted(&id, "after", Some("v1.x.y.1.2.forged")).await;
+        assert_eq!(status, 403);
+    }
+    assert_eq!(secret.reads(), reads, "read again at most every REFETCH_AT_MOST_EVERY");
+    assert_eq!(app.stored(&sale).await.1.len(), 2);
+}

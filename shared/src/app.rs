@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::admission_key::KeyRing;
 use crate::catalog::Catalog;
 use crate::checkout::{Checkout, PurchaseReport};
 use crate::clock::Clock;
@@ -29,6 +30,21 @@ pub struct App {
     room: Arc<WaitingRoom>,
     orders: Arc<Orders>,
     checkout: Checkout,
+    keys: Arc<KeyRing>,
+}
+
+/// What one run of the scheduled function did ([`App::scheduled_run`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledReport {
+    #[serde(flatten)]
+    pub sweep: SweepReport,
+    /// Sales whose pre-queue was drawn.
+    pub drawn: Vec<String>,
+    /// Sales whose due draw failed (the next run tries again).
+    pub draws_failed: Vec<String>,
+    /// A part that did not run at all (the sales could not be listed).
+    pub errors: Vec<String>,
 }
 
 /// `GET /sales/{saleId}` and each entry of `GET /sales`: the sale with its stock, and its waiting
@@ -42,12 +58,36 @@ pub struct SaleStatus {
 }
 
 impl App {
+    /// An App whose admission keys, if any, are the configuration's (`ADMISSION_KEY`).
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
+        let keys = KeyRing::fixed(config.admission_keys.clone());
+        Self::with_key_ring(store, clock, config, keys)
+    }
+
+    /// A container's App as a function's cold start makes it: with its admission keys read from
+    /// their secret when the configuration names one (`ADMISSION_KEY_SECRET_ARN`), else the
+    /// configuration's own (`ADMISSION_KEY`, local).
+    pub async fn cold_start(store: Store, clock: Arc<dyn Clock>, config: Config) -> Result<Self, String> {
+        let keys = match &config.admission_key_secret {
+            Some(secret) => {
+                let client = crate::aws::secrets_client(config.secrets_endpoint.as_deref())?;
+                let source = crate::admission_key::SecretSource::new(client, secret.clone());
+                KeyRing::from_secret(source).await.map_err(|e| format!("ADMISSION_KEY_SECRET_ARN: {e}"))?
+            }
+            None => KeyRing::fixed(config.admission_keys.clone()),
+        };
+        Ok(Self::with_key_ring(store, clock, config, keys))
+    }
+
+    /// An App with these admission keys (read from their secret, deployed).
+    pub fn with_key_ring(store: Store, clock: Arc<dyn Clock>, config: Config, keys: KeyRing) -> Self {
         let config = Arc::new(config);
+        let keys = Arc::new(keys);
         let tuning = &config.tuning;
         let catalog = Arc::new(Catalog::new(store.clone(), tuning.sale_cache));
         let sold_out = Arc::new(SoldOutHint::new(tuning.sold_out_hint));
-        let room = Arc::new(WaitingRoom::new(store.clone(), clock.clone(), config.clone(), catalog.clone()));
+        let room =
+            Arc::new(WaitingRoom::new(store.clone(), clock.clone(), config.clone(), catalog.clone(), keys.clone()));
         let orders = Arc::new(Orders::new(store.clone(), clock.clone(), catalog.clone(), sold_out.clone()));
         let checkout = Checkout {
             store: store.clone(),
@@ -58,7 +98,12 @@ impl App {
             room: room.clone(),
             orders: orders.clone(),
         };
-        Self { config, store, clock, catalog, room, orders, checkout }
+        Self { config, store, clock, catalog, room, orders, checkout, keys }
+    }
+
+    /// The container's admission keys.
+    pub fn admission_keys(&self) -> &KeyRing {
+        &self.keys
     }
 
     pub(crate) fn tuning(&self) -> &Tuning {
@@ -112,10 +157,10 @@ impl App {
         self.room.place(sale_id, user).await
     }
 
-    /// The scheduled function's part of the waiting room: draws the due pre-queues (not those
-    /// with a public beacon: see [`App::draw_due_rooms_with`]).
+    /// The scheduled function's part of the waiting room: draws the due pre-queues. Returns the
+    /// sales drawn; one whose draw fails is logged and counted, and the others are drawn.
     pub async fn draw_due_rooms(&self) -> Result<Vec<String>, AppError> {
-        self.room.draw_due_rooms(None).await
+        Ok(self.room.draw_due_rooms(None).await?.0)
     }
 
     /// [`App::draw_due_rooms`], rooms with a public beacon included: their round comes from
@@ -124,7 +169,41 @@ impl App {
         &self,
         beacons: &dyn crate::beacon::BeaconSource,
     ) -> Result<Vec<String>, AppError> {
-        self.room.draw_due_rooms(Some(beacons)).await
+        Ok(self.room.draw_due_rooms(Some(beacons)).await?.0)
+    }
+
+    /// One run of the scheduled `sweeper` function: the due draws, then the release of ended
+    /// holds. Each goes on whatever the other came to, and within each, one sale or hold that
+    /// fails (logged with its key, counted in `Errors`) does not stop the rest; the report says
+    /// what failed. Rooms with a public beacon are drawn only by [`App::scheduled_run_with`].
+    pub async fn scheduled_run(&self, limit: usize, budget: Duration) -> ScheduledReport {
+        self.scheduled_run_with(limit, budget, None).await
+    }
+
+    /// [`App::scheduled_run`] with the source of public beacon rounds (the drand relays).
+    pub async fn scheduled_run_with(
+        &self,
+        limit: usize,
+        budget: Duration,
+        beacons: Option<&dyn crate::beacon::BeaconSource>,
+    ) -> ScheduledReport {
+        let mut report = ScheduledReport::default();
+        // The draws first: people wait for them, and a hold's item can wait a minute.
+        match self.room.draw_due_rooms(beacons).await {
+            Ok((drawn, failed)) => (report.drawn, report.draws_failed) = (drawn, failed),
+            Err(e) => {
+                tracing::error!(error = %e, "no draw: the sales could not be listed");
+                report.errors.push(format!("draw: {e}"));
+            }
+        }
+        match self.sweep(limit, budget).await {
+            Ok(sweep) => report.sweep = sweep,
+            Err(e) => {
+                tracing::error!(error = %e, "no sweep: the sales could not be listed");
+                report.errors.push(format!("sweep: {e}"));
+            }
+        }
+        report
     }
 
     /// The public view of one sale: cached configuration plus one `BatchGetItem` of its shards.

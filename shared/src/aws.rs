@@ -182,6 +182,39 @@ fn local_tls_client(
     Ok(Some(https_client_trusting(Some(tls))))
 }
 
+/// The Secrets Manager client of a Lambda binary that reads its admission key from a secret:
+/// the Lambda environment's region and credentials, as [`lambda_client`]; or, with
+/// `endpoint` (`SECRETS_MANAGER_ENDPOINT`, loopback only: tests and the local stack), static
+/// local credentials.
+pub fn secrets_client(endpoint: Option<&str>) -> Result<aws_sdk_secretsmanager::Client, String> {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let builder = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .http_client(https_client())
+        .timeout_config(cloud_timeouts())
+        .retry_config(retries());
+    let builder = match endpoint {
+        Some(endpoint) => {
+            require_loopback(endpoint)?;
+            builder
+                .endpoint_url(endpoint)
+                .region(Region::new(get("AWS_REGION").unwrap_or_else(|| "us-east-1".into())))
+                .credentials_provider(Credentials::new("local", "local", None, None, "flash-sale-local"))
+        }
+        None => {
+            let var = |k: &str| get(k).ok_or_else(|| format!("{k} is not set (Lambda sets it for every function)"));
+            builder.region(Region::new(var("AWS_REGION")?)).credentials_provider(Credentials::new(
+                var("AWS_ACCESS_KEY_ID")?,
+                var("AWS_SECRET_ACCESS_KEY")?,
+                get("AWS_SESSION_TOKEN"),
+                None,
+                "lambda-environment",
+            ))
+        }
+    };
+    Ok(aws_sdk_secretsmanager::Client::from_conf(builder.build()))
+}
+
 /// The client a Lambda binary uses: local when `DYNAMODB_ENDPOINT` is configured, the Lambda
 /// environment's otherwise.
 pub(crate) fn client_for(endpoint: Option<&str>) -> Result<Client, String> {

@@ -17,7 +17,7 @@ use crate::order::{OrderStatus, Purchase};
 use crate::orders::Orders;
 use crate::sale::{Sale, Window};
 use crate::stock_hint::SoldOutHint;
-use crate::store::{Attempt, PurchaseRecord, Store, logged};
+use crate::store::{Attempt, PurchaseRecord, Store, StoreError, logged};
 use crate::waiting_room::WaitingRoom;
 
 /// Most expired holds one purchase releases when it finds no stock (the sweeper does the rest).
@@ -157,6 +157,7 @@ impl Checkout {
     ) -> Result<Purchase, AppError> {
         let sale_id = &sale.id;
         let mut busy = false;
+        let mut throttled = 0;
         let mut released_own = false;
         for shard in shards {
             report.shard = Some(shard);
@@ -174,17 +175,25 @@ impl Checkout {
                 // a new attempt (another shard, a retry after a conflict) is a new transaction.
                 let token = format!("{order_id}-{shard}-{attempt}");
                 report.transactions += 1;
-                // An error here leaves the outcome unknown: busy, and a retry will tell.
-                let outcome = self.store.try_purchase(sale, shard, &record, now, &token).await.map_err(logged)?;
+                // A transient error here leaves the outcome unknown: busy, and a retry will tell.
+                // Throttling (of the call, after the SDK's retries) is the shard's, as below.
+                let outcome = match self.store.try_purchase(sale, shard, &record, now, &token).await {
+                    Err(StoreError::Throttled(code)) => {
+                        tracing::warn!(shard, code = %code, "purchase transaction throttled");
+                        Attempt::Throttled
+                    }
+                    other => other.map_err(logged)?,
+                };
                 match outcome {
                     Attempt::Committed => {
                         crate::telemetry::record_order_change(record.status, false);
                         return Ok(record.to_purchase());
                     }
-                    // The buyer's own hold has ended but is not released yet: release it (the
-                    // item goes back to its shard) and try again, once.
+                    // The buyer's own hold (of an earlier purchase) has ended but is not released
+                    // yet: release it (the item goes back to its shard) and try again, once.
                     Attempt::AlreadyPurchased(p)
                         if !released_own
+                            && p.order_id != order_id
                             && p.status == OrderStatus::Reserved
                             && p.hold_expires_at.is_some_and(|at| at <= now) =>
                     {
@@ -193,6 +202,9 @@ impl Checkout {
                         self.orders.expire_hold(sale, &p, now).await?;
                         self.sold_out.forget(sale_id);
                     }
+                    // This purchase's own order (an earlier attempt committed, its answer lost):
+                    // the success it was, in whatever status the order is now; anyone else's
+                    // order: already_purchased.
                     Attempt::AlreadyPurchased(p) => return owned(*p, order_id, key, now),
                     Attempt::NotStarted => {
                         return Err(AppError::SaleNotStarted { starts_at_ms: sale.starts_at_ms });
@@ -213,17 +225,34 @@ impl Checkout {
                         busy = true;
                         break;
                     }
-                    Attempt::Throttled => return Err(AppError::Busy),
+                    // A throttled shard (a hot partition) sends the buyer to the other shards,
+                    // like a conflicted one; a second throttled shard is the table's trouble, and
+                    // trying every shard would only add to it: busy.
+                    Attempt::Throttled => {
+                        throttled += 1;
+                        if throttled >= 2 {
+                            return Err(AppError::Busy);
+                        }
+                        break;
+                    }
                     Attempt::Unreadable(pk) => {
                         tracing::error!(pk = %pk, "stored item does not parse");
                         return Err(AppError::Internal);
                     }
+                    // A cancellation this code does not understand commits nothing, and a retry
+                    // would meet it again: an internal error, alarmed.
                     Attempt::Unknown(why) => {
-                        tracing::warn!(reason = %why, "purchase transaction cancelled for an unknown reason");
-                        return Err(AppError::Busy);
+                        tracing::error!(shard, reason = %why, "purchase transaction cancelled for an unknown reason");
+                        crate::telemetry::record_error("store");
+                        return Err(AppError::Internal);
                     }
                 }
             }
+        }
+        // A throttled shard's stock is unknown; no read now: a successful read would refill the
+        // SDK's retry quota that a throttling storm is meant to spend.
+        if throttled > 0 {
+            return Err(AppError::Busy);
         }
         // Every shard refused as empty in a transaction that also found no record of this buyer.
         if !busy {

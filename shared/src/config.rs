@@ -30,8 +30,15 @@ pub struct Config {
     /// `PATH_PARAMETERS`: `decoded` (default, API Gateway) or `percent-encoded` (local emulator).
     pub path_params: PathParams,
     /// `ADMISSION_KEY` (hex, at least 32 bytes) and `ADMISSION_KEY_PREVIOUS` (during a rotation):
-    /// sign and check waiting-room admission tokens.
+    /// sign and check waiting-room admission tokens. Local only: deployed functions read the key
+    /// from its secret (`admission_key_secret`), never from their configuration.
     pub admission_keys: Option<crate::room::AdmissionKeys>,
+    /// `ADMISSION_KEY_SECRET_ARN`: the Secrets Manager secret holding the admission key (hex),
+    /// read at cold start and again every few minutes ([`crate::admission_key`]).
+    pub admission_key_secret: Option<String>,
+    /// `SECRETS_MANAGER_ENDPOINT`: a loopback Secrets Manager for tests (a fake: there is no local
+    /// emulator of the service).
+    pub secrets_endpoint: Option<String>,
     pub tuning: Tuning,
 }
 
@@ -44,6 +51,8 @@ impl Config {
             dynamodb_endpoint: None,
             path_params: PathParams::Decoded,
             admission_keys: None,
+            admission_key_secret: None,
+            secrets_endpoint: None,
             tuning: Tuning::default(),
         }
     }
@@ -161,6 +170,8 @@ impl Config {
             auth_mode,
             path_params,
             admission_keys,
+            admission_key_secret: get("ADMISSION_KEY_SECRET_ARN").filter(|e| !e.trim().is_empty()),
+            secrets_endpoint: get("SECRETS_MANAGER_ENDPOINT").filter(|e| !e.is_empty()),
             dynamodb_endpoint: get("DYNAMODB_ENDPOINT").filter(|e| !e.is_empty()),
             tuning: Tuning {
                 sale_cache: ms("SALE_CACHE_MS", d.sale_cache)?,

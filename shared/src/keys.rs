@@ -88,3 +88,9 @@ pub const HOLD_LANES: u32 = 8;
 pub fn hold_index_pk(sale_id: &str, lane: u32) -> String {
     format!("SALE#{sale_id}#HOLDS#{lane}")
 }
+
+/// `holdKey` of a hold the sweeper set aside (its release kept failing): the sale's own `holds`
+/// partition, which the sweeper does not read and an operator lists (`flash-sale-admin stuck-holds`).
+pub fn stuck_holds_pk(sale_id: &str) -> String {
+    format!("SALE#{sale_id}#HOLDS#STUCK")
+}

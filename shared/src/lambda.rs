@@ -43,7 +43,7 @@ where
     F: Fn(&'static App, ApiRequest) -> Fut + Copy,
     Fut: Future<Output = ApiResponse> + Send,
 {
-    let (app, metrics) = start(needs_admission_key)?;
+    let (app, metrics) = start(needs_admission_key).await?;
     let served = lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiEvent>| {
         let (event, context) = event.into_parts();
         let deadline = deadline_from(context.deadline, SystemClock.now_ms());
@@ -52,6 +52,8 @@ where
         // Boxed: one allocation per invocation keeps the runtime's future type shallow.
         let response = Box::pin(handler(app, request));
         async move {
+            // A rotated admission key reaches the container within minutes (a no-op otherwise).
+            app.admission_keys().refresh_if_older_than(crate::admission_key::REFRESH_EVERY).await;
             let response = response.await;
             metrics.set_property("requestId", request_id);
             flush(metrics);
@@ -81,20 +83,24 @@ fn quiet_when_runtime_went_away(served: Result<(), Error>) -> Result<(), Error> 
     }
 }
 
-/// Cold start: logs, configuration, DynamoDB client, the container's [`App`], the EMF recorder.
-fn start(needs_admission_key: bool) -> Result<(&'static App, &'static metrics_cloudwatch_embedded::Collector), Error> {
+/// Cold start: logs, configuration, DynamoDB client, the admission keys (read from their secret
+/// when the function has one), the container's [`App`], the EMF recorder.
+async fn start(
+    needs_admission_key: bool,
+) -> Result<(&'static App, &'static metrics_cloudwatch_embedded::Collector), Error> {
     telemetry::init();
     let config = Config::from_env()?;
-    if needs_admission_key && config.admission_keys.is_none() {
-        return Err("configuration: ADMISSION_KEY must be set (hex, at least 32 bytes): this function signs or \
-                    checks waiting-room admission tokens"
-            .into());
-    }
     let client =
         crate::aws::client_for(config.dynamodb_endpoint.as_deref()).map_err(|e| format!("configuration: {e}"))?;
     let store = Store::new(client, config.table_name.clone());
+    let app = App::cold_start(store, Arc::new(SystemClock), config).await.map_err(|e| format!("configuration: {e}"))?;
+    if needs_admission_key && app.admission_keys().current().is_none() {
+        return Err("configuration: ADMISSION_KEY_SECRET_ARN (deployed) or ADMISSION_KEY (local: hex, at least 32 \
+                    bytes) must be set: this function signs or checks waiting-room admission tokens"
+            .into());
+    }
     // One App per container for its whole life.
-    let app: &'static App = Box::leak(Box::new(App::new(store, Arc::new(SystemClock), config)));
+    let app: &'static App = Box::leak(Box::new(app));
     let metrics = telemetry::metrics_builder().init()?;
     telemetry::describe_metrics();
     Ok((app, metrics))
@@ -107,7 +113,7 @@ where
     F: Fn(&'static App, serde_json::Value) -> Fut + Copy,
     Fut: Future<Output = Result<serde_json::Value, Error>> + Send,
 {
-    let (app, metrics) = start(false)?;
+    let (app, metrics) = start(false).await?;
     let served = lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let result = Box::pin(task(app, event.payload));
         async move {

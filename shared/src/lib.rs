@@ -16,14 +16,16 @@
 //!    purchase). [`telemetry`] records their metrics.
 //! 4. [`App`]: assembles the use cases for one container and composes the sale status.
 //! 5. Edges: [`http`] (API Gateway events in, JSON and problem+json out; the only place that
-//!    decides HTTP statuses), [`lambda`] (the one wiring point of a function binary), [`config`]
-//!    and [`aws`] (what it wires).
+//!    decides HTTP statuses), [`lambda`] (the one wiring point of a function binary), [`config`],
+//!    [`aws`] and [`admission_key`] (what it wires: settings, clients, the admission keys read
+//!    from their secret).
 //!
 //! Words: a sale's *waiting room* (`room`) gives each person one *place*; the API keeps its
 //! published names (`/queue` routes, `position`, `not_in_line`).
 
 #![deny(unreachable_pub)]
 
+pub mod admission_key;
 mod app;
 pub mod aws;
 pub mod beacon;
@@ -48,8 +50,8 @@ pub mod telemetry;
 pub mod time_fmt;
 mod waiting_room;
 
-pub use app::{App, SaleStatus};
+pub use app::{App, SaleStatus, ScheduledReport};
 pub use checkout::PurchaseReport;
 pub use error::AppError;
-pub use orders::SweepReport;
+pub use orders::{FAILED_SWEEPS_BEFORE_ASIDE, SweepReport};
 pub use waiting_room::{PlaceView, RoomPhase, RoomView};

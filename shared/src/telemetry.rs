@@ -55,7 +55,8 @@ pub fn describe_metrics() {
 }
 
 /// Every value of the `kind` dimension of `Errors`.
-pub const ERROR_KINDS: &[&str] = &["store", "stored_data", "draw", "hold_release", "event_record", "event_delivery"];
+pub const ERROR_KINDS: &[&str] =
+    &["store", "stored_data", "draw", "hold_release", "event_record", "event_delivery", "admission_key"];
 
 /// Records a failure an operator must look at (also logged at error level by the caller, with
 /// the key it concerns). `kind` is one of [`ERROR_KINDS`].

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::admission_key::KeyRing;
 use crate::beacon::{self, BeaconRef, BeaconSource};
 use crate::catalog::Catalog;
 use crate::clock::Clock;
@@ -293,13 +294,28 @@ pub(crate) struct WaitingRoom {
     clock: Arc<dyn Clock>,
     config: Arc<Config>,
     catalog: Arc<Catalog>,
+    keys: Arc<KeyRing>,
     snapshots: RoomSnapshots,
     places: PlaceBlocks,
 }
 
 impl WaitingRoom {
-    pub(crate) fn new(store: Store, clock: Arc<dyn Clock>, config: Arc<Config>, catalog: Arc<Catalog>) -> Self {
-        Self { store, clock, config, catalog, snapshots: RoomSnapshots::default(), places: PlaceBlocks::default() }
+    pub(crate) fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        config: Arc<Config>,
+        catalog: Arc<Catalog>,
+        keys: Arc<KeyRing>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            config,
+            catalog,
+            keys,
+            snapshots: RoomSnapshots::default(),
+            places: PlaceBlocks::default(),
+        }
     }
 
     /// The room's state and the stock behind it, from this container's copy while it is fresh;
@@ -500,23 +516,44 @@ impl WaitingRoom {
     }
 
     /// The scheduled function's part: draws every pre-queue that is due and was too large for a
-    /// request to draw. Returns the sales drawn.
-    pub(crate) async fn draw_due_rooms(&self, beacons: Option<&dyn BeaconSource>) -> Result<Vec<String>, AppError> {
+    /// request to draw. Returns the sales drawn and those whose draw failed: one sale's failure
+    /// (logged with its id, counted in `Errors`, kind `draw`) does not keep the others from
+    /// being drawn.
+    pub(crate) async fn draw_due_rooms(
+        &self,
+        beacons: Option<&dyn BeaconSource>,
+    ) -> Result<(Vec<String>, Vec<String>), AppError> {
         let now = self.clock.now_ms();
-        let mut drawn = Vec::new();
+        let (mut drawn, mut failed) = (Vec::new(), Vec::new());
         for sale in self.store.list_sales().await.map_err(logged)? {
             let Some(config) = &sale.room else { continue };
             if now < sale.starts_at_ms + room::DRAW_GRACE_MS || now >= sale.ends_at_ms {
                 continue;
             }
-            let before = self.store.room_state(&sale.id).await.map_err(logged)?;
-            if before.is_some_and(|s| s.prequeue_size.is_none())
-                && self.room_snapshot_drawing(&sale, config, true, beacons).await?.state.prequeue_size.is_some()
-            {
-                drawn.push(sale.id.to_string());
+            let due = match self.store.room_state(&sale.id).await.map_err(logged) {
+                Ok(before) => before.is_some_and(|s| s.prequeue_size.is_none()),
+                Err(e) => {
+                    tracing::error!(sale = %sale.id, error = %e, "the room state could not be read for the draw");
+                    crate::telemetry::record_error("draw");
+                    failed.push(sale.id.to_string());
+                    continue;
+                }
+            };
+            if !due {
+                continue;
+            }
+            match self.room_snapshot_drawing(&sale, config, true, beacons).await {
+                // Drawn when complete; a draw under way elsewhere, or to be continued, is neither.
+                Ok(snapshot) if snapshot.state.prequeue_size.is_some() => drawn.push(sale.id.to_string()),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(sale = %sale.id, error = %e, "the pre-queue could not be drawn");
+                    crate::telemetry::record_error("draw");
+                    failed.push(sale.id.to_string());
+                }
             }
         }
-        Ok(drawn)
+        Ok((drawn, failed))
     }
 
     async fn room_of(&self, sale_id: &SaleId) -> Result<(Arc<Sale>, RoomConfig), AppError> {
@@ -647,7 +684,7 @@ impl WaitingRoom {
             match state.history.iter().find(|t| t.admitted >= place) {
                 Some(tick) if tick.at_ms + config.claim_window_ms() > now => {
                     let exp = tick.at_ms + config.claim_window_ms();
-                    let keys = self.config.admission_keys.as_ref().ok_or(AppError::Internal)?;
+                    let keys = self.keys.current().ok_or(AppError::Internal)?;
                     token = Some(keys.sign(&sale.id, user, place, exp));
                     expires = Some(rfc3339_ms(exp));
                     set_aside = expires.clone();
@@ -683,8 +720,15 @@ impl WaitingRoom {
             return Ok(());
         }
         let token = token.ok_or(AppError::AdmissionRequired)?;
-        let keys = self.config.admission_keys.as_ref().ok_or(AppError::Internal)?;
-        let place = keys.verify(token, &sale.id, user, self.clock.now_ms()).map_err(|e| match e {
+        let keys = self.keys.current().ok_or(AppError::Internal)?;
+        let mut verified = keys.verify(token, &sale.id, user, self.clock.now_ms());
+        if verified == Err(TokenError::Invalid) && Box::pin(self.keys.refresh_for_unknown_token()).await {
+            // Signed with a key this container has not read yet (a rotation another container
+            // saw first): the secret, read again, decides.
+            let keys = self.keys.current().ok_or(AppError::Internal)?;
+            verified = keys.verify(token, &sale.id, user, self.clock.now_ms());
+        }
+        let place = verified.map_err(|e| match e {
             TokenError::Invalid => {
                 AppError::AdmissionInvalid("the admission token is not valid for this sale and buyer")
             }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["ids", "clock", "time_fmt", "keys", "order", "error", "beacon", "merkle"],
     &["sale", "room", "draw_check"],
-    &["config", "aws", "telemetry"],
+    &["config", "aws", "admission_key", "telemetry"],
     &["store"],
     &["catalog", "stock_hint"],
     &["waiting_room", "orders"],

@@ -37,6 +37,9 @@ fn recorded_metrics() -> BTreeSet<(String, Vec<String>)> {
     for status in OrderStatus::ALL {
         telemetry::record_order_change(status, !status.is_live());
     }
+    for kind in telemetry::ERROR_KINDS {
+        telemetry::record_error(kind);
+    }
     let mut out = Vec::new();
     collector.flush(&mut out).expect("flush EMF");
     let mut found = BTreeSet::new();
@@ -97,6 +100,7 @@ fn dashboard_charts_the_metrics_the_code_records() {
             "AdmittedNotBought",
             "OrderChanges",
             "StockReturned",
+            "Errors",
         ]),
         "the metrics the code records"
     );
@@ -107,6 +111,7 @@ fn dashboard_charts_the_metrics_the_code_records() {
     for (metric, dimension, values) in [
         ("OrderChanges", "status", telemetry::ORDER_STATUSES),
         ("StockReturned", "reason", telemetry::STOCK_RETURN_REASONS),
+        ("Errors", "kind", telemetry::ERROR_KINDS),
     ] {
         assert!(
             metrics.contains(&(metric.to_owned(), vec![dimension.to_owned()])),
@@ -186,4 +191,39 @@ fn every_function_is_charted_and_alarmed() {
             );
         }
     }
+}
+
+/// The `app-errors` alarm sums `Errors` over every kind the code counts, with the dimension the
+/// code records it with (`kind` alone), and the dashboard's alarm widget shows it.
+#[test]
+fn the_app_errors_alarm_sums_every_error_kind_the_code_counts() {
+    let t = template();
+    let alarm = &t["Resources"]["AppErrorsAlarm"]["Properties"];
+    let metrics = alarm["Metrics"].as_array().expect("AppErrorsAlarm has Metrics");
+    let mut kinds = BTreeSet::new();
+    for m in metrics.iter().filter(|m| m.get("MetricStat").is_some()) {
+        let metric = &m["MetricStat"]["Metric"];
+        assert_eq!((metric["Namespace"].as_str(), metric["MetricName"].as_str()), (Some(NAMESPACE), Some("Errors")));
+        let dims = metric["Dimensions"].as_array().expect("Dimensions");
+        assert_eq!(dims.len(), 1, "{m}");
+        assert_eq!(dims[0]["Name"], "kind", "{m}");
+        let kind = dims[0]["Value"].as_str().expect("kind").to_owned();
+        assert_eq!(m["Id"].as_str(), Some(kind.as_str()), "{m}");
+        assert_eq!((m["MetricStat"]["Period"].as_u64(), m["MetricStat"]["Stat"].as_str()), (Some(60), Some("Sum")));
+        kinds.insert(kind);
+    }
+    let expected: BTreeSet<String> = telemetry::ERROR_KINDS.iter().map(|k| k.to_string()).collect();
+    assert_eq!(kinds, expected, "one metric per kind the code counts");
+    let returned: Vec<&Value> = metrics.iter().filter(|m| m["ReturnData"] == true).collect();
+    assert_eq!(returned.len(), 1);
+    let expression = returned[0]["Expression"].as_str().expect("an expression");
+    for kind in &expected {
+        assert!(expression.contains(&format!("FILL({kind}, 0)")), "{expression} leaves out {kind}");
+    }
+    assert_eq!(
+        (alarm["Threshold"].as_f64(), alarm["ComparisonOperator"].as_str()),
+        (Some(0.0), Some("GreaterThanThreshold"))
+    );
+    let dashboard = t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"].as_str().expect("body");
+    assert!(dashboard.contains("\"${AppErrorsAlarm.Arn}\""), "the alarm widget shows the alarm");
 }

@@ -147,37 +147,43 @@ fn the_admission_key_comes_from_a_generated_hex_secret_to_the_functions_that_nee
     assert!(config(&sample).expect("the generated key configures the function").admission_keys.is_some());
     assert!(config(&sample[..length / 2]).is_err(), "a key of half the length must be refused");
 
-    let current = json!({"Fn::If": [
-        "PinAdmissionKeyVersion",
-        {"Fn::Sub": format!("{{{{resolve:secretsmanager:${{{secret_id}}}:SecretString:::${{AdmissionKeyVersion}}}}}}")},
-        {"Fn::Sub": format!("{{{{resolve:secretsmanager:${{{secret_id}}}:SecretString}}}}")},
-    ]});
-    let previous = json!({"Fn::If": [
-        "RotatingAdmissionKey",
-        {"Fn::Sub": format!("{{{{resolve:secretsmanager:${{{secret_id}}}:SecretString:::${{AdmissionKeyPreviousVersion}}}}}}")},
-        {"Ref": "AWS::NoValue"},
-    ]});
+    // Never in a function's configuration (anyone allowed lambda:GetFunctionConfiguration could
+    // read it there): no dynamic reference resolves a secret into a function; the functions that
+    // sign (queue) or check (purchase) tokens get the secret's ARN and may read that secret
+    // alone, with GetSecretValue; no other function gets either.
     for (binary, (id, res)) in functions(&t) {
-        // The functions that sign (queue) or check (purchase) tokens get the key; no other does.
+        assert!(!res.to_string().contains("resolve:secretsmanager"), "{id} ({binary}): a dynamic reference");
         let needs = binary == "queue" || binary == "purchase";
-        assert_eq!(env_var(res, "ADMISSION_KEY"), needs.then_some(&current), "{id}: ADMISSION_KEY");
-        assert_eq!(env_var(res, "ADMISSION_KEY_PREVIOUS"), needs.then_some(&previous), "{id}: ADMISSION_KEY_PREVIOUS");
-        // Delivered at deploy time: no function reads Secrets Manager itself.
-        assert!(!res["Properties"]["Policies"].to_string().contains("secretsmanager"), "{id}: secretsmanager access");
+        let arn = json!({"Ref": secret_id});
+        assert_eq!(env_var(res, "ADMISSION_KEY_SECRET_ARN"), needs.then_some(&arn), "{id}: ADMISSION_KEY_SECRET_ARN");
+        for var in ["ADMISSION_KEY", "ADMISSION_KEY_PREVIOUS"] {
+            assert!(env_var(res, var).is_none(), "{id}: {var} in the configuration");
+        }
+        let reads: Vec<&Value> = res["Properties"]["Policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p["Statement"].as_array().into_iter().flatten())
+            .filter(|st| st.to_string().contains("secretsmanager"))
+            .collect();
+        if needs {
+            assert_eq!(reads.len(), 1, "{id}: one statement reads the secret");
+            assert_eq!(reads[0]["Action"], json!(["secretsmanager:GetSecretValue"]), "{id}");
+            assert_eq!(reads[0]["Resource"], json!([arn]), "{id}: that secret alone");
+        } else {
+            assert!(reads.is_empty(), "{id}: secretsmanager access");
+        }
     }
     assert!(t["Globals"]["Function"]["Environment"]["Variables"].get("ADMISSION_KEY").is_none());
-    for p in ["AdmissionKeyVersion", "AdmissionKeyPreviousVersion"] {
-        assert_eq!(t["Parameters"][p]["Default"], "", "{p}: no rotation unless asked for");
-    }
-    assert_eq!(
-        t["Conditions"]["RotatingAdmissionKey"],
-        json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "AdmissionKeyPreviousVersion"}, ""]}]})
-    );
-    assert_eq!(
-        t["Conditions"]["PinAdmissionKeyVersion"],
-        json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "AdmissionKeyVersion"}, ""]}]})
-    );
-    assert!(t["Rules"]["AdmissionKeyRotationNamesBothVersions"].is_object(), "a rotation names both versions");
+    // A deployed function reads the key the way this configuration names it.
+    let deployed = flash_sale::config::Config::from_lookup(|k| match k {
+        "TABLE_NAME" => Some("t".into()),
+        "ADMISSION_KEY_SECRET_ARN" => Some("arn:aws:secretsmanager:eu-west-1:1:secret:k".into()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(deployed.admission_key_secret.as_deref(), Some("arn:aws:secretsmanager:eu-west-1:1:secret:k"));
+    assert!(deployed.admission_keys.is_none());
     // In a rotation, purchase containers take the new key before queue containers sign with it.
     let fns = functions(&t);
     let (purchase_id, _) = &fns["purchase"];
@@ -222,7 +228,12 @@ fn order_events_come_from_the_stream_and_what_they_cannot_publish_is_kept_and_al
     assert_eq!(p["BisectBatchOnFunctionError"], true);
     let batch = p["BatchSize"].as_u64().expect("BatchSize");
     assert!((1..=1000).contains(&batch), "BatchSize {batch}");
-    assert!(p["MaximumRetryAttempts"].as_i64().is_some(), "MaximumRetryAttempts is set");
+    let retries = p["MaximumRetryAttempts"].as_i64().expect("MaximumRetryAttempts");
+    assert!(
+        (0..=20).contains(&retries),
+        "a record that keeps failing goes to the dead-letter queue after a few retries, not after hours: {retries}"
+    );
+    assert!(p["DestinationConfig"]["OnFailure"]["Destination"].is_object(), "the dead-letter queue");
     let age = p["MaximumRecordAgeInSeconds"].as_i64().expect("MaximumRecordAgeInSeconds");
     assert!(
         (60..24 * 3600).contains(&age),
@@ -249,6 +260,12 @@ fn order_events_come_from_the_stream_and_what_they_cannot_publish_is_kept_and_al
         assert!(order_events::event_of(&record).is_some(), "a {status:?} order is an event");
         assert!(passes(&record), "the filter drops a {status:?} purchase record");
     }
+    // A reset's deletion of a live order (only its old image): its cancellation.
+    let mut removed = stream_record(&purchase_pk("demo", "alice"), PURCHASE_SK, None);
+    removed["eventName"] = json!("REMOVE");
+    removed["dynamodb"]["OldImage"] = order(OrderStatus::Confirmed);
+    assert_eq!(order_events::event_of(&removed).map(|e| e.detail_type()), Some("OrderCancelled"));
+    assert!(passes(&removed), "the filter drops a reset's deletion of an order");
     let shard = stream_record(&shard_pk("demo", 0), SHARD_SK, Some(json!({"remaining": {"N": "3"}})));
     assert!(!passes(&shard), "stock shards (every purchase writes one) must not invoke the function");
     for (pk, sk) in [("SALE#demo", "META"), ("SALE#demo", "ROOM"), ("SALE#demo#QUEUE#alice", "QUEUE")] {

@@ -6,9 +6,12 @@ import {
   admissionCountdown,
   admissionLeftMs,
   admittedThrough,
+  drawReadDelayMs,
   joinFailureMessage,
-  placeNeedsPollNow,
+  PLACE_ASK,
+  type PlaceAskInput,
   roomPanel,
+  shouldAskPlace,
   placeProgress,
   roomNote,
   waitText,
@@ -194,15 +197,140 @@ describe('room helpers', () => {
     expect(admissionLeftMs('soon', NOW)).toBe(0);
   });
 
-  it('asks for the own place at once when the status says it is admitted or the draw is done', () => {
-    expect(placeNeedsPollNow(room({ admittedThrough: 119 }), place())).toBe(false);
-    expect(placeNeedsPollNow(room({ admittedThrough: 120 }), place())).toBe(true);
-    expect(placeNeedsPollNow(room({ state: 'prequeue' }), place({ position: null }))).toBe(false);
-    expect(placeNeedsPollNow(room({ state: 'drawing' }), place({ position: null }))).toBe(false);
-    expect(placeNeedsPollNow(room(), place({ position: null }))).toBe(true);
-    expect(placeNeedsPollNow(room({ admittedThrough: 500 }), place({ state: 'admitted' }))).toBe(false);
-    expect(placeNeedsPollNow(room({ admittedThrough: 500 }), undefined)).toBe(false);
-    expect(placeNeedsPollNow(room({ state: 'sold_out', admittedThrough: 500 }), place())).toBe(false);
+  it('asks for the own place when the status says it is admitted, near its turn while admission moves, after the draw, and on the safety poll', () => {
+    const ask = (over: Partial<PlaceAskInput> = {}) =>
+      shouldAskPlace({ room: room(), place: place(), now: NOW, lastAskAt: NOW - 5000, admittedAtAsk: 100, jitter: 0, ...over });
+    // Place 120, admitted through 100 at 2/s: far from its turn (horizon 4 places), nothing moved.
+    expect(ask()).toBe(false);
+    expect(ask({ room: room({ admittedThrough: 120 }) })).toBe(true); // admitted: the token
+    expect(ask({ room: room({ admittedThrough: 120 }), lastAskAt: NOW - 500 })).toBe(false); // at most once a second
+    expect(ask({ room: room({ admittedThrough: 117 }) })).toBe(true); // near its turn, the range moved
+    expect(ask({ room: room({ admittedThrough: 117 }), admittedAtAsk: 117 })).toBe(false); // ... it did not
+    expect(ask({ room: room({ admittedThrough: 117, state: 'paused' }) })).toBe(false);
+    expect(ask({ room: room({ admittedThrough: 120, state: 'paused' }) })).toBe(true);
+    // The safety poll: half to all of a minute after the last ask, by the page's jitter.
+    expect(ask({ lastAskAt: NOW - PLACE_ASK.safetyMs / 2 })).toBe(true);
+    expect(ask({ lastAskAt: NOW - PLACE_ASK.safetyMs / 2, jitter: 0.5 })).toBe(false);
+    expect(ask({ lastAskAt: NOW - PLACE_ASK.safetyMs, jitter: 0.99 })).toBe(true);
+    // The pre-queue: nothing to ask until the draw is done, then once, spread by the jitter.
+    const drawn = { place: place({ position: null, aheadOfYou: null }), lastAskAt: NOW - 600_000 };
+    expect(ask({ ...drawn, room: room({ state: 'prequeue' }) })).toBe(false);
+    expect(ask({ ...drawn, room: room({ state: 'drawing' }) })).toBe(false);
+    expect(ask({ ...drawn, drawSeenAt: NOW })).toBe(true); // 40 in line: no spread to speak of
+    const crowd = room({ length: 50_000 });
+    expect(drawReadDelayMs(crowd, 0.5)).toBe(2500); // half of 50,000 / 10,000 per second
+    expect(drawReadDelayMs(room({ length: 10_000_000 }), 1)).toBe(PLACE_ASK.drawSpreadMaxMs);
+    expect(ask({ ...drawn, room: crowd, drawSeenAt: NOW - 2000, jitter: 0.5 })).toBe(false);
+    expect(ask({ ...drawn, room: crowd, drawSeenAt: NOW - 2500, jitter: 0.5 })).toBe(true);
+    expect(ask({ ...drawn, room: crowd, drawSeenAt: NOW - 9000, lastAskAt: NOW - 2000 })).toBe(false); // asked since
+    // A reload: once at once, then every few seconds until an answer comes.
+    expect(ask({ place: undefined, lastAskAt: -Infinity })).toBe(true);
+    expect(ask({ place: undefined, lastAskAt: NOW - 2000 })).toBe(false);
+    // Nothing to wait for.
+    expect(ask({ room: room({ admittedThrough: 500 }), place: place({ state: 'admitted' }) })).toBe(false);
+    expect(ask({ room: room({ state: 'sold_out', admittedThrough: 500 }) })).toBe(false);
+    expect(ask({ room: room({ state: 'closed' }), lastAskAt: -Infinity, place: undefined })).toBe(false);
+  });
+
+  it('keeps 10,000 waiting pages under 3 × admitPerSecond + crowd / 30 requests a second, and every admitted page gets its token', () => {
+    // A scripted timeline: 10,000 pages, 5,000 joined before opening (drawn at random at 0 s),
+    // 5,000 joining over the first 10 s. The server admits 50/s from 0 s, pauses from 60 s to
+    // 70 s, and the stock runs out at 180 s. Each page polls the status every second at its own
+    // phase; the CDN serves a copy at most a second old. Pages follow `shouldAskPlace`, and an
+    // own-place answer is the server's truth at that moment.
+    const N = 10_000;
+    const RATE = 50;
+    const SOLD_OUT_S = 180;
+    let seed = 42;
+    const rand = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const order = Array.from({ length: 5000 }, (_, i) => i);
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    const drawnPlace = new Map(order.map((page, k) => [page, k + 1]));
+    const joinAt = (i: number) => (i < 5000 ? -60_000 : Math.floor(((i - 5000) / 5000) * 10_000));
+    const placeOf = (i: number) => (i < 5000 ? drawnPlace.get(i)! : 5000 + (i - 5000) + 1);
+    const admittedAt = (ms: number) => {
+      const s = Math.max(0, ms) / 1000;
+      const moving = s < 60 ? s : s < 70 ? 60 : s - 10;
+      return Math.min(N, Math.floor(moving * RATE));
+    };
+    const stateAt = (ms: number): RoomView['state'] =>
+      ms < 0 ? 'prequeue' : ms >= SOLD_OUT_S * 1000 ? 'sold_out' : ms >= 60_000 && ms < 70_000 ? 'paused' : 'admitting';
+    const joinedAt = (ms: number) => (ms < 0 ? 5000 : 5000 + Math.min(5000, Math.floor((ms / 10_000) * 5000) + 1));
+    const status = (ms: number): RoomView => {
+      const cached = Math.floor(ms / 1000) * 1000; // the CDN's copy, fetched at the start of each second
+      const admitted = admittedAt(cached);
+      return room({ state: stateAt(cached), admittedThrough: admitted, admitPerSecond: RATE, length: joinedAt(cached) - admitted });
+    };
+    const truth = (i: number, ms: number): PlaceView => {
+      const p = ms < 0 && i < 5000 ? null : placeOf(i);
+      if (stateAt(ms) === 'sold_out') return place({ state: 'sold_out', position: p, aheadOfYou: null });
+      if (p !== null && p <= admittedAt(ms)) return place({ state: 'admitted', position: p, aheadOfYou: 0, admissionToken: `t${i}` });
+      return place({ position: p, aheadOfYou: p === null ? null : Math.max(0, p - admittedAt(ms) - 1) });
+    };
+    interface Page {
+      phase: number;
+      jitter: number;
+      place?: PlaceView;
+      lastAskAt: number;
+      admittedAtAsk: number;
+      drawSeenAt?: number;
+      tokenAt?: number;
+    }
+    const pages: Page[] = Array.from({ length: N }, () => ({ phase: Math.floor(rand() * 1000), jitter: rand(), lastAskAt: -Infinity, admittedAtAsk: 0 }));
+    const perSecond = new Map<number, number>();
+    const count = (ms: number) => perSecond.set(Math.floor(ms / 1000), (perSecond.get(Math.floor(ms / 1000)) ?? 0) + 1);
+    let joins = 0;
+    const END = 200_000;
+    for (let s = -1; s * 1000 < END; s++) {
+      for (let i = 0; i < N; i++) {
+        const pg = pages[i];
+        const t = s * 1000 + pg.phase;
+        if (t < joinAt(i)) continue;
+        if (pg.lastAskAt === -Infinity) {
+          // The join's answer carries the place (null in the pre-queue).
+          pg.place = truth(i, joinAt(i));
+          pg.lastAskAt = joinAt(i);
+          pg.admittedAtAsk = status(joinAt(i)).admittedThrough;
+          if (joinAt(i) >= 0) {
+            joins++;
+            count(joinAt(i));
+          }
+        }
+        const r = status(t);
+        if (pg.drawSeenAt === undefined && pg.place?.position === null && r.state !== 'prequeue') pg.drawSeenAt = t;
+        const input = { room: r, place: pg.place, now: t, lastAskAt: pg.lastAskAt, admittedAtAsk: pg.admittedAtAsk, drawSeenAt: pg.drawSeenAt, jitter: pg.jitter };
+        if (!shouldAskPlace(input)) continue;
+        count(t);
+        pg.place = truth(i, t);
+        pg.lastAskAt = t;
+        pg.admittedAtAsk = r.admittedThrough;
+        if (pg.place.admissionToken && pg.tokenAt === undefined) pg.tokenAt = t;
+      }
+    }
+    // The bound, per second from the end of the joins and the draw's reads on: the status's fetch,
+    // 3 × admitPerSecond, and the safety asks (each page at most once per 30 s).
+    const bound = 1 + 3 * RATE + N / 30;
+    const steady = [...perSecond].filter(([s]) => s >= 12 && s < SOLD_OUT_S);
+    expect(steady.length).toBeGreaterThan(150);
+    for (const [s, n] of steady) expect(n, `second ${s}`).toBeLessThanOrEqual(bound);
+    // The first 12 s add the joins (500/s here) and the drawn places' reads (5,000 over ≤ 0.5 s at
+    // 10,000/s): nothing beyond them.
+    const drawReads = 5000;
+    const early = [...perSecond].filter(([s]) => s < 12).reduce((a, [, n]) => a + n, 0);
+    expect(early).toBeLessThanOrEqual(12 * (1 + 3 * RATE + N / 30) + joins + drawReads);
+    // The former rule, one ask every 5 s per page, would be N / 5 = 2,000 a second: over the bound.
+    expect(N / 5).toBeGreaterThan(bound);
+    // Every place admitted before the sell-out got its token within two seconds of its admission.
+    for (let i = 0; i < N; i++) {
+      const p = placeOf(i);
+      const admittedMs = [...Array(SOLD_OUT_S).keys()].map((s) => s * 1000).find((ms) => admittedAt(ms) >= p);
+      if (admittedMs === undefined || admittedMs + 2000 >= SOLD_OUT_S * 1000) continue;
+      expect(pages[i].tokenAt, `page ${i} place ${p}`).toBeDefined();
+      expect(pages[i].tokenAt! - Math.max(admittedMs, joinAt(i))).toBeLessThanOrEqual(2000);
+    }
   });
 
   it('describes the room on a sale card', () => {

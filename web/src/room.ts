@@ -1,6 +1,6 @@
 // Pure rules of the waiting room on the sale page: what the room panel says, how far the admitted
 // range has come towards a shopper's place, the admission countdown, and when to ask the API for a
-// shopper's own place.
+// shopper's own place (rarely: the shared, cached status carries the rest).
 
 import type { PlaceView, Result, RoomView, SaleState } from './api';
 import { failureMessage, formatDuration, formatTime, type Message } from './format';
@@ -211,14 +211,78 @@ function expired(place: PlaceView): RoomPanel {
 }
 
 /**
- * Whether to ask for the shopper's own place now rather than at the next regular poll: the cached
- * status says their place is admitted (the per-user answer is the only way to the token), or the
- * draw is done and their drawn place is waiting to be read.
+ * When a waiting page asks for its own place (`GET /sales/{saleId}/queue/{userId}`, uncached: API
+ * Gateway, Lambda and a DynamoDB read each time). Everything else the page learns from the shared
+ * sale status, which the CDN caches for a second, so the requests that reach the functions during
+ * the wait are bound by the admission rate, not by the crowd:
+ *
+ * - places within `admitPerSecond × horizonMs` of the admitted range ask at a status poll whose
+ *   admitted range moved since their last ask (at most once per `minGapMs`): ≤ 2 × admitPerSecond/s
+ *   with a horizon of two status polls;
+ * - a place the status says is admitted asks for its token (once, again after `minGapMs`): ≤ admitPerSecond/s;
+ * - every page asks `safetyMs × (½ + ½ × jitter)` after its last ask anyway: ≤ crowd / 30 per second;
+ * - a pre-queue page asks once after the draw, a random share (`jitter`) of `length /
+ *   drawReadsPerSecond` (at most `drawSpreadMaxMs`, well under the claim window: the first places
+ *   drawn are admitted at once and learn it this way) after it saw the draw done;
+ * - a page that lost its place view (a reload) asks once, then every `retryMs` until it has one.
+ *
+ * Joins add their own rate. See docs/storefront.md ("Polling the line").
  */
-export function placeNeedsPollNow(room: RoomView, place?: PlaceView): boolean {
-  if (!place || place.state !== 'waiting') return false;
-  if (place.position == null) return room.state === 'admitting' || room.state === 'paused';
-  return room.state === 'admitting' && place.position <= room.admittedThrough;
+export const PLACE_ASK = {
+  minGapMs: 1000,
+  horizonMs: 2000,
+  safetyMs: 60_000,
+  retryMs: 5000,
+  drawReadsPerSecond: 10_000,
+  drawSpreadMaxMs: 5000,
+} as const;
+
+export interface PlaceAskInput {
+  /** The room in the last sale status (cached up to a second). */
+  room: RoomView;
+  /** The last answer about this shopper's own place; undefined before the first (after a reload). */
+  place?: PlaceView;
+  /** Now, on the page's clock (ms). */
+  now: number;
+  /** When the page last asked for its own place or joined (-Infinity: never). */
+  lastAskAt: number;
+  /** `room.admittedThrough` as the status said when the page last asked. */
+  admittedAtAsk: number;
+  /** When the page first saw a status with the draw done while its place was not drawn yet. */
+  drawSeenAt?: number;
+  /** This page's random number in [0, 1), drawn once: spreads the pages' asks over time. */
+  jitter: number;
+}
+
+/** The room's states in which the pre-queue has not been drawn yet. */
+export function drawPending(room: RoomView): boolean {
+  return room.state === 'not_open' || room.state === 'prequeue' || room.state === 'drawing';
+}
+
+/** How long after seeing the draw done a pre-queue page reads its drawn place (ms). */
+export function drawReadDelayMs(room: RoomView, jitter: number): number {
+  const spread = Math.min(PLACE_ASK.drawSpreadMaxMs, (Math.max(0, room.length) / PLACE_ASK.drawReadsPerSecond) * 1000);
+  return jitter * spread;
+}
+
+/** Whether the page asks for its own place now (see {@link PLACE_ASK}). */
+export function shouldAskPlace({ room, place, now, lastAskAt, admittedAtAsk, drawSeenAt, jitter }: PlaceAskInput): boolean {
+  const since = now - lastAskAt;
+  if (since < PLACE_ASK.minGapMs) return false;
+  if (room.state === 'sold_out' || room.state === 'closed') return false; // the status says it all
+  if (!place) return since >= PLACE_ASK.retryMs || lastAskAt === -Infinity;
+  if (place.state !== 'waiting') return false;
+  if (place.position == null) {
+    if (drawPending(room)) return false;
+    const seen = drawSeenAt ?? now;
+    if (lastAskAt < seen) return now >= seen + drawReadDelayMs(room, jitter);
+    return since >= PLACE_ASK.retryMs;
+  }
+  const admitting = room.state === 'admitting' || room.state === 'paused';
+  if (admitting && place.position <= room.admittedThrough) return true;
+  const horizon = room.admittedThrough + Math.max(0, room.admitPerSecond) * (PLACE_ASK.horizonMs / 1000);
+  if (room.state === 'admitting' && place.position <= horizon && room.admittedThrough > admittedAtAsk) return true;
+  return since >= PLACE_ASK.safetyMs * (0.5 + 0.5 * jitter);
 }
 
 /** What to tell the shopper when joining the room failed. */

@@ -28,17 +28,13 @@ import {
   STATE_LABEL,
   stateAt,
 } from './format';
-import { joinBusyMessage, joinFailureMessage, placeNeedsPollNow, type RoomPanel, roomPanel } from './room';
+import { drawPending, joinBusyMessage, joinFailureMessage, type RoomPanel, roomPanel, shouldAskPlace } from './room';
 import { buyRule, cancelOutcome, holdsItem, type OrderPanel, orderPanel, orderPollMs, showsOrderPanel } from './order';
 import { isRetryable, MAX_AUTO_RETRIES, pressBuy, retryDelayMs } from './retry';
 import { stockBar, updateStockBar } from './stock';
 
 const POLL_MS = 1000;
 const HIDDEN_POLL_MS = 15_000;
-/** How often a shopper in the room asks for their own place (the token comes only this way). */
-const PLACE_POLL_MS = 5000;
-/** The soonest a shopper's own place is asked for again when the status says it moved. */
-const PLACE_POLL_MIN_MS = 1000;
 
 export function saleView(root: HTMLElement, api: Api, saleId: string): () => void {
   let sale: SaleStatus | undefined;
@@ -57,9 +53,13 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   let joining = false;
   let bought = false;
   let panel: RoomPanel | undefined;
-  let placeTimer = 0;
   let placePolling = false;
-  let lastPlacePoll = 0;
+  // When to ask for the own place (`shouldAskPlace`): the last ask, the admitted range it saw, when
+  // this page saw the draw done, and this page's share of the spread.
+  let lastPlacePoll = -Infinity;
+  let admittedAtAsk = 0;
+  let drawSeenAt: number | undefined;
+  const jitter = Math.random();
   // The shopper's order, as last answered by the API; shown in the order panel on sales with holds.
   let order: Purchase | undefined;
   let orderView: OrderPanel | undefined;
@@ -245,7 +245,10 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
       allowed = next.action !== 'none';
       label = next.action === 'buy' ? buyLabel : next.button;
       why = '';
-      if (joined && placeNeedsPollNow(sale.queue, place) && Date.now() - lastPlacePoll >= PLACE_POLL_MIN_MS) void pollPlace();
+      const t = Date.now();
+      if (drawSeenAt === undefined && place?.position === null && !drawPending(sale.queue)) drawSeenAt = t;
+      const ask = { room: sale.queue, place, now: t, lastAskAt: lastPlacePoll, admittedAtAsk, drawSeenAt, jitter };
+      if (joined && !placePolling && shouldAskPlace(ask)) void pollPlace();
     }
     renderOrder(now);
     if (!sale.queue && orderView && state === 'active') {
@@ -396,7 +399,6 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     if (changed) {
       // News for this shopper (a place, your turn, sold out…); the offer to join is plain to see.
       if (!['join', 'not_open', 'finding'].includes(next.phase)) setText(roomAnnounce, next.title);
-      schedulePlacePoll();
     }
   }
 
@@ -533,6 +535,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
       joined = { userId: who.userId, prequeue: r.value.position === null && beforeStart };
       saveJoinedRoom(saleId, joined);
       lastPlacePoll = Date.now();
+      admittedAtAsk = sale?.queue?.admittedThrough ?? 0;
       showIdentity();
     } else {
       show(joinFailureMessage(r));
@@ -541,13 +544,16 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     render();
   }
 
-  /** Asks where this shopper stands; the only answer that carries the admission token. */
+  /**
+   * Asks where this shopper stands; the only answer that carries the admission token. Asked when
+   * `shouldAskPlace` says so (checked at each render), not on a timer of its own.
+   */
   async function pollPlace(): Promise<void> {
-    clearTimeout(placeTimer);
     if (!joined || placePolling || stopped) return;
     const who = { userId: joined.userId, token: getToken() };
     placePolling = true;
     lastPlacePoll = Date.now();
+    admittedAtAsk = sale?.queue?.admittedThrough ?? 0;
     const r = await api.place(saleId, who);
     placePolling = false;
     if (stopped || joined?.userId !== who.userId) return;
@@ -559,24 +565,14 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
       showIdentity();
     }
     render();
-    schedulePlacePoll();
-  }
-
-  /** The next regular look at this shopper's place, while there is something to wait for. */
-  function schedulePlacePoll(): void {
-    clearTimeout(placeTimer);
-    const waiting = !place || place.state === 'waiting';
-    const over = panel && ['sold_out', 'closed', 'bought', 'expired'].includes(panel.phase);
-    if (!joined || !waiting || over || stopped) return;
-    placeTimer = window.setTimeout(() => void pollPlace(), PLACE_POLL_MS);
   }
 
   /** Forgets this browser's place (the server keeps it: joining again as that user gets it back). */
   function dropPlace(): void {
-    clearTimeout(placeTimer);
     if (joined) forgetJoinedRoom(saleId);
     joined = undefined;
     place = undefined;
+    drawSeenAt = undefined;
     bought = false;
     userId.readOnly = false;
   }
@@ -627,7 +623,6 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   return () => {
     stopped = true;
     clearTimeout(pollTimer);
-    clearTimeout(placeTimer);
     clearTimeout(orderTimer);
     clearInterval(tick);
     document.removeEventListener('visibilitychange', onVisibility);

@@ -15,13 +15,21 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // The drand relays (`DRAND_RELAYS`) for rooms drawn with a public beacon.
     let relays: &'static sweeper::Relays = Box::leak(Box::new(sweeper::Relays::from_env()?));
     flash_sale::lambda::run_task(move |app, _event| async move {
-        // The draws first: people wait for them, and a hold's item can wait a minute.
-        let drawn = app.draw_due_rooms_with(relays).await.map_err(|e| format!("draw failed: {e}"))?;
-        let report = app.sweep(LIMIT, BUDGET).await.map_err(|e| format!("sweep failed: {e}"))?;
-        tracing::info!(sales = report.sales, released = report.released, skipped = report.skipped, drawn = ?drawn, "sweep");
-        let mut answer = serde_json::to_value(report)?;
-        answer["drawn"] = serde_json::json!(drawn);
-        Ok(answer)
+        // Draws and sweep are independent, and so is each sale and each hold in them: a failure
+        // is logged with its key and counted in `Errors`, and the run goes on (the report says
+        // what failed).
+        let report = app.scheduled_run_with(LIMIT, BUDGET, Some(relays)).await;
+        tracing::info!(
+            sales = report.sweep.sales,
+            released = report.sweep.released,
+            skipped = report.sweep.skipped,
+            failed = report.sweep.failed,
+            set_aside = report.sweep.set_aside,
+            drawn = ?report.drawn,
+            draws_failed = ?report.draws_failed,
+            "sweep"
+        );
+        Ok(serde_json::to_value(report)?)
     })
     .await
 }

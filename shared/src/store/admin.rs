@@ -16,6 +16,7 @@ use super::items::{SALE_ENTITY, SaleItem, ShardItem, item_of};
 use super::{PURCHASE_SK, PurchaseRecord, SHARD_SK, Store, StoreError, key, shard_pk};
 use crate::ids::SaleId;
 use crate::keys::{HOLDS_INDEX, HOLDS_INDEX_ATTRIBUTES, ORDERS_INDEX, SALES_INDEX};
+use crate::order::OrderStatus;
 use crate::sale::{Sale, SaleRuleError};
 
 fn build_err(e: impl std::fmt::Display) -> StoreError {
@@ -205,14 +206,27 @@ impl Store {
 
     /// Gives every purchase of the sale back to the shard it came from and deletes it: per shard,
     /// one transaction adds the count back to the shard and deletes those records (each only if it
-    /// still holds the same order). Stock + purchases = total therefore holds at every moment,
-    /// also while purchases keep arriving; a purchase that commits during the reset is simply
-    /// kept. Rescans until a scan finds none, at most `RESET_ROUNDS` times. Returns how many
-    /// purchases were given back.
-    pub async fn reset_sale(&self, sale: &Sale) -> Result<usize, StoreError> {
+    /// still holds the same order in the same status). Stock + purchases = total therefore holds
+    /// at every moment, also while purchases keep arriving; a purchase that commits during the
+    /// reset is simply kept. Rescans until a scan finds none, at most `RESET_ROUNDS` times.
+    ///
+    /// Each deleted live order becomes an `OrderCancelled` event with reason `reset` (the
+    /// order-events function reads the deletion from the stream). Confirmed (paid) orders are
+    /// deleted only with `include_confirmed`: without it a sale that has any is refused with
+    /// nothing deleted, and one confirmed during the reset is kept.
+    pub async fn reset_sale(&self, sale: &Sale, include_confirmed: bool) -> Result<Reset, StoreError> {
         let mut returned = 0;
-        for _ in 0..RESET_ROUNDS {
-            let purchases = self.purchases_of(&sale.id).await?;
+        let mut kept_confirmed = 0;
+        for round in 0..RESET_ROUNDS {
+            let (confirmed, purchases): (Vec<PurchaseRecord>, Vec<PurchaseRecord>) = self
+                .purchases_of(&sale.id)
+                .await?
+                .into_iter()
+                .partition(|p| !include_confirmed && p.status == OrderStatus::Confirmed);
+            kept_confirmed = confirmed.len();
+            if round == 0 && !confirmed.is_empty() {
+                return Ok(Reset::Refused { confirmed: confirmed.len() });
+            }
             if purchases.is_empty() {
                 break;
             }
@@ -229,7 +243,7 @@ impl Store {
                 }
             }
         }
-        Ok(returned)
+        Ok(Reset::Done { returned, kept_confirmed })
     }
 
     /// One transaction: shard `shard` + the number of live orders (reserved or confirmed) among
@@ -300,3 +314,15 @@ impl Store {
 
 /// Scans a reset makes at most before it reports what it gave back.
 const RESET_ROUNDS: usize = 10;
+
+/// What [`Store::reset_sale`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reset {
+    /// The sale's orders were deleted: `returned` live orders gave their item back (each one an
+    /// `OrderCancelled` event, reason `reset`); `kept_confirmed` orders confirmed during the reset
+    /// were kept (without `include_confirmed`).
+    Done { returned: usize, kept_confirmed: usize },
+    /// The sale has `confirmed` (paid) orders and `include_confirmed` was not given: nothing was
+    /// deleted.
+    Refused { confirmed: usize },
+}

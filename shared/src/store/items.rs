@@ -215,6 +215,36 @@ impl PurchaseRecord {
         Ok(to_item(self)?)
     }
 
+    /// This record as a new order written over whatever the key holds: an update expression that
+    /// sets every attribute of the record, removes the optional ones it lacks (left by an earlier
+    /// order), and continues `version` from the stored one (`+ 1`; `1` on a new key), so an order
+    /// record's versions only grow. `(expression, names, values)`; the values use `:zero` and
+    /// `:one`, which the caller must not use for anything else.
+    pub(crate) fn new_order_update(&self) -> Result<(String, HashMap<String, String>, Item), StoreError> {
+        const OPTIONAL: [&str; 4] = ["idempotencyKey", "holdExpiresAt", "holdKey", "updatedAt"];
+        let item = self.to_item()?;
+        let mut names = HashMap::new();
+        let mut values = Item::new();
+        let mut sets = vec!["#version = if_not_exists(#version, :zero) + :one".to_owned()];
+        names.insert("#version".to_owned(), "version".to_owned());
+        values.insert(":zero".into(), AttributeValue::N("0".into()));
+        values.insert(":one".into(), AttributeValue::N("1".into()));
+        let mut attributes: Vec<(String, AttributeValue)> =
+            item.into_iter().filter(|(k, _)| !matches!(k.as_str(), "pk" | "sk" | "version")).collect();
+        attributes.sort_by(|a, b| a.0.cmp(&b.0));
+        for (i, (name, value)) in attributes.into_iter().enumerate() {
+            sets.push(format!("#a{i} = :a{i}"));
+            names.insert(format!("#a{i}"), name);
+            values.insert(format!(":a{i}"), value);
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        let absent: Vec<&str> = OPTIONAL.into_iter().filter(|a| !names.values().any(|n| n == a)).collect();
+        if !absent.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", absent.join(", ")));
+        }
+        Ok((expression, names, values))
+    }
+
     /// The API view of this purchase.
     pub fn to_purchase(&self) -> Purchase {
         Purchase {

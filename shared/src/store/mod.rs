@@ -15,11 +15,14 @@ use std::error::Error as StdError;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
+pub use admin::Reset;
 pub use items::PurchaseRecord;
-pub(crate) use orders::{Change, Hold};
+pub use orders::StuckHold;
+pub(crate) use orders::{Change, Hold, Malformed};
 #[cfg(feature = "test-util")]
 pub use purchase_tx::Attempt;
 #[cfg(not(feature = "test-util"))]
@@ -37,8 +40,14 @@ use items::{SaleItem, ShardItem};
 pub enum StoreError {
     #[error("DynamoDB is throttling requests ({0})")]
     Throttled(String),
+    /// A transient failure: a timeout, a network failure, a 5xx from DynamoDB. A retry may succeed.
     #[error("DynamoDB call failed: {0}")]
     Unavailable(String),
+    /// DynamoDB refused the call for a reason a retry does not change (access denied, a request
+    /// the table does not accept, a missing table, a cancellation reason the code does not know):
+    /// a mistake to fix, not load.
+    #[error("DynamoDB refused {op}: {code}: {message}")]
+    Rejected { op: String, code: String, message: String },
     #[error("a stored item is malformed: {0}")]
     Corrupt(String),
     #[error("sale `{0}` already exists")]
@@ -52,17 +61,75 @@ pub enum StoreError {
 const THROTTLE_CODES: &[&str] =
     &["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "Throttling"];
 
-impl<E, R> From<SdkError<E, R>> for StoreError
+/// Transaction cancellation reasons that mean throttling.
+pub(crate) const THROTTLE_CANCEL_CODES: &[&str] =
+    &["ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"];
+
+/// A transaction cancelled with `codes` (its `CancellationReasons`) that the caller could not
+/// read as an outcome of its own: throttling and conflicts are transient, any other reason is a
+/// cancellation this code does not know, which a retry would meet again.
+pub(crate) fn unexplained_cancellation(what: &str, codes: &[&str]) -> StoreError {
+    if codes.iter().any(|c| THROTTLE_CANCEL_CODES.contains(c)) {
+        StoreError::Throttled(format!("{what} cancelled: {codes:?}"))
+    } else if codes.contains(&"TransactionConflict") {
+        StoreError::Unavailable(format!("{what} cancelled: {codes:?}"))
+    } else {
+        StoreError::Rejected {
+            op: "TransactWriteItems".into(),
+            code: format!("{codes:?}"),
+            message: format!("{what} cancelled for a reason the code does not know"),
+        }
+    }
+}
+
+/// Service errors that say DynamoDB could not answer now, not that the request is wrong: a retry
+/// may succeed (with the HTTP status 5xx, see [`StoreError::from`]).
+const TRANSIENT_CODES: &[&str] = &[
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    // Another transaction (or the same token, still running) holds an item: retry.
+    "TransactionConflictException",
+    "TransactionInProgressException",
+];
+
+/// `TransactWriteItems` from `aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError`.
+fn operation_name<E>() -> String {
+    let name = std::any::type_name::<E>();
+    let last = name.rsplit("::").next().unwrap_or(name);
+    last.strip_suffix("Error").unwrap_or(last).to_owned()
+}
+
+impl<E> From<SdkError<E, HttpResponse>> for StoreError
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
-    fn from(err: SdkError<E, R>) -> Self {
+    /// Throttling is [`StoreError::Throttled`]; timeouts, network failures, 5xx and the
+    /// transient codes are [`StoreError::Unavailable`]; every other service error (and a request
+    /// the SDK could not build) is [`StoreError::Rejected`].
+    fn from(err: SdkError<E, HttpResponse>) -> Self {
         let code = err.code().unwrap_or_default().to_owned();
-        if THROTTLE_CODES.contains(&code.as_str()) {
-            StoreError::Throttled(code)
-        } else {
-            StoreError::Unavailable(DisplayErrorContext(&err).to_string())
+        let rejected =
+            |code: String, message: String| StoreError::Rejected { op: operation_name::<E>(), code, message };
+        match &err {
+            SdkError::ServiceError(service) => {
+                let server_side = service.raw().status().is_server_error();
+                if THROTTLE_CODES.contains(&code.as_str()) {
+                    StoreError::Throttled(code)
+                } else if server_side || TRANSIENT_CODES.contains(&code.as_str()) {
+                    StoreError::Unavailable(DisplayErrorContext(&err).to_string())
+                } else {
+                    let message = err.message().unwrap_or_default().to_owned();
+                    rejected(if code.is_empty() { "(no code)".into() } else { code }, message)
+                }
+            }
+            SdkError::ConstructionFailure(_) => {
+                rejected("ConstructionFailure".into(), DisplayErrorContext(&err).to_string())
+            }
+            // Timeouts, dispatch (network) failures, unreadable responses: the call may not even
+            // have arrived; a retry will tell.
+            _ => StoreError::Unavailable(DisplayErrorContext(&err).to_string()),
         }
     }
 }
@@ -73,7 +140,9 @@ impl From<serde_dynamo::Error> for StoreError {
     }
 }
 
-/// Logs a store failure and says what it means for the caller.
+/// Logs a store failure and says what it means for the caller: a transient failure is busy (a
+/// retry is safe and may succeed), anything else an internal error, logged at error level and
+/// counted in `Errors` (the alarm).
 pub(crate) fn logged(err: StoreError) -> AppError {
     match err {
         StoreError::Throttled(_) | StoreError::Unavailable(_) => {
@@ -81,10 +150,23 @@ pub(crate) fn logged(err: StoreError) -> AppError {
             AppError::Busy
         }
         StoreError::NoSuchSale(_) => AppError::SaleNotFound,
-        StoreError::Corrupt(_) | StoreError::SaleExists(_) | StoreError::Rule(_) => {
-            tracing::error!(error = %err, "stored data is not what the code expects");
+        StoreError::Rejected { ref op, ref code, .. } => {
+            tracing::error!(operation = %op, code = %code, error = %err, "DynamoDB refused a call: not retryable");
+            crate::telemetry::record_error("store");
             AppError::Internal
         }
+        StoreError::Corrupt(_) | StoreError::SaleExists(_) | StoreError::Rule(_) => {
+            tracing::error!(error = %err, "stored data is not what the code expects");
+            crate::telemetry::record_error("stored_data");
+            AppError::Internal
+        }
+    }
+}
+
+impl StoreError {
+    /// True when a retry may succeed: throttling and transient failures.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Throttled(_) | StoreError::Unavailable(_))
     }
 }
 

@@ -37,6 +37,33 @@ pub(crate) struct Hold {
     pub order_id: String,
     pub shard: u32,
     pub expires_at_ms: i64,
+    /// The `holds` index partition it is listed in (`holdKey`).
+    pub hold_key: String,
+}
+
+/// An entry of the `holds` index the sweeper cannot release: it lacks what a release needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Malformed {
+    pub pk: String,
+    pub hold_key: String,
+    pub detail: String,
+}
+
+/// A hold set aside by the sweeper (see [`Store::set_hold_aside`]): listed in the sale's own
+/// `holds` partition [`crate::keys::stuck_holds_pk`], not in the lanes the sweeper reads.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StuckHold {
+    pub pk: String,
+    pub user_id: Option<String>,
+    pub order_id: Option<String>,
+    pub status: Option<String>,
+    pub hold_expires_at: Option<i64>,
+    /// Why the sweeper set it aside (the last release error).
+    pub reason: Option<String>,
+    /// Failed releases counted on the record.
+    pub release_failures: Option<i64>,
+    pub stuck_at: Option<i64>,
 }
 
 impl Hold {
@@ -47,6 +74,7 @@ impl Hold {
             order_id: r.order_id.clone(),
             shard: r.shard,
             expires_at_ms: r.hold_expires_at.unwrap_or(0),
+            hold_key: r.hold_key.clone().unwrap_or_default(),
         }
     }
 }
@@ -60,8 +88,11 @@ fn n(v: i64) -> AttributeValue {
 }
 
 fn build_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    StoreError::Rejected { op: "build request".into(), code: "BuildError".into(), message: e.to_string() }
 }
+
+/// Attributes the sweeper writes on a record whose release failed; a release removes them.
+const RELEASE_FAILURE_ATTRIBUTES: &str = "releaseFailures, lastReleaseError, lastReleaseErrorAt, stuckAt";
 
 impl Store {
     /// The partition key of the record holding order `order_id`, from the `orders` index
@@ -159,9 +190,10 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key(pk.to_owned(), PURCHASE_SK)))
             .condition_expression(condition)
-            .update_expression(
-                "SET #status = :to, version = if_not_exists(version, :one) + :one, updatedAt = :now REMOVE holdKey",
-            )
+            .update_expression(format!(
+                "SET #status = :to, version = if_not_exists(version, :one) + :one, updatedAt = :now \
+                     REMOVE holdKey, {RELEASE_FAILURE_ATTRIBUTES}"
+            ))
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(Some({
                 let mut v = std::collections::HashMap::from([
@@ -218,7 +250,7 @@ impl Store {
                     if (0..2).any(|i| code(i) == "TransactionConflict") {
                         return Ok(Change::Conflict);
                     }
-                    Err(StoreError::Unavailable(format!("release of {order_id} cancelled: {:?}", (code(0), code(1)))))
+                    Err(super::unexplained_cancellation(&format!("release of {order_id}"), &[code(0), code(1)]))
                 }
                 Some(TransactWriteItemsError::TransactionInProgressException(_)) => Ok(Change::Conflict),
                 _ => Err(err.into()),
@@ -227,34 +259,196 @@ impl Store {
     }
 
     /// Up to `per_lane` of the earliest-ending live holds of `sale` from each index partition,
-    /// ended or not, earliest first per partition.
-    pub(crate) async fn earliest_holds(&self, sale: &SaleId, per_lane: i32) -> Result<Vec<Hold>, StoreError> {
+    /// ended or not, earliest first per partition; and the entries that lack what a release
+    /// needs, apart.
+    pub(crate) async fn earliest_holds(
+        &self,
+        sale: &SaleId,
+        per_lane: i32,
+    ) -> Result<(Vec<Hold>, Vec<Malformed>), StoreError> {
+        self.earliest_holds_in(sale, 0..crate::keys::HOLD_LANES, per_lane).await
+    }
+
+    /// [`Store::earliest_holds`] of some of the index partitions (`lanes`) only.
+    pub(crate) async fn earliest_holds_in(
+        &self,
+        sale: &SaleId,
+        lanes: impl IntoIterator<Item = u32>,
+        per_lane: i32,
+    ) -> Result<(Vec<Hold>, Vec<Malformed>), StoreError> {
         let mut holds = Vec::new();
-        for lane in 0..crate::keys::HOLD_LANES {
+        let mut malformed = Vec::new();
+        for lane in lanes {
+            let hold_key = crate::keys::hold_index_pk(sale.as_str(), lane);
             let out = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .index_name(HOLDS_INDEX)
                 .key_condition_expression("holdKey = :k")
-                .expression_attribute_values(":k", s(&crate::keys::hold_index_pk(sale.as_str(), lane)))
+                .expression_attribute_values(":k", s(&hold_key))
                 .limit(per_lane)
                 .send()
                 .await?;
             for item in out.items.unwrap_or_default() {
                 let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
                 let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
-                match (text("pk"), text("orderId"), num("shard"), num("holdExpiresAt")) {
-                    (Some(pk), Some(order_id), Some(shard), Some(at)) => holds.push(Hold {
-                        pk,
-                        order_id,
-                        shard: u32::try_from(shard).map_err(|_| StoreError::Corrupt(format!("hold shard {shard}")))?,
-                        expires_at_ms: at,
+                let shard = num("shard").and_then(|n| u32::try_from(n).ok());
+                match (text("pk"), text("orderId"), shard, num("holdExpiresAt")) {
+                    (Some(pk), Some(order_id), Some(shard), Some(at)) => {
+                        holds.push(Hold { pk, order_id, shard, expires_at_ms: at, hold_key: hold_key.clone() })
+                    }
+                    (pk, ..) => malformed.push(Malformed {
+                        pk: pk.unwrap_or_default(),
+                        hold_key: hold_key.clone(),
+                        detail: format!("hold index entry without its attributes: {item:?}"),
                     }),
-                    _ => return Err(StoreError::Corrupt(format!("hold index entry without its attributes: {item:?}"))),
                 }
             }
         }
-        Ok(holds)
+        Ok((holds, malformed))
+    }
+
+    /// Counts a failed release on the hold's record (`releaseFailures`, with the error), if the
+    /// record is still that hold in that index partition. Returns the count, or `None` when the
+    /// record changed meanwhile.
+    pub(crate) async fn note_release_failure(
+        &self,
+        pk: &str,
+        hold_key: &str,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.to_owned(), PURCHASE_SK)))
+            .condition_expression("holdKey = :lane")
+            .update_expression("ADD releaseFailures :one SET lastReleaseError = :error, lastReleaseErrorAt = :now")
+            .expression_attribute_values(":lane", s(hold_key))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":error", s(&error.chars().take(500).collect::<String>()))
+            .expression_attribute_values(":now", n(now_ms))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match sent {
+            Ok(out) => Ok(out
+                .attributes
+                .and_then(|a| a.get("releaseFailures").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(None),
+                _ => Err(err.into()),
+            },
+        }
+    }
+
+    /// Sets a hold the sweeper cannot release aside until an operator looks: its `holdKey` moves
+    /// from its lane to the sale's [`crate::keys::stuck_holds_pk`] (the sweeper no longer reads
+    /// it; `flash-sale-admin stuck-holds` does). False when the record left that lane meanwhile.
+    pub(crate) async fn set_hold_aside(
+        &self,
+        sale: &SaleId,
+        pk: &str,
+        hold_key: &str,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.to_owned(), PURCHASE_SK)))
+            .condition_expression("holdKey = :lane")
+            .update_expression("SET holdKey = :stuck, stuckAt = :now, lastReleaseError = :error")
+            .expression_attribute_values(":lane", s(hold_key))
+            .expression_attribute_values(":stuck", s(&crate::keys::stuck_holds_pk(sale.as_str())))
+            .expression_attribute_values(":error", s(&error.chars().take(500).collect::<String>()))
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                _ => Err(err.into()),
+            },
+        }
+    }
+
+    /// The holds of `sale` set aside by the sweeper, with why (an operator's view; bounded to
+    /// 1,000).
+    pub async fn stuck_holds(&self, sale: &SaleId) -> Result<Vec<StuckHold>, StoreError> {
+        let mut keys = Vec::new();
+        let mut start = None;
+        for _ in 0..10 {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(HOLDS_INDEX)
+                .key_condition_expression("holdKey = :k")
+                .expression_attribute_values(":k", s(&crate::keys::stuck_holds_pk(sale.as_str())))
+                .set_exclusive_start_key(start)
+                .limit(100)
+                .send()
+                .await?;
+            for item in out.items.unwrap_or_default() {
+                if let Some(pk) = item.get("pk").and_then(|v| v.as_s().ok()) {
+                    keys.push(key(pk.clone(), PURCHASE_SK));
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        let mut stuck: Vec<StuckHold> = self
+            .batch_get(keys, true)
+            .await?
+            .into_iter()
+            .map(|item| {
+                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+                let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+                StuckHold {
+                    pk: text("pk").unwrap_or_default(),
+                    user_id: text("userId"),
+                    order_id: text("orderId"),
+                    status: text("status"),
+                    hold_expires_at: num("holdExpiresAt"),
+                    reason: text("lastReleaseError"),
+                    release_failures: num("releaseFailures"),
+                    stuck_at: num("stuckAt"),
+                }
+            })
+            .collect();
+        stuck.sort_by(|a, b| a.pk.cmp(&b.pk));
+        Ok(stuck)
+    }
+
+    /// An operator's "look again": puts a hold set aside back in a lane of the `holds` index,
+    /// its failure count cleared, so the next sweep tries it again. False when `pk` is not set
+    /// aside (released, or never stuck).
+    pub async fn return_stuck_hold(&self, sale: &SaleId, pk: &str) -> Result<bool, StoreError> {
+        let lane = fastrand::u32(..crate::keys::HOLD_LANES);
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.to_owned(), PURCHASE_SK)))
+            .condition_expression("holdKey = :stuck")
+            .update_expression(format!("SET holdKey = :lane REMOVE {RELEASE_FAILURE_ATTRIBUTES}"))
+            .expression_attribute_values(":stuck", s(&crate::keys::stuck_holds_pk(sale.as_str())))
+            .expression_attribute_values(":lane", s(&crate::keys::hold_index_pk(sale.as_str(), lane)))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                _ => Err(err.into()),
+            },
+        }
     }
 }

@@ -3,14 +3,16 @@
 //!
 //! One `TransactWriteItems` with two items, in this order:
 //! 0. Update the stock shard: `remaining - 1` if `remaining > 0` and the window is open at `now`;
-//! 1. Put the buyer's record if the buyer has no live order (`reserved` or `confirmed`) in this sale.
+//! 1. Write the buyer's record (a new order, its version continuing from the record's) if the
+//!    buyer has no live order (`reserved` or `confirmed`) in this sale, and the record does not
+//!    already hold this order (an earlier attempt of the same purchase that committed).
 //!
 //! Both or neither. Failed conditions return the old items (`ALL_OLD`), which is how a
 //! cancellation is read back into an [`Attempt`] verdict here, next to the item order it depends on.
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, CancellationReason, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
 use super::items::{Item, PurchaseRecord, ShardItem};
@@ -38,11 +40,11 @@ pub enum Attempt {
     ShardMissing,
     /// A concurrent transaction touched one of the items: retry after a short jittered pause.
     Conflict,
-    /// DynamoDB is throttling: answer busy rather than pile on.
+    /// DynamoDB is throttling this shard: try another (the caller bounds how many).
     Throttled,
     /// A stored item that does not parse; carries its key for the log.
     Unreadable(String),
-    /// Anything else: the outcome is not known, treated as busy.
+    /// A cancellation this code does not know (nothing was written): an internal error.
     Unknown(String),
 }
 
@@ -97,20 +99,33 @@ impl Store {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let insert = Put::builder()
+        // The whole record, written over an ended order if there is one, its version continuing
+        // from that order's: versions of a record only grow.
+        let (set_all, names, values) = record.new_order_update()?;
+        let insert = Update::builder()
             .table_name(&self.table)
-            .set_item(Some(record.to_item()?))
-            // No record, or one whose order gave its item back: a buyer may buy again then.
-            .condition_expression("attribute_not_exists(pk) OR #status IN (:cancelled, :expired)")
+            .set_key(Some(key(record.pk.clone(), &record.sk)))
+            .update_expression(set_all)
+            // No record, or one whose order gave its item back: a buyer may buy again then, with
+            // another order. A record holding this very order id means an earlier attempt of this
+            // purchase committed (its answer was lost): never written twice as a new order, even
+            // after it ended; the failed condition returns it, and the purchase answers with it.
+            .condition_expression(
+                "attribute_not_exists(pk) OR (#status IN (:cancelled, :expired) AND #orderId <> :order)",
+            )
+            .set_expression_attribute_names(Some(names))
             .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#orderId", "orderId")
+            .set_expression_attribute_values(Some(values))
             .expression_attribute_values(":cancelled", AttributeValue::S(OrderStatus::Cancelled.as_str().into()))
             .expression_attribute_values(":expired", AttributeValue::S(OrderStatus::Expired.as_str().into()))
+            .expression_attribute_values(":order", AttributeValue::S(record.order_id.clone()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let mut items = [None, None];
         items[SHARD_ITEM] = Some(TransactWriteItem::builder().update(take_one).build());
-        items[PURCHASE_ITEM] = Some(TransactWriteItem::builder().put(insert).build());
+        items[PURCHASE_ITEM] = Some(TransactWriteItem::builder().update(insert).build());
 
         let sent = self
             .client

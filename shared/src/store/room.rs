@@ -374,7 +374,8 @@ impl Store {
                     if failed(2) {
                         return Ok(Joined::PrequeueClosed);
                     }
-                    Err(StoreError::Unavailable(format!("pre-queue join cancelled: {reasons:?}")))
+                    let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
+                    Err(super::unexplained_cancellation("pre-queue join", &codes))
                 }
                 _ => Err(err.into()),
             },

@@ -12,7 +12,7 @@ use flash_sale::clock::now_ms;
 use flash_sale::ids::SaleId;
 use flash_sale::room;
 use flash_sale::sale::{Sale, SaleView};
-use flash_sale::store::{Store, StoreError};
+use flash_sale::store::{Reset, Store, StoreError};
 use flash_sale::time_fmt::{parse_rfc3339_ms, rfc3339_ms};
 use serde_json::json;
 
@@ -178,13 +178,31 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         budget_seconds: u64,
     },
-    /// Restore the stock and delete every purchase. Run it only while the sale takes no traffic.
+    /// Holds the sweeper set aside because their release failed for good or kept failing (see
+    /// docs/operations.md, "Stuck holds"), one JSON object per line with the last error. With
+    /// `--retry-user`, releases that buyer's hold now (as `release` does); with `--return-user`,
+    /// puts it back for the next sweep, its failure count cleared.
+    StuckHolds {
+        #[arg(long)]
+        sale_id: String,
+        #[arg(long, conflicts_with = "return_user")]
+        retry_user: Option<String>,
+        #[arg(long)]
+        return_user: Option<String>,
+    },
+    /// Restore the stock and delete every purchase; each live order deleted is announced as
+    /// cancelled (reason `reset`) on the order event bus. Refuses a sale with confirmed (paid)
+    /// orders unless --include-confirmed is given. For test and rehearsal sales.
     ResetSale {
         #[arg(long)]
         sale_id: String,
         /// Required: this deletes purchases.
         #[arg(long)]
         yes: bool,
+        /// Also delete confirmed (paid) orders: their buyers paid, and only the cancellation
+        /// events tell the systems that fulfil them.
+        #[arg(long)]
+        include_confirmed: bool,
     },
 }
 
@@ -331,6 +349,10 @@ async fn run(cli: Cli) -> Result<()> {
             let purchases = records.iter().filter(|r| r.status.is_live()).count();
             let status = SaleView::new(&sale, shards.iter().map(|r| (*r).max(0)).sum(), now_ms());
             let mut shown = json!({ "sale": status, "shards": shards, "purchases": purchases, "orders": orders });
+            if sale.hold_seconds > 0 {
+                // Holds the sweeper gave up on (`stuck-holds` lists them).
+                shown["stuckHolds"] = json!(store.stuck_holds(&sale.id).await?.len());
+            }
             if let Some(config) = &sale.room {
                 let state = store.room_state(&sale.id).await?;
                 shown["waitingRoom"] = json!({ "settings": config, "state": state });
@@ -374,6 +396,31 @@ async fn run(cli: Cli) -> Result<()> {
             let user = flash_sale::ids::UserId::parse(&user_id).with_context(|| format!("--user-id `{user_id}`"))?;
             let order = use_cases(&store, &cli.table).release(&sale_id(&raw)?, &user).await;
             writeln!(out, "{}", json!(order.map_err(refused)?))?;
+        }
+        Command::StuckHolds { sale_id: raw, retry_user, return_user } => {
+            let sale = existing_sale(&store, &raw).await?;
+            let user = |raw: &str| flash_sale::ids::UserId::parse(raw).with_context(|| format!("user id `{raw}`"));
+            if let Some(raw_user) = retry_user {
+                let order = use_cases(&store, &cli.table).release(&sale.id, &user(&raw_user)?).await;
+                writeln!(out, "{}", json!(order.map_err(refused)?))?;
+            } else if let Some(raw_user) = return_user {
+                let pk = flash_sale::keys::purchase_pk(sale.id.as_str(), user(&raw_user)?.as_str());
+                if !store.return_stuck_hold(&sale.id, &pk).await? {
+                    bail!("`{raw_user}` has no hold set aside in sale `{}`", sale.id);
+                }
+                writeln!(out, "{}", json!({ "returned": raw_user }))?;
+            } else {
+                for hold in store.stuck_holds(&sale.id).await? {
+                    writeln!(
+                        out,
+                        "{}",
+                        json!({"userId": hold.user_id, "orderId": hold.order_id, "status": hold.status,
+                               "holdExpiresAt": hold.hold_expires_at.map(rfc3339_ms),
+                               "stuckAt": hold.stuck_at.map(rfc3339_ms), "releaseFailures": hold.release_failures,
+                               "lastError": hold.reason, "pk": hold.pk})
+                    )?;
+                }
+            }
         }
         Command::Sweep { limit, budget_seconds } => {
             let budget = std::time::Duration::from_secs(budget_seconds);
@@ -494,16 +541,30 @@ async fn run(cli: Cli) -> Result<()> {
             store.control_room(&sale.id, None, Some(per_second)).await?;
             writeln!(out, "{} now admits {per_second} people per second", sale.id)?;
         }
-        Command::ResetSale { sale_id, yes } => {
+        Command::ResetSale { sale_id, yes, include_confirmed } => {
             if !yes {
                 bail!("reset-sale deletes every purchase of the sale; pass --yes to confirm");
             }
             let sale = existing_sale(&store, &sale_id).await?;
-            let returned = store.reset_sale(&sale).await?;
+            let (returned, kept_confirmed) = match store.reset_sale(&sale, include_confirmed).await? {
+                Reset::Done { returned, kept_confirmed } => (returned, kept_confirmed),
+                Reset::Refused { confirmed } => bail!(
+                    "sale {} has {confirmed} confirmed (paid) orders; nothing was deleted. A reset cancels them \
+                     (OrderCancelled, reason reset): pass --include-confirmed to delete them too",
+                    sale.id
+                ),
+            };
             let left = store.purchases_of(&sale.id).await?.len();
             writeln!(out, "sale {} reset: {returned} purchases deleted and their items given back", sale.id)?;
-            if left > 0 {
-                writeln!(out, "{left} purchases made during the reset were kept (stock + purchases = total)")?;
+            if kept_confirmed > 0 {
+                writeln!(out, "{kept_confirmed} orders confirmed during the reset were kept (no --include-confirmed)")?;
+            }
+            if left > kept_confirmed {
+                writeln!(
+                    out,
+                    "{} purchases made during the reset were kept (stock + purchases = total)",
+                    left - kept_confirmed
+                )?;
             }
         }
     }

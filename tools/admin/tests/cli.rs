@@ -146,7 +146,12 @@ fn buyers_come_out_in_purchase_order_and_reset_restores_the_sale() {
 
     assert!(cli.refused(&["reset-sale", "--sale-id", "drop-2"]).contains("--yes"));
     assert_eq!(lines(&cli.ok(&["buyers", "--sale-id", "drop-2"])).len(), 3, "nothing deleted without --yes");
-    assert!(cli.ok(&["reset-sale", "--sale-id", "drop-2", "--yes"]).contains("3 purchases deleted"));
+    // Paid orders: refused, nothing deleted, unless asked for by name.
+    let refused = cli.refused(&["reset-sale", "--sale-id", "drop-2", "--yes"]);
+    assert!(refused.contains("3 confirmed") && refused.contains("--include-confirmed"), "{refused}");
+    assert_eq!(lines(&cli.ok(&["buyers", "--sale-id", "drop-2"])).len(), 3, "nothing deleted without the flag");
+    let args = ["reset-sale", "--sale-id", "drop-2", "--yes", "--include-confirmed"];
+    assert!(cli.ok(&args).contains("3 purchases deleted"));
     assert!(cli.ok(&["buyers", "--sale-id", "drop-2"]).is_empty());
     let shown: Value = serde_json::from_str(&cli.ok(&["show-sale", "--sale-id", "drop-2"])).unwrap();
     assert_eq!(shown["shards"], serde_json::json!([5, 5]));
@@ -193,7 +198,10 @@ fn support_staff_confirm_release_and_sweep_holds_and_a_reset_gives_back_only_liv
     assert_eq!(shown["orders"], serde_json::json!({"cancelled": 1, "confirmed": 1, "reserved": 1}));
     assert_eq!((shown["purchases"].as_i64(), shown["shards"][0].as_i64()), (Some(2), Some(2)));
     // A reset gives back the two live orders only: the cancelled one gave its item back already.
-    assert!(cli.ok(&["reset-sale", "--sale-id", "held", "--yes"]).contains("2 purchases deleted"));
+    assert!(cli.refused(&["reset-sale", "--sale-id", "held", "--yes"]).contains("1 confirmed"));
+    assert!(
+        cli.ok(&["reset-sale", "--sale-id", "held", "--yes", "--include-confirmed"]).contains("2 purchases deleted")
+    );
     let shown: Value = serde_json::from_str(&cli.ok(&["show-sale", "--sale-id", "held"])).unwrap();
     assert_eq!(shown["shards"], serde_json::json!([4]));
 }
@@ -315,6 +323,72 @@ fn a_waiting_room_is_created_operated_and_its_draw_verified_from_public_data() {
     let first = watched.lines().next().expect("at least one line");
     assert!(first.contains("0/10 sold") && first.contains("admitted through") && first.contains("3/s"), "{watched}");
     assert!(watched.lines().count() <= 5, "it stops: {watched}");
+}
+
+#[test]
+fn holds_the_sweeper_set_aside_are_listed_retried_and_returned() {
+    // Arrange: an ended hold whose shard item is gone (kept aside to restore later), set aside
+    // by a sweep.
+    let cli = Cli::new();
+    cli.ok(&["create-table"]);
+    let mut args = vec!["create-sale", "--sale-id", "stuck", "--name", "Console", "--price-cents", "100"];
+    args.extend(["--currency", "EUR", "--stock", "1", "--shards", "1", "--starts-at", OPEN, "--ends-at", CLOSE]);
+    args.extend(["--hold-seconds", "60"]);
+    cli.ok(&args);
+    let clock = ManualClock::at(flash_sale::clock::now_ms() - 120_000);
+    let store = cli.store();
+    let app = TestApp::on(&store).clocked(&clock);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let sale = SaleId::parse("stuck").unwrap();
+    rt.block_on(app.purchase(&sale, &UserId::parse("ann").unwrap(), None)).result.unwrap();
+    let shard_key = |pk: &str| {
+        std::collections::HashMap::from([
+            ("pk".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(pk.to_owned())),
+            ("sk".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S("STOCK".into())),
+        ])
+    };
+    let pk = flash_sale::keys::shard_pk("stuck", 0);
+    let delete = store
+        .client()
+        .delete_item()
+        .table_name(store.table())
+        .set_key(Some(shard_key(&pk)))
+        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+        .send();
+    let shard = rt.block_on(delete).expect("delete the shard").attributes.expect("the shard item");
+    clock.advance(60_000);
+    let report = rt.block_on(app.scheduled_run(100, std::time::Duration::from_secs(60)));
+    assert_eq!((report.sweep.failed, report.sweep.set_aside), (1, 1), "{report:?}");
+
+    // Listed, with the error; counted by show-sale.
+    let stuck = lines(&cli.ok(&["stuck-holds", "--sale-id", "stuck"]));
+    assert_eq!(stuck.len(), 1, "{stuck:?}");
+    assert_eq!((stuck[0]["userId"].as_str(), stuck[0]["status"].as_str()), (Some("ann"), Some("reserved")));
+    assert!(stuck[0]["lastError"].as_str().is_some_and(|e| e.contains("missing")), "{stuck:?}");
+    let shown: Value = serde_json::from_str(&cli.ok(&["show-sale", "--sale-id", "stuck"])).unwrap();
+    assert_eq!(shown["stuckHolds"], 1);
+
+    // A retry while the shard is still gone fails and changes nothing.
+    cli.refused(&["stuck-holds", "--sale-id", "stuck", "--retry-user", "ann"]);
+    assert_eq!(lines(&cli.ok(&["stuck-holds", "--sale-id", "stuck"])).len(), 1);
+
+    // Returned: the next sweep tries it again (and sets it aside again).
+    let returned = cli.ok(&["stuck-holds", "--sale-id", "stuck", "--return-user", "ann"]);
+    assert!(returned.contains("ann"), "{returned}");
+    assert!(cli.ok(&["stuck-holds", "--sale-id", "stuck"]).is_empty());
+    cli.refused(&["stuck-holds", "--sale-id", "stuck", "--return-user", "ann"]);
+    let report = rt.block_on(app.scheduled_run(100, std::time::Duration::from_secs(60)));
+    assert_eq!(report.sweep.set_aside, 1, "{report:?}");
+
+    // Once the shard is back, a retry releases it: expired, the item back, nothing set aside.
+    let put = store.client().put_item().table_name(store.table()).set_item(Some(shard));
+    rt.block_on(put.send()).expect("restore the shard");
+    let released: Value =
+        serde_json::from_str(&cli.ok(&["stuck-holds", "--sale-id", "stuck", "--retry-user", "ann"])).unwrap();
+    assert_eq!(released["status"], "expired");
+    assert!(cli.ok(&["stuck-holds", "--sale-id", "stuck"]).is_empty());
+    let shown: Value = serde_json::from_str(&cli.ok(&["show-sale", "--sale-id", "stuck"])).unwrap();
+    assert_eq!((shown["shards"][0].as_i64(), shown["stuckHolds"].as_i64()), (Some(1), Some(0)));
 }
 
 #[test]

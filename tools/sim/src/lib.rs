@@ -11,7 +11,7 @@ use serde::Serialize;
 
 pub use metrics::Metrics;
 pub use model::{Path, crowd, run};
-pub use params::{Arrivals, Params, TokenCheck};
+pub use params::{Arrivals, Params, PlacePolls, TokenCheck};
 
 /// The command line.
 #[derive(Debug, Parser)]

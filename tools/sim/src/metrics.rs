@@ -69,6 +69,20 @@ pub struct Metrics {
     pub joins: u64,
     pub polls_db: u64,
     pub polls_cdn: u64,
+    /// Room: seconds from opening to the last poll of a waiting human (the wait).
+    pub wait_s: Option<f64>,
+    /// Room: requests of humans' pages that reached API Gateway (and Lambda) during the wait:
+    /// joins after opening, reads of the own place, and the status's origin fetches (one per
+    /// `status_cache_s`).
+    pub wait_origin_requests: Option<u64>,
+    /// ... per second, averaged over the wait.
+    pub wait_origin_rps_mean: Option<f64>,
+    /// ... in the busiest second of the wait.
+    pub wait_origin_rps_peak: Option<u64>,
+    /// ... in the busiest second from `open_window_s` + 10 s on (after the joins and the draw reads).
+    pub wait_origin_rps_steady_peak: Option<u64>,
+    /// Room: the scripts' joins and place polls in their busiest second (not bound by the page's rule).
+    pub script_origin_rps_peak: Option<u64>,
     pub admitted: u64,
     pub declined: u64,
     /// Room: when the last waiting identity learned sold_out.
@@ -151,6 +165,17 @@ pub fn metrics(p: &Params, clients: &[Client], run: &Run) -> Metrics {
     let first_k: Vec<usize> = by_arrival.iter().copied().take(k).collect();
     let first_k_after: Vec<usize> = by_arrival.iter().copied().filter(|&i| !clients[i].pre_opening()).take(k).collect();
 
+    // The wait: opening to the last human poll; the status reaches the origin once per cache period.
+    let wait = c.last_poll.map(|t| secs(t).max(p.status_cache_s));
+    let wait_secs = wait.map_or(0, |w| w.ceil() as usize);
+    let per_s_status = (1.0 / p.status_cache_s).ceil() as u64;
+    let page_by_s = |s: usize| u64::from(c.page_origin_by_s.get(s).copied().unwrap_or(0));
+    let status_fetches = wait.map_or(0, |w| (w / p.status_cache_s).ceil() as u64);
+    let wait_origin = (0..wait_secs).map(page_by_s).sum::<u64>() + status_fetches;
+    let wait_peak = (0..wait_secs).map(|s| page_by_s(s) + per_s_status).max();
+    let steady_from = (p.open_window_s + 10.0).ceil() as usize;
+    let steady_peak = (steady_from..wait_secs).map(|s| page_by_s(s) + per_s_status).max();
+
     let buyers = run.outcomes.iter().filter(|o| o.pressed).count() as u64;
     let r429 = c.r429_api + c.r429_lambda;
     Metrics {
@@ -198,6 +223,12 @@ pub fn metrics(p: &Params, clients: &[Client], run: &Run) -> Metrics {
         joins: c.joins,
         polls_db: c.polls_db,
         polls_cdn: c.polls_cdn,
+        wait_s: wait.filter(|_| room),
+        wait_origin_requests: room.then_some(wait_origin),
+        wait_origin_rps_mean: wait.filter(|_| room).map(|w| wait_origin as f64 / w),
+        wait_origin_rps_peak: wait_peak.filter(|_| room),
+        wait_origin_rps_steady_peak: steady_peak.filter(|_| room),
+        script_origin_rps_peak: room.then(|| c.script_origin_by_s.iter().copied().max().map_or(0, u64::from)),
         admitted: c.admitted,
         declined: run.outcomes.iter().filter(|o| o.declined).count() as u64,
         last_told_sold_out_s: c.last_told_sold_out.map(secs),

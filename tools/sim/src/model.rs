@@ -10,7 +10,7 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use fastrand::Rng;
 
-use crate::params::{Arrivals, Params, TokenCheck};
+use crate::params::{Arrivals, Params, PlacePolls, TokenCheck};
 
 /// Microseconds since opening.
 pub type Micros = i64;
@@ -129,6 +129,16 @@ pub struct Counters {
     pub joins: u64,
     pub polls_db: u64,
     pub polls_cdn: u64,
+    /// Of `polls_db`, those sent by scripts.
+    pub script_polls: u64,
+    /// Requests of humans' pages that reached the origin (API Gateway, Lambda) after opening, per
+    /// second since opening: joins and reads of the own place. The status's origin fetches are
+    /// added in the metrics (one per `status_cache_s` while anyone polls).
+    pub page_origin_by_s: Vec<u32>,
+    /// The same for scripts: joins and their place polls.
+    pub script_origin_by_s: Vec<u32>,
+    /// The last poll of a waiting human (the end of the wait).
+    pub last_poll: Option<Micros>,
     pub admitted: u64,
     pub sold_out_at: Option<Micros>,
     /// Room: when the last waiting identity learned sold_out.
@@ -225,6 +235,14 @@ struct Sim<'a> {
     admitted_before_window: u64,
     token_at: Vec<Option<Micros>>,
     first_at: Vec<Option<Micros>>,
+    /// Room, `--place-polls horizon`: the page knows its place (joined after opening, or read its drawn place).
+    known: Vec<bool>,
+    /// ... when its next safety ask is due since its last ask (a random share of `safety_poll_s` after the last, from half of it to all).
+    safety_due: Vec<Micros>,
+    /// ... the admitted range the status showed at that moment.
+    seen_at_read: Vec<u64>,
+    /// ... a pre-queue page reads its drawn place at its first status poll from this moment on.
+    draw_read_at: Vec<Micros>,
 }
 
 /// Runs one path over `clients` (from [`crowd`]).
@@ -263,6 +281,10 @@ pub fn run(p: &Params, clients: &[Client], path: Path) -> Run {
         admitted_before_window: 0,
         token_at: vec![None; clients.len()],
         first_at: vec![None; clients.len()],
+        known: vec![false; clients.len()],
+        safety_due: vec![Micros::MAX; clients.len()],
+        draw_read_at: vec![0; clients.len()],
+        seen_at_read: vec![0; clients.len()],
     };
     match path {
         Path::Direct => sim.start_direct(),
@@ -305,6 +327,8 @@ impl Sim<'_> {
             (0..self.clients.len() as u32).filter(|&i| self.clients[i as usize].pre_opening()).collect();
         self.rng.shuffle(&mut pre);
         let interval = us(p.poll_interval_s);
+        // The pre-queue's reads of their drawn places spread over pre-queue / draw_read_rate (≤ draw_read_max_s).
+        let spread = us((pre.len() as f64 / p.draw_read_rate).min(p.draw_read_max_s));
         for &i in &pre {
             self.place(i, 0);
             self.c.joins += 1;
@@ -320,6 +344,9 @@ impl Sim<'_> {
                 // Polls keep their phase: the first one at or after opening.
                 let k = (-cl.arrival + interval - 1) / interval;
                 self.pre_open_polls((k - 1).max(0) as u64);
+                if p.place_polls == PlacePolls::Horizon {
+                    self.draw_read_at[i as usize] = self.uniform(0, spread);
+                }
                 self.at(cl.arrival + k * interval, Ev::Poll(i));
             }
         }
@@ -401,6 +428,12 @@ impl Sim<'_> {
 
     fn join(&mut self, i: u32, t: Micros) {
         self.place(i, t);
+        self.origin(i, t);
+        if self.p.place_polls == PlacePolls::Horizon && !self.clients[i as usize].script {
+            self.known[i as usize] = true;
+            self.safety_due[i as usize] = t + self.uniform(us(self.p.safety_poll_s / 2.0), us(self.p.safety_poll_s));
+            self.seen_at_read[i as usize] = self.status_admitted(t);
+        }
         self.c.joins += 1;
         self.c.wcu += self.p.join_wcu;
         if self.clients[i as usize].script {
@@ -411,10 +444,68 @@ impl Sim<'_> {
         }
     }
 
-    fn poll(&mut self, i: u32, t: Micros) {
+    /// A request of identity `i` reaches API Gateway at `t` (counted per second after opening).
+    fn origin(&mut self, i: u32, t: Micros) {
+        if t < 0 {
+            return;
+        }
+        let s = (t / 1_000_000) as usize;
+        let v =
+            if self.clients[i as usize].script { &mut self.c.script_origin_by_s } else { &mut self.c.page_origin_by_s };
+        if v.len() <= s {
+            v.resize(s + 1, 0);
+        }
+        v[s] += 1;
+    }
+
+    /// A read of `i`'s own place: API Gateway, Lambda, DynamoDB.
+    fn read_place(&mut self, i: u32, t: Micros) {
         self.c.polls_db += 1;
         self.c.rcu += self.p.poll_rcu;
-        self.news(i, t);
+        self.origin(i, t);
+        if self.p.place_polls == PlacePolls::Horizon {
+            self.safety_due[i as usize] = t + self.uniform(us(self.p.safety_poll_s / 2.0), us(self.p.safety_poll_s));
+            self.known[i as usize] = true;
+            self.seen_at_read[i as usize] = self.status_admitted(t);
+        }
+    }
+
+    /// Places admitted as the CDN-cached status says at `t` (fetched at the start of its cache period).
+    fn status_admitted(&self, t: Micros) -> u64 {
+        let cache = us(self.p.status_cache_s).max(1);
+        let fetched = t.div_euclid(cache) * cache;
+        self.admit_time.partition_point(|&a| a <= fetched) as u64
+    }
+
+    fn poll(&mut self, i: u32, t: Micros) {
+        self.c.last_poll = Some(t);
+        let p = self.p;
+        if p.place_polls == PlacePolls::Every {
+            self.read_place(i, t);
+            self.news(i, t);
+            return;
+        }
+        // The shared status, from the CDN: sold out needs no read of the own place.
+        self.c.polls_cdn += 1;
+        let idx = i as usize;
+        let read = !self.closed
+            && if self.known[idx] {
+                // Near its turn, and the admitted range moved since the last ask; or admitted; or the safety poll.
+                let horizon = (p.admit_rate() * p.poll_interval_s * p.place_horizon_polls).ceil() as u64;
+                let seen = self.status_admitted(t);
+                let pos = u64::from(self.pos[idx]);
+                pos < seen || (pos < seen + horizon && seen > self.seen_at_read[idx]) || t >= self.safety_due[idx]
+            } else {
+                t >= self.draw_read_at[idx]
+            };
+        if read {
+            self.read_place(i, t);
+            self.news(i, t);
+        } else if self.closed {
+            self.news(i, t);
+        } else {
+            self.at(t + us(p.poll_interval_s), Ev::Poll(i));
+        }
     }
 
     /// A human learns what the room says now.
@@ -444,7 +535,9 @@ impl Sim<'_> {
             return;
         }
         self.c.polls_db += 1;
+        self.c.script_polls += 1;
         self.c.rcu += self.p.poll_rcu;
+        self.origin(i, t);
         if self.closed {
             self.c.last_told_sold_out = Some(t);
             self.out[i as usize].told_sold_out = true;

@@ -27,6 +27,18 @@ pub enum TokenCheck {
     Lambda,
 }
 
+/// How a waiting page learns of its admission after opening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlacePolls {
+    /// Every poll asks for the user's own place (uncached: API Gateway, Lambda, a DynamoDB read).
+    Every,
+    /// Every poll reads the shared sale status (cached by the CDN); the page asks for its own place
+    /// once after the draw, when its place is within `--place-horizon-polls` status polls of the
+    /// admitted range, when the status says it is admitted, and every `--safety-poll-s`.
+    Horizon,
+}
+
 /// The assumptions. Field names are the `--sweep` names (`admit_per_shard` or `admit-per-shard`).
 #[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct Params {
@@ -157,6 +169,31 @@ pub struct Params {
     /// RCU of a poll after opening (a read of the user's place).
     #[arg(long, default_value_t = 0.5)]
     pub poll_rcu: f64,
+    /// What a waiting human's poll after opening asks: its own place every time (`every`, the
+    /// storefront before the shared-status rule) or the CDN-cached status, its own place only near
+    /// its turn (`horizon`).
+    #[arg(long, value_enum, default_value_t = PlacePolls::Horizon)]
+    pub place_polls: PlacePolls,
+    /// With `--place-polls horizon`: the CDN keeps the sale status this many seconds, so the status
+    /// reaches the origin once per this many seconds per sale (one edge cache; Origin Shield).
+    #[arg(long, default_value_t = 1.0)]
+    pub status_cache_s: f64,
+    /// With `--place-polls horizon`: a page asks for its own place at a status poll whose admitted
+    /// range moved since its last ask and is within admit_per_second x poll_interval_s x this of its place.
+    #[arg(long, default_value_t = 2.0)]
+    pub place_horizon_polls: f64,
+    /// With `--place-polls horizon`: a page asks for its own place anyway when this long has passed
+    /// since its last ask (seconds; each time a random share of it, from half to all, so asks spread out).
+    #[arg(long, default_value_t = 60.0)]
+    pub safety_poll_s: f64,
+    /// With `--place-polls horizon`: after the draw, the pre-queue's reads of their drawn places
+    /// spread over pre-queue / this many seconds (at most --draw-read-max-s): the page waits a random share of it.
+    #[arg(long, default_value_t = 10_000.0)]
+    pub draw_read_rate: f64,
+    /// ... at most this many seconds (keep it well under the claim window: the first places drawn
+    /// are admitted at once and learn it only when they read their place).
+    #[arg(long, default_value_t = 5.0)]
+    pub draw_read_max_s: f64,
     /// RCU of a poll before opening (the same answer for everyone, cached by the CDN).
     #[arg(long, default_value_t = 0.0)]
     pub pre_open_poll_rcu: f64,
@@ -229,6 +266,9 @@ impl Params {
             ("api-burst", self.api_burst),
             ("admit-tick-ms", self.admit_tick_ms),
             ("poll-interval-s", self.poll_interval_s),
+            ("status-cache-s", self.status_cache_s),
+            ("safety-poll-s", self.safety_poll_s),
+            ("draw-read-rate", self.draw_read_rate),
             ("horizon-s", self.horizon_s),
             ("admit-rate", self.admit_rate()),
         ];
@@ -261,6 +301,8 @@ impl Params {
             self.cancelled_hold_ms,
             self.script_max_s,
             self.fifo_gap_s,
+            self.place_horizon_polls,
+            self.draw_read_max_s,
         ];
         if non_negative.iter().any(|v| !(*v >= 0.0 && v.is_finite())) {
             bail!("durations, costs and factors must be non-negative numbers");

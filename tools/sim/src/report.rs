@@ -108,6 +108,16 @@ fn rows() -> Vec<Row> {
         ("RCU", |m| count(m.rcu)),
         ("room joins", |m| int(m.joins)),
         ("room polls read from DynamoDB / from the CDN", |m| format!("{} / {}", int(m.polls_db), int(m.polls_cdn))),
+        ("wait: opening to the last human poll (s)", |m| num(m.wait_s, 1)),
+        ("wait: pages' requests to API Gateway", |m| m.wait_origin_requests.map_or_else(|| "-".into(), int)),
+        ("  per second, mean / busiest second", |m| match (m.wait_origin_rps_mean, m.wait_origin_rps_peak) {
+            (Some(a), Some(b)) => format!("{} / {}", count(a), int(b)),
+            _ => "-".into(),
+        }),
+        ("  busiest second after the joins and draw reads", |m| {
+            m.wait_origin_rps_steady_peak.map_or_else(|| "-".into(), int)
+        }),
+        ("scripts' joins and polls, busiest second", |m| m.script_origin_rps_peak.map_or_else(|| "-".into(), int)),
         ("room places admitted / declined", |m| format!("{} / {}", int(m.admitted), int(m.declined))),
         ("last waiting identity told sold_out (s)", |m| num(m.last_told_sold_out_s, 1)),
         ("max items per identity", |m| m.max_items_per_identity.to_string()),
@@ -168,6 +178,9 @@ pub fn sweep_table(rows: &[SweepRow]) -> String {
         "R conflicts",
         "R WCU",
         "R RCU",
+        "R wait req/s mean",
+        "R wait req/s peak",
+        "R wait req/s steady peak",
     ];
     let body: Vec<Vec<String>> = rows
         .iter()
@@ -189,6 +202,9 @@ pub fn sweep_table(rows: &[SweepRow]) -> String {
                 int(m.conflicts),
                 count(m.wcu),
                 count(m.rcu),
+                num(m.wait_origin_rps_mean, 0),
+                m.wait_origin_rps_peak.map_or_else(|| "-".into(), int),
+                m.wait_origin_rps_steady_peak.map_or_else(|| "-".into(), int),
             ]
         })
         .collect();
@@ -208,6 +224,6 @@ pub fn sweep_table(rows: &[SweepRow]) -> String {
     for r in body {
         out.push_str(&line(r));
     }
-    out.push_str("D = direct path (today), R = waiting room; FIFO = fidelity with the pre-queue counted at opening.\n");
+    out.push_str("D = direct path (today), R = waiting room; FIFO = fidelity with the pre-queue counted at opening;\nwait req/s = humans' pages' requests to API Gateway during the wait (joins, own-place reads, status origin fetches);\nsteady peak = the busiest second from open_window_s + 10 s on.\n");
     out
 }

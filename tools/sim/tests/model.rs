@@ -199,3 +199,43 @@ fn the_text_report_lists_every_assumption_and_both_paths() {
     assert!(text.contains("direct (today)") && text.contains("waiting room"));
     assert!(text.contains("Admission rule"));
 }
+
+/// Requests of humans' pages at the origin in second `s` after opening, status fetches included.
+fn page_origin(r: &sim::model::Run, p: &Params, s: usize) -> u64 {
+    u64::from(r.counters.page_origin_by_s.get(s).copied().unwrap_or(0)) + (1.0 / p.status_cache_s).ceil() as u64
+}
+
+#[test]
+fn while_waiting_the_pages_reach_the_origin_at_a_rate_bound_by_admission_not_by_the_crowd() {
+    // Bound per second, after the joins and the drawn places' reads: the places within the horizon
+    // (admit rate x horizon) ask once per status poll while admission moves, and the admitted once
+    // more: 3 x admit rate with a horizon of 2 polls; the safety asks, each a random 30..60 s
+    // after the last, at most 2 x crowd / 60 per second; and the status's fetch.
+    let p = small(&["--stock", "1000"]);
+    let clients = crowd(&p);
+    let humans = clients.iter().filter(|c| !c.script).count() as f64;
+    let bound = 3.0 * p.admit_rate() + 2.0 * humans / p.safety_poll_s + 1.0 / p.status_cache_s;
+    let from = (p.open_window_s + 10.0).ceil() as usize;
+    let new = run(&p, &clients, Path::Room);
+    let end = (new.counters.last_poll.expect("humans polled") as f64 / 1e6) as usize;
+    assert!(end > from + 60, "the wait outlasts a safety period: {end} s");
+    for s in from..end {
+        let n = page_origin(&new, &p, s);
+        assert!((n as f64) <= bound, "second {s}: {n} requests > bound {bound}");
+    }
+    // Every waiting human still learns its admission or the sell-out, and sells the same stock.
+    let c = simulate(&p);
+    let old_p = p.with("place_polls", "every").unwrap();
+    let old = simulate(&old_p);
+    assert_eq!(c.room.sold, old.room.sold);
+    assert!(c.goals.iter().all(|g| g.met), "{:?}", c.goals);
+    assert_eq!(c.room.humans_told_sold_out, old.room.humans_told_sold_out);
+    // The storefront's former rule (every poll asks for the own place) breaks the same bound: its
+    // rate follows the crowd (20,000 humans / 2 s).
+    let before = run(&old_p, &clients, Path::Room);
+    let over = (from..end).filter(|&s| page_origin(&before, &old_p, s) as f64 > bound).count();
+    assert!(over > (end - from) / 2, "{over} of {} seconds over the bound", end - from);
+    let (m_new, m_old) = (c.room.wait_origin_rps_mean.unwrap(), old.room.wait_origin_rps_mean.unwrap());
+    assert!(m_new * 4.0 < m_old, "mean {m_new} vs {m_old}");
+    assert!(c.room.rcu < old.room.rcu);
+}

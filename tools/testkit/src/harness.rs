@@ -169,6 +169,28 @@ impl TestApp {
         Self::build(store, self.clock, self.config)
     }
 
+    /// Reads its admission keys from `secret` (a [`crate::secrets::FakeSecretsManager`]) at each
+    /// container's cold start, as a deployed function does; see [`TestApp::cold_start`].
+    pub fn admission_secret(self, secret: &crate::secrets::FakeSecretsManager) -> Self {
+        self.with(|c| {
+            c.admission_keys = None;
+            c.admission_key_secret = Some(secret.secret_id.clone());
+            c.secrets_endpoint = Some(secret.endpoint.clone());
+        })
+    }
+
+    /// Another container started as a function starts (`App::cold_start`: its admission keys read
+    /// from their secret when it has one).
+    pub async fn cold_start(&self) -> Self {
+        let store = Store::new(crate::own_retry_quota(self.store.client()), self.store.table());
+        let shared: Arc<dyn Clock> = match &self.clock {
+            Some(c) => Arc::new(c.clone()),
+            None => Arc::new(SystemClock),
+        };
+        let app = App::cold_start(store.clone(), shared, self.config.clone()).await.expect("cold start");
+        Self { store, clock: self.clock.clone(), config: self.config.clone(), app }
+    }
+
     /// Another container: the same table, clock and configuration, caches of its own.
     pub fn container(&self) -> Self {
         Self::build(self.store.clone(), self.clock.clone(), self.config.clone())

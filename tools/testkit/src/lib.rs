@@ -33,6 +33,7 @@ pub mod drand;
 mod harness;
 pub mod proxy;
 pub mod req;
+pub mod secrets;
 pub mod streams;
 
 use flash_sale::ids::SaleId;

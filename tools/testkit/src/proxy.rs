@@ -1,7 +1,7 @@
 //! A fault-injecting HTTP/1.1 proxy between the AWS SDK and DynamoDB Local, for the failures
-//! DynamoDB Local never produces: throttling, 500s, `TransactionConflict`, responses slower than
-//! the SDK's timeout, connection resets, and a transaction that commits but whose response never
-//! arrives. A plan decides per request; the SDK, its retries and DynamoDB Local stay real.
+//! DynamoDB Local never produces: throttling, 500s, `TransactionConflict`, any error code (access
+//! denied, validation), responses slower than the SDK's timeout, connection resets, a transaction
+//! that commits but whose response never arrives, and a transaction still in progress. A plan decides per request; the SDK, its retries and DynamoDB Local stay real.
 //! [`Recording`] is the same proxy keeping every request it forwards (operation and body), to see
 //! which calls a function really makes.
 
@@ -33,6 +33,13 @@ pub enum Fault {
     Reset,
     /// Forward (DynamoDB commits), then close the connection instead of answering.
     CommitThenDrop,
+    /// Answer this HTTP status with this DynamoDB error code (`__type`), not forwarding: a fake
+    /// of the errors DynamoDB Local never gives, e.g. `AccessDeniedException` (an IAM mistake)
+    /// or a `ValidationException` the local table would not raise.
+    Error { status: u16, code: &'static str },
+    /// Answer `TransactionInProgressException`, not forwarding: what a retry gets while a
+    /// transaction with the same token is still being processed.
+    InProgress,
 }
 
 impl Fault {
@@ -46,6 +53,8 @@ impl Fault {
             Fault::Slow(_) => "slow",
             Fault::Reset => "reset",
             Fault::CommitThenDrop => "commit_then_drop",
+            Fault::Error { .. } => "error",
+            Fault::InProgress => "in_progress",
         }
     }
 }
@@ -161,12 +170,12 @@ impl Drop for Proxy {
 }
 
 /// One raw HTTP/1.1 request: head (up to the blank line) and body (by Content-Length).
-struct RawRequest {
-    head: String,
-    body: Vec<u8>,
+pub(crate) struct RawRequest {
+    pub(crate) head: String,
+    pub(crate) body: Vec<u8>,
 }
 
-async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<RawRequest> {
+pub(crate) async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<RawRequest> {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
@@ -186,7 +195,7 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<RawRe
     }
 }
 
-fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+pub(crate) fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
     head.lines().find_map(|line| {
         let (k, v) = line.split_once(':')?;
         k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
@@ -195,7 +204,12 @@ fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
 
 fn error_response(status: u16, kind: &str, extra: &str) -> Vec<u8> {
     let body = format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"injected fault"{extra}}}"#);
-    let reason = if status == 500 { "Internal Server Error" } else { "Bad Request" };
+    let reason = match status {
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        403 => "Forbidden",
+        _ => "Bad Request",
+    };
     format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: application/x-amz-json-1.0\r\nx-amzn-RequestId: injected\r\n\
          Content-Length: {}\r\n\r\n{body}",
@@ -240,6 +254,8 @@ async fn serve(
                 r#","CancellationReasons":[{"Code":"TransactionConflict","Message":"injected"},{"Code":"None"}]"#,
             )),
             Fault::ItemConflict => Some(error_response(400, "TransactionConflictException", "")),
+            Fault::Error { status, code } => Some(error_response(status, code, "")),
+            Fault::InProgress => Some(error_response(400, "TransactionInProgressException", "")),
             Fault::Slow(delay) => {
                 tokio::time::sleep(delay).await;
                 forward(upstream, &request).await

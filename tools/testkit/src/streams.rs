@@ -1,6 +1,7 @@
 //! The table's stream as Lambda's event source mapping would hand it to a function, read from
 //! DynamoDB Local's streams API; and `FakeEventBridge`, a stand-in for EventBridge's `PutEvents`
-//! (EventBridge has no local emulator) that records what it is sent and fails when told to.
+//! (EventBridge has no local emulator) that records what it is sent, fails calls or rejects
+//! chosen entries when told to, and answers slowly when told to.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -108,9 +109,16 @@ pub enum BusPlan {
     FailAll,
 }
 
+/// Decides, from an entry's `DetailType` and `Detail`, the error code it is rejected with (if any).
+pub type Rejection = Box<dyn Fn(&str, &Value) -> Option<&'static str> + Send>;
+
 #[derive(Default)]
 struct BusState {
     plan: Option<BusPlan>,
+    /// Entries rejected whatever the plan says.
+    reject: Option<Rejection>,
+    /// How long each answer takes.
+    delay: Duration,
     calls: u32,
     /// Accepted entries: `(DetailType, Detail as JSON, EventBusName, Source)`.
     accepted: Vec<(String, Value, String, String)>,
@@ -140,6 +148,16 @@ impl FakeEventBridge {
 
     pub fn set_plan(&self, plan: BusPlan) {
         self.state.lock().unwrap().plan = Some(plan);
+    }
+
+    /// Rejects, in every call, the entries `rejection` names (with its error code).
+    pub fn reject(&self, rejection: Rejection) {
+        self.state.lock().unwrap().reject = Some(rejection);
+    }
+
+    /// Answers every call after `delay` (a slow bus).
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().delay = delay;
     }
 
     pub fn calls(&self) -> u32 {
@@ -196,6 +214,10 @@ async fn serve(mut conn: TcpStream, state: Arc<Mutex<BusState>>) {
         }
         let body: Value = serde_json::from_slice(&buf[head_end..head_end + len]).unwrap_or(Value::Null);
         buf.drain(..head_end + len);
+        let delay = state.lock().unwrap().delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let answer = {
             let mut s = state.lock().unwrap();
             s.calls += 1;
@@ -209,17 +231,22 @@ async fn serve(mut conn: TcpStream, state: Arc<Mutex<BusState>>) {
             };
             let entries = body["Entries"].as_array().cloned().unwrap_or_default();
             let mut results = Vec::new();
+            let mut failed = 0;
             for (i, e) in entries.iter().enumerate() {
-                if fail {
-                    results.push(json!({"ErrorCode": "InternalFailure", "ErrorMessage": "injected by the fake"}));
-                } else {
-                    let detail = e["Detail"].as_str().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(Value::Null);
-                    let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
-                    s.accepted.push((text("DetailType"), detail, text("EventBusName"), text("Source")));
-                    results.push(json!({"EventId": format!("fake-{}-{i}", s.calls)}));
+                let detail = e["Detail"].as_str().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(Value::Null);
+                let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+                let rejected = s.reject.as_ref().and_then(|r| r(&text("DetailType"), &detail));
+                match rejected.or(fail.then_some("InternalFailure")) {
+                    Some(code) => {
+                        failed += 1;
+                        results.push(json!({"ErrorCode": code, "ErrorMessage": "injected by the fake"}));
+                    }
+                    None => {
+                        s.accepted.push((text("DetailType"), detail, text("EventBusName"), text("Source")));
+                        results.push(json!({"EventId": format!("fake-{}-{i}", s.calls)}));
+                    }
                 }
             }
-            let failed = if fail { entries.len() } else { 0 };
             json!({"FailedEntryCount": failed, "Entries": results}).to_string()
         };
         let resp = format!(
