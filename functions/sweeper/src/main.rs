@@ -12,13 +12,11 @@ const BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    // The drand relays (`DRAND_RELAYS`) for rooms drawn with a public beacon.
-    let relays: &'static sweeper::Relays = Box::leak(Box::new(sweeper::Relays::from_env()?));
-    flash_sale::lambda::run_task(move |app, _event| async move {
+    flash_sale::lambda::run_task(|app, _event| async move {
         // Draws and sweep are independent, and so is each sale and each hold in them: a failure
         // is logged with its key and counted in `Errors`, and the run goes on (the report says
         // what failed).
-        let report = app.scheduled_run_with(LIMIT, BUDGET, Some(relays)).await;
+        let report = app.scheduled_run_with(LIMIT, BUDGET, relays()).await;
         tracing::info!(
             sales = report.sweep.sales,
             released = report.sweep.released,
@@ -32,4 +30,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok(serde_json::to_value(report)?)
     })
     .await
+}
+
+/// The drand relays (`DRAND_RELAYS`) for rooms drawn with a public beacon, set up once. Without
+/// them (a bad setting) the holds are still released and the other rooms drawn; rooms with a
+/// beacon stay `drawing`, and every run says so at error level.
+fn relays() -> Option<&'static dyn flash_sale::beacon::BeaconSource> {
+    static RELAYS: std::sync::OnceLock<Result<sweeper::Relays, String>> = std::sync::OnceLock::new();
+    match RELAYS.get_or_init(sweeper::Relays::from_env) {
+        Ok(relays) => Some(relays),
+        Err(e) => {
+            tracing::error!(error = %e, "no drand relays: rooms with a public beacon stay drawing");
+            flash_sale::telemetry::record_error("draw");
+            None
+        }
+    }
 }
