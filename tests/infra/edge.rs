@@ -98,6 +98,19 @@ fn the_web_acl_limits_purchases_per_ip_and_per_token_and_applies_the_common_rule
         json!([{"Header": {"Name": "authorization", "TextTransformations": [{"Priority": 0, "Type": "NONE"}]}}]),
         "keyed on the Authorization header alone"
     );
+    // The wait's one uncached read, per IP: exactly GET /sales/{saleId}/queue/{userId}.
+    let place = rule(&plain, "place-reads-per-ip");
+    assert_eq!(place["Action"], rule(&plain, "purchases-per-ip")["Action"], "429 with API Gateway's body");
+    let rate = &place["Statement"]["RateBasedStatement"];
+    assert_eq!(rate["Limit"], json!({"Ref": "PlaceReadsPerIpLimit"}));
+    assert_eq!(rate["EvaluationWindowSec"], json!({"Ref": "RateLimitWindowSeconds"}));
+    assert_eq!(rate["AggregateKeyType"], "IP");
+    for (method, path, _) in requests() {
+        let is_place_read = method == "GET" && path.contains("/queue/");
+        assert_eq!(waf_matches(&rate["ScopeDownStatement"], &method, &path), is_place_read, "{method} {path}");
+    }
+    assert!(waf_matches(&rate["ScopeDownStatement"], "GET", "/sales/s1/queue/alice"));
+    assert_eq!(place["VisibilityConfig"]["CloudWatchMetricsEnabled"], true);
     let common = rule(&plain, "aws-common-rule-set");
     assert_eq!(
         common["Statement"]["ManagedRuleGroupStatement"],
@@ -130,7 +143,7 @@ fn the_web_acl_limits_purchases_per_ip_and_per_token_and_applies_the_common_rule
     unique.dedup();
     assert_eq!(unique.len(), priorities.len(), "rule priorities must differ: {priorities:?}");
     let defaults = parameter_defaults(&waf);
-    for p in ["PurchasesPerIpLimit", "PurchasesPerTokenLimit"] {
+    for p in ["PurchasesPerIpLimit", "PurchasesPerTokenLimit", "PlaceReadsPerIpLimit"] {
         let limit = defaults[p].as_u64().expect("a number");
         assert!((10..=10_000).contains(&limit), "{p} default {limit}");
     }
