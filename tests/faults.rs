@@ -281,17 +281,7 @@ async fn a_purchase_retried_after_its_lost_commit_never_revives_the_order_cancel
     assert!(lost.is_err(), "the answer was lost: {lost:?}");
     // The order is stored (the proxy may still be forwarding when the client gives up); its
     // buyer cancels it.
-    let mut stored = false;
-    for _ in 0..400 {
-        if !stored_state(&store, &sale).await.1.is_empty() {
-            stored = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(stored, "the first attempt committed");
-    let (status, body) = app.delete_purchase(&sale, "alice").await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("cancelled")), "{body}");
+    cancel_once_stored(&app, &store, &sale, "alice").await;
 
     // The purchase tries again: a new token, the same order.
     match store.transact_purchase(&sale, 0, &record, now, &second).await.unwrap() {
@@ -356,17 +346,7 @@ async fn a_purchase_whose_commit_answer_was_lost_answers_with_its_order_as_it_is
     let purchase = tokio::spawn(async move { buyer.buy(&id, "alice").await });
 
     // The first attempt's commit is stored: the buyer cancels (not through the proxy).
-    let mut stored = false;
-    for _ in 0..400 {
-        if !stored_state(&store, &sale).await.1.is_empty() {
-            stored = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(stored, "the first attempt committed");
-    let (status, body) = app.delete_purchase(&sale, "alice").await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("cancelled")), "{body}");
+    cancel_once_stored(&app, &store, &sale, "alice").await;
     cancelled.store(true, Ordering::SeqCst);
 
     let (status, body) = purchase.await.unwrap();
@@ -379,4 +359,20 @@ async fn a_purchase_whose_commit_answer_was_lost_answers_with_its_order_as_it_is
         (body["orderId"].as_str().unwrap(), flash_sale::order::OrderStatus::Cancelled)
     );
     assert_eq!(purchases[0].version, 2);
+}
+
+/// Waits (bounded: 10 s) until the sale holds an order, then has `user` cancel theirs directly
+/// (not through any proxy).
+async fn cancel_once_stored(app: &TestApp, store: &Store, sale: &Sale, user: &str) {
+    let mut stored = false;
+    for _ in 0..400 {
+        if !stored_state(store, sale).await.1.is_empty() {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(stored, "the first attempt committed");
+    let (status, body) = app.delete_purchase(sale, user).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("cancelled")), "{body}");
 }

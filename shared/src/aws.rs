@@ -61,17 +61,10 @@ pub(crate) fn lambda_client() -> Result<Client, String> {
 }
 
 fn lambda_client_from(get: impl Fn(&str) -> Option<String>) -> Result<Client, String> {
-    let var = |k: &str| get(k).ok_or_else(|| format!("{k} is not set (Lambda sets it for every function)"));
-    let credentials = Credentials::new(
-        var("AWS_ACCESS_KEY_ID")?,
-        var("AWS_SECRET_ACCESS_KEY")?,
-        get("AWS_SESSION_TOKEN"),
-        None,
-        "lambda-environment",
-    );
+    let (region, credentials) = lambda_identity(get)?;
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(var("AWS_REGION")?))
+        .region(region)
         .credentials_provider(credentials)
         .http_client(https_client())
         .timeout_config(cloud_timeouts())
@@ -82,6 +75,36 @@ fn lambda_client_from(get: impl Fn(&str) -> Option<String>) -> Result<Client, St
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .build();
     Ok(Client::from_conf(config))
+}
+
+/// The region and credentials Lambda sets for the execution environment (`AWS_REGION`,
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), for every client of a
+/// deployed function.
+fn lambda_identity(get: impl Fn(&str) -> Option<String>) -> Result<(Region, Credentials), String> {
+    let var = |k: &str| get(k).ok_or_else(|| format!("{k} is not set (Lambda sets it for every function)"));
+    let credentials = Credentials::new(
+        var("AWS_ACCESS_KEY_ID")?,
+        var("AWS_SECRET_ACCESS_KEY")?,
+        get("AWS_SESSION_TOKEN"),
+        None,
+        "lambda-environment",
+    );
+    Ok((Region::new(var("AWS_REGION")?), credentials))
+}
+
+/// The region and static credentials of every local client: `AWS_REGION`, `AWS_ACCESS_KEY_ID`
+/// and `AWS_SECRET_ACCESS_KEY` when set, else `us-east-1` and fixed local keys.
+fn local_identity() -> (Region, Credentials) {
+    let env =
+        |k: &str, default: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned());
+    let credentials = Credentials::new(
+        env("AWS_ACCESS_KEY_ID", "local"),
+        env("AWS_SECRET_ACCESS_KEY", "local"),
+        None,
+        None,
+        "flash-sale-local",
+    );
+    (Region::new(env("AWS_REGION", "us-east-1")), credentials)
 }
 
 /// A client from the standard AWS environment (profiles, SSO-exported keys, region), for the
@@ -136,19 +159,11 @@ pub fn local_client_with_timeouts(endpoint: &str, timeouts: TimeoutConfig) -> Re
 /// (the benchmarks swap the HTTP client). Refuses a non-loopback endpoint.
 pub fn local_config(endpoint: &str, timeouts: TimeoutConfig) -> Result<aws_sdk_dynamodb::config::Builder, String> {
     require_loopback(endpoint)?;
-    let env =
-        |k: &str, default: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned());
     let ca_bundle = std::env::var(CA_BUNDLE_VAR).ok().filter(|v| !v.is_empty());
-    let credentials = Credentials::new(
-        env("AWS_ACCESS_KEY_ID", "local"),
-        env("AWS_SECRET_ACCESS_KEY", "local"),
-        None,
-        None,
-        "flash-sale-local",
-    );
+    let (region, credentials) = local_identity();
     let mut builder = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(env("AWS_REGION", "us-east-1")))
+        .region(region)
         .credentials_provider(credentials)
         .endpoint_url(endpoint)
         .timeout_config(timeouts)
@@ -187,7 +202,6 @@ fn local_tls_client(
 /// `endpoint` (`SECRETS_MANAGER_ENDPOINT`, loopback only: tests and the local stack), static
 /// local credentials.
 pub fn secrets_client(endpoint: Option<&str>) -> Result<aws_sdk_secretsmanager::Client, String> {
-    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let builder = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
         .http_client(https_client())
@@ -196,20 +210,12 @@ pub fn secrets_client(endpoint: Option<&str>) -> Result<aws_sdk_secretsmanager::
     let builder = match endpoint {
         Some(endpoint) => {
             require_loopback(endpoint)?;
-            builder
-                .endpoint_url(endpoint)
-                .region(Region::new(get("AWS_REGION").unwrap_or_else(|| "us-east-1".into())))
-                .credentials_provider(Credentials::new("local", "local", None, None, "flash-sale-local"))
+            let (region, credentials) = local_identity();
+            builder.endpoint_url(endpoint).region(region).credentials_provider(credentials)
         }
         None => {
-            let var = |k: &str| get(k).ok_or_else(|| format!("{k} is not set (Lambda sets it for every function)"));
-            builder.region(Region::new(var("AWS_REGION")?)).credentials_provider(Credentials::new(
-                var("AWS_ACCESS_KEY_ID")?,
-                var("AWS_SECRET_ACCESS_KEY")?,
-                get("AWS_SESSION_TOKEN"),
-                None,
-                "lambda-environment",
-            ))
+            let (region, credentials) = lambda_identity(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))?;
+            builder.region(region).credentials_provider(credentials)
         }
     };
     Ok(aws_sdk_secretsmanager::Client::from_conf(builder.build()))

@@ -335,6 +335,24 @@ fn the_sweeper_runs_every_minute_with_time_for_a_sweep_and_no_retries() {
 }
 
 #[test]
+fn the_sweeper_asks_the_drand_relays_the_operator_lists_by_default_those_the_code_knows() {
+    let t = template();
+    let (id, res) = &functions(&t)["sweeper"];
+    assert_eq!(env_var(res, "DRAND_RELAYS"), Some(&serde_json::json!({"Ref": "DrandRelays"})), "{id}");
+    let param = &t["Parameters"]["DrandRelays"];
+    assert_eq!(param["Default"], sweeper::DEFAULT_RELAYS, "the template's default is the code's");
+    let pattern = regex_lite::Regex::new(param["AllowedPattern"].as_str().unwrap()).unwrap();
+    assert!(pattern.is_match(sweeper::DEFAULT_RELAYS));
+    for bad in ["http://api.drand.sh", "https://a.example,", "", "https://a b"] {
+        assert!(!pattern.is_match(bad), "{bad:?} is refused at deploy");
+    }
+    // Only the sweeper fetches beacons.
+    for (name, (_, other)) in functions(&t) {
+        assert!(name == "sweeper" || env_var(other, "DRAND_RELAYS").is_none(), "{name}");
+    }
+}
+
+#[test]
 fn a_purchase_commits_within_the_rooms_grace_after_its_token_was_checked() {
     // The waiting room counts an admission against the stock for its claim window plus
     // PURCHASE_GRACE_MS: a purchase whose token was checked in time must end within that grace.

@@ -3,7 +3,7 @@
 
 mod relay;
 
-pub use relay::Relays;
+pub use relay::{DEFAULT_RELAYS, Relays};
 
 /// Largest public document read (a status, an entrant list of a few hundred thousand ids).
 const MAX_PUBLIC_BYTES: usize = 256 * 1024 * 1024;

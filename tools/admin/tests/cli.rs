@@ -35,8 +35,9 @@ impl Cli {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
-    fn create_sale(&self, id: &str, stock: &str, shards: &str, starts: &str, ends: &str) -> Output {
-        self.run(&[
+    /// `create-sale` of a sneaker at 129 EUR, with `extra` flags after the common ones.
+    fn create_sale(&self, id: &str, stock: &str, shards: &str, starts: &str, ends: &str, extra: &[&str]) -> Output {
+        let common = [
             "create-sale",
             "--sale-id",
             id,
@@ -54,7 +55,8 @@ impl Cli {
             starts,
             "--ends-at",
             ends,
-        ])
+        ];
+        self.run(&[&common[..], extra].concat())
     }
 
     fn store(&self) -> flash_sale::store::Store {
@@ -86,12 +88,12 @@ fn create_table_is_idempotent_and_global_flags_go_before_or_after() {
 fn create_sale_refuses_duplicates_and_nonsense_and_stores_nothing_for_them() {
     let cli = Cli::new();
     cli.ok(&["create-table"]);
-    let out = cli.create_sale("drop-1", "100", "4", OPEN, CLOSE);
+    let out = cli.create_sale("drop-1", "100", "4", OPEN, CLOSE, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let created: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((created["saleId"].as_str(), created["totalStock"].as_i64()), (Some("drop-1"), Some(100)));
 
-    let dup = cli.create_sale("drop-1", "5", "1", OPEN, CLOSE);
+    let dup = cli.create_sale("drop-1", "5", "1", OPEN, CLOSE, &[]);
     assert_eq!(dup.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
 
@@ -105,7 +107,7 @@ fn create_sale_refuses_duplicates_and_nonsense_and_stores_nothing_for_them() {
         ("bad timestamp", "z7", "3", "1", "tomorrow", CLOSE),
         ("bad sale id", "bad#id", "3", "1", OPEN, CLOSE),
     ] {
-        let out = cli.create_sale(id, stock, shards, starts, ends);
+        let out = cli.create_sale(id, stock, shards, starts, ends, &[]);
         assert!(!out.status.success(), "{why} was accepted");
     }
     let listed = lines(&cli.ok(&["list-sales"]));
@@ -118,7 +120,7 @@ fn create_sale_refuses_duplicates_and_nonsense_and_stores_nothing_for_them() {
 fn buyers_come_out_in_purchase_order_and_reset_restores_the_sale() {
     let cli = Cli::new();
     cli.ok(&["create-table"]);
-    assert!(cli.create_sale("drop-2", "10", "2", OPEN, CLOSE).status.success());
+    assert!(cli.create_sale("drop-2", "10", "2", OPEN, CLOSE, &[]).status.success());
 
     // Buy through the purchase path at known, increasing times, in non-alphabetical order.
     let clock = ManualClock::at(1_900_000_000_000);
@@ -222,51 +224,11 @@ fn a_waiting_room_is_created_operated_and_its_draw_verified_from_public_data() {
     cli.ok(&["create-table"]);
     let now = flash_sale::clock::now_ms();
     let starts = flash_sale::time_fmt::rfc3339_ms(now + 2_000);
-    let out = cli.run(&[
-        "create-sale",
-        "--sale-id",
-        "room-1",
-        "--name",
-        "Drop",
-        "--price-cents",
-        "100",
-        "--currency",
-        "EUR",
-        "--stock",
-        "10",
-        "--shards",
-        "2",
-        "--starts-at",
-        &starts,
-        "--ends-at",
-        CLOSE,
-        "--waiting-room",
-        "--admit-per-second",
-        "7",
-        "--queue-lanes",
-        "8",
-    ]);
+    let room = ["--waiting-room", "--admit-per-second", "7", "--queue-lanes", "8"];
+    let out = cli.create_sale("room-1", "10", "2", &starts, CLOSE, &room);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(cli.refused(&["verify-draw", "--sale-id", "room-1"]).contains("still secret"), "no seed before opening");
-    let refused = cli.run(&[
-        "create-sale",
-        "--sale-id",
-        "r2",
-        "--name",
-        "x",
-        "--price-cents",
-        "1",
-        "--currency",
-        "EUR",
-        "--stock",
-        "1",
-        "--starts-at",
-        OPEN,
-        "--ends-at",
-        CLOSE,
-        "--admit-per-second",
-        "5",
-    ]);
+    let refused = cli.create_sale("r2", "1", "1", OPEN, CLOSE, &["--admit-per-second", "5"]);
     assert!(!refused.status.success(), "room settings need --waiting-room");
 
     // Twelve people join the pre-queue, then the sale opens and the first status read draws.
@@ -400,27 +362,8 @@ fn a_beacon_draw_is_exported_and_verified_from_public_files_alone() {
     // A recorded quicknet round (123) is the one due at this sale's seal.
     let start = round_time_ms(123) - flash_sale::room::DRAW_GRACE_MS - 1_000;
     let rfc = flash_sale::time_fmt::rfc3339_ms;
-    let out = cli.run(&[
-        "create-sale",
-        "--sale-id",
-        "beacon-1",
-        "--name",
-        "Drop",
-        "--price-cents",
-        "100",
-        "--currency",
-        "EUR",
-        "--stock",
-        "10",
-        "--starts-at",
-        &rfc(start),
-        "--ends-at",
-        &rfc(start + 3_600_000),
-        "--waiting-room",
-        "--queue-lanes",
-        "4",
-        "--public-beacon",
-    ]);
+    let room = ["--waiting-room", "--queue-lanes", "4", "--public-beacon"];
+    let out = cli.create_sale("beacon-1", "10", "1", &rfc(start), &rfc(start + 3_600_000), &room);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let app = TestApp::on(&cli.store()).at(start - 60_000).admission();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
