@@ -277,6 +277,8 @@ async fn every_documented_answer() {
 
     // Orders with holds (boxed: the test's future stays small).
     Box::pin(order_samples(&mut s, &store, unavailable)).await;
+    // A drawn public beacon room's published entrant list.
+    Box::pin(entrant_samples(&mut s, &store, rid, unavailable)).await;
 
     // 500s: unreadable stored items, each in a table of its own.
     let corrupt = fresh_store().await;
@@ -330,6 +332,39 @@ async fn every_documented_answer() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
     assert!(report.contains(&format!("{} responses checked, 0 failures", s.0.len())), "{report}");
+}
+
+/// `GET /sales/{saleId}/entrants/{page}`: a room drawn with a recorded drand round (served by the
+/// fixture relay), its page; a page that is not a number, one past the end; a room without a
+/// public beacon (`plain_room`); no such sale; DynamoDB failing.
+async fn entrant_samples(s: &mut Samples, store: &Store, plain_room: &str, unavailable: &'static TestApp) {
+    use flash_sale::beacon::round_time_ms;
+    const ROUTE: &str = "/sales/{saleId}/entrants/{page}";
+    let start = round_time_ms(123) - flash_sale::room::DRAW_GRACE_MS - 1_000;
+    let app = TestApp::on(store).at(start - 60_000).admission();
+    let (sale, _) = SaleSpec::new().stock(5).window(start, start + HOUR).public_beacon().create_room(&app).await;
+    let id = sale.id.to_string();
+    for user in ["ann", "bo", "cy"] {
+        assert_eq!(app.post_queue(&id, user).await.0, 200);
+    }
+    s.add("GET", ROUTE, &app.get_entrants(&id, "0").await);
+    app.clock().set(round_time_ms(123) + 1_000);
+    let relay = flash_sale_testkit::drand::DrandFixtureServer::start().await;
+    let relays = sweeper::Relays::new(vec![relay.url().to_owned()], std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(app.container().draw_due_rooms_with(&relays).await.unwrap(), vec![id.clone()]);
+    app.clock().advance(1_000);
+    let page = app.get_entrants(&id, "0").await;
+    assert_eq!(page.status_code, 200, "{}", page.body);
+    s.add("GET", ROUTE, &page);
+    s.add("GET", ROUTE, &app.get_entrants(&id, "1").await);
+    s.add("GET", ROUTE, &app.get_entrants(&id, "zero").await);
+    s.add("GET", ROUTE, &app.get_entrants(plain_room, "0").await);
+    s.add("GET", ROUTE, &app.get_entrants("nope", "0").await);
+    s.add("GET", ROUTE, &unavailable.get_entrants(&id, "0").await);
+    // An unreadable page: 500.
+    let page_key = (flash_sale::keys::entrants_pk(&id), flash_sale::keys::entrant_page_sk(0));
+    flash_sale_testkit::spoil(store, &page_key.0, &page_key.1, "ids").await;
+    s.add("GET", ROUTE, &app.get_entrants(&id, "0").await);
 }
 
 /// Orders with holds, on a manual clock: reservations, the payment backend's confirmations, a

@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use flash_sale::beacon::{QUICKNET_CHAIN_HASH, entrant_id, round_time_ms};
-use flash_sale::draw_check::{EntrantList, InclusionProof, verify_public};
+use flash_sale::draw_check::{EntrantList, EntrantPage, InclusionProof, verify_public};
 use flash_sale::room::DRAW_GRACE_MS;
 use flash_sale_testkit::drand::{DrandFixtureServer, quicknet_signature};
-use flash_sale_testkit::{SaleSpec, TestApp};
+use flash_sale_testkit::{SaleSpec, TestApp, read};
 use serde_json::Value;
 
 const HOUR: i64 = 3_600_000;
@@ -85,6 +85,74 @@ async fn a_beacon_draw_is_checked_from_the_status_and_the_published_list_alone()
     let mut forged: Value = status.clone();
     forged["queue"]["beacon"]["signature"] = Value::from(quicknet_signature(657_413));
     assert!(verify_public(&forged, &list).unwrap_err().contains("does not verify"));
+}
+
+#[tokio::test]
+async fn the_api_publishes_the_drawn_list_once_the_draw_is_complete_and_it_checks_alone() {
+    let (app, id, users) = beacon_room(7).await;
+    let sweeper = app.container();
+    // Before the draw: nothing published, and the answer is not kept by any cache.
+    let early = app.get_entrants(&id, "0").await;
+    assert_eq!((early.status_code, read(&early).1["code"].as_str()), (404, Some("not_found")), "{}", early.body);
+    assert_eq!(early.header("cache-control"), Some("no-store"));
+    app.clock().set(round_time_ms(ROUND) + 1_000);
+    let server = DrandFixtureServer::start().await;
+    assert_eq!(sweeper.draw_due_rooms_with(&relays(&server)).await.unwrap(), vec![id.clone()]);
+    app.clock().advance(1_000);
+
+    // Drawn: one page (7 < 10,000), every entrant's id at its place, kept for good by caches.
+    let answer = app.get_entrants(&id, "0").await;
+    assert_eq!(answer.status_code, 200, "{}", answer.body);
+    assert_eq!(answer.header("cache-control"), Some("public, max-age=31536000, immutable"));
+    let page: EntrantPage = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!((page.page, page.pages, page.entrant_count, page.first_place), (0, 1, 7, 1));
+    assert!(!answer.body.contains("early-"), "ids only, never a user id");
+    for u in &users {
+        let (_, me) = app.get_queue(&id, u).await;
+        let at = page.entrants.iter().position(|e| *e == hex(&entrant_id(u))).expect("listed");
+        assert_eq!(me["position"].as_i64(), Some(page.first_place + at as i64), "{u}");
+    }
+    // The published list alone (no table) checks against the status, and it is the operator's export.
+    let status = app.view(&id).await;
+    let list = EntrantList::from_pages(std::slice::from_ref(&page)).unwrap();
+    let report = verify_public(&status, &list).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((report.entrants, report.places_matching), (7, 7));
+    let exported = app.store().entrant_list(&flash_sale::ids::SaleId::parse(&id).unwrap()).await.unwrap();
+    assert_eq!(list, exported);
+
+    // No such page; not a page number; a room without a public beacon; no such sale.
+    assert_eq!(read(&app.get_entrants(&id, "1").await).1["code"], "not_found");
+    for bad in ["x", "-1", "1e3", "0000001", "99999999999"] {
+        let got = app.get_entrants(&id, bad).await;
+        assert_eq!((got.status_code, read(&got).1["code"].as_str()), (400, Some("invalid_request")), "{bad}");
+    }
+    let (plain, _) = SaleSpec::new().stock(1).create_room(&app).await;
+    assert_eq!(read(&app.get_entrants(&plain, "0").await).1["code"], "no_public_draw");
+    assert_eq!(read(&app.get_entrants("nope", "0").await).1["code"], "sale_not_found");
+}
+
+#[test]
+fn pages_fit_together_only_in_their_order_and_all_of_them() {
+    let page = |n: u32, first: i64, ids: &[&str]| EntrantPage {
+        sale_id: "s".into(),
+        page: n,
+        pages: 2,
+        entrant_count: 3,
+        entrants_root: "r".into(),
+        first_place: first,
+        entrants: ids.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    let (a, b) = (page(0, 1, &["a", "b"]), page(1, 3, &["c"]));
+    let list = EntrantList::from_pages(&[a.clone(), b.clone()]).unwrap();
+    let places: Vec<(i64, &str)> = list.entrants.iter().map(|e| (e.place, e.id.as_str())).collect();
+    assert_eq!(places, [(1, "a"), (2, "b"), (3, "c")]);
+    assert!(EntrantList::from_pages(&[b.clone(), a.clone()]).is_err(), "out of order");
+    assert!(EntrantList::from_pages(std::slice::from_ref(&a)).is_err(), "a page missing");
+    assert!(EntrantList::from_pages(&[a.clone(), page(1, 4, &["c"])]).is_err(), "a gap in the places");
+    let mut other = b.clone();
+    other.entrants_root = "q".into();
+    assert!(EntrantList::from_pages(&[a.clone(), other]).is_err(), "another list's page");
+    assert!(EntrantList::from_pages(&[a, page(1, 3, &["c", "d"])]).is_err(), "more entrants than the count");
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ use crate::catalog::Catalog;
 use crate::checkout::{Checkout, PurchaseReport};
 use crate::clock::Clock;
 use crate::config::{Config, Tuning};
+use crate::draw_check::EntrantPage;
 use crate::error::AppError;
 use crate::ids::{SaleId, UserId};
 use crate::order::Purchase;
@@ -211,6 +212,39 @@ impl App {
         let sale = self.catalog.sale(sale_id).await?;
         let stock = self.store.shard_stock(&[&sale]).await.map_err(logged)?;
         self.status(&sale, &stock[0], self.clock.now_ms()).await
+    }
+
+    /// `GET /sales/{saleId}/entrants/{page}`: a page of the drawn pre-queue's published list, for
+    /// a room drawn with a public beacon, once its draw is complete (as the seed). Never changes
+    /// after that: cacheable for good.
+    pub async fn entrant_page(&self, sale_id: &SaleId, page: u32) -> Result<EntrantPage, AppError> {
+        let sale = self.catalog.sale(sale_id).await?;
+        if sale.room.as_ref().is_none_or(|r| r.beacon.is_none()) {
+            return Err(AppError::NoPublicDraw);
+        }
+        let drawn = self.store.room_state(sale_id).await.map_err(logged)?.is_some_and(|s| s.prequeue_size.is_some());
+        let record = if drawn { self.store.draw_record(sale_id).await.map_err(logged)? } else { None };
+        let (Some(root), Some(count)) =
+            (record.as_ref().and_then(|r| r.entrants_root.clone()), record.as_ref().and_then(|r| r.entrant_count))
+        else {
+            return Err(AppError::EntrantPageNotFound);
+        };
+        let (ids, pages, entrants) =
+            self.store.entrant_page(sale_id, page).await.map_err(logged)?.ok_or(AppError::EntrantPageNotFound)?;
+        if entrants != count {
+            tracing::error!(sale = %sale_id, page, entrants, count, "published entrant pages disagree with the draw");
+            return Err(AppError::Internal);
+        }
+        let per_page = i64::try_from(crate::keys::ENTRANTS_PER_PAGE).unwrap_or(i64::MAX);
+        Ok(EntrantPage {
+            sale_id: sale_id.to_string(),
+            page,
+            pages,
+            entrant_count: count,
+            entrants_root: root,
+            first_place: i64::from(page) * per_page + 1,
+            entrants: ids.iter().map(hex::encode).collect(),
+        })
     }
 
     /// Every sale with its stock: one index query and one batch read of all shards.

@@ -80,6 +80,54 @@ impl EntrantList {
     }
 }
 
+/// One page of a drawn pre-queue's published list (`GET /sales/{saleId}/entrants/{page}`):
+/// the SHA-256 ids (hex) of places `firstPlace`, `firstPlace` + 1, … in place order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntrantPage {
+    pub sale_id: String,
+    pub page: u32,
+    pub pages: u32,
+    pub entrant_count: i64,
+    pub entrants_root: String,
+    pub first_place: i64,
+    pub entrants: Vec<String>,
+}
+
+impl EntrantList {
+    /// The whole list from every page of it, in order; refuses pages that do not fit together
+    /// (another sale or root, a page missing or repeated, places that do not follow on).
+    pub fn from_pages(pages: &[EntrantPage]) -> Result<Self, String> {
+        let first = pages.first().ok_or("no page")?;
+        if usize::try_from(first.pages).ok() != Some(pages.len()) {
+            return Err(format!("{} pages given; the list has {}", pages.len(), first.pages));
+        }
+        let mut entrants = Vec::new();
+        for (n, page) in (0u32..).zip(pages) {
+            let same = page.sale_id == first.sale_id
+                && page.entrants_root == first.entrants_root
+                && page.pages == first.pages
+                && page.entrant_count == first.entrant_count;
+            if !same || page.page != n {
+                return Err(format!("page {} does not belong at {n} of this list", page.page));
+            }
+            if page.first_place != i64::try_from(entrants.len()).unwrap_or(i64::MAX) + 1 {
+                return Err(format!("page {n} starts at place {}, not {}", page.first_place, entrants.len() + 1));
+            }
+            entrants.extend(
+                page.entrants
+                    .iter()
+                    .zip(page.first_place..)
+                    .map(|(id, place)| PublishedEntrant { place, id: id.clone() }),
+            );
+        }
+        if i64::try_from(entrants.len()).ok() != Some(first.entrant_count) {
+            return Err(format!("the pages hold {} entrants; they say {}", entrants.len(), first.entrant_count));
+        }
+        Ok(Self { sale_id: first.sale_id.clone(), entrants_root: first.entrants_root.clone(), entrants })
+    }
+}
+
 /// A person's proof that their id is in the sealed list (`GET /sales/{saleId}/queue/{userId}`
 /// after the draw): an RFC 9162 audit path of the leaf at `index` of `size`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

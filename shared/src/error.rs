@@ -24,6 +24,12 @@ pub enum AppError {
     /// The sale has no waiting room.
     #[error("this sale has no waiting room")]
     NoWaitingRoom,
+    /// The sale's room has no public beacon: its draw is checked with the operator's
+    /// `verify-draw`, and no entrant list is published.
+    #[error("this sale's draw is not a public one: it publishes no entrant list")]
+    NoPublicDraw,
+    #[error("no such page of the entrant list: the list is published once the draw is complete")]
+    EntrantPageNotFound,
     #[error("this user is not in the sale's line")]
     NotInLine,
     #[error("the line opens later")]

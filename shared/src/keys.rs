@@ -79,6 +79,21 @@ pub fn queue_pk(sale_id: &str, user_id: &str) -> String {
     format!("SALE#{sale_id}#QUEUE#{user_id}")
 }
 
+/// Partition key of a drawn pre-queue's published entrant list: one item per page of
+/// [`ENTRANTS_PER_PAGE`] ids in place order (`sk` = [`entrant_page_sk`]).
+pub fn entrants_pk(sale_id: &str) -> String {
+    format!("SALE#{sale_id}#ENTRANTS")
+}
+
+/// Sort key of page `page` (from 0) of a published entrant list.
+pub fn entrant_page_sk(page: u32) -> String {
+    format!("PAGE#{page:06}")
+}
+
+/// Entrant ids per published page: 10,000 × 32 bytes, well inside an item's 400 KB, and about
+/// 680 KB of JSON per answer.
+pub const ENTRANTS_PER_PAGE: usize = 10_000;
+
 /// Index partitions a sale's live holds are spread over (`holdKey`): each takes ~1,000 writes/s,
 /// so holds can be created and released at ~8,000/s per sale before one partition throttles.
 pub const HOLD_LANES: u32 = 8;

@@ -447,6 +447,7 @@ impl WaitingRoom {
         }
         let entrants = self.store.prequeue_entrants(&sale.id, config.lanes).await.map_err(logged)?;
         let mut proofs = std::collections::HashMap::new();
+        let drawn_with_beacon = drawn.is_some();
         let places = match drawn {
             None => room::draw(&seed, &entrants),
             Some((signature, randomness)) => {
@@ -459,6 +460,12 @@ impl WaitingRoom {
         };
         let size = i64::try_from(places.len()).unwrap_or(i64::MAX);
         let from = usize::try_from(progress.written).unwrap_or(0).min(places.len());
+        if drawn_with_beacon && from == 0 {
+            // The published list (GET /sales/{saleId}/entrants/{page}) goes out before the first
+            // place: a person who sees a place can always find it in the list.
+            let ids: Vec<[u8; 32]> = places.iter().map(|(u, _)| beacon::entrant_id(u)).collect();
+            self.store.put_entrant_pages(&sale.id, &ids).await.map_err(logged)?;
+        }
         for chunk in places[from..].chunks(DRAW_CHECKPOINT) {
             // A beacon draw's proofs go with their places (and are written again on a resume).
             let chunk_proofs: Vec<_> =

@@ -47,7 +47,11 @@ fn sample_paths(path: &str) -> Vec<String> {
     for sale in SALE_IDS {
         for user in USER_IDS {
             for order in ORDER_IDS {
-                let p = path.replace("{saleId}", sale).replace("{userId}", user).replace("{orderId}", order);
+                let p = path
+                    .replace("{saleId}", sale)
+                    .replace("{userId}", user)
+                    .replace("{orderId}", order)
+                    .replace("{page}", "0");
                 assert!(!p.contains('{'), "{path}: a path parameter this test does not know");
                 if !out.contains(&p) {
                     out.push(p);
@@ -116,7 +120,15 @@ fn cloudfront_never_caches_purchases_lookups_places_in_line_or_orders_and_sends_
                 b["ViewerProtocolPolicy"] != "allow-all",
                 "{method} {sample}: {name} must not serve the API over plain HTTP"
             );
-            if *function == "status" && path.starts_with("/sales/") {
+            if path.contains("/entrants/") {
+                // The published list: its own behavior, kept for good (below).
+                assert_eq!(
+                    b["CachePolicyId"],
+                    json!({"Ref": "PublishedCachePolicy"}),
+                    "{method} {sample} goes to {name}"
+                );
+                assert!(at.is_some_and(|at| at < status_at), "{sample}: `{name}` must come before the status pattern");
+            } else if *function == "status" && path.starts_with("/sales/") {
                 // A sale called `purchases` or `queue` is still a sale: the cached status behavior.
                 assert_eq!(at, Some(status_at), "{method} {sample} goes to {name}, not the status behavior");
             }
@@ -243,6 +255,33 @@ async fn status_is_cached_for_about_a_second_and_the_same_for_everyone() {
         );
         assert_eq!(strings(&b["CachedMethods"]), ["GET", "HEAD"], "GET {path}: cached methods");
     }
+}
+
+#[test]
+fn a_published_entrant_list_is_kept_for_good_and_compressed_and_a_sale_called_entrants_is_still_a_sale() {
+    let t = template();
+    let config = distribution(&t);
+    let (at, b) = behavior_for(config, "/sales/demo-sale/entrants/0");
+    assert!(at.is_some(), "the entrant list has a behavior of its own");
+    assert_eq!(b["CachePolicyId"], json!({"Ref": "PublishedCachePolicy"}));
+    assert_eq!(b["Compress"], true, "pages of hex ids compress about twofold");
+    assert_eq!(strings(&b["CachedMethods"]), ["GET", "HEAD"]);
+    assert!(b["OriginRequestPolicyId"].is_null(), "nothing but the URL reaches the status function");
+    let c = &t["Resources"]["PublishedCachePolicy"]["Properties"]["CachePolicyConfig"];
+    assert_eq!(c["MinTTL"], 0, "a 404 `no-store` before the draw completes is not kept");
+    assert_eq!(c["DefaultTTL"], 0, "only what the origin marks cacheable is kept");
+    assert!(c["MaxTTL"].as_u64().is_some_and(|max| max >= 31_536_000), "the origin's year is honoured");
+    let key = &c["ParametersInCacheKeyAndForwardedToOrigin"];
+    for part in ["CookiesConfig", "HeadersConfig", "QueryStringsConfig"] {
+        assert!(key[part].to_string().contains("none"), "{part}: nothing personal in the key");
+    }
+    assert_eq!(
+        (key["EnableAcceptEncodingGzip"].as_bool(), key["EnableAcceptEncodingBrotli"].as_bool()),
+        (Some(true), Some(true))
+    );
+    // A sale whose id is `entrants` is still a sale: the status behavior.
+    let (status_at, _) = behavior_for(config, "/sales/demo-sale");
+    assert_eq!(behavior_for(config, "/sales/entrants").0, status_at);
 }
 
 #[test]

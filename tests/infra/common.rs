@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 pub const API: &[(&str, &str, &str)] = &[
     ("GET", "/sales", "status"),
     ("GET", "/sales/{saleId}", "status"),
+    ("GET", "/sales/{saleId}/entrants/{page}", "status"),
     ("POST", "/sales/{saleId}/purchases", "purchase"),
     ("GET", "/sales/{saleId}/purchases/{userId}", "user-lookup"),
     ("DELETE", "/sales/{saleId}/purchases/{userId}", "user-lookup"),

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use flash_sale::keys::{
-    HEALTH_PK, HOLD_LANES, hold_index_pk, lane_pk, places_pk, purchase_pk, queue_pk, sale_pk, shard_pk,
+    HEALTH_PK, HOLD_LANES, entrants_pk, hold_index_pk, lane_pk, places_pk, purchase_pk, queue_pk, sale_pk, shard_pk,
 };
 use flash_sale::keys::{HOLDS_INDEX, ORDERS_INDEX, SALES_INDEX};
 use flash_sale::room::DEFAULT_LANES;
@@ -59,6 +59,8 @@ const AWKWARD_USERS: &[&str] = &[
     "#PLACES",
     "x#HOLDS#1",
     "HOLDS#0",
+    "x#ENTRANTS",
+    "#ENTRANTS",
     "SALE#demo",
     "*",
     "?",
@@ -67,7 +69,7 @@ const AWKWARD_USERS: &[&str] = &[
     "bob smith",
     "01ARZ3NDEKTSV4RRFFQ69G5FAV",
 ];
-const SALES: &[&str] = &["demo", "drop_42-B", "USER", "STOCK", "QUEUE", "PRE", "PLACES", "HOLDS", "a"];
+const SALES: &[&str] = &["demo", "drop_42-B", "USER", "STOCK", "QUEUE", "PRE", "PLACES", "HOLDS", "ENTRANTS", "a"];
 
 fn sales() -> Vec<String> {
     SALES.iter().map(|s| s.to_string()).chain(["s".repeat(64)]).collect()
@@ -89,6 +91,9 @@ fn lane_keys() -> Vec<String> {
 }
 fn queue_keys() -> Vec<String> {
     sales().iter().flat_map(|s| AWKWARD_USERS.iter().map(move |u| queue_pk(s, u))).collect()
+}
+fn entrants_keys() -> Vec<String> {
+    sales().iter().map(|s| entrants_pk(s)).collect()
 }
 /// The `holds` index's partitions (`holdKey`).
 fn hold_keys() -> Vec<String> {
@@ -129,6 +134,7 @@ enum Kind {
     Places,
     Lane,
     Queue,
+    Entrants,
     Health,
     SaleListKey,
     HoldKey,
@@ -142,6 +148,7 @@ const KINDS: &[Kind] = &[
     Kind::Places,
     Kind::Lane,
     Kind::Queue,
+    Kind::Entrants,
     Kind::Health,
     Kind::SaleListKey,
     Kind::HoldKey,
@@ -156,6 +163,7 @@ fn keys_of(kind: Kind, index_key: &str) -> Vec<String> {
         Kind::Places => places_keys(),
         Kind::Lane => lane_keys(),
         Kind::Queue => queue_keys(),
+        Kind::Entrants => entrants_keys(),
         Kind::Health => vec![HEALTH_PK.to_owned()],
         Kind::SaleListKey => vec![index_key.to_owned()],
         Kind::HoldKey => hold_keys(),
@@ -297,13 +305,15 @@ fn status_reads_sales_stock_and_health_advances_rooms_and_never_reads_a_purchase
     check(
         "status",
         &[
-            Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Sale, Health, Places] },
+            // The published entrant list read (GET …/entrants/{page}).
+            Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Sale, Health, Places, Entrants] },
             // Stock; at opening, the pre-queue's size from its lanes' counters.
             Grant { action: "dynamodb:BatchGetItem", on: On::Table, kinds: &[Shard, Lane] },
             Grant { action: "dynamodb:Query", on: On::Index(SALES_INDEX), kinds: &[SaleListKey] },
             // The draw: lanes read; the room advanced.
             Grant { action: "dynamodb:Query", on: On::Table, kinds: &[Lane] },
-            Grant { action: "dynamodb:PutItem", on: On::Table, kinds: &[Sale] },
+            // The room advanced; a public draw's entrant list published.
+            Grant { action: "dynamodb:PutItem", on: On::Table, kinds: &[Sale, Entrants] },
             // The draw: its lease and progress, lanes sealed, places written.
             Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Sale, Lane, Queue] },
         ],
@@ -357,7 +367,7 @@ fn sweeper_draws_due_prequeues_and_expires_ended_holds_into_their_shards() {
             Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Sale, Places, Purchase] },
             Grant { action: "dynamodb:BatchGetItem", on: On::Table, kinds: &[Shard] },
             Grant { action: "dynamodb:Query", on: On::Table, kinds: &[Lane] },
-            Grant { action: "dynamodb:PutItem", on: On::Table, kinds: &[Sale] },
+            Grant { action: "dynamodb:PutItem", on: On::Table, kinds: &[Sale, Entrants] },
             // The sweep: holds found, records expired and read back, items back on their shards.
             Grant { action: "dynamodb:Query", on: On::Index(HOLDS_INDEX), kinds: &[HoldKey] },
             Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Sale, Lane, Queue, Purchase, Shard] },
@@ -403,8 +413,8 @@ fn queue_keeps_the_line_and_never_touches_purchase_records_or_stock() {
             Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Sale, Places, Queue] },
             // Stock; at opening, the pre-queue's size from its lanes' counters.
             Grant { action: "dynamodb:BatchGetItem", on: On::Table, kinds: &[Shard, Lane] },
-            // The room advanced; a lane marker; a place put on joining.
-            Grant { action: "dynamodb:PutItem", on: On::Table, kinds: &[Sale, Lane, Queue] },
+            // The room advanced; a lane marker; a place put on joining; a public draw's list.
+            Grant { action: "dynamodb:PutItem", on: On::Table, kinds: &[Sale, Lane, Queue, Entrants] },
             // Places taken in blocks; lane counters counted and sealed; the draw's lease and
             // progress; places drawn.
             Grant { action: "dynamodb:UpdateItem", on: On::Table, kinds: &[Sale, Places, Lane, Queue] },

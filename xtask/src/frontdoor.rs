@@ -578,6 +578,7 @@ mod tests {
             ("GET", "/sales/a%20b/purchases/x%2Fy", Some("user-lookup")),
             ("POST", "/sales/demo/queue", Some("queue")),
             ("GET", "/sales/demo/queue/alice", Some("queue")),
+            ("GET", "/sales/demo/entrants/0", Some("status")),
             ("POST", "/sales/demo/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV/confirm", Some("orders")),
             ("DELETE", "/sales/demo/purchases/alice", Some("user-lookup")),
             ("GET", "/", None),

@@ -5,8 +5,8 @@ use serde_json::json;
 use super::event::{ApiRequest, ApiResponse};
 use super::problem::{self, HttpError};
 use super::{
-    NO_STORE, idempotency_key, identity, json, one_of_methods, order_id_param, purchase_body, require_method, sale_id,
-    user_id_param, within_deadline,
+    NO_STORE, idempotency_key, identity, json, one_of_methods, order_id_param, path_param, purchase_body,
+    require_method, sale_id, user_id_param, within_deadline,
 };
 use crate::App;
 use crate::error::AppError;
@@ -16,6 +16,8 @@ use crate::telemetry::{RequestLog, record_purchase, record_stock};
 /// A sale's public view may be cached for a second at the edge: a crowd polling a sale page
 /// costs the function one request per second per edge location, not one per shopper.
 const SALE_VIEW_CACHE: &str = "public, max-age=1";
+/// A drawn pre-queue's published list: it never changes once served.
+const PUBLISHED_FOR_GOOD: &str = "public, max-age=31536000, immutable";
 
 fn finish(log: &RequestLog, result: Result<ApiResponse, HttpError>) -> ApiResponse {
     match result {
@@ -91,9 +93,13 @@ enum StatusRoute {
     Health,
     ListSales,
     Sale,
+    Entrants,
 }
 
 fn status_route(req: &ApiRequest) -> Result<StatusRoute, HttpError> {
+    if req.path_param("page").is_some() {
+        return Ok(StatusRoute::Entrants);
+    }
     if req.path_param("saleId").is_some() {
         return Ok(StatusRoute::Sale);
     }
@@ -107,7 +113,8 @@ fn status_route(req: &ApiRequest) -> Result<StatusRoute, HttpError> {
     }
 }
 
-/// The `status` function: `GET /sales`, `GET /sales/{saleId}` and `GET /health`.
+/// The `status` function: `GET /sales`, `GET /sales/{saleId}`, `GET /sales/{saleId}/entrants/{page}`
+/// and `GET /health`.
 pub async fn status_function(app: &App, req: ApiRequest) -> ApiResponse {
     let margin = app.tuning().deadline_margin;
     let route = match status_route(&req) {
@@ -142,6 +149,24 @@ pub async fn status_function(app: &App, req: ApiRequest) -> ApiResponse {
                 let view = app.sale_view(&sale).await?;
                 record_stock(sale.as_str(), view.sale.remaining_stock);
                 Ok(json(200, &view, SALE_VIEW_CACHE))
+            };
+            let result = within_deadline(&req, margin, work).await;
+            finish(&log, result)
+        }
+        StatusRoute::Entrants => {
+            let mut log = RequestLog::start("entrants", &req.request_id);
+            let work = async {
+                require_method(&req, "GET")?;
+                let sale = sale_id(&req, app.config.path_params)?;
+                log.sale_id = Some(sale.to_string());
+                let page = path_param(&req, app.config.path_params, "page")?;
+                let page = match page.parse::<u32>() {
+                    Ok(n) if page.len() <= 6 && page.bytes().all(|b| b.is_ascii_digit()) => n,
+                    _ => return Err(HttpError::invalid("page must be a page number: 0, 1, 2, …")),
+                };
+                let view = app.entrant_page(&sale, page).await?;
+                // A complete draw's list never changes: every cache may keep it.
+                Ok(json(200, &view, PUBLISHED_FOR_GOOD))
             };
             let result = within_deadline(&req, margin, work).await;
             finish(&log, result)

@@ -87,7 +87,7 @@ pub(crate) fn one_of_methods(
 
 /// A path parameter as the client meant it. API Gateway decodes path parameters; the local
 /// emulator passes them percent-encoded ([`PathParams`]).
-fn path_param(req: &ApiRequest, mode: PathParams, name: &str) -> Result<String, HttpError> {
+pub(crate) fn path_param(req: &ApiRequest, mode: PathParams, name: &str) -> Result<String, HttpError> {
     let raw = req.path_param(name).ok_or(HttpError::NotFound)?;
     match mode {
         PathParams::Decoded => Ok(raw.to_owned()),

@@ -54,6 +54,8 @@ impl HttpError {
                 AppError::AlreadyPurchased(_) => (409, "already_purchased"),
                 AppError::NoWaitingRoom => (404, "no_waiting_room"),
                 AppError::NotInLine => (404, "not_in_line"),
+                AppError::NoPublicDraw => (404, "no_public_draw"),
+                AppError::EntrantPageNotFound => (404, "not_found"),
                 AppError::QueueNotOpen { .. } => (403, "queue_not_open"),
                 AppError::AdmissionRequired => (403, "admission_required"),
                 AppError::AdmissionInvalid(_) => (403, "admission_invalid"),
@@ -84,6 +86,7 @@ pub const CODES: &[(u16, &str)] = &[
     (404, "sale_not_found"),
     (404, "purchase_not_found"),
     (404, "no_waiting_room"),
+    (404, "no_public_draw"),
     (404, "not_in_line"),
     (404, "order_not_found"),
     (405, "method_not_allowed"),
@@ -169,12 +172,15 @@ mod tests {
             AppError::AdmissionInvalid("x").into(),
             AppError::NotYetAdmitted.into(),
             AppError::OrderNotFound.into(),
+            AppError::NoPublicDraw.into(),
         ];
         for e in &samples {
             assert!(CODES.contains(&e.status_and_code()), "{e:?} missing from CODES");
         }
         // Left out of the samples: already_purchased, hold_expired, order_confirmed, order_cancelled.
         assert_eq!(samples.len() + 4, CODES.len());
+        // A page of the entrant list not published (yet) is the generic `not_found`.
+        assert_eq!(HttpError::from(AppError::EntrantPageNotFound).status_and_code(), (404, "not_found"));
     }
 
     #[test]

@@ -24,7 +24,8 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 use super::{Store, StoreError, key};
 use crate::ids::{SaleId, UserId};
 use crate::keys::{
-    DRAW_SK, LANE_COUNT_SK, PLACES_SK, QUEUE_SK, ROOM_SK, lane_entrant_sk, lane_pk, places_pk, queue_pk, sale_pk,
+    DRAW_SK, ENTRANTS_PER_PAGE, LANE_COUNT_SK, PLACES_SK, QUEUE_SK, ROOM_SK, entrant_page_sk, entrants_pk,
+    lane_entrant_sk, lane_pk, places_pk, queue_pk, sale_pk,
 };
 use crate::room::RoomState;
 use crate::sale::Sale;
@@ -697,5 +698,57 @@ impl Store {
             .filter_map(|e| e.place.map(|p| (e.user_id, p)))
             .collect();
         Ok(crate::draw_check::EntrantList::new(sale.as_str(), &places))
+    }
+
+    /// Publishes a drawn pre-queue's entrant ids (SHA-256 of each user id), in place order, as
+    /// pages of [`ENTRANTS_PER_PAGE`] (idempotent: a draw that continues writes the same pages).
+    pub(crate) async fn put_entrant_pages(&self, sale: &SaleId, ids: &[[u8; 32]]) -> Result<(), StoreError> {
+        // An empty draw still publishes its (empty) first page.
+        let mut pages: Vec<&[[u8; 32]]> = ids.chunks(ENTRANTS_PER_PAGE).collect();
+        if pages.is_empty() {
+            pages.push(&[]);
+        }
+        let count = u32::try_from(pages.len()).unwrap_or(u32::MAX);
+        let writes = pages.iter().zip(0u32..).map(|(page, n)| {
+            let blob: Vec<u8> = page.iter().flatten().copied().collect();
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", AttributeValue::S(entrants_pk(sale.as_str())))
+                .item("sk", AttributeValue::S(entrant_page_sk(n)))
+                .item("pages", AttributeValue::N(count.to_string()))
+                .item("entrants", AttributeValue::N(ids.len().to_string()))
+                .item("ids", AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(blob)))
+                .send()
+        });
+        for handle in writes.map(tokio::spawn).collect::<Vec<_>>() {
+            handle.await.map_err(|e| StoreError::Unavailable(format!("a page write did not finish: {e}")))??;
+        }
+        Ok(())
+    }
+
+    /// Page `page` of a published entrant list: (ids in place order, pages, entrants), or `None`.
+    pub(crate) async fn entrant_page(
+        &self,
+        sale: &SaleId,
+        page: u32,
+    ) -> Result<Option<(Vec<[u8; 32]>, u32, i64)>, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(entrants_pk(sale.as_str()), &entrant_page_sk(page))))
+            .send()
+            .await?
+            .item;
+        let Some(item) = item else { return Ok(None) };
+        let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
+        let (Some(pages), Some(entrants), Some(AttributeValue::B(blob))) =
+            (number("pages"), number("entrants"), item.get("ids"))
+        else {
+            return Err(StoreError::Corrupt(format!("entrant page {page} of {sale}")));
+        };
+        let ids = blob.as_ref().chunks_exact(32).map(|c| c.try_into().unwrap_or([0; 32])).collect();
+        Ok(Some((ids, u32::try_from(pages).unwrap_or(0), entrants)))
     }
 }

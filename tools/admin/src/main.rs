@@ -97,15 +97,17 @@ enum Command {
         #[arg(long)]
         sale_id: Option<String>,
         /// The sale's status: a `GET /sales/{saleId}` URL or a file holding its JSON.
-        #[arg(long, requires = "entrants")]
+        #[arg(long)]
         public: Option<String>,
-        /// The published entrant list (`export-entrants`): a URL or a file.
+        /// The entrant list as `export-entrants` writes it: a URL or a file. Without it, the list
+        /// the API publishes: every page of `{status URL}/entrants/{page}`.
         #[arg(long, requires = "public")]
         entrants: Option<String>,
     },
     /// Write a drawn sale's entrant list for publication: each pre-queue entrant's SHA-256 id (never
     /// the user id) and place, with the list's Merkle root (the one the sale's status shows).
-    /// Host the file beside the shop; anyone checks it with `verify-draw --public`.
+    /// The API publishes the same list (`GET /sales/{saleId}/entrants/{page}`); the file is for
+    /// an archive of its own. Anyone checks either with `verify-draw --public`.
     ExportEntrants {
         #[arg(long)]
         sale_id: String,
@@ -253,11 +255,15 @@ fn csv_field(s: &str) -> String {
 
 async fn run(cli: Cli) -> Result<()> {
     // The public check needs no table, and no AWS configuration.
-    if let Command::VerifyDraw { sale_id: None, public: Some(status), entrants: Some(list) } = &cli.command {
+    if let Command::VerifyDraw { sale_id: None, public: Some(status_at), entrants } = &cli.command {
         let status: serde_json::Value =
-            serde_json::from_slice(&read_public(status).await?).context("the status is not JSON")?;
-        let list: flash_sale::draw_check::EntrantList =
-            serde_json::from_slice(&read_public(list).await?).context("the entrant list is not readable")?;
+            serde_json::from_slice(&read_public(status_at).await?).context("the status is not JSON")?;
+        let list: flash_sale::draw_check::EntrantList = match entrants {
+            Some(list) => {
+                serde_json::from_slice(&read_public(list).await?).context("the entrant list is not readable")?
+            }
+            None => published_entrants(status_at).await?,
+        };
         let report = flash_sale::draw_check::verify_public(&status, &list).map_err(anyhow::Error::msg)?;
         writeln!(std::io::stdout().lock(), "{}", json!(report))?;
         return Ok(());
@@ -599,4 +605,26 @@ fn hex_string(bytes: &[u8]) -> String {
 fn bar(sold: i64, total: i64) -> String {
     let filled = if total > 0 { usize::try_from(sold.clamp(0, total) * 20 / total).unwrap_or(0) } else { 0 };
     format!("[{}{}]", "#".repeat(filled), ".".repeat(20 - filled))
+}
+
+/// The entrant list the API publishes beside a sale's status URL: every page of
+/// `{status URL}/entrants/{page}`, fitted together (at most 10,000 pages).
+async fn published_entrants(status_url: &str) -> Result<flash_sale::draw_check::EntrantList> {
+    if !status_url.starts_with("http://") && !status_url.starts_with("https://") {
+        bail!("give --entrants, or the status as its URL (the list is read from beside it)");
+    }
+    let base = status_url.trim_end_matches('/');
+    let mut pages: Vec<flash_sale::draw_check::EntrantPage> = Vec::new();
+    loop {
+        let n = pages.len();
+        let url = format!("{base}/entrants/{n}");
+        let page: flash_sale::draw_check::EntrantPage = serde_json::from_slice(&read_public(&url).await?)
+            .with_context(|| format!("{url} is not a page of an entrant list"))?;
+        let total = usize::try_from(page.pages).unwrap_or(usize::MAX);
+        pages.push(page);
+        if pages.len() >= total || pages.len() >= 10_000 {
+            break;
+        }
+    }
+    flash_sale::draw_check::EntrantList::from_pages(&pages).map_err(anyhow::Error::msg)
 }

@@ -399,4 +399,32 @@ fn a_beacon_draw_is_exported_and_verified_from_public_files_alone() {
     std::fs::write(&list_file, list.to_string()).unwrap();
     assert!(cli.refused(&public).contains("Merkle root"));
     std::fs::remove_dir_all(&dir).ok();
+
+    // The list the API publishes, read from beside the status URL with no file at all: the
+    // status and page answers of the status function, as an edge cache would serve them.
+    let served = |path: &str, params: &[(&str, &str)]| {
+        let resp = rt.block_on(flash_sale::http::status_function(&app, flash_sale_testkit::req::get(path, params)));
+        assert_eq!(resp.status_code, 200, "{path}: {}", resp.body);
+        (path.to_owned(), resp.body)
+    };
+    let status_path = "/sales/beacon-1";
+    let mut files: std::collections::HashMap<String, String> = [
+        served(status_path, &[("saleId", "beacon-1")]),
+        served("/sales/beacon-1/entrants/0", &[("saleId", "beacon-1"), ("page", "0")]),
+    ]
+    .into();
+    // The edge runs on a runtime of its own, so it answers while this thread waits for the CLI.
+    let edge_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let edge = edge_rt.block_on(flash_sale_testkit::fixture_http::FixtureHttpServer::serving(files.clone()));
+    let url = format!("{}{status_path}", edge.url());
+    let report: Value = serde_json::from_str(&cli.ok(&["verify-draw", "--public", &url])).unwrap();
+    assert_eq!((report["entrants"].as_i64(), report["placesMatching"].as_i64()), (Some(6), Some(6)), "{report}");
+    // Two entrants' places swapped on the served page: the order no longer matches the draw.
+    let page = files.get_mut("/sales/beacon-1/entrants/0").unwrap();
+    let mut swapped: Value = serde_json::from_str(page).unwrap();
+    swapped["entrants"].as_array_mut().unwrap().swap(0, 5);
+    *page = swapped.to_string();
+    let edge = edge_rt.block_on(flash_sale_testkit::fixture_http::FixtureHttpServer::serving(files));
+    let refused = cli.refused(&["verify-draw", "--public", &format!("{}{status_path}", edge.url())]);
+    assert!(refused.contains("differ from the draw"), "{refused}");
 }

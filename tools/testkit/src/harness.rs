@@ -22,7 +22,7 @@ const HOUR: i64 = 3_600_000;
 pub enum Route {
     /// `POST /sales/{saleId}/purchases`.
     Purchase,
-    /// `GET /health`, `GET /sales`, `GET /sales/{saleId}`.
+    /// `GET /health`, `GET /sales`, `GET /sales/{saleId}`, `GET /sales/{saleId}/entrants/{page}`.
     Status,
     /// `GET | DELETE /sales/{saleId}/purchases/{userId}`.
     Lookup,
@@ -283,6 +283,14 @@ impl TestApp {
         let (code, body) = self.get_sale(sale).await;
         assert_eq!(code, 200, "{body}");
         body
+    }
+
+    /// `GET /sales/{sale}/entrants/{page}`: a page of a drawn pre-queue's published list (the
+    /// raw answer, headers included).
+    pub async fn get_entrants(&self, sale: &(impl SaleRef + ?Sized), page: &str) -> ApiResponse {
+        let sale = sale.sale_id();
+        let path = format!("/sales/{sale}/entrants/{page}");
+        self.call(Route::Status, req::get(&path, &[("saleId", sale), ("page", page)])).await
     }
 
     /// `GET /sales`.

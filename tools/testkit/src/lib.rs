@@ -30,6 +30,7 @@ use flash_sale::config::Tuning;
 use flash_sale::http::{ApiEvent, ApiRequest, ApiResponse};
 
 pub mod drand;
+pub mod fixture_http;
 mod harness;
 pub mod proxy;
 pub mod req;
