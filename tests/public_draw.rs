@@ -190,3 +190,38 @@ async fn a_beacon_that_does_not_verify_or_does_not_come_leaves_the_room_drawing(
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The storefront checks a buyer's `entrantProof` in the browser (web/src/draw.ts) against the
+/// proofs this crate makes: web/src/fixtures/entrant-proofs.json is this tree, kept equal here
+/// (`UPDATE_FIXTURES=1` rewrites it).
+#[test]
+fn the_storefronts_proof_vectors_are_the_crates() {
+    use flash_sale::merkle::MerkleTree;
+    let users = ["ann", "bo", "cy", "dee", "eve", "fay", "gus"];
+    let mut ids: Vec<([u8; 32], &str)> = users.iter().map(|u| (entrant_id(u), *u)).collect();
+    ids.sort_unstable();
+    let tree = MerkleTree::new(&ids.iter().map(|(id, _)| *id).collect::<Vec<_>>());
+    let root = hex(&tree.root());
+    let entrants: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(index, (id, user))| {
+            let proof = InclusionProof {
+                id: hex(id),
+                index: index as u64,
+                size: users.len() as u64,
+                path: tree.proof(index).unwrap().iter().map(|h| hex(h)).collect(),
+            };
+            assert!(proof.verify(&root), "{user}");
+            serde_json::json!({ "userId": user, "proof": proof })
+        })
+        .collect();
+    let vector =
+        serde_json::to_string_pretty(&serde_json::json!({ "root": root, "entrants": entrants })).unwrap() + "\n";
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/src/fixtures/entrant-proofs.json");
+    if std::env::var_os("UPDATE_FIXTURES").is_some() {
+        std::fs::write(&file, &vector).unwrap();
+    }
+    let stored = std::fs::read_to_string(&file).unwrap_or_default();
+    assert_eq!(stored, vector, "{} differs from the crate's proofs: rerun with UPDATE_FIXTURES=1", file.display());
+}

@@ -36,6 +36,19 @@ export interface RoomView {
   drawCommitment: string;
   /** The draw seed (hex), revealed once the pre-queue is drawn. */
   drawSeed?: string;
+  /** A public draw: the drand round fixed at creation (its signature once drawn). */
+  beacon?: { chainHash: string; round: number; publishedAt: string; url: string; signature?: string; randomness?: string };
+  /** A public draw, once drawn: the Merkle root of the sealed entrant list and its size. */
+  entrantsRoot?: string;
+  entrantCount?: number;
+}
+
+/** A person's proof that SHA-256(userId) is in the sealed list (RFC 9162 audit path). */
+export interface EntrantProof {
+  id: string;
+  index: number;
+  size: number;
+  path: string[];
 }
 
 export type PlaceState = 'waiting' | 'admitted' | 'sold_out' | 'closed';
@@ -52,8 +65,10 @@ export interface PlaceView {
   /** Present when admitted: sent as `admissionToken` with the order. */
   admissionToken?: string;
   admissionExpiresAt?: string;
-  /** Present when admitted: an item is set aside until then; after it the token still buys while stock lasts. */
+  /** Present when admitted: an item is set aside until then. */
   setAsideUntil?: string;
+  /** A public draw, once placed: the proof that this person is in the published list. */
+  entrantProof?: EntrantProof;
 }
 
 /**

@@ -75,8 +75,17 @@ describe('the room panel', () => {
     expect(p.phase).toBe('prequeue');
     expect(p.title).toBe('You are in the pre-queue: places are drawn at opening');
     expect(p.detail).toContain(`The draw can be verified: commitment ${COMMITMENT}`);
+    expect(p.detail).not.toContain('drand');
     expect(p.action).toBe('none');
     expect(p.progress).toBeUndefined();
+  });
+
+  it('in the pre-queue of a public draw, names the drand round that will order it', () => {
+    const beacon = { chainHash: 'c'.repeat(64), round: 123, publishedAt: '2026-01-01T10:00:05.000Z', url: 'https://api.drand.sh/x/public/123' };
+    const waiting = place({ position: null, aheadOfYou: null, estimatedWaitSeconds: null });
+    const p = roomPanel({ room: room({ state: 'prequeue', beacon }), saleState: 'upcoming', place: waiting, serverNow: NOW });
+    expect(p.detail).toContain(`commitment ${COMMITMENT}`);
+    expect(p.detail).toContain('drand round 123');
   });
 
   it('after the start and before the place is known, says the draw is under way', () => {

@@ -163,7 +163,9 @@ export function roomPanel({ room, saleState, place, joinedAs, drawn = false, bou
       return {
         phase: 'prequeue',
         title: 'You are in the pre-queue: places are drawn at opening',
-        detail: `Arrival order does not count. The draw can be verified: commitment ${room.drawCommitment}.`,
+        detail:
+          `Arrival order does not count. The draw can be verified: commitment ${room.drawCommitment}.` +
+          (room.beacon ? ` Its randomness is drand round ${room.beacon.round}, published after the pre-queue closes: nobody knows it before.` : ''),
         action: 'none',
         button: 'Waiting for the draw',
       };

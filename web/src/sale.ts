@@ -28,6 +28,7 @@ import {
   STATE_LABEL,
   stateAt,
 } from './format';
+import { checkEntrantProof, drawCheckNote } from './draw';
 import { drawPending, joinBusyMessage, joinFailureMessage, type RoomPanel, roomPanel, shouldAskPlace } from './room';
 import { buyRule, cancelOutcome, holdsItem, type OrderPanel, orderPanel, orderPollMs, showsOrderPanel } from './order';
 import { isRetryable, MAX_AUTO_RETRIES, pressBuy, retryDelayMs } from './retry';
@@ -50,6 +51,8 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   // The waiting room (sales whose status has `queue`).
   let joined: JoinedRoom | undefined = getJoinedRoom(saleId);
   let place: PlaceView | undefined;
+  /** The check of this shopper's `entrantProof` (by proof id), once made. */
+  let drawCheck: { id: string; ok: boolean } | undefined;
   let joining = false;
   let bought = false;
   let panel: RoomPanel | undefined;
@@ -77,6 +80,8 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
 
   const roomTitle = h('p', { class: 'room-title', id: 'room-title' });
   const roomDetail = h('p', { class: 'room-detail' });
+  // A public draw: the shopper's own check that their place is in the published list.
+  const roomCheck = h('p', { class: 'room-check', hidden: true });
   const roomBar = h('div', { class: 'bar', role: 'progressbar', 'aria-label': 'Your way through the line', 'aria-valuemin': 0 }, h('span', { class: 'fill' }));
   const roomBarText = h('p', { class: 'room-progress-text' });
   const roomProgress = h('div', { class: 'room-progress', hidden: true }, roomBar, roomBarText);
@@ -89,6 +94,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     roomTitle,
     roomProgress,
     roomDetail,
+    roomCheck,
     roomAnnounce,
   );
 
@@ -387,6 +393,12 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     roomBox.dataset.phase = next.phase;
     setText(roomTitle, next.title);
     setText(roomDetail, next.detail);
+    const check = place?.entrantProof && drawCheck?.id === place.entrantProof.id ? drawCheck : undefined;
+    roomCheck.hidden = !check;
+    if (check) {
+      roomCheck.dataset.ok = String(check.ok);
+      setText(roomCheck, drawCheckNote(check.ok, sale?.queue?.entrantCount));
+    }
     roomProgress.hidden = !next.progress;
     if (next.progress) {
       const { value, max, text } = next.progress;
@@ -530,6 +542,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     if (r.ok) {
       result.replaceChildren();
       place = r.value;
+      checkDraw(place);
       // Joined before the start: the place comes from the draw.
       const beforeStart = sale !== undefined && Date.now() + offset < Date.parse(sale.startsAt);
       joined = { userId: who.userId, prequeue: r.value.position === null && beforeStart };
@@ -559,6 +572,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     if (stopped || joined?.userId !== who.userId) return;
     if (r.ok) {
       place = r.value;
+      checkDraw(place);
     } else if (r.kind === 'problem' && (r.problem.code === 'not_in_line' || r.problem.code === 'no_waiting_room')) {
       // The room no longer knows this place (a reset sale): offer to join again.
       dropPlace();
@@ -567,11 +581,29 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     render();
   }
 
+  /**
+   * A public draw's place carries its proof: checked once, here in the browser, against the root
+   * and size the sale status publishes; the panel then says what the check found.
+   */
+  function checkDraw(p: PlaceView): void {
+    const proof = p.entrantProof;
+    const root = sale?.queue?.entrantsRoot;
+    const count = sale?.queue?.entrantCount;
+    if (!proof || !root || count == null || drawCheck?.id === proof.id) return;
+    drawCheck = { id: proof.id, ok: false };
+    void checkEntrantProof(p.userId, proof, root, count).then((ok) => {
+      if (stopped || drawCheck?.id !== proof.id) return;
+      drawCheck = { id: proof.id, ok };
+      render();
+    });
+  }
+
   /** Forgets this browser's place (the server keeps it: joining again as that user gets it back). */
   function dropPlace(): void {
     if (joined) forgetJoinedRoom(saleId);
     joined = undefined;
     place = undefined;
+    drawCheck = undefined;
     drawSeenAt = undefined;
     bought = false;
     userId.readOnly = false;
