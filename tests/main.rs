@@ -6,6 +6,7 @@ mod events;
 mod faults;
 mod hardening;
 mod hostile;
+mod hot_keys;
 mod iam_calls;
 mod jwt;
 mod malformed;

@@ -671,3 +671,107 @@ async fn the_admission_key_comes_from_its_secret_and_a_rotation_needs_no_redeplo
     assert_eq!(secret.reads(), reads, "read again at most every REFETCH_AT_MOST_EVERY");
     assert_eq!(app.stored(&sale).await.1.len(), 2);
 }
+
+/// Conflicts on the join paths are retried (bounded, with jitter), never answered 503 while the
+/// join can still succeed: pre-queue joins whose transaction meets `TransactionConflict` twice,
+/// and one whose answer is lost after it committed, are all in the pre-queue and drawn there (not
+/// behind it); a join after opening whose put meets an item conflict twice gets the next place.
+#[tokio::test]
+async fn conflicts_on_a_join_are_retried_and_the_joiner_keeps_their_place_in_the_prequeue() {
+    use flash_sale_testkit::proxy::Fault;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let start = now_ms() + HOUR;
+    let (sale, seed, app) = room_at(100, 2, start, start - 60_000).await;
+    let id = sale.id.to_string();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    // Of every three requests that write a join (the pre-queue transaction, the entry's put after
+    // opening), the first two meet a conflict; the very first transaction commits and its answer
+    // is lost instead.
+    let plan = Box::new(move |op: &str, body: &str| {
+        let join_write = op == "TransactWriteItems" || (op == "PutItem" && body.contains("\"ticket\""));
+        if !join_write {
+            return Fault::Pass;
+        }
+        match count.fetch_add(1, Ordering::SeqCst) {
+            0 => Fault::CommitThenDrop,
+            n if n % 3 == 2 => Fault::Pass,
+            _ if op == "PutItem" => Fault::ItemConflict,
+            _ => Fault::Conflict,
+        }
+    });
+    let proxy = Proxy::start(upstream(), plan).await;
+    let joiner = app.container().via(proxy.client());
+    let users: Vec<String> = (0..10).map(|n| format!("early-{n}")).collect();
+    for u in &users {
+        let (status, body) = joiner.post_queue(&id, u).await;
+        assert_eq!((status, body["state"].as_str()), (200, Some("waiting")), "{u}: {body}");
+    }
+    let conflicts = |p: &Proxy| {
+        p.counts()
+            .iter()
+            .filter(|((_, f), _)| matches!(*f, "conflict" | "item_conflict"))
+            .map(|(_, n)| n)
+            .sum::<usize>()
+    };
+    assert!(conflicts(&proxy) >= 18, "{:?}", proxy.counts());
+    assert_eq!(app.store().room_entries(&sale.id).await.unwrap().len(), 10, "one entry each");
+    app.clock().set(start + flash_sale::room::DRAW_GRACE_MS);
+    let expected: BTreeMap<String, i64> = flash_sale::room::draw(&seed, &users).into_iter().collect();
+    for u in &users {
+        let (_, body) = app.get_queue(&id, u).await;
+        assert_eq!(body["position"].as_i64(), Some(expected[u]), "{u}: {body}");
+    }
+    let before = conflicts(&proxy);
+    let (status, late) = joiner.post_queue(&id, "late").await;
+    assert_eq!((status, late["position"].as_i64()), (200, Some(11)), "{late}");
+    assert!(conflicts(&proxy) > before, "{:?}", proxy.counts());
+}
+
+/// The pre-queue as sealed: a join that commits once the draw has sealed its lane (a container
+/// whose clock lags), and one whose joiner never confirmed its entry (its requests after the
+/// commit all failed), are not in the draw, and each gets a place after every drawn place.
+#[tokio::test]
+async fn joins_the_seal_left_out_go_after_the_drawn_places() {
+    use flash_sale_testkit::proxy::Fault;
+    let start = now_ms() + HOUR;
+    let (sale, seed, app) = room_at(100, 2, start, start - 60_000).await;
+    let id = sale.id.to_string();
+    let users: Vec<String> = (0..20).map(|n| format!("early-{n}")).collect();
+    for u in &users {
+        assert_eq!(app.post_queue(&id, u).await.0, 200);
+    }
+    // A joiner whose settling step never reaches the table: the entry is written, the marker
+    // stays pending, the answer is a 503.
+    let cut = Proxy::start(
+        upstream(),
+        Box::new(
+            |op: &str, body: &str| {
+                if op == "UpdateItem" && body.contains("REMOVE pending") { Fault::Reset } else { Fault::Pass }
+            },
+        ),
+    )
+    .await;
+    let (status, _) = app.container().via(cut.client()).post_queue(&id, "unconfirmed").await;
+    assert_eq!(status, 503);
+    app.clock().set(start + flash_sale::room::DRAW_GRACE_MS);
+    let view = app.view(&id).await;
+    assert_eq!(view["queue"]["state"], "admitting", "{view}");
+    let expected: BTreeMap<String, i64> = flash_sale::room::draw(&seed, &users).into_iter().collect();
+    for u in &users {
+        assert_eq!(app.get_queue(&id, u).await.1["position"].as_i64(), Some(expected[u]), "{u}");
+    }
+    // A container whose clock still says the pre-queue is open joins after the seal.
+    let lagging = TestApp::on(app.store()).at(start - 1_000).admission();
+    let (status, body) = lagging.post_queue(&id, "lagging").await;
+    assert_eq!(status, 200, "{body}");
+    let (_, unconfirmed) = app.get_queue(&id, "unconfirmed").await;
+    let (_, lagging) = app.get_queue(&id, "lagging").await;
+    let mut after: Vec<i64> =
+        [&unconfirmed, &lagging].iter().map(|b| b["position"].as_i64().expect("a place")).collect();
+    after.sort();
+    assert_eq!(after, vec![21, 22], "{unconfirmed} {lagging}");
+    let entries = app.store().room_entries(&sale.id).await.unwrap();
+    assert_eq!(entries.len(), 22);
+    assert_eq!(entries.iter().filter(|e| e.place.is_some()).count(), 20, "the draw placed the 20 it sealed");
+}

@@ -52,8 +52,10 @@ pub const PURCHASE_GRACE_MS: i64 = 10_000;
 /// Default: the pre-queue opens this long before the sale starts.
 pub(crate) const DEFAULT_PREQUEUE_LEAD_MS: i64 = 15 * 60 * 1_000;
 
-/// Pre-queue joins spread over this many counter items (each takes ~450 joins/s): 256 take
-/// ≈115,000 joins/s, a crowd of 100,000 in about a second.
+/// Pre-queue joins spread their markers and count over this many lanes. A join writes 4 WCU on its
+/// lane's partition (its marker in a transaction of its own two items: 2; the marker's
+/// confirmation: 1; the lane's count, a hint added outside the transaction: 1), so at ~1,000 WCU/s
+/// per partition a lane takes ~250 joins/s and 256 lanes ≈64,000 joins/s (docs/waiting-room.md).
 pub const DEFAULT_LANES: u32 = 256;
 
 /// A pre-queue join may still be committing this long after `startsAt`; the draw waits it out.

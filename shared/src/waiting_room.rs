@@ -23,7 +23,7 @@ use crate::ids::{SaleId, UserId};
 use crate::merkle::MerkleTree;
 use crate::room::{self, PlaceState, RoomConfig, RoomState, TokenError};
 use crate::sale::Sale;
-use crate::store::{DrawLease, Joined, RoomEntry, Store, logged};
+use crate::store::{DrawLease, Joined, Marker, RoomEntry, Store, StoreError, logged};
 use crate::time_fmt::rfc3339_ms;
 
 /// How long a container trusts its copy of a room's state and the stock behind it.
@@ -196,6 +196,16 @@ impl BlockPair {
             None => Found::Empty(1),
         }
     }
+}
+
+/// What settling a pre-queue entrant came to.
+enum Settled {
+    /// In the pre-queue (confirmed, or settled before): the draw places them.
+    Stayed(RoomEntry),
+    /// Left the pre-queue now, with the place after opening given or taken.
+    Left(RoomEntry),
+    /// Left it before, with a place after opening of their own (the place given is not used).
+    Had(RoomEntry),
 }
 
 /// The sealed list's Merkle root (hex) and each entrant's inclusion proof, by user id.
@@ -569,6 +579,31 @@ impl WaitingRoom {
         Ok((sale, config))
     }
 
+    /// A join path's store call, tried again after a transient failure (a `TransactionConflict`,
+    /// throttling, a timeout): `conflict_retries` more times at most, after a full-jitter pause.
+    /// Every call retried here is idempotent (a conditional write that returns what an earlier
+    /// attempt wrote), so a retry never answers 503 while the join can still succeed.
+    async fn retrying<T, F, Fut>(&self, mut call: F) -> Result<T, AppError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let t = &self.config.tuning;
+        let mut attempt = 0;
+        loop {
+            match call().await {
+                Err(e) if e.is_transient() && attempt < t.conflict_retries => {
+                    tracing::info!(error = %e, attempt, "join path: transient store failure, retrying");
+                    let cap = t.backoff_cap.min(t.backoff_base.saturating_mul(1 << attempt.min(16)));
+                    let ms = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
+                    tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=ms))).await;
+                    attempt += 1;
+                }
+                other => return other.map_err(logged),
+            }
+        }
+    }
+
     /// Joins `user` to the room of `sale_id`: idempotent, one place per person however often
     /// they join.
     pub(crate) async fn join(&self, sale_id: &SaleId, user: &UserId) -> Result<PlaceView, AppError> {
@@ -581,44 +616,99 @@ impl WaitingRoom {
             crate::telemetry::record_join("closed");
             return self.view(&sale, &config, user, None).await;
         }
-        // Before opening, the join's own transaction finds an earlier join (its entry's condition
-        // returns it), so no read comes first.
+        // Before opening: the joiner's own entry and marker (the entry's condition returns an
+        // earlier join, so no read comes first), then the marker is settled against the seal.
         if now < sale.starts_at_ms {
             let lane = fastrand::u32(0..config.lanes.max(1));
-            match self.store.join_prequeue(&sale, user, lane, now).await.map_err(logged)? {
+            let (outcome, entry) = match self.retrying(|| self.store.join_prequeue(&sale, user, lane, now)).await? {
                 Joined::New(entry) => {
-                    crate::telemetry::record_join("new");
-                    return self.view(&sale, &config, user, Some(entry)).await;
+                    // The lane's count is a hint: a count lost here changes no place.
+                    if let Err(e) = self.store.count_prequeue_join(&sale.id, lane).await {
+                        tracing::warn!(error = %e, "a pre-queue join was not counted (a hint)");
+                    }
+                    ("new", entry)
                 }
-                Joined::Existing(entry) => {
-                    crate::telemetry::record_join("existing");
-                    return self.view(&sale, &config, user, Some(entry)).await;
-                }
-                Joined::PrequeueClosed => {}
-            }
+                Joined::Existing(entry) => ("existing", entry),
+            };
+            let (outcome, entry) = match self.settle(&sale.id, user, entry, None).await? {
+                Settled::Stayed(entry) | Settled::Left(entry) => (outcome, entry),
+                Settled::Had(entry) => ("existing", entry),
+            };
+            crate::telemetry::record_join(outcome);
+            return self.view(&sale, &config, user, Some(entry)).await;
         }
         // After opening: a place from this container's block, then the entry's conditional put,
         // which returns an earlier join instead (and the place goes back to the block, so joining
         // again leaves no hole in the room).
         let place = self.next_place(sale_id).await?;
-        match self.store.join_after_opening(sale_id, user, place, self.clock.now_ms()).await.map_err(logged)? {
-            Joined::New(entry) => {
-                crate::telemetry::record_join("new");
-                self.view(&sale, &config, user, Some(entry)).await
+        let now = self.clock.now_ms();
+        let (used, entry) = match self.retrying(|| self.store.join_after_opening(sale_id, user, place, now)).await? {
+            Joined::New(entry) => (true, entry),
+            // A pre-queue entrant not yet placed: settled now, with this place if they leave.
+            Joined::Existing(entry) if entry.unsettled_lane().is_some() => {
+                match self.settle(sale_id, user, entry, Some(place)).await? {
+                    Settled::Left(entry) => (true, entry),
+                    Settled::Stayed(entry) | Settled::Had(entry) => (false, entry),
+                }
             }
+            Joined::Existing(entry) => (false, entry),
+        };
+        if !used {
+            self.return_place(sale_id, place);
+        }
+        crate::telemetry::record_join(if used { "new" } else { "existing" });
+        self.view(&sale, &config, user, Some(entry)).await
+    }
+
+    /// Settles a pre-queue entrant's marker, unless the entry is settled already: confirmed if
+    /// the lane is unsealed when read (the draw seals before it reads, so it will read this
+    /// marker), withdrawn if sealed (the draw may not have read it); a marker the draw found still
+    /// pending it withdrew. Whoever settles first decides, on the marker alone. A withdrawn
+    /// entrant joins after opening, behind everyone drawn, with `place` (a place after opening
+    /// the caller took) or one taken here.
+    async fn settle(
+        &self,
+        sale: &SaleId,
+        user: &UserId,
+        entry: RoomEntry,
+        place: Option<i64>,
+    ) -> Result<Settled, AppError> {
+        let Some(lane) = entry.unsettled_lane() else { return Ok(Settled::Stayed(entry)) };
+        let sealed = self.retrying(|| self.store.lane_sealed(sale, lane)).await?;
+        let marker = self.retrying(|| self.store.settle_marker(sale, lane, user.as_str(), !sealed)).await?;
+        if marker == Marker::Confirmed {
+            return Ok(Settled::Stayed(entry));
+        }
+        let (place, own) = match place {
+            Some(place) => (place, false),
+            None => (self.next_place(sale).await?, true),
+        };
+        match self.retrying(|| self.store.leave_prequeue(sale, user, place)).await? {
+            Joined::New(entry) => Ok(Settled::Left(entry)),
             Joined::Existing(entry) => {
-                self.return_place(sale_id, place);
-                crate::telemetry::record_join("existing");
-                self.view(&sale, &config, user, Some(entry)).await
+                if own {
+                    self.return_place(sale, place);
+                }
+                Ok(Settled::Had(entry))
             }
-            Joined::PrequeueClosed => Err(AppError::Internal),
         }
     }
 
     /// Where `user` stands in the room of `sale_id`.
     pub(crate) async fn place(&self, sale_id: &SaleId, user: &UserId) -> Result<PlaceView, AppError> {
         let (sale, config) = self.room_of(sale_id).await?;
-        let entry = self.store.room_entry(sale_id, user).await.map_err(logged)?.ok_or(AppError::NotInLine)?;
+        let mut entry = self.store.room_entry(sale_id, user).await.map_err(logged)?.ok_or(AppError::NotInLine)?;
+        // Drawn, and not placed: the draw found this entrant's marker pending (their join never
+        // confirmed it) and withdrew it. They join after opening now.
+        if entry.unsettled_lane().is_some() && self.room_snapshot(&sale, &config).await?.state.prequeue_size.is_some() {
+            // Read again: the draw may have placed them since (this request may have drawn).
+            entry = self.store.room_entry(sale_id, user).await.map_err(logged)?.ok_or(AppError::NotInLine)?;
+            if entry.unsettled_lane().is_some() {
+                entry = match self.settle(sale_id, user, entry, None).await? {
+                    Settled::Stayed(entry) | Settled::Left(entry) | Settled::Had(entry) => entry,
+                };
+            }
+        }
         self.view(&sale, &config, user, Some(entry)).await
     }
 
@@ -649,7 +739,7 @@ impl WaitingRoom {
             Found::Place(place, _) => return Ok(place),
             Found::Empty(_) => size,
         };
-        let (first, last) = self.store.take_places_after_opening(sale_id, size).await.map_err(logged)?;
+        let (first, last) = self.retrying(|| self.store.take_places_after_opening(sale_id, size)).await?;
         let mut blocks = slot.blocks.lock().unwrap_or_else(|p| p.into_inner());
         blocks.current = Some(PlaceBlock { next: first + 1, last, size, taken_at_ms: self.clock.now_ms() });
         Ok(first)

@@ -410,7 +410,7 @@ fn queue_keeps_the_line_and_never_touches_purchase_records_or_stock() {
         "queue",
         &[
             // The sale, its room and draw seed; the places counter; a person's place.
-            Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Sale, Places, Queue] },
+            Grant { action: "dynamodb:GetItem", on: On::Table, kinds: &[Sale, Places, Queue, Lane] },
             // Stock; at opening, the pre-queue's size from its lanes' counters.
             Grant { action: "dynamodb:BatchGetItem", on: On::Table, kinds: &[Shard, Lane] },
             // The room advanced; a lane marker; a place put on joining; a public draw's list.

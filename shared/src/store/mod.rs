@@ -27,7 +27,7 @@ pub(crate) use orders::{Change, Hold, Malformed};
 pub use purchase_tx::Attempt;
 #[cfg(not(feature = "test-util"))]
 pub(crate) use purchase_tx::Attempt;
-pub(crate) use room::DrawLease;
+pub(crate) use room::{DrawLease, Marker};
 pub use room::{DrawRecord, Joined, RoomEntry};
 
 use crate::error::AppError;

@@ -4,9 +4,17 @@
 //!   it stale (a conditional write, so two containers never both advance it);
 //! - `SALE#{id}` / `DRAW`: the secret draw seed (shown by the status once the draw is complete),
 //!   and the draw's lease and progress (one writer draws; a later run continues where it stopped);
-//! - `SALE#{id}#PRE#{lane}` / `COUNT` and `U#{userId}`: pre-queue joins spread over lanes, each
-//!   lane a counter and one marker per entrant (no item takes more than its share of the joins);
-//! - `SALE#{id}#PLACES` / `PLACES`: the counter of places issued after opening, taken in blocks;
+//! - `SALE#{id}#PRE#{lane}` / `U#{userId}`: one marker per pre-queue entrant, spread over lanes,
+//!   written with the entrant's own entry (a transaction of the joiner's own two items: no item
+//!   is written by two joins' transactions). A marker is written `pending`; the joiner confirms it
+//!   once it has read its lane unsealed, or withdraws it when it finds the lane sealed; the draw
+//!   withdraws the markers still pending when it reads them. Only confirmed markers (and markers
+//!   written before markers had states, by a transaction that checked the seal) are entrants;
+//! - `SALE#{id}#PRE#{lane}` / `COUNT`: the lane's seal (set by the draw) and a count of its joins,
+//!   a hint only (added outside the join's transaction: it may miss or repeat a join; it decides
+//!   whether a request may draw the pre-queue, never a place);
+//! - `SALE#{id}#PLACES` / `PLACES`: the counter of places issued after opening, taken in blocks
+//!   (one write per block of up to `MAX_PLACE_BLOCK` joins of a container, not one per join);
 //! - `SALE#{id}#QUEUE#{userId}` / `QUEUE`: one person's place, the proof that joining again is
 //!   idempotent.
 
@@ -16,7 +24,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
@@ -52,6 +60,10 @@ pub struct RoomEntry {
     /// list (written by the draw with the places).
     #[serde(rename = "entrantProof", default, skip_serializing_if = "Option::is_none")]
     pub entrant_proof: Option<crate::draw_check::InclusionProof>,
+    /// The pre-queue lane of the entrant's marker (entries written before markers had states
+    /// have none: their marker was written by a transaction that checked the seal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<u32>,
 }
 
 impl RoomEntry {
@@ -66,7 +78,14 @@ impl RoomEntry {
             place: None,
             place_after_opening,
             entrant_proof: None,
+            lane: None,
         }
+    }
+
+    /// A pre-queue entry whose entrant has not been placed by a draw and who may still have to
+    /// settle where they stand (confirm their marker, or leave for a place after opening).
+    pub(crate) fn unsettled_lane(&self) -> Option<u32> {
+        self.lane.filter(|_| self.prequeue && self.place.is_none() && self.place_after_opening.is_none())
     }
 
     /// The place, given the room's state (post-opening places need the pre-queue size).
@@ -143,8 +162,16 @@ pub enum Joined {
     New(RoomEntry),
     /// This person was in line already.
     Existing(RoomEntry),
-    /// The pre-queue closed (the draw began) while this join was on its way: join after opening.
-    PrequeueClosed,
+}
+
+/// Where a pre-queue marker stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Marker {
+    /// An entrant: the draw places them.
+    Confirmed,
+    /// Not an entrant (withdrawn by its joiner, who found the lane sealed, or by the draw, which
+    /// found it still pending): the person joins after opening.
+    Withdrawn,
 }
 
 type Item = HashMap<String, AttributeValue>;
@@ -322,8 +349,9 @@ impl Store {
         out.item.map(entry_of).transpose()
     }
 
-    /// A pre-queue join: the person's entry, a marker in `lane` and the lane's count, in one
-    /// transaction that fails once the draw has sealed the lane.
+    /// A pre-queue join: the person's entry and a pending marker in `lane`, in one transaction of
+    /// the joiner's own two items (no item another join writes). `Existing`: the person joined
+    /// before (the entry's failed condition returns it).
     pub(crate) async fn join_prequeue(
         &self,
         sale: &Sale,
@@ -331,7 +359,7 @@ impl Store {
         lane: u32,
         now_ms: i64,
     ) -> Result<Joined, StoreError> {
-        let entry = RoomEntry::new(&sale.id, user, now_ms, true, None);
+        let entry = RoomEntry { lane: Some(lane), ..RoomEntry::new(&sale.id, user, now_ms, true, None) };
         let put_entry = Put::builder()
             .table_name(&self.table)
             .set_item(Some(to_item(&entry)?))
@@ -339,27 +367,18 @@ impl Store {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(build_err)?;
-        let lane_pk = lane_pk(sale.id.as_str(), lane);
         let marker = HashMap::from([
-            ("pk".to_owned(), AttributeValue::S(lane_pk.clone())),
+            ("pk".to_owned(), AttributeValue::S(lane_pk(sale.id.as_str(), lane))),
             ("sk".to_owned(), AttributeValue::S(lane_entrant_sk(user.as_str()))),
             ("userId".to_owned(), AttributeValue::S(user.to_string())),
+            ("pending".to_owned(), AttributeValue::Bool(true)),
         ]);
         let put_marker = Put::builder().table_name(&self.table).set_item(Some(marker)).build().map_err(build_err)?;
-        let count = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(lane_pk, LANE_COUNT_SK)))
-            .update_expression("ADD entrants :one")
-            .condition_expression("attribute_not_exists(sealed)")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .build()
-            .map_err(build_err)?;
         let sent = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(put_entry).build())
             .transact_items(TransactWriteItem::builder().put(put_marker).build())
-            .transact_items(TransactWriteItem::builder().update(count).build())
             .send()
             .await;
         match sent {
@@ -367,16 +386,116 @@ impl Store {
             Err(err) => match err.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
                     let reasons = e.cancellation_reasons();
-                    let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
-                    if failed(0) {
+                    if reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
                         let old = reasons[0].item().cloned().unwrap_or_default();
                         return Ok(Joined::Existing(entry_of(old)?));
                     }
-                    if failed(2) {
-                        return Ok(Joined::PrequeueClosed);
-                    }
                     let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
                     Err(super::unexplained_cancellation("pre-queue join", &codes))
+                }
+                _ => Err(err.into()),
+            },
+        }
+    }
+
+    /// Counts a pre-queue join on its lane's count: a hint, outside the join's transaction (a
+    /// single-item `ADD`, each lane's item taking 1/lanes of the joins).
+    pub(crate) async fn count_prequeue_join(&self, sale: &SaleId, lane: u32) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(lane_pk(sale.as_str(), lane), LANE_COUNT_SK)))
+            .update_expression("ADD entrants :one")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the draw has sealed `lane` (a strongly consistent read of the lane's own item).
+    pub(crate) async fn lane_sealed(&self, sale: &SaleId, lane: u32) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(lane_pk(sale.as_str(), lane), LANE_COUNT_SK)))
+            .projection_expression("sealed")
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(out.item.and_then(|i| i.get("sealed").and_then(|v| v.as_bool().ok()).copied()).unwrap_or(false))
+    }
+
+    /// Settles a pending marker: confirms it (`confirm`: its joiner read the lane unsealed after
+    /// writing it) or withdraws it. Whoever comes first decides (a conditional write on the
+    /// marker alone); the answer is the marker's final state.
+    pub(crate) async fn settle_marker(
+        &self,
+        sale: &SaleId,
+        lane: u32,
+        user: &str,
+        confirm: bool,
+    ) -> Result<Marker, StoreError> {
+        let update = if confirm { "REMOVE pending" } else { "SET withdrawn = :t REMOVE pending" };
+        let mut call = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(lane_pk(sale.as_str(), lane), &lane_entrant_sk(user))))
+            .update_expression(update)
+            .condition_expression("attribute_exists(pending)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if !confirm {
+            call = call.expression_attribute_values(":t", AttributeValue::Bool(true));
+        }
+        match call.send().await {
+            Ok(_) => Ok(if confirm { Marker::Confirmed } else { Marker::Withdrawn }),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(e)) => Ok(match e.item() {
+                    // Settled before: by this person's other request, or by the draw.
+                    Some(old) if !old.contains_key("withdrawn") => Marker::Confirmed,
+                    // Withdrawn, or no marker at all: not an entrant.
+                    _ => Marker::Withdrawn,
+                }),
+                _ => Err(err.into()),
+            },
+        }
+    }
+
+    /// A pre-queue entrant whose marker was withdrawn joins after opening, with
+    /// `place_after_opening`: the entry becomes a post-opening one, unless it already is (this
+    /// request's own write whose answer was lost comes back as `New`, another's as `Existing`) or
+    /// the draw placed it.
+    pub(crate) async fn leave_prequeue(
+        &self,
+        sale: &SaleId,
+        user: &UserId,
+        place_after_opening: i64,
+    ) -> Result<Joined, StoreError> {
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(queue_pk(sale.as_str(), user.as_str()), QUEUE_SK)))
+            .update_expression("SET prequeue = :f, ticket = :n")
+            .condition_expression("prequeue = :t AND attribute_not_exists(place) AND attribute_not_exists(ticket)")
+            .expression_attribute_values(":f", AttributeValue::Bool(false))
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":n", AttributeValue::N(place_after_opening.to_string()))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match sent {
+            Ok(out) => Ok(Joined::New(entry_of(out.attributes.unwrap_or_default())?)),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
+                    let found = entry_of(e.item().cloned().unwrap_or_default())?;
+                    if !found.prequeue && found.place_after_opening == Some(place_after_opening) {
+                        Ok(Joined::New(found))
+                    } else {
+                        Ok(Joined::Existing(found))
+                    }
                 }
                 _ => Err(err.into()),
             },
@@ -455,8 +574,8 @@ impl Store {
         }
     }
 
-    /// How many people joined the pre-queue so far: the lanes' counts, in one `BatchGetItem`
-    /// per 100 lanes.
+    /// About how many people joined the pre-queue so far: the lanes' counts (a hint: counted
+    /// outside the joins' transactions), in one `BatchGetItem` per 100 lanes.
     pub(crate) async fn prequeue_count(&self, sale: &SaleId, lanes: u32) -> Result<i64, StoreError> {
         let keys = (0..lanes).map(|l| key(lane_pk(sale.as_str(), l), LANE_COUNT_SK)).collect();
         let mut total = 0;
@@ -560,8 +679,9 @@ impl Store {
         }
     }
 
-    /// Closes the pre-queue: seals every lane so that no pre-queue join can commit any more.
-    /// Sealing a sealed lane again changes nothing.
+    /// Closes the pre-queue: seals every lane, so that no joiner confirms a marker any more (a
+    /// joiner confirms only after reading its lane unsealed). Sealing a sealed lane again changes
+    /// nothing.
     pub(crate) async fn seal_prequeue(&self, sale: &SaleId, lanes: u32) -> Result<(), StoreError> {
         // Every lane sealed before any is read: a join commits before its lane's seal or not at
         // all. Lanes in parallel, a bounded number at a time.
@@ -583,15 +703,15 @@ impl Store {
         Ok(())
     }
 
-    /// Every entrant of a sealed pre-queue (each lane's markers, consistent reads).
+    /// Every entrant of a sealed pre-queue (each lane's confirmed markers, consistent reads): the
+    /// draw's exact list, and its size the pre-queue's.
     pub(crate) async fn prequeue_entrants(&self, sale: &SaleId, lanes: u32) -> Result<Vec<String>, StoreError> {
         let all: Vec<u32> = (0..lanes).collect();
         let mut users = Vec::new();
         for chunk in all.chunks(LANES_AT_ONCE) {
             let reads = chunk.iter().map(|&lane| {
-                let store = self.clone();
-                let pk = lane_pk(sale.as_str(), lane);
-                tokio::spawn(async move { store.lane_entrants(pk).await })
+                let (store, sale) = (self.clone(), sale.clone());
+                tokio::spawn(async move { store.lane_entrants(&sale, lane).await })
             });
             for handle in reads.collect::<Vec<_>>() {
                 users.extend(
@@ -602,9 +722,14 @@ impl Store {
         Ok(users)
     }
 
-    /// The entrants of one sealed lane (consistent reads, every page).
-    async fn lane_entrants(&self, pk: String) -> Result<Vec<String>, StoreError> {
+    /// The entrants of one sealed lane (consistent reads, every page): its confirmed markers. A
+    /// marker still pending is settled here, withdrawn unless its joiner confirms it first; once
+    /// a lane is sealed nobody confirms a marker any more, so every later read finds the same
+    /// entrants (a draw that continues draws the same list).
+    async fn lane_entrants(&self, sale: &SaleId, lane: u32) -> Result<Vec<String>, StoreError> {
+        let pk = lane_pk(sale.as_str(), lane);
         let mut users = Vec::new();
+        let mut pending = Vec::new();
         let mut start = None;
         loop {
             let out = self
@@ -619,15 +744,27 @@ impl Store {
                 .send()
                 .await?;
             for item in out.items.unwrap_or_default() {
-                if let Some(AttributeValue::S(u)) = item.get("userId") {
+                let Some(AttributeValue::S(u)) = item.get("userId") else { continue };
+                if item.contains_key("withdrawn") {
+                    continue;
+                }
+                if item.contains_key("pending") {
+                    pending.push(u.clone());
+                } else {
                     users.push(u.clone());
                 }
             }
             start = out.last_evaluated_key;
             if start.is_none() {
-                return Ok(users);
+                break;
             }
         }
+        for user in pending {
+            if self.settle_marker(sale, lane, &user, false).await? == Marker::Confirmed {
+                users.push(user);
+            }
+        }
+        Ok(users)
     }
 
     /// Writes each entrant's inclusion proof on their entry (a draw with a public beacon, before

@@ -445,7 +445,11 @@ async fn run(cli: Cli) -> Result<()> {
                 bail!("the revealed seed does not match the published commitment {}", config.draw_commitment);
             }
             let entries = store.room_entries(&sale.id).await?;
-            let prequeue: Vec<_> = entries.iter().filter(|e| e.prequeue).collect();
+            // The sealed pre-queue: a pre-queue entry with a lane and no place was left out by the
+            // seal (its marker was withdrawn: the joiner found the lane sealed, or never confirmed
+            // it) and joins after opening when it comes back; it is counted, not drawn.
+            let (prequeue, left_out): (Vec<_>, Vec<_>) =
+                entries.iter().filter(|e| e.prequeue).partition(|e| e.place.is_some() || e.lane.is_none());
             let users: Vec<String> = prequeue.iter().map(|e| e.user_id.clone()).collect();
             let drawn = match &config.beacon {
                 None => room::draw(&seed, &users),
@@ -462,7 +466,8 @@ async fn run(cli: Cli) -> Result<()> {
                 "{}",
                 json!({ "saleId": sale.id.as_str(), "commitment": config.draw_commitment, "seed": hex_string(&seed),
                         "beaconRound": config.beacon.as_ref().map(|b| b.round),
-                        "prequeueEntrants": users.len(), "placesMatching": users.len() - wrong.len() })
+                        "prequeueEntrants": users.len(), "placesMatching": users.len() - wrong.len(),
+                        "leftOutBySeal": left_out.len() })
             )?;
             if !wrong.is_empty() {
                 bail!(

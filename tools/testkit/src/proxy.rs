@@ -139,11 +139,22 @@ impl Proxy {
     }
 }
 
-/// A proxy that keeps every request it sees, `(operation, JSON body)`, and then does what its
-/// plan says.
+/// A proxy that keeps every request it sees, `(operation, JSON body)` and when it saw it, and then
+/// does what its plan says.
 pub struct Recording {
     pub proxy: Proxy,
-    seen: Arc<Mutex<Vec<(String, String)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+/// One request a [`Recording`] saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// The `X-Amz-Target` operation, e.g. `TransactWriteItems`.
+    pub op: String,
+    /// The JSON body.
+    pub body: String,
+    /// When the proxy had read the whole request (before forwarding it).
+    pub at: std::time::Instant,
 }
 
 impl Recording {
@@ -151,14 +162,20 @@ impl Recording {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
         let recording: Plan = Box::new(move |op: &str, body: &str| {
-            log.lock().unwrap().push((op.to_owned(), body.to_owned()));
+            let at = std::time::Instant::now();
+            log.lock().unwrap().push(Seen { op: op.to_owned(), body: body.to_owned(), at });
             plan(op, body)
         });
         Self { proxy: Proxy::start(upstream(), recording).await, seen }
     }
 
-    /// The requests seen since the last take, in order.
+    /// The requests seen since the last take, in order: `(operation, JSON body)`.
     pub fn take(&self) -> Vec<(String, String)> {
+        self.take_timed().into_iter().map(|s| (s.op, s.body)).collect()
+    }
+
+    /// The requests seen since the last take, in order, with when each arrived.
+    pub fn take_timed(&self) -> Vec<Seen> {
         std::mem::take(&mut *self.seen.lock().unwrap())
     }
 }
