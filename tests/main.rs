@@ -18,5 +18,6 @@ mod restart;
 mod retry_quota;
 mod store_errors;
 mod sweeper;
+mod variants;
 mod waiting_room;
 mod window;
