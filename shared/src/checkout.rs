@@ -211,6 +211,7 @@ impl Checkout {
 
     /// One pass over `shards`: a transaction per shard until one sells, refuses for good, or all
     /// are empty (`sold_out`).
+    #[allow(clippy::too_many_arguments)]
     async fn try_shards(
         &self,
         sale: &Sale,
@@ -544,7 +545,7 @@ fn plan_takes(left: &[i64], shards: std::ops::Range<u32>, quantity: i64) -> Opti
     if !enough.is_empty() {
         return Some(vec![Take { shard: enough[fastrand::usize(..enough.len())], n: quantity }]);
     }
-    stock.sort_by(|a, b| b.1.cmp(&a.1));
+    stock.sort_by_key(|s| std::cmp::Reverse(s.1));
     let mut takes = Vec::new();
     let mut need = quantity;
     for (shard, r) in stock {

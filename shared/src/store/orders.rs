@@ -179,9 +179,9 @@ impl Store {
     }
 
     /// `reserved` → `to` (cancelled or expired) for the order of `hold`, giving exactly what it
-    /// took back to the shards it came from in the same transaction (and, with `maxPerCustomer`
-    /// > 1, its items off the customer's live count). `expired_by` (a time) also requires the
-    /// hold to have ended by then: the sweeper's condition.
+    /// took back to the shards it came from in the same transaction (and, when customers may hold
+    /// several items, taking its items off the customer's live count). `expired_by` (a time) also
+    /// requires the hold to have ended by then: the sweeper's condition.
     pub(crate) async fn release_hold(
         &self,
         sale_rules: &Sale,
