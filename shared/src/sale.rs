@@ -433,7 +433,7 @@ mod tests {
         assert_eq!(with(vec![variant("a", 1, 1), variant("a", 2, 1)]), Err(SaleRuleError::BadVariant));
         assert_eq!(with(vec![variant("a b", 1, 1)]), Err(SaleRuleError::BadVariant));
         assert_eq!(with(vec![variant("a", 1, 2), variant("b", 5, 1)]), Err(SaleRuleError::BadVariant));
-        assert_eq!(with(vec![variant("a", 0, 1)]), Err(SaleRuleError::BadVariant));
+        assert_eq!(with(vec![variant("a", 0, 1), variant("b", 3, 1)]), Err(SaleRuleError::BadVariant));
         let mut s = sale();
         s.max_per_customer = 0;
         assert_eq!(s.validate(), Err(SaleRuleError::BadMaxPerCustomer));
