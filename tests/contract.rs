@@ -93,6 +93,25 @@ async fn every_documented_answer() {
     store.create_sale(&ended, now - 7_200_000).await.unwrap();
     let mut s = Samples(Vec::new());
 
+    // Two per customer: an Idempotency-Key reused for another quantity is 422.
+    let mut two = sale(&unique("two"), 5, 1, now - 60_000, now + 3_600_000);
+    two.max_per_customer = 2;
+    store.create_sale(&two, now).await.unwrap();
+    for quantity in [1, 2] {
+        let path = format!("/sales/{}/purchases", two.id);
+        let body = serde_json::json!({"userId": "carol", "quantity": quantity}).to_string();
+        let mut event = flash_sale_testkit::event_json(
+            "POST",
+            &path,
+            &[("saleId", two.id.as_str())],
+            flash_sale_testkit::TestBody::Text(&body),
+            None,
+        );
+        event["headers"]["idempotency-key"] = serde_json::json!("k-two");
+        let resp = flash_sale::http::purchase_function(&body_app, flash_sale_testkit::request_from(&event)).await;
+        s.add("POST", "/sales/{saleId}/purchases", &resp);
+    }
+
     // GET /health
     s.add("GET", "/health", &flash_sale::http::status_function(&body_app, req::get("/health", &[])).await);
     s.add("GET", "/health", &flash_sale::http::status_function(&unavailable, req::get("/health", &[])).await);

@@ -19,5 +19,6 @@ mod restart;
 mod retry_quota;
 mod store_errors;
 mod sweeper;
+mod variants;
 mod waiting_room;
 mod window;

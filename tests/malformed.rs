@@ -76,7 +76,7 @@ fn cases(sale: &str) -> Vec<Case> {
         bad("DEL in userId", "{\"userId\": \"al\u{7f}ice\"}"),
         bad("leading space", r#"{"userId": " alice"}"#),
         bad("trailing space", r#"{"userId": "alice "}"#),
-        bad("unknown field", r#"{"userId": "alice", "quantity": 2}"#),
+        bad("unknown field", r#"{"userId": "alice", "size": 2}"#),
         bad("wrong case field", r#"{"userid": "alice"}"#),
         bad("duplicate userId", r#"{"userId": "alice", "userId": "bob"}"#),
         bad("deeply nested", &deep),

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::admission_key::KeyRing;
 use crate::catalog::Catalog;
-use crate::checkout::{Checkout, PurchaseReport};
+use crate::checkout::{Checkout, Choice, PurchaseReport};
 use crate::clock::Clock;
 use crate::config::{Config, Tuning};
 use crate::draw_check::EntrantPage;
@@ -114,7 +114,20 @@ impl App {
     /// Buys one item of `sale_id` for `user` (see [`Checkout::purchase`]), for a sale without a
     /// waiting room.
     pub async fn purchase(&self, sale_id: &SaleId, user: &UserId, idempotency_key: Option<&str>) -> PurchaseReport {
-        self.checkout.purchase(sale_id, user, idempotency_key, None).await
+        self.checkout.purchase(sale_id, user, idempotency_key, None, Choice::default()).await
+    }
+
+    /// [`App::purchase`] of `quantity` items of `variant` (`None`: the sale's one variant).
+    pub async fn purchase_items(
+        &self,
+        sale_id: &SaleId,
+        user: &UserId,
+        idempotency_key: Option<&str>,
+        variant: Option<&str>,
+        quantity: u32,
+    ) -> PurchaseReport {
+        let choice = Choice { variant: variant.map(str::to_owned), quantity };
+        self.checkout.purchase(sale_id, user, idempotency_key, None, choice).await
     }
 
     /// [`App::purchase`] with the waiting room's admission token, required when the sale has a room.
@@ -124,8 +137,9 @@ impl App {
         user: &UserId,
         idempotency_key: Option<&str>,
         admission_token: Option<&str>,
+        choice: Choice,
     ) -> PurchaseReport {
-        self.checkout.purchase(sale_id, user, idempotency_key, admission_token).await
+        self.checkout.purchase(sale_id, user, idempotency_key, admission_token, choice).await
     }
 
     /// `POST /sales/{saleId}/orders/{orderId}/confirm`.
@@ -267,12 +281,18 @@ impl App {
 
     async fn status(&self, sale: &Sale, shards: &[i64], now: i64) -> Result<SaleStatus, AppError> {
         let remaining = shards.iter().map(|r| (*r).max(0)).sum();
-        Ok(SaleStatus { sale: SaleView::new(sale, remaining, now), queue: self.room.room_view(sale).await? })
+        let view = SaleView::with_shards(sale, remaining, Some(shards), now);
+        Ok(SaleStatus { sale: view, queue: self.room.room_view(sale).await? })
     }
 
     /// A user's purchase in a sale. (Cancelled and expired orders are shown too, with their status.)
     pub async fn lookup(&self, sale_id: &SaleId, user: &UserId) -> Result<Purchase, AppError> {
-        let record = self.store.get_purchase(sale_id, user).await.map_err(logged)?;
+        // The one-per-buyer record; else, in a sale with several items per customer, the
+        // customer's latest order (both under the buyer's own partition key).
+        let record = match self.store.get_purchase(sale_id, user).await.map_err(logged)? {
+            Some(r) => Some(r),
+            None => self.store.latest_order(sale_id, user, false).await.map_err(logged)?,
+        };
         let now = self.clock.now_ms();
         record.map(|r| r.to_purchase_at(now)).ok_or(AppError::PurchaseNotFound)
     }

@@ -17,7 +17,7 @@ use crate::order::{OrderStatus, Purchase};
 use crate::orders::Orders;
 use crate::sale::{Sale, Window};
 use crate::stock_hint::SoldOutHint;
-use crate::store::{Attempt, PurchaseRecord, Store, StoreError, logged};
+use crate::store::{Attempt, CustomerItem, KeyItem, PurchaseRecord, Store, StoreError, Take, logged};
 use crate::waiting_room::WaitingRoom;
 
 /// Most expired holds one purchase releases when it finds no stock (the sweeper does the rest).
@@ -35,6 +35,26 @@ pub struct PurchaseReport {
     pub transactions: u32,
     /// True when the sold-out hint answered without a transaction.
     pub from_hint: bool,
+}
+
+/// What a purchase asks for: a variant (`None`: the sale's only one) and how many items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Choice {
+    pub variant: Option<String>,
+    pub quantity: u32,
+}
+
+impl Default for Choice {
+    fn default() -> Self {
+        Self { variant: None, quantity: 1 }
+    }
+}
+
+/// What this purchase is for, once checked against the sale.
+struct Wanted<'a> {
+    variant: &'a str,
+    shards: std::ops::Range<u32>,
+    quantity: u32,
 }
 
 /// The purchase use case of one container. It owns no cache of its own: it reads the sale
@@ -70,6 +90,7 @@ impl Checkout {
         user: &UserId,
         idempotency_key: Option<&str>,
         admission_token: Option<&str>,
+        choice: Choice,
     ) -> PurchaseReport {
         let mut report = PurchaseReport {
             result: Err(AppError::Internal),
@@ -78,24 +99,62 @@ impl Checkout {
             transactions: 0,
             from_hint: false,
         };
-        report.result = self.purchase_inner(sale_id, user, idempotency_key, admission_token, &mut report).await;
+        report.result =
+            self.purchase_checked(sale_id, user, idempotency_key, admission_token, &choice, &mut report).await;
         report
     }
 
-    async fn purchase_inner(
+    /// The purchase with the request checked against the sale's variants and limit, and a
+    /// refusal for lack of stock said per variant when the sale has several.
+    async fn purchase_checked(
         &self,
         sale_id: &SaleId,
         user: &UserId,
         key: Option<&str>,
         admission_token: Option<&str>,
+        choice: &Choice,
         report: &mut PurchaseReport,
     ) -> Result<Purchase, AppError> {
         let sale = self.catalog.sale(sale_id).await?;
+        if !(1..=sale.max_per_customer).contains(&choice.quantity) {
+            return Err(AppError::QuantityInvalid { max: sale.max_per_customer });
+        }
+        let Some(span) = sale.variant(choice.variant.as_deref()) else {
+            return Err(AppError::VariantUnknown { variants: sale.spans().iter().map(|v| v.id.to_owned()).collect() });
+        };
+        let wanted = Wanted { variant: span.id, shards: span.shard_range(), quantity: choice.quantity };
+        let result = self.purchase_inner(&sale, user, key, admission_token, &wanted, report).await;
+        match result {
+            Err(AppError::SoldOut) if sale.spans().len() > 1 => {
+                let stock = self.store.shard_stock(&[&sale]).await.map_err(logged)?.remove(0);
+                let available: Vec<String> = sale
+                    .spans()
+                    .iter()
+                    .filter(|v| v.shard_range().any(|n| stock.get(n as usize).is_some_and(|r| *r > 0)))
+                    .map(|v| v.id.to_owned())
+                    .collect();
+                if available.is_empty() { Err(AppError::SoldOut) } else { Err(AppError::VariantSoldOut { available }) }
+            }
+            other => other,
+        }
+    }
+
+    async fn purchase_inner(
+        &self,
+        sale: &Arc<Sale>,
+        user: &UserId,
+        key: Option<&str>,
+        admission_token: Option<&str>,
+        wanted: &Wanted<'_>,
+        report: &mut PurchaseReport,
+    ) -> Result<Purchase, AppError> {
+        let sale_id = &sale.id;
+        let sale = sale.clone();
         if let Err(refusal) = self.room.check_admission(&sale, user, admission_token).await {
             // A retry of a purchase that committed (same Idempotency-Key) is answered with it,
             // even when its admission token has expired since: one read, only for keyed requests.
             return match key {
-                Some(_) => self.unless_owned(sale_id, user, key, refusal).await,
+                Some(_) => self.unless_owned(&sale, user, key, wanted, refusal).await,
                 None => Err(refusal),
             };
         }
@@ -104,7 +163,7 @@ impl Checkout {
             Window::Ended => Some(AppError::SaleEnded),
             Window::Open => None,
         };
-        let shards = self.sold_out.shard_order(&sale);
+        let shards = self.sold_out.shard_order_in(&sale, wanted.shards.clone());
         let early = early.or_else(|| {
             report.from_hint = shards.is_empty();
             shards.is_empty().then_some(AppError::SoldOut)
@@ -122,21 +181,27 @@ impl Checkout {
             other => other,
         };
         if let Some(refusal) = early {
-            return self.unless_owned(sale_id, user, key, refusal).await;
+            return self.unless_owned(&sale, user, key, wanted, refusal).await;
         }
-        let shards = if shards.is_empty() { self.sold_out.shard_order(&sale) } else { shards };
+        let shards =
+            if shards.is_empty() { self.sold_out.shard_order_in(&sale, wanted.shards.clone()) } else { shards };
 
         let order_id = ulid::Ulid::new().to_string();
         let mut shards = shards;
         // A second round only after expired holds of this sale gave items back.
         for round in 0..2 {
-            match self.try_shards(&sale, user, key, &order_id, shards, report).await {
+            let tried = if wanted.quantity == 1 {
+                self.try_shards(&sale, user, key, &order_id, wanted, shards, report).await
+            } else {
+                self.try_planned(&sale, user, key, &order_id, wanted, report).await
+            };
+            match tried {
                 Err(AppError::SoldOut) if round == 0 && sale.hold_seconds > 0 => {
                     if self.orders.release_expired_holds(&sale, PURCHASE_RELEASE_LIMIT).await? == 0 {
                         return Err(AppError::SoldOut);
                     }
                     self.sold_out.forget(sale_id);
-                    shards = self.sold_out.shard_order(&sale);
+                    shards = self.sold_out.shard_order_in(&sale, wanted.shards.clone());
                 }
                 other => return other,
             }
@@ -146,12 +211,14 @@ impl Checkout {
 
     /// One pass over `shards`: a transaction per shard until one sells, refuses for good, or all
     /// are empty (`sold_out`).
+    #[allow(clippy::too_many_arguments)]
     async fn try_shards(
         &self,
         sale: &Sale,
         user: &UserId,
         key: Option<&str>,
         order_id: &str,
+        wanted: &Wanted<'_>,
         shards: Vec<u32>,
         report: &mut PurchaseReport,
     ) -> Result<Purchase, AppError> {
@@ -166,11 +233,7 @@ impl Checkout {
                 // The window is judged when the transaction is sent, and `purchasedAt` is that
                 // moment, so the stored order of buyers follows the commits.
                 let now = self.clock.now_ms();
-                let mut record =
-                    PurchaseRecord::new(sale_id, user, order_id.to_owned(), now, shard, key.map(str::to_owned));
-                if sale.hold_seconds > 0 {
-                    record = record.held_until(now + sale.hold_seconds * 1_000, fastrand::u32(..));
-                }
+                let record = new_record(sale, user, order_id, now, key, wanted, &[Take { shard, n: 1 }]);
                 // Unique per transaction: a retry of this exact call replays it safely, while
                 // a new attempt (another shard, a retry after a conflict) is a new transaction.
                 let token = format!("{order_id}-{shard}-{attempt}");
@@ -205,7 +268,19 @@ impl Checkout {
                     // This purchase's own order (an earlier attempt committed, its answer lost):
                     // the success it was, in whatever status the order is now; anyone else's
                     // order: already_purchased.
-                    Attempt::AlreadyPurchased(p) => return owned(*p, order_id, key, now),
+                    Attempt::AlreadyPurchased(p) => return owned(*p, order_id, key, wanted, now),
+                    Attempt::LimitReached(c) => {
+                        if released_own || !self.release_own_ended(sale, user, &c, now).await? {
+                            return self.limit_reached(sale, user, &c, now).await;
+                        }
+                        released_own = true;
+                        attempt += 1;
+                    }
+                    Attempt::KeyUsed(k) => return self.key_used(sale, user, order_id, wanted, &k, now).await,
+                    Attempt::Short => {
+                        self.sold_out.mark_empty(sale_id, shard);
+                        break;
+                    }
                     Attempt::NotStarted => {
                         return Err(AppError::SaleNotStarted { starts_at_ms: sale.starts_at_ms });
                     }
@@ -268,37 +343,259 @@ impl Checkout {
         if left.iter().any(|r| *r > 0) {
             return Err(AppError::Busy);
         }
-        self.unless_owned(sale_id, user, key, AppError::SoldOut).await
+        self.unless_owned(sale, user, key, wanted, AppError::SoldOut).await
+    }
+
+    /// A purchase of several items: takes planned from one strongly consistent read of the
+    /// variant's shards (one shard holding enough if any, else the fullest first), in one
+    /// transaction; a plan beaten by another buyer is planned again, a bounded number of times.
+    async fn try_planned(
+        &self,
+        sale: &Sale,
+        user: &UserId,
+        key: Option<&str>,
+        order_id: &str,
+        wanted: &Wanted<'_>,
+        report: &mut PurchaseReport,
+    ) -> Result<Purchase, AppError> {
+        let mut released_own = false;
+        for attempt in 0..=self.tuning.conflict_retries {
+            let left = self.store.shard_stock_now(sale).await.map_err(logged)?;
+            let Some(takes) = plan_takes(&left, wanted.shards.clone(), i64::from(wanted.quantity)) else {
+                let total: i64 = wanted.shards.clone().filter_map(|n| left.get(n as usize)).map(|r| (*r).max(0)).sum();
+                let refusal =
+                    if total == 0 { AppError::SoldOut } else { AppError::NotEnoughStock { remaining: total } };
+                return self.unless_owned(sale, user, key, wanted, refusal).await;
+            };
+            let now = self.clock.now_ms();
+            let record = new_record(sale, user, order_id, now, key, wanted, &takes);
+            report.shard = takes.first().map(|t| t.shard);
+            report.transactions += 1;
+            let token = format!("{order_id}-p-{attempt}");
+            let outcome = match self.store.try_purchase_takes(sale, &takes, &record, now, &token).await {
+                Err(StoreError::Throttled(_)) => return Err(AppError::Busy),
+                other => other.map_err(logged)?,
+            };
+            match outcome {
+                Attempt::Committed => {
+                    crate::telemetry::record_order_change(record.status, false);
+                    return Ok(record.to_purchase());
+                }
+                Attempt::AlreadyPurchased(p) => return owned(*p, order_id, key, wanted, now),
+                Attempt::LimitReached(c) => {
+                    if released_own || !self.release_own_ended(sale, user, &c, now).await? {
+                        return self.limit_reached(sale, user, &c, now).await;
+                    }
+                    released_own = true;
+                }
+                Attempt::KeyUsed(k) => return self.key_used(sale, user, order_id, wanted, &k, now).await,
+                Attempt::Short | Attempt::ShardEmpty | Attempt::Conflict => {
+                    report.retries += 1;
+                    self.backoff(attempt).await;
+                }
+                Attempt::Throttled => return Err(AppError::Busy),
+                Attempt::NotStarted => return Err(AppError::SaleNotStarted { starts_at_ms: sale.starts_at_ms }),
+                Attempt::Ended => return Err(AppError::SaleEnded),
+                Attempt::ShardMissing => return Err(AppError::SaleNotFound),
+                Attempt::Unreadable(pk) => {
+                    tracing::error!(pk = %pk, "stored item does not parse");
+                    return Err(AppError::Internal);
+                }
+                Attempt::Unknown(why) => {
+                    tracing::error!(reason = %why, "purchase transaction cancelled for an unknown reason");
+                    crate::telemetry::record_error("store");
+                    return Err(AppError::Internal);
+                }
+            }
+        }
+        Err(AppError::Busy)
+    }
+
+    /// The customer's live orders (a sale with `maxPerCustomer` > 1), as their records.
+    async fn live_orders(&self, sale: &Sale, user: &UserId, c: &CustomerItem) -> Result<Vec<PurchaseRecord>, AppError> {
+        let mut found = Vec::new();
+        for order in &c.orders {
+            let pk = crate::keys::order_pk(sale.id.as_str(), user.as_str(), order);
+            if let Some(r) = self.store.get_record(&pk).await.map_err(logged)? {
+                found.push(r);
+            }
+        }
+        found.sort_by(|a, b| (a.purchased_at, &a.order_id).cmp(&(b.purchased_at, &b.order_id)));
+        Ok(found)
+    }
+
+    /// Releases the customer's own holds that have ended but are still counted; true if any was.
+    async fn release_own_ended(
+        &self,
+        sale: &Sale,
+        user: &UserId,
+        c: &CustomerItem,
+        now: i64,
+    ) -> Result<bool, AppError> {
+        let mut any = false;
+        for r in self.live_orders(sale, user, c).await? {
+            if r.status == OrderStatus::Reserved && r.hold_expires_at.is_some_and(|at| at <= now) {
+                self.orders.expire_hold(sale, &r, now).await?;
+                self.sold_out.forget(&sale.id);
+                any = true;
+            }
+        }
+        Ok(any)
+    }
+
+    async fn limit_reached(
+        &self,
+        sale: &Sale,
+        user: &UserId,
+        c: &CustomerItem,
+        now: i64,
+    ) -> Result<Purchase, AppError> {
+        let orders: Vec<Purchase> = self
+            .live_orders(sale, user, c)
+            .await?
+            .iter()
+            .filter(|r| r.is_live_at(now))
+            .map(|r| r.to_purchase_at(now))
+            .collect();
+        let held = orders.iter().map(|p| i64::from(p.quantity.unwrap_or(1))).sum();
+        Err(AppError::LimitReached { held, max: sale.max_per_customer, orders })
+    }
+
+    /// The `Idempotency-Key` was used before (a sale with `maxPerCustomer` > 1): this purchase's
+    /// own order, the earlier order if it asked for the same, else `idempotency_key_reused`.
+    async fn key_used(
+        &self,
+        sale: &Sale,
+        user: &UserId,
+        order_id: &str,
+        wanted: &Wanted<'_>,
+        k: &KeyItem,
+        now: i64,
+    ) -> Result<Purchase, AppError> {
+        let pk = crate::keys::order_pk(sale.id.as_str(), user.as_str(), &k.for_order);
+        let record = self.store.get_record(&pk).await.map_err(logged)?;
+        let Some(p) = record else {
+            tracing::warn!(pk = %pk, "an Idempotency-Key names an order that is not stored");
+            return Err(AppError::Busy);
+        };
+        if k.for_order != order_id && !same_items(&p, wanted) {
+            return Err(AppError::IdempotencyKeyReused(Box::new(p.to_purchase_at(now))));
+        }
+        Ok(p.to_purchase_at(now))
     }
 
     /// `refusal`, unless the buyer already owns an item of this sale (one strongly consistent
     /// read): then `already_purchased`, or the purchase itself when it carries this request's
-    /// idempotency key.
+    /// idempotency key. With `maxPerCustomer` > 1 only the key counts (holding items is no
+    /// reason to refuse): the key's own order is answered.
     async fn unless_owned(
         &self,
-        sale_id: &SaleId,
+        sale: &Sale,
         user: &UserId,
         key: Option<&str>,
+        wanted: &Wanted<'_>,
         refusal: AppError,
     ) -> Result<Purchase, AppError> {
         let now = self.clock.now_ms();
-        match self.store.get_purchase(sale_id, user).await.map_err(logged)? {
-            Some(p) if p.is_live_at(now) => owned(p, "", key, now),
+        if sale.max_per_customer > 1 {
+            let Some(k) = key else { return Err(refusal) };
+            return match self.store.key_use(&sale.id, user, k).await.map_err(logged)? {
+                Some(used) => self.key_used(sale, user, "", wanted, &used, now).await,
+                None => Err(refusal),
+            };
+        }
+        match self.store.get_purchase(&sale.id, user).await.map_err(logged)? {
+            Some(p) if p.is_live_at(now) => owned(p, "", key, wanted, now),
             // An ended hold holds nothing: the refusal stands, except for this request's own
             // retry (same key), which is answered with its order as it is now.
-            Some(p) if key.is_some() && p.idempotency_key.as_deref() == key => Ok(p.to_purchase_at(now)),
+            Some(p) if key.is_some() && p.idempotency_key.as_deref() == key => owned(p, "", key, wanted, now),
             _ => Err(refusal),
         }
     }
 }
 
+/// The record of a new order of `wanted`, taking `takes`.
+fn new_record(
+    sale: &Sale,
+    user: &UserId,
+    order_id: &str,
+    now: i64,
+    key: Option<&str>,
+    wanted: &Wanted<'_>,
+    takes: &[Take],
+) -> PurchaseRecord {
+    let shard = takes.first().map_or(0, |t| t.shard);
+    let mut record = PurchaseRecord::new(&sale.id, user, order_id.to_owned(), now, shard, key.map(str::to_owned))
+        .of_items(sale, wanted.variant, wanted.quantity, takes);
+    if sale.max_per_customer > 1 {
+        record.pk = crate::keys::order_pk(sale.id.as_str(), user.as_str(), order_id);
+    }
+    if sale.hold_seconds > 0 {
+        record = record.held_until(now + sale.hold_seconds * 1_000, fastrand::u32(..));
+    }
+    record
+}
+
+/// Takes for `quantity` items among `shards` given what each holds (`left`): one shard holding
+/// enough (a random one of those), else the fullest first. `None` when they hold fewer in all.
+fn plan_takes(left: &[i64], shards: std::ops::Range<u32>, quantity: i64) -> Option<Vec<Take>> {
+    let mut stock: Vec<(u32, i64)> =
+        shards.filter_map(|n| left.get(n as usize).map(|r| (n, (*r).max(0)))).filter(|(_, r)| *r > 0).collect();
+    let enough: Vec<u32> = stock.iter().filter(|(_, r)| *r >= quantity).map(|(n, _)| *n).collect();
+    if !enough.is_empty() {
+        return Some(vec![Take { shard: enough[fastrand::usize(..enough.len())], n: quantity }]);
+    }
+    stock.sort_by_key(|s| std::cmp::Reverse(s.1));
+    let mut takes = Vec::new();
+    let mut need = quantity;
+    for (shard, r) in stock {
+        if need == 0 {
+            break;
+        }
+        let n = r.min(need);
+        takes.push(Take { shard, n });
+        need -= n;
+    }
+    (need == 0).then_some(takes)
+}
+
+/// Whether a stored order asked for what `wanted` asks for.
+fn same_items(p: &PurchaseRecord, wanted: &Wanted<'_>) -> bool {
+    p.variant() == wanted.variant && p.items() == wanted.quantity
+}
+
 /// A stored purchase found for this buyer: this request's own (same order id or same
-/// idempotency key) is a success, anyone else's an `already_purchased`.
-fn owned(p: PurchaseRecord, order_id: &str, key: Option<&str>, now_ms: i64) -> Result<Purchase, AppError> {
+/// idempotency key) is a success, anyone else's an `already_purchased`. The same key for another
+/// variant or quantity is `idempotency_key_reused`.
+fn owned(
+    p: PurchaseRecord,
+    order_id: &str,
+    key: Option<&str>,
+    wanted: &Wanted<'_>,
+    now_ms: i64,
+) -> Result<Purchase, AppError> {
     let same_key = key.is_some() && p.idempotency_key.as_deref() == key;
-    if p.order_id == order_id || same_key {
+    if p.order_id == order_id {
+        Ok(p.to_purchase_at(now_ms))
+    } else if same_key && !same_items(&p, wanted) {
+        Err(AppError::IdempotencyKeyReused(Box::new(p.to_purchase_at(now_ms))))
+    } else if same_key {
         Ok(p.to_purchase_at(now_ms))
     } else {
         Err(AppError::AlreadyPurchased(Box::new(p.to_purchase_at(now_ms))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_take_one_shard_when_one_holds_enough_else_the_fullest_first() {
+        let left = [5, 0, 2, 1, 1];
+        assert_eq!(plan_takes(&left, 1..5, 2), Some(vec![Take { shard: 2, n: 2 }]));
+        assert_eq!(plan_takes(&left, 1..5, 3), Some(vec![Take { shard: 2, n: 2 }, Take { shard: 3, n: 1 }]));
+        assert_eq!(plan_takes(&left, 1..5, 5), None);
+        assert_eq!(plan_takes(&left, 0..1, 5), Some(vec![Take { shard: 0, n: 5 }]));
     }
 }

@@ -48,6 +48,18 @@ pub enum AppError {
     OrderConfirmed(Box<Purchase>),
     #[error("this order was cancelled")]
     OrderCancelled(Box<Purchase>),
+    #[error("quantity must be a whole number from 1 to {max} (the most one customer may hold in this sale)")]
+    QuantityInvalid { max: u32 },
+    #[error("no such variant in this sale; name one of its variants")]
+    VariantUnknown { variants: Vec<String> },
+    #[error("this variant is sold out")]
+    VariantSoldOut { available: Vec<String> },
+    #[error("fewer items of this variant are left than asked for")]
+    NotEnoughStock { remaining: i64 },
+    #[error("this customer already holds the most items one customer may hold in this sale")]
+    LimitReached { held: i64, max: u32, orders: Vec<Purchase> },
+    #[error("this Idempotency-Key was used for a purchase of another variant or quantity")]
+    IdempotencyKeyReused(Box<Purchase>),
     /// Something that should not happen (an unreadable stored item): logged with its key, alarmed.
     #[error("internal error")]
     Internal,

@@ -7,6 +7,9 @@
 //! | sale        | `SALE#{saleId}`             | `META`     |
 //! | stock shard | `SALE#{saleId}#STOCK#{n}`   | `STOCK`    |
 //! | purchase    | `SALE#{saleId}#USER#{userId}` | `PURCHASE` |
+//! | order (maxPerCustomer > 1) | `SALE#{saleId}#USER#{userId}#ORDER#{orderId}` | `PURCHASE` |
+//! | customer (maxPerCustomer > 1) | `SALE#{saleId}#USER#{userId}` | `CUSTOMER` |
+//! | key use (maxPerCustomer > 1) | `SALE#{saleId}#USER#{userId}` | `IDEM#{key}` |
 //! | health probe| `HEALTH`                    | `HEALTH`   |
 //!
 //! Indexes: `sales` (`entity`, `startsAt`) lists sales; `orders` (`orderId`) finds an order's
@@ -46,6 +49,21 @@ pub fn shard_pk(sale_id: &str, shard: u32) -> String {
 /// Partition key of a user's purchase record in a sale.
 pub fn purchase_pk(sale_id: &str, user_id: &str) -> String {
     format!("SALE#{sale_id}#USER#{user_id}")
+}
+
+/// Partition key of one order's record in a sale with `maxPerCustomer` > 1. The order id is a
+/// server-made ULID (26 characters, no `#`), so the key reads unambiguously from its end.
+pub fn order_pk(sale_id: &str, user_id: &str, order_id: &str) -> String {
+    format!("SALE#{sale_id}#USER#{user_id}#ORDER#{order_id}")
+}
+
+/// Sort key of a customer's item (live count and live orders) in a sale with `maxPerCustomer` > 1
+/// (`pk` = [`purchase_pk`]).
+pub const CUSTOMER_SK: &str = "CUSTOMER";
+
+/// Sort key of what an `Idempotency-Key` was used for (`pk` = [`purchase_pk`]).
+pub fn key_use_sk(key: &str) -> String {
+    format!("IDEM#{key}")
 }
 
 /// Sort key of a sale's waiting-room state (`pk` = [`sale_pk`]).

@@ -74,6 +74,12 @@ pub struct Purchase {
     /// RFC 3339 UTC: until when a `reserved` order holds its item (also shown after it ended).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_expires_at: Option<String>,
+    /// The variant bought, for a sale with variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant_id: Option<String>,
+    /// Items in the order, for a sale with variants or more than one item per customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u32>,
 }
 
 #[cfg(test)]

@@ -147,9 +147,13 @@ impl Orders {
     /// expired order is answered as it is (cancelling twice is harmless); a confirmed one cannot
     /// be cancelled.
     pub(crate) async fn cancel(&self, sale_id: &SaleId, user: &UserId) -> Result<Purchase, AppError> {
-        self.catalog.sale(sale_id).await?;
+        let sale = self.catalog.sale(sale_id).await?;
         for _ in 0..3 {
-            let record = self.store.get_purchase(sale_id, user).await.map_err(logged)?;
+            let record = if sale.max_per_customer > 1 {
+                self.store.latest_order(sale_id, user, true).await.map_err(logged)?
+            } else {
+                self.store.get_purchase(sale_id, user).await.map_err(logged)?
+            };
             let Some(r) = record else { return Err(AppError::PurchaseNotFound) };
             match r.status {
                 OrderStatus::Confirmed => return Err(AppError::OrderConfirmed(Box::new(r.to_purchase()))),
@@ -160,7 +164,7 @@ impl Orders {
             // A hold that has ended is released as what it is, `expired`, whoever asks.
             let ended = r.hold_expires_at.is_some_and(|at| at <= now);
             let (to, by) = if ended { (OrderStatus::Expired, Some(now)) } else { (OrderStatus::Cancelled, None) };
-            let change = self.store.release_hold(sale_id, &Hold::of(&r), to, by, now).await.map_err(logged)?;
+            let change = self.store.release_hold(&sale, &Hold::of(&r), to, by, now).await.map_err(logged)?;
             match change {
                 Change::Done(r) => {
                     self.sold_out.forget(sale_id);
@@ -256,7 +260,7 @@ impl Orders {
     /// [`Orders::expire`] with the store's error as it is, for the callers that go on after it.
     async fn try_expire(&self, sale: &Sale, hold: &Hold, now: i64) -> Result<bool, StoreError> {
         for _ in 0..3 {
-            let change = self.store.release_hold(&sale.id, hold, OrderStatus::Expired, Some(now), now).await?;
+            let change = self.store.release_hold(sale, hold, OrderStatus::Expired, Some(now), now).await?;
             match change {
                 Change::Done(_) => {
                     crate::telemetry::record_order_change(OrderStatus::Expired, true);

@@ -26,6 +26,48 @@ pub struct Sale {
     pub room: Option<crate::room::RoomConfig>,
     /// How long a purchase holds its item for payment; 0: a purchase is final (`confirmed`) at once.
     pub hold_seconds: i64,
+    /// The variants given at creation, in order; empty: one variant, [`DEFAULT_VARIANT`], with
+    /// `total_stock` on `shards`. When given, `total_stock` and `shards` are their sums (see
+    /// [`Sale::set_variants`]): shards are numbered across the sale, variant by variant.
+    pub variants: Vec<Variant>,
+    /// The most items one customer may hold live (reserved + confirmed) across all variants.
+    pub max_per_customer: u32,
+}
+
+/// Id of the one variant of a sale created without variants.
+pub const DEFAULT_VARIANT: &str = "default";
+/// Highest `maxPerCustomer` a sale may have.
+pub const MAX_PER_CUSTOMER: u32 = 10;
+/// Most variants a sale may have.
+pub const MAX_VARIANTS: usize = 32;
+
+/// One variant of a sale (a size, a section): its own stock on its own shards.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Variant {
+    pub variant_id: String,
+    pub label: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    pub stock: i64,
+    pub shards: u32,
+}
+
+/// Where a variant's shards are: `first..first + shards` of the sale's shard numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VariantSpan<'a> {
+    pub id: &'a str,
+    pub label: &'a str,
+    pub sku: Option<&'a str>,
+    pub stock: i64,
+    pub first: u32,
+    pub shards: u32,
+}
+
+impl VariantSpan<'_> {
+    pub fn shard_range(&self) -> std::ops::Range<u32> {
+        self.first..self.first + self.shards
+    }
 }
 
 /// Longest hold a sale may give a buyer to pay.
@@ -64,10 +106,73 @@ impl Sale {
         }
     }
 
-    /// Stock per shard: split as evenly as possible, the first shards take the remainder.
+    /// Stock per shard (numbered across the sale): each variant's stock split as evenly as
+    /// possible over its shards, its first shards taking the remainder.
     pub fn shard_stock(&self) -> Vec<i64> {
-        split_stock(self.total_stock, self.shards)
+        self.spans().iter().flat_map(|v| split_stock(v.stock, v.shards)).collect()
     }
+
+    /// Replaces the variants, and the sale's `total_stock` and `shards` by their sums.
+    pub fn set_variants(&mut self, variants: Vec<Variant>) {
+        self.total_stock = variants.iter().map(|v| v.stock).sum();
+        self.shards = variants.iter().map(|v| v.shards).sum();
+        self.variants = variants;
+    }
+
+    /// True when the sale was created with variants of its own (not the one default variant).
+    pub fn has_variants(&self) -> bool {
+        !self.variants.is_empty()
+    }
+
+    /// Every variant with its shard range, in order.
+    pub fn spans(&self) -> Vec<VariantSpan<'_>> {
+        if self.variants.is_empty() {
+            return vec![VariantSpan {
+                id: DEFAULT_VARIANT,
+                label: &self.name,
+                sku: None,
+                stock: self.total_stock,
+                first: 0,
+                shards: self.shards,
+            }];
+        }
+        let mut first = 0;
+        self.variants
+            .iter()
+            .map(|v| {
+                let span = VariantSpan {
+                    id: &v.variant_id,
+                    label: &v.label,
+                    sku: v.sku.as_deref(),
+                    stock: v.stock,
+                    first,
+                    shards: v.shards,
+                };
+                first += v.shards;
+                span
+            })
+            .collect()
+    }
+
+    /// The variant a purchase names: `None` is the only variant of a sale with one.
+    pub fn variant(&self, id: Option<&str>) -> Option<VariantSpan<'_>> {
+        let spans = self.spans();
+        match id {
+            None if spans.len() == 1 => spans.into_iter().next(),
+            None => None,
+            Some(id) => spans.into_iter().find(|v| v.id == id),
+        }
+    }
+
+    /// The variant that shard `shard` belongs to.
+    pub fn variant_of_shard(&self, shard: u32) -> Option<VariantSpan<'_>> {
+        self.spans().into_iter().find(|v| v.shard_range().contains(&shard))
+    }
+}
+
+/// A variant id: 1 to 32 of `[A-Za-z0-9_-]`.
+pub fn valid_variant_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 pub(crate) fn window_at(starts_at_ms: i64, ends_at_ms: i64, now_ms: i64) -> Window {
@@ -106,6 +211,15 @@ pub enum SaleRuleError {
     RoomWithoutSeed,
     #[error("hold seconds must be between 0 and {MAX_HOLD_SECONDS}")]
     BadHold,
+    #[error(
+        "variants need unique ids of 1 to 32 characters from A-Z, a-z, 0-9, '_' and '-', labels of 1 to 100 \
+         characters, at least one item each and at most one shard per item (at most {MAX_VARIANTS} variants)"
+    )]
+    BadVariant,
+    #[error("max per customer must be between 1 and {MAX_PER_CUSTOMER}")]
+    BadMaxPerCustomer,
+    #[error("a sale with a waiting room cannot have variants or more than one item per customer yet")]
+    RoomWithVariants,
     #[error(
         "the waiting room must open before the sale starts, admit at least one person per second, and \
          have a claim window of at least a second and no longer than its tokens live; a public beacon \
@@ -149,6 +263,38 @@ impl Sale {
         if !(0..=MAX_HOLD_SECONDS).contains(&self.hold_seconds) {
             return Err(SaleRuleError::BadHold);
         }
+        if !(1..=MAX_PER_CUSTOMER).contains(&self.max_per_customer) {
+            return Err(SaleRuleError::BadMaxPerCustomer);
+        }
+        if self.has_variants() {
+            let mut ids = std::collections::HashSet::new();
+            let bad = self.variants.len() > MAX_VARIANTS
+                || self.variants.iter().any(|v| {
+                    let label = v.label.chars().count();
+                    !valid_variant_id(&v.variant_id)
+                        || !ids.insert(v.variant_id.as_str())
+                        || label == 0
+                        || label > 100
+                        || v.label.chars().any(char::is_control)
+                        || v.sku
+                            .as_ref()
+                            .is_some_and(|s| s.is_empty() || s.len() > 64 || s.chars().any(char::is_control))
+                        || v.stock < 1
+                        || v.shards < 1
+                        || i64::from(v.shards) > v.stock
+                });
+            if bad {
+                return Err(SaleRuleError::BadVariant);
+            }
+            if self.total_stock != self.variants.iter().map(|v| v.stock).sum::<i64>()
+                || self.shards != self.variants.iter().map(|v| v.shards).sum::<u32>()
+            {
+                return Err(SaleRuleError::BadVariant);
+            }
+        }
+        if self.room.is_some() && (self.has_variants() || self.max_per_customer > 1) {
+            return Err(SaleRuleError::RoomWithVariants);
+        }
         let name_len = self.name.chars().count();
         if name_len == 0 || name_len > 200 || self.name.chars().any(char::is_control) {
             return Err(SaleRuleError::BadName);
@@ -173,11 +319,47 @@ pub struct SaleView {
     pub server_time: String,
     /// How long a purchase holds its item for payment (0: purchases are final at once).
     pub hold_seconds: i64,
+    /// The most items one customer may hold live across the sale's variants.
+    pub max_per_customer: u32,
+    /// Per variant, for a sale created with variants.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variants: Option<Vec<VariantView>>,
+}
+
+/// One variant in the status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VariantView {
+    pub variant_id: String,
+    pub label: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    pub total_stock: i64,
+    pub remaining_stock: i64,
 }
 
 impl SaleView {
     pub fn new(sale: &Sale, remaining: i64, now_ms: i64) -> Self {
+        Self::with_shards(sale, remaining, None, now_ms)
+    }
+
+    /// The view, with per-variant stock from `shards` (remaining per shard) for a sale with variants.
+    pub fn with_shards(sale: &Sale, remaining: i64, shards: Option<&[i64]>, now_ms: i64) -> Self {
         let remaining = remaining.max(0);
+        let variants = (sale.has_variants()).then(|| {
+            sale.spans()
+                .iter()
+                .map(|v| VariantView {
+                    variant_id: v.id.to_owned(),
+                    label: v.label.to_owned(),
+                    sku: v.sku.map(str::to_owned),
+                    total_stock: v.stock,
+                    remaining_stock: shards
+                        .map(|s| v.shard_range().filter_map(|n| s.get(n as usize)).map(|r| (*r).max(0)).sum())
+                        .unwrap_or(0),
+                })
+                .collect()
+        });
         Self {
             sale_id: sale.id.to_string(),
             name: sale.name.clone(),
@@ -190,6 +372,8 @@ impl SaleView {
             ends_at: rfc3339_ms(sale.ends_at_ms),
             server_time: rfc3339_ms(now_ms),
             hold_seconds: sale.hold_seconds,
+            max_per_customer: sale.max_per_customer,
+            variants,
         }
     }
 }
@@ -210,7 +394,51 @@ mod tests {
             ends_at_ms: 2_000,
             room: None,
             hold_seconds: 0,
+            variants: Vec::new(),
+            max_per_customer: 1,
         }
+    }
+
+    fn variant(id: &str, stock: i64, shards: u32) -> Variant {
+        Variant { variant_id: id.into(), label: id.to_uppercase(), sku: None, stock, shards }
+    }
+
+    #[test]
+    fn variants_number_shards_across_the_sale() {
+        let mut s = sale();
+        assert_eq!(s.spans().len(), 1);
+        assert_eq!(s.variant(None).unwrap().id, DEFAULT_VARIANT);
+        assert_eq!(s.shard_stock(), vec![4, 3, 3]);
+        s.set_variants(vec![variant("a", 1, 1), variant("b", 7, 2), variant("c", 50, 4)]);
+        assert!(s.validate().is_ok());
+        assert_eq!((s.total_stock, s.shards), (58, 7));
+        assert_eq!(s.shard_stock(), vec![1, 4, 3, 13, 13, 12, 12]);
+        assert_eq!(s.variant(Some("b")).unwrap().shard_range(), 1..3);
+        assert_eq!(s.variant(Some("c")).unwrap().shard_range(), 3..7);
+        assert_eq!(s.variant(None), None);
+        assert_eq!(s.variant(Some("d")), None);
+        assert_eq!(s.variant_of_shard(2).unwrap().id, "b");
+        let view = SaleView::with_shards(&s, 10, Some(&[0, 2, 1, 3, 0, 0, 4]), 1_500);
+        let remaining: Vec<i64> = view.variants.unwrap().iter().map(|v| v.remaining_stock).collect();
+        assert_eq!(remaining, vec![0, 3, 7]);
+    }
+
+    #[test]
+    fn bad_variants_and_limits_are_refused() {
+        let with = |vs: Vec<Variant>| {
+            let mut s = sale();
+            s.set_variants(vs);
+            s.validate()
+        };
+        assert_eq!(with(vec![variant("a", 1, 1), variant("a", 2, 1)]), Err(SaleRuleError::BadVariant));
+        assert_eq!(with(vec![variant("a b", 1, 1)]), Err(SaleRuleError::BadVariant));
+        assert_eq!(with(vec![variant("a", 1, 2), variant("b", 5, 1)]), Err(SaleRuleError::BadVariant));
+        assert_eq!(with(vec![variant("a", 0, 1), variant("b", 3, 1)]), Err(SaleRuleError::BadVariant));
+        let mut s = sale();
+        s.max_per_customer = 0;
+        assert_eq!(s.validate(), Err(SaleRuleError::BadMaxPerCustomer));
+        s.max_per_customer = MAX_PER_CUSTOMER + 1;
+        assert_eq!(s.validate(), Err(SaleRuleError::BadMaxPerCustomer));
     }
 
     #[test]

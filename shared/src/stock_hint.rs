@@ -23,7 +23,8 @@ impl SoldOutHint {
 
     /// Shards believed to have stock, in a random order per request so that buyers spread over
     /// partitions and an emptied shard's traffic spreads over all the others.
-    pub(crate) fn shard_order(&self, sale: &Sale) -> Vec<u32> {
+    /// Among `shards` only: one variant's (all of the sale's for a sale without variants).
+    pub(crate) fn shard_order_in(&self, sale: &Sale, shards: std::ops::Range<u32>) -> Vec<u32> {
         let empty = {
             let mut seen = self.empty.lock().unwrap_or_else(|p| p.into_inner());
             match seen.get(&sale.id) {
@@ -35,7 +36,7 @@ impl SoldOutHint {
                 None => 0,
             }
         };
-        let mut order: Vec<u32> = (0..sale.shards).filter(|n| empty & (1u64 << n) == 0).collect();
+        let mut order: Vec<u32> = shards.filter(|n| empty & (1u64 << n) == 0).collect();
         fastrand::shuffle(&mut order);
         order
     }

@@ -45,13 +45,19 @@ fn purchase_outcome<T>(result: &Result<T, HttpError>) -> &'static str {
 }
 
 /// Everything a purchase needs from the request, checked before any I/O.
-fn parse_purchase(app: &App, req: &ApiRequest) -> Result<(SaleId, UserId, Option<String>, Option<String>), HttpError> {
+#[allow(clippy::type_complexity)]
+fn parse_purchase(
+    app: &App,
+    req: &ApiRequest,
+) -> Result<(SaleId, UserId, Option<String>, Option<String>, crate::checkout::Choice), HttpError> {
     require_method(req, "POST")?;
     let body = purchase_body(req)?;
     let sale = sale_id(req, app.config.path_params)?;
     let user = identity::purchaser(app.config.auth_mode, req, body.user_id.as_deref())?;
     let key = idempotency_key(req)?;
-    Ok((sale, user, key, body.admission_token))
+    // 0 is never a valid quantity: the checkout refuses it with the sale's limit in the answer.
+    let choice = crate::checkout::Choice { variant: body.variant_id.clone(), quantity: body.quantity().unwrap_or(0) };
+    Ok((sale, user, key, body.admission_token, choice))
 }
 
 /// The `purchase` function: `POST /sales/{saleId}/purchases`.
@@ -59,11 +65,11 @@ pub async fn purchase_function(app: &App, req: ApiRequest) -> ApiResponse {
     let mut log = RequestLog::start("purchase", &req.request_id);
     let result = match parse_purchase(app, &req) {
         Err(err) => Err(err),
-        Ok((sale, user, key, token)) => {
+        Ok((sale, user, key, token, choice)) => {
             log.sale_id = Some(sale.to_string());
             log.user_id = Some(user.to_string());
             let work = async {
-                let report = app.purchase_admitted(&sale, &user, key.as_deref(), token.as_deref()).await;
+                let report = app.purchase_admitted(&sale, &user, key.as_deref(), token.as_deref(), choice).await;
                 log.shard = report.shard;
                 log.retries = report.retries;
                 log.transactions = report.transactions;

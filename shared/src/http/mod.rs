@@ -142,6 +142,22 @@ pub(crate) struct PurchaseBody {
     /// The waiting room's admission token (sales with a room only).
     #[serde(default, deserialize_with = "present_string")]
     pub admission_token: Option<String>,
+    /// The variant to buy (may be left out when the sale has one).
+    #[serde(default, deserialize_with = "present_string")]
+    pub variant_id: Option<String>,
+    /// How many items (default 1); anything but a whole number from 1 is `quantity_invalid`.
+    #[serde(default)]
+    pub quantity: Option<serde_json::Value>,
+}
+
+impl PurchaseBody {
+    /// The quantity asked for, if it is a whole number of at least 1 (`None`: anything else).
+    pub(crate) fn quantity(&self) -> Option<u32> {
+        match &self.quantity {
+            None => Some(1),
+            Some(v) => v.as_u64().filter(|q| *q >= 1).map(|q| u32::try_from(q).unwrap_or(u32::MAX)),
+        }
+    }
 }
 
 /// A body field that may be left out but, when given, is a string: `null` is refused rather than
@@ -169,7 +185,7 @@ pub(crate) fn purchase_body(req: &ApiRequest) -> Result<PurchaseBody, HttpError>
     // Straight into the struct: a duplicate `userId` key is refused rather than resolved.
     let body: PurchaseBody = serde_json::from_str(text).map_err(|e| {
         HttpError::invalid(format!(
-            "the body must be a JSON object {{\"userId\": string, \"admissionToken\": string}}: {e}"
+            "the body must be a JSON object {{\"userId\": string, \"admissionToken\": string, \"variantId\": string, \"quantity\": integer}}: {e}"
         ))
     })?;
     // A token's shape is checked on every sale, so that what the API document promises holds

@@ -64,6 +64,12 @@ impl HttpError {
                 AppError::HoldExpired(_) => (409, "hold_expired"),
                 AppError::OrderConfirmed(_) => (409, "order_confirmed"),
                 AppError::OrderCancelled(_) => (409, "order_cancelled"),
+                AppError::QuantityInvalid { .. } => (400, "quantity_invalid"),
+                AppError::VariantUnknown { .. } => (400, "variant_unknown"),
+                AppError::VariantSoldOut { .. } => (409, "variant_sold_out"),
+                AppError::NotEnoughStock { .. } => (409, "not_enough_stock"),
+                AppError::LimitReached { .. } => (409, "limit_reached"),
+                AppError::IdempotencyKeyReused(_) => (422, "idempotency_key_reused"),
                 AppError::Internal => (500, "internal_error"),
                 AppError::Busy => (503, "temporarily_unavailable"),
             },
@@ -74,6 +80,8 @@ impl HttpError {
 /// Every problem `code` the API can answer, with its status (the OpenAPI document lists the same).
 pub const CODES: &[(u16, &str)] = &[
     (400, "invalid_request"),
+    (400, "quantity_invalid"),
+    (400, "variant_unknown"),
     (401, "unauthorized"),
     (403, "forbidden"),
     (403, "sale_not_started"),
@@ -95,7 +103,11 @@ pub const CODES: &[(u16, &str)] = &[
     (409, "hold_expired"),
     (409, "order_confirmed"),
     (409, "order_cancelled"),
+    (409, "variant_sold_out"),
+    (409, "not_enough_stock"),
+    (409, "limit_reached"),
     (413, "payload_too_large"),
+    (422, "idempotency_key_reused"),
     (500, "internal_error"),
     (503, "temporarily_unavailable"),
 ];
@@ -110,6 +122,7 @@ pub(crate) fn render(err: &HttpError) -> ApiResponse {
         405 => "Method Not Allowed",
         409 => "Conflict",
         413 => "Payload Too Large",
+        422 => "Unprocessable Content",
         503 => "Service Unavailable",
         _ => "Internal Server Error",
     };
@@ -130,6 +143,16 @@ pub(crate) fn render(err: &HttpError) -> ApiResponse {
         }
         HttpError::App(AppError::QueueNotOpen { opens_at_ms }) => body["opensAt"] = json!(rfc3339_ms(*opens_at_ms)),
         HttpError::App(AppError::Busy) => body["retryAfterSeconds"] = json!(RETRY_AFTER_SECS),
+        HttpError::App(AppError::QuantityInvalid { max }) => body["maxPerCustomer"] = json!(max),
+        HttpError::App(AppError::VariantUnknown { variants }) => body["variants"] = json!(variants),
+        HttpError::App(AppError::VariantSoldOut { available }) => body["available"] = json!(available),
+        HttpError::App(AppError::NotEnoughStock { remaining }) => body["remaining"] = json!(remaining),
+        HttpError::App(AppError::LimitReached { held, max, orders }) => {
+            body["held"] = json!(held);
+            body["maxPerCustomer"] = json!(max);
+            body["orders"] = json!(orders);
+        }
+        HttpError::App(AppError::IdempotencyKeyReused(p)) => body["purchase"] = json!(p),
         _ => {}
     }
     let mut resp = ApiResponse::new(status, "application/problem+json", NO_STORE, body.to_string());
@@ -173,12 +196,18 @@ mod tests {
             AppError::NotYetAdmitted.into(),
             AppError::OrderNotFound.into(),
             AppError::NoPublicDraw.into(),
+            AppError::QuantityInvalid { max: 2 }.into(),
+            AppError::VariantUnknown { variants: vec![] }.into(),
+            AppError::VariantSoldOut { available: vec![] }.into(),
+            AppError::NotEnoughStock { remaining: 1 }.into(),
+            AppError::LimitReached { held: 2, max: 2, orders: vec![] }.into(),
         ];
         for e in &samples {
             assert!(CODES.contains(&e.status_and_code()), "{e:?} missing from CODES");
         }
-        // Left out of the samples: already_purchased, hold_expired, order_confirmed, order_cancelled.
-        assert_eq!(samples.len() + 4, CODES.len());
+        // Left out of the samples: already_purchased, hold_expired, order_confirmed, order_cancelled,
+        // idempotency_key_reused.
+        assert_eq!(samples.len() + 5, CODES.len());
         // A page of the entrant list not published (yet) is the generic `not_found`.
         assert_eq!(HttpError::from(AppError::EntrantPageNotFound).status_and_code(), (404, "not_found"));
     }

@@ -230,37 +230,83 @@ impl Store {
             if purchases.is_empty() {
                 break;
             }
-            let mut by_shard: BTreeMap<u32, Vec<&PurchaseRecord>> = BTreeMap::new();
+            // One transaction holds at most 100 items: the shards given back to, the records, and
+            // (several items per customer) the customers' items.
+            let mut chunk: Vec<&PurchaseRecord> = Vec::new();
             for p in &purchases {
-                by_shard.entry(p.shard).or_default().push(p);
-            }
-            for (shard, records) in by_shard {
-                // One transaction holds at most 100 items: the shard and 99 records.
-                for chunk in records.chunks(99) {
-                    if self.give_back(sale, shard, chunk).await? {
+                chunk.push(p);
+                if give_back_items(sale, &chunk) > 100 {
+                    chunk.pop();
+                    if self.give_back(sale, &chunk).await? {
                         returned += chunk.iter().filter(|p| p.status.is_live()).count();
                     }
+                    chunk = vec![p];
                 }
+            }
+            if !chunk.is_empty() && self.give_back(sale, &chunk).await? {
+                returned += chunk.iter().filter(|p| p.status.is_live()).count();
+            }
+        }
+        // What Idempotency-Keys were used for, in a sale with several items per customer: the
+        // orders they name are gone.
+        if sale.max_per_customer > 1 {
+            let prefix = crate::keys::purchase_pk(sale.id.as_str(), "");
+            for item in self.scan_prefixes(&prefix, "IDEM#").await? {
+                let (Some(pk), Some(sk)) = (item.get("pk"), item.get("sk")) else { continue };
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key("pk", pk.clone())
+                    .key("sk", sk.clone())
+                    .send()
+                    .await?;
             }
         }
         Ok(Reset::Done { returned, kept_confirmed })
     }
 
-    /// One transaction: shard `shard` + the number of live orders (reserved or confirmed) among
-    /// `records`, and the records deleted, each only if its order and status are as read (a
-    /// cancelled or expired order gave its item back already). `false` when DynamoDB cancelled it
-    /// (a record changed meanwhile; the next scan sees the truth).
-    async fn give_back(&self, sale: &Sale, shard: u32, records: &[&PurchaseRecord]) -> Result<bool, StoreError> {
-        let count = i64::try_from(records.iter().filter(|p| p.status.is_live()).count()).unwrap_or(i64::MAX);
-        let add = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(shard_pk(&sale.id, shard), SHARD_SK)))
-            .update_expression("SET remaining = remaining + :n")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":n", AttributeValue::N(count.to_string()))
-            .build()
-            .map_err(build_err)?;
-        let mut items = vec![TransactWriteItem::builder().update(add).build()];
+    /// One transaction: every shard gets back what the live orders (reserved or confirmed) among
+    /// `records` took from it, the records are deleted, each only if its order and status are as
+    /// read (a cancelled or expired order gave its items back already), and with several items per
+    /// customer the customers' live counts drop by what they held. `false` when DynamoDB cancelled
+    /// it (a record changed meanwhile; the next scan sees the truth).
+    async fn give_back(&self, sale: &Sale, records: &[&PurchaseRecord]) -> Result<bool, StoreError> {
+        let mut by_shard: BTreeMap<u32, i64> = BTreeMap::new();
+        let mut by_customer: BTreeMap<&str, (i64, Vec<String>)> = BTreeMap::new();
+        for p in records.iter().filter(|p| p.status.is_live()) {
+            for t in p.taken() {
+                *by_shard.entry(t.shard).or_default() += t.n;
+            }
+            let c = by_customer.entry(p.user_id.as_str()).or_default();
+            c.0 += i64::from(p.items());
+            c.1.push(p.order_id.clone());
+        }
+        let mut items = Vec::new();
+        for (shard, count) in by_shard {
+            let add = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(shard_pk(&sale.id, shard), SHARD_SK)))
+                .update_expression("SET remaining = remaining + :n")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":n", AttributeValue::N(count.to_string()))
+                .build()
+                .map_err(build_err)?;
+            items.push(TransactWriteItem::builder().update(add).build());
+        }
+        if sale.max_per_customer > 1 {
+            for (user, (count, orders)) in by_customer {
+                let customer = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(crate::keys::purchase_pk(sale.id.as_str(), user), crate::keys::CUSTOMER_SK)))
+                    .update_expression("SET live = live - :n DELETE orders :orders")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":n", AttributeValue::N(count.to_string()))
+                    .expression_attribute_values(":orders", AttributeValue::Ss(orders))
+                    .build()
+                    .map_err(build_err)?;
+                items.push(TransactWriteItem::builder().update(customer).build());
+            }
+        }
         for p in records {
             let delete = Delete::builder()
                 .table_name(&self.table)
@@ -285,7 +331,45 @@ impl Store {
     }
 }
 
+/// Items of the transaction that gives back `records`' items ([`Store::give_back`]).
+fn give_back_items(sale: &Sale, records: &[&PurchaseRecord]) -> usize {
+    let live = || records.iter().filter(|p| p.status.is_live());
+    let shards: std::collections::BTreeSet<u32> = live().flat_map(|p| p.taken()).map(|t| t.shard).collect();
+    let customers: std::collections::BTreeSet<&str> =
+        if sale.max_per_customer > 1 { live().map(|p| p.user_id.as_str()).collect() } else { Default::default() };
+    shards.len() + customers.len() + records.len()
+}
+
 impl Store {
+    /// Every item whose partition key starts with `prefix` and whose sort key starts with
+    /// `sk_prefix` (a consistent scan: operator tools only).
+    pub(crate) async fn scan_prefixes(
+        &self,
+        prefix: &str,
+        sk_prefix: &str,
+    ) -> Result<Vec<super::items::Item>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :prefix) AND begins_with(sk, :sk)")
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+                .expression_attribute_values(":sk", AttributeValue::S(sk_prefix.to_owned()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            found.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
     /// Every item whose partition key starts with `prefix` and whose sort key is `sk` (a
     /// consistent scan of the whole table: for operator tools only).
     pub(crate) async fn scan_kind(&self, prefix: &str, sk: &str) -> Result<Vec<super::items::Item>, StoreError> {

@@ -37,6 +37,12 @@ pub(crate) struct SaleItem {
     pub room: Option<crate::room::RoomConfig>,
     #[serde(default)]
     pub hold_seconds: i64,
+    /// Absent: one variant, `default` (every sale stored before variants existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<crate::sale::Variant>,
+    /// Absent: 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_customer: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +59,63 @@ pub(crate) struct ShardItem {
     /// The window, copied from the sale so the purchase condition can check it on this item.
     pub starts_at: i64,
     pub ends_at: i64,
+    /// The variant this shard holds stock of; absent: the sale's one variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant_id: Option<String>,
+}
+
+/// What an order took from one shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Take {
+    pub shard: u32,
+    pub n: i64,
+}
+
+/// A customer of a sale with `maxPerCustomer` > 1 (`SALE#{s}#USER#{u}` / `CUSTOMER`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerItem {
+    /// Items held live (reserved + confirmed).
+    #[serde(default)]
+    pub live: i64,
+    /// The live orders' ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orders: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_order: Option<String>,
+}
+
+/// What an `Idempotency-Key` was used for, in a sale with `maxPerCustomer` > 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyItem {
+    pub for_order: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u32>,
+}
+
+impl CustomerItem {
+    /// Read by hand: `orders` is a string set.
+    pub(crate) fn from_item(item: &Item) -> Self {
+        let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
+        Self {
+            live: num("live").unwrap_or(0),
+            orders: item.get("orders").and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default(),
+            last_order: item.get("lastOrder").and_then(|v| v.as_s().ok()).cloned(),
+        }
+    }
+}
+
+impl KeyItem {
+    pub(crate) fn from_item(item: &Item) -> Option<Self> {
+        Some(Self {
+            for_order: item.get("forOrder").and_then(|v| v.as_s().ok()).cloned()?,
+            variant_id: item.get("variantId").and_then(|v| v.as_s().ok()).cloned(),
+            quantity: item.get("quantity").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()),
+        })
+    }
 }
 
 /// A purchase as stored.
@@ -87,6 +150,15 @@ pub struct PurchaseRecord {
     /// When the status last changed (milliseconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<i64>,
+    /// The variant bought; absent: the sale's one variant (sales without variants).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant_id: Option<String>,
+    /// Items in the order; absent: 1 (sales without variants and one item per customer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u32>,
+    /// The shards the items came from when more than one; absent: all from `shard`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takes: Option<Vec<Take>>,
 }
 
 fn first_version() -> u32 {
@@ -110,6 +182,8 @@ impl SaleItem {
             created_at,
             room: sale.room.clone(),
             hold_seconds: sale.hold_seconds,
+            variants: sale.variants.clone(),
+            max_per_customer: (sale.max_per_customer != 1).then_some(sale.max_per_customer),
         }
     }
 
@@ -131,6 +205,8 @@ impl SaleItem {
             ends_at_ms: self.ends_at,
             room: self.room,
             hold_seconds: self.hold_seconds,
+            variants: self.variants,
+            max_per_customer: self.max_per_customer.unwrap_or(1),
         })
     }
 }
@@ -146,6 +222,7 @@ impl ShardItem {
             initial: stock,
             starts_at: sale.starts_at_ms,
             ends_at: sale.ends_at_ms,
+            variant_id: if sale.has_variants() { sale.variant_of_shard(shard).map(|v| v.id.to_owned()) } else { None },
         }
     }
 
@@ -196,7 +273,47 @@ impl PurchaseRecord {
             hold_expires_at: None,
             hold_key: None,
             updated_at: Some(purchased_at),
+            variant_id: None,
+            quantity: None,
+            takes: None,
         }
+    }
+
+    /// The same order for `quantity` items of variant `variant` taken as `takes` (the first take's
+    /// shard is `shard`; more than one take is stored as `takes`). Leaves a plain sale's record
+    /// (one variant, one per customer) as it always was.
+    pub fn of_items(mut self, sale: &Sale, variant: &str, quantity: u32, takes: &[Take]) -> Self {
+        if sale.has_variants() {
+            self.variant_id = Some(variant.to_owned());
+        }
+        if sale.has_variants() || sale.max_per_customer > 1 {
+            self.quantity = Some(quantity);
+        }
+        if let Some(first) = takes.first() {
+            self.shard = first.shard;
+        }
+        if takes.len() > 1 {
+            self.takes = Some(takes.to_vec());
+        }
+        self
+    }
+
+    /// Items in the order.
+    pub fn items(&self) -> u32 {
+        self.quantity.unwrap_or(1)
+    }
+
+    /// What the order took, per shard.
+    pub fn taken(&self) -> Vec<Take> {
+        match &self.takes {
+            Some(t) if !t.is_empty() => t.clone(),
+            _ => vec![Take { shard: self.shard, n: i64::from(self.items()) }],
+        }
+    }
+
+    /// The variant bought (the default variant's id for sales without variants).
+    pub fn variant(&self) -> &str {
+        self.variant_id.as_deref().unwrap_or(crate::sale::DEFAULT_VARIANT)
     }
 
     /// The same order as a hold until `expires_at_ms`, listed in index partition `lane`.
@@ -221,7 +338,8 @@ impl PurchaseRecord {
     /// record's versions only grow. `(expression, names, values)`; the values use `:zero` and
     /// `:one`, which the caller must not use for anything else.
     pub(crate) fn new_order_update(&self) -> Result<(String, HashMap<String, String>, Item), StoreError> {
-        const OPTIONAL: [&str; 4] = ["idempotencyKey", "holdExpiresAt", "holdKey", "updatedAt"];
+        const OPTIONAL: [&str; 7] =
+            ["idempotencyKey", "holdExpiresAt", "holdKey", "updatedAt", "variantId", "quantity", "takes"];
         let item = self.to_item()?;
         let mut names = HashMap::new();
         let mut values = Item::new();
@@ -254,6 +372,8 @@ impl PurchaseRecord {
             purchased_at: rfc3339_ms(self.purchased_at),
             status: self.status,
             hold_expires_at: self.hold_expires_at.map(rfc3339_ms),
+            variant_id: self.variant_id.clone(),
+            quantity: self.quantity,
         }
     }
 }

@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 pub use admin::Reset;
-pub use items::PurchaseRecord;
+pub use items::{CustomerItem, KeyItem, PurchaseRecord, Take};
 pub use orders::StuckHold;
 pub(crate) use orders::{Change, Hold, Malformed};
 #[cfg(feature = "test-util")]
@@ -281,6 +281,61 @@ impl Store {
     /// A user's purchase in a sale (strongly consistent: a buyer must see a purchase just made).
     pub async fn get_purchase(&self, sale: &SaleId, user: &UserId) -> Result<Option<PurchaseRecord>, StoreError> {
         self.get_record(&purchase_pk(sale, user)).await
+    }
+
+    /// What `Idempotency-Key` `k` was used for by `user` in a sale with `maxPerCustomer` > 1.
+    pub(crate) async fn key_use(&self, sale: &SaleId, user: &UserId, k: &str) -> Result<Option<KeyItem>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(purchase_pk(sale, user), &crate::keys::key_use_sk(k))))
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(out.item.as_ref().and_then(KeyItem::from_item))
+    }
+
+    /// A customer's item in a sale with `maxPerCustomer` > 1 (strongly consistent).
+    pub async fn customer(&self, sale: &SaleId, user: &UserId) -> Result<Option<CustomerItem>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(purchase_pk(sale, user), crate::keys::CUSTOMER_SK)))
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(out.item.as_ref().map(CustomerItem::from_item))
+    }
+
+    /// The customer's latest order in a sale with `maxPerCustomer` > 1: the latest live one
+    /// (the latest reserved one with `reserved_first`), else the last one bought.
+    pub(crate) async fn latest_order(
+        &self,
+        sale: &SaleId,
+        user: &UserId,
+        reserved_first: bool,
+    ) -> Result<Option<PurchaseRecord>, StoreError> {
+        let Some(c) = self.customer(sale, user).await? else { return Ok(None) };
+        let mut live = Vec::new();
+        for order in &c.orders {
+            if let Some(r) = self.get_record(&crate::keys::order_pk(sale.as_str(), user.as_str(), order)).await? {
+                live.push(r);
+            }
+        }
+        live.sort_by(|a, b| (a.purchased_at, &a.order_id).cmp(&(b.purchased_at, &b.order_id)));
+        let reserved = live.iter().rev().find(|r| r.status == crate::order::OrderStatus::Reserved).cloned();
+        if reserved_first && reserved.is_some() {
+            return Ok(reserved);
+        }
+        if let Some(r) = live.pop() {
+            return Ok(Some(r));
+        }
+        match c.last_order {
+            Some(o) => self.get_record(&crate::keys::order_pk(sale.as_str(), user.as_str(), &o)).await,
+            None => Ok(None),
+        }
     }
 
     /// One cheap read (an absent key) that proves the table answers.

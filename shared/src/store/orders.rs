@@ -12,11 +12,12 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
-use super::items::PurchaseRecord;
+use super::items::{PurchaseRecord, Take};
 use super::{PURCHASE_SK, SHARD_SK, Store, StoreError, key, shard_pk};
 use crate::ids::SaleId;
 use crate::keys::{HOLDS_INDEX, ORDERS_INDEX};
 use crate::order::OrderStatus;
+use crate::sale::Sale;
 
 /// What a conditional status change came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +40,11 @@ pub(crate) struct Hold {
     pub expires_at_ms: i64,
     /// The `holds` index partition it is listed in (`holdKey`).
     pub hold_key: String,
+    /// What the order took, when known (from its record); the index does not carry it, and an
+    /// order of a sale with `maxPerCustomer` > 1 is read before its release.
+    pub takes: Option<Vec<Take>>,
+    /// The buyer (for the customer's item).
+    pub user_id: Option<String>,
 }
 
 /// An entry of the `holds` index the sweeper cannot release: it lacks what a release needs.
@@ -75,6 +81,8 @@ impl Hold {
             shard: r.shard,
             expires_at_ms: r.hold_expires_at.unwrap_or(0),
             hold_key: r.hold_key.clone().unwrap_or_default(),
+            takes: Some(r.taken()),
+            user_id: Some(r.user_id.clone()),
         }
     }
 }
@@ -170,18 +178,32 @@ impl Store {
         }
     }
 
-    /// `reserved` → `to` (cancelled or expired) for the order of `hold`, giving its item back to
-    /// the hold's shard in the same transaction. `expired_by` (a time) also requires the hold to
-    /// have ended by then: the sweeper's condition.
+    /// `reserved` → `to` (cancelled or expired) for the order of `hold`, giving exactly what it
+    /// took back to the shards it came from in the same transaction (and, when customers may hold
+    /// several items, taking its items off the customer's live count). `expired_by` (a time) also
+    /// requires the hold to have ended by then: the sweeper's condition.
     pub(crate) async fn release_hold(
         &self,
-        sale: &SaleId,
+        sale_rules: &Sale,
         hold: &Hold,
         to: OrderStatus,
         expired_by: Option<i64>,
         now_ms: i64,
     ) -> Result<Change, StoreError> {
-        let (pk, order_id, shard) = (hold.pk.as_str(), hold.order_id.as_str(), hold.shard);
+        let sale = &sale_rules.id;
+        let several = sale_rules.max_per_customer > 1;
+        let (pk, order_id) = (hold.pk.as_str(), hold.order_id.as_str());
+        // The index does not say what the order took: with several items per customer, its record does.
+        let (takes, user_id) = match (&hold.takes, several) {
+            (Some(t), _) => (t.clone(), hold.user_id.clone()),
+            (None, false) => (vec![Take { shard: hold.shard, n: 1 }], hold.user_id.clone()),
+            (None, true) => match self.get_record(pk).await? {
+                Some(r) if r.order_id == order_id && r.status == OrderStatus::Reserved => {
+                    (r.taken(), Some(r.user_id.clone()))
+                }
+                other => return Ok(Change::Refused(other)),
+            },
+        };
         let mut condition = "orderId = :order AND #status = :reserved".to_owned();
         if expired_by.is_some() {
             condition.push_str(" AND holdExpiresAt <= :by");
@@ -211,25 +233,40 @@ impl Store {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(build_err)?;
-        let give_back = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(shard_pk(sale, shard), SHARD_SK)))
-            .condition_expression("attribute_exists(pk)")
-            .update_expression("SET remaining = remaining + :one")
-            .expression_attribute_values(":one", n(1))
-            .build()
-            .map_err(build_err)?;
+        let mut items = vec![TransactWriteItem::builder().update(order).build()];
+        for take in &takes {
+            let give_back = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(shard_pk(sale, take.shard), SHARD_SK)))
+                .condition_expression("attribute_exists(pk)")
+                .update_expression("SET remaining = remaining + :one")
+                .expression_attribute_values(":one", n(take.n))
+                .build()
+                .map_err(build_err)?;
+            items.push(TransactWriteItem::builder().update(give_back).build());
+        }
+        if several {
+            let Some(user) = &user_id else {
+                return Err(StoreError::Corrupt(format!("{pk}: hold of order {order_id} without its userId")));
+            };
+            let q: i64 = takes.iter().map(|t| t.n).sum();
+            let customer = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(crate::keys::purchase_pk(sale.as_str(), user), crate::keys::CUSTOMER_SK)))
+                .condition_expression("attribute_exists(pk)")
+                .update_expression("SET live = live - :q DELETE orders :orders")
+                .expression_attribute_values(":q", n(q))
+                .expression_attribute_values(":orders", AttributeValue::Ss(vec![order_id.to_owned()]))
+                .build()
+                .map_err(build_err)?;
+            items.push(TransactWriteItem::builder().update(customer).build());
+        }
         // New per call (at most 36 characters): the SDK's own retries of this call reuse it, so a
         // release that committed but whose answer was lost is not applied twice.
         let token = ulid::Ulid::new().to_string();
-        let sent = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(order).build())
-            .transact_items(TransactWriteItem::builder().update(give_back).build())
-            .client_request_token(token)
-            .send()
-            .await;
+        let count = items.len();
+        let sent =
+            self.client.transact_write_items().set_transact_items(Some(items)).client_request_token(token).send().await;
         match sent {
             Ok(_) => Ok(self.get_record(pk).await?.map_or(Change::Refused(None), Change::Done)),
             Err(err) => match err.as_service_error() {
@@ -241,16 +278,18 @@ impl Store {
                         let old = old.map(PurchaseRecord::from_item).transpose();
                         return Ok(Change::Refused(old.map_err(|e| StoreError::Corrupt(format!("{pk}: {e}")))?));
                     }
-                    if code(1) == "ConditionalCheckFailed" {
-                        return Err(StoreError::Corrupt(format!(
-                            "{}: the shard of order {order_id} is missing",
-                            shard_pk(sale, shard)
-                        )));
+                    if let Some(i) = (1..count).find(|&i| code(i) == "ConditionalCheckFailed") {
+                        let what = match takes.get(i - 1) {
+                            Some(t) => format!("{}: the shard of order {order_id} is missing", shard_pk(sale, t.shard)),
+                            None => format!("{pk}: the customer item of order {order_id} is missing"),
+                        };
+                        return Err(StoreError::Corrupt(what));
                     }
-                    if (0..2).any(|i| code(i) == "TransactionConflict") {
+                    if (0..count).any(|i| code(i) == "TransactionConflict") {
                         return Ok(Change::Conflict);
                     }
-                    Err(super::unexplained_cancellation(&format!("release of {order_id}"), &[code(0), code(1)]))
+                    let codes: Vec<&str> = (0..count).map(code).collect();
+                    Err(super::unexplained_cancellation(&format!("release of {order_id}"), &codes))
                 }
                 Some(TransactWriteItemsError::TransactionInProgressException(_)) => Ok(Change::Conflict),
                 _ => Err(err.into()),
@@ -295,9 +334,15 @@ impl Store {
                 let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
                 let shard = num("shard").and_then(|n| u32::try_from(n).ok());
                 match (text("pk"), text("orderId"), shard, num("holdExpiresAt")) {
-                    (Some(pk), Some(order_id), Some(shard), Some(at)) => {
-                        holds.push(Hold { pk, order_id, shard, expires_at_ms: at, hold_key: hold_key.clone() })
-                    }
+                    (Some(pk), Some(order_id), Some(shard), Some(at)) => holds.push(Hold {
+                        pk,
+                        order_id,
+                        shard,
+                        expires_at_ms: at,
+                        hold_key: hold_key.clone(),
+                        takes: None,
+                        user_id: text("userId"),
+                    }),
                     (pk, ..) => malformed.push(Malformed {
                         pk: pk.unwrap_or_default(),
                         hold_key: hold_key.clone(),

@@ -15,8 +15,9 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
-use super::items::{Item, PurchaseRecord, ShardItem};
+use super::items::{CustomerItem, Item, KeyItem, PurchaseRecord, ShardItem, Take};
 use super::{SHARD_SK, Store, StoreError, key, shard_pk};
+use crate::keys::CUSTOMER_SK;
 use crate::order::OrderStatus;
 use crate::sale::{Sale, Window, window_at};
 
@@ -34,6 +35,12 @@ pub enum Attempt {
     AlreadyPurchased(Box<PurchaseRecord>),
     /// This shard is empty: try the next one.
     ShardEmpty,
+    /// A shard of a several-item take held fewer than planned: plan again.
+    Short,
+    /// The customer holds too many items for this purchase (`maxPerCustomer` > 1).
+    LimitReached(crate::store::items::CustomerItem),
+    /// The `Idempotency-Key` was used for this order (a retry) or another one.
+    KeyUsed(KeyItem),
     NotStarted,
     Ended,
     /// The shard item does not exist: the sale was deleted under us.
@@ -67,6 +74,8 @@ enum OldItem {
         ends_at_ms: i64,
     },
     Purchase(Box<PurchaseRecord>),
+    Customer(super::items::CustomerItem),
+    KeyUse(KeyItem),
     /// Present but not readable as the item kind at that position.
     Unreadable(String),
 }
@@ -87,65 +96,228 @@ impl Store {
         now_ms: i64,
         token: &str,
     ) -> Result<Attempt, StoreError> {
+        self.try_purchase_takes(sale, &[Take { shard, n: 1 }], record, now_ms, token).await
+    }
+
+    /// The purchase transaction for `record` taking `takes` (see the module documentation): the
+    /// shards, the order record, and with `maxPerCustomer` > 1 the customer's item and the
+    /// `Idempotency-Key`'s, all or nothing.
+    pub(crate) async fn try_purchase_takes(
+        &self,
+        sale: &Sale,
+        takes: &[Take],
+        record: &PurchaseRecord,
+        now_ms: i64,
+        token: &str,
+    ) -> Result<Attempt, StoreError> {
         let now = AttributeValue::N(now_ms.to_string());
-        let take_one = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(shard_pk(&sale.id, shard), SHARD_SK)))
-            .update_expression("SET remaining = remaining - :one")
-            .condition_expression("remaining > :zero AND startsAt <= :now AND endsAt > :now")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .expression_attribute_values(":now", now)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut items = Vec::with_capacity(takes.len() + 3);
+        for take in takes {
+            let mut update =
+                Update::builder().table_name(&self.table).set_key(Some(key(shard_pk(&sale.id, take.shard), SHARD_SK)));
+            update = if take.n == 1 {
+                update
+                    .update_expression("SET remaining = remaining - :one")
+                    .condition_expression("remaining > :zero AND startsAt <= :now AND endsAt > :now")
+                    .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                    .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            } else {
+                update
+                    .update_expression("SET remaining = remaining - :n")
+                    .condition_expression("remaining >= :n AND startsAt <= :now AND endsAt > :now")
+                    .expression_attribute_values(":n", AttributeValue::N(take.n.to_string()))
+            };
+            let update = update
+                .expression_attribute_values(":now", now.clone())
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .build()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
         // The whole record, written over an ended order if there is one, its version continuing
         // from that order's: versions of a record only grow.
         let (set_all, names, values) = record.new_order_update()?;
+        let several = sale.max_per_customer > 1;
         let insert = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(record.pk.clone(), &record.sk)))
             .update_expression(set_all)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let insert = if several {
+            // A record of its own per order: it exists only if this very purchase committed.
+            insert.condition_expression("attribute_not_exists(pk)")
+        } else {
             // No record, or one whose order gave its item back: a buyer may buy again then, with
             // another order. A record holding this very order id means an earlier attempt of this
             // purchase committed (its answer was lost): never written twice as a new order, even
             // after it ended; the failed condition returns it, and the purchase answers with it.
-            .condition_expression(
-                "attribute_not_exists(pk) OR (#status IN (:cancelled, :expired) AND #orderId <> :order)",
-            )
-            .set_expression_attribute_names(Some(names))
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#orderId", "orderId")
-            .set_expression_attribute_values(Some(values))
-            .expression_attribute_values(":cancelled", AttributeValue::S(OrderStatus::Cancelled.as_str().into()))
-            .expression_attribute_values(":expired", AttributeValue::S(OrderStatus::Expired.as_str().into()))
-            .expression_attribute_values(":order", AttributeValue::S(record.order_id.clone()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let mut items = [None, None];
-        items[SHARD_ITEM] = Some(TransactWriteItem::builder().update(take_one).build());
-        items[PURCHASE_ITEM] = Some(TransactWriteItem::builder().update(insert).build());
+            insert
+                .condition_expression(
+                    "attribute_not_exists(pk) OR (#status IN (:cancelled, :expired) AND #orderId <> :order)",
+                )
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_names("#orderId", "orderId")
+                .expression_attribute_values(":cancelled", AttributeValue::S(OrderStatus::Cancelled.as_str().into()))
+                .expression_attribute_values(":expired", AttributeValue::S(OrderStatus::Expired.as_str().into()))
+                .expression_attribute_values(":order", AttributeValue::S(record.order_id.clone()))
+        };
+        let insert = insert.build().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        items.push(TransactWriteItem::builder().update(insert).build());
+        let customer_pk = crate::keys::purchase_pk(&record.sale_id, &record.user_id);
+        if several {
+            let q = i64::from(record.items());
+            let room = i64::from(sale.max_per_customer) - q;
+            let customer = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(customer_pk.clone(), CUSTOMER_SK)))
+                .update_expression("SET live = if_not_exists(live, :zero) + :q, lastOrder = :order ADD orders :orders")
+                .condition_expression("attribute_not_exists(live) OR live <= :room")
+                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                .expression_attribute_values(":q", AttributeValue::N(q.to_string()))
+                .expression_attribute_values(":room", AttributeValue::N(room.to_string()))
+                .expression_attribute_values(":order", AttributeValue::S(record.order_id.clone()))
+                .expression_attribute_values(":orders", AttributeValue::Ss(vec![record.order_id.clone()]))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .build()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            items.push(TransactWriteItem::builder().update(customer).build());
+            if let Some(k) = &record.idempotency_key {
+                let mut used = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(customer_pk.clone(), &crate::keys::key_use_sk(k))))
+                    .update_expression("SET forOrder = :order, quantity = :q")
+                    .condition_expression("attribute_not_exists(pk) OR forOrder = :order")
+                    .expression_attribute_values(":order", AttributeValue::S(record.order_id.clone()))
+                    .expression_attribute_values(":q", AttributeValue::N(q.to_string()))
+                    .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+                if let Some(v) = &record.variant_id {
+                    used = used
+                        .update_expression("SET forOrder = :order, quantity = :q, variantId = :v")
+                        .expression_attribute_values(":v", AttributeValue::S(v.clone()));
+                }
+                let used = used.build().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                items.push(TransactWriteItem::builder().update(used).build());
+            }
+        }
+        let layout =
+            Layout { shards: takes.to_vec(), customer: several, key_use: several && record.idempotency_key.is_some() };
 
-        let sent = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items.into_iter().flatten().collect()))
-            .client_request_token(token)
-            .send()
-            .await;
+        let sent =
+            self.client.transact_write_items().set_transact_items(Some(items)).client_request_token(token).send().await;
         match sent {
             Ok(_) => Ok(Attempt::Committed),
             Err(err) => match err.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
-                    let reasons: Vec<CancelReason> =
-                        e.cancellation_reasons().iter().enumerate().map(|(i, r)| cancel_reason(i, r)).collect();
-                    Ok(classify(&reasons, now_ms))
+                    let reasons: Vec<CancelReason> = e
+                        .cancellation_reasons()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| cancel_reason(layout.kind(i), r))
+                        .collect();
+                    Ok(layout.classify(&reasons, now_ms))
                 }
                 // The same token is still being processed: the attempt's fate is unknown for now.
                 Some(TransactWriteItemsError::TransactionInProgressException(_)) => Ok(Attempt::Conflict),
                 _ => Err(err.into()),
             },
+        }
+    }
+}
+
+/// Which item of a purchase transaction sits where.
+struct Layout {
+    shards: Vec<Take>,
+    customer: bool,
+    key_use: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Shard,
+    Purchase,
+    Customer,
+    KeyUse,
+}
+
+impl Layout {
+    fn kind(&self, index: usize) -> Kind {
+        let k = self.shards.len();
+        match index {
+            i if i < k => Kind::Shard,
+            i if i == k => Kind::Purchase,
+            i if i == k + 1 && self.customer => Kind::Customer,
+            _ if self.key_use => Kind::KeyUse,
+            _ => Kind::Purchase,
+        }
+    }
+
+    fn classify(&self, reasons: &[CancelReason], now_ms: i64) -> Attempt {
+        let k = self.shards.len();
+        let at = |i: usize| reasons.get(i).unwrap_or(&CancelReason::None);
+        if k == 1 && !self.customer && self.shards[0].n == 1 {
+            return classify(&[at(0).clone(), at(1).clone()], now_ms);
+        }
+        if let CancelReason::ConditionFailed(old) = at(k) {
+            return match old {
+                Some(OldItem::Purchase(p)) => Attempt::AlreadyPurchased(p.clone()),
+                Some(OldItem::Unreadable(pk)) => Attempt::Unreadable(pk.clone()),
+                _ => Attempt::Unknown("purchase condition failed without the existing purchase".into()),
+            };
+        }
+        if self.key_use
+            && let CancelReason::ConditionFailed(old) = at(k + 2)
+        {
+            return match old {
+                Some(OldItem::KeyUse(used)) => Attempt::KeyUsed(used.clone()),
+                Some(OldItem::Unreadable(pk)) => Attempt::Unreadable(pk.clone()),
+                _ => Attempt::Unknown("key condition failed without the key's item".into()),
+            };
+        }
+        if self.customer
+            && let CancelReason::ConditionFailed(old) = at(k + 1)
+        {
+            return match old {
+                Some(OldItem::Customer(c)) => Attempt::LimitReached(c.clone()),
+                Some(OldItem::Unreadable(pk)) => Attempt::Unreadable(pk.clone()),
+                _ => Attempt::Unknown("customer condition failed without the customer's item".into()),
+            };
+        }
+        if reasons.contains(&CancelReason::Conflict) {
+            return Attempt::Conflict;
+        }
+        if reasons.contains(&CancelReason::Throttled) {
+            return Attempt::Throttled;
+        }
+        let mut short = false;
+        for (i, take) in self.shards.iter().enumerate() {
+            match at(i) {
+                CancelReason::ConditionFailed(Some(OldItem::Shard { remaining, starts_at_ms, ends_at_ms })) => {
+                    match window_at(*starts_at_ms, *ends_at_ms, now_ms) {
+                        Window::NotStarted => return Attempt::NotStarted,
+                        Window::Ended => return Attempt::Ended,
+                        Window::Open if *remaining < take.n => short = true,
+                        Window::Open => {
+                            return Attempt::Unknown("shard condition failed with stock left inside the window".into());
+                        }
+                    }
+                }
+                CancelReason::ConditionFailed(None) => return Attempt::ShardMissing,
+                CancelReason::ConditionFailed(Some(OldItem::Unreadable(pk))) => return Attempt::Unreadable(pk.clone()),
+                CancelReason::ConditionFailed(Some(_)) => {
+                    return Attempt::Unknown("shard returned another item".into());
+                }
+                CancelReason::Other(code) => return Attempt::Unknown(code.clone()),
+                _ => {}
+            }
+        }
+        if short {
+            return if k == 1 && self.shards[0].n == 1 { Attempt::ShardEmpty } else { Attempt::Short };
+        }
+        match reasons.iter().find_map(|r| if let CancelReason::Other(c) = r { Some(c.clone()) } else { None }) {
+            Some(code) => Attempt::Unknown(code),
+            None => Attempt::Unknown("transaction cancelled without a reason".into()),
         }
     }
 }
@@ -165,31 +337,35 @@ impl Store {
     }
 }
 
-fn cancel_reason(index: usize, reason: &CancellationReason) -> CancelReason {
+fn cancel_reason(kind: Kind, reason: &CancellationReason) -> CancelReason {
     match reason.code().unwrap_or("None") {
         "None" => CancelReason::None,
-        "ConditionalCheckFailed" => CancelReason::ConditionFailed(reason.item().and_then(|item| old_item(index, item))),
+        "ConditionalCheckFailed" => CancelReason::ConditionFailed(reason.item().and_then(|item| old_item(kind, item))),
         "TransactionConflict" => CancelReason::Conflict,
         "ThrottlingError" | "ProvisionedThroughputExceeded" | "RequestLimitExceeded" => CancelReason::Throttled,
         other => CancelReason::Other(other.to_owned()),
     }
 }
 
-fn old_item(index: usize, item: &Item) -> Option<OldItem> {
+fn old_item(kind: Kind, item: &Item) -> Option<OldItem> {
     if item.is_empty() {
         return None;
     }
     let pk = || item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_else(|| "(no pk)".into());
-    Some(match index {
-        SHARD_ITEM => match ShardItem::from_item(item.clone()) {
+    Some(match kind {
+        Kind::Shard => match ShardItem::from_item(item.clone()) {
             Ok(s) => OldItem::Shard { remaining: s.remaining, starts_at_ms: s.starts_at, ends_at_ms: s.ends_at },
             Err(_) => OldItem::Unreadable(pk()),
         },
-        PURCHASE_ITEM => match PurchaseRecord::from_item(item.clone()) {
+        Kind::Purchase => match PurchaseRecord::from_item(item.clone()) {
             Ok(p) => OldItem::Purchase(Box::new(p)),
             Err(_) => OldItem::Unreadable(pk()),
         },
-        _ => OldItem::Unreadable(pk()),
+        Kind::Customer => OldItem::Customer(CustomerItem::from_item(item)),
+        Kind::KeyUse => match KeyItem::from_item(item) {
+            Some(k) => OldItem::KeyUse(k),
+            None => OldItem::Unreadable(pk()),
+        },
     })
 }
 
@@ -226,9 +402,7 @@ fn classify(reasons: &[CancelReason], now_ms: i64) -> Attempt {
         }
         CancelReason::ConditionFailed(None) => Attempt::ShardMissing,
         CancelReason::ConditionFailed(Some(OldItem::Unreadable(pk))) => Attempt::Unreadable(pk.clone()),
-        CancelReason::ConditionFailed(Some(OldItem::Purchase(_))) => {
-            Attempt::Unknown("shard returned a purchase item".into())
-        }
+        CancelReason::ConditionFailed(Some(_)) => Attempt::Unknown("shard returned a purchase item".into()),
         CancelReason::Other(code) => Attempt::Unknown(code.clone()),
         _ => match purchase {
             CancelReason::Other(code) => Attempt::Unknown(code.clone()),

@@ -44,11 +44,19 @@ enum Command {
         price_cents: i64,
         #[arg(long)]
         currency: String,
-        #[arg(long, allow_negative_numbers = true)]
-        stock: i64,
+        /// Items for sale (a sale without variants).
+        #[arg(long, allow_negative_numbers = true, required_unless_present = "variant", conflicts_with = "variant")]
+        stock: Option<i64>,
         /// Stock items with partition keys of their own; each takes about 500 purchases/s.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, conflicts_with = "variant")]
         shards: u32,
+        /// A variant with its own stock, `ID:LABEL:STOCK[:SHARDS]` (e.g. `eu42:EU 42:120:2`);
+        /// repeat for each. Shards default to 1.
+        #[arg(long)]
+        variant: Vec<String>,
+        /// The most items one customer may hold (reserved + confirmed) across the sale's variants.
+        #[arg(long, default_value_t = 1)]
+        max_per_customer: u32,
         /// RFC 3339, e.g. 2026-12-01T09:00:00Z
         #[arg(long)]
         starts_at: String,
@@ -283,6 +291,8 @@ async fn run(cli: Cli) -> Result<()> {
             currency,
             stock,
             shards,
+            variant,
+            max_per_customer,
             starts_at,
             ends_at,
             waiting_room,
@@ -299,13 +309,19 @@ async fn run(cli: Cli) -> Result<()> {
                 name,
                 price_cents,
                 currency,
-                total_stock: stock,
+                total_stock: stock.unwrap_or(0),
                 shards,
                 starts_at_ms: parse_rfc3339_ms(&starts_at).map_err(anyhow::Error::msg).context("--starts-at")?,
                 ends_at_ms: parse_rfc3339_ms(&ends_at).map_err(anyhow::Error::msg).context("--ends-at")?,
                 room: None,
                 hold_seconds,
+                variants: Vec::new(),
+                max_per_customer,
             };
+            if !variant.is_empty() {
+                let variants = variant.iter().map(|v| parse_variant(v)).collect::<anyhow::Result<Vec<_>>>()?;
+                sale.set_variants(variants);
+            }
             let created = if waiting_room {
                 let seed = room::new_seed().map_err(anyhow::Error::msg)?;
                 let mut config = room::RoomConfig::new(shards, sale.starts_at_ms, &seed);
@@ -333,7 +349,8 @@ async fn run(cli: Cli) -> Result<()> {
                 Err(StoreError::SaleExists(id)) => bail!("sale `{id}` already exists; nothing was changed"),
                 Err(e) => return Err(e.into()),
             }
-            writeln!(out, "{}", json!(SaleView::new(&sale, sale.total_stock, now_ms())))?;
+            let stock = sale.shard_stock();
+            writeln!(out, "{}", json!(SaleView::with_shards(&sale, sale.total_stock, Some(&stock), now_ms())))?;
         }
         Command::ListSales => {
             let sales = store.list_sales().await?;
@@ -632,4 +649,21 @@ async fn published_entrants(status_url: &str) -> Result<flash_sale::draw_check::
         }
     }
     flash_sale::draw_check::EntrantList::from_pages(&pages).map_err(anyhow::Error::msg)
+}
+
+/// `ID:LABEL:STOCK[:SHARDS]` of `--variant`.
+fn parse_variant(text: &str) -> anyhow::Result<flash_sale::sale::Variant> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let (id, label, stock, shards) = match parts.as_slice() {
+        [id, label, stock] => (*id, *label, *stock, "1"),
+        [id, label, stock, shards] => (*id, *label, *stock, *shards),
+        _ => bail!("--variant {text:?}: expected ID:LABEL:STOCK[:SHARDS], e.g. eu42:EU 42:120"),
+    };
+    Ok(flash_sale::sale::Variant {
+        variant_id: id.to_owned(),
+        label: label.to_owned(),
+        sku: None,
+        stock: stock.parse().with_context(|| format!("--variant {text:?}: stock"))?,
+        shards: shards.parse().with_context(|| format!("--variant {text:?}: shards"))?,
+    })
 }

@@ -242,6 +242,8 @@ async fn create_sale(cli: &Cli, store: &Store, id: &SaleId) -> Result<(), Failur
         ends_at_ms: now + cli.sale_window_secs.max(1) * 1_000,
         room: None,
         hold_seconds: 0,
+        variants: Vec::new(),
+        max_per_customer: 1,
     };
     match store.create_sale(&sale, now).await {
         Ok(()) => Ok(()),

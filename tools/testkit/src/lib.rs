@@ -108,6 +108,8 @@ pub fn sale(id: &str, stock: i64, shards: u32, starts_at_ms: i64, ends_at_ms: i6
         ends_at_ms,
         room: None,
         hold_seconds: 0,
+        variants: Vec::new(),
+        max_per_customer: 1,
     }
 }
 

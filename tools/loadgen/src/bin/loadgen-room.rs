@@ -87,6 +87,8 @@ async fn create(store: &Store, cli: &Cli) -> Result<Sale> {
         ends_at_ms: now + 3_600_000,
         room: Some(config),
         hold_seconds: 0,
+        variants: Vec::new(),
+        max_per_customer: 1,
     };
     store.create_sale_with_room(&sale, &seed, now).await.context("create the sale")?;
     Ok(sale)
