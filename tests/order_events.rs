@@ -328,3 +328,56 @@ async fn a_reset_cancels_live_orders_by_event_and_refuses_paid_ones_unless_told(
     assert_eq!(reasons[&id(&waiting)], reset);
     assert_eq!(reasons[&id(&dropped)], Value::Null, "a buyer's own cancellation has no reason");
 }
+
+/// A sized drop with up to 2 per customer: every event says which variant and how many, from the
+/// reservation to a cancel and to the `reset` of what is still live; a holdless one-variant sale's
+/// events say `default` and 1.
+#[tokio::test]
+async fn events_carry_the_variant_and_the_quantity_of_their_order() {
+    use flash_sale::sale::Variant;
+    let app = TestApp::fresh_with_stream().await.at(1_800_000_000_000);
+    let store = app.store().clone();
+    let now = app.now();
+    let variant =
+        |id: &str, stock| Variant { variant_id: id.into(), label: id.to_uppercase(), sku: None, stock, shards: 1 };
+    let mut sized = flash_sale_testkit::sale(&flash_sale_testkit::unique("ev"), 1, 1, now - 60_000, now + 3_600_000);
+    sized.set_variants(vec![variant("eu41", 5), variant("eu42", 5)]);
+    sized.max_per_customer = 2;
+    sized.hold_seconds = 600;
+    store.create_sale(&sized, now).await.unwrap();
+    let plain = SaleSpec::new().stock(3).create(&app).await;
+    let order = |user: &str, variant: &str, quantity: u32| {
+        let body = json!({"userId": user, "variantId": variant, "quantity": quantity}).to_string();
+        let (app, sale) = (&app, sized.id.to_string());
+        async move {
+            let (status, body) = app.post_purchase(&sale, &body).await;
+            assert_eq!(status, 201, "{body}");
+            body
+        }
+    };
+    let two = order("ann", "eu42", 2).await;
+    let one = order("ben", "eu41", 1).await;
+    let (status, cancelled) = app.delete_purchase(&sized, "ben").await;
+    assert_eq!((status, cancelled["status"].as_str()), (200, Some("cancelled")), "{cancelled}");
+    let dave = buy(&app, &plain, "dave").await;
+    assert!(matches!(store.reset_sale(&sized, true).await.unwrap(), Reset::Done { .. }));
+
+    let records = stream_records(&endpoint(), store.table()).await;
+    let bus = FakeEventBridge::start().await;
+    assert!(order_events::publish(&bus.bus("b"), &json!({ "Records": records })).await.batch_item_failures.is_empty());
+    let said = |order: &Value| -> Vec<(String, String, u64)> {
+        bus.accepted()
+            .iter()
+            .filter(|(_, d, _, _)| d["orderId"] == order["orderId"])
+            .map(|(t, d, _, _)| {
+                (t.clone(), d["variantId"].as_str().unwrap().to_owned(), d["quantity"].as_u64().unwrap())
+            })
+            .collect()
+    };
+    let ev = |t: &str, v: &str, q| (t.to_owned(), v.to_owned(), q);
+    assert_eq!(said(&two), [ev("OrderReserved", "eu42", 2), ev("OrderCancelled", "eu42", 2)], "reset: the live order");
+    assert_eq!(said(&one), [ev("OrderReserved", "eu41", 1), ev("OrderCancelled", "eu41", 1)]);
+    assert_eq!(said(&dave), [ev("OrderConfirmed", "default", 1)]);
+    let reset = bus.accepted().into_iter().filter(|(_, d, _, _)| d["orderId"] == two["orderId"]).last().unwrap().1;
+    assert_eq!(reset["reason"], "reset");
+}

@@ -48,6 +48,9 @@ pub struct OrderEvent {
     pub user_id: String,
     pub status: OrderStatus,
     pub version: u32,
+    /// The variant bought (`default` for a sale without variants) and how many items.
+    pub variant_id: String,
+    pub quantity: u32,
     /// When the status changed (RFC 3339 UTC).
     pub time: String,
     pub purchased_at: String,
@@ -125,6 +128,19 @@ pub fn read_record(record: &Value) -> Result<Option<OrderEvent>, String> {
         }
     };
     let text = |image: &Value, name: &str| attr(image, name, "S").map(str::to_owned).ok_or(format!("no {name}"));
+    // Written only for sales with variants or quantities: absent, the one default variant and one item.
+    let variant = |image: &Value| attr(image, "variantId", "S").unwrap_or(flash_sale::sale::DEFAULT_VARIANT).to_owned();
+    let quantity = |image: &Value| -> Result<u32, String> {
+        match image.get("quantity") {
+            None => Ok(1),
+            Some(v) => v
+                .get("N")
+                .and_then(Value::as_str)
+                .and_then(|n| n.parse().ok())
+                .filter(|q| *q >= 1)
+                .ok_or(format!("quantity {v}")),
+        }
+    };
     match (new, old) {
         (Some(new), old) => {
             let Some((order_id, status, version)) = order_of(new)? else { return Ok(None) };
@@ -143,6 +159,8 @@ pub fn read_record(record: &Value) -> Result<Option<OrderEvent>, String> {
                 user_id: text(new, "userId").map_err(context)?,
                 status,
                 version,
+                variant_id: variant(new),
+                quantity: quantity(new).map_err(context)?,
                 time: rfc3339_ms(millis(new, "updatedAt").map_err(context)?.unwrap_or(purchased_at)),
                 purchased_at: rfc3339_ms(purchased_at),
                 hold_expires_at: millis(new, "holdExpiresAt").map_err(context)?.map(rfc3339_ms),
@@ -171,6 +189,8 @@ pub fn read_record(record: &Value) -> Result<Option<OrderEvent>, String> {
                 user_id: text(old, "userId").map_err(context)?,
                 status: OrderStatus::Cancelled,
                 version: version.saturating_add(1),
+                variant_id: variant(old),
+                quantity: quantity(old).map_err(context)?,
                 time: rfc3339_ms(removed_at),
                 purchased_at: rfc3339_ms(purchased_at),
                 hold_expires_at: None,
