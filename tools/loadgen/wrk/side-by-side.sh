@@ -1,6 +1,7 @@
 #!/bin/bash
 # One round of the side-by-side refusal benchmark (BENCHMARKS.md, "A sold-out crowd side by side"):
 #   side-by-side.sh ours <sale-id>   a new sale (100 items, 4 shards) on the stack below, then wrk
+#   SAME_SALE=1 side-by-side.sh ours <sale-id>   again on that sale (the crowd keeps coming)
 #   side-by-side.sh peer             POST /api/sale/reset on the Fastify + Redis peer, then wrk
 # Prints requests/s and CPU per attempt: utime + stime (from /proc/PID/stat) of the server's
 # processes over the wrk run, divided by the requests wrk sent.
@@ -31,7 +32,7 @@ case $side in
     server=( $FUNCTION_PIDS )
     emulator=$(pgrep -f "cargo-lambda lambda watch --only-lambda-apis .*--invoke-port $API_PORT" | head -1 || true)
     now=$(date -u +%Y-%m-%dT%H:%M:%SZ); end=$(date -u -d '+2 hours' +%Y-%m-%dT%H:%M:%SZ)
-    "$ADMIN" --endpoint-url "http://127.0.0.1:$DDB_PORT" create-sale --sale-id "$sale" --name "Bench $sale" \
+    [ -n "${SAME_SALE:-}" ] || "$ADMIN" --endpoint-url "http://127.0.0.1:$DDB_PORT" create-sale --sale-id "$sale" --name "Bench $sale" \
       --price-cents 100 --currency EUR --stock 100 --shards 4 --starts-at "$now" --ends-at "$end" >/dev/null
     url="http://127.0.0.1:$API_PORT/sales/$sale/purchases"
     store=$ddb;;
