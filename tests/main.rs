@@ -15,6 +15,7 @@ mod orders;
 mod process;
 mod public_draw;
 mod purchase;
+mod refusal;
 mod restart;
 mod retry_quota;
 mod store_errors;

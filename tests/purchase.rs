@@ -63,7 +63,9 @@ async fn the_last_item_sells_then_sold_out_across_every_shard() {
 #[tokio::test]
 async fn the_sold_out_hint_answers_without_a_transaction_and_expires() {
     let app = TestApp::fresh().await.tune(|t| t.sold_out_hint = Duration::from_millis(300));
-    let sale = SaleSpec::new().stock(1).create(&app).await;
+    // With holds: a sale without them is believed sold out for good once its shards were read
+    // empty, and asks them no more while that holds (tests/refusal.rs).
+    let sale = SaleSpec::new().stock(1).holds(300).create(&app).await;
     let user = |u: &str| UserId::parse(u).unwrap();
     assert!(app.purchase(&sale.id, &user("first"), None).await.result.is_ok());
 

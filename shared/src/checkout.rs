@@ -16,7 +16,7 @@ use crate::ids::{SaleId, UserId};
 use crate::order::{OrderStatus, Purchase};
 use crate::orders::Orders;
 use crate::sale::{Sale, Window};
-use crate::stock_hint::SoldOutHint;
+use crate::stock_hint::{Settle, SoldOutHint};
 use crate::store::{Attempt, CustomerItem, KeyItem, PurchaseRecord, Store, StoreError, Take, logged};
 use crate::waiting_room::WaitingRoom;
 
@@ -35,6 +35,9 @@ pub struct PurchaseReport {
     pub transactions: u32,
     /// True when the sold-out hint answered without a transaction.
     pub from_hint: bool,
+    /// True when the refusal came from what the container remembered of this buyer in a sale
+    /// sold out for good: no DynamoDB call at all.
+    pub remembered: bool,
 }
 
 /// What a purchase asks for: a variant (`None`: the sale's only one) and how many items.
@@ -98,6 +101,7 @@ impl Checkout {
             retries: 0,
             transactions: 0,
             from_hint: false,
+            remembered: false,
         };
         report.result =
             self.purchase_checked(sale_id, user, idempotency_key, admission_token, &choice, &mut report).await;
@@ -181,7 +185,16 @@ impl Checkout {
             other => other,
         };
         if let Some(refusal) = early {
-            return self.unless_owned(&sale, user, key, wanted, refusal).await;
+            // A sale with several items per customer keeps no record per buyer to remember.
+            if !report.from_hint || sale.max_per_customer > 1 {
+                return self.unless_owned(&sale, user, key, wanted, refusal).await;
+            }
+            if let Some(answer) = self.sold_out_refusal(&sale, user, key, wanted, refusal, report).await {
+                return answer;
+            }
+            // Believed sold out for good, and a reset moved the sale since: the shards decide.
+            self.sold_out.forget(sale_id);
+            report.from_hint = false;
         }
         let shards =
             if shards.is_empty() { self.sold_out.shard_order_in(&sale, wanted.shards.clone()) } else { shards };
@@ -504,13 +517,63 @@ impl Checkout {
                 None => Err(refusal),
             };
         }
-        match self.store.get_purchase(&sale.id, user).await.map_err(logged)? {
-            Some(p) if p.is_live_at(now) => owned(p, "", key, wanted, now),
-            // An ended hold holds nothing: the refusal stands, except for this request's own
-            // retry (same key), which is answered with its order as it is now.
-            Some(p) if key.is_some() && p.idempotency_key.as_deref() == key => owned(p, "", key, wanted, now),
-            _ => Err(refusal),
+        let record = self.store.get_purchase(&sale.id, user).await.map_err(logged)?;
+        unless_owned_by(record, key, wanted, now, refusal)
+    }
+
+    /// The sold-out hint's refusal, judged as [`Checkout::unless_owned`] does (a sale of one item
+    /// per customer): on the buyer's record as this container remembers it when the sale is sold
+    /// out for good (no DynamoDB call; see `stock_hint`), else as read now, and then remembered if
+    /// it may be. `None` when the container believed the sale sold out for good and a reset has
+    /// moved it since.
+    async fn sold_out_refusal(
+        &self,
+        sale: &Sale,
+        user: &UserId,
+        key: Option<&str>,
+        wanted: &Wanted<'_>,
+        refusal: AppError,
+        report: &mut PurchaseReport,
+    ) -> Option<Result<Purchase, AppError>> {
+        let mut settle = Settle::Unknown;
+        if self.sold_out.recall(sale, user).is_none() {
+            settle = match self.sold_out.settle(&self.store, sale).await {
+                Ok(Settle::Changed) => return None,
+                Ok(settle) => settle,
+                Err(e) => return Some(Err(logged(e))),
+            };
         }
+        // Remembered (perhaps under the lease just renewed): no read.
+        if let Some(record) = self.sold_out.recall(sale, user) {
+            report.remembered = true;
+            return Some(unless_owned_by(record, key, wanted, self.clock.now_ms(), refusal));
+        }
+        let record = match self.store.get_purchase(&sale.id, user).await {
+            Ok(record) => record,
+            Err(e) => return Some(Err(logged(e))),
+        };
+        if let Settle::ForGood(epoch) = settle {
+            self.sold_out.remember(&sale.id, epoch, user, record.clone());
+        }
+        Some(unless_owned_by(record, key, wanted, self.clock.now_ms(), refusal))
+    }
+}
+
+/// `refusal`, unless `record` (the buyer's, as stored) holds a live order: then
+/// `already_purchased`, or the purchase itself when it carries this request's idempotency key.
+fn unless_owned_by(
+    record: Option<PurchaseRecord>,
+    key: Option<&str>,
+    wanted: &Wanted<'_>,
+    now: i64,
+    refusal: AppError,
+) -> Result<Purchase, AppError> {
+    match record {
+        Some(p) if p.is_live_at(now) => owned(p, "", key, wanted, now),
+        // An ended hold holds nothing: the refusal stands, except for this request's own
+        // retry (same key), which is answered with its order as it is now.
+        Some(p) if key.is_some() && p.idempotency_key.as_deref() == key => owned(p, "", key, wanted, now),
+        _ => Err(refusal),
     }
 }
 

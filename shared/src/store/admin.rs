@@ -214,7 +214,31 @@ impl Store {
     /// order-events function reads the deletion from the stream). Confirmed (paid) orders are
     /// deleted only with `include_confirmed`: without it a sale that has any is refused with
     /// nothing deleted, and one confirmed during the reset is kept.
+    ///
+    /// Containers remember refusals of a sale sold out for good (`stock_hint`), each for at most
+    /// [`crate::stock_hint::EPOCH_LEASE`] after reading the sale's reset epoch. So the reset first
+    /// makes the epoch odd (a reset under way: nothing is remembered), waits out every lease taken
+    /// before, gives the items back, and then makes it even again: no container answers from
+    /// what it remembered before the items came back.
     pub async fn reset_sale(&self, sale: &Sale, include_confirmed: bool) -> Result<Reset, StoreError> {
+        let Some(epoch) = self.reset_epoch(&sale.id).await? else {
+            return self.give_back_all(sale, include_confirmed).await;
+        };
+        let odd = if !epoch.is_multiple_of(2) {
+            epoch
+        } else if self.advance_reset_epoch(&sale.id, epoch).await? {
+            epoch + 1
+        } else {
+            return Err(StoreError::Unavailable(format!("sale {}: another reset is under way", sale.id)));
+        };
+        tokio::time::sleep(crate::stock_hint::EPOCH_LEASE + RESET_LEASE_MARGIN).await;
+        let reset = self.give_back_all(sale, include_confirmed).await?;
+        // Another reset that moved it meanwhile ends it itself.
+        self.advance_reset_epoch(&sale.id, odd).await?;
+        Ok(reset)
+    }
+
+    async fn give_back_all(&self, sale: &Sale, include_confirmed: bool) -> Result<Reset, StoreError> {
         let mut returned = 0;
         let mut kept_confirmed = 0;
         for round in 0..RESET_ROUNDS {
@@ -395,6 +419,10 @@ impl Store {
         }
     }
 }
+
+/// What a reset waits beyond a container's epoch lease before it gives items back (clock drift
+/// between machines, and the time a lease's read takes to arrive).
+const RESET_LEASE_MARGIN: Duration = Duration::from_millis(500);
 
 /// Scans a reset makes at most before it reports what it gave back.
 const RESET_ROUNDS: usize = 10;

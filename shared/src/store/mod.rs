@@ -5,6 +5,7 @@
 //! lists sales without scanning purchases; purchases never touch an index.
 
 mod admin;
+mod epoch;
 mod items;
 mod orders;
 mod purchase_tx;
