@@ -72,6 +72,118 @@ async fn a_crowd_repeating_after_a_sell_out_for_good_costs_under_a_tenth_of_a_ca
     assert_eq!((stock, purchases.len()), (vec![0, 0], 4), "nothing sold or changed");
 }
 
+/// The buyers each shard lists (its roster), as stored; `None`: the shard keeps no roster.
+async fn roster(app: &TestApp, sale: &flash_sale::sale::Sale, shard: u32) -> Option<Vec<String>> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let item = app
+        .store()
+        .client()
+        .get_item()
+        .table_name(app.store().table())
+        .key("pk", AttributeValue::S(flash_sale::keys::shard_pk(sale.id.as_str(), shard)))
+        .key("sk", AttributeValue::S(flash_sale::keys::SHARD_SK.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    item.get("roster")?;
+    let mut buyers = match item.get("buyers") {
+        Some(AttributeValue::Ss(set)) => set.clone(),
+        _ => Vec::new(),
+    };
+    buyers.sort();
+    Some(buyers)
+}
+
+/// A crowd of buyers each trying once after the sell-out (the usual shape: most never come back
+/// within a container's memory): the shards' rosters, read once with the stock, name every owner,
+/// so nobody else's refusal reads anything; an owner is read once and told `already_purchased`.
+/// On shards that keep no roster (written before rosters) every new buyer costs a read.
+#[tokio::test]
+async fn first_time_refusals_after_a_sell_out_for_good_read_nothing_but_the_owners() {
+    let app = TestApp::fresh().await.tune(|t| *t = hints());
+    let sale = SaleSpec::new().stock(4).shards(2).create(&app).await;
+    let mut orders = Vec::new();
+    for n in 0..4 {
+        let (status, order) = app.buy(&sale, &format!("winner-{n}")).await;
+        assert_eq!(status, 201);
+        orders.push(order);
+    }
+    let mut listed: Vec<String> = Vec::new();
+    for shard in 0..2 {
+        listed.extend(roster(&app, &sale, shard).await.expect("a holdless sale's shards keep a roster"));
+    }
+    listed.sort();
+    assert_eq!(
+        listed,
+        (0..4).map(|n| format!("winner-{n}")).collect::<Vec<_>>(),
+        "each buyer on the shard it bought from"
+    );
+
+    let crowd = |tag: &'static str| (0..200).map(move |n| format!("{tag}-{n}"));
+    let once = |tag: &'static str| {
+        let app = &app;
+        let sale = &sale;
+        let orders = &orders;
+        async move {
+            let recording = Recording::start(pass()).await;
+            let container = app.container().via(recording.proxy.patient_client());
+            let mut attempts = 0u32;
+            for (n, user) in (0..4).map(|n| format!("winner-{n}")).chain(crowd(tag)).enumerate() {
+                let answer = container.buy(sale, &user).await;
+                attempts += 1;
+                if n < 4 {
+                    assert_eq!(code(&answer), (409, Some("already_purchased")), "{user}: {}", answer.1);
+                    assert_eq!(answer.1["purchase"], orders[n], "{user}");
+                } else {
+                    assert_eq!(code(&answer), (409, Some("sold_out")), "{user}: {}", answer.1);
+                }
+            }
+            let calls = recording.take();
+            let buyer_reads = calls.iter().filter(|(op, body)| op == "GetItem" && body.contains("#USER#")).count();
+            (calls.len() as f64 / f64::from(attempts), buyer_reads)
+        }
+    };
+    let (per_attempt, buyer_reads) = once("first").await;
+    eprintln!("with rosters: {per_attempt:.3} calls per attempt, {buyer_reads} buyer reads");
+    assert!(per_attempt <= 0.1, "{per_attempt:.3} calls per attempt");
+    // (The owners come first, before the container knows the sale sold out for good: their
+    // transactions answer them, with the record the cancellation reports.)
+    assert!(buyer_reads <= 4, "only owners may be read: {buyer_reads}");
+
+    // Shards written before rosters: the same crowd is read buyer by buyer.
+    for shard in 0..2 {
+        app.store()
+            .client()
+            .update_item()
+            .table_name(app.store().table())
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(flash_sale::keys::shard_pk(sale.id.as_str(), shard)))
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(flash_sale::keys::SHARD_SK.into()))
+            .update_expression("REMOVE roster, buyers")
+            .send()
+            .await
+            .unwrap();
+    }
+    let (per_attempt, buyer_reads) = once("second").await;
+    eprintln!("without rosters: {per_attempt:.3} calls per attempt, {buyer_reads} buyer reads");
+    assert!(per_attempt >= 0.9 && buyer_reads >= 190, "each new buyer is read: {buyer_reads}");
+
+    // A reset takes the buyers off the rosters with their records.
+    let sale_with_rosters = SaleSpec::new().stock(2).shards(1).create(&app).await;
+    for user in ["ann", "bob"] {
+        assert_eq!(app.buy(&sale_with_rosters, user).await.0, 201);
+    }
+    assert_eq!(roster(&app, &sale_with_rosters, 0).await, Some(vec!["ann".to_owned(), "bob".to_owned()]));
+    assert!(matches!(app.store().reset_sale(&sale_with_rosters, true).await.unwrap(), Reset::Done { .. }));
+    assert_eq!(roster(&app, &sale_with_rosters, 0).await, Some(Vec::new()));
+    // A sale with holds keeps none: its items come back through cancels and expiry.
+    let held = SaleSpec::new().stock(1).holds(60).create(&app).await;
+    assert_eq!(app.buy(&held, "cy").await.0, 201);
+    assert_eq!(roster(&app, &held, 0).await, None);
+}
+
 #[tokio::test]
 async fn after_a_reset_no_remembered_answer_outlives_the_items_given_back() {
     let app = TestApp::fresh().await.tune(|t| *t = hints());

@@ -34,6 +34,10 @@ pub struct Sale {
     pub max_per_customer: u32,
 }
 
+/// Most items per shard of a sale whose shards list their buyers ([`Sale::keeps_roster`]): 2,000
+/// user ids of at most 64 bytes stay under 130 KB, well inside DynamoDB's 400 KB item.
+pub const ROSTER_MAX_PER_SHARD: i64 = 2_000;
+
 /// Id of the one variant of a sale created without variants.
 pub const DEFAULT_VARIANT: &str = "default";
 /// Highest `maxPerCustomer` a sale may have.
@@ -110,6 +114,17 @@ impl Sale {
     /// possible over its shards, its first shards taking the remainder.
     pub fn shard_stock(&self) -> Vec<i64> {
         self.spans().iter().flat_map(|v| split_stock(v.stock, v.shards)).collect()
+    }
+
+    /// Whether each stock shard lists its buyers (`buyers`, a string set added to by the purchase
+    /// transaction, taken from by a reset's give-back): for a sale whose items never come back
+    /// otherwise (no holds, one item per customer), so that once it is sold out for good one read
+    /// of the shards tells a container every owner, and everyone else's refusal needs no read. Only
+    /// while a shard's buyers fit its item (at most [`ROSTER_MAX_PER_SHARD`] items per shard).
+    pub fn keeps_roster(&self) -> bool {
+        self.hold_seconds == 0
+            && self.max_per_customer == 1
+            && self.shard_stock().iter().all(|n| *n <= ROSTER_MAX_PER_SHARD)
     }
 
     /// Replaces the variants, and the sale's `total_stock` and `shards` by their sums.

@@ -57,6 +57,9 @@ struct Settled {
     stock_read_at: Option<Instant>,
     /// Buyers' records read after `sold_out` was established (`None`: no record).
     buyers: HashMap<UserId, Option<PurchaseRecord>>,
+    /// Every owner, from the shards' rosters in the read that found them all empty (`None`: the
+    /// shards keep no roster): anyone else has no record, with no read.
+    owners: Option<std::collections::HashSet<String>>,
 }
 
 impl Settled {
@@ -85,7 +88,11 @@ impl SoldOutHint {
         }
         let settled = self.settled.lock().unwrap_or_else(|p| p.into_inner());
         let s = settled.get(&sale.id).filter(|s| s.sold_out && s.in_force())?;
-        s.buyers.get(user).cloned()
+        if let Some(known) = s.buyers.get(user) {
+            return Some(known.clone());
+        }
+        // Not on any shard's roster: no purchase of this buyer committed, and none can now.
+        s.owners.as_ref().filter(|o| !o.contains(user.as_str())).map(|_| None)
     }
 
     /// Before a refusal reads the buyer's record: renews the epoch lease if it ran out (one
@@ -109,8 +116,14 @@ impl SoldOutHint {
             let sent = Instant::now();
             let Some(epoch) = store.reset_epoch(&sale.id).await? else { return Ok(Settle::Unknown) };
             let mut settled = self.settled.lock().unwrap_or_else(|p| p.into_inner());
-            let fresh =
-                || Settled { epoch, read_at: sent, sold_out: false, stock_read_at: None, buyers: HashMap::new() };
+            let fresh = || Settled {
+                epoch,
+                read_at: sent,
+                sold_out: false,
+                stock_read_at: None,
+                buyers: HashMap::new(),
+                owners: None,
+            };
             let s = settled.entry(sale.id.clone()).or_insert_with(fresh);
             if s.epoch != epoch {
                 let believed = s.sold_out;
@@ -130,11 +143,15 @@ impl SoldOutHint {
                 _ => return Ok(Settle::Unknown),
             }
         };
-        // Read after the epoch: if every shard is empty now, it stays so under this epoch.
-        let empty = store.shard_stock_now(sale).await?.iter().all(|r| *r <= 0);
+        // Read after the epoch: if every shard is empty now, it stays so under this epoch, and
+        // so do the shards' rosters (each read with its own shard's count).
+        let (empty, owners) = store.shard_roster_now(sale).await?;
         let mut settled = self.settled.lock().unwrap_or_else(|p| p.into_inner());
         match settled.get_mut(&sale.id) {
             Some(s) if s.epoch == epoch => {
+                if empty && !s.sold_out {
+                    s.owners = owners;
+                }
                 s.sold_out |= empty;
                 if !empty {
                     s.stock_read_at = Some(Instant::now());
@@ -223,7 +240,7 @@ mod tests {
     }
 
     fn settled(hint: &SoldOutHint, epoch: u64, read_at: Instant) {
-        let s = Settled { epoch, read_at, sold_out: true, stock_read_at: None, buyers: HashMap::new() };
+        let s = Settled { epoch, read_at, sold_out: true, stock_read_at: None, buyers: HashMap::new(), owners: None };
         hint.settled.lock().unwrap().insert(SaleId::parse("s").unwrap(), s);
     }
 

@@ -297,9 +297,12 @@ impl Store {
     async fn give_back(&self, sale: &Sale, records: &[&PurchaseRecord]) -> Result<bool, StoreError> {
         let mut by_shard: BTreeMap<u32, i64> = BTreeMap::new();
         let mut by_customer: BTreeMap<&str, (i64, Vec<String>)> = BTreeMap::new();
+        // A shard's buyers leave its roster with their records, in the same transaction.
+        let mut buyers_of: BTreeMap<u32, Vec<String>> = BTreeMap::new();
         for p in records.iter().filter(|p| p.status.is_live()) {
             for t in p.taken() {
                 *by_shard.entry(t.shard).or_default() += t.n;
+                buyers_of.entry(t.shard).or_default().push(p.user_id.clone());
             }
             let c = by_customer.entry(p.user_id.as_str()).or_default();
             c.0 += i64::from(p.items());
@@ -310,11 +313,16 @@ impl Store {
             let add = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(shard_pk(&sale.id, shard), SHARD_SK)))
-                .update_expression("SET remaining = remaining + :n")
                 .condition_expression("attribute_exists(pk)")
-                .expression_attribute_values(":n", AttributeValue::N(count.to_string()))
-                .build()
-                .map_err(build_err)?;
+                .expression_attribute_values(":n", AttributeValue::N(count.to_string()));
+            let gone = buyers_of.remove(&shard).unwrap_or_default();
+            let add = if sale.keeps_roster() && !gone.is_empty() {
+                add.update_expression("SET remaining = remaining + :n DELETE buyers :gone")
+                    .expression_attribute_values(":gone", AttributeValue::Ss(gone))
+            } else {
+                add.update_expression("SET remaining = remaining + :n")
+            };
+            let add = add.build().map_err(build_err)?;
             items.push(TransactWriteItem::builder().update(add).build());
         }
         if sale.max_per_customer > 1 {

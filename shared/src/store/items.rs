@@ -62,6 +62,10 @@ pub(crate) struct ShardItem {
     /// The variant this shard holds stock of; absent: the sale's one variant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant_id: Option<String>,
+    /// The shard lists its buyers in `buyers` ([`Sale::keeps_roster`]); absent on shards written
+    /// before rosters, whose buyers are then not known from the shard.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub roster: bool,
 }
 
 /// What an order took from one shard.
@@ -223,6 +227,7 @@ impl ShardItem {
             starts_at: sale.starts_at_ms,
             ends_at: sale.ends_at_ms,
             variant_id: if sale.has_variants() { sale.variant_of_shard(shard).map(|v| v.id.to_owned()) } else { None },
+            roster: sale.keeps_roster(),
         }
     }
 

@@ -229,6 +229,31 @@ impl Store {
         Ok(self.read_shard_stock(&[sale], true).await?.remove(0))
     }
 
+    /// Every shard of `sale` as of now (strongly consistent): whether all are empty, and the
+    /// sale's buyers from the shards' rosters when every shard keeps one (else `None`).
+    pub(crate) async fn shard_roster_now(
+        &self,
+        sale: &Sale,
+    ) -> Result<(bool, Option<std::collections::HashSet<String>>), StoreError> {
+        let keys = (0..sale.shards).map(|n| key(shard_pk(&sale.id, n), SHARD_SK)).collect();
+        let items = self.batch_get(keys, true).await?;
+        let mut owners = std::collections::HashSet::new();
+        let mut all_rosters = items.len() == sale.shards as usize;
+        let mut empty = true;
+        for item in items {
+            let buyers = match item.get("buyers") {
+                Some(AttributeValue::Ss(set)) => set.clone(),
+                _ => Vec::new(),
+            };
+            let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let shard = ShardItem::from_item(item).map_err(|e| StoreError::Corrupt(format!("{pk}: {e}")))?;
+            empty &= shard.remaining <= 0;
+            all_rosters &= shard.roster;
+            owners.extend(buyers);
+        }
+        Ok((empty, all_rosters.then_some(owners)))
+    }
+
     async fn read_shard_stock(&self, sales: &[&Sale], consistent: bool) -> Result<Vec<Vec<i64>>, StoreError> {
         let keys = sales.iter().flat_map(|s| (0..s.shards).map(|n| key(shard_pk(&s.id, n), SHARD_SK))).collect();
         let mut remaining: Vec<Vec<i64>> = sales.iter().map(|s| vec![0; s.shards as usize]).collect();

@@ -115,7 +115,14 @@ impl Store {
         for take in takes {
             let mut update =
                 Update::builder().table_name(&self.table).set_key(Some(key(shard_pk(&sale.id, take.shard), SHARD_SK)));
-            update = if take.n == 1 {
+            update = if take.n == 1 && sale.keeps_roster() {
+                update
+                    .update_expression("SET remaining = remaining - :one ADD buyers :buyer")
+                    .condition_expression("remaining > :zero AND startsAt <= :now AND endsAt > :now")
+                    .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                    .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                    .expression_attribute_values(":buyer", AttributeValue::Ss(vec![record.user_id.clone()]))
+            } else if take.n == 1 {
                 update
                     .update_expression("SET remaining = remaining - :one")
                     .condition_expression("remaining > :zero AND startsAt <= :now AND endsAt > :now")
