@@ -378,6 +378,6 @@ async fn events_carry_the_variant_and_the_quantity_of_their_order() {
     assert_eq!(said(&two), [ev("OrderReserved", "eu42", 2), ev("OrderCancelled", "eu42", 2)], "reset: the live order");
     assert_eq!(said(&one), [ev("OrderReserved", "eu41", 1), ev("OrderCancelled", "eu41", 1)]);
     assert_eq!(said(&dave), [ev("OrderConfirmed", "default", 1)]);
-    let reset = bus.accepted().into_iter().filter(|(_, d, _, _)| d["orderId"] == two["orderId"]).last().unwrap().1;
+    let reset = bus.accepted().into_iter().rfind(|(_, d, _, _)| d["orderId"] == two["orderId"]).unwrap().1;
     assert_eq!(reset["reason"], "reset");
 }
