@@ -54,5 +54,5 @@ pub use app::{App, SaleStatus, ScheduledReport};
 pub use checkout::PurchaseReport;
 pub use error::AppError;
 pub use orders::{FAILED_SWEEPS_BEFORE_ASIDE, SweepReport};
-pub use stock_hint::EPOCH_LEASE;
+pub use store::EPOCH_LEASE;
 pub use waiting_room::{PlaceView, RoomPhase, RoomView};

@@ -26,11 +26,7 @@ use std::time::{Duration, Instant};
 
 use crate::ids::{SaleId, UserId};
 use crate::sale::Sale;
-use crate::store::{PurchaseRecord, Store, StoreError};
-
-/// How long a container trusts a sale's reset epoch after starting to read it. `reset-sale`
-/// waits this long (and a margin) between announcing a reset and giving items back.
-pub const EPOCH_LEASE: Duration = Duration::from_secs(1);
+use crate::store::{EPOCH_LEASE, PurchaseRecord, Store, StoreError};
 
 /// Most buyers remembered per sale (then their refusals read the record, as without memory).
 const REMEMBERED_BUYERS: usize = 100_000;

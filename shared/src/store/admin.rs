@@ -216,7 +216,7 @@ impl Store {
     /// nothing deleted, and one confirmed during the reset is kept.
     ///
     /// Containers remember refusals of a sale sold out for good (`stock_hint`), each for at most
-    /// [`crate::stock_hint::EPOCH_LEASE`] after reading the sale's reset epoch. So the reset first
+    /// [`super::EPOCH_LEASE`] after reading the sale's reset epoch. So the reset first
     /// makes the epoch odd (a reset under way: nothing is remembered), waits out every lease taken
     /// before, gives the items back, and then makes it even again: no container answers from
     /// what it remembered before the items came back.
@@ -231,7 +231,7 @@ impl Store {
         } else {
             return Err(StoreError::Unavailable(format!("sale {}: another reset is under way", sale.id)));
         };
-        tokio::time::sleep(crate::stock_hint::EPOCH_LEASE + RESET_LEASE_MARGIN).await;
+        tokio::time::sleep(super::EPOCH_LEASE + RESET_LEASE_MARGIN).await;
         let reset = self.give_back_all(sale, include_confirmed).await?;
         // Another reset that moved it meanwhile ends it itself.
         self.advance_reset_epoch(&sale.id, odd).await?;

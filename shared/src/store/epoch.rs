@@ -9,6 +9,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::{SALE_SK, Store, StoreError, key, sale_pk};
 use crate::ids::SaleId;
 
+/// How long a container trusts a sale's reset epoch after starting to read it (`stock_hint`).
+/// `reset-sale` waits this long (and a margin) between announcing a reset and giving items back.
+pub const EPOCH_LEASE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The attribute on the sale item.
 pub(crate) const RESET_EPOCH: &str = "resetEpoch";
 

@@ -6,6 +6,7 @@
 
 mod admin;
 mod epoch;
+pub use epoch::EPOCH_LEASE;
 mod items;
 mod orders;
 mod purchase_tx;
