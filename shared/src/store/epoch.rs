@@ -3,10 +3,9 @@
 //! consistent) to know whether what a container remembers about a sold-out sale still holds (see
 //! `stock_hint`).
 
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::{SALE_SK, Store, StoreError, key, sale_pk};
+use super::{SALE_SK, Store, StoreError, applied, key, sale_pk};
 use crate::ids::SaleId;
 
 /// How long a container trusts a sale's reset epoch after starting to read it (`stock_hint`).
@@ -52,10 +51,6 @@ impl Store {
             .expression_attribute_values(":from", AttributeValue::N(from.to_string()))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        applied(sent)
     }
 }

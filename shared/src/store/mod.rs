@@ -103,6 +103,19 @@ fn operation_name<E>() -> String {
     last.strip_suffix("Error").unwrap_or(last).to_owned()
 }
 
+/// Whether a conditional write took effect: `false` when its condition failed, an error for any
+/// other failure.
+pub(crate) fn applied<T, E>(sent: Result<T, SdkError<E, HttpResponse>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    match sent {
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl<E> From<SdkError<E, HttpResponse>> for StoreError
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,

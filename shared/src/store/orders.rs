@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::items::{PurchaseRecord, Take};
-use super::{PURCHASE_SK, SHARD_SK, Store, StoreError, key, shard_pk};
+use super::{PURCHASE_SK, SHARD_SK, Store, StoreError, applied, key, shard_pk};
 use crate::ids::SaleId;
 use crate::keys::{HOLDS_INDEX, ORDERS_INDEX};
 use crate::order::OrderStatus;
@@ -413,13 +413,7 @@ impl Store {
             .expression_attribute_values(":now", n(now_ms))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
-                _ => Err(err.into()),
-            },
-        }
+        applied(sent)
     }
 
     /// The holds of `sale` set aside by the sweeper, with why (an operator's view; bounded to
@@ -488,12 +482,6 @@ impl Store {
             .expression_attribute_values(":lane", s(&crate::keys::hold_index_pk(sale.as_str(), lane)))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
-                _ => Err(err.into()),
-            },
-        }
+        applied(sent)
     }
 }

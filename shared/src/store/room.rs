@@ -29,7 +29,7 @@ use aws_sdk_dynamodb::types::{
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 
-use super::{Store, StoreError, key};
+use super::{Store, StoreError, applied, key};
 use crate::ids::{SaleId, UserId};
 use crate::keys::{
     DRAW_SK, ENTRANTS_PER_PAGE, LANE_COUNT_SK, PLACES_SK, QUEUE_SK, ROOM_SK, entrant_page_sk, entrants_pk,
@@ -255,11 +255,7 @@ impl Store {
             .expression_attribute_values(":rate", AttributeValue::N(prev.admit_per_second.to_string()))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        applied(sent)
     }
 
     /// Operator controls: pause or resume admission, change its rate.
@@ -651,11 +647,7 @@ impl Store {
             .expression_attribute_values(":u", AttributeValue::N(until_ms.to_string()))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        applied(sent)
     }
 
     /// Marks the draw complete with the pre-queue's `size` and ends the lease, if `owner` still
@@ -672,11 +664,7 @@ impl Store {
             .expression_attribute_values(":n", AttributeValue::N(size.to_string()))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        applied(sent)
     }
 
     /// Closes the pre-queue: seals every lane, so that no joiner confirms a marker any more (a
