@@ -370,8 +370,17 @@ async fn run(cli: Cli) -> Result<()> {
                 *orders.entry(r.status.as_str()).or_insert(0u64) += 1;
             }
             let purchases = records.iter().filter(|r| r.status.is_live()).count();
-            let status = SaleView::new(&sale, shards.iter().map(|r| (*r).max(0)).sum(), now_ms());
+            let remaining = shards.iter().map(|r| (*r).max(0)).sum();
+            let status = SaleView::with_shards(&sale, remaining, Some(&shards), now_ms());
             let mut shown = json!({ "sale": status, "shards": shards, "purchases": purchases, "orders": orders });
+            if sale.has_variants() || sale.max_per_customer > 1 {
+                // Items held live per variant: with the stock left, each variant's total.
+                let mut live: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+                for r in records.iter().filter(|r| r.status.is_live()) {
+                    *live.entry(r.variant()).or_default() += i64::from(r.items());
+                }
+                shown["liveItemsByVariant"] = json!(live);
+            }
             if sale.hold_seconds > 0 {
                 // Holds the sweeper gave up on (`stuck-holds` lists them).
                 shown["stuckHolds"] = json!(store.stuck_holds(&sale.id).await?.len());
@@ -386,7 +395,7 @@ async fn run(cli: Cli) -> Result<()> {
             let sale = existing_sale(&store, &sale_id).await?;
             let purchases = store.purchases_of(&sale.id).await?;
             if let Format::Csv = format {
-                writeln!(out, "purchasedAt,orderId,userId,shard,status,holdExpiresAt")?;
+                writeln!(out, "purchasedAt,orderId,userId,shard,status,holdExpiresAt,variantId,quantity")?;
             }
             for p in purchases {
                 match format {
@@ -396,17 +405,20 @@ async fn run(cli: Cli) -> Result<()> {
                         json!({"saleId": p.sale_id, "userId": p.user_id, "orderId": p.order_id,
                                "purchasedAt": rfc3339_ms(p.purchased_at), "shard": p.shard,
                                "status": p.status, "version": p.version,
-                               "holdExpiresAt": p.hold_expires_at.map(rfc3339_ms)})
+                               "holdExpiresAt": p.hold_expires_at.map(rfc3339_ms),
+                               "variantId": p.variant(), "quantity": p.items()})
                     )?,
                     Format::Csv => writeln!(
                         out,
-                        "{},{},{},{},{},{}",
+                        "{},{},{},{},{},{},{},{}",
                         rfc3339_ms(p.purchased_at),
                         p.order_id,
                         csv_field(&p.user_id),
                         p.shard,
                         p.status.as_str(),
-                        p.hold_expires_at.map(rfc3339_ms).unwrap_or_default()
+                        p.hold_expires_at.map(rfc3339_ms).unwrap_or_default(),
+                        csv_field(p.variant()),
+                        p.items()
                     )?,
                 }
             }

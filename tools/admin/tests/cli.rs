@@ -138,8 +138,8 @@ fn buyers_come_out_in_purchase_order_and_reset_restores_the_sale() {
     assert_eq!(buyers[0]["purchasedAt"], "2030-03-17T17:46:40.000Z");
     let csv = cli.ok(&["buyers", "--sale-id", "drop-2", "--format", "csv"]);
     let rows: Vec<&str> = csv.lines().collect();
-    assert_eq!(rows[0], "purchasedAt,orderId,userId,shard,status,holdExpiresAt");
-    assert!(rows[1].ends_with(",confirmed,"), "{}", rows[1]);
+    assert_eq!(rows[0], "purchasedAt,orderId,userId,shard,status,holdExpiresAt,variantId,quantity");
+    assert!(rows[1].ends_with(",confirmed,,default,1"), "{}", rows[1]);
     assert!(rows[1].contains(",carol,"));
     assert!(rows[3].contains(",\"bob, \"\"the builder\"\"\","), "CSV quoting: {}", rows[3]);
 
@@ -159,6 +159,47 @@ fn buyers_come_out_in_purchase_order_and_reset_restores_the_sale() {
     assert_eq!(shown["shards"], serde_json::json!([5, 5]));
     assert_eq!(shown["purchases"], 0);
     assert!(cli.refused(&["show-sale", "--sale-id", "no-such"]).contains("does not exist"));
+}
+
+#[test]
+fn a_sized_drop_is_created_shown_and_listed_per_variant() {
+    let cli = Cli::new();
+    cli.ok(&["create-table"]);
+    let sale = |id: &str, sizes: &[&str]| {
+        let common = ["create-sale", "--sale-id", id, "--name", "Runner", "--price-cents", "9900", "--currency", "EUR"];
+        cli.run(&[&common[..], &["--starts-at", OPEN, "--ends-at", CLOSE], sizes].concat())
+    };
+    let out = sale("sizes", &["--variant", "eu41:EU 41:3", "--variant", "eu42:EU 42:5:2", "--max-per-customer", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!sale("bad", &["--variant", "eu41:EU 41"]).status.success(), "a variant without its stock");
+
+    let clock = ManualClock::at(1_900_000_000_000);
+    let app = TestApp::on(&cli.store()).clocked(&clock);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for (user, variant, quantity) in [("ann", "eu42", 2), ("ben", "eu41", 1)] {
+        let body = serde_json::json!({"userId": user, "variantId": variant, "quantity": quantity}).to_string();
+        let (status, order) = rt.block_on(app.post_purchase("sizes", &body));
+        assert_eq!(status, 201, "{order}");
+    }
+    let shown: Value = serde_json::from_str(&cli.ok(&["show-sale", "--sale-id", "sizes"])).unwrap();
+    assert_eq!(shown["liveItemsByVariant"], serde_json::json!({"eu41": 1, "eu42": 2}), "{shown}");
+    let variants = shown["sale"]["variants"].as_array().expect("per-variant stock");
+    let left: Vec<(&str, i64)> =
+        variants.iter().map(|v| (v["variantId"].as_str().unwrap(), v["remainingStock"].as_i64().unwrap())).collect();
+    assert_eq!(left, [("eu41", 2), ("eu42", 3)]);
+    let buyers = lines(&cli.ok(&["buyers", "--sale-id", "sizes"]));
+    let mut bought: Vec<(String, String, u64)> = buyers
+        .iter()
+        .map(|b| {
+            (
+                b["userId"].as_str().unwrap().into(),
+                b["variantId"].as_str().unwrap().into(),
+                b["quantity"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    bought.sort();
+    assert_eq!(bought, [("ann".into(), "eu42".into(), 2), ("ben".into(), "eu41".into(), 1)]);
 }
 
 #[test]
