@@ -477,11 +477,8 @@ impl WaitingRoom {
             self.store.put_entrant_pages(&sale.id, &ids).await.map_err(logged)?;
         }
         for chunk in places[from..].chunks(DRAW_CHECKPOINT) {
-            // A beacon draw's proofs go with their places (and are written again on a resume).
-            let chunk_proofs: Vec<_> =
-                chunk.iter().filter_map(|(u, _)| proofs.remove(u).map(|p| (u.clone(), p))).collect();
-            self.store.set_entrant_proofs(&sale.id, &chunk_proofs).await.map_err(logged)?;
-            self.store.set_places(&sale.id, chunk).await.map_err(logged)?;
+            // A beacon draw's proofs go with their places, in the same writes.
+            self.store.set_places(&sale.id, chunk, &proofs).await.map_err(logged)?;
             progress.written += i64::try_from(chunk.len()).unwrap_or(0);
             let now = self.clock.now_ms();
             // Out of time (each run writes at least one checkpoint): the lease goes now, and the

@@ -755,52 +755,37 @@ impl Store {
         Ok(users)
     }
 
-    /// Writes each entrant's inclusion proof on their entry (a draw with a public beacon, before
-    /// the places; a draw run again writes the same proofs).
-    pub(crate) async fn set_entrant_proofs(
+    /// Writes the draw's places onto the pre-queue entries, `PLACE_WRITES_AT_ONCE` at a time, each
+    /// with its inclusion proof in a public draw (one write per entrant; idempotent: writing a place
+    /// again changes nothing).
+    pub(crate) async fn set_places(
         &self,
         sale: &SaleId,
-        proofs: &[(String, crate::draw_check::InclusionProof)],
+        places: &[(String, i64)],
+        proofs: &std::collections::HashMap<String, crate::draw_check::InclusionProof>,
     ) -> Result<(), StoreError> {
-        for chunk in proofs.chunks(32) {
+        for chunk in places.chunks(PLACE_WRITES_AT_ONCE) {
             let mut writes = Vec::with_capacity(chunk.len());
-            for (user, proof) in chunk {
-                let value = serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(proof)?;
+            for (user, place) in chunk {
                 let write = self
                     .client
                     .update_item()
                     .table_name(&self.table)
                     .set_key(Some(key(queue_pk(sale.as_str(), user), QUEUE_SK)))
-                    .update_expression("SET entrantProof = :x")
                     .condition_expression("attribute_exists(pk)")
-                    .expression_attribute_values(":x", value)
-                    .send();
-                writes.push(tokio::spawn(write));
+                    .expression_attribute_values(":p", AttributeValue::N(place.to_string()));
+                // A public draw's place carries its proof in the same write.
+                let write = match proofs.get(user) {
+                    Some(proof) => write
+                        .update_expression("SET place = :p, entrantProof = :x")
+                        .expression_attribute_values(":x", serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(proof)?),
+                    None => write.update_expression("SET place = :p"),
+                };
+                writes.push(tokio::spawn(write.send()));
             }
-            for handle in writes {
-                handle.await.map_err(|e| StoreError::Unavailable(format!("a proof write did not finish: {e}")))??;
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes the draw's places onto the pre-queue entries, `PLACE_WRITES_AT_ONCE` at a time
-    /// (idempotent: writing a place again changes nothing).
-    pub(crate) async fn set_places(&self, sale: &SaleId, places: &[(String, i64)]) -> Result<(), StoreError> {
-        for chunk in places.chunks(PLACE_WRITES_AT_ONCE) {
-            let writes = chunk.iter().map(|(user, place)| {
-                self.client
-                    .update_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key(queue_pk(sale.as_str(), user), QUEUE_SK)))
-                    .update_expression("SET place = :p")
-                    .condition_expression("attribute_exists(pk)")
-                    .expression_attribute_values(":p", AttributeValue::N(place.to_string()))
-                    .send()
-            });
             // A write that did not finish (its task panicked or was cancelled) fails the draw too:
             // a place silently missing would leave that person waiting for ever.
-            for handle in writes.map(tokio::spawn).collect::<Vec<_>>() {
+            for handle in writes {
                 handle.await.map_err(|e| StoreError::Unavailable(format!("a place write did not finish: {e}")))??;
             }
         }
