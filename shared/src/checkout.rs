@@ -283,10 +283,17 @@ impl Checkout {
                     // order: already_purchased.
                     Attempt::AlreadyPurchased(p) => return owned(*p, order_id, key, wanted, now),
                     Attempt::LimitReached(c) => {
-                        if released_own || !self.release_own_ended(sale, user, &c, now).await? {
-                            return self.limit_reached(sale, user, &c, now).await;
+                        if !released_own && self.release_own_ended(sale, user, &c, now).await? {
+                            released_own = true;
+                        } else if let Some(refusal) = self.limit_reached(sale, user, &c, wanted.quantity, now).await? {
+                            return Err(refusal);
+                        } else if attempt >= self.tuning.conflict_retries {
+                            return Err(AppError::Busy);
+                        } else {
+                            // The orders the transaction counted have ended since: try again.
+                            report.retries += 1;
+                            self.backoff(attempt).await;
                         }
-                        released_own = true;
                         attempt += 1;
                     }
                     Attempt::KeyUsed(k) => return self.key_used(sale, user, order_id, wanted, &k, now).await,
@@ -396,10 +403,15 @@ impl Checkout {
                 }
                 Attempt::AlreadyPurchased(p) => return owned(*p, order_id, key, wanted, now),
                 Attempt::LimitReached(c) => {
-                    if released_own || !self.release_own_ended(sale, user, &c, now).await? {
-                        return self.limit_reached(sale, user, &c, now).await;
+                    if !released_own && self.release_own_ended(sale, user, &c, now).await? {
+                        released_own = true;
+                    } else if let Some(refusal) = self.limit_reached(sale, user, &c, wanted.quantity, now).await? {
+                        return Err(refusal);
+                    } else {
+                        // The orders the transaction counted have ended since: try again.
+                        report.retries += 1;
+                        self.backoff(attempt).await;
                     }
-                    released_own = true;
                 }
                 Attempt::KeyUsed(k) => return self.key_used(sale, user, order_id, wanted, &k, now).await,
                 Attempt::Short | Attempt::ShardEmpty | Attempt::Conflict => {
@@ -456,13 +468,17 @@ impl Checkout {
         Ok(any)
     }
 
+    /// `limit_reached` with what the customer holds now, when that leaves no room for `quantity`;
+    /// `None` when it does (orders the transaction counted were cancelled or ended since): a
+    /// refusal that the stored orders contradict is never given, the purchase tries again.
     async fn limit_reached(
         &self,
         sale: &Sale,
         user: &UserId,
         c: &CustomerItem,
+        quantity: u32,
         now: i64,
-    ) -> Result<Purchase, AppError> {
+    ) -> Result<Option<AppError>, AppError> {
         let orders: Vec<Purchase> = self
             .live_orders(sale, user, c)
             .await?
@@ -470,8 +486,11 @@ impl Checkout {
             .filter(|r| r.is_live_at(now))
             .map(|r| r.to_purchase_at(now))
             .collect();
-        let held = orders.iter().map(|p| i64::from(p.quantity.unwrap_or(1))).sum();
-        Err(AppError::LimitReached { held, max: sale.max_per_customer, orders })
+        let held: i64 = orders.iter().map(|p| i64::from(p.quantity.unwrap_or(1))).sum();
+        if held + i64::from(quantity) <= i64::from(sale.max_per_customer) {
+            return Ok(None);
+        }
+        Ok(Some(AppError::LimitReached { held, max: sale.max_per_customer, orders }))
     }
 
     /// The `Idempotency-Key` was used before (a sale with `maxPerCustomer` > 1): this purchase's

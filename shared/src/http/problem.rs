@@ -64,8 +64,8 @@ impl HttpError {
                 AppError::HoldExpired(_) => (409, "hold_expired"),
                 AppError::OrderConfirmed(_) => (409, "order_confirmed"),
                 AppError::OrderCancelled(_) => (409, "order_cancelled"),
-                AppError::QuantityInvalid { .. } => (400, "quantity_invalid"),
-                AppError::VariantUnknown { .. } => (400, "variant_unknown"),
+                AppError::QuantityInvalid { .. } => (409, "quantity_invalid"),
+                AppError::VariantUnknown { .. } => (409, "variant_unknown"),
                 AppError::VariantSoldOut { .. } => (409, "variant_sold_out"),
                 AppError::NotEnoughStock { .. } => (409, "not_enough_stock"),
                 AppError::LimitReached { .. } => (409, "limit_reached"),
@@ -80,8 +80,6 @@ impl HttpError {
 /// Every problem `code` the API can answer, with its status (the OpenAPI document lists the same).
 pub const CODES: &[(u16, &str)] = &[
     (400, "invalid_request"),
-    (400, "quantity_invalid"),
-    (400, "variant_unknown"),
     (401, "unauthorized"),
     (403, "forbidden"),
     (403, "sale_not_started"),
@@ -103,6 +101,8 @@ pub const CODES: &[(u16, &str)] = &[
     (409, "hold_expired"),
     (409, "order_confirmed"),
     (409, "order_cancelled"),
+    (409, "quantity_invalid"),
+    (409, "variant_unknown"),
     (409, "variant_sold_out"),
     (409, "not_enough_stock"),
     (409, "limit_reached"),

@@ -776,9 +776,12 @@ impl Store {
                     .expression_attribute_values(":p", AttributeValue::N(place.to_string()));
                 // A public draw's place carries its proof in the same write.
                 let write = match proofs.get(user) {
-                    Some(proof) => write
-                        .update_expression("SET place = :p, entrantProof = :x")
-                        .expression_attribute_values(":x", serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(proof)?),
+                    Some(proof) => {
+                        write.update_expression("SET place = :p, entrantProof = :x").expression_attribute_values(
+                            ":x",
+                            serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(proof)?,
+                        )
+                    }
                     None => write.update_expression("SET place = :p"),
                 };
                 writes.push(tokio::spawn(write.send()));
