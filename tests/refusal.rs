@@ -31,16 +31,33 @@ fn code(answer: &(u16, Value)) -> (u16, Option<&str>) {
     (answer.0, answer.1["code"].as_str())
 }
 
-#[tokio::test]
-async fn a_crowd_repeating_after_a_sell_out_for_good_costs_under_a_tenth_of_a_call_per_attempt() {
-    let app = TestApp::fresh().await.tune(|t| *t = hints());
-    let sale = SaleSpec::new().stock(4).shards(2).create(&app).await;
+/// A sale of 4 items on 2 shards, sold to `winner-0` … `winner-3`: the sale and their orders.
+async fn sold_to_four_winners(app: &TestApp) -> (flash_sale::sale::Sale, Vec<Value>) {
+    let sale = SaleSpec::new().stock(4).shards(2).create(app).await;
     let mut orders = Vec::new();
     for n in 0..4 {
         let (status, order) = app.buy(&sale, &format!("winner-{n}")).await;
         assert_eq!(status, 201);
         orders.push(order);
     }
+    (sale, orders)
+}
+
+/// The answer to `user`, the `n`th of a crowd whose first four are the winners: their stored order
+/// as `already_purchased`, and `sold_out` for anyone else.
+fn assert_refused(answer: &(u16, Value), n: usize, user: &str, orders: &[Value]) {
+    if n < 4 {
+        assert_eq!(code(answer), (409, Some("already_purchased")), "{user}: {}", answer.1);
+        assert_eq!(answer.1["purchase"], orders[n], "{user}: the stored order");
+    } else {
+        assert_eq!(code(answer), (409, Some("sold_out")), "{user}: {}", answer.1);
+    }
+}
+
+#[tokio::test]
+async fn a_crowd_repeating_after_a_sell_out_for_good_costs_under_a_tenth_of_a_call_per_attempt() {
+    let app = TestApp::fresh().await.tune(|t| *t = hints());
+    let (sale, orders) = sold_to_four_winners(&app).await;
     let recording = Recording::start(pass()).await;
     let container = app.container().via(recording.proxy.patient_client());
     let users: Vec<String> =
@@ -50,12 +67,7 @@ async fn a_crowd_repeating_after_a_sell_out_for_good_costs_under_a_tenth_of_a_ca
         for (n, user) in users.iter().enumerate() {
             let answer = container.buy(&sale, user).await;
             attempts += 1;
-            if n < 4 {
-                assert_eq!(code(&answer), (409, Some("already_purchased")), "{user}: {}", answer.1);
-                assert_eq!(answer.1["purchase"], orders[n], "{user}: the stored order");
-            } else {
-                assert_eq!(code(&answer), (409, Some("sold_out")), "{user}: {}", answer.1);
-            }
+            assert_refused(&answer, n, user, &orders);
         }
     }
     let calls = recording.take();
@@ -104,13 +116,7 @@ async fn roster(app: &TestApp, sale: &flash_sale::sale::Sale, shard: u32) -> Opt
 #[tokio::test]
 async fn first_time_refusals_after_a_sell_out_for_good_read_nothing_but_the_owners() {
     let app = TestApp::fresh().await.tune(|t| *t = hints());
-    let sale = SaleSpec::new().stock(4).shards(2).create(&app).await;
-    let mut orders = Vec::new();
-    for n in 0..4 {
-        let (status, order) = app.buy(&sale, &format!("winner-{n}")).await;
-        assert_eq!(status, 201);
-        orders.push(order);
-    }
+    let (sale, orders) = sold_to_four_winners(&app).await;
     let mut listed: Vec<String> = Vec::new();
     for shard in 0..2 {
         listed.extend(roster(&app, &sale, shard).await.expect("a holdless sale's shards keep a roster"));
@@ -134,12 +140,7 @@ async fn first_time_refusals_after_a_sell_out_for_good_read_nothing_but_the_owne
             for (n, user) in (0..4).map(|n| format!("winner-{n}")).chain(crowd(tag)).enumerate() {
                 let answer = container.buy(sale, &user).await;
                 attempts += 1;
-                if n < 4 {
-                    assert_eq!(code(&answer), (409, Some("already_purchased")), "{user}: {}", answer.1);
-                    assert_eq!(answer.1["purchase"], orders[n], "{user}");
-                } else {
-                    assert_eq!(code(&answer), (409, Some("sold_out")), "{user}: {}", answer.1);
-                }
+                assert_refused(&answer, n, &user, orders);
             }
             let calls = recording.take();
             let buyer_reads = calls.iter().filter(|(op, body)| op == "GetItem" && body.contains("#USER#")).count();

@@ -380,31 +380,23 @@ impl Store {
         prefix: &str,
         sk_prefix: &str,
     ) -> Result<Vec<super::items::Item>, StoreError> {
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(pk, :prefix) AND begins_with(sk, :sk)")
-                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
-                .expression_attribute_values(":sk", AttributeValue::S(sk_prefix.to_owned()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
-            found.extend(out.items.unwrap_or_default());
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(found);
-            }
-        }
+        self.scan_where(prefix, "begins_with(sk, :sk)", sk_prefix).await
     }
 
     /// Every item whose partition key starts with `prefix` and whose sort key is `sk` (a
     /// consistent scan of the whole table: for operator tools only).
     pub(crate) async fn scan_kind(&self, prefix: &str, sk: &str) -> Result<Vec<super::items::Item>, StoreError> {
+        self.scan_where(prefix, "sk = :sk", sk).await
+    }
+
+    /// Every item whose partition key starts with `prefix` and whose sort key meets
+    /// `sk_condition` (on `:sk` = `sk`), page after page of a consistent scan.
+    async fn scan_where(
+        &self,
+        prefix: &str,
+        sk_condition: &str,
+        sk: &str,
+    ) -> Result<Vec<super::items::Item>, StoreError> {
         let mut found = Vec::new();
         let mut start = None;
         loop {
@@ -412,7 +404,7 @@ impl Store {
                 .client
                 .scan()
                 .table_name(&self.table)
-                .filter_expression("begins_with(pk, :prefix) AND sk = :sk")
+                .filter_expression(format!("begins_with(pk, :prefix) AND {sk_condition}"))
                 .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
                 .expression_attribute_values(":sk", AttributeValue::S(sk.to_owned()))
                 .consistent_read(true)
