@@ -111,6 +111,25 @@ async fn every_documented_answer() {
         let resp = flash_sale::http::purchase_function(&body_app, flash_sale_testkit::request_from(&event)).await;
         s.add("POST", "/sales/{saleId}/purchases", &resp);
     }
+    // Carol's live orders and the items she holds; one order by `orderId`, then cancelled.
+    let lookup = |method: &str, order: Option<&str>| {
+        let path = format!("/sales/{}/purchases/carol", two.id);
+        let params = [("saleId", two.id.as_str()), ("userId", "carol")];
+        let mut event =
+            flash_sale_testkit::event_json(method, &path, &params, flash_sale_testkit::TestBody::None, None);
+        if let Some(order) = order {
+            event["queryStringParameters"] = serde_json::json!({ "orderId": order });
+        }
+        flash_sale_testkit::request_from(&event)
+    };
+    let all = flash_sale::http::user_lookup_function(&body_app, lookup("GET", None)).await;
+    let carols: serde_json::Value = serde_json::from_str(&all.body).unwrap();
+    assert!(carols["orders"].is_array() && carols["held"].is_number(), "{carols}");
+    let order = carols["orderId"].as_str().unwrap().to_owned();
+    s.add("GET", LOOKUP, &all);
+    s.add("GET", LOOKUP, &flash_sale::http::user_lookup_function(&body_app, lookup("GET", Some(&order))).await);
+    s.add("GET", LOOKUP, &flash_sale::http::user_lookup_function(&body_app, lookup("GET", Some("x"))).await);
+    s.add("DELETE", LOOKUP, &flash_sale::http::user_lookup_function(&body_app, lookup("DELETE", Some(&order))).await);
 
     // GET /health
     s.add("GET", "/health", &flash_sale::http::status_function(&body_app, req::get("/health", &[])).await);

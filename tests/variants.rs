@@ -236,3 +236,70 @@ async fn sizes_and_limits_hold_through_conflicts_throttling_and_lost_commit_answ
     let injected: usize = counts.iter().filter(|((_, f), _)| *f != "pass").map(|(_, n)| n).sum();
     assert!(injected > 30, "faults were injected: {counts:?}");
 }
+
+/// `GET`/`DELETE …/purchases/{userId}` with `?orderId=`.
+async fn by_order(app: &TestApp, method: &str, sale: &str, user: &str, order: Option<&str>) -> (u16, Value) {
+    let path = format!("/sales/{sale}/purchases/{user}");
+    let mut event = event_json(method, &path, &[("saleId", sale), ("userId", user)], TestBody::None, None);
+    if let Some(order) = order {
+        event["rawQueryString"] = json!(format!("orderId={order}"));
+        event["queryStringParameters"] = json!({ "orderId": order });
+    }
+    read(&flash_sale::http::user_lookup_function(app, request_from(&event)).await)
+}
+
+/// A customer with several orders sees every live one and the items they hold, and cancels the
+/// one they name (not the latest): exactly its items go back to its own variant's shards.
+#[tokio::test]
+async fn a_customer_sees_every_live_order_and_cancels_the_one_they_name() {
+    let store = fresh_store().await;
+    let sale = sized_sale(&store).await;
+    let app = TestApp::on(&store);
+    let id = sale.id.to_string();
+    let buy = |variant: &'static str, key: &str| Op::Buy { user: "ann".into(), variant, quantity: 1, key: key.into() };
+    let (s1, first) = send(&app, &id, &buy("b", "k1")).await;
+    let (s2, second) = send(&app, &id, &buy("c", "k2")).await;
+    assert_eq!((s1, s2), (201, 201), "{first} {second}");
+    let (first_id, second_id) = (first["orderId"].as_str().unwrap(), second["orderId"].as_str().unwrap());
+
+    let (status, seen) = by_order(&app, "GET", &id, "ann", None).await;
+    assert_eq!(status, 200, "{seen}");
+    let listed: Vec<&str> =
+        seen["orders"].as_array().expect("orders").iter().map(|o| o["orderId"].as_str().unwrap()).collect();
+    assert_eq!(listed, [second_id, first_id], "newest first: {seen}");
+    assert_eq!((seen["held"].as_i64(), seen["orderId"].as_str()), (Some(2), Some(second_id)));
+    let (status, one) = by_order(&app, "GET", &id, "ann", Some(first_id)).await;
+    assert_eq!((status, one["orderId"].as_str(), one["variantId"].as_str()), (200, Some(first_id), Some("b")));
+    assert!(one.get("orders").is_none(), "one order is shown alone: {one}");
+
+    let (status, cancelled) = by_order(&app, "DELETE", &id, "ann", Some(first_id)).await;
+    assert_eq!((status, cancelled["orderId"].as_str()), (200, Some(first_id)), "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    // Stored: the first order cancelled, the second live, the customer holds one, variant b whole.
+    let orders = store.purchases_of(&sale.id).await.expect("orders");
+    let status_of = |o: &str| orders.iter().find(|r| r.order_id == o).map(|r| r.status.as_str());
+    assert_eq!((status_of(first_id), status_of(second_id)), (Some("cancelled"), Some("reserved")));
+    let ann = flash_sale::ids::UserId::parse("ann").unwrap();
+    assert_eq!(store.customer(&sale.id, &ann).await.expect("customer").map(|c| c.live), Some(1));
+    let stock = store.shard_stock(&[&sale]).await.expect("stock").remove(0);
+    let left = |v: &str| sale.variant(Some(v)).unwrap().shard_range().map(|n| stock[n as usize]).sum::<i64>();
+    assert_eq!((left("b"), left("c")), (7, 49));
+    let (_, seen) = by_order(&app, "GET", &id, "ann", None).await;
+    assert_eq!((seen["held"].as_i64(), seen["orders"].as_array().map(Vec::len)), (Some(1), Some(1)), "{seen}");
+
+    // Another customer's order, an unknown one and a malformed id name nothing of ann's.
+    let (_, bob) = send(&app, &id, &Op::Buy { user: "bob".into(), variant: "c", quantity: 1, key: "k".into() }).await;
+    let bobs = bob["orderId"].as_str().expect("bob's order");
+    for (order, want) in [
+        (bobs, (404, "purchase_not_found")),
+        ("01ARZ3NDEKTSV4RRFFQ69G5FAV", (404, "purchase_not_found")),
+        ("nope", (400, "invalid_request")),
+    ] {
+        for method in ["GET", "DELETE"] {
+            let (status, body) = by_order(&app, method, &id, "ann", Some(order)).await;
+            assert_eq!((status, body["code"].as_str().unwrap()), want, "{method} {order}");
+        }
+    }
+    let stock_after = store.shard_stock(&[&sale]).await.expect("stock").remove(0);
+    assert_eq!(stock_after.iter().sum::<i64>(), stock.iter().sum::<i64>() - 1, "only bob's purchase moved stock");
+}

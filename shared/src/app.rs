@@ -15,11 +15,11 @@ use crate::config::{Config, Tuning};
 use crate::draw_check::EntrantPage;
 use crate::error::AppError;
 use crate::ids::{SaleId, UserId};
-use crate::order::Purchase;
+use crate::order::{Purchase, PurchaseLookup};
 use crate::orders::{Orders, SweepReport};
 use crate::sale::{Sale, SaleView};
 use crate::stock_hint::SoldOutHint;
-use crate::store::{Store, logged};
+use crate::store::{PurchaseRecord, Store, logged};
 use crate::waiting_room::{PlaceView, RoomView, WaitingRoom};
 
 /// Everything a handler needs; built once per container (see [`crate::lambda::run`]).
@@ -149,7 +149,12 @@ impl App {
 
     /// `DELETE /sales/{saleId}/purchases/{userId}`.
     pub async fn cancel(&self, sale_id: &SaleId, user: &UserId) -> Result<Purchase, AppError> {
-        self.orders.cancel(sale_id, user).await
+        self.orders.cancel(sale_id, user, None).await
+    }
+
+    /// `DELETE /sales/{saleId}/purchases/{userId}?orderId=`: one order of the buyer's.
+    pub async fn cancel_order(&self, sale_id: &SaleId, user: &UserId, order_id: &str) -> Result<Purchase, AppError> {
+        self.orders.cancel(sale_id, user, Some(order_id)).await
     }
 
     /// An operator's release of a buyer's reserved order.
@@ -287,14 +292,47 @@ impl App {
 
     /// A user's purchase in a sale. (Cancelled and expired orders are shown too, with their status.)
     pub async fn lookup(&self, sale_id: &SaleId, user: &UserId) -> Result<Purchase, AppError> {
-        // The one-per-buyer record; else, in a sale with several items per customer, the
-        // customer's latest order (both under the buyer's own partition key).
-        let record = match self.store.get_purchase(sale_id, user).await.map_err(logged)? {
-            Some(r) => Some(r),
-            None => self.store.latest_order(sale_id, user, false).await.map_err(logged)?,
-        };
+        Ok(self.lookup_orders(sale_id, user, None).await?.purchase)
+    }
+
+    /// `GET /sales/{saleId}/purchases/{userId}[?orderId=]`: the order named, or the user's latest
+    /// order with, in a sale with several items per customer, every live order and the items held.
+    pub async fn lookup_orders(
+        &self,
+        sale_id: &SaleId,
+        user: &UserId,
+        order_id: Option<&str>,
+    ) -> Result<PurchaseLookup, AppError> {
         let now = self.clock.now_ms();
-        record.map(|r| r.to_purchase_at(now)).ok_or(AppError::PurchaseNotFound)
+        let alone = |r: PurchaseRecord| PurchaseLookup { purchase: r.to_purchase_at(now), orders: None, held: None };
+        // The one-per-buyer record; else, in a sale with several items per customer, the
+        // customer's orders (all under the buyer's own partition key).
+        if let Some(r) = self.store.get_purchase(sale_id, user).await.map_err(logged)? {
+            return match order_id {
+                Some(id) if id != r.order_id => Err(AppError::PurchaseNotFound),
+                _ => Ok(alone(r)),
+            };
+        }
+        if let Some(id) = order_id {
+            let r = self.store.order(sale_id, user, id).await.map_err(logged)?;
+            return r.map(alone).ok_or(AppError::PurchaseNotFound);
+        }
+        let Some(c) = self.store.customer(sale_id, user).await.map_err(logged)? else {
+            return Err(AppError::PurchaseNotFound);
+        };
+        let mut records = self.store.live_orders(sale_id, user, &c).await.map_err(logged)?;
+        let orders: Vec<Purchase> =
+            records.iter().rev().filter(|r| r.is_live_at(now)).map(|r| r.to_purchase_at(now)).collect();
+        let held = orders.iter().map(|p| i64::from(p.quantity.unwrap_or(1))).sum();
+        let latest = match records.pop() {
+            Some(r) => Some(r),
+            None => match &c.last_order {
+                Some(o) => self.store.order(sale_id, user, o).await.map_err(logged)?,
+                None => None,
+            },
+        };
+        let latest = latest.ok_or(AppError::PurchaseNotFound)?;
+        Ok(PurchaseLookup { purchase: latest.to_purchase_at(now), orders: Some(orders), held: Some(held) })
     }
 
     /// Whether the table answers.

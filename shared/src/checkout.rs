@@ -438,15 +438,7 @@ impl Checkout {
 
     /// The customer's live orders (a sale with `maxPerCustomer` > 1), as their records.
     async fn live_orders(&self, sale: &Sale, user: &UserId, c: &CustomerItem) -> Result<Vec<PurchaseRecord>, AppError> {
-        let mut found = Vec::new();
-        for order in &c.orders {
-            let pk = crate::keys::order_pk(sale.id.as_str(), user.as_str(), order);
-            if let Some(r) = self.store.get_record(&pk).await.map_err(logged)? {
-                found.push(r);
-            }
-        }
-        found.sort_by(|a, b| (a.purchased_at, &a.order_id).cmp(&(b.purchased_at, &b.order_id)));
-        Ok(found)
+        self.store.live_orders(&sale.id, user, c).await.map_err(logged)
     }
 
     /// Releases the customer's own holds that have ended but are still counted; true if any was.

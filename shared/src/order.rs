@@ -82,6 +82,19 @@ pub struct Purchase {
     pub quantity: Option<u32>,
 }
 
+/// `GET /sales/{saleId}/purchases/{userId}`: the buyer's latest order and, in a sale with more
+/// than one item per customer, every live order (newest first) and the items they hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PurchaseLookup {
+    #[serde(flatten)]
+    pub purchase: Purchase,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orders: Option<Vec<Purchase>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<i64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

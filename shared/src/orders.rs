@@ -145,15 +145,22 @@ impl Orders {
     /// `DELETE /sales/{saleId}/purchases/{userId}`: the buyer gives a reserved item back
     /// (`cancelled`; a hold that has already ended is released as `expired`). A cancelled or
     /// expired order is answered as it is (cancelling twice is harmless); a confirmed one cannot
-    /// be cancelled.
-    pub(crate) async fn cancel(&self, sale_id: &SaleId, user: &UserId) -> Result<Purchase, AppError> {
+    /// be cancelled. `order_id` names the order; without it, the buyer's one order (or, with
+    /// several items per customer, the latest reserved one, else the latest).
+    pub(crate) async fn cancel(
+        &self,
+        sale_id: &SaleId,
+        user: &UserId,
+        order_id: Option<&str>,
+    ) -> Result<Purchase, AppError> {
         let sale = self.catalog.sale(sale_id).await?;
         for _ in 0..3 {
-            let record = if sale.max_per_customer > 1 {
-                self.store.latest_order(sale_id, user, true).await.map_err(logged)?
-            } else {
-                self.store.get_purchase(sale_id, user).await.map_err(logged)?
+            let record = match (sale.max_per_customer > 1, order_id) {
+                (true, Some(id)) => self.store.order(sale_id, user, id).await,
+                (true, None) => self.store.latest_order(sale_id, user, true).await,
+                (false, _) => self.store.get_purchase(sale_id, user).await,
             };
+            let record = record.map_err(logged)?.filter(|r| order_id.is_none_or(|id| id == r.order_id));
             let Some(r) = record else { return Err(AppError::PurchaseNotFound) };
             match r.status {
                 OrderStatus::Confirmed => return Err(AppError::OrderConfirmed(Box::new(r.to_purchase()))),
@@ -387,6 +394,6 @@ impl Orders {
     /// An operator's release of a buyer's reserved order (support: the buyer asked, the payment
     /// failed): as a cancellation, whether or not the hold has ended.
     pub(crate) async fn release(&self, sale_id: &SaleId, user: &UserId) -> Result<Purchase, AppError> {
-        self.cancel(sale_id, user).await
+        self.cancel(sale_id, user, None).await
     }
 }

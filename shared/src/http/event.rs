@@ -24,6 +24,9 @@ pub struct ApiEvent {
     pub headers: HashMap<String, String>,
     #[serde(deserialize_with = "null_as_default")]
     pub path_parameters: HashMap<String, String>,
+    /// Query parameters as API Gateway decodes them (repeated names joined by commas).
+    #[serde(deserialize_with = "null_as_default")]
+    pub query_string_parameters: HashMap<String, String>,
     #[serde(deserialize_with = "null_as_default")]
     pub request_context: RequestContext,
     pub body: Option<String>,
@@ -98,6 +101,11 @@ impl ApiRequest {
 
     pub fn path_param(&self, name: &str) -> Option<&str> {
         self.event.path_parameters.get(name).map(String::as_str)
+    }
+
+    /// A query parameter by name.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.event.query_string_parameters.get(name).map(String::as_str)
     }
 
     /// A header by lower-case name.

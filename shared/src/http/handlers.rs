@@ -5,8 +5,8 @@ use serde_json::json;
 use super::event::{ApiRequest, ApiResponse};
 use super::problem::{self, HttpError};
 use super::{
-    NO_STORE, idempotency_key, identity, json, one_of_methods, order_id_param, path_param, purchase_body,
-    require_method, sale_id, user_id_param, within_deadline,
+    NO_STORE, idempotency_key, identity, json, one_of_methods, order_id_param, order_id_query, path_param,
+    purchase_body, require_method, sale_id, user_id_param, within_deadline,
 };
 use crate::App;
 use crate::error::AppError;
@@ -191,8 +191,16 @@ pub async fn user_lookup_function(app: &App, req: ApiRequest) -> ApiResponse {
         log.sale_id = Some(sale.to_string());
         log.user_id = Some(user.to_string());
         identity::may_view(app.config.auth_mode, &req, &user)?;
-        let order = if method == "DELETE" { app.cancel(&sale, &user).await? } else { app.lookup(&sale, &user).await? };
-        Ok(json(200, &order, NO_STORE))
+        let order_id = order_id_query(&req)?;
+        if method == "DELETE" {
+            let order = match &order_id {
+                Some(id) => app.cancel_order(&sale, &user, id).await?,
+                None => app.cancel(&sale, &user).await?,
+            };
+            Ok(json(200, &order, NO_STORE))
+        } else {
+            Ok(json(200, &app.lookup_orders(&sale, &user, order_id.as_deref()).await?, NO_STORE))
+        }
     };
     let result = within_deadline(&req, app.tuning().deadline_margin, work).await;
     finish(&log, result)

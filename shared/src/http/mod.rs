@@ -113,6 +113,15 @@ pub(crate) fn order_id_param(req: &ApiRequest, mode: PathParams) -> Result<Strin
     }
 }
 
+/// The optional `orderId` query parameter: one order of the buyer's, by id.
+pub(crate) fn order_id_query(req: &ApiRequest) -> Result<Option<String>, HttpError> {
+    match req.query_param("orderId") {
+        None => Ok(None),
+        Some(raw) if crate::ids::is_order_id(raw) => Ok(Some(raw.to_owned())),
+        Some(_) => Err(HttpError::invalid("orderId must be an order id as a purchase answered it (26 characters)")),
+    }
+}
+
 pub(crate) fn user_id_param(req: &ApiRequest, mode: PathParams) -> Result<UserId, HttpError> {
     UserId::parse(&path_param(req, mode, "userId")?).map_err(|e| HttpError::invalid(e.to_string()))
 }

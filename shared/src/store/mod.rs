@@ -349,6 +349,34 @@ impl Store {
         Ok(out.item.as_ref().map(CustomerItem::from_item))
     }
 
+    /// The records of a customer's live orders (`c.orders`, a sale with `maxPerCustomer` > 1),
+    /// oldest first. An id whose record is gone is left out.
+    pub(crate) async fn live_orders(
+        &self,
+        sale: &SaleId,
+        user: &UserId,
+        c: &CustomerItem,
+    ) -> Result<Vec<PurchaseRecord>, StoreError> {
+        let mut found = Vec::with_capacity(c.orders.len());
+        for order in &c.orders {
+            if let Some(r) = self.order(sale, user, order).await? {
+                found.push(r);
+            }
+        }
+        found.sort_by(|a, b| (a.purchased_at, &a.order_id).cmp(&(b.purchased_at, &b.order_id)));
+        Ok(found)
+    }
+
+    /// One order's record in a sale with `maxPerCustomer` > 1 (strongly consistent).
+    pub(crate) async fn order(
+        &self,
+        sale: &SaleId,
+        user: &UserId,
+        order_id: &str,
+    ) -> Result<Option<PurchaseRecord>, StoreError> {
+        self.get_record(&crate::keys::order_pk(sale.as_str(), user.as_str(), order_id)).await
+    }
+
     /// The customer's latest order in a sale with `maxPerCustomer` > 1: the latest live one
     /// (the latest reserved one with `reserved_first`), else the last one bought.
     pub(crate) async fn latest_order(
@@ -358,13 +386,7 @@ impl Store {
         reserved_first: bool,
     ) -> Result<Option<PurchaseRecord>, StoreError> {
         let Some(c) = self.customer(sale, user).await? else { return Ok(None) };
-        let mut live = Vec::new();
-        for order in &c.orders {
-            if let Some(r) = self.get_record(&crate::keys::order_pk(sale.as_str(), user.as_str(), order)).await? {
-                live.push(r);
-            }
-        }
-        live.sort_by(|a, b| (a.purchased_at, &a.order_id).cmp(&(b.purchased_at, &b.order_id)));
+        let mut live = self.live_orders(sale, user, &c).await?;
         let reserved = live.iter().rev().find(|r| r.status == crate::order::OrderStatus::Reserved).cloned();
         if reserved_first && reserved.is_some() {
             return Ok(reserved);
@@ -373,7 +395,7 @@ impl Store {
             return Ok(Some(r));
         }
         match c.last_order {
-            Some(o) => self.get_record(&crate::keys::order_pk(sale.as_str(), user.as_str(), &o)).await,
+            Some(o) => self.order(sale, user, &o).await,
             None => Ok(None),
         }
     }
