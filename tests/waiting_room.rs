@@ -73,8 +73,9 @@ async fn joins_are_idempotent_places_unique_and_first_in_first_out_after_opening
     assert_eq!(stored.len(), 30 + 256, "one entry per person");
     // Places issued from the sale's counter (the admitted and the waiting, with the tickets the
     // containers hold in their blocks): the tickets handed out, at most one per join, and at most
-    // two blocks (100 each) per container besides (four containers joined). Requests that each
-    // took a block of their own ran far ahead.
+    // two blocks per container besides (four containers joined; with the clock held still a
+    // block is twice the one before it). Requests that each took a block of their own, or that
+    // sized theirs after blocks that others had used meanwhile, ran far ahead.
     app.clock().advance(2_000);
     let view = app.view(&id).await;
     let issued = view["queue"]["length"].as_i64().unwrap() + view["queue"]["admittedThrough"].as_i64().unwrap();

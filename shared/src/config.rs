@@ -81,6 +81,10 @@ pub struct Tuning {
     /// timeout is 120 s, and the hold sweep follows); a larger pre-queue continues on the next
     /// run, from its last stored checkpoint.
     pub draw_budget: Duration,
+    /// Each container steps a room only once its state is a second plus an offset of its own old,
+    /// the offset drawn once in `0..room_step_spread`: of the containers that read a stale room
+    /// at one moment, one steps it, rather than all sending the same conditional write.
+    pub room_step_spread: Duration,
 }
 
 impl Default for Tuning {
@@ -94,6 +98,7 @@ impl Default for Tuning {
             deadline_margin: Duration::from_millis(500),
             request_draw_limit: 5_000,
             draw_budget: Duration::from_secs(45),
+            room_step_spread: Duration::from_secs(1),
         }
     }
 }

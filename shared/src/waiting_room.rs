@@ -30,8 +30,8 @@ use crate::time_fmt::rfc3339_ms;
 const SNAPSHOT_TTL_MS: i64 = 1_000;
 /// Longest a block of places after opening is handed out by one container: later arrivals never
 /// get an earlier place than someone who arrived more than this before them.
-const PLACE_BLOCK_LIFE_MS: i64 = 1_000;
-const MAX_PLACE_BLOCK: i64 = 100;
+const PLACE_BLOCK_LIFE_MS: i64 = 2_500;
+const MAX_PLACE_BLOCK: i64 = 1_000;
 
 /// How old a copy of a room's state may be answered from while another request of the same
 /// container refreshes it.
@@ -149,20 +149,60 @@ struct BlockPair {
     spare: Option<PlaceBlock>,
 }
 
-/// Places after opening this container may hand out (`next..=last`), taken from the sale's
-/// counter in blocks sized to what the container hands out in about a second.
+/// Places after opening this container may hand out (`next..=last` of `first..=last`), taken
+/// from the sale's counter in blocks sized to what the container hands out in about two seconds.
 #[derive(Debug, Clone)]
 struct PlaceBlock {
+    first: i64,
     next: i64,
     last: i64,
-    size: i64,
     /// When it was taken, on the app's clock (tests that hold the clock still hold it live).
     taken_at_ms: i64,
 }
 
+/// A block is sized to last this long at the rate its predecessor was handed out.
+const PLACE_BLOCK_TARGET_MS: f64 = 1_800.0;
+/// The next block is taken when the current one would run out within this, at its rate.
+const PLACE_BLOCK_LEAD_MS: f64 = 400.0;
+/// A rate is measured over at least this much of the clock (a clock held still measures none).
+const PLACE_RATE_MIN_MS: i64 = 100;
+
 impl PlaceBlock {
+    fn new(first: i64, last: i64, taken_at_ms: i64) -> Self {
+        Self { first, next: first, last, taken_at_ms }
+    }
+
     fn live(&self, now_ms: i64) -> bool {
         (0..PLACE_BLOCK_LIFE_MS).contains(&(now_ms - self.taken_at_ms))
+    }
+
+    fn left(&self) -> i64 {
+        (self.last - self.next + 1).max(0)
+    }
+
+    /// Places handed out per millisecond since it was taken, once that is long enough to tell.
+    fn rate_per_ms(&self, now_ms: i64) -> Option<f64> {
+        let age = now_ms - self.taken_at_ms;
+        (age >= PLACE_RATE_MIN_MS).then(|| (self.next - self.first) as f64 / age as f64)
+    }
+
+    /// The size of the block after this one: about `PLACE_BLOCK_TARGET_MS` at this one's rate;
+    /// without a rate yet, twice this one's size.
+    fn next_size(&self, now_ms: i64) -> i64 {
+        let size = match self.rate_per_ms(now_ms) {
+            Some(rate) => (rate * PLACE_BLOCK_TARGET_MS).ceil() as i64,
+            None => 2 * (self.last - self.first + 1),
+        };
+        size.clamp(1, MAX_PLACE_BLOCK)
+    }
+
+    /// Whether the next block should be taken now: this one runs out within
+    /// `PLACE_BLOCK_LEAD_MS` at its rate (without a rate yet: once half of it is handed out).
+    fn runs_out_soon(&self, now_ms: i64) -> bool {
+        match self.rate_per_ms(now_ms) {
+            Some(rate) => self.left() as f64 <= rate * PLACE_BLOCK_LEAD_MS,
+            None => 2 * self.left() < self.last - self.first + 1,
+        }
     }
 }
 
@@ -176,23 +216,20 @@ enum Found {
 
 impl BlockPair {
     fn take(&mut self, now_ms: i64) -> Found {
-        if !self.current.as_ref().is_some_and(|b| b.next <= b.last && b.live(now_ms))
+        if !self.current.as_ref().is_some_and(|b| b.left() > 0 && b.live(now_ms))
             && let Some(spare) = self.spare.take().filter(|b| b.live(now_ms))
         {
             self.current = Some(spare);
         }
         match self.current.as_mut() {
-            Some(b) if b.next <= b.last && b.live(now_ms) => {
+            Some(b) if b.left() > 0 && b.live(now_ms) => {
                 b.next += 1;
-                // Half used within its life: take the next block now, twice as large, so nobody
-                // waits for it when this one runs out.
-                let prefetch = (self.spare.is_none() && 2 * (b.last - b.next + 1) < b.size)
-                    .then(|| (b.size * 2).min(MAX_PLACE_BLOCK));
+                // Take the next block before this one runs out, so nobody waits for it.
+                let prefetch = (self.spare.is_none() && b.runs_out_soon(now_ms)).then(|| b.next_size(now_ms));
                 Found::Place(b.next - 1, prefetch)
             }
-            // Used up within its life: twice as large; expired unused: half.
-            Some(b) if b.next > b.last => Found::Empty((b.size * 2).min(MAX_PLACE_BLOCK)),
-            Some(b) => Found::Empty((b.size / 2).max(1)),
+            // Used up, or ended with places left: sized to the rate it was handed out at.
+            Some(b) => Found::Empty(b.next_size(now_ms)),
             None => Found::Empty(1),
         }
     }
@@ -307,6 +344,9 @@ pub(crate) struct WaitingRoom {
     keys: Arc<KeyRing>,
     snapshots: RoomSnapshots,
     places: PlaceBlocks,
+    /// This container's offset past the second after which it steps a stale room
+    /// (`Tuning::room_step_spread`).
+    step_offset_ms: i64,
 }
 
 impl WaitingRoom {
@@ -317,6 +357,7 @@ impl WaitingRoom {
         catalog: Arc<Catalog>,
         keys: Arc<KeyRing>,
     ) -> Self {
+        let spread = i64::try_from(config.tuning.room_step_spread.as_millis()).unwrap_or(i64::MAX);
         Self {
             store,
             clock,
@@ -325,6 +366,7 @@ impl WaitingRoom {
             keys,
             snapshots: RoomSnapshots::default(),
             places: PlaceBlocks::default(),
+            step_offset_ms: if spread > 0 { fastrand::i64(0..spread) } else { 0 },
         }
     }
 
@@ -369,7 +411,9 @@ impl WaitingRoom {
         let stock = self.store.shard_stock_now(sale).await.map_err(logged)?;
         let remaining: i64 = stock.iter().map(|r| (*r).max(0)).sum();
         let sold = sale.total_stock - remaining;
-        if now - state.updated_at_ms >= 1_000
+        // The draw is due at once; a step once the state is a second (plus this container's
+        // offset) old.
+        if now - state.updated_at_ms >= 1_000 + self.step_offset_ms
             || (state.prequeue_size.is_none() && now >= sale.starts_at_ms + room::DRAW_GRACE_MS)
         {
             let mut next = state.clone();
@@ -715,7 +759,7 @@ impl WaitingRoom {
     async fn next_place(&self, sale_id: &SaleId) -> Result<i64, AppError> {
         let slot = self.places.slot(sale_id);
         let lock = |slot: &PlaceSlot| slot.blocks.lock().unwrap_or_else(|p| p.into_inner()).take(self.clock.now_ms());
-        let size = match lock(&slot) {
+        match lock(&slot) {
             Found::Place(place, None) => return Ok(place),
             Found::Place(place, Some(size)) => {
                 // This request has its place: a failure to take the next block (logged) only
@@ -723,22 +767,25 @@ impl WaitingRoom {
                 if let Ok(_taking) = slot.taking.try_lock()
                     && let Ok((first, last)) = self.store.take_places_after_opening(sale_id, size).await.map_err(logged)
                 {
-                    let spare = PlaceBlock { next: first, last, size, taken_at_ms: self.clock.now_ms() };
+                    let spare = PlaceBlock::new(first, last, self.clock.now_ms());
                     slot.blocks.lock().unwrap_or_else(|p| p.into_inner()).spare = Some(spare);
                 }
                 return Ok(place);
             }
-            Found::Empty(size) => size,
-        };
+            Found::Empty(_) => {}
+        }
         let _taking = slot.taking.lock().await;
-        // Another request may have taken a block while this one waited.
+        // Another request may have taken a block while this one waited (then the next one is
+        // sized after it, not after the block this request found empty).
         let size = match lock(&slot) {
             Found::Place(place, _) => return Ok(place),
-            Found::Empty(_) => size,
+            Found::Empty(size) => size,
         };
         let (first, last) = self.retrying(|| self.store.take_places_after_opening(sale_id, size)).await?;
         let mut blocks = slot.blocks.lock().unwrap_or_else(|p| p.into_inner());
-        blocks.current = Some(PlaceBlock { next: first + 1, last, size, taken_at_ms: self.clock.now_ms() });
+        let mut block = PlaceBlock::new(first, last, self.clock.now_ms());
+        block.next += 1;
+        blocks.current = Some(block);
         Ok(first)
     }
 
