@@ -18,6 +18,7 @@ mod purchase;
 mod refusal;
 mod restart;
 mod retry_quota;
+mod room_variants;
 mod store_errors;
 mod sweeper;
 mod variants;

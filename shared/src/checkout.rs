@@ -127,10 +127,27 @@ impl Checkout {
             return Err(AppError::VariantUnknown { variants: sale.spans().iter().map(|v| v.id.to_owned()).collect() });
         };
         let wanted = Wanted { variant: span.id, shards: span.shard_range(), quantity: choice.quantity };
-        let result = self.purchase_inner(&sale, user, key, admission_token, &wanted, report).await;
+        let mut result = self.purchase_inner(&sale, user, key, admission_token, &wanted, report).await;
+        // The room promises that an admitted person inside their window is never told `sold_out`
+        // while their share is set aside: its refusals are judged on the stock as it is now, and
+        // stock left in this very variant (items given back since this container's sold-out
+        // hint) is tried once more.
+        let mut stock_now = None;
+        if matches!(result, Err(AppError::SoldOut)) && sale.room.is_some() {
+            let stock = self.store.shard_stock_now(&sale).await.map_err(logged)?;
+            if wanted.shards.clone().any(|n| stock.get(n as usize).is_some_and(|r| *r > 0)) {
+                self.sold_out.forget(sale_id);
+                result = self.purchase_inner(&sale, user, key, admission_token, &wanted, report).await;
+            } else {
+                stock_now = Some(stock);
+            }
+        }
         match result {
             Err(AppError::SoldOut) if sale.spans().len() > 1 => {
-                let stock = self.store.shard_stock(&[&sale]).await.map_err(logged)?.remove(0);
+                let stock = match stock_now {
+                    Some(stock) => stock,
+                    None => self.store.shard_stock(&[&sale]).await.map_err(logged)?.remove(0),
+                };
                 let available: Vec<String> = sale
                     .spans()
                     .iter()

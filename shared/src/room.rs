@@ -6,11 +6,12 @@
 //!   at creation, seed revealed at opening), so arriving early gives no edge over arriving on time.
 //!   Later joiners follow first in, first out by the order their place was issued.
 //! - **Admission.** The admitted range (`admittedThrough`, a place number) advances at
-//!   `admitPerSecond`, never past the last place issued, and never so far that the people admitted
-//!   within the claim window but not yet holding an item exceed `admitFactor` × the remaining
-//!   stock. With the default factor (100 %) every admission has an item set aside for its claim
-//!   window, so nobody admitted races anyone for it. When the stock is gone, everyone still
-//!   waiting is told `sold_out`.
+//!   `admitPerSecond`, never past the last place issued, and never so far that the items the people
+//!   admitted within the claim window may still buy (`maxPerCustomer` each, less what they hold)
+//!   exceed `admitFactor` × the remaining stock. With the default factor (100 %) every admission
+//!   has `maxPerCustomer` items of the sale set aside for its claim window (the sale's last items,
+//!   fewer than that, go to one person alone), so nobody admitted races anyone for them. When the
+//!   stock is gone, everyone still waiting is told `sold_out`.
 //! - **Tokens.** An admitted buyer gets an HMAC-SHA256 token binding sale, user, place and expiry,
 //!   checked on the purchase path without a DynamoDB call. The token buys only within the claim
 //!   window, so an item set aside for one admission is never taken by an earlier one: the cap
@@ -172,10 +173,18 @@ impl RoomState {
         self.prequeue_size.map(|n| n + seq)
     }
 
-    /// Advances the admitted range to `now_ms`, given the stock sold and remaining. Returns the new
-    /// state; the rate's unspent fraction carries over, so admission keeps its pace whatever the
-    /// tick interval.
-    pub fn advanced(&self, config: &RoomConfig, now_ms: i64, sold: i64, remaining: i64) -> RoomState {
+    /// Advances the admitted range to `now_ms`, given the items sold (held live) and remaining and
+    /// the items each admission sets aside (`per_admission`: the sale's `maxPerCustomer`). Returns
+    /// the new state; the rate's unspent fraction carries over, so admission keeps its pace
+    /// whatever the tick interval.
+    pub fn advanced(
+        &self,
+        config: &RoomConfig,
+        now_ms: i64,
+        sold: i64,
+        remaining: i64,
+        per_admission: u32,
+    ) -> RoomState {
         let mut next = self.clone();
         let Some(issued) = self.places_issued() else { return next };
         let elapsed = (now_ms - self.updated_at_ms).max(0);
@@ -184,7 +193,7 @@ impl RoomState {
             next.updated_at_ms = now_ms;
         } else {
             let budget = elapsed * rate / 1_000;
-            let cap = self.cap(config, now_ms, sold, remaining);
+            let cap = self.cap(config, now_ms, sold, remaining, i64::from(per_admission.max(1)));
             let target = (self.admitted_through + budget).min(cap).min(issued).max(self.admitted_through);
             let admitted = target - self.admitted_through;
             next.admitted_through = target;
@@ -198,22 +207,33 @@ impl RoomState {
         next
     }
 
-    /// The furthest the admitted range may reach: people admitted within the set-aside span (claim
-    /// window plus purchase grace) who have not bought yet stay within `admit_factor` × the
-    /// remaining stock.
+    /// The furthest the admitted range may reach: the items that the people admitted within the
+    /// set-aside span (claim window plus purchase grace) may still buy — `m` = `per_admission`
+    /// each, less what they hold — stay within `admit_factor` × the remaining stock.
     ///
     /// Which admitted person bought is not recorded, so the count is a bound that never
     /// undercounts. A token buys only within its claim window, so nobody admitted before the span
-    /// began can buy any more: every purchase made before the span began was by someone admitted
-    /// before it, and of the purchases since, at most as many as those people are can be theirs.
-    /// So the people admitted within the span number at most `admitted − admitted_then`, of whom
-    /// at least `sold − admitted_then` have bought, and
-    /// `admitted ≤ max(admitted_then, sold) + allowance` keeps the unbought within the allowance.
-    fn cap(&self, config: &RoomConfig, now_ms: i64, sold: i64, remaining: i64) -> i64 {
+    /// began can buy any more; those `admitted_then` people hold at most `m` items each, and every
+    /// other item held was bought by someone admitted within the span. So the span's people number
+    /// at most `admitted − admitted_then` and hold at least `sold − m·admitted_then` items: they may
+    /// still buy at most `m·admitted − max(m·admitted_then, sold)`, and
+    /// `m·admitted ≤ max(m·admitted_then, sold) + allowance` keeps that within the allowance
+    /// (the invariant: Σ over live admissions of what each may still buy ≤ remaining, at 100 %).
+    ///
+    /// The sale's last items: when fewer than `m` are left, the rule alone would admit nobody
+    /// more, ever. Once every admission's span is over (nobody admitted can buy any more), one
+    /// more person is admitted: they alone may buy what is left. (Not sooner, even when the bound
+    /// says everyone admitted holds `m`: one of them could cancel and buy again, and must find
+    /// their item.) The next admission counts them as `m`, like everyone.
+    fn cap(&self, config: &RoomConfig, now_ms: i64, sold: i64, remaining: i64, m: i64) -> i64 {
         let horizon = now_ms - config.set_aside_ms();
         let admitted_then = self.history.iter().rev().find(|t| t.at_ms <= horizon).map_or(0, |t| t.admitted);
         let allowance = (i64::from(config.admit_factor_percent) * remaining.max(0) + 99) / 100;
-        admitted_then.max(sold) + allowance
+        let cap = ((admitted_then * m).max(sold) + allowance) / m;
+        if cap <= self.admitted_through && allowance > 0 && admitted_then >= self.admitted_through {
+            return self.admitted_through + 1;
+        }
+        cap
     }
 }
 
@@ -377,7 +397,7 @@ mod tests {
         let c = config();
         let mut s = opened(10_000, 0);
         for now in [250, 260, 900, 1_000, 1_999, 2_000] {
-            s = s.advanced(&c, now, 0, 1_000);
+            s = s.advanced(&c, now, 0, 1_000, 1);
         }
         assert_eq!(s.admitted_through, 200, "100 per second for 2 s");
     }
@@ -385,22 +405,22 @@ mod tests {
     #[test]
     fn admission_never_passes_the_last_place_issued_or_waits_before_the_draw() {
         let c = config();
-        assert_eq!(RoomState::new(&c, 0).advanced(&c, 5_000, 0, 10).admitted_through, 0, "no draw yet");
-        let s = opened(3, 4).advanced(&c, 60_000, 0, 1_000);
+        assert_eq!(RoomState::new(&c, 0).advanced(&c, 5_000, 0, 10, 1).admitted_through, 0, "no draw yet");
+        let s = opened(3, 4).advanced(&c, 60_000, 0, 1_000, 1);
         assert_eq!(s.admitted_through, 7);
     }
 
     #[test]
     fn admitted_but_not_bought_stays_within_the_factor_of_remaining_stock() {
         let c = RoomConfig { admit_factor_percent: 200, ..config() };
-        let s = opened(10_000, 0).advanced(&c, 9_000, 0, 10);
+        let s = opened(10_000, 0).advanced(&c, 9_000, 0, 10, 1);
         assert_eq!(s.admitted_through, 20, "2 × 10 remaining");
-        let s = s.advanced(&c, 9_500, 5, 5);
+        let s = s.advanced(&c, 9_500, 5, 5, 1);
         assert_eq!(s.admitted_through, 20, "5 bought, 5 left: 15 outstanding ≤ 10 + 5 bought");
         // Once the first admissions' tokens have expired, they no longer hold places.
-        let s = s.advanced(&c, 30_000, 5, 5);
+        let s = s.advanced(&c, 30_000, 5, 5, 1);
         assert_eq!(s.admitted_through, 30);
-        let closed = s.advanced(&c, 31_000, 10, 0);
+        let closed = s.advanced(&c, 31_000, 10, 0, 1);
         assert_eq!(closed.admitted_through, 30, "no stock: nobody more is admitted");
         assert_eq!(place_state(&closed, Some(31), 0, false), PlaceState::SoldOut);
     }
@@ -409,13 +429,13 @@ mod tests {
     fn an_admission_sets_an_item_aside_for_its_claim_window_then_lets_it_go() {
         let c = RoomConfig { token_ttl_ms: 300_000, claim_ms: Some(60_000), ..config() };
         assert_eq!(c.admit_factor_percent, 100, "the default sets one item aside per admission");
-        let s = opened(10_000, 0).advanced(&c, 5_000, 0, 10);
+        let s = opened(10_000, 0).advanced(&c, 5_000, 0, 10, 1);
         assert_eq!(s.admitted_through, 10, "as many as the stock");
-        let s = s.advanced(&c, 30_000, 6, 4);
+        let s = s.advanced(&c, 30_000, 6, 4, 1);
         assert_eq!(s.admitted_through, 10, "4 admitted and not bought hold the 4 items left");
-        let s = s.advanced(&c, 66_000, 6, 4);
+        let s = s.advanced(&c, 66_000, 6, 4, 1);
         assert_eq!(s.admitted_through, 10, "their window is over, but a purchase checked in time may still commit");
-        let s = s.advanced(&c, 5_000 + 60_000 + PURCHASE_GRACE_MS, 6, 4);
+        let s = s.advanced(&c, 5_000 + 60_000 + PURCHASE_GRACE_MS, 6, 4, 1);
         assert_eq!(s.admitted_through, 14, "window and grace are over: their tokens buy no more, 4 more are admitted");
         let old = RoomConfig { claim_ms: None, ..c.clone() };
         assert_eq!(old.claim_window_ms(), 300_000, "rooms from before claim windows: the token's lifetime");
@@ -423,6 +443,142 @@ mod tests {
         assert_eq!(long.claim_window_ms(), 300_000, "never longer than token_ttl_ms");
         let huge = RoomConfig { token_ttl_ms: 3_600_000, claim_ms: Some(3_600_000), ..c };
         assert_eq!(huge.claim_window_ms(), MAX_CLAIM_MS, "never longer than the bound");
+    }
+
+    #[test]
+    fn an_admission_sets_max_per_customer_items_aside_and_the_last_items_go_to_one_person() {
+        let c = RoomConfig { token_ttl_ms: 60_000, claim_ms: Some(60_000), ..config() };
+        let span = 60_000 + PURCHASE_GRACE_MS;
+        let s = opened(10_000, 0).advanced(&c, 5_000, 0, 9, 2);
+        assert_eq!(s.admitted_through, 4, "two items each: 4 people for 9 items, the ninth is not anyone's yet");
+        let s = s.advanced(&c, 20_000, 3, 6, 2);
+        assert_eq!(s.admitted_through, 4, "3 bought: the 4 may still buy 5, and 6 are left: not 2 more");
+        let s = s.advanced(&c, 21_000, 8, 1, 2);
+        assert_eq!(s.admitted_through, 4, "all 4 hold their 2, but one may cancel and buy again in their window");
+        let s = s.advanced(&c, 5_000 + span, 8, 1, 2);
+        assert_eq!(s.admitted_through, 5, "their windows are over: one more person, for the last item alone");
+        let s = s.advanced(&c, 6_000 + span, 8, 1, 2);
+        assert_eq!(s.admitted_through, 5, "nobody else while that person may buy it");
+        let gone = s.advanced(&c, 5_000 + 2 * span, 8, 1, 2);
+        assert_eq!(gone.admitted_through, 6, "they did not buy in their window: the next person may");
+        let back = s.advanced(&c, 7_000 + span, 6, 3, 2);
+        assert_eq!(back.admitted_through, 5, "2 items given back: the person admitted may still buy 2 of the 3");
+        let more = s.advanced(&c, 8_000 + span, 6, 4, 2);
+        assert_eq!(more.admitted_through, 6, "4 left: 2 for them, 2 for one more person");
+        // With more than 100 %, the allowance counts in items too.
+        let over = RoomConfig { admit_factor_percent: 150, ..c };
+        assert_eq!(opened(10_000, 0).advanced(&over, 5_000, 0, 9, 2).admitted_through, 7, "1.5 × 9 = 14 items");
+    }
+
+    /// The set-aside promise, against random buyers: every person is admitted with
+    /// `maxPerCustomer` items free for them (what the others admitted may still buy left aside),
+    /// or, for the sale's last items, with what is left while nobody else may buy; and a person
+    /// buying within their window (or committing within the grace) never finds fewer items than
+    /// they may still buy, whatever the people admitted before or after them do (buy at once, at
+    /// the last moment, in parts, cancel and buy again, or never).
+    #[test]
+    fn every_admission_has_its_share_set_aside_whatever_the_others_do() {
+        struct Person {
+            at: i64,
+            share: i64,
+            held: i64,
+            /// When this person buys (ms after admission) and how many, or never.
+            plan: Vec<(i64, i64)>,
+        }
+        let mut admitted_total = 0;
+        let mut last_items = 0;
+        for seed in 0..200 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let m = rng.i64(1..=4);
+            let stock = rng.i64(1..=80);
+            let claim = rng.i64(1..=20) * 1_000;
+            let c = RoomConfig {
+                admit_per_second: rng.u32(1..=30),
+                token_ttl_ms: claim,
+                claim_ms: Some(claim),
+                ..config()
+            };
+            let span = c.set_aside_ms();
+            let mut s = opened(10_000, 0);
+            let mut remaining = stock;
+            let mut people: Vec<Person> = Vec::new();
+            for now in (0..1_200_000).step_by(250) {
+                if now % 1_000 == 0 {
+                    let before = s.admitted_through;
+                    s = s.advanced(&c, now, stock - remaining, remaining, m as u32);
+                    for _ in before..s.admitted_through {
+                        // What the others admitted may still buy (up to their limit) is theirs.
+                        let live = people.iter().filter(|p| now < p.at + span);
+                        let (others, owed) = live.fold((0, 0), |(n, o), p| (n + 1, o + m - p.held));
+                        let free = remaining - owed;
+                        assert!(free >= 1, "seed {seed}: admitted with nothing set aside ({free} free)");
+                        assert!(free >= m || others == 0, "seed {seed}: a short share while others may buy");
+                        last_items += i64::from(free < m);
+                        let plan = (0..rng.usize(0..=3))
+                            .map(|_| {
+                                // Mostly within the window; some commits land in the grace.
+                                let when = if rng.bool() { rng.i64(0..claim) } else { rng.i64(0..span) };
+                                (when, rng.i64(1..=m))
+                            })
+                            .collect();
+                        people.push(Person { at: now, share: free.min(m), held: 0, plan });
+                    }
+                }
+                for p in people.iter_mut().filter(|p| now < p.at + span) {
+                    for &(when, q) in &p.plan {
+                        if now - p.at != when / 250 * 250 {
+                            continue;
+                        }
+                        let q = q.min(m - p.held);
+                        if q == 0 {
+                            // At the limit: sometimes a cancel gives an item back.
+                            if rng.u8(0..4) == 0 {
+                                p.held -= 1;
+                                remaining += 1;
+                            }
+                            continue;
+                        }
+                        let left_to_them = (p.share - p.held).max(0);
+                        if q <= left_to_them {
+                            assert!(remaining >= q, "seed {seed}: refused {q} with {left_to_them} set aside");
+                        }
+                        let got = q.min(remaining);
+                        p.held += got;
+                        remaining -= got;
+                    }
+                }
+                // The invariant: what the admitted may still buy is there, but for one person
+                // admitted alone for the last items, who may buy what is left.
+                let live: Vec<&Person> = people.iter().filter(|p| now < p.at + span).collect();
+                let owed: i64 = live.iter().map(|p| m - p.held).sum();
+                let alone = live.len() == 1 && live[0].share < m;
+                assert!(owed <= remaining || alone, "seed {seed} at {now}: {owed} set aside, {remaining} left");
+            }
+            admitted_total += people.len();
+        }
+        assert!(admitted_total > 2_000 && last_items > 10, "the runs admitted {admitted_total}, {last_items} short");
+    }
+
+    #[test]
+    fn a_stock_maxpercustomer_does_not_divide_still_sells_out() {
+        let c = RoomConfig { token_ttl_ms: 60_000, claim_ms: Some(60_000), ..config() };
+        let (stock, m) = (7, 3);
+        let mut s = opened(10_000, 0);
+        let mut remaining = stock;
+        let mut served = 0;
+        for now in (0..200_000).step_by(1_000) {
+            s = s.advanced(&c, now, stock - remaining, remaining, m);
+            // Everyone admitted buys all they may at once.
+            while served < s.admitted_through && remaining > 0 {
+                remaining -= remaining.min(i64::from(m));
+                served += 1;
+            }
+        }
+        assert_eq!(
+            (remaining, s.admitted_through),
+            (0, 3),
+            "3 + 3, then one person for the last item, once the others' windows are over"
+        );
     }
 
     #[test]
@@ -434,13 +590,13 @@ mod tests {
     #[test]
     fn pause_holds_the_range_and_a_new_rate_applies_from_then_on() {
         let c = config();
-        let mut s = opened(10_000, 0).advanced(&c, 1_000, 0, 1_000);
+        let mut s = opened(10_000, 0).advanced(&c, 1_000, 0, 1_000, 1);
         s.paused = true;
-        s = s.advanced(&c, 5_000, 0, 1_000);
+        s = s.advanced(&c, 5_000, 0, 1_000, 1);
         assert_eq!(s.admitted_through, 100);
         s.paused = false;
         s.admit_per_second = 10;
-        s = s.advanced(&c, 6_000, 0, 1_000);
+        s = s.advanced(&c, 6_000, 0, 1_000, 1);
         assert_eq!(s.admitted_through, 110);
     }
 

@@ -233,8 +233,13 @@ pub enum SaleRuleError {
     BadVariant,
     #[error("max per customer must be between 1 and {MAX_PER_CUSTOMER}")]
     BadMaxPerCustomer,
-    #[error("a sale with a waiting room cannot have variants or more than one item per customer yet")]
-    RoomWithVariants,
+    /// Each admission sets `max_per_customer` items of the sale aside (docs/waiting-room.md): a
+    /// room whose whole stock is smaller could never give anyone their share.
+    #[error(
+        "a sale with a waiting room needs at least max per customer ({max_per_customer}) items in stock \
+         ({stock}): each admission sets that many aside"
+    )]
+    RoomShareAboveStock { max_per_customer: u32, stock: i64 },
     #[error(
         "the waiting room must open before the sale starts, admit at least one person per second, and \
          have a claim window of at least a second and no longer than its tokens live; a public beacon \
@@ -307,8 +312,11 @@ impl Sale {
                 return Err(SaleRuleError::BadVariant);
             }
         }
-        if self.room.is_some() && (self.has_variants() || self.max_per_customer > 1) {
-            return Err(SaleRuleError::RoomWithVariants);
+        if self.room.is_some() && i64::from(self.max_per_customer) > self.total_stock {
+            return Err(SaleRuleError::RoomShareAboveStock {
+                max_per_customer: self.max_per_customer,
+                stock: self.total_stock,
+            });
         }
         let name_len = self.name.chars().count();
         if name_len == 0 || name_len > 200 || self.name.chars().any(char::is_control) {
@@ -454,6 +462,19 @@ mod tests {
         assert_eq!(s.validate(), Err(SaleRuleError::BadMaxPerCustomer));
         s.max_per_customer = MAX_PER_CUSTOMER + 1;
         assert_eq!(s.validate(), Err(SaleRuleError::BadMaxPerCustomer));
+    }
+
+    #[test]
+    fn a_room_takes_variants_and_several_items_per_customer_within_its_stock() {
+        let mut s = sale();
+        s.room = Some(crate::room::RoomConfig::new(s.shards, s.starts_at_ms, b"seed"));
+        s.set_variants(vec![variant("s", 4, 1), variant("m", 4, 1), variant("l", 2, 1)]);
+        s.max_per_customer = MAX_PER_CUSTOMER;
+        assert_eq!(s.validate(), Ok(()), "10 items, up to 10 each");
+        s.set_variants(vec![variant("s", 4, 1), variant("m", 4, 1), variant("l", 1, 1)]);
+        assert_eq!(s.validate(), Err(SaleRuleError::RoomShareAboveStock { max_per_customer: 10, stock: 9 }));
+        s.room = None;
+        assert_eq!(s.validate(), Ok(()), "without a room, nothing is set aside");
     }
 
     #[test]

@@ -430,7 +430,7 @@ impl WaitingRoom {
                 }
             }
             next.issued_after_opening = self.store.places_issued_after_opening(&sale.id).await.map_err(logged)?;
-            let next = next.advanced(config, now, sold, remaining);
+            let next = next.advanced(config, now, sold, remaining, sale.max_per_customer);
             state = if self.store.advance_room(&sale.id, &state, &next).await.map_err(logged)? {
                 let length = next.places_issued().map_or(0, |n| (n - next.admitted_through).max(0));
                 crate::telemetry::record_admission_step(

@@ -324,7 +324,8 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let created = if waiting_room {
                 let seed = room::new_seed().map_err(anyhow::Error::msg)?;
-                let mut config = room::RoomConfig::new(shards, sale.starts_at_ms, &seed);
+                // The default rate follows the sale's shards: with variants, all of theirs.
+                let mut config = room::RoomConfig::new(sale.shards, sale.starts_at_ms, &seed);
                 if let Some(rate) = admit_per_second {
                     config.admit_per_second = rate;
                 }

@@ -200,6 +200,18 @@ fn a_sized_drop_is_created_shown_and_listed_per_variant() {
         .collect();
     bought.sort();
     assert_eq!(bought, [("ann".into(), "eu42".into(), 2), ("ben".into(), "eu41".into(), 1)]);
+
+    // With a waiting room: each admission sets two items aside; the room admits at the rate all
+    // the variants' shards sustain (3 × 50).
+    let sizes = ["--variant", "eu41:EU 41:3", "--variant", "eu42:EU 42:5:2", "--max-per-customer", "2"];
+    let out = sale("sizes-room", &[&sizes[..], &["--waiting-room"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown: Value = serde_json::from_str(&cli.ok(&["show-sale", "--sale-id", "sizes-room"])).unwrap();
+    assert_eq!(shown["waitingRoom"]["settings"]["admitPerSecond"], 150, "{shown}");
+    assert_eq!(shown["sale"]["maxPerCustomer"], 2, "{shown}");
+    let refused = sale("greedy-room", &["--variant", "eu41:EU 41:3", "--max-per-customer", "4", "--waiting-room"]);
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && why.contains("max per customer (4)"), "{why}");
 }
 
 #[test]

@@ -39,6 +39,11 @@ pub struct Metrics {
     pub r429_lambda: u64,
     pub r503: u64,
     pub r403_not_yet_admitted: u64,
+    /// Room: `sold_out` answered to a token holder inside their claim window (the set-aside
+    /// promise: 0 with `overbook` 1).
+    pub sold_out_to_admitted: Option<u64>,
+    /// Items bought per identity that got any.
+    pub items_per_buyer: Option<f64>,
     /// (429 + 503) / buyers; in the room only those answered to token holders.
     pub refusals_per_buyer: Option<f64>,
     /// 429/503 answered to purchases carrying an admission token (room only).
@@ -130,10 +135,18 @@ pub fn correlation(xs: &[f64], ys: &[f64]) -> Option<f64> {
 
 /// When `share` of `stock` had been sold, if it was.
 fn sold_share_at(run: &Run, stock: u64, share: f64) -> Option<f64> {
-    let mut times: Vec<Micros> = run.outcomes.iter().filter_map(|o| o.item_at).collect();
-    times.sort_unstable();
-    let n = ((stock as f64 * share).ceil() as usize).max(1);
-    times.get(n - 1).map(|&t| secs(t))
+    let mut sales: Vec<(Micros, u64)> =
+        run.outcomes.iter().filter_map(|o| o.item_at.map(|t| (t, u64::from(o.items)))).collect();
+    sales.sort_unstable();
+    let n = ((stock as f64 * share).ceil() as u64).max(1);
+    let mut sold = 0;
+    sales
+        .into_iter()
+        .find(|&(_, items)| {
+            sold += items;
+            sold >= n
+        })
+        .map(|(t, _)| secs(t))
 }
 
 pub fn metrics(p: &Params, clients: &[Client], run: &Run) -> Metrics {
@@ -141,7 +154,8 @@ pub fn metrics(p: &Params, clients: &[Client], run: &Run) -> Metrics {
     let room = run.path == Path::Room;
     let got = |i: usize| run.outcomes[i].item_at.is_some();
     let scripts = clients.iter().filter(|c| c.script).count() as u64;
-    let sold_to_scripts = (0..clients.len()).filter(|&i| clients[i].script && got(i)).count() as u64;
+    let sold_to_scripts: u64 =
+        (0..clients.len()).filter(|&i| clients[i].script).map(|i| u64::from(run.outcomes[i].items)).sum();
 
     // Humans who wanted an item: in the room, those who declined once admitted had their chance.
     let humans: Vec<usize> = (0..clients.len()).filter(|&i| !clients[i].script).collect();
@@ -199,6 +213,8 @@ pub fn metrics(p: &Params, clients: &[Client], run: &Run) -> Metrics {
         r429_lambda: c.r429_lambda,
         r503: c.r503,
         r403_not_yet_admitted: c.r403,
+        sold_out_to_admitted: room.then_some(c.sold_out_to_admitted),
+        items_per_buyer: ratio(c.sold, run.outcomes.iter().filter(|o| o.item_at.is_some()).count() as u64),
         // In the room only token holders buy; refusals of tokenless attempts are not a buyer's.
         refusals_per_buyer: ratio(if room { c.refusals_admitted } else { r429 + c.r503 }, buyers),
         refusals_to_admitted: room.then_some(c.refusals_admitted),

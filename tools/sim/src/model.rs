@@ -40,6 +40,8 @@ pub struct Client {
     pub arrival: Micros,
     /// Whether this identity buys once admitted (the room's `p_buy`; scripts always do).
     pub wants: bool,
+    /// Items it asks for in its purchase (1..=`max_per_customer`).
+    pub quantity: u32,
 }
 
 impl Client {
@@ -64,7 +66,14 @@ pub fn crowd(p: &Params) -> Vec<Client> {
                 us(after_opening(&mut rng, p.arrivals, p.open_window_s))
             };
             let wants = script || rng.f64() < p.p_buy;
-            Client { script, arrival, wants }
+            // Drawn only when there is a choice, so a run with one item per customer is the
+            // same crowd as before quantities were modelled.
+            let quantity = match p.max_per_customer {
+                1 => 1,
+                max if script || rng.f64() < p.p_max_quantity => max,
+                _ => 1,
+            };
+            Client { script, arrival, wants, quantity }
         })
         .collect()
 }
@@ -87,7 +96,7 @@ fn after_opening(rng: &mut Rng, shape: Arrivals, window: f64) -> f64 {
 pub struct ClientOutcome {
     /// When its purchase committed, if it got an item.
     pub item_at: Option<Micros>,
-    /// Items it holds (the model's check that no identity gets two).
+    /// Items it holds (the model's check that no identity gets more than `max_per_customer`).
     pub items: u32,
     /// Sent at least one purchase request (past the edge).
     pub pressed: bool,
@@ -112,6 +121,9 @@ pub struct Counters {
     pub r429_lambda: u64,
     pub r503: u64,
     pub r403: u64,
+    /// Room: `sold_out` answered to a purchase whose token was within its claim window (the
+    /// set-aside promise says never, with `overbook` 1).
+    pub sold_out_to_admitted: u64,
     /// 429/503 on purchases carrying an admission token (room only).
     pub refusals_admitted: u64,
     /// Of those, the ones answered after the last item was sold.
@@ -396,10 +408,11 @@ impl Sim<'_> {
         }
         let p = self.p;
         // The product's rule (`RoomState::cap`): places admitted before the set-aside span's start
-        // (claim window plus grace) no longer hold items back: their tokens no longer buy. Purchases before that moment were theirs; of the later ones,
-        // any beyond their number were by people admitted since. So the people admitted within
-        // the window and not bought stay within `overbook` × remaining as long as
-        // admitted ≤ max(admitted before the window, sold) + overbook × remaining.
+        // (claim window plus grace) no longer hold items back: their tokens no longer buy. They
+        // hold at most m items each; every other item sold was bought by people admitted since.
+        // So what the people admitted within the span may still buy stays within `overbook` ×
+        // remaining as long as m × admitted ≤ max(m × admitted before the span, sold) +
+        // overbook × remaining.
         while let Some(&(exp, _, b)) = self.expiry.front() {
             if exp > t {
                 break;
@@ -407,8 +420,15 @@ impl Sim<'_> {
             self.admitted_before_window = b;
             self.expiry.pop_front();
         }
-        let cap =
-            self.admitted_before_window.max(self.c.sold) + (p.overbook * self.total_remaining as f64).ceil() as u64;
+        // In items: each admission sets `max_per_customer` aside; those admitted before the span
+        // hold at most that many each. The sale's last items (fewer than one share) go to one
+        // person once every admission's span is over.
+        let m = u64::from(p.max_per_customer.max(1));
+        let allowance = (p.overbook * self.total_remaining as f64).ceil() as u64;
+        let mut cap = ((self.admitted_before_window * m).max(self.c.sold) + allowance) / m;
+        if cap <= self.c.admitted && allowance > 0 && self.admitted_before_window >= self.c.admitted {
+            cap = self.c.admitted + 1;
+        }
         let room_for = cap.saturating_sub(self.c.admitted);
         let step = p.admit_rate() * p.admit_tick_ms / 1e3;
         self.carry = (self.carry + step).min(step.max(1.0));
@@ -711,10 +731,24 @@ impl Sim<'_> {
         if o.items > 0 {
             self.finish(r, Answer::AlreadyPurchased, t + hold);
         } else if commits {
-            self.remaining[s] -= 1;
-            self.total_remaining -= 1;
-            self.c.sold += 1;
-            o.items += 1;
+            // Its quantity, or what is left: from this shard first, the rest from the fullest
+            // others in the same transaction (the product plans them from one consistent read;
+            // the model counts the conflicts of the first shard only).
+            let mut want = u64::from(self.clients[client as usize].quantity.max(1)).min(self.total_remaining) as u32;
+            let took = want;
+            let mut shard = s;
+            while want > 0 {
+                let n = want.min(self.remaining[shard]);
+                self.remaining[shard] -= n;
+                want -= n;
+                if want > 0 {
+                    shard = (0..self.remaining.len()).max_by_key(|&k| self.remaining[k]).expect("a shard");
+                }
+            }
+            let o = &mut self.out[client as usize];
+            self.total_remaining -= u64::from(took);
+            self.c.sold += u64::from(took);
+            o.items += took;
             o.item_at = Some(t + hold);
             if self.total_remaining == 0 {
                 self.c.sold_out_at = Some(t + hold);
@@ -771,6 +805,9 @@ impl Sim<'_> {
         let refused = matches!(answer, Answer::Throttled | Answer::Busy);
         if answer == Answer::SoldOut {
             self.out[i as usize].told_sold_out = true;
+            if tokened && self.token_at[i as usize].is_some() {
+                self.c.sold_out_to_admitted += 1;
+            }
         }
         if refused {
             self.out[i as usize].refusals += 1;

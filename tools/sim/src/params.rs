@@ -200,6 +200,15 @@ pub struct Params {
     /// WCU of a join (the place, plus the counter).
     #[arg(long, default_value_t = 2.0)]
     pub join_wcu: f64,
+    /// The sale's `maxPerCustomer`: the most items one identity may buy, and the items each
+    /// admission sets aside (the room counts admitted people × this against the stock).
+    #[arg(long, default_value_t = 1)]
+    pub max_per_customer: u32,
+    /// Buyers' quantities (an assumption): a human buyer wants `--max-per-customer` items with this
+    /// probability, else 1; scripts always want `--max-per-customer`. A purchase asks for what is
+    /// wanted, and at the end takes what is left when fewer remain.
+    #[arg(long, default_value_t = 0.5)]
+    pub p_max_quantity: f64,
     /// Probability that an admitted human buys (scripts always do).
     #[arg(long, default_value_t = 0.8)]
     pub p_buy: f64,
@@ -251,6 +260,10 @@ impl Params {
         share(self.scripts, "scripts")?;
         share(self.pre_share, "pre-share")?;
         share(self.p_buy, "p-buy")?;
+        share(self.p_max_quantity, "p-max-quantity")?;
+        if !(1..=10).contains(&self.max_per_customer) {
+            bail!("--max-per-customer must be within 1..=10 (the product's bound), not {}", self.max_per_customer);
+        }
         if !(1..=64).contains(&self.shards) {
             bail!("--shards must be within 1..=64, not {}", self.shards);
         }

@@ -90,6 +90,8 @@ fn rows() -> Vec<Row> {
         ("429/503 to admitted buyers", |m| m.refusals_to_admitted.map_or_else(|| "-".into(), int)),
         ("  of which after sell-out", |m| m.refusals_to_admitted_after_sell_out.map_or_else(|| "-".into(), int)),
         ("403 not_yet_admitted", |m| int(m.r403_not_yet_admitted)),
+        ("sold_out to admitted buyers in their window", |m| m.sold_out_to_admitted.map_or_else(|| "-".into(), int)),
+        ("items per identity with an item", |m| num(m.items_per_buyer, 2)),
         ("humans with an item", |m| int(m.humans_with_item)),
         ("humans who gave up after retries", |m| int(m.humans_gave_up)),
         ("humans told sold_out", |m| int(m.humans_told_sold_out)),

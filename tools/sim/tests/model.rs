@@ -239,3 +239,37 @@ fn while_waiting_the_pages_reach_the_origin_at_a_rate_bound_by_admission_not_by_
     assert!(m_new * 4.0 < m_old, "mean {m_new} vs {m_old}");
     assert!(c.room.rcu < old.room.rcu);
 }
+
+#[test]
+fn with_several_items_per_customer_the_room_sets_a_share_aside_per_admission_and_keeps_its_promise() {
+    let cases: [&[&str]; 4] = [
+        &["--max-per-customer", "2"],
+        &["--max-per-customer", "2", "--p-max-quantity", "1"],
+        &["--max-per-customer", "3", "--stock", "201", "--shards", "4"],
+        &["--max-per-customer", "2", "--claim-s", "15", "--think-max-s", "30"],
+    ];
+    for extra in cases {
+        let p = small(extra);
+        let clients = crowd(&p);
+        let max = p.max_per_customer;
+        for path in [Path::Direct, Path::Room] {
+            let r = run(&p, &clients, path);
+            let items: u64 = r.outcomes.iter().map(|o| u64::from(o.items)).sum();
+            assert!(r.counters.sold <= u64::from(p.stock), "{extra:?} {path:?}: sold {} > stock", r.counters.sold);
+            assert_eq!(items, r.counters.sold, "{extra:?} {path:?}: items held = items sold");
+            assert!(r.outcomes.iter().all(|o| o.items <= max), "{extra:?} {path:?}: above the limit");
+            assert!(r.outcomes.iter().any(|o| o.items == max), "{extra:?} {path:?}: nobody bought {max}");
+        }
+        let room = run(&p, &clients, Path::Room);
+        assert_eq!(room.counters.sold_out_to_admitted, 0, "{extra:?}: an admitted buyer told sold_out in their window");
+        assert_eq!(room.counters.sold, u64::from(p.stock), "{extra:?}: the room sells its last items too");
+    }
+    // The same crowd, one item per customer vs two: the same stock goes to fewer people, and each
+    // admission sets two items aside, so the room admits fewer people.
+    let one = simulate(&small(&[]));
+    let two = simulate(&small(&["--max-per-customer", "2"]));
+    assert_eq!(one.room.items_per_buyer, Some(1.0));
+    assert!(two.room.items_per_buyer.is_some_and(|q| q > 1.2), "{:?}", two.room.items_per_buyer);
+    assert!(two.room.admitted < one.room.admitted, "{} vs {}", two.room.admitted, one.room.admitted);
+    assert_eq!(one.room.sold_out_to_admitted, Some(0));
+}
