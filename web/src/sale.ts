@@ -1,5 +1,7 @@
 // `#/sales/{saleId}`: live stock, countdown, Buy, "Check my purchase", and the shopper's order
-// (reserved with a countdown and Cancel, confirmed, cancelled or expired).
+// (reserved with a countdown and Cancel, confirmed, cancelled or expired). A sale with sizes adds a
+// size picker, one that sells more than one per customer a quantity stepper, and both the list of
+// the shopper's live orders.
 
 import type { Api, Identity, OrderChoice, PlaceView, Purchase, Result, SaleStatus } from './api';
 import {
@@ -95,7 +97,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   /** Sizes a `variant_sold_out` answer said are gone, until a status newer than that answer. */
   let soldOutSeen = new Set<string>();
   let soldOutSeenAt = 0;
-  /** The shopper's live orders on such a sale, and whose they are. */
+  /** The shopper's live orders on such a sale (their `userId` says whose). */
   let mine: Holdings | undefined;
   const label: LabelOf = (id) => variantLabel(sale, id);
 
