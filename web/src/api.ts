@@ -18,6 +18,25 @@ export interface SaleStatus {
   holdSeconds?: number;
   /** Present for a sale with a waiting room. */
   queue?: RoomView;
+  /** The most items one customer may hold (reserved + confirmed); absent (an older API): 1. */
+  maxPerCustomer?: number;
+  /** Present for a sale created with variants (sizes): each with its own stock. */
+  variants?: VariantStatus[];
+}
+
+/** One variant (a size) of a sale, with its own stock. */
+export interface VariantStatus {
+  variantId: string;
+  label: string;
+  sku?: string;
+  totalStock: number;
+  remainingStock: number;
+}
+
+/** What one press of Buy orders: a variant (on a sale with several) and a quantity (default 1). */
+export interface OrderChoice {
+  variantId?: string;
+  quantity?: number;
 }
 
 /** The room's phase as the sale status tells it. */
@@ -87,6 +106,19 @@ export interface Purchase {
   status: OrderStatus;
   /** RFC 3339 UTC: until when a reserved order holds its item (still present after it ended). */
   holdExpiresAt?: string;
+  /** On a sale with variants: the variant bought. */
+  variantId?: string;
+  /** On a sale with variants or more than one per customer: the items in the order (absent: 1). */
+  quantity?: number;
+}
+
+/**
+ * `GET …/purchases/{userId}`: the latest order; an API that knows several orders per customer adds
+ * every live one (`orders`, newest first) and the items they hold (`held`).
+ */
+export interface Lookup extends Purchase {
+  orders?: Purchase[];
+  held?: number;
 }
 
 /**
@@ -107,6 +139,18 @@ export interface Problem {
   opensAt?: string;
   /** From `Retry-After` or the body's `retryAfterSeconds` (503, and 429 when given). */
   retryAfterSeconds?: number;
+  /** The variants that still have stock (`variant_sold_out`). */
+  available?: string[];
+  /** The sale's variants (`variant_unknown`). */
+  variants?: string[];
+  /** Items left of the variant (`not_enough_stock`). */
+  remaining?: number;
+  /** Items the customer holds (`limit_reached`). */
+  held?: number;
+  /** The sale's limit (`limit_reached`, `quantity_invalid`). */
+  maxPerCustomer?: number;
+  /** The customer's live orders (`limit_reached`). */
+  orders?: Purchase[];
 }
 
 export type Result<T> =
@@ -136,9 +180,18 @@ export class Api {
    * One attempt of an order; every attempt of one press of Buy carries the same `idempotencyKey`.
    * A sale with a waiting room also needs the admission token the room handed out.
    */
-  purchase(saleId: string, who: Identity, idempotencyKey: string, admissionToken?: string): Promise<Result<Purchase>> {
-    const body: Record<string, string> = userBody(who);
+  purchase(
+    saleId: string,
+    who: Identity,
+    idempotencyKey: string,
+    admissionToken?: string,
+    choice: OrderChoice = {},
+  ): Promise<Result<Purchase>> {
+    const body: Record<string, string | number> = userBody(who);
     if (admissionToken) body.admissionToken = admissionToken;
+    // Left out when not chosen: a plain sale's order is the same body as ever.
+    if (choice.variantId) body.variantId = choice.variantId;
+    if (choice.quantity !== undefined && choice.quantity !== 1) body.quantity = choice.quantity;
     return this.call(`/sales/${encodeURIComponent(saleId)}/purchases`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', 'Idempotency-Key': idempotencyKey, ...auth(who.token) },
@@ -161,7 +214,7 @@ export class Api {
     return this.call(path, { headers: auth(who.token) });
   }
 
-  lookup(saleId: string, who: Identity): Promise<Result<Purchase>> {
+  lookup(saleId: string, who: Identity): Promise<Result<Lookup>> {
     const path = `/sales/${encodeURIComponent(saleId)}/purchases/${encodeURIComponent(who.userId)}`;
     return this.call(path, { headers: auth(who.token) });
   }
@@ -216,6 +269,19 @@ export function toProblem(resp: Response, body: unknown): Problem {
   };
   if (typeof b.opensAt === 'string') problem.opensAt = b.opensAt;
   if (typeof b.order === 'object' && b.order !== null) problem.order = b.order;
+  const ids = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : undefined);
+  const count = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+  const available = ids(b.available);
+  if (available) problem.available = available;
+  const variants = ids(b.variants);
+  if (variants) problem.variants = variants;
+  const remaining = count(b.remaining);
+  if (remaining !== undefined) problem.remaining = remaining;
+  const held = count(b.held);
+  if (held !== undefined) problem.held = held;
+  const max = count(b.maxPerCustomer);
+  if (max !== undefined) problem.maxPerCustomer = max;
+  if (Array.isArray(b.orders)) problem.orders = b.orders;
   const retryHeader = Number(resp.headers.get('Retry-After'));
   const retry = retryHeader > 0 ? retryHeader : Number(b.retryAfterSeconds);
   if (retry > 0) problem.retryAfterSeconds = Math.min(Math.ceil(retry), 60);

@@ -1,6 +1,7 @@
 // Pure presentation rules: prices, clocks, sale states and the message for every API outcome.
 
 import type { Problem, Purchase, Result, SaleState, SaleStatus } from './api';
+import { type Holdings, orderItemText } from './variants';
 
 export function formatPrice(priceCents: number, currency: string, locale?: string): string {
   try {
@@ -108,9 +109,17 @@ export interface Message {
   orderId?: string;
 }
 
-function bought(title: string, p: Purchase, tone: Tone): Message {
-  return { tone, title, detail: `Bought by ${p.userId} on ${formatTime(p.purchasedAt)}.`, orderId: p.orderId };
+/** Names a variant by its id: the sale's label for it (the id itself when the page knows none). */
+export type LabelOf = (variantId: string) => string;
+const byId: LabelOf = (id) => id;
+
+function bought(title: string, p: Purchase, tone: Tone, label: LabelOf = byId): Message {
+  const item = orderItemText(p, label);
+  const by = `Bought by ${p.userId} on ${formatTime(p.purchasedAt)}.`;
+  return { tone, title, detail: item ? `${item}. ${by}` : by, orderId: p.orderId };
 }
+
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 const NOT_CONFIRMED = 'Your order is not confirmed.';
 
@@ -146,15 +155,28 @@ export function failureMessage(failure: Exclude<Result<unknown>, { ok: true }>):
 const ALREADY_BOUGHT = 'You already bought this item. It is one per person.';
 
 /** The shopper's existing order, shown instead of a refusal. */
-export function alreadyBought(purchase: Purchase): Message {
-  return bought(ALREADY_BOUGHT, purchase, 'info');
+export function alreadyBought(purchase: Purchase, label?: LabelOf): Message {
+  return bought(ALREADY_BOUGHT, purchase, 'info', label);
+}
+
+/** What a press of Buy ordered, for the words of its answer (a sale with sizes or quantities). */
+export interface OrderContext {
+  /** The sale's label for a variant. */
+  label?: LabelOf;
+  /** The size ordered. */
+  variantId?: string;
+  /** Items ordered (absent: 1). */
+  quantity?: number;
+  /** The sale's limit per customer, when the answer does not say. */
+  maxPerCustomer?: number;
 }
 
 /** What to tell the shopper after pressing Buy. */
-export function purchaseMessage(result: Result<Purchase>): Message {
+export function purchaseMessage(result: Result<Purchase>, ctx: OrderContext = {}): Message {
+  const label = ctx.label ?? byId;
   if (result.ok) {
     const title = result.value.status === 'reserved' ? 'You got it! The item is reserved for you.' : 'You got it! Your order is confirmed.';
-    return bought(title, result.value, 'success');
+    return bought(title, result.value, 'success', label);
   }
   if (result.kind === 'network') return { ...failureMessage(result), detail: `${NOT_CONFIRMED} ${failureMessage(result).detail}` };
   const p = result.problem;
@@ -163,6 +185,57 @@ export function purchaseMessage(result: Result<Purchase>): Message {
       return p.purchase ? alreadyBought(p.purchase) : { tone: 'info', title: ALREADY_BOUGHT, detail: '' };
     case 'sold_out':
       return { tone: 'warning', title: 'Sold out', detail: 'Every item was sold before your order arrived.' };
+    case 'variant_sold_out': {
+      const size = ctx.variantId ? label(ctx.variantId) : 'This size';
+      const others = (p.available ?? []).filter((id) => id !== ctx.variantId).map(label);
+      return {
+        tone: 'warning',
+        title: `${size} just sold out`,
+        detail: `${NOT_CONFIRMED} ${others.length > 0 ? `Still in stock: ${others.join(', ')}.` : 'No other size is left either.'}`,
+      };
+    }
+    case 'not_enough_stock': {
+      const left = p.remaining ?? 0;
+      const asked = ctx.quantity ?? 1;
+      const size = ctx.variantId ? ` in ${label(ctx.variantId)}` : '';
+      return {
+        tone: 'warning',
+        title: `Only ${left} left${size}`,
+        detail: `${NOT_CONFIRMED} You asked for ${asked}: choose ${left > 1 ? `up to ${left}` : '1'}${size ? ', or another size' : ''}.`,
+      };
+    }
+    case 'limit_reached': {
+      const held = p.held ?? 0;
+      const max = p.maxPerCustomer ?? ctx.maxPerCustomer;
+      const more = max === undefined ? undefined : Math.max(0, max - held);
+      const rule = max === undefined ? 'This sale has a limit per customer' : `This sale allows ${max} per customer`;
+      return {
+        tone: 'info',
+        title: `Limit reached: you already hold ${plural(held, 'item')}`,
+        detail: `${NOT_CONFIRMED} ${rule}${more === undefined ? '.' : more > 0 ? `, so you can buy ${more} more.` : ', so you cannot buy more.'}`,
+      };
+    }
+    case 'quantity_invalid': {
+      const max = p.maxPerCustomer ?? ctx.maxPerCustomer;
+      return {
+        tone: 'error',
+        title: 'That quantity is not allowed',
+        detail: `${NOT_CONFIRMED} ${max === undefined ? 'Choose a smaller quantity.' : max > 1 ? `Choose 1 to ${max}.` : 'This sale sells one per customer.'}`,
+      };
+    }
+    case 'variant_unknown':
+      return {
+        tone: 'error',
+        title: 'Please pick a size',
+        detail: `${NOT_CONFIRMED} ${ctx.variantId ? 'That size is not sold in this sale: choose one of the sizes shown.' : 'This sale comes in several sizes: choose one.'}`,
+      };
+    case 'idempotency_key_reused':
+      return {
+        tone: 'warning',
+        title: 'This order was already placed with another size or quantity',
+        detail: `Nothing new was ordered. Press Buy again to place a new order.`,
+        orderId: p.purchase?.orderId,
+      };
     case 'sale_not_started':
       return {
         tone: 'info',
@@ -197,17 +270,17 @@ export function busyMessage(secondsLeft: number): Message {
 }
 
 /** What to tell the shopper after “Check my purchase”. */
-export function lookupMessage(result: Result<Purchase>, userId: string): Message {
+export function lookupMessage(result: Result<Purchase>, userId: string, label?: LabelOf): Message {
   if (result.ok) {
     switch (result.value.status) {
       case 'reserved':
-        return bought('The item is reserved for you.', result.value, 'info');
+        return bought('The item is reserved for you.', result.value, 'info', label);
       case 'cancelled':
-        return bought('You cancelled this order.', result.value, 'info');
+        return bought('You cancelled this order.', result.value, 'info', label);
       case 'expired':
-        return bought('Your hold on this item expired.', result.value, 'warning');
+        return bought('Your hold on this item expired.', result.value, 'warning', label);
       default:
-        return bought('You have this item.', result.value, 'success');
+        return bought('You have this item.', result.value, 'success', label);
     }
   }
   if (result.kind === 'problem' && result.problem.code === 'purchase_not_found') {
@@ -217,4 +290,17 @@ export function lookupMessage(result: Result<Purchase>, userId: string): Message
     return { tone: 'error', title: 'Not allowed', detail: 'You can only check your own purchase.' };
   }
   return failureMessage(result);
+}
+
+/**
+ * “Check my purchase” on a sale with sizes or quantities, while the shopper holds something: how
+ * much, of what limit (the orders themselves are listed under it).
+ */
+export function holdingsMessage(h: Holdings, maxPerCustomer: number, label: LabelOf = byId): Message {
+  const items = h.orders.map((o) => orderItemText(o, label) || '1 item');
+  return {
+    tone: 'success',
+    title: `You hold ${h.held} of ${plural(maxPerCustomer, 'item')} allowed per customer`,
+    detail: `${plural(h.orders.length, 'order')}: ${items.join('; ')}.`,
+  };
 }

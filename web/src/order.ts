@@ -2,7 +2,8 @@
 // the order panel says, when Cancel shows, what Buy does meanwhile, and when to look it up again.
 
 import type { OrderStatus, Purchase, Result } from './api';
-import { failureMessage, formatTime, type Message, type Tone } from './format';
+import { failureMessage, formatTime, type LabelOf, type Message, type Tone } from './format';
+import { orderItemText } from './variants';
 
 /** Where an order stands as the page shows it: its status, and for a reserved one, the clock. */
 export type OrderPhase =
@@ -56,14 +57,16 @@ export interface OrderPanel {
   title: string;
   detail: string;
   orderId: string;
+  /** What the order holds (`EU 42 × 2`); '' for a plain one-item order. */
+  item: string;
   /** Whether the Cancel button shows. */
   cancel: boolean;
 }
 
-/** The order panel for `order` at `serverNow`. */
-export function orderPanel(order: Purchase, serverNow: number): OrderPanel {
+/** The order panel for `order` at `serverNow`; `label` names its variant. */
+export function orderPanel(order: Purchase, serverNow: number, label: LabelOf = (id) => id): OrderPanel {
   const phase = orderPhase(order, serverNow);
-  const base = { phase, orderId: order.orderId, cancel: false };
+  const base = { phase, orderId: order.orderId, item: orderItemText(order, label), cancel: false };
   const until = order.holdExpiresAt ? formatTime(order.holdExpiresAt) : '';
   switch (phase) {
     case 'reserved': {

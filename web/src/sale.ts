@@ -1,7 +1,9 @@
 // `#/sales/{saleId}`: live stock, countdown, Buy, "Check my purchase", and the shopper's order
-// (reserved with a countdown and Cancel, confirmed, cancelled or expired).
+// (reserved with a countdown and Cancel, confirmed, cancelled or expired). A sale with sizes adds a
+// size picker, one that sells more than one per customer a quantity stepper, and both the list of
+// the shopper's live orders.
 
-import type { Api, Identity, PlaceView, Purchase, Result, SaleStatus } from './api';
+import type { Api, Identity, OrderChoice, PlaceView, Purchase, Result, SaleStatus } from './api';
 import {
   forgetJoinedRoom,
   getJoinedRoom,
@@ -22,6 +24,8 @@ import {
   formatWindow,
   alreadyBought,
   busyMessage,
+  holdingsMessage,
+  type LabelOf,
   lookupMessage,
   type Message,
   purchaseMessage,
@@ -33,6 +37,22 @@ import { drawPending, joinBusyMessage, joinFailureMessage, type RoomPanel, roomP
 import { buyRule, cancelOutcome, holdsItem, type OrderPanel, orderPanel, orderPollMs, showsOrderPanel } from './order';
 import { isRetryable, MAX_AUTO_RETRIES, pressBuy, retryDelayMs } from './retry';
 import { stockBar, updateStockBar } from './stock';
+import {
+  fromLookup,
+  type Holdings,
+  holdings,
+  maxPerCustomer,
+  mergeOrder,
+  orderItemText,
+  type Picker,
+  quantityStepper,
+  sellsSeveral,
+  sizePicker,
+  soldOutNote,
+  type Stepper,
+  step,
+  variantLabel,
+} from './variants';
 
 const POLL_MS = 1000;
 const HIDDEN_POLL_MS = 15_000;
@@ -69,6 +89,17 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   let cancelling = false;
   let orderTimer = 0;
   let orderPolling = false;
+  // Sizes and quantities (a sale with `variants`, or more than one per customer).
+  let selectedVariant: string | undefined;
+  let quantity = 1;
+  let picker: Picker | undefined;
+  let stepper: Stepper | undefined;
+  /** Sizes a `variant_sold_out` answer said are gone, until a status newer than that answer. */
+  let soldOutSeen = new Set<string>();
+  let soldOutSeenAt = 0;
+  /** The shopper's live orders on such a sale (their `userId` says whose). */
+  let mine: Holdings | undefined;
+  const label: LabelOf = (id) => variantLabel(sale, id);
 
   const heading = h('h1', { tabindex: -1 }, 'Loading sale…');
   const badge = h('span', { class: 'badge', hidden: true });
@@ -109,9 +140,49 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     // The order shown is one user id's: typing another one puts it away.
     oninput: () => {
       if (order && order.userId !== userId.value) setOrder(undefined);
+      if (mine && mine.orders[0]?.userId !== userId.value) setHoldings(undefined);
     },
   });
   const userHint = h('p', { class: 'hint', id: 'user-id-hint' });
+
+  const sizeList = h('div', { class: 'size-options' });
+  const sizeNote = h('p', { class: 'hint size-note', id: 'size-note', 'aria-live': 'polite' });
+  const sizeBox = h(
+    'fieldset',
+    { class: 'sizes', hidden: true, 'aria-describedby': 'size-note' },
+    h('legend', {}, 'Size'),
+    sizeList,
+    sizeNote,
+  );
+  const qtyInput = h('input', {
+    id: 'quantity',
+    type: 'number',
+    inputmode: 'numeric',
+    min: 1,
+    value: 1,
+    'aria-describedby': 'quantity-hint',
+    oninput: () => setQuantity(Number(qtyInput.value)),
+  });
+  const fewer = h('button', { type: 'button', class: 'secondary step', 'aria-label': 'One fewer', onclick: () => stepper && setQuantity(step(stepper, -1)) }, '−');
+  const more = h('button', { type: 'button', class: 'secondary step', 'aria-label': 'One more', onclick: () => stepper && setQuantity(step(stepper, 1)) }, '+');
+  const qtyHint = h('p', { class: 'hint', id: 'quantity-hint' });
+  const qtyBox = h(
+    'div',
+    { class: 'field quantity', hidden: true },
+    h('label', { for: 'quantity' }, 'Quantity'),
+    h('div', { class: 'stepper' }, fewer, qtyInput, more),
+    qtyHint,
+  );
+
+  const ordersHeld = h('p', { class: 'orders-held' });
+  const ordersList = h('ul', { class: 'orders-list' });
+  const ordersBox = h(
+    'section',
+    { class: 'orders', hidden: true, 'aria-labelledby': 'orders-title' },
+    h('h2', { id: 'orders-title' }, 'Your orders'),
+    ordersHeld,
+    ordersList,
+  );
   const buy = h('button', { type: 'submit', class: 'primary', disabled: true, 'aria-describedby': 'buy-reason' }, 'Buy now');
   const check = h('button', { type: 'button', class: 'secondary', onclick: () => void checkPurchase() }, 'Check my purchase');
   const reason = h('p', { class: 'hint', id: 'buy-reason' });
@@ -120,6 +191,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   const orderTitle = h('p', { class: 'order-title', id: 'order-title' });
   const orderCode = h('code', {});
   const orderId = h('p', { class: 'order' }, 'Order id ', orderCode);
+  const orderItem = h('p', { class: 'order-item', hidden: true });
   const orderDetail = h('p', { class: 'order-detail', id: 'order-detail' });
   const cancel = h(
     'button',
@@ -133,6 +205,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     'section',
     { class: 'order-panel', hidden: true, 'aria-labelledby': 'order-title' },
     orderTitle,
+    orderItem,
     orderId,
     orderDetail,
     cancelRow,
@@ -145,6 +218,8 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   const form = h(
     'form',
     { class: 'buy', novalidate: true, onsubmit: (e: Event) => (e.preventDefault(), void (panel?.action === 'join' ? join() : purchase())) },
+    sizeBox,
+    qtyBox,
     h('div', { class: 'field' }, h('label', { for: 'user-id' }, 'Your user id'), userId, userHint),
     h('div', { class: 'actions' }, buy, check, switchUser),
     reason,
@@ -176,6 +251,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
       form,
     result,
     orderBox,
+    ordersBox,
     signIn,
   );
   root.replaceChildren(h('div', { class: 'narrow' }, h('p', { class: 'back' }, h('a', { href: '#/' }, '← All sales')), article));
@@ -201,7 +277,9 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     } else {
       userId.readOnly = false;
       if (!userId.value) userId.value = getSavedUserId();
-      setText(userHint, t ? 'A token is saved; it is sent with every order.' : 'Stands in for signing in. One item per user id.');
+      const limit = maxPerCustomer(sale);
+      const per = limit > 1 ? `Up to ${limit} items per user id.` : 'One item per user id.';
+      setText(userHint, t ? 'A token is saved; it is sent with every order.' : `Stands in for signing in. ${per}`);
     }
     setText(tokenHint, t ? 'A token is saved in this browser and sent as a Bearer token.' : 'Paste the token your sign-in gave you. It stays in this browser.');
   }
@@ -241,7 +319,9 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     updateStockBar(stock, sale.remainingStock, sale.totalStock);
     const waitMs = retryAt - Date.now();
     const autoMs = autoRetryAt - Date.now();
-    const buyLabel = `Buy now · ${formatPrice(sale.priceCents, sale.currency)}`;
+    renderChoice();
+    const total = formatPrice(sale.priceCents * quantity, sale.currency);
+    const buyLabel = quantity > 1 ? `Buy ${quantity} · ${total}` : `Buy now · ${total}`;
     let allowed = state === 'active';
     let label = buyLabel;
     let why = buyBlockedReason(state);
@@ -260,11 +340,15 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     if (!sale.queue && orderView && state === 'active') {
       // A cancelled or expired order: buy again; a hold that ran out: once it is released.
       const rule = buyRule(orderView.phase);
-      if (rule.again) label = `Buy again · ${formatPrice(sale.priceCents, sale.currency)}`;
+      if (rule.again) label = `Buy again · ${total}`;
       if (rule.blocked) {
         allowed = false;
         why = rule.blocked;
       }
+    }
+    if (allowed && picker && !picker.selected) {
+      allowed = false;
+      why = 'Pick a size first.';
     }
     const busy = buying || joining;
     buy.disabled = busy || !allowed || waitMs > 0;
@@ -284,9 +368,108 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     check.disabled = checking;
   }
 
+  /**
+   * The size picker and the quantity stepper as the last status shows them: sold-out sizes off
+   * (a chosen one is dropped, and the picker says so), the quantity within 1 and the sale's limit.
+   */
+  function renderChoice(): void {
+    if (!sale) return;
+    const next = sizePicker(sale.variants, selectedVariant, soldOutSeen);
+    const note = soldOutNote(picker, next);
+    picker = next;
+    selectedVariant = next?.selected;
+    if (note) setText(sizeNote, note);
+    sizeBox.hidden = !next;
+    if (next) renderSizes(next);
+    const chosen = next?.options.find((o) => o.variantId === next.selected);
+    const limit = maxPerCustomer(sale);
+    stepper = quantityStepper(limit, next ? chosen?.remaining : sale.remainingStock, quantity);
+    quantity = stepper.value;
+    qtyBox.hidden = stepper.hidden;
+    qtyInput.max = String(stepper.max);
+    if (document.activeElement !== qtyInput && qtyInput.value !== String(quantity)) qtyInput.value = String(quantity);
+    fewer.disabled = quantity <= 1;
+    more.disabled = quantity >= stepper.max;
+    const short = stepper.max < limit ? ` Only ${stepper.max} left${next ? ' in this size' : ''}.` : '';
+    setText(qtyHint, `Up to ${limit} per customer.${short}`);
+  }
+
+  /** One radio per size, made once; each status turns sold-out ones off. */
+  function renderSizes(p: Picker): void {
+    const ids = p.options.map((o) => o.variantId).join('\n');
+    if (sizeList.dataset.ids !== ids) {
+      sizeList.dataset.ids = ids;
+      sizeList.replaceChildren(
+        ...p.options.map((o, i) => {
+          const input = h('input', {
+            type: 'radio',
+            name: 'variant',
+            value: o.variantId,
+            'aria-label': o.label,
+            'aria-describedby': `size-${i}-stock`,
+            onchange: () => chooseSize(o.variantId),
+          });
+          return h('label', { class: 'size' }, input, h('span', { class: 'size-label' }, o.label), h('span', { class: 'size-stock', id: `size-${i}-stock` }));
+        }),
+      );
+    }
+    p.options.forEach((o, i) => {
+      const el = sizeList.children[i] as HTMLElement | undefined;
+      const input = el?.querySelector('input');
+      const stock = el?.querySelector('.size-stock');
+      if (!el || !input || !stock) return;
+      input.disabled = o.soldOut;
+      input.checked = o.variantId === p.selected;
+      el.dataset.soldOut = String(o.soldOut);
+      setText(stock, o.text);
+    });
+  }
+
+  function chooseSize(variantId: string): void {
+    selectedVariant = variantId;
+    setText(sizeNote, '');
+    render();
+  }
+
+  function setQuantity(wanted: number): void {
+    if (!Number.isFinite(wanted) || wanted < 1) return; // half-typed: the field keeps it until it leaves
+    quantity = wanted;
+    render();
+  }
+
+  /** The shopper's live orders on a sale with sizes or quantities: listed under the form. */
+  function setHoldings(next: Holdings | undefined): void {
+    mine = next;
+    const shown = mine !== undefined && sellsSeveral(sale) && (mine.orders.length > 0 || mine.held > 0);
+    ordersBox.hidden = !shown;
+    if (!shown || !mine) return;
+    const limit = maxPerCustomer(sale);
+    setText(ordersHeld, `You hold ${mine.held} of ${limit} ${limit === 1 ? 'item' : 'items'} allowed per customer.`);
+    ordersList.replaceChildren(
+      ...mine.orders.map((o) =>
+        h(
+          'li',
+          { class: 'order-line', 'data-status': o.status },
+          h('span', { class: 'order-item' }, orderItemText(o, label) || '1 item'),
+          ' · ',
+          h('span', { class: 'order-status' }, o.status === 'reserved' ? 'Reserved, waiting for payment' : 'Confirmed'),
+          h('span', { class: 'order' }, ' · Order id ', h('code', {}, o.orderId)),
+        ),
+      ),
+    );
+  }
+
+  /** Asks the API for this shopper's orders (all live ones from an API that lists them). */
+  async function refreshHoldings(who: Identity): Promise<void> {
+    const r = await api.lookup(saleId, who);
+    if (stopped || userId.value !== who.userId) return;
+    if (r.ok) setHoldings(fromLookup(mine?.orders ?? [], r.value));
+    else if (r.kind === 'problem' && r.problem.code === 'purchase_not_found') setHoldings(holdings([]));
+  }
+
   /** The order panel, on the server's clock; a change of phase is announced unless `quiet`. */
   function renderOrder(now: number, quiet = false): void {
-    const shown = order && showsOrderPanel(order, sale?.holdSeconds) ? orderPanel(order, now) : undefined;
+    const shown = order && showsOrderPanel(order, sale?.holdSeconds) ? orderPanel(order, now, label) : undefined;
     const changed = shown?.phase !== orderView?.phase || shown?.orderId !== orderView?.orderId;
     orderView = shown;
     orderBox.hidden = !shown;
@@ -298,6 +481,8 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     orderBox.dataset.tone = shown.tone;
     setText(orderTitle, shown.title);
     setText(orderCode, shown.orderId);
+    orderItem.hidden = !shown.item;
+    setText(orderItem, shown.item);
     setText(orderDetail, shown.detail);
     cancelRow.hidden = !shown.cancel;
     cancel.disabled = cancelling;
@@ -348,6 +533,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     if (r.ok) {
       order = r.value;
       if (sale?.queue) bought = holdsItem(r.value);
+      if (sellsSeveral(sale)) setHoldings(fromLookup(mine?.orders ?? [], r.value));
       render();
     } else if (r.kind === 'problem' && r.problem.code === 'purchase_not_found') {
       order = undefined;
@@ -359,10 +545,12 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   /** On a sale with holds, a shopper coming back finds their order without asking. */
   async function findOrder(): Promise<void> {
     const who = { userId: userId.value, token: getToken() };
-    if (!who.userId || order || !sale?.holdSeconds) return;
+    const several = sellsSeveral(sale);
+    if (!who.userId || order || (!sale?.holdSeconds && !several)) return;
     const r = await api.lookup(saleId, who);
     if (stopped || order || !r.ok || r.value.userId !== userId.value) return;
-    setOrder(r.value);
+    if (several) setHoldings(fromLookup(mine?.orders ?? [], r.value));
+    if (sale?.holdSeconds) setOrder(r.value);
   }
 
   async function cancelOrder(): Promise<void> {
@@ -375,6 +563,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     cancelling = false;
     if (stopped) return;
     const outcome = cancelOutcome(r);
+    if (outcome.order && mine) setHoldings(mergeOrder(mine.orders, outcome.order));
     if (outcome.order) setOrder(outcome.order, outcome.message);
     else if (outcome.gone) setOrder(undefined, outcome.message);
     else {
@@ -425,6 +614,8 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     if (r.ok) {
       const first = !sale;
       sale = r.value;
+      // A status newer than a `variant_sold_out` answer knows better.
+      if (soldOutSeen.size > 0 && Date.parse(sale.serverTime) > soldOutSeenAt) soldOutSeen = new Set();
       offset = clockOffset(sale.serverTime, r.receivedAt, r.ageSeconds);
       connection.hidden = true;
       if (first) {
@@ -432,6 +623,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
         setText(price, formatPrice(sale.priceCents, sale.currency));
         setText(window_, formatWindow(sale.startsAt, sale.endsAt));
         document.title = `${sale.name} · Flash sale`;
+        if (!joined && !getToken()) showIdentity(); // the hint names the sale's limit
         if (joined && sale.queue) void pollPlace();
         else if (joined) {
           dropPlace(); // no waiting room (any more) for this sale
@@ -478,29 +670,54 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     if (!who) return;
     // A sale with a waiting room takes the admission token the room handed out.
     const admission = sale?.queue ? place?.admissionToken : undefined;
+    // What this press orders: the size and quantity chosen now, for every retry of it.
+    const choice: OrderChoice = { variantId: picker?.selected, quantity };
+    const limit = maxPerCustomer(sale);
+    const several = sellsSeveral(sale);
     buying = true; // Set before the first await: a second click finds the button disabled.
     render();
     result.replaceChildren();
     // One press, one Idempotency-Key: the automatic retries after 429, 503 or no answer reuse it.
-    const { result: r } = await pressBuy({ send: (key) => api.purchase(saleId, who, key, admission), wait: (ms) => waitToRetry(ms) });
+    const { result: r } = await pressBuy({
+      send: (key) => api.purchase(saleId, who, key, admission, choice),
+      wait: (ms) => waitToRetry(ms),
+    });
     if (stopped) return;
-    let message = purchaseMessage(r);
-    let mine = r.ok || (r.kind === 'problem' && r.problem.code === 'already_purchased');
+    const code = !r.ok && r.kind === 'problem' ? r.problem.code : undefined;
+    let message = purchaseMessage(r, { label, variantId: choice.variantId, quantity: choice.quantity, maxPerCustomer: limit });
+    let itsMine = r.ok || code === 'already_purchased';
     let placed = r.ok ? r.value : !r.ok && r.kind === 'problem' ? r.problem.purchase : undefined;
-    if (!r.ok && r.kind === 'problem' && r.problem.code === 'sold_out' && who.userId) {
+    if (code === 'sold_out' && who.userId && limit <= 1) {
       // A server that already knows the sale is sold out answers without looking up this
       // shopper's order; ask, so an earlier buyer sees their order rather than "sold out".
       const found = await api.lookup(saleId, who);
       if (found.ok && holdsItem(found.value)) {
-        message = alreadyBought(found.value);
-        mine = true;
+        message = alreadyBought(found.value, label);
+        itsMine = true;
       }
       if (found.ok) placed = found.value;
     }
     buying = false;
     if (stopped) return;
+    if (several && !r.ok && r.kind === 'problem') {
+      const p = r.problem;
+      if (code === 'limit_reached' && p.orders) {
+        setHoldings(holdings(p.orders, p.held));
+        placed = p.orders[0];
+      } else if (code === 'variant_sold_out') {
+        // Off in the picker until a newer status: the size ordered, and every one not listed.
+        const gone = (sale?.variants ?? []).map((v) => v.variantId).filter((id) => id === choice.variantId || (p.available && !p.available.includes(id)));
+        soldOutSeen = new Set([...soldOutSeen, ...gone]);
+        soldOutSeenAt = Date.now() + offset;
+      }
+    }
+    if (several && r.ok) setHoldings(mergeOrder(mine?.orders ?? [], r.value));
+    // Every live order of this shopper (others may have been placed elsewhere).
+    if (several && who.userId && (r.ok || ['already_purchased', 'limit_reached', 'idempotency_key_reused', 'sold_out'].includes(code ?? ''))) {
+      void refreshHoldings(who);
+    }
     if (sale?.queue) {
-      if (mine) bought = true;
+      if (itsMine) bought = true;
       // Not admitted after all, or the token is no longer good: ask the room where our place stands.
       else if (!r.ok && r.kind === 'problem' && r.problem.code.startsWith('admission_')) void pollPlace();
       else if (!r.ok && r.kind === 'problem' && r.problem.code === 'not_yet_admitted') void pollPlace();
@@ -632,12 +849,25 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     const r = await api.lookup(saleId, who);
     checking = false;
     if (stopped) return;
-    if (r.ok && showsOrderPanel(r.value, sale?.holdSeconds)) {
+    // A sale with sizes or quantities: every live order, and how many items they hold.
+    const held = r.ok && sellsSeveral(sale) ? fromLookup(mine?.orders ?? [], r.value) : undefined;
+    if (held) setHoldings(held);
+    if (r.ok && held && held.orders.length > 0) {
+      const message = holdingsMessage(held, maxPerCustomer(sale), label);
+      if (showsOrderPanel(r.value, sale?.holdSeconds)) setOrder(r.value, message);
+      else {
+        order = r.value;
+        show(message);
+      }
+    } else if (r.ok && showsOrderPanel(r.value, sale?.holdSeconds)) {
       setOrder(r.value); // the order panel tells it
     } else {
       if (r.ok) order = r.value;
-      else if (r.kind === 'problem' && r.problem.code === 'purchase_not_found') order = undefined;
-      show(lookupMessage(r, who.userId));
+      else if (r.kind === 'problem' && r.problem.code === 'purchase_not_found') {
+        order = undefined;
+        if (mine) setHoldings(holdings([]));
+      }
+      show(lookupMessage(r, who.userId, label));
     }
     render();
   }

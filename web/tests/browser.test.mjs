@@ -63,8 +63,21 @@ const rfc3339 = (offsetSecs) => new Date(Date.now() + offsetSecs * 1000).toISOSt
  * A sale of this run, created with the admin CLI like an operator would. `room` puts a waiting room
  * in front of it: `{ admitPerSecond, prequeueOpensIn, claimSeconds }`, each optional.
  * `holdSeconds` > 0 makes purchases reserve their item for that long, waiting for payment.
+ * `variants` (`ID:LABEL:STOCK`, e.g. `eu42:EU 42:6`) gives it sizes, each with its own stock, in
+ * place of `stock`; `maxPerCustomer` is the most items one buyer may hold.
  */
-function createSale({ name, stock = 50, startsIn = -60, endsIn = 3600, priceCents = 12900, currency = 'EUR', room, holdSeconds = 0 }) {
+function createSale({
+  name,
+  stock = 50,
+  startsIn = -60,
+  endsIn = 3600,
+  priceCents = 12900,
+  currency = 'EUR',
+  room,
+  holdSeconds = 0,
+  variants = [],
+  maxPerCustomer = 1,
+}) {
   const saleId = `web-${RUN}-${Math.random().toString(36).slice(2, 7)}`;
   const roomArgs = !room
     ? []
@@ -78,7 +91,9 @@ function createSale({ name, stock = 50, startsIn = -60, endsIn = 3600, priceCent
     ADMIN,
     [
       ...['--endpoint-url', DYNAMODB, '--table', 'flash-sale', 'create-sale', '--sale-id', saleId, '--name', name],
-      ...['--price-cents', String(priceCents), '--currency', currency, '--stock', String(stock), '--shards', '1'],
+      ...['--price-cents', String(priceCents), '--currency', currency],
+      ...(variants.length > 0 ? variants.flatMap((v) => ['--variant', v]) : ['--stock', String(stock), '--shards', '1']),
+      ...(maxPerCustomer > 1 ? ['--max-per-customer', String(maxPerCustomer)] : []),
       ...['--starts-at', rfc3339(startsIn), '--ends-at', rfc3339(endsIn)],
       ...(holdSeconds > 0 ? ['--hold-seconds', String(holdSeconds)] : []),
       ...roomArgs,
@@ -109,6 +124,13 @@ const apiBuy = (saleId, userId, admissionToken) =>
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify(admissionToken ? { userId, admissionToken } : { userId }),
+  });
+/** An order of `quantity` items of one size, from another client. */
+const apiBuySize = (saleId, userId, variantId, quantity = 1) =>
+  api(`/sales/${saleId}/purchases`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ userId, variantId, quantity }),
   });
 const apiJoin = (saleId, userId) =>
   api(`/sales/${saleId}/queue`, {
@@ -864,6 +886,152 @@ it('a payment made elsewhere shows up on the open page by itself', async () => {
   await close(page);
 });
 
+// ---------------------------------------------------------------------------------------------
+// Sizes and quantities
+
+const sizeRadio = (page, label) => page.getByRole('radio', { name: label, exact: true });
+const sizes = (page) => page.locator('fieldset.sizes');
+const ordersBox = (page) => page.locator('section.orders');
+
+/** The sale as the table holds it (`flash-sale-admin show-sale`): variants' stock, items held live. */
+function storedSale(saleId) {
+  return JSON.parse(admin('show-sale', '--sale-id', saleId));
+}
+
+/** Every order of `userId` in the table (`flash-sale-admin buyers`) that holds its items. */
+function storedLiveOrders(saleId, userId) {
+  return admin('buyers', '--sale-id', saleId)
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line))
+    .filter((o) => o.userId === userId && (o.status === 'confirmed' || o.status === 'reserved'));
+}
+
+const variantOf = (sale, variantId) => sale.variants.find((v) => v.variantId === variantId);
+
+it('buying a size: EU 42 × 2 on a two-per-customer sale; the order says so and that size has 2 fewer', async () => {
+  const saleId = createSale({
+    name: 'Runner — sizes',
+    variants: ['eu40:EU 40:5', 'eu42:EU 42:6', 'eu44:EU 44:3'],
+    maxPerCustomer: 2,
+  });
+  const buyer = user('sized');
+  const page = await openPage(`#/sales/${saleId}`);
+  await page.gotoHash();
+  await expectText(sizes(page), /EU 42\s*6 left/);
+  // No size yet: Buy waits for one.
+  await expectDisabled(buyButton(page), true);
+  await expectText(page.locator('#buy-reason'), /^Pick a size first\.$/);
+  await expectText(page.locator('#user-id-hint'), /Up to 2 items per user id\./);
+
+  await sizeRadio(page, 'EU 42').check();
+  await expectDisabled(buyButton(page), false);
+  assert.equal(await page.getByLabel('Quantity').inputValue(), '1');
+  await expectDisabled(page.getByRole('button', { name: 'One fewer' }), true);
+  await page.getByRole('button', { name: 'One more' }).click();
+  assert.equal(await page.getByLabel('Quantity').inputValue(), '2');
+  // The limit is 2: the stepper goes no further.
+  await expectDisabled(page.getByRole('button', { name: 'One more' }), true);
+  await expectText(buyButton(page), /^Buy 2 · €258\.00$/);
+  await page.getByLabel('Your user id').fill(buyer);
+  await shot(page, 'size-picked');
+  await buyButton(page).click();
+
+  const shown = await expectText(status(page), /You got it! Your order is confirmed\./);
+  assert.match(shown, /EU 42 × 2\. Bought by /);
+  await expectText(ordersBox(page), /You hold 2 of 2 items allowed per customer\./);
+  await expectText(ordersBox(page), /EU 42 × 2 · Confirmed/);
+  const { body: order } = await apiGet(`/sales/${saleId}/purchases/${buyer}`);
+  assert.equal(order.variantId, 'eu42');
+  assert.equal(order.quantity, 2);
+  assert.ok(shown.includes(`Order id ${order.orderId}`), shown);
+
+  // The table: EU 42's stock is 2 lower, the others untouched, and the buyer holds those 2.
+  const stored = storedSale(saleId);
+  assert.deepEqual(
+    stored.sale.variants.map((v) => [v.variantId, v.remainingStock]),
+    [['eu40', 5], ['eu42', 4], ['eu44', 3]],
+  );
+  assert.deepEqual(stored.liveItemsByVariant, { eu42: 2 });
+  assert.deepEqual(storedLiveOrders(saleId, buyer).map((o) => [o.variantId, o.quantity]), [['eu42', 2]]);
+  // And the page's next status poll shows it.
+  await expectText(sizes(page), /EU 42\s*4 left/, 3000);
+  await shot(page, 'size-bought');
+  await close(page);
+});
+
+it('a size that sells out while the page is open is turned off at the next status poll, and the page says so', async () => {
+  const saleId = createSale({ name: 'Runner — last pair in EU 40', variants: ['eu40:EU 40:1', 'eu41:EU 41:4'], maxPerCustomer: 2 });
+  const page = await openPage(`#/sales/${saleId}`);
+  await page.gotoHash();
+  await expectText(sizes(page), /EU 40\s*1 left/);
+  await sizeRadio(page, 'EU 40').check();
+  await page.getByLabel('Your user id').fill(user('too-slow'));
+  await expectDisabled(buyButton(page), false);
+  // Only one EU 40 is left: the stepper stops at 1 although the limit is 2.
+  await expectDisabled(page.getByRole('button', { name: 'One more' }), true);
+  await expectText(page.locator('#quantity-hint'), /Only 1 left in this size\./);
+
+  // Another client buys the last EU 40.
+  const { status: code, body } = await apiBuySize(saleId, user('quicker'), 'eu40');
+  assert.equal(code, 201, JSON.stringify(body));
+  await expectDisabled(sizeRadio(page, 'EU 40'), true, 3000);
+  await expectText(page.locator('#size-note'), /^EU 40 just sold out — please pick another size\.$/);
+  await expectText(sizes(page), /EU 40\s*Sold out/);
+  assert.equal(await sizeRadio(page, 'EU 40').isChecked(), false);
+  await expectDisabled(buyButton(page), true);
+  await expectText(page.locator('#buy-reason'), /^Pick a size first\.$/);
+  assert.equal(await sizeRadio(page, 'EU 41').isDisabled(), false);
+  assert.equal(variantOf(storedSale(saleId).sale, 'eu40').remainingStock, 0);
+  await shot(page, 'size-sold-out');
+
+  // Another size still sells.
+  await sizeRadio(page, 'EU 41').check();
+  await buyButton(page).click();
+  await expectText(status(page), /You got it![\s\S]*EU 41\. Bought by/);
+  assert.equal(await sizeRadio(page, 'EU 40').isDisabled(), true);
+  await close(page);
+});
+
+it('the limit holds across two tabs: tab 1 buys 2, tab 2 asks for 1 more and is told it holds 2', async () => {
+  const saleId = createSale({ name: 'Runner — two per customer', variants: ['eu41:EU 41:10', 'eu42:EU 42:10'], maxPerCustomer: 2 });
+  const buyer = user('two-tabs');
+  const [tab1, tab2] = [await openPage(`#/sales/${saleId}`), await openPage(`#/sales/${saleId}`)];
+  for (const tab of [tab1, tab2]) {
+    await tab.gotoHash();
+    await tab.getByLabel('Your user id').fill(buyer);
+  }
+  await sizeRadio(tab1, 'EU 41').check();
+  await tab1.getByLabel('Quantity').fill('2');
+  await expectText(buyButton(tab1), /^Buy 2 · €258\.00$/);
+  await sizeRadio(tab2, 'EU 42').check();
+  await expectText(buyButton(tab2), /^Buy now · €129\.00$/);
+
+  await buyButton(tab1).click();
+  await expectText(status(tab1), /You got it! Your order is confirmed\.\s+Order id \S+\s+EU 41 × 2\./);
+  await buyButton(tab2).click();
+  await expectText(status(tab2), /Limit reached: you already hold 2 items\s+Your order is not confirmed\. This sale allows 2 per customer, so you cannot buy more\./);
+  // Tab 2 lists what the customer holds, from the refusal.
+  await expectText(ordersBox(tab2), /You hold 2 of 2 items allowed per customer\./);
+  await expectText(ordersBox(tab2), /EU 41 × 2 · Confirmed/);
+  await shot(tab2, 'limit-reached');
+
+  // The table: exactly the 2 of tab 1, nothing of EU 42 sold.
+  const orders = storedLiveOrders(saleId, buyer);
+  assert.deepEqual(orders.map((o) => [o.variantId, o.quantity]), [['eu41', 2]]);
+  const stored = storedSale(saleId);
+  assert.deepEqual(stored.liveItemsByVariant, { eu41: 2 });
+  assert.equal(variantOf(stored.sale, 'eu42').remainingStock, 10);
+  assert.equal(variantOf(stored.sale, 'eu41').remainingStock, 8);
+  // The look-up agrees; from an API that lists every live order, so does its count.
+  const { body: lookup } = await apiGet(`/sales/${saleId}/purchases/${buyer}`);
+  assert.equal(lookup.quantity, 2);
+  if (lookup.held !== undefined) assert.equal(lookup.held, 2);
+  if (lookup.orders !== undefined) assert.deepEqual(lookup.orders.map((o) => o.orderId), [orders[0].orderId]);
+  await close(tab1);
+  await close(tab2);
+});
+
 it('the sale page fits a phone screen and every control is labelled', async () => {
   const page = await openPage('#/sales/demo', { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   await page.gotoHash();
@@ -881,5 +1049,30 @@ it('the sale page fits a phone screen and every control is labelled', async () =
   assert.deepEqual(unlabelled, []);
   assert.equal(await status(page).getAttribute('aria-live'), 'polite');
   await shot(page, 'sale-phone');
+  await close(page);
+});
+
+it('the seeded sized sale fits a phone screen too, its sizes and stepper labelled and touch-sized', async () => {
+  const { status: code, body: seeded } = await apiGet('/sales/sizes');
+  assert.equal(code, 200);
+  assert.deepEqual(seeded.variants.map((v) => v.label), ['EU 40', 'EU 41', 'EU 42', 'EU 43', 'EU 44']);
+  assert.equal(seeded.maxPerCustomer, 2);
+  const page = await openPage('#/sales/sizes', { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  await page.gotoHash();
+  await expectText(sizes(page), /EU 44/);
+  await expectDisabled(page.getByRole('button', { name: 'One more' }), false);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
+  for (const control of [sizeRadio(page, 'EU 42'), page.getByRole('button', { name: 'One more' })]) {
+    const box = await control.boundingBox();
+    assert.ok(box && box.height >= 44 && box.width >= 44, `a control is ${JSON.stringify(box)}`);
+  }
+  const unlabelled = await page.evaluate(() =>
+    [...document.querySelectorAll('input, button, [role=progressbar]')]
+      .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') || el.textContent?.trim()))
+      .map((el) => el.outerHTML),
+  );
+  assert.deepEqual(unlabelled, []);
+  await shot(page, 'sizes-phone');
   await close(page);
 });

@@ -258,6 +258,19 @@ pub fn seed(endpoint: &str) -> Result<()> {
     if !status.success() {
         eprintln!("xtask: kept the existing sale `reserve`");
     }
+    // A sized drop: one stock per size, some sizes short, two pairs per customer at most (the
+    // storefront's size picker and quantity stepper).
+    let status = admin(endpoint)
+        .args(["create-sale", "--sale-id", "sizes", "--name", "Runner sneakers (sizes EU 40–44)"])
+        .args(["--price-cents", "12900", "--currency", "EUR"])
+        .args(["--variant", "eu40:EU 40:8", "--variant", "eu41:EU 41:15", "--variant", "eu42:EU 42:25"])
+        .args(["--variant", "eu43:EU 43:12", "--variant", "eu44:EU 44:3", "--max-per-customer", "2"])
+        .args(["--starts-at", &rfc3339_from_now(0), "--ends-at", &rfc3339_from_now(3_600)])
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    if !status.success() {
+        eprintln!("xtask: kept the existing sale `sizes`");
+    }
     // A sale with a waiting room: the pre-queue is open now, the draw happens at the start in three
     // minutes, then two people a second are admitted, so a person sees the line move.
     let status = admin(endpoint)
@@ -303,7 +316,7 @@ fn dev(port: u16, dynamodb_port: u16, web_port: u16, concurrency: u32, queue: u3
         "\nflash-sale local stack (ready: every instance is running)\n  Storefront http://{page}/\n  API        {}  (up to \
          {queue} requests waiting per function for at most {max_wait_secs} s, then 503 + Retry-After)\n  Functions  {}\n             \
          rebuilt and restarted only when their own sources, shared/, Cargo.toml or Cargo.lock change\n  DynamoDB   \
-         {endpoint}  (table flash-sale; sales demo, upcoming, ended, reserve, line)\n  Admin      cargo xtask admin \
+         {endpoint}  (table flash-sale; sales demo, upcoming, ended, reserve, sizes, line)\n  Admin      cargo xtask admin \
          show-sale --sale-id demo   (or target/debug/flash-sale-admin --endpoint-url {endpoint} …)\n\n  curl -s \
          localhost:{port}/sales/demo\n  curl -s -X POST localhost:{port}/sales/demo/purchases -d '{{\"userId\":\"alice\"}}'\n\n\
          Ctrl-C stops everything.\n",
