@@ -48,7 +48,11 @@ pub fn describe_metrics() {
     metrics::describe_counter!("AdmissionRefusals", Unit::Count, "purchases refused by the waiting room, by reason");
     metrics::describe_counter!("Admissions", Unit::Count, "places admitted from the line");
     metrics::describe_gauge!("QueueLength", Unit::Count, "places issued and not yet admitted");
-    metrics::describe_gauge!("AdmittedNotBought", Unit::Count, "places admitted but not (yet) bought");
+    metrics::describe_gauge!(
+        "AdmittedNotBought",
+        Unit::Count,
+        "items set aside for admitted places (maxPerCustomer each) and not (yet) bought"
+    );
     metrics::describe_counter!("OrderChanges", Unit::Count, "orders entering a status, by status");
     metrics::describe_counter!("StockReturned", Unit::Count, "items given back to stock, by reason");
     metrics::describe_counter!("Errors", Unit::Count, "failures an operator must look at, by kind");

@@ -437,7 +437,8 @@ impl WaitingRoom {
                     sale.id.as_str(),
                     next.admitted_through - state.admitted_through,
                     length,
-                    (next.admitted_through - sold).max(0),
+                    // Items: each admitted place has `maxPerCustomer` set aside.
+                    (next.admitted_through * i64::from(sale.max_per_customer) - sold).max(0),
                 );
                 next
             } else {
