@@ -221,10 +221,12 @@ export class Api {
 
   /**
    * Cancels this shopper's reserved order: the item goes back on sale. Cancelling a cancelled or
-   * expired order answers it as it is; a confirmed one is refused (`order_confirmed`).
+   * expired order answers it as it is; a confirmed one is refused (`order_confirmed`). `orderId`
+   * names the order (a shopper may hold several); without it, the latest reserved one.
    */
-  cancel(saleId: string, who: Identity): Promise<Result<Purchase>> {
-    const path = `/sales/${encodeURIComponent(saleId)}/purchases/${encodeURIComponent(who.userId)}`;
+  cancel(saleId: string, who: Identity, orderId?: string): Promise<Result<Purchase>> {
+    const query = orderId ? `?orderId=${encodeURIComponent(orderId)}` : '';
+    const path = `/sales/${encodeURIComponent(saleId)}/purchases/${encodeURIComponent(who.userId)}${query}`;
     return this.call(path, { method: 'DELETE', headers: auth(who.token) });
   }
 

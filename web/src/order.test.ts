@@ -2,12 +2,15 @@ import { describe, expect, it } from 'vitest';
 
 import type { Problem, Purchase, Result } from './api';
 import { lookupMessage, purchaseMessage } from './format';
+import { holdings } from './variants';
 import {
   buyRule,
   cancelOutcome,
   formatHoldClock,
   holdLeftMs,
   holdsItem,
+  lineCancelOutcome,
+  orderLines,
   orderPanel,
   orderPhase,
   orderPollMs,
@@ -161,5 +164,42 @@ describe('messages about orders with holds', () => {
     expect(lookupMessage(ok(order({ status: 'confirmed' })), 'erin').title).toBe('You have this item.');
     expect(lookupMessage(ok(order({ status: 'cancelled' })), 'erin').title).toBe('You cancelled this order.');
     expect(lookupMessage(ok(order({ status: 'expired' })), 'erin').title).toBe('Your hold on this item expired.');
+  });
+});
+
+describe('the order list on a sale of several per customer', () => {
+  const label = (id: string) => ({ eu41: 'EU 41', eu42: 'EU 42' })[id] ?? id;
+  const older = order({ orderId: '01JA', variantId: 'eu41', quantity: 1, purchasedAt: '2026-01-01T09:58:00.000Z' });
+  const newer = order({ orderId: '01JB', variantId: 'eu42', quantity: 1, purchasedAt: '2026-01-01T09:59:00.000Z' });
+  const paid = order({ orderId: '01JC', variantId: 'eu42', quantity: 2, status: 'confirmed', purchasedAt: '2026-01-01T09:57:00.000Z' });
+
+  it('gives each reserved order its own Cancel, named by what it holds, newest first', () => {
+    const lines = orderLines(holdings([older, newer, paid]), NOW, label, { holdSeconds: 120, maxPerCustomer: 4 });
+    expect(lines.map((l) => [l.orderId, l.item, l.state, l.cancel, l.cancelLabel])).toEqual([
+      ['01JB', 'EU 42', 'Reserved, waiting for payment', true, 'Cancel EU 42'],
+      ['01JA', 'EU 41', 'Reserved, waiting for payment', true, 'Cancel EU 41'],
+      ['01JC', 'EU 42 × 2', 'Confirmed', false, 'Cancel EU 42 × 2'],
+    ]);
+  });
+  it('has no Cancel for a hold that ran out (it is being released), nor without holds or at one per customer', () => {
+    const ended = orderLines(holdings([older]), NOW + 130_000, label, { holdSeconds: 120, maxPerCustomer: 2 });
+    expect(ended[0]).toMatchObject({ state: 'Hold expired, going back on sale', cancel: false });
+    expect(orderLines(holdings([paid]), NOW, label, { holdSeconds: 0, maxPerCustomer: 2 })[0]?.cancel).toBe(false);
+    // One per customer: the order panel's Cancel is the one.
+    expect(orderLines(holdings([older]), NOW, label, { holdSeconds: 120, maxPerCustomer: 1 })[0]?.cancel).toBe(false);
+    expect(orderLines(holdings([order({ orderId: '01JD' })]), NOW, label, { holdSeconds: 120, maxPerCustomer: 2 })[0]).toMatchObject({
+      item: '1 item',
+      cancelLabel: 'Cancel 1 item',
+    });
+  });
+  it('says what a Cancel of one order did, naming it', () => {
+    const done = lineCancelOutcome(ok(order({ ...older, status: 'cancelled' })), label);
+    expect(done.order?.status).toBe('cancelled');
+    expect(done.message).toMatchObject({ tone: 'info', title: 'Order cancelled — EU 41 went back on sale', orderId: '01JA' });
+    expect(lineCancelOutcome(ok(order({ ...older, status: 'expired' })), label).message?.title).toBe('That order had already expired');
+    const confirmed = lineCancelOutcome(problem('order_confirmed', { order: { ...older, status: 'confirmed' } }), label);
+    expect(confirmed).toMatchObject({ order: { status: 'confirmed' }, message: { title: 'Your order is already confirmed' } });
+    expect(lineCancelOutcome(problem('purchase_not_found', { status: 404 }))).toMatchObject({ gone: true, message: { title: 'That order is no longer there' } });
+    expect(lineCancelOutcome({ ok: false, kind: 'network', timedOut: false }).message?.detail).toMatch(/^Your order is still reserved\./);
   });
 });

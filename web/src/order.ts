@@ -3,7 +3,7 @@
 
 import type { OrderStatus, Purchase, Result } from './api';
 import { failureMessage, formatTime, type LabelOf, type Message, type Tone } from './format';
-import { orderItemText } from './variants';
+import { type Holdings, orderItemText } from './variants';
 
 /** Where an order stands as the page shows it: its status, and for a reserved one, the clock. */
 export type OrderPhase =
@@ -173,4 +173,77 @@ export function cancelOutcome(result: Result<Purchase>): CancelOutcome {
     default:
       return { message: failureMessage(result) };
   }
+}
+
+/** One line of the shopper's order list (a sale with sizes or several items per customer). */
+export interface OrderLine {
+  orderId: string;
+  status: OrderStatus;
+  /** What the order holds: `EU 42 × 2`, `2 items`, `1 item`. */
+  item: string;
+  /** Where it stands, in words. */
+  state: string;
+  /** Whether it has its own Cancel button (a reserved order whose hold runs, on a sale with holds). */
+  cancel: boolean;
+  /** The Cancel button's accessible name, `Cancel EU 42 × 2`. */
+  cancelLabel: string;
+}
+
+/**
+ * The order list at `serverNow`: each live order, newest first, and a Cancel of its own for every
+ * reserved one whose hold still runs, on a sale with holds that sells more than one per customer
+ * (a sale of one per customer has the order panel's Cancel, for its one order).
+ */
+export function orderLines(
+  held: Holdings,
+  serverNow: number,
+  label: LabelOf,
+  { holdSeconds = 0, maxPerCustomer = 1 }: { holdSeconds?: number; maxPerCustomer?: number },
+): OrderLine[] {
+  return held.orders.map((o) => {
+    const phase = orderPhase(o, serverNow);
+    const item = orderItemText(o, label) || '1 item';
+    const state =
+      phase === 'reserved'
+        ? 'Reserved, waiting for payment'
+        : phase === 'hold_ended'
+          ? 'Hold expired, going back on sale'
+          : phase === 'confirmed'
+            ? 'Confirmed'
+            : phase === 'cancelled'
+              ? 'Cancelled'
+              : 'Expired';
+    return {
+      orderId: o.orderId,
+      status: orderStatus(o),
+      item,
+      state,
+      cancel: holdSeconds > 0 && maxPerCustomer > 1 && phase === 'reserved',
+      cancelLabel: `Cancel ${item}`,
+    };
+  });
+}
+
+/**
+ * What a press of one order's own Cancel (in the order list) leads to: as {@link cancelOutcome},
+ * and since no panel speaks for that order, a message when it went through.
+ */
+export function lineCancelOutcome(result: Result<Purchase>, label: LabelOf = (id) => id): CancelOutcome {
+  const outcome = cancelOutcome(result);
+  if (!result.ok) {
+    if (outcome.gone) {
+      return { ...outcome, message: { tone: 'info', title: 'That order is no longer there', detail: 'Your list of orders is brought up to date.' } };
+    }
+    return outcome;
+  }
+  const order = result.value;
+  const item = orderItemText(order, label) || '1 item';
+  const status = orderStatus(order);
+  const message: Message =
+    status === 'cancelled'
+      ? { tone: 'info', title: `Order cancelled — ${item} went back on sale`, detail: 'Your other orders stay as they are.', orderId: order.orderId }
+      : status === 'expired'
+        ? { tone: 'warning', title: 'That order had already expired', detail: `Its hold ran out before payment, so ${item} went back on sale.`, orderId: order.orderId }
+        : { tone: 'info', title: 'Your order is already confirmed', detail: 'It has been paid, so it can no longer be cancelled.', orderId: order.orderId };
+  return { order, message };
 }

@@ -11,6 +11,7 @@ import {
   PLACE_ASK,
   type PlaceAskInput,
   roomPanel,
+  setAsideText,
   shouldAskPlace,
   placeProgress,
   roomNote,
@@ -176,6 +177,29 @@ describe('the room panel', () => {
   it('a closed sale ends the wait too', () => {
     const p = roomPanel({ room: room({ state: 'closed' }), saleState: 'ended', place: place(), serverNow: NOW });
     expect(p).toMatchObject({ phase: 'closed', action: 'none', title: 'The sale is closed', button: 'Sale closed' });
+  });
+
+  it('several per customer: up to that many items are set aside, and what is left of them once part is bought', () => {
+    const admitted = place({ state: 'admitted', aheadOfYou: null, admissionToken: 'v1.t', admissionExpiresAt: '2026-01-01T10:05:00.000Z' });
+    const input = { room: room({ admittedThrough: 130 }), saleState: 'active' as const, place: admitted, serverNow: NOW + 1000 };
+    expect(roomPanel({ ...input, maxPerCustomer: 2 }).detail).toMatch(/^Your place: 120\. Up to 2 items are set aside for you until Jan 1, 2026/);
+    expect(roomPanel({ ...input, maxPerCustomer: 1 }).detail).toMatch(/^Your place: 120\. An item is set aside for you until Jan 1, 2026/);
+    const part = roomPanel({ ...input, maxPerCustomer: 3, held: 1 });
+    expect(part).toMatchObject({ phase: 'admitted', action: 'buy' });
+    expect(part.detail).toMatch(/You hold 1 of 3: up to 2 more are set aside for you until/);
+    expect(setAsideText(1)).toBe('An item is set aside for you');
+    expect(setAsideText(4)).toBe('Up to 4 items are set aside for you');
+    expect(setAsideText(2, 1)).toBe('You hold 1 of 2: up to 1 more is set aside for you');
+    // The limit bought: the admission is used.
+    expect(roomPanel({ ...input, maxPerCustomer: 2, held: 2, bought: true })).toMatchObject({
+      phase: 'bought',
+      title: 'You have your items',
+      detail: 'You hold 2 of the 2 items allowed per customer; your place in line is used.',
+    });
+    // Part bought when the admission ran out: what was bought is what there is.
+    const over = roomPanel({ ...input, maxPerCustomer: 2, held: 1, serverNow: Date.parse('2026-01-01T10:05:00.000Z') });
+    expect(over).toMatchObject({ phase: 'bought', title: 'You have your item', action: 'none' });
+    expect(roomPanel({ ...input, maxPerCustomer: 2, held: 0, serverNow: Date.parse('2026-01-01T10:05:00.000Z') }).phase).toBe('expired');
   });
 
   it('after the order, says so', () => {

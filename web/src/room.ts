@@ -52,8 +52,15 @@ export interface RoomInput {
   joinedAs?: string;
   /** The shopper joined in the pre-queue, so a place after opening is a drawn one. */
   drawn?: boolean;
-  /** The order went through (201 or already purchased). */
+  /**
+   * The shopper holds what the admission lets them buy: the order went through (201 or already
+   * purchased) on a sale of one per customer, the limit's worth of items on one of several.
+   */
   bought?: boolean;
+  /** The sale's limit per customer (absent: 1): an admission sets that many items aside. */
+  maxPerCustomer?: number;
+  /** Items this shopper holds in the sale (on a sale of several per customer). */
+  held?: number;
   /** Now on the server's clock (ms since the epoch). */
   serverNow: number;
 }
@@ -93,11 +100,13 @@ export function admissionCountdown(expiresAt: string | undefined, serverNow: num
 const KEEP_OPEN = 'Keep this page open: Buy appears here when it is your turn.';
 
 /** What the room panel and the main button say, from the cached status and the shopper's place. */
-export function roomPanel({ room, saleState, place, joinedAs, drawn = false, bought = false, serverNow }: RoomInput): RoomPanel {
+export function roomPanel({ room, saleState, place, joinedAs, drawn = false, bought = false, maxPerCustomer = 1, held = 0, serverNow }: RoomInput): RoomPanel {
   const joined = place !== undefined || joinedAs !== undefined;
-  if (bought) {
-    return { phase: 'bought', title: 'You have your item', detail: 'Your order went through; your place in line is used.', action: 'none', button: 'Bought' };
-  }
+  const limit = Math.max(1, Math.floor(maxPerCustomer));
+  if (bought) return boughtPanel(limit, held);
+  // Part of the limit bought, and the admission can buy no more: what was bought stays.
+  const admissionOver = place !== undefined && (place.state === 'closed' || ((place.state === 'admitted' || place.admissionToken) && (!place.admissionToken || admissionLeftMs(place.admissionExpiresAt, serverNow) <= 0)));
+  if (limit > 1 && held > 0 && admissionOver) return boughtPanel(limit, held);
   if (room.state === 'closed' || saleState === 'ended') {
     return {
       phase: 'closed',
@@ -149,7 +158,7 @@ export function roomPanel({ room, saleState, place, joinedAs, drawn = false, bou
     return {
       phase: 'admitted',
       title: `It’s your turn! ${admissionCountdown(until, serverNow)}`,
-      detail: `${placeNote}An item is set aside for you until ${formatTime(until ?? '')}.`,
+      detail: `${placeNote}${setAsideText(limit, held)} until ${formatTime(until ?? '')}.`,
       progress,
       action: 'buy',
       button: 'Buy now',
@@ -197,6 +206,31 @@ export function roomPanel({ room, saleState, place, joinedAs, drawn = false, bou
     progress,
     action: 'none',
     button: 'Waiting for your turn',
+  };
+}
+
+/**
+ * What the admission sets aside: `An item is set aside for you` (one per customer), `Up to 2 items
+ * are set aside for you`, and once part is bought, `You hold 1 of 3: up to 2 more are set aside for you`.
+ */
+export function setAsideText(maxPerCustomer: number, held = 0): string {
+  const limit = Math.max(1, Math.floor(maxPerCustomer));
+  if (limit === 1) return 'An item is set aside for you';
+  if (held <= 0) return `Up to ${limit} items are set aside for you`;
+  const left = Math.max(0, limit - held);
+  return `You hold ${held} of ${limit}: up to ${left} more ${left === 1 ? 'is' : 'are'} set aside for you`;
+}
+
+function boughtPanel(limit: number, held: number): RoomPanel {
+  if (limit === 1) {
+    return { phase: 'bought', title: 'You have your item', detail: 'Your order went through; your place in line is used.', action: 'none', button: 'Bought' };
+  }
+  return {
+    phase: 'bought',
+    title: held === 1 ? 'You have your item' : 'You have your items',
+    detail: `You hold ${held} of the ${limit} items allowed per customer; your place in line is used.`,
+    action: 'none',
+    button: 'Bought',
   };
 }
 

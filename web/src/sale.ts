@@ -34,7 +34,17 @@ import {
 } from './format';
 import { checkEntrantProof, drawCheckNote } from './draw';
 import { drawPending, joinBusyMessage, joinFailureMessage, type RoomPanel, roomPanel, shouldAskPlace } from './room';
-import { buyRule, cancelOutcome, holdsItem, type OrderPanel, orderPanel, orderPollMs, showsOrderPanel } from './order';
+import {
+  buyRule,
+  cancelOutcome,
+  holdsItem,
+  lineCancelOutcome,
+  orderLines,
+  type OrderPanel,
+  orderPanel,
+  orderPollMs,
+  showsOrderPanel,
+} from './order';
 import { isRetryable, MAX_AUTO_RETRIES, pressBuy, retryDelayMs } from './retry';
 import { stockBar, updateStockBar } from './stock';
 import {
@@ -43,7 +53,6 @@ import {
   holdings,
   maxPerCustomer,
   mergeOrder,
-  orderItemText,
   type Picker,
   quantityStepper,
   sellsSeveral,
@@ -99,6 +108,10 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   let soldOutSeenAt = 0;
   /** The shopper's live orders on such a sale (their `userId` says whose). */
   let mine: Holdings | undefined;
+  /** The order whose own Cancel (in the order list) is on its way. */
+  let cancellingLine: string | undefined;
+  /** The order list's lines, by order id: drawn once, updated in place (a focused button stays). */
+  const lineEls = new Map<string, { li: HTMLElement; item: HTMLElement; state: HTMLElement; button: HTMLButtonElement }>();
   const label: LabelOf = (id) => variantLabel(sale, id);
 
   const heading = h('h1', { tabindex: -1 }, 'Loading sale…');
@@ -176,10 +189,12 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
 
   const ordersHeld = h('p', { class: 'orders-held' });
   const ordersList = h('ul', { class: 'orders-list' });
+  // Focus lands here when the order whose Cancel had it leaves the list.
+  const ordersTitle = h('h2', { id: 'orders-title', tabindex: -1 }, 'Your orders');
   const ordersBox = h(
     'section',
     { class: 'orders', hidden: true, 'aria-labelledby': 'orders-title' },
-    h('h2', { id: 'orders-title' }, 'Your orders'),
+    ordersTitle,
     ordersHeld,
     ordersList,
   );
@@ -326,7 +341,21 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     let label = buyLabel;
     let why = buyBlockedReason(state);
     if (sale.queue) {
-      const next = roomPanel({ room: sale.queue, saleState: state, place, joinedAs: joined?.userId, drawn: joined?.prequeue, bought, serverNow: now });
+      // Several per customer: the admission buys until the shopper holds the limit, in parts too.
+      const limit = maxPerCustomer(sale);
+      const held = limit > 1 ? (mine?.held ?? 0) : 0;
+      const done = limit > 1 ? held >= limit : bought;
+      const next = roomPanel({
+        room: sale.queue,
+        saleState: state,
+        place,
+        joinedAs: joined?.userId,
+        drawn: joined?.prequeue,
+        bought: done,
+        maxPerCustomer: limit,
+        held,
+        serverNow: now,
+      });
       renderRoom(next);
       allowed = next.action !== 'none';
       label = next.action === 'buy' ? buyLabel : next.button;
@@ -337,6 +366,7 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
       if (joined && !placePolling && shouldAskPlace(ask)) void pollPlace();
     }
     renderOrder(now);
+    renderOrderLines(now);
     if (!sale.queue && orderView && state === 'active') {
       // A cancelled or expired order: buy again; a hold that ran out: once it is released.
       const rule = buyRule(orderView.phase);
@@ -346,7 +376,8 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
         why = rule.blocked;
       }
     }
-    if (allowed && picker && !picker.selected) {
+    // A size is needed to buy, not to join the line.
+    if (allowed && picker && !picker.selected && (!sale.queue || panel?.action === 'buy')) {
       allowed = false;
       why = 'Pick a size first.';
     }
@@ -445,18 +476,67 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     if (!shown || !mine) return;
     const limit = maxPerCustomer(sale);
     setText(ordersHeld, `You hold ${mine.held} of ${limit} ${limit === 1 ? 'item' : 'items'} allowed per customer.`);
-    ordersList.replaceChildren(
-      ...mine.orders.map((o) =>
-        h(
-          'li',
-          { class: 'order-line', 'data-status': o.status },
-          h('span', { class: 'order-item' }, orderItemText(o, label) || '1 item'),
-          ' · ',
-          h('span', { class: 'order-status' }, o.status === 'reserved' ? 'Reserved, waiting for payment' : 'Confirmed'),
-          h('span', { class: 'order' }, ' · Order id ', h('code', {}, o.orderId)),
-        ),
-      ),
-    );
+    renderOrderLines(Date.now() + offset);
+  }
+
+  /**
+   * The order list's lines on the server's clock: a reserved order of a sale with holds and several
+   * per customer has its own Cancel. Lines are updated in place, so a focused button keeps focus;
+   * when its order leaves the list, focus goes to the list's heading.
+   */
+  function renderOrderLines(now: number): void {
+    if (!mine || ordersBox.hidden) return;
+    const lines = orderLines(mine, now, label, { holdSeconds: sale?.holdSeconds, maxPerCustomer: maxPerCustomer(sale) });
+    const els = lines.map((l) => {
+      let el = lineEls.get(l.orderId);
+      if (!el) {
+        const id = l.orderId;
+        const item = h('span', { class: 'order-item' });
+        const state = h('span', { class: 'order-status' });
+        const button = h('button', { type: 'button', class: 'secondary line-cancel', onclick: () => void cancelLine(id) }, 'Cancel');
+        const li = h('li', { class: 'order-line', 'data-order-id': id }, item, ' · ', state, h('span', { class: 'order' }, ' · Order id ', h('code', {}, id)), button);
+        el = { li, item, state, button };
+        lineEls.set(id, el);
+      }
+      el.li.dataset.status = l.status;
+      setText(el.item, l.item);
+      setText(el.state, l.state);
+      const busy = cancellingLine === l.orderId;
+      el.button.hidden = !l.cancel;
+      el.button.disabled = cancellingLine !== undefined || cancelling;
+      el.button.setAttribute('aria-label', busy ? `Cancelling ${l.item}` : l.cancelLabel);
+      setText(el.button, busy ? 'Cancelling…' : 'Cancel');
+      return el;
+    });
+    const ids = new Set(lines.map((l) => l.orderId));
+    for (const id of [...lineEls.keys()]) if (!ids.has(id)) lineEls.delete(id);
+    const current = [...ordersList.children];
+    if (current.length === els.length && current.every((c, i) => c === els[i]?.li)) return;
+    const focused = document.activeElement;
+    const hadFocus = focused instanceof HTMLElement && ordersList.contains(focused);
+    ordersList.replaceChildren(...els.map((e) => e.li));
+    if (hadFocus && ordersList.contains(focused)) focused.focus();
+    else if (hadFocus) ordersTitle.focus();
+  }
+
+  /** One order's own Cancel: cancels that order (`?orderId=`), then the list comes from the look-up. */
+  async function cancelLine(orderId: string): Promise<void> {
+    if (!mine || cancelling || cancellingLine) return;
+    const owner = mine.orders.find((o) => o.orderId === orderId)?.userId ?? userId.value;
+    const who = { userId: owner, token: getToken() };
+    cancellingLine = orderId; // Set before the first await: a second click finds the buttons disabled.
+    render();
+    const r = await api.cancel(saleId, who, orderId);
+    cancellingLine = undefined;
+    if (stopped) return;
+    const outcome = lineCancelOutcome(r, label);
+    if (outcome.order && mine) setHoldings(mergeOrder(mine.orders, outcome.order));
+    // The order panel, when it shows this order, shows it as it is now.
+    if (order?.orderId === orderId && (outcome.order || outcome.gone)) setOrder(outcome.order, outcome.message);
+    else if (outcome.message) show(outcome.message);
+    render();
+    if (outcome.order || outcome.gone) void refreshHoldings(who);
+    if (r.ok) void poll(); // the items are back on sale
   }
 
   /** Asks the API for this shopper's orders (all live ones from an API that lists them). */
@@ -554,12 +634,13 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   }
 
   async function cancelOrder(): Promise<void> {
-    if (!order || cancelling) return;
+    if (!order || cancelling || cancellingLine) return;
     const who = { userId: order.userId, token: getToken() };
     cancelling = true; // Set before the first await: a second click finds the button disabled.
     clearTimeout(orderTimer);
     render();
-    const r = await api.cancel(saleId, who);
+    // Several orders per customer: the one the panel shows, not whichever is latest by then.
+    const r = await api.cancel(saleId, who, maxPerCustomer(sale) > 1 ? order.orderId : undefined);
     cancelling = false;
     if (stopped) return;
     const outcome = cancelOutcome(r);

@@ -993,7 +993,7 @@ it('a size that sells out while the page is open is turned off at the next statu
   await close(page);
 });
 
-it('the limit holds across two tabs: tab 1 buys 2, tab 2 asks for 1 more and is told it holds 2', async () => {
+it('the limit holds across two tabs: tab 1 buys 2 in two orders, tab 2 asks for 1 more and is told it holds 2', async () => {
   const saleId = createSale({ name: 'Runner — two per customer', variants: ['eu41:EU 41:10', 'eu42:EU 42:10'], maxPerCustomer: 2 });
   const buyer = user('two-tabs');
   const [tab1, tab2] = [await openPage(`#/sales/${saleId}`), await openPage(`#/sales/${saleId}`)];
@@ -1002,34 +1002,159 @@ it('the limit holds across two tabs: tab 1 buys 2, tab 2 asks for 1 more and is 
     await tab.getByLabel('Your user id').fill(buyer);
   }
   await sizeRadio(tab1, 'EU 41').check();
-  await tab1.getByLabel('Quantity').fill('2');
-  await expectText(buyButton(tab1), /^Buy 2 · €258\.00$/);
-  await sizeRadio(tab2, 'EU 42').check();
-  await expectText(buyButton(tab2), /^Buy now · €129\.00$/);
-
+  await expectText(buyButton(tab1), /^Buy now · €129\.00$/);
   await buyButton(tab1).click();
-  await expectText(status(tab1), /You got it! Your order is confirmed\.\s+Order id \S+\s+EU 41 × 2\./);
+  await expectText(status(tab1), /You got it! Your order is confirmed\.\s+Order id \S+\s+EU 41\./);
+  await sizeRadio(tab1, 'EU 42').check();
+  await buyButton(tab1).click();
+  await expectText(status(tab1), /You got it! Your order is confirmed\.\s+Order id \S+\s+EU 42\./);
+  await expectText(ordersBox(tab1), /You hold 2 of 2 items allowed per customer\./);
+
+  await sizeRadio(tab2, 'EU 42').check();
   await buyButton(tab2).click();
   await expectText(status(tab2), /Limit reached: you already hold 2 items\s+Your order is not confirmed\. This sale allows 2 per customer, so you cannot buy more\./);
-  // Tab 2 lists what the customer holds, from the refusal.
   await expectText(ordersBox(tab2), /You hold 2 of 2 items allowed per customer\./);
-  await expectText(ordersBox(tab2), /EU 41 × 2 · Confirmed/);
   await shot(tab2, 'limit-reached');
 
-  // The table: exactly the 2 of tab 1, nothing of EU 42 sold.
+  // The table: exactly the 2 of tab 1, one of each size.
   const orders = storedLiveOrders(saleId, buyer);
-  assert.deepEqual(orders.map((o) => [o.variantId, o.quantity]), [['eu41', 2]]);
+  assert.deepEqual(orders.map((o) => [o.variantId, o.quantity]).sort(), [['eu41', 1], ['eu42', 1]]);
   const stored = storedSale(saleId);
-  assert.deepEqual(stored.liveItemsByVariant, { eu41: 2 });
-  assert.equal(variantOf(stored.sale, 'eu42').remainingStock, 10);
-  assert.equal(variantOf(stored.sale, 'eu41').remainingStock, 8);
-  // The look-up agrees; from an API that lists every live order, so does its count.
+  assert.deepEqual(stored.liveItemsByVariant, { eu41: 1, eu42: 1 });
+  assert.equal(variantOf(stored.sale, 'eu41').remainingStock, 9);
+  assert.equal(variantOf(stored.sale, 'eu42').remainingStock, 9);
+  // The look-up lists every live order, newest first, and the items they hold.
   const { body: lookup } = await apiGet(`/sales/${saleId}/purchases/${buyer}`);
-  assert.equal(lookup.quantity, 2);
-  if (lookup.held !== undefined) assert.equal(lookup.held, 2);
-  if (lookup.orders !== undefined) assert.deepEqual(lookup.orders.map((o) => o.orderId), [orders[0].orderId]);
+  assert.equal(lookup.held, 2);
+  assert.deepEqual(lookup.orders.map((o) => o.variantId), ['eu42', 'eu41']);
+  assert.deepEqual(lookup.orders.map((o) => o.orderId).sort(), orders.map((o) => o.orderId).sort());
+  assert.equal(lookup.orderId, lookup.orders[0].orderId);
+
+  // Tab 2 opened again knows nothing but what its look-up answers: both orders, 2 held.
+  const looked = tab2.waitForResponse((r) => r.request().method() === 'GET' && r.url().endsWith(`/sales/${saleId}/purchases/${buyer}`));
+  await tab2.reload();
+  const answer = await (await looked).json();
+  assert.equal(answer.held, 2);
+  assert.equal(answer.orders.length, 2);
+  await expectText(ordersBox(tab2), /You hold 2 of 2 items allowed per customer\./);
+  const lines = tab2.locator('section.orders li.order-line');
+  await eventually(async () => assert.equal(await lines.count(), 2));
+  for (const o of lookup.orders) {
+    const label = o.variantId === 'eu41' ? 'EU 41' : 'EU 42';
+    await expectText(tab2.locator(`section.orders li[data-order-id="${o.orderId}"]`), new RegExp(`^${label} · Confirmed · Order id ${o.orderId}`));
+  }
+  // A sale without holds: nothing to cancel.
+  assert.equal(await ordersBox(tab2).getByRole('button').count(), 0);
   await close(tab1);
   await close(tab2);
+});
+
+it('each reserved order has its own Cancel: cancelling the older of two gives its size back, the newer stays reserved', async () => {
+  const saleId = createSale({ name: 'Runner — reserved sizes', variants: ['eu41:EU 41:5', 'eu42:EU 42:5'], maxPerCustomer: 2, holdSeconds: 120 });
+  const buyer = user('two-orders');
+  const page = await openPage(`#/sales/${saleId}`);
+  const deletes = [];
+  page.on('request', (r) => r.method() === 'DELETE' && deletes.push(r.url()));
+  await page.gotoHash();
+  await page.getByLabel('Your user id').fill(buyer);
+  await sizeRadio(page, 'EU 41').check();
+  await expectDisabled(buyButton(page), false);
+  await buyButton(page).click();
+  await expectText(status(page), /You got it! The item is reserved for you\.[\s\S]*EU 41\./);
+  await sizeRadio(page, 'EU 42').check();
+  await expectDisabled(buyButton(page), false);
+  await buyButton(page).click();
+  await expectText(status(page), /You got it! The item is reserved for you\.[\s\S]*EU 42\./);
+  await expectText(ordersBox(page), /You hold 2 of 2 items allowed per customer\./);
+
+  const { body: before } = await apiGet(`/sales/${saleId}/purchases/${buyer}`);
+  assert.deepEqual(before.orders.map((o) => [o.variantId, o.status]), [['eu42', 'reserved'], ['eu41', 'reserved']]);
+  const [newer, older] = before.orders;
+  const line = (o) => page.locator(`section.orders li[data-order-id="${o.orderId}"]`);
+  await expectText(line(older), /^EU 41 · Reserved, waiting for payment · Order id /);
+  await expectText(line(newer), /^EU 42 · Reserved, waiting for payment · Order id /);
+  await expectDisabled(line(newer).getByRole('button', { name: 'Cancel EU 42' }), false);
+  assert.equal(variantOf(storedSale(saleId).sale, 'eu41').remainingStock, 4);
+  await shot(page, 'order-list-reserved');
+
+  await line(older).getByRole('button', { name: 'Cancel EU 41' }).click();
+  await expectText(status(page), /Order cancelled — EU 41 went back on sale\s+Order id \S+\s+Your other orders stay as they are\./);
+  assert.deepEqual(deletes, [`${API_URL}/sales/${saleId}/purchases/${buyer}?orderId=${older.orderId}`]);
+  // The list, from the look-up: the newer order alone, still reserved and still cancellable.
+  await expectText(ordersBox(page), /You hold 1 of 2 items allowed per customer\./);
+  await eventually(async () => assert.equal(await line(older).count(), 0));
+  await expectText(line(newer), /^EU 42 · Reserved, waiting for payment/);
+  await expectDisabled(line(newer).getByRole('button', { name: 'Cancel EU 42' }), false);
+  // The order panel shows the newer order, untouched.
+  await expectText(orderTitle(page), /^Reserved — pay within/);
+  assert.ok((await text(orderPanel(page))).includes(`Order id ${newer.orderId}`));
+
+  // The store: that order cancelled, the other reserved, EU 41 back by its quantity.
+  const byId = async (o) => (await apiGet(`/sales/${saleId}/purchases/${buyer}?orderId=${o.orderId}`)).body;
+  assert.equal((await byId(older)).status, 'cancelled');
+  assert.equal((await byId(newer)).status, 'reserved');
+  const stored = storedSale(saleId);
+  assert.equal(variantOf(stored.sale, 'eu41').remainingStock, 5);
+  assert.equal(variantOf(stored.sale, 'eu42').remainingStock, 4);
+  assert.deepEqual(stored.liveItemsByVariant, { eu42: 1 });
+  const { body: after } = await apiGet(`/sales/${saleId}/purchases/${buyer}`);
+  assert.equal(after.held, 1);
+  assert.deepEqual(after.orders.map((o) => o.orderId), [newer.orderId]);
+  await expectText(sizes(page), /EU 41\s*5 left/, 3000);
+  await shot(page, 'order-list-cancelled');
+  await close(page);
+});
+
+it('a sized room sale: the admitted person picks a size and a quantity, buys 2, then 1 more of another size', async () => {
+  const saleId = createSale({
+    name: 'Runner — sizes (waiting room)',
+    variants: ['eu41:EU 41:4', 'eu42:EU 42:4'],
+    maxPerCustomer: 3,
+    startsIn: -10,
+    room: { admitPerSecond: 50 },
+  });
+  const buyer = user('room-sized');
+  const page = await openPage(`#/sales/${saleId}`);
+  const orders = [];
+  page.on('request', (r) => r.method() === 'POST' && r.url().endsWith(`/sales/${saleId}/purchases`) && orders.push(r.postDataJSON()));
+  await page.gotoHash();
+  await page.getByLabel('Your user id').fill(buyer);
+  // Joining needs no size.
+  await expectText(buyButton(page), /^Join the line$/);
+  await expectDisabled(buyButton(page), false);
+  await buyButton(page).click();
+  await expectText(roomPanel(page), /It’s your turn! Buy within/, 15_000);
+  await expectText(roomPanel(page), /Up to 3 items are set aside for you until/);
+  await expectText(page.locator('#buy-reason'), /^Pick a size first\.$/);
+
+  await sizeRadio(page, 'EU 42').check();
+  await page.getByRole('button', { name: 'One more' }).click();
+  await expectText(buyButton(page), /^Buy 2 · €258\.00$/);
+  await expectDisabled(buyButton(page), false);
+  await shot(page, 'room-sized-admitted');
+  await buyButton(page).click();
+  await expectText(status(page), /You got it! Your order is confirmed\.[\s\S]*EU 42 × 2\./);
+  // One more is still set aside: Buy again, in another size.
+  await expectText(roomPanel(page), /You hold 2 of 3: up to 1 more is set aside for you until/);
+  await sizeRadio(page, 'EU 41').check();
+  await page.getByLabel('Quantity').fill('1');
+  await expectText(buyButton(page), /^Buy now · €129\.00$/);
+  await buyButton(page).click();
+  await expectText(status(page), /You got it! Your order is confirmed\.[\s\S]*EU 41\./);
+  await expectText(roomPanel(page), /You have your items\s+You hold 3 of the 3 items allowed per customer; your place in line is used\./);
+  await expectText(buyButton(page), /^Bought$/);
+  assert.equal(await buyButton(page).isDisabled(), true);
+
+  const { body: place } = await apiGet(`/sales/${saleId}/queue/${buyer}`);
+  assert.deepEqual(orders, [
+    { userId: buyer, admissionToken: place.admissionToken, variantId: 'eu42', quantity: 2 },
+    { userId: buyer, admissionToken: place.admissionToken, variantId: 'eu41' },
+  ]);
+  assert.deepEqual(storedLiveOrders(saleId, buyer).map((o) => [o.variantId, o.quantity]).sort(), [['eu41', 1], ['eu42', 2]]);
+  const stored = storedSale(saleId);
+  assert.equal(variantOf(stored.sale, 'eu42').remainingStock, 2);
+  assert.equal(variantOf(stored.sale, 'eu41').remainingStock, 3);
+  await close(page);
 });
 
 it('the sale page fits a phone screen and every control is labelled', async () => {
