@@ -108,6 +108,22 @@ async fn run(cli: Cli) -> Result<bool> {
     let begun = Instant::now();
     let prefix = format!("room{}-", now_ms() / 1_000);
 
+    // The room opened a minute ago: its (empty) pre-queue is drawn by the first request that
+    // finds the draw due, and joins during the draw go to the pre-queue. This run measures joins
+    // after opening, so it starts once the status shows the draw complete (bounded).
+    let status_url = format!("{}/sales/{}", base.as_str(), sale.id);
+    let drawn_by = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = load::get_json(&client, &status_url, timeout).await?;
+        if !matches!(body["queue"]["state"].as_str(), None | Some("not_open" | "prequeue" | "drawing")) {
+            break;
+        }
+        if Instant::now() > drawn_by {
+            bail!("the room was not drawn within 30 s: {body}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // Phase 1: the crowd joins.
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
