@@ -3,6 +3,7 @@
 //! [`ApiRequest`] and flushes the invocation's metrics after the answer.
 
 use std::future::Future;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -64,12 +65,19 @@ where
     quiet_when_runtime_went_away(served)
 }
 
-/// Writes the invocation's metrics as EMF lines on stdout.
+/// Writes the invocation's metrics as EMF lines on stdout, all of them in one write: the
+/// collector writes each line in many small pieces, which stdout's line buffer would copy and
+/// scan one by one.
 fn flush(metrics: &metrics_cloudwatch_embedded::Collector) {
-    if let Err(e) = metrics.flush(std::io::stdout().lock()) {
+    let mut lines = Vec::with_capacity(EMF_LINE_CAPACITY);
+    let written = metrics.flush(&mut lines).and_then(|()| std::io::stdout().lock().write_all(&lines));
+    if let Err(e) = written {
         tracing::warn!(error = %e, "could not write metrics");
     }
 }
+
+/// Room for one invocation's EMF line (a purchase's is about 330 bytes).
+const EMF_LINE_CAPACITY: usize = 512;
 
 /// The runtime loop's end. When the Runtime API closed the connection the environment is being
 /// shut down (a local emulator stopping, in practice): nothing failed; say so quietly.

@@ -11,6 +11,9 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 /// Time kept back from the invocation's deadline to answer.
 const MARGIN: Duration = Duration::from_secs(3);
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     flash_sale::telemetry::init();

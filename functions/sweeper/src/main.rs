@@ -10,6 +10,9 @@ const LIMIT: usize = 5_000;
 /// the draws.
 const BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     flash_sale::lambda::run_task(|app, _event| async move {

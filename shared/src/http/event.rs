@@ -6,6 +6,7 @@
 //! query string, cookie, header or body can make the conversion fail. (A generic conversion to
 //! an `http::Request` must parse `rawQueryString` into a URI, which rejects a raw space or `<`.)
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -135,7 +136,8 @@ impl ApiRequest {
 #[serde(rename_all = "camelCase")]
 pub struct ApiResponse {
     pub status_code: u16,
-    pub headers: HashMap<&'static str, String>,
+    /// Header values are mostly fixed text (content type, cache policy): borrowed, not copied.
+    pub headers: HashMap<&'static str, Cow<'static, str>>,
     pub body: String,
     pub is_base64_encoded: bool,
     /// Set-Cookie values; none. Part of the payload 2.0 response format (the local emulator
@@ -145,13 +147,12 @@ pub struct ApiResponse {
 
 impl ApiResponse {
     pub fn new(status: u16, content_type: &'static str, cache_control: &'static str, body: String) -> Self {
-        let headers =
-            HashMap::from([("content-type", content_type.to_owned()), ("cache-control", cache_control.to_owned())]);
+        let headers = HashMap::from([("content-type", content_type.into()), ("cache-control", cache_control.into())]);
         Self { status_code: status, headers, body, is_base64_encoded: false, cookies: Vec::new() }
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
+        self.headers.get(name).map(|value| value.as_ref())
     }
 }
 

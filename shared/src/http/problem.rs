@@ -1,6 +1,7 @@
 //! The one mapping from errors to HTTP: status, RFC 9457 problem+json with a stable `code`, and
 //! the headers that go with it. Details never carry internals; those go to the log.
 
+use serde::Serialize;
 use serde_json::json;
 
 use super::NO_STORE;
@@ -112,6 +113,23 @@ pub const CODES: &[(u16, &str)] = &[
     (503, "temporarily_unavailable"),
 ];
 
+/// The members every problem has, in the order the answer has always listed them (alphabetical,
+/// as a JSON map sorts them). Serialized straight from the error: no map is built per answer.
+#[derive(Serialize)]
+struct Problem<'a> {
+    code: &'static str,
+    #[serde(serialize_with = "display")]
+    detail: &'a HttpError,
+    status: u16,
+    title: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+fn display<S: serde::Serializer>(err: &&HttpError, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(err)
+}
+
 pub(crate) fn render(err: &HttpError) -> ApiResponse {
     let (status, code) = err.status_and_code();
     let title = match status {
@@ -126,47 +144,58 @@ pub(crate) fn render(err: &HttpError) -> ApiResponse {
         503 => "Service Unavailable",
         _ => "Internal Server Error",
     };
-    let mut body = json!({
-        "type": "about:blank",
-        "title": title,
-        "status": status,
-        "code": code,
-        "detail": err.to_string(),
-    });
-    match err {
-        HttpError::App(AppError::AlreadyPurchased(p)) => body["purchase"] = json!(p),
+    let problem = Problem { code, detail: err, status, title, kind: "about:blank" };
+    let extra = match err {
+        HttpError::App(AppError::AlreadyPurchased(p)) => vec![("purchase", json!(p))],
         HttpError::App(AppError::HoldExpired(p) | AppError::OrderConfirmed(p) | AppError::OrderCancelled(p)) => {
-            body["order"] = json!(p)
+            vec![("order", json!(p))]
         }
         HttpError::App(AppError::SaleNotStarted { starts_at_ms }) => {
-            body["startsAt"] = json!(rfc3339_ms(*starts_at_ms))
+            vec![("startsAt", json!(rfc3339_ms(*starts_at_ms)))]
         }
-        HttpError::App(AppError::QueueNotOpen { opens_at_ms }) => body["opensAt"] = json!(rfc3339_ms(*opens_at_ms)),
-        HttpError::App(AppError::Busy) => body["retryAfterSeconds"] = json!(RETRY_AFTER_SECS),
-        HttpError::App(AppError::QuantityInvalid { max }) => body["maxPerCustomer"] = json!(max),
-        HttpError::App(AppError::VariantUnknown { variants }) => body["variants"] = json!(variants),
-        HttpError::App(AppError::VariantSoldOut { available }) => body["available"] = json!(available),
-        HttpError::App(AppError::NotEnoughStock { remaining }) => body["remaining"] = json!(remaining),
+        HttpError::App(AppError::QueueNotOpen { opens_at_ms }) => vec![("opensAt", json!(rfc3339_ms(*opens_at_ms)))],
+        HttpError::App(AppError::Busy) => vec![("retryAfterSeconds", json!(RETRY_AFTER_SECS))],
+        HttpError::App(AppError::QuantityInvalid { max }) => vec![("maxPerCustomer", json!(max))],
+        HttpError::App(AppError::VariantUnknown { variants }) => vec![("variants", json!(variants))],
+        HttpError::App(AppError::VariantSoldOut { available }) => vec![("available", json!(available))],
+        HttpError::App(AppError::NotEnoughStock { remaining }) => vec![("remaining", json!(remaining))],
         HttpError::App(AppError::LimitReached { held, max, orders }) => {
-            body["held"] = json!(held);
-            body["maxPerCustomer"] = json!(max);
-            body["orders"] = json!(orders);
+            vec![("held", json!(held)), ("maxPerCustomer", json!(max)), ("orders", json!(orders))]
         }
-        HttpError::App(AppError::IdempotencyKeyReused(p)) => body["purchase"] = json!(p),
-        _ => {}
-    }
-    let mut resp = ApiResponse::new(status, "application/problem+json", NO_STORE, body.to_string());
+        HttpError::App(AppError::IdempotencyKeyReused(p)) => vec![("purchase", json!(p))],
+        _ => Vec::new(),
+    };
+    // The common answer (sold_out, …) in one pass; one with members of its own through a map, so
+    // that every member keeps its place.
+    let body = if extra.is_empty() {
+        serde_json::to_string(&problem)
+    } else {
+        serde_json::to_value(&problem).map(|mut body| {
+            for (name, value) in extra {
+                body[name] = value;
+            }
+            body.to_string()
+        })
+    };
+    let Ok(body) = body else {
+        return ApiResponse::new(500, "application/problem+json", NO_STORE, INTERNAL.to_owned());
+    };
+    let mut resp = ApiResponse::new(status, "application/problem+json", NO_STORE, body);
     match err {
         HttpError::App(AppError::Busy) => {
-            resp.headers.insert("retry-after", RETRY_AFTER_SECS.to_string());
+            resp.headers.insert("retry-after", RETRY_AFTER_SECS.to_string().into());
         }
         HttpError::MethodNotAllowed { allow } => {
-            resp.headers.insert("allow", (*allow).to_owned());
+            resp.headers.insert("allow", (*allow).into());
         }
         _ => {}
     }
     resp
 }
+
+/// The problem of last resort, should an answer not serialize (none can: every member is text or
+/// a number).
+const INTERNAL: &str = r#"{"code":"internal_error","detail":"internal error","status":500,"title":"Internal Server Error","type":"about:blank"}"#;
 
 #[cfg(test)]
 mod tests {
@@ -210,6 +239,27 @@ mod tests {
         assert_eq!(samples.len() + 5, CODES.len());
         // A page of the entrant list not published (yet) is the generic `not_found`.
         assert_eq!(HttpError::from(AppError::EntrantPageNotFound).status_and_code(), (404, "not_found"));
+    }
+
+    #[test]
+    fn a_problem_body_lists_its_members_as_a_json_map_prints_them() {
+        let sold_out = render(&AppError::SoldOut.into());
+        assert_eq!(
+            sold_out.body,
+            r#"{"code":"sold_out","detail":"the sale is sold out","status":409,"title":"Conflict","type":"about:blank"}"#
+        );
+        let samples: [HttpError; 4] = [
+            AppError::Busy.into(),
+            HttpError::MethodNotAllowed { allow: "POST" },
+            AppError::LimitReached { held: 2, max: 2, orders: vec![] }.into(),
+            HttpError::invalid("a \"quoted\" detail"),
+        ];
+        for err in &samples {
+            let body = render(err).body;
+            let value: serde_json::Value = serde_json::from_str(&body).expect("a problem is JSON");
+            assert_eq!(body, value.to_string(), "{err:?}");
+            assert_eq!(value["detail"], json!(err.to_string()), "{err:?}");
+        }
     }
 
     #[test]
