@@ -221,8 +221,35 @@ impl Store {
     /// before, gives the items back, and then makes it even again: no container answers from
     /// what it remembered before the items came back.
     pub async fn reset_sale(&self, sale: &Sale, include_confirmed: bool) -> Result<Reset, StoreError> {
+        self.reset_orders(sale, None, include_confirmed).await
+    }
+
+    /// [`Store::reset_sale`] of the orders of `variants` only: each of their live orders gives
+    /// back exactly what it took to exactly its shards (and, with several items per customer, its
+    /// quantity off its customer's live count) and is deleted, an `OrderCancelled` event with
+    /// reason `reset`; the `Idempotency-Key` items of those variants go too. Every other variant's
+    /// orders, stock and keys are untouched. Confirmed orders of these variants refuse the reset
+    /// unless `include_confirmed`, as for the whole sale; the reset epoch moves as for the whole
+    /// sale (items coming back to any variant end what containers remember of a sold-out sale).
+    /// An id that is not a variant of the sale matches no order.
+    pub async fn reset_variants(
+        &self,
+        sale: &Sale,
+        variants: &[String],
+        include_confirmed: bool,
+    ) -> Result<Reset, StoreError> {
+        self.reset_orders(sale, Some(variants), include_confirmed).await
+    }
+
+    /// The reset of the orders of `only` these variants (`None`: every order of the sale).
+    async fn reset_orders(
+        &self,
+        sale: &Sale,
+        only: Option<&[String]>,
+        include_confirmed: bool,
+    ) -> Result<Reset, StoreError> {
         let Some(epoch) = self.reset_epoch(&sale.id).await? else {
-            return self.give_back_all(sale, include_confirmed).await;
+            return self.give_back_all(sale, only, include_confirmed).await;
         };
         let odd = if !epoch.is_multiple_of(2) {
             epoch
@@ -232,13 +259,19 @@ impl Store {
             return Err(StoreError::Unavailable(format!("sale {}: another reset is under way", sale.id)));
         };
         tokio::time::sleep(super::EPOCH_LEASE + RESET_LEASE_MARGIN).await;
-        let reset = self.give_back_all(sale, include_confirmed).await?;
+        let reset = self.give_back_all(sale, only, include_confirmed).await?;
         // Another reset that moved it meanwhile ends it itself.
         self.advance_reset_epoch(&sale.id, odd).await?;
         Ok(reset)
     }
 
-    async fn give_back_all(&self, sale: &Sale, include_confirmed: bool) -> Result<Reset, StoreError> {
+    async fn give_back_all(
+        &self,
+        sale: &Sale,
+        only: Option<&[String]>,
+        include_confirmed: bool,
+    ) -> Result<Reset, StoreError> {
+        let chosen = |variant: &str| only.is_none_or(|list| list.iter().any(|v| v == variant));
         let mut returned = 0;
         let mut kept_confirmed = 0;
         for round in 0..RESET_ROUNDS {
@@ -246,6 +279,7 @@ impl Store {
                 .purchases_of(&sale.id)
                 .await?
                 .into_iter()
+                .filter(|p| chosen(p.variant()))
                 .partition(|p| !include_confirmed && p.status == OrderStatus::Confirmed);
             kept_confirmed = confirmed.len();
             if round == 0 && !confirmed.is_empty() {
@@ -272,10 +306,14 @@ impl Store {
             }
         }
         // What Idempotency-Keys were used for, in a sale with several items per customer: the
-        // orders they name are gone.
+        // orders they name are gone (a key names an order of the variant it records).
         if sale.max_per_customer > 1 {
             let prefix = crate::keys::purchase_pk(sale.id.as_str(), "");
             for item in self.scan_prefixes(&prefix, "IDEM#").await? {
+                let variant = super::items::KeyItem::from_item(&item).and_then(|k| k.variant_id);
+                if !chosen(variant.as_deref().unwrap_or(crate::sale::DEFAULT_VARIANT)) {
+                    continue;
+                }
                 let (Some(pk), Some(sk)) = (item.get("pk"), item.get("sk")) else { continue };
                 self.client
                     .delete_item()

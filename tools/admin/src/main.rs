@@ -141,7 +141,8 @@ enum Command {
         per_second: u32,
     },
     /// A live view for an operator: stock, purchases per second, the line and its admitted range,
-    /// refreshed every second from the same reads the API uses. Stops after `--for-seconds`.
+    /// refreshed every second from the same reads the API uses. Stops after `--for-seconds`. A sale
+    /// with variants also shows each variant's remaining/total and the items its live orders hold.
     Watch {
         #[arg(long)]
         sale_id: String,
@@ -149,6 +150,11 @@ enum Command {
         for_seconds: u64,
         #[arg(long, default_value_t = 1_000)]
         every_ms: u64,
+        /// A sale with variants: count the items held by live orders per variant on the first
+        /// refresh and every this many after it (a consistent scan of the table each time; the
+        /// stock is read on every refresh); 0: never.
+        #[arg(long, default_value_t = 10)]
+        live_every: u64,
     },
     /// Every sale with its state and remaining stock, one JSON object per line.
     ListSales,
@@ -202,10 +208,15 @@ enum Command {
     },
     /// Restore the stock and delete every purchase; each live order deleted is announced as
     /// cancelled (reason `reset`) on the order event bus. Refuses a sale with confirmed (paid)
-    /// orders unless --include-confirmed is given. For test and rehearsal sales.
+    /// orders unless --include-confirmed is given. With `--variant`, only those variants' orders
+    /// are deleted and their items given back; the other variants are untouched. For test and
+    /// rehearsal sales.
     ResetSale {
         #[arg(long)]
         sale_id: String,
+        /// Reset only this variant's orders (repeat for several).
+        #[arg(long)]
+        variant: Vec<String>,
         /// Required: this deletes purchases.
         #[arg(long)]
         yes: bool,
@@ -528,12 +539,24 @@ async fn run(cli: Cli) -> Result<()> {
                 None => writeln!(out, "{text}")?,
             }
         }
-        Command::Watch { sale_id, for_seconds, every_ms } => {
+        Command::Watch { sale_id, for_seconds, every_ms, live_every } => {
             let sale = existing_sale(&store, &sale_id).await?;
             let started = std::time::Instant::now();
             let mut last_sold: Option<(std::time::Instant, i64)> = None;
+            let mut live: Option<std::collections::BTreeMap<String, i64>> = None;
+            let mut refresh = 0u64;
             while started.elapsed().as_secs() < for_seconds {
-                let remaining: i64 = store.shard_stock(&[&sale]).await?.remove(0).iter().map(|r| (*r).max(0)).sum();
+                let shards = store.shard_stock(&[&sale]).await?.remove(0);
+                let remaining: i64 = shards.iter().map(|r| (*r).max(0)).sum();
+                let per_variant = if sale.has_variants() {
+                    if live_every > 0 && refresh.is_multiple_of(live_every) {
+                        live = Some(live_items_by_variant(&store, &sale).await?);
+                    }
+                    variant_line(&sale, &shards, live.as_ref())
+                } else {
+                    String::new()
+                };
+                refresh += 1;
                 let sold = sale.total_stock - remaining;
                 let now = std::time::Instant::now();
                 let rate =
@@ -555,7 +578,7 @@ async fn run(cli: Cli) -> Result<()> {
                 };
                 writeln!(
                     out,
-                    "{}  {}  {sold:>6}/{} sold  {rate:>7.1}/s{room}",
+                    "{}  {}  {sold:>6}/{} sold  {rate:>7.1}/s{room}{per_variant}",
                     rfc3339_ms(now_ms()),
                     bar(sold, sale.total_stock),
                     sale.total_stock
@@ -582,21 +605,44 @@ async fn run(cli: Cli) -> Result<()> {
             store.control_room(&sale.id, None, Some(per_second)).await?;
             writeln!(out, "{} now admits {per_second} people per second", sale.id)?;
         }
-        Command::ResetSale { sale_id, yes, include_confirmed } => {
+        Command::ResetSale { sale_id, variant, yes, include_confirmed } => {
             if !yes {
-                bail!("reset-sale deletes every purchase of the sale; pass --yes to confirm");
+                let what = if variant.is_empty() { "every purchase of the sale" } else { "these variants' purchases" };
+                bail!("reset-sale deletes {what}; pass --yes to confirm");
             }
             let sale = existing_sale(&store, &sale_id).await?;
-            let (returned, kept_confirmed) = match store.reset_sale(&sale, include_confirmed).await? {
+            let ids: Vec<&str> = sale.spans().iter().map(|v| v.id).collect();
+            if let Some(unknown) = variant.iter().find(|v| !ids.contains(&v.as_str())) {
+                bail!(
+                    "sale {} has no variant `{unknown}` (its variants: {}); nothing was deleted",
+                    sale.id,
+                    ids.join(", ")
+                );
+            }
+            let reset = if variant.is_empty() {
+                store.reset_sale(&sale, include_confirmed).await?
+            } else {
+                store.reset_variants(&sale, &variant, include_confirmed).await?
+            };
+            let scope = if variant.is_empty() {
+                format!("sale {}", sale.id)
+            } else {
+                format!("sale {} variant {}", sale.id, variant.join(", "))
+            };
+            let (returned, kept_confirmed) = match reset {
                 Reset::Done { returned, kept_confirmed } => (returned, kept_confirmed),
                 Reset::Refused { confirmed } => bail!(
-                    "sale {} has {confirmed} confirmed (paid) orders; nothing was deleted. A reset cancels them \
-                     (OrderCancelled, reason reset): pass --include-confirmed to delete them too",
-                    sale.id
+                    "{scope} has {confirmed} confirmed (paid) orders; nothing was deleted. A reset cancels them \
+                     (OrderCancelled, reason reset): pass --include-confirmed to delete them too"
                 ),
             };
-            let left = store.purchases_of(&sale.id).await?.len();
-            writeln!(out, "sale {} reset: {returned} purchases deleted and their items given back", sale.id)?;
+            let left = store
+                .purchases_of(&sale.id)
+                .await?
+                .iter()
+                .filter(|p| variant.is_empty() || variant.iter().any(|v| v == p.variant()))
+                .count();
+            writeln!(out, "{scope} reset: {returned} purchases deleted and their items given back")?;
             if kept_confirmed > 0 {
                 writeln!(out, "{kept_confirmed} orders confirmed during the reset were kept (no --include-confirmed)")?;
             }
@@ -634,6 +680,27 @@ async fn read_public(source: &str) -> Result<Vec<u8>> {
 
 fn hex_string(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Items held by live orders (reserved + confirmed), per variant (one consistent scan).
+async fn live_items_by_variant(store: &Store, sale: &Sale) -> Result<std::collections::BTreeMap<String, i64>> {
+    let mut live = std::collections::BTreeMap::new();
+    for r in store.purchases_of(&sale.id).await?.iter().filter(|r| r.status.is_live()) {
+        *live.entry(r.variant().to_owned()).or_default() += i64::from(r.items());
+    }
+    Ok(live)
+}
+
+/// `  | ID remaining/total left, N live` per variant, from the shards' stock (numbered across the
+/// sale) and, when counted, the items live orders hold.
+fn variant_line(sale: &Sale, shards: &[i64], live: Option<&std::collections::BTreeMap<String, i64>>) -> String {
+    let mut line = String::new();
+    for v in sale.spans() {
+        let left: i64 = v.shard_range().filter_map(|n| shards.get(n as usize)).map(|r| (*r).max(0)).sum();
+        let held = live.map(|l| format!(", {} live", l.get(v.id).copied().unwrap_or(0))).unwrap_or_default();
+        line.push_str(&format!("  | {} {left}/{} left{held}", v.id, v.stock));
+    }
+    line
 }
 
 /// A 20-character bar of the stock sold.

@@ -481,3 +481,134 @@ fn a_beacon_draw_is_exported_and_verified_from_public_files_alone() {
     let refused = cli.refused(&["verify-draw", "--public", &format!("{}{status_path}", edge.url())]);
     assert!(refused.contains("differ from the draw"), "{refused}");
 }
+
+/// `create-sale` of a sized runner (eu41: 4 items on 1 shard, eu42: 6 on 2), up to 3 per customer,
+/// with `extra` flags.
+fn create_sized(cli: &Cli, id: &str, extra: &[&str]) {
+    let common = ["create-sale", "--sale-id", id, "--name", "Runner", "--price-cents", "9900", "--currency", "EUR"];
+    let sizes = ["--variant", "eu41:EU 41:4", "--variant", "eu42:EU 42:6:2", "--max-per-customer", "3"];
+    let out = cli.run(&[&common[..], &["--starts-at", OPEN, "--ends-at", CLOSE], &sizes, extra].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Buys `quantity` of `variant` for `user` through the purchase handler; the order as answered.
+fn order(app: &TestApp, rt: &tokio::runtime::Runtime, sale: &str, user: &str, variant: &str, quantity: u32) -> Value {
+    let body = serde_json::json!({"userId": user, "variantId": variant, "quantity": quantity}).to_string();
+    let (status, order) = rt.block_on(app.post_purchase(sale, &body));
+    assert_eq!(status, 201, "{order}");
+    order
+}
+
+#[test]
+fn watch_shows_each_variant_of_a_sized_sale_and_a_plain_sale_as_before() {
+    let cli = Cli::new();
+    cli.ok(&["create-table"]);
+    create_sized(&cli, "sizes-w", &[]);
+    assert!(cli.create_sale("plain-w", "10", "2", OPEN, CLOSE, &[]).status.success());
+    let app = TestApp::on(&cli.store());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    order(&app, &rt, "sizes-w", "ann", "eu42", 3);
+    order(&app, &rt, "sizes-w", "ben", "eu41", 1);
+    order(&app, &rt, "sizes-w", "ben", "eu42", 1);
+
+    let watched = cli.ok(&["watch", "--sale-id", "sizes-w", "--for-seconds", "1", "--every-ms", "300"]);
+    let first = watched.lines().next().expect("at least one line");
+    assert!(first.contains(" 5/10 sold"), "{watched}");
+    assert!(first.contains("| eu41 3/4 left, 1 live  | eu42 2/6 left, 4 live"), "{watched}");
+    assert!(watched.lines().count() <= 5, "it stops: {watched}");
+    // Without the scan of live orders, the stock alone.
+    let stock_only = cli.ok(&["watch", "--sale-id", "sizes-w", "--for-seconds", "1", "--live-every", "0"]);
+    assert!(stock_only.lines().next().unwrap().ends_with("| eu41 3/4 left  | eu42 2/6 left"), "{stock_only}");
+
+    rt.block_on(app.buy("plain-w", "cy"));
+    let plain = cli.ok(&["watch", "--sale-id", "plain-w", "--for-seconds", "1"]);
+    let line = plain.lines().next().unwrap();
+    assert!(line.contains("[##..................]       1/10 sold") && line.ends_with("0.0/s"), "{plain}");
+    assert!(!line.contains('|'), "no variant columns for a sale without variants: {plain}");
+}
+
+#[test]
+fn a_variant_reset_gives_back_exactly_that_variants_orders_and_leaves_the_rest() {
+    let cli = Cli::new();
+    cli.ok(&["create-table"]);
+    create_sized(&cli, "sizes-r", &["--hold-seconds", "600"]);
+    let store = cli.store();
+    let app = TestApp::on(&store);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // ann holds 3 over both variants; ben 3 in eu42 (one order over both its shards' worth);
+    // cy 1 in eu41, paid.
+    let ann41 = order(&app, &rt, "sizes-r", "ann", "eu41", 2);
+    let ann42 = order(&app, &rt, "sizes-r", "ann", "eu42", 1);
+    let ben42 = order(&app, &rt, "sizes-r", "ben", "eu42", 3);
+    let cy41 = order(&app, &rt, "sizes-r", "cy", "eu41", 1);
+    let id = |o: &Value| o["orderId"].as_str().unwrap().to_owned();
+    cli.ok(&["confirm", "--sale-id", "sizes-r", "--order-id", &id(&ben42)]);
+    cli.ok(&["confirm", "--sale-id", "sizes-r", "--order-id", &id(&cy41)]);
+    let sale_id = SaleId::parse("sizes-r").unwrap();
+    let sale = rt.block_on(store.get_sale(&sale_id)).unwrap().unwrap();
+    let before = rt.block_on(store.purchases_of(&sale_id)).unwrap();
+
+    // Refused: an unknown variant, no --yes, a paid order in the variant without the flag.
+    let reset = |extra: &[&'static str]| -> Vec<&'static str> {
+        [&["reset-sale", "--sale-id", "sizes-r", "--variant", "eu41"][..], extra].concat()
+    };
+    assert!(cli.refused(&["reset-sale", "--sale-id", "sizes-r", "--variant", "eu43", "--yes"]).contains("no variant"));
+    assert!(cli.refused(&reset(&[])).contains("--yes"));
+    let refused = cli.refused(&reset(&["--yes"]));
+    assert!(refused.contains("variant eu41 has 1 confirmed"), "{refused}");
+    assert_eq!(rt.block_on(store.purchases_of(&sale_id)).unwrap(), before, "nothing changed");
+
+    assert!(cli.ok(&reset(&["--yes", "--include-confirmed"])).contains("variant eu41 reset: 2 purchases deleted"));
+
+    // Stored state: eu41 all back on its shard; eu42's orders as they were, and per shard its
+    // stock + what its live orders took = what it started with.
+    let after = rt.block_on(store.purchases_of(&sale_id)).unwrap();
+    let kept: Vec<&flash_sale::store::PurchaseRecord> = before.iter().filter(|r| r.variant() == "eu42").collect();
+    assert_eq!(after.iter().collect::<Vec<_>>(), kept, "the other variant's orders are untouched");
+    let ids: Vec<String> = after.iter().map(|r| r.order_id.clone()).collect();
+    assert_eq!(ids, [id(&ann42), id(&ben42)]);
+    let shards = rt.block_on(store.shard_stock(&[&sale])).unwrap().remove(0);
+    let initial = sale.shard_stock();
+    let mut taken = vec![0i64; initial.len()];
+    for r in after.iter().filter(|r| r.status.is_live()) {
+        for t in r.taken() {
+            taken[t.shard as usize] += t.n;
+        }
+    }
+    for (n, start) in initial.iter().enumerate() {
+        assert_eq!(shards[n] + taken[n], *start, "shard {n}: stock {shards:?}, taken {taken:?}");
+    }
+    assert_eq!((shards[0], taken[1] + taken[2]), (4, 4), "eu41 is whole again; eu42 still has 4 taken");
+    // Customers: live counts and order sets lose exactly the reset orders.
+    let customer = |user: &str| rt.block_on(store.customer(&sale_id, &UserId::parse(user).unwrap())).unwrap().unwrap();
+    let (ann, ben, cy) = (customer("ann"), customer("ben"), customer("cy"));
+    assert_eq!((ann.live, ann.orders), (1, vec![id(&ann42)]));
+    assert_eq!((ben.live, ben.orders), (3, vec![id(&ben42)]));
+    assert_eq!((cy.live, cy.orders.len()), (0, 0));
+    // ann may buy 2 more again; the limit still holds across variants.
+    order(&app, &rt, "sizes-r", "ann", "eu41", 2);
+    let body = serde_json::json!({"userId": "ann", "variantId": "eu42", "quantity": 1}).to_string();
+    let (status, refusal) = rt.block_on(app.post_purchase("sizes-r", &body));
+    assert_eq!((status, refusal["code"].as_str()), (409, Some("limit_reached")), "{refusal}");
+
+    // What the whole-sale reset emits, for exactly the reset orders: OrderCancelled, reason reset,
+    // with their variant and quantity.
+    let records = rt.block_on(flash_sale_testkit::streams::stream_records(&endpoint(), store.table()));
+    let bus = rt.block_on(flash_sale_testkit::streams::FakeEventBridge::start());
+    let published = rt.block_on(order_events::publish(&bus.bus("b"), &serde_json::json!({ "Records": records })));
+    assert!(published.batch_item_failures.is_empty());
+    let mut cancelled: Vec<(String, String, String, u64)> = bus
+        .accepted()
+        .iter()
+        .filter(|(t, _, _, _)| t == "OrderCancelled")
+        .map(|(_, d, _, _)| {
+            let text = |k: &str| d[k].as_str().unwrap_or_default().to_owned();
+            (text("orderId"), text("reason"), text("variantId"), d["quantity"].as_u64().unwrap_or(0))
+        })
+        .collect();
+    cancelled.sort();
+    let mut expected =
+        vec![(id(&ann41), "reset".into(), "eu41".into(), 2), (id(&cy41), "reset".into(), "eu41".into(), 1)];
+    expected.sort();
+    assert_eq!(cancelled, expected);
+}

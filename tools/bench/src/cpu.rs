@@ -34,6 +34,9 @@ pub struct Args {
     pub iterations: usize,
     pub batches: usize,
     pub only: Option<String>,
+    /// Variants of the sale (one shard each); 1: a sale without variants, as before variants
+    /// existed. With several, each purchase names one in turn, and only the handler scenarios run.
+    pub variants: u32,
 }
 
 /// What the canned DynamoDB answers.
@@ -76,18 +79,46 @@ fn av_n(v: i64) -> Value {
 impl Canned {
     fn new(sale: &Sale) -> Self {
         let id = sale.id.as_str();
-        let sale_item = json!({
+        let mut sale_item = json!({
             "pk": av_s(&keys::sale_pk(id)), "sk": av_s(keys::SALE_SK), "entity": av_s("SALE"), "saleId": av_s(id),
             "name": av_s(&sale.name), "priceCents": av_n(sale.price_cents), "currency": av_s(&sale.currency),
             "totalStock": av_n(sale.total_stock), "shards": av_n(i64::from(sale.shards)),
             "startsAt": av_n(sale.starts_at_ms), "endsAt": av_n(sale.ends_at_ms), "createdAt": av_n(sale.starts_at_ms),
         });
+        if sale.has_variants() {
+            let variants: Vec<Value> = sale
+                .variants
+                .iter()
+                .map(|v| {
+                    json!({ "M": { "variantId": av_s(&v.variant_id), "label": av_s(&v.label),
+                                   "stock": av_n(v.stock), "shards": av_n(i64::from(v.shards)) } })
+                })
+                .collect();
+            sale_item["variants"] = json!({ "L": variants });
+        }
         let shard = |remaining: i64| {
             json!({
                 "pk": av_s(&keys::shard_pk(id, 0)), "sk": av_s(keys::SHARD_SK), "saleId": av_s(id), "shard": av_n(0),
                 "remaining": av_n(remaining), "initial": av_n(sale.total_stock),
                 "startsAt": av_n(sale.starts_at_ms), "endsAt": av_n(sale.ends_at_ms),
             })
+        };
+        // A sale with variants: every shard, each naming its variant.
+        let shards: Vec<Value> = if sale.has_variants() {
+            sale.spans()
+                .iter()
+                .flat_map(|v| v.shard_range().map(move |n| (v.id.to_owned(), n, v.stock)))
+                .map(|(variant, n, stock)| {
+                    json!({
+                        "pk": av_s(&keys::shard_pk(id, n)), "sk": av_s(keys::SHARD_SK), "saleId": av_s(id),
+                        "shard": av_n(i64::from(n)), "remaining": av_n(41), "initial": av_n(stock),
+                        "startsAt": av_n(sale.starts_at_ms), "endsAt": av_n(sale.ends_at_ms),
+                        "variantId": av_s(&variant),
+                    })
+                })
+                .collect()
+        } else {
+            vec![shard(41)]
         };
         let purchase = json!({
             "pk": av_s(&keys::purchase_pk(id, "someone")), "sk": av_s(keys::PURCHASE_SK), "saleId": av_s(id),
@@ -109,7 +140,7 @@ impl Canned {
             get_purchase: b(json!({ "Item": purchase })),
             no_item: Bytes::from_static(b"{}"),
             purchase_sk: json!({ "S": keys::PURCHASE_SK }).to_string(),
-            batch: b(json!({ "Responses": { TABLE: [shard(41)] }, "UnprocessedKeys": {} })),
+            batch: b(json!({ "Responses": { TABLE: shards }, "UnprocessedKeys": {} })),
             twi_ok: Bytes::from_static(b"{}"),
             twi_duplicate: b(cancelled(json!([
                 { "Code": "None" },
@@ -243,15 +274,20 @@ impl Scenario {
         }
     }
 
-    /// The handler requests this scenario needs, built outside the timed region.
-    fn requests(self, from: usize, n: usize) -> Vec<ApiRequest> {
+    /// The handler requests this scenario needs, built outside the timed region. With several
+    /// variants each purchase names variant `i mod variants`.
+    fn requests(self, from: usize, n: usize, variants: u32) -> Vec<ApiRequest> {
         let build = |f: &dyn Fn(usize) -> Value| (from..from + n).map(|i| local::request(&f(i))).collect();
+        let variant =
+            |i: usize| (variants > 1).then(|| local::variant_id(u32::try_from(i % variants as usize).unwrap_or(0)));
         match self {
             Scenario::PurchaseSuccess
             | Scenario::PurchaseDuplicate
             | Scenario::PurchaseSoldOut
             | Scenario::PurchaseSoldOutHint
-            | Scenario::DropRequest => build(&|i| local::purchase_event(SALE, &format!("user-{i}"))),
+            | Scenario::DropRequest => {
+                build(&|i| local::purchase_event_for(SALE, &format!("user-{i}"), variant(i).as_deref()))
+            }
             Scenario::PurchaseInvalid => build(&|_| {
                 let mut e = local::purchase_event(SALE, "x");
                 e["body"] = json!("{\"userId\": 42}");
@@ -265,6 +301,8 @@ impl Scenario {
 }
 
 struct Bench {
+    /// Variants of the sale (1: none of its own).
+    variants: u32,
     /// Purchase events as the Runtime API delivers them (for `EventParse`).
     events: Vec<String>,
     canned: Arc<Canned>,
@@ -387,7 +425,7 @@ async fn batch(
     let per_request_flush = if tele == Telemetry::LogEmf { flush } else { None };
     while done < n {
         let k = CHUNK.min(n - done);
-        let mut reqs = s.requests(done, k).into_iter();
+        let mut reqs = s.requests(done, k, b.variants).into_iter();
         let (t0, w0) = (stats::process_cpu(), Instant::now());
         for i in done..done + k {
             let status = b.one(s, reqs.next(), i).await;
@@ -528,7 +566,11 @@ pub fn run(args: Args) -> Result<()> {
 
 async fn run_inner(args: Args) -> Result<()> {
     let now = now_ms();
-    let sale = local::sale(SALE, 1_000_000, 1, now - 60_000, now + 7 * 86_400_000);
+    let mut sale = local::sale(SALE, 1_000_000, 1, now - 60_000, now + 7 * 86_400_000);
+    let variants = args.variants.max(1);
+    if variants > 1 {
+        sale.set_variants(local::variant_list(sale.total_stock, variants));
+    }
     let canned = Arc::new(Canned::new(&sale));
     let client = client(&canned)?;
     let long = Duration::from_secs(7 * 86_400);
@@ -537,7 +579,7 @@ async fn run_inner(args: Args) -> Result<()> {
     let app = local::leaked_app(&store, tuning.clone());
     let app_hint = local::leaked_app(&store, Tuning { sold_out_hint: long, ..tuning });
     let events = (0..500).map(|i| local::purchase_event(SALE, &format!("user-{i}")).to_string()).collect();
-    let bench = Bench { events, canned, sale, app, app_hint, store, client };
+    let bench = Bench { variants, events, canned, sale, app, app_hint, store, client };
 
     // Warm the sale caches (one GetItem + one BatchGetItem) and prime the sold-out hint (one
     // cancelled tx).
@@ -546,15 +588,22 @@ async fn run_inner(args: Args) -> Result<()> {
     app.sale_view(&sale_id).await.map_err(|e| anyhow!("warm sale cache: {e:?}"))?;
     bench.canned.set(Mode::Empty);
     let primer = UserId::parse("primer").map_err(|e| anyhow!("{e}"))?;
-    let primed = app_hint.purchase(&sale_id, &primer, None).await;
-    if !matches!(primed.result, Err(AppError::SoldOut)) || primed.transactions != 1 {
-        return Err(anyhow!("priming the sold-out hint: {primed:?}"));
+    if variants == 1 {
+        let primed = app_hint.purchase(&sale_id, &primer, None).await;
+        if !matches!(primed.result, Err(AppError::SoldOut)) || primed.transactions != 1 {
+            return Err(anyhow!("priming the sold-out hint: {primed:?}"));
+        }
     }
 
     println!(
         "cpu: {} iterations x {} batches per scenario (after a warm-up batch), current-thread runtime, process CPU time; medians over batches",
         args.iterations, args.batches
     );
+    if variants > 1 {
+        println!(
+            "  sale with {variants} variants of one shard each; purchase i names variant v(i mod {variants}); handler scenarios only"
+        );
+    }
     let scenarios = [
         Scenario::PurchaseSuccess,
         Scenario::PurchaseDuplicate,
@@ -573,8 +622,21 @@ async fn run_inner(args: Args) -> Result<()> {
         Scenario::SdkTransactWrite,
         Scenario::SdkGetItem,
     ];
-    let wanted =
-        |s: &Scenario| args.only.as_deref().is_none_or(|o| s.name().contains(o) || format!("{s:?}").contains(o));
+    // With variants of its own: the handler paths a buyer takes (the others do not read the sale).
+    let handler = |s: &Scenario| {
+        variants == 1
+            || matches!(
+                s,
+                Scenario::PurchaseSuccess
+                    | Scenario::PurchaseDuplicate
+                    | Scenario::PurchaseSoldOut
+                    | Scenario::PurchaseInvalid
+                    | Scenario::Status
+            )
+    };
+    let wanted = |s: &Scenario| {
+        handler(s) && args.only.as_deref().is_none_or(|o| s.name().contains(o) || format!("{s:?}").contains(o))
+    };
 
     let list: Vec<(Scenario, Telemetry)> =
         scenarios.iter().copied().filter(wanted).map(|s| (s, Telemetry::Off)).collect();
@@ -624,7 +686,7 @@ async fn run_inner(args: Args) -> Result<()> {
     }
 
     // The same handler paths with the Lambda binaries' JSON log line and EMF flush per request.
-    if args.only.is_none() {
+    if args.only.is_none() && variants == 1 {
         println!("with telemetry (subscriber and recorder installed now; interleaved among themselves):");
         let flush = telemetry::Flush::install()?;
         let list = [

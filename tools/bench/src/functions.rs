@@ -67,22 +67,37 @@ fn binary(dir: &Path, function: &str) -> Result<PathBuf> {
 pub struct Fixture {
     pub table: String,
     pub sale: String,
+    /// Variants of the sale (`local::variant_list`); 1: a sale without variants.
+    pub variants: u32,
+}
+
+impl Fixture {
+    /// The variant purchase `n` names (`None` for a sale without variants).
+    fn variant(&self, n: usize) -> Option<String> {
+        (self.variants > 1).then(|| local::variant_id(u32::try_from(n % self.variants as usize).unwrap_or(0)))
+    }
 }
 
 pub async fn fixture(endpoint: &str) -> Result<Fixture> {
+    fixture_with(endpoint, 1).await
+}
+
+/// [`fixture`] with a sale of `variants` variants of one shard each (1: a sale without variants).
+pub async fn fixture_with(endpoint: &str, variants: u32) -> Result<Fixture> {
     let store = local::fresh_store(endpoint).await?;
-    let sale = local::active_sale(&store, 10_000_000, 1).await?;
+    let sale = local::active_sale_with_variants(&store, 10_000_000, variants).await?;
+    let fx = Fixture { table: store.table().to_owned(), sale: sale.id.to_string(), variants: variants.max(1) };
     let app = local::app(&store, Tuning::default());
     let user = UserId::parse(LOOKUP_USER).map_err(|e| anyhow!("{e}"))?;
-    let r = app.purchase(&sale.id, &user, None).await;
+    let r = app.purchase_items(&sale.id, &user, None, fx.variant(0).as_deref(), 1).await;
     r.result.map_err(|e| anyhow!("fixture purchase: {e:?}"))?;
-    Ok(Fixture { table: store.table().to_owned(), sale: sale.id.to_string() })
+    Ok(fx)
 }
 
 /// The event a function gets on invocation `n`.
 pub fn event(function: &str, fx: &Fixture, tag: &str, n: usize) -> Value {
     match function {
-        "purchase" => local::purchase_event(&fx.sale, &format!("{tag}-{n}")),
+        "purchase" => local::purchase_event_for(&fx.sale, &format!("{tag}-{n}"), fx.variant(n).as_deref()),
         "status" => local::status_event(&fx.sale),
         _ => local::lookup_event(&fx.sale, LOOKUP_USER),
     }
@@ -280,7 +295,8 @@ pub(crate) async fn warm_dynamo(endpoint: &str, fx: &Fixture) -> Result<()> {
     let sale = SaleId::parse(&fx.sale).map_err(|e| anyhow!("{e}"))?;
     for i in 0..300 {
         let user = UserId::parse(&format!("jit-{i}")).map_err(|e| anyhow!("{e}"))?;
-        app.purchase(&sale, &user, None).await.result.map_err(|e| anyhow!("warm-up purchase: {e:?}"))?;
+        let bought = app.purchase_items(&sale, &user, None, fx.variant(i).as_deref(), 1).await;
+        bought.result.map_err(|e| anyhow!("warm-up purchase: {e:?}"))?;
         app.sale_view(&sale).await.map_err(|e| anyhow!("warm-up status: {e:?}"))?;
         app.lookup(&sale, &user).await.map_err(|e| anyhow!("warm-up lookup: {e:?}"))?;
     }
@@ -296,15 +312,22 @@ pub async fn warm(
     invocations: usize,
     batches: usize,
     warmup: usize,
+    variants: u32,
     launch: Launch,
 ) -> Result<()> {
     let dynamo = Dynamo::get(endpoint).await?;
-    let fx = fixture(&dynamo.endpoint).await?;
+    let fx = fixture_with(&dynamo.endpoint, variants).await?;
     warm_dynamo(&dynamo.endpoint, &fx).await?;
     let per_batch = (invocations / batches.max(1)).max(1);
     println!(
         "warm: {warmup} warm-up invocations, then {batches} batches of {per_batch}; child CPU from /proc (schedstat ns; utime+stime ticks as a check)"
     );
+    if fx.variants > 1 {
+        println!(
+            "  sale with {} variants of one shard each; purchase n names variant v(n mod {})",
+            fx.variants, fx.variants
+        );
+    }
     println!(
         "  binaries {:?}; extra env {:?}",
         launch.functions().iter().map(|f| launch.binary(f)).collect::<Vec<_>>(),

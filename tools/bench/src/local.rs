@@ -10,7 +10,7 @@ use flash_sale::App;
 use flash_sale::clock::now_ms;
 use flash_sale::config::Tuning;
 use flash_sale::http::ApiRequest;
-use flash_sale::sale::Sale;
+use flash_sale::sale::{Sale, Variant};
 use flash_sale::store::Store;
 use flash_sale_testkit::{TestApp, TestBody, event_json, user_body};
 use serde_json::Value;
@@ -85,10 +85,50 @@ pub async fn active_sale(store: &Store, stock: i64, shards: u32) -> Result<Sale>
     Ok(s)
 }
 
+/// An active sale like [`active_sale`] with `variants` variants (`v0`, `v1`, ...) of one shard
+/// each, the stock split evenly; one variant: the plain sale of [`active_sale`].
+pub async fn active_sale_with_variants(store: &Store, stock: i64, variants: u32) -> Result<Sale> {
+    if variants <= 1 {
+        return active_sale(store, stock, 1).await;
+    }
+    let now = now_ms();
+    let mut s = sale(&unique("s"), stock, 1, now - 60_000, now + 86_400_000);
+    s.set_variants(variant_list(stock, variants));
+    store.create_sale(&s, now).await.map_err(|e| anyhow!("create sale: {e}"))?;
+    Ok(s)
+}
+
+/// `n` variants `v0`.. of one shard each sharing `stock` (the first ones take the remainder).
+pub fn variant_list(stock: i64, n: u32) -> Vec<Variant> {
+    let n64 = i64::from(n.max(1));
+    (0..n.max(1))
+        .map(|i| Variant {
+            variant_id: variant_id(i),
+            label: format!("Size {i}"),
+            sku: None,
+            stock: stock / n64 + i64::from(i64::from(i) < stock % n64),
+            shards: 1,
+        })
+        .collect()
+}
+
+/// The id of variant `i` of [`variant_list`].
+pub fn variant_id(i: u32) -> String {
+    format!("v{i}")
+}
+
 /// `POST /sales/{sale}/purchases` with `{"userId": user}`, as API Gateway sends it.
 pub fn purchase_event(sale: &str, user: &str) -> Value {
     let path = format!("/sales/{sale}/purchases");
     event_json("POST", &path, &[("saleId", sale)], TestBody::Text(&user_body(user)), None)
+}
+
+/// [`purchase_event`] naming a variant (`None`: the body of [`purchase_event`]).
+pub fn purchase_event_for(sale: &str, user: &str, variant: Option<&str>) -> Value {
+    let Some(variant) = variant else { return purchase_event(sale, user) };
+    let path = format!("/sales/{sale}/purchases");
+    let body = serde_json::json!({ "userId": user, "variantId": variant }).to_string();
+    event_json("POST", &path, &[("saleId", sale)], TestBody::Text(&body), None)
 }
 
 /// `GET /sales/{sale}`.

@@ -49,6 +49,10 @@ enum Cmd {
         /// Run only scenarios whose name contains this text.
         #[arg(long)]
         only: Option<String>,
+        /// A sale with this many variants (one shard each), each purchase naming one in turn;
+        /// 1: a sale without variants.
+        #[arg(long, default_value_t = 1)]
+        variants: u32,
     },
     /// Cold start of the release function binaries against a local Runtime API.
     Coldstart {
@@ -84,6 +88,10 @@ enum Cmd {
         batches: usize,
         #[arg(long, default_value_t = 300)]
         warmup: usize,
+        /// A sale with this many variants (one shard each), each purchase naming one in turn;
+        /// 1: a sale without variants.
+        #[arg(long, default_value_t = 1)]
+        variants: u32,
         #[command(flatten)]
         launch: LaunchArgs,
     },
@@ -171,20 +179,24 @@ fn main() -> Result<()> {
                 max_seconds: max_seconds.clamp(1, 3600),
             }))
         }
-        Cmd::Cpu { iterations, batches, only } => {
-            cpu::run(cpu::Args { iterations: iterations.clamp(100, 10_000_000), batches: batches.clamp(1, 100), only })
-        }
+        Cmd::Cpu { iterations, batches, only, variants } => cpu::run(cpu::Args {
+            iterations: iterations.clamp(100, 10_000_000),
+            batches: batches.clamp(1, 100),
+            only,
+            variants: variants.clamp(1, flash_sale::sale::MAX_VARIANTS as u32),
+        }),
         Cmd::Coldstart { endpoint, runs, launch } => {
             multi()?.block_on(functions::coldstart(endpoint.as_deref(), runs.clamp(1, 1000), launch.into()))
         }
         Cmd::FirstResponse { endpoint, runs, function, cases } => {
             multi()?.block_on(first_response::run(endpoint.as_deref(), runs.clamp(1, 1000), &function, cases))
         }
-        Cmd::Warm { endpoint, invocations, batches, warmup, launch } => multi()?.block_on(functions::warm(
+        Cmd::Warm { endpoint, invocations, batches, warmup, variants, launch } => multi()?.block_on(functions::warm(
             endpoint.as_deref(),
             invocations.clamp(1, 1_000_000),
             batches.clamp(1, 100),
             warmup.min(100_000),
+            variants.clamp(1, flash_sale::sale::MAX_VARIANTS as u32),
             launch.into(),
         )),
         Cmd::Capacity { endpoint } => multi()?.block_on(capacity::run(endpoint.as_deref())),

@@ -29,6 +29,7 @@ use crate::attempt::{Attempt, Reply};
 use crate::ramp::{self, Stage};
 use crate::report::Mode;
 use crate::target::BaseUrl;
+use crate::verify::Choice;
 
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -92,8 +93,17 @@ async fn exchange(client: &HttpClient, req: Request<Full<Bytes>>, timeout: Durat
     }
 }
 
-fn purchase_request(url: &Uri, user: &str) -> Request<Full<Bytes>> {
-    let body = json!({ "userId": user }).to_string();
+fn purchase_request(url: &Uri, user: &str, choice: Option<&Choice>) -> Request<Full<Bytes>> {
+    let mut body = json!({ "userId": user });
+    if let Some(c) = choice {
+        if let Some(v) = &c.variant_id {
+            body["variantId"] = json!(v);
+        }
+        if let Some(q) = c.quantity {
+            body["quantity"] = json!(q);
+        }
+    }
+    let body = body.to_string();
     let mut req = Request::new(Full::new(Bytes::from(body)));
     *req.method_mut() = Method::POST;
     *req.uri_mut() = url.clone();
@@ -104,7 +114,18 @@ fn purchase_request(url: &Uri, user: &str) -> Request<Full<Bytes>> {
 
 /// One purchase attempt.
 pub async fn purchase(client: &HttpClient, url: &Uri, user: &str, timeout: Duration) -> Reply {
-    match exchange(client, purchase_request(url, user), timeout).await {
+    purchase_choosing(client, url, user, None, timeout).await
+}
+
+/// One purchase attempt naming a variant and a quantity (`None`: the body of [`purchase`]).
+pub async fn purchase_choosing(
+    client: &HttpClient,
+    url: &Uri,
+    user: &str,
+    choice: Option<&Choice>,
+    timeout: Duration,
+) -> Reply {
+    match exchange(client, purchase_request(url, user, choice), timeout).await {
         Exchange::Done(status, retry_after, body) => {
             Reply::from_http(status, &body).with_retry_after(retry_after.as_deref())
         }
@@ -192,6 +213,9 @@ pub struct LoadSpec {
     pub url: Uri,
     /// The user of each planned attempt, in plan order.
     pub users: Arc<Vec<String>>,
+    /// What each planned attempt asks for (variant, quantity), in plan order; empty: every
+    /// attempt sends the user only.
+    pub choices: Arc<Vec<Choice>>,
     pub mode: Mode,
     /// No attempt starts after this much time.
     pub duration: Duration,
@@ -252,7 +276,7 @@ pub async fn run(client: &HttpClient, spec: LoadSpec) -> LoadResult {
 async fn one(client: &HttpClient, spec: &LoadSpec, seq: usize, start: Instant, due: Option<Instant>) -> Attempt {
     let user = &spec.users[seq];
     let sent = Instant::now();
-    let reply = purchase(client, &spec.url, user, spec.timeout).await;
+    let reply = purchase_choosing(client, &spec.url, user, spec.choices.get(seq), spec.timeout).await;
     Attempt {
         seq: u32::try_from(seq).unwrap_or(u32::MAX),
         user: user.clone(),
@@ -412,6 +436,7 @@ mod tests {
         LoadSpec {
             url: "http://127.0.0.1:9/".parse().unwrap(),
             users: Arc::new(Vec::new()),
+            choices: Arc::new(Vec::new()),
             mode: Mode::Closed { concurrency: 1 },
             duration: Duration::from_secs(1),
             timeout: Duration::from_secs(1),

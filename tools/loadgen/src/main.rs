@@ -6,6 +6,18 @@
 //!     --users 4000 --duplicate-share 0.2 --attempts 5000 --concurrency 64
 //! ```
 //!
+//! A sale with sizes and up to N items per customer: `--variant ID:LABEL:STOCK[:SHARDS]` (repeat)
+//! and `--max-per-customer N` create one; on a sale with variants each attempt names one at
+//! random, and `--max-quantity K` asks for a random quantity from 1 to K. The table is then checked
+//! per variant and per customer (see `loadgen::verify`).
+//!
+//! ```text
+//! cargo run --release -p loadgen -- --base-url http://127.0.0.1:9000 \
+//!     --dynamodb-endpoint http://127.0.0.1:8000 --create-sale --sale-id lg-sizes \
+//!     --variant s:S:60 --variant m:M:100:2 --variant l:L:40 --max-per-customer 3 --max-quantity 3 \
+//!     --users 2000 --duplicate-share 0.5 --attempts 5000 --concurrency 64
+//! ```
+//!
 //! Three ways to pace: `--concurrency N` (closed loop, N connections), `--rate R` (open loop) and
 //! `--stages 10s:100,20s:1000,10s:0` (closed-loop users ramping like k6's `ramping-vus`).
 //! The local stack (`cargo xtask dev`) takes any number of connections: its front door queues what
@@ -36,7 +48,10 @@ use loadgen::plan::{Plan, PlanSpec, user_id};
 use loadgen::ramp::{self, parse_stages};
 use loadgen::report::{Mode, Report, RunInfo};
 use loadgen::target::BaseUrl;
-use loadgen::verify::{StoreFacts, StoredPurchase, check_answers, check_replies, check_store, unknown_from_replies};
+use loadgen::verify::{
+    Choice, StoreFacts, StoredPurchase, check_answers, check_replies, check_sized_replies, check_sized_store,
+    check_store, unknown_from_replies,
+};
 use serde_json::Value;
 
 #[derive(Parser)]
@@ -45,6 +60,7 @@ use serde_json::Value;
     version,
     about = "Purchase storm against one flash sale, with latency, fairness and invariant checks"
 )]
+#[command(group(clap::ArgGroup::new("sale_stock").args(["stock", "variant"]).multiple(true)))]
 struct Cli {
     /// API base URL: loopback (the local stack) or https:// (a deployed stage in AUTH_MODE=body).
     #[arg(long)]
@@ -55,14 +71,24 @@ struct Cli {
     #[arg(long)]
     sale_id: String,
     /// Create the sale first (open from now, --sale-window-secs long) in the table.
-    #[arg(long, requires = "stock")]
+    #[arg(long, requires = "sale_stock")]
     create_sale: bool,
     /// Stock of the created sale.
-    #[arg(long, requires = "create_sale")]
+    #[arg(long, requires = "create_sale", conflicts_with = "variant")]
     stock: Option<i64>,
     /// Stock shards of the created sale [default: 1].
-    #[arg(long, requires = "create_sale")]
+    #[arg(long, requires = "create_sale", conflicts_with = "variant")]
     shards: Option<u32>,
+    /// A variant of the created sale with its own stock, `ID:LABEL:STOCK[:SHARDS]` (e.g.
+    /// `m:M:100:2`); repeat for each. Shards default to 1.
+    #[arg(long, requires = "create_sale")]
+    variant: Vec<String>,
+    /// The most items one customer of the created sale may hold across its variants [default: 1].
+    #[arg(long, requires = "create_sale")]
+    max_per_customer: Option<u32>,
+    /// Each attempt asks for a random quantity from 1 to this (1: no quantity is sent).
+    #[arg(long, default_value_t = 1)]
+    max_quantity: u32,
     /// How long the created sale stays open.
     #[arg(long, default_value_t = 3_600, requires = "create_sale")]
     sale_window_secs: i64,
@@ -230,7 +256,7 @@ async fn store(cli: &Cli) -> Result<Store> {
 
 async fn create_sale(cli: &Cli, store: &Store, id: &SaleId) -> Result<(), Failure> {
     let now = now_ms();
-    let sale = Sale {
+    let mut sale = Sale {
         id: id.clone(),
         name: format!("loadgen {id}"),
         price_cents: 100,
@@ -243,22 +269,52 @@ async fn create_sale(cli: &Cli, store: &Store, id: &SaleId) -> Result<(), Failur
         room: None,
         hold_seconds: 0,
         variants: Vec::new(),
-        max_per_customer: 1,
+        max_per_customer: cli.max_per_customer.unwrap_or(1),
     };
+    if !cli.variant.is_empty() {
+        let variants = cli.variant.iter().map(|v| parse_variant(v)).collect::<Result<Vec<_>, _>>()?;
+        sale.set_variants(variants);
+    }
     match store.create_sale(&sale, now).await {
         Ok(()) => Ok(()),
         Err(StoreError::SaleExists(id)) => Err(usage(format!(
             "sale `{id}` already exists; drop --create-sale to target it, or pick another --sale-id"
         ))),
-        Err(StoreError::Rule(e)) => Err(usage(format!("--stock/--shards: {e}"))),
+        Err(StoreError::Rule(e)) => Err(usage(format!("--stock/--shards/--variant/--max-per-customer: {e}"))),
         Err(e) => {
             Err(Failure::Run(anyhow::Error::new(e).context(format!("creating sale `{id}` in table {}", store.table()))))
         }
     }
 }
 
-/// The sale as the API shows it: (total stock, remaining stock). Refuses a sale that is not open.
-async fn preflight(client: &HttpClient, base: &BaseUrl, sale: &SaleId, timeout: Duration) -> Result<(i64, i64)> {
+/// `ID:LABEL:STOCK[:SHARDS]` of `--variant`.
+fn parse_variant(text: &str) -> Result<flash_sale::sale::Variant, Failure> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let (id, label, stock, shards) = match parts.as_slice() {
+        [id, label, stock] => (*id, *label, *stock, "1"),
+        [id, label, stock, shards] => (*id, *label, *stock, *shards),
+        _ => return Err(usage(format!("--variant {text:?}: expected ID:LABEL:STOCK[:SHARDS], e.g. m:M:100:2"))),
+    };
+    Ok(flash_sale::sale::Variant {
+        variant_id: id.to_owned(),
+        label: label.to_owned(),
+        sku: None,
+        stock: stock.parse().map_err(|e| usage(format!("--variant {text:?}: stock: {e}")))?,
+        shards: shards.parse().map_err(|e| usage(format!("--variant {text:?}: shards: {e}")))?,
+    })
+}
+
+/// The sale as the API shows it.
+struct SaleStatus {
+    total: i64,
+    remaining: i64,
+    /// The ids of the variants the sale was created with (empty: none of its own).
+    variants: Vec<String>,
+    max_per_customer: u32,
+}
+
+/// The sale as the API shows it. Refuses a sale that is not open.
+async fn preflight(client: &HttpClient, base: &BaseUrl, sale: &SaleId, timeout: Duration) -> Result<SaleStatus> {
     let url = base.sale_url(sale.as_str());
     let (status, body) = load::get_json(client, &url, timeout).await?;
     if status != 200 {
@@ -270,7 +326,14 @@ async fn preflight(client: &HttpClient, base: &BaseUrl, sale: &SaleId, timeout: 
     if !matches!(state, "active" | "sold_out") {
         bail!("sale `{sale}` is {state}, not open: nothing could be bought");
     }
-    Ok((field("totalStock")?, field("remainingStock")?))
+    let variants = body
+        .get("variants")
+        .and_then(Value::as_array)
+        .map(|list| list.iter().filter_map(|v| v.get("variantId").and_then(Value::as_str).map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let max_per_customer =
+        body.get("maxPerCustomer").and_then(Value::as_u64).and_then(|m| u32::try_from(m).ok()).unwrap_or(1);
+    Ok(SaleStatus { total: field("totalStock")?, remaining: field("remainingStock")?, variants, max_per_customer })
 }
 
 fn stored(records: Vec<flash_sale::store::PurchaseRecord>) -> Vec<StoredPurchase> {
@@ -311,16 +374,32 @@ async fn run(cli: Cli) -> Result<Report, Failure> {
         && cli.create_sale
     {
         create_sale(&cli, store, &s.sale).await?;
-        eprintln!(
-            "loadgen: created sale {} (stock {}, {} shards) in {}",
-            s.sale,
-            cli.stock.unwrap_or_default(),
-            cli.shards.unwrap_or(1),
-            store.table()
-        );
+        if cli.variant.is_empty() {
+            eprintln!(
+                "loadgen: created sale {} (stock {}, {} shards) in {}",
+                s.sale,
+                cli.stock.unwrap_or_default(),
+                cli.shards.unwrap_or(1),
+                store.table()
+            );
+        } else {
+            eprintln!(
+                "loadgen: created sale {} (variants {}, up to {} per customer) in {}",
+                s.sale,
+                cli.variant.join(" "),
+                cli.max_per_customer.unwrap_or(1),
+                store.table()
+            );
+        }
     }
     // The first request may start a function instance: give it more time than an attempt.
-    let (api_stock, api_left) = preflight(&client, &s.base, &s.sale, timeout.max(Duration::from_secs(30))).await?;
+    let status = preflight(&client, &s.base, &s.sale, timeout.max(Duration::from_secs(30))).await?;
+    let (api_stock, api_left) = (status.total, status.remaining);
+    // A sale with variants or several items per customer, or quantities asked for: the sized run.
+    let sized = !status.variants.is_empty() || status.max_per_customer > 1 || cli.max_quantity > 1;
+    if sized {
+        return run_sized(&cli, s, client, store, status).await;
+    }
 
     // Before: what the table holds, so that a sale with earlier purchases is judged fairly.
     let (sale, before) = match &store {
@@ -346,6 +425,7 @@ async fn run(cli: Cli) -> Result<Report, Failure> {
     let spec = LoadSpec {
         url: s.base.purchases_url(s.sale.as_str()).parse().context("purchase URL")?,
         users: Arc::new(users),
+        choices: Arc::new(Vec::new()),
         mode: s.mode.clone(),
         duration: Duration::from_secs_f64(s.duration_secs),
         honor_retry_after: cli.honor_retry_after,
@@ -395,15 +475,152 @@ async fn run(cli: Cli) -> Result<Report, Failure> {
         replies.extend(check_answers(attempts));
     }
     let report = Report::build(info, attempts, fair, replies, store_report, unknown_from_replies(attempts));
+    write_report(&cli, &s.sale, &report, report.to_json(attempts))?;
+    Ok(report)
+}
 
-    let path = cli.json_out.clone().unwrap_or_else(|| default_json_path(&s.sale));
+/// Writes the JSON report and prints the summary.
+fn write_report(cli: &Cli, sale: &SaleId, report: &Report, doc: Value) -> Result<(), Failure> {
+    let path = cli.json_out.clone().unwrap_or_else(|| default_json_path(sale));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let json = serde_json::to_vec_pretty(&report.to_json(attempts)).context("JSON report")?;
+    let json = serde_json::to_vec_pretty(&doc).context("JSON report")?;
     std::fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))?;
     print!("{}", report.summary());
     println!("  json        {}", path.display());
+    Ok(())
+}
+
+/// The run against a sale with variants or several items per customer: each attempt names a
+/// random variant (when the sale has its own) and a random quantity up to `--max-quantity`; the
+/// table is judged per variant, per shard and per customer (`loadgen::verify::check_sized_store`).
+async fn run_sized(
+    cli: &Cli,
+    s: Setup,
+    client: HttpClient,
+    store: Option<Store>,
+    status: SaleStatus,
+) -> Result<Report, Failure> {
+    let timeout = Duration::from_secs_f64(cli.timeout_secs);
+    let connections = s.mode.connections();
+    let sale = match &store {
+        Some(store) => Some(store.get_sale(&s.sale).await?.with_context(|| {
+            format!("the API knows sale `{}` but table {} does not: wrong --table?", s.sale, store.table())
+        })?),
+        None => None,
+    };
+    let max_per_customer = sale.as_ref().map_or(status.max_per_customer, |sale| sale.max_per_customer);
+    if cli.max_quantity > max_per_customer {
+        eprintln!(
+            "loadgen: --max-quantity {} is above the sale's maxPerCustomer {max_per_customer}: those attempts are refused (quantity_invalid)",
+            cli.max_quantity
+        );
+    }
+    // Before: what the table holds (orders, stock left).
+    let before_state = match (&store, &sale) {
+        (Some(store), Some(sale)) => Some(loadgen::table::read_sized(store, sale).await?),
+        _ => None,
+    };
+    let before_ids: HashSet<String> =
+        before_state.iter().flat_map(|b| b.orders.iter().map(|o| o.order_id.clone())).collect();
+    let held_before: HashSet<String> =
+        before_state.iter().flat_map(|b| b.orders.iter().filter(|o| o.live).map(|o| o.user_id.clone())).collect();
+    let stock = sale.as_ref().map_or(status.total, |sale| sale.total_stock);
+    let stock_left = before_state.as_ref().map_or(status.remaining, |b| b.shards.iter().map(|r| (*r).max(0)).sum());
+
+    if cli.warmup > 0 {
+        let statuses = load::warmup(&client, &s.base, cli.warmup, connections, timeout).await?;
+        eprintln!("loadgen: warm-up replies {statuses:?}");
+    }
+    let users: Vec<String> = s.plan.users.iter().map(|&u| user_id(&s.prefix, u)).collect();
+    let choices: Vec<Choice> = loadgen::plan::choices(s.seed, users.len(), &status.variants, cli.max_quantity);
+    let started_at = rfc3339_ms(now_ms());
+    eprintln!(
+        "loadgen: sending {} attempts to {} (variants {:?}, quantities 1..={}) ...",
+        users.len(),
+        s.base.purchases_url(s.sale.as_str()),
+        status.variants,
+        cli.max_quantity.max(1)
+    );
+    let spec = LoadSpec {
+        url: s.base.purchases_url(s.sale.as_str()).parse().context("purchase URL")?,
+        users: Arc::new(users),
+        choices: Arc::new(choices.clone()),
+        mode: s.mode.clone(),
+        duration: Duration::from_secs_f64(s.duration_secs),
+        honor_retry_after: cli.honor_retry_after,
+        timeout,
+    };
+    let result = load::run(&client, spec).await;
+    let attempts: &[Attempt] = &result.attempts;
+
+    let after = match (&store, &sale) {
+        (Some(store), Some(sale)) => {
+            tokio::time::sleep(Duration::from_secs_f64(cli.settle_secs)).await;
+            Some(loadgen::table::read_sized(store, sale).await?)
+        }
+        _ => None,
+    };
+    let sized_report = after.as_ref().map(|state| check_sized_store(attempts, &choices, &before_ids, state));
+    // Fairness as for one item per customer: a user's first order is their win.
+    let stored_map: Option<HashMap<String, String>> = after.as_ref().map(|state| {
+        let mut first = HashMap::new();
+        for o in state.orders.iter().filter(|o| !before_ids.contains(&o.order_id)) {
+            first.entry(o.user_id.clone()).or_insert_with(|| o.order_id.clone());
+        }
+        first
+    });
+    let outcomes = resolve_outcomes(attempts, stored_map.as_ref());
+    let fair = fairness(attempts, &outcomes, stock_left.max(0) as u64, &held_before);
+
+    let info = RunInfo {
+        started_at,
+        base_url: s.base.as_str().to_owned(),
+        sale_id: s.sale.to_string(),
+        mode: s.mode.clone(),
+        users: cli.users,
+        planned_attempts: cli.attempts,
+        planned_distinct_users: s.plan.distinct_users,
+        planned_duplicates: s.plan.duplicates,
+        duplicate_share: s.plan.duplicate_share(),
+        seed: s.seed,
+        user_prefix: s.prefix.clone(),
+        duration_limit_secs: s.duration_secs,
+        timeout_secs: cli.timeout_secs,
+        not_sent: result.not_sent,
+        peak_users: result.peak_users,
+        honor_retry_after: cli.honor_retry_after,
+        stock,
+        stock_left_at_start: stock_left,
+    };
+    // Items come back during the run only from holds (expiries, cancels): without them no user may
+    // have been promised more than the limit.
+    let no_returns = sale.as_ref().is_some_and(|sale| sale.hold_seconds == 0);
+    let mut replies = check_sized_replies(attempts, &choices, stock_left, max_per_customer, no_returns, &held_before);
+    if cli.require_clean_answers {
+        replies.extend(check_answers(attempts));
+    }
+    let mut report = Report::build(info, attempts, fair, replies, None, unknown_from_replies(attempts));
+    if let Some(sized) = sized_report {
+        report = report.with_sized(sized);
+    }
+    let mut doc = report.to_json(attempts);
+    doc["mix"] = serde_json::json!({
+        "variants": status.variants, "maxQuantity": cli.max_quantity.max(1), "maxPerCustomer": max_per_customer,
+    });
+    if let Some(list) = doc["attempts"].as_array_mut() {
+        for a in list {
+            let seq = a["seq"].as_u64().and_then(|n| usize::try_from(n).ok());
+            if let Some(choice) = seq.and_then(|n| choices.get(n)) {
+                if let Some(v) = &choice.variant_id {
+                    a["variantId"] = serde_json::json!(v);
+                }
+                a["quantity"] = serde_json::json!(choice.items());
+            }
+        }
+    }
+    write_report(cli, &s.sale, &report, doc)?;
     Ok(report)
 }
 

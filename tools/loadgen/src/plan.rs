@@ -88,6 +88,24 @@ impl Plan {
     }
 }
 
+/// What each of `attempts` attempts asks for: a variant drawn uniformly from `variants` (none
+/// named when `variants` is empty) and a quantity drawn uniformly from `1..=max_quantity` (none
+/// sent when `max_quantity` ≤ 1). Empty when neither is drawn: every attempt sends the user only,
+/// as for a sale without variants. Same seed, same choices (independent of the user plan's
+/// draws).
+pub fn choices(seed: u64, attempts: usize, variants: &[String], max_quantity: u32) -> Vec<crate::verify::Choice> {
+    if variants.is_empty() && max_quantity <= 1 {
+        return Vec::new();
+    }
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed_c401_ce00_0001);
+    (0..attempts)
+        .map(|_| crate::verify::Choice {
+            variant_id: (!variants.is_empty()).then(|| variants[rng.usize(0..variants.len())].clone()),
+            quantity: (max_quantity > 1).then(|| rng.u32(1..=max_quantity)),
+        })
+        .collect()
+}
+
 /// The user id sent for user `index`: `{prefix}{index:06}`.
 pub fn user_id(prefix: &str, index: u32) -> String {
     format!("{prefix}{index:06}")
@@ -165,6 +183,26 @@ mod tests {
         assert_eq!(Plan::new(spec(10, 10, -0.1)), Err(PlanError::BadShare));
         assert_eq!(Plan::new(spec(10, 10, f64::NAN)), Err(PlanError::BadShare));
         assert_eq!(Plan::new(spec(1, 1, 0.9)).unwrap().users, vec![0]);
+    }
+
+    #[test]
+    fn choices_cover_every_variant_and_quantity_and_repeat_with_the_seed() {
+        let sizes = ["s".to_owned(), "m".to_owned(), "l".to_owned()];
+        let c = choices(7, 600, &sizes, 3);
+        assert_eq!(c.len(), 600);
+        for size in &sizes {
+            let n = c.iter().filter(|c| c.variant_id.as_ref() == Some(size)).count();
+            assert!((120..280).contains(&n), "{size}: {n} of 600");
+        }
+        for q in 1..=3 {
+            let n = c.iter().filter(|c| c.quantity == Some(q)).count();
+            assert!((120..280).contains(&n), "quantity {q}: {n} of 600");
+        }
+        assert_eq!(c, choices(7, 600, &sizes, 3));
+        assert_ne!(c, choices(8, 600, &sizes, 3));
+        assert!(choices(7, 10, &[], 1).is_empty(), "a plain sale: the user only");
+        let only_quantities = choices(7, 10, &[], 2);
+        assert!(only_quantities.iter().all(|c| c.variant_id.is_none() && c.quantity.is_some()));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::attempt::{Attempt, Reply};
 use crate::fairness::Fairness;
 use crate::ramp::{self, Stage};
-use crate::verify::{StoreReport, UnknownOutcomes, Violation};
+use crate::verify::{SizedReport, StoreReport, UnknownOutcomes, Violation};
 
 /// Percentiles in milliseconds, from an HDR histogram of microseconds (3 significant digits).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -216,8 +216,12 @@ pub struct Report {
     pub fairness: Fairness,
     pub unknown_outcomes: UnknownOutcomes,
     pub reply_violations: Vec<Violation>,
-    /// `None` when the table was not read (`--no-verify`).
+    /// `None` when the table was not read (`--no-verify`) or the sale has variants or several
+    /// items per customer (then `sized`).
     pub store: Option<StoreReport>,
+    /// The checks of a sale with variants or several items per customer against the table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sized: Option<SizedReport>,
 }
 
 impl Report {
@@ -249,11 +253,23 @@ impl Report {
             unknown_outcomes,
             reply_violations,
             store,
+            sized: None,
         }
     }
 
+    /// The same report with the checks of a sale with variants or several items per customer
+    /// (their unknown outcomes replace those from the replies alone).
+    pub fn with_sized(mut self, sized: SizedReport) -> Self {
+        self.unknown_outcomes = sized.unknown.clone();
+        self.sized = Some(sized);
+        self
+    }
+
     pub fn violations(&self) -> impl Iterator<Item = &Violation> {
-        self.reply_violations.iter().chain(self.store.iter().flat_map(|s| s.violations.iter()))
+        self.reply_violations
+            .iter()
+            .chain(self.store.iter().flat_map(|s| s.violations.iter()))
+            .chain(self.sized.iter().flat_map(|s| s.violations.iter()))
     }
 
     pub fn ok(&self) -> bool {
@@ -343,8 +359,35 @@ impl Report {
             let _ = write!(unknown, "; of those users {} bought anyway, {n} did not", c.len());
         }
         let _ = writeln!(s, "{unknown}");
-        match &self.store {
-            Some(store) => {
+        match (&self.store, &self.sized) {
+            (_, Some(sized)) => {
+                let c = &sized.sold;
+                let _ = writeln!(
+                    s,
+                    "  stored      {} orders ({} before the run), {} live holding {} items; {} customers, the most held {} (max {})",
+                    c.orders_after,
+                    c.orders_before,
+                    c.live_orders,
+                    c.live_items,
+                    c.customers,
+                    c.most_held,
+                    c.max_per_customer
+                );
+                for v in &c.variants {
+                    let _ = writeln!(
+                        s,
+                        "  variant     {:<12} stock {:>6} + live {:>6} = {:>6} (total {}); {} attempts, {} items sold in the run",
+                        v.variant_id,
+                        v.remaining,
+                        v.live_items,
+                        v.remaining + v.live_items,
+                        v.total,
+                        v.asked,
+                        v.sold_in_run
+                    );
+                }
+            }
+            (Some(store), None) => {
                 let c = &store.sold;
                 let exact = if c.at_least == c.at_most {
                     format!("exactly {}", c.at_most)
@@ -364,7 +407,7 @@ impl Report {
                     c.stock - c.purchases_after as i64
                 );
             }
-            None => {
+            (None, None) => {
                 let _ = writeln!(s, "  stored      not checked (--no-verify): only the replies were checked");
             }
         }

@@ -12,8 +12,16 @@
 //! belongs to a user who got a 201 or whose reply was lost (reported apart: a 503 that committed
 //! is not a lie, but a client must look it up); every `already_purchased` matches a stored
 //! purchase.
+//!
+//! A sale with variants or several items per customer ([`check_sized_store`],
+//! [`check_sized_replies`]): per variant, its shards' stock + the items its live orders hold =
+//! its total; per shard, what it gave = what the live orders took from it; the items of all live
+//! orders = the items the shards gave; no customer holds more than `maxPerCustomer` live items, and
+//! each customer's stored live count and order set are their live orders'; every 201 names a stored
+//! order of the variant and quantity asked for; every order stored by the run was answered 201 to
+//! its buyer or had its reply lost.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use serde::Serialize;
@@ -130,6 +138,55 @@ pub enum Violation {
         timeouts: u64,
         transport_errors: u64,
     },
+    /// Sized sale: the 201s promised more items than the stock left at the start.
+    ItemsExceedStock {
+        items: u64,
+        stock_left: i64,
+    },
+    /// Sized sale: a variant's shards and its live orders' items do not add up to its total.
+    VariantStockMismatch {
+        variant: String,
+        remaining: i64,
+        live_items: i64,
+        total: i64,
+    },
+    /// Sized sale: a shard gave (`initial − remaining`) another number of items than the live
+    /// orders took from it.
+    ShardTakenMismatch {
+        shard: u32,
+        gave: i64,
+        live_taken: i64,
+    },
+    /// Sized sale: the live orders hold another number of items than the shards gave in all.
+    ItemsTakenMismatch {
+        live_items: i64,
+        taken: i64,
+    },
+    /// Sized sale: an order took other than its quantity, or from a shard of another variant.
+    OrderTakesWrong {
+        order_id: String,
+        detail: String,
+    },
+    /// Sized sale: a customer holds more live items than `maxPerCustomer`.
+    CustomerOverLimit {
+        user: String,
+        live_items: i64,
+        max: u32,
+    },
+    /// Sized sale: a customer's stored live count or order set is not what their live orders hold.
+    CustomerCountMismatch {
+        user: String,
+        stored_live: i64,
+        live_items: i64,
+        detail: String,
+    },
+    /// Sized sale: a 201's stored order is not of the variant or quantity asked for.
+    OrderNotAsAsked {
+        user: String,
+        order_id: String,
+        asked: String,
+        stored: String,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -194,6 +251,30 @@ impl fmt::Display for Violation {
                 f,
                 "{timeouts} requests timed out and {transport_errors} connections failed or broke (hangs / resets)"
             ),
+            ItemsExceedStock { items, stock_left } => {
+                write!(f, "oversold in replies: 201s for {items} items but only {stock_left} were left")
+            }
+            VariantStockMismatch { variant, remaining, live_items, total } => write!(
+                f,
+                "variant {variant}: stock {remaining} + live items {live_items} = {} ≠ total {total}",
+                remaining + live_items
+            ),
+            ShardTakenMismatch { shard, gave, live_taken } => {
+                write!(f, "shard {shard} gave {gave} items but live orders took {live_taken} from it")
+            }
+            ItemsTakenMismatch { live_items, taken } => {
+                write!(f, "live orders hold {live_items} items but the shards gave {taken}")
+            }
+            OrderTakesWrong { order_id, detail } => write!(f, "order {order_id}: {detail}"),
+            CustomerOverLimit { user, live_items, max } => {
+                write!(f, "customer {user} holds {live_items} live items, above maxPerCustomer {max}")
+            }
+            CustomerCountMismatch { user, stored_live, live_items, detail } => {
+                write!(f, "customer {user}: stored live count {stored_live}, live orders hold {live_items}{detail}")
+            }
+            OrderNotAsAsked { user, order_id, asked, stored } => {
+                write!(f, "user {user}: 201 for {asked} but order {order_id} is stored as {stored}")
+            }
         }
     }
 }
@@ -461,6 +542,388 @@ pub fn unknown_from_replies(attempts: &[Attempt]) -> UnknownOutcomes {
     }
 }
 
+/// What one attempt asked for on a sale with variants or several items per customer: the
+/// variant named (`None`: none named) and the quantity (`None`: none sent, i.e. 1).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Choice {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u32>,
+}
+
+impl Choice {
+    pub fn items(&self) -> u32 {
+        self.quantity.unwrap_or(1)
+    }
+}
+
+/// An order as read back from the table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredOrder {
+    pub user_id: String,
+    pub order_id: String,
+    pub variant_id: String,
+    pub quantity: u32,
+    /// Reserved or confirmed as stored (a hold that ended but is not released yet still holds
+    /// its items).
+    pub live: bool,
+    /// What it took, per shard: `(shard, items)`.
+    pub takes: Vec<(u32, i64)>,
+}
+
+/// A variant as the sale defines it: its total and its shards `first..first + shards`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredVariant {
+    pub variant_id: String,
+    pub total: i64,
+    pub first: u32,
+    pub shards: u32,
+}
+
+/// A customer's item (`CUSTOMER`, sales with `maxPerCustomer` > 1): live items and live orders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredCustomer {
+    pub user_id: String,
+    pub live: i64,
+    pub orders: Vec<String>,
+}
+
+/// The stored state of a sale with variants or several items per customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SizedState {
+    pub max_per_customer: u32,
+    pub variants: Vec<StoredVariant>,
+    /// What each shard started with (numbered across the sale).
+    pub initial: Vec<i64>,
+    /// What each shard holds now.
+    pub shards: Vec<i64>,
+    pub orders: Vec<StoredOrder>,
+    /// The customers' items; `None` for a sale with one item per customer (it has none).
+    pub customers: Option<Vec<StoredCustomer>>,
+}
+
+impl SizedState {
+    /// Items held by live orders, per variant.
+    pub fn live_items_by_variant(&self) -> BTreeMap<&str, i64> {
+        let mut live: BTreeMap<&str, i64> = self.variants.iter().map(|v| (v.variant_id.as_str(), 0)).collect();
+        for o in self.orders.iter().filter(|o| o.live) {
+            *live.entry(o.variant_id.as_str()).or_default() += i64::from(o.quantity);
+        }
+        live
+    }
+}
+
+/// One variant after the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VariantCount {
+    pub variant_id: String,
+    pub total: i64,
+    pub remaining: i64,
+    pub live_items: i64,
+    /// Attempts that named this variant.
+    pub asked: u64,
+    /// Items the run's 201s gave of it.
+    pub sold_in_run: u64,
+}
+
+/// What the run sold of a sale with variants or several items per customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SizedCount {
+    pub max_per_customer: u32,
+    pub variants: Vec<VariantCount>,
+    pub orders_before: u64,
+    pub orders_after: u64,
+    pub live_orders: u64,
+    pub live_items: i64,
+    /// Customers holding live items, and the most one holds.
+    pub customers: u64,
+    pub most_held: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SizedReport {
+    pub sold: SizedCount,
+    pub unknown: UnknownOutcomes,
+    pub violations: Vec<Violation>,
+}
+
+fn describe(variant: Option<&str>, quantity: u32) -> String {
+    format!("{} × {quantity}", variant.unwrap_or("(the sale's one variant)"))
+}
+
+/// The checks of a sale with variants or several items per customer that need only the replies:
+/// the 201s promise at most the stock left at the start (`stock_left`), order ids are not shared
+/// between users, and, when no items can come back during the run (`no_returns`: no holds) and the
+/// user held nothing before it, no user was promised more than `max_per_customer` items.
+/// `choices[seq]` is what attempt `seq` asked for.
+pub fn check_sized_replies(
+    attempts: &[Attempt],
+    choices: &[Choice],
+    stock_left: i64,
+    max_per_customer: u32,
+    no_returns: bool,
+    held_before: &HashSet<String>,
+) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let mut items = 0u64;
+    let mut per_user: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut owners: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for a in attempts.iter().filter(|a| a.reply.meaning() == Meaning::Bought) {
+        let q = u64::from(choices.get(a.seq as usize).map_or(1, Choice::items));
+        items += q;
+        *per_user.entry(a.user.as_str()).or_default() += q;
+        match a.reply.order_id() {
+            Some(order) => {
+                owners.entry(order).or_default().insert(a.user.as_str());
+            }
+            None => violations.push(Violation::MalformedSuccess { user: a.user.clone(), detail: "no orderId".into() }),
+        }
+    }
+    for (order, users) in owners {
+        if users.len() > 1 {
+            violations.push(Violation::SharedOrderId {
+                order_id: order.to_owned(),
+                users: users.into_iter().map(str::to_owned).collect(),
+            });
+        }
+    }
+    if no_returns {
+        for (user, held) in per_user {
+            if held > u64::from(max_per_customer) && !held_before.contains(user) {
+                violations.push(Violation::CustomerOverLimit {
+                    user: user.to_owned(),
+                    live_items: i64::try_from(held).unwrap_or(i64::MAX),
+                    max: max_per_customer,
+                });
+            }
+        }
+    }
+    if i64::try_from(items).unwrap_or(i64::MAX) > stock_left.max(0) {
+        violations.insert(0, Violation::ItemsExceedStock { items, stock_left });
+    }
+    violations
+}
+
+/// The checks of the stored state of a sale with variants or several items per customer, and of
+/// the replies against it. `before` are the order ids stored before the run; `choices[seq]` is
+/// what attempt `seq` asked for.
+pub fn check_sized_store(
+    attempts: &[Attempt],
+    choices: &[Choice],
+    before: &HashSet<String>,
+    state: &SizedState,
+) -> SizedReport {
+    let mut violations = Vec::new();
+
+    // The stored state on its own.
+    for (shard, &remaining) in state.shards.iter().enumerate() {
+        if remaining < 0 {
+            violations.push(Violation::NegativeShard { shard, remaining });
+        }
+    }
+    let mut live_taken = vec![0i64; state.shards.len().max(state.initial.len())];
+    for o in state.orders.iter().filter(|o| o.live) {
+        let range = state.variants.iter().find(|v| v.variant_id == o.variant_id).map(|v| v.first..v.first + v.shards);
+        let mut took = 0;
+        for &(shard, n) in &o.takes {
+            took += n;
+            match live_taken.get_mut(shard as usize) {
+                Some(t) => *t += n,
+                None => violations.push(Violation::OrderTakesWrong {
+                    order_id: o.order_id.clone(),
+                    detail: format!("took from shard {shard}, which the sale does not have"),
+                }),
+            }
+            if range.as_ref().is_some_and(|r| !r.contains(&shard)) {
+                violations.push(Violation::OrderTakesWrong {
+                    order_id: o.order_id.clone(),
+                    detail: format!("of variant {} took from shard {shard} of another variant", o.variant_id),
+                });
+            }
+        }
+        if range.is_none() {
+            violations.push(Violation::OrderTakesWrong {
+                order_id: o.order_id.clone(),
+                detail: format!("variant {} is not a variant of the sale", o.variant_id),
+            });
+        }
+        if took != i64::from(o.quantity) {
+            violations.push(Violation::OrderTakesWrong {
+                order_id: o.order_id.clone(),
+                detail: format!("quantity {} but took {took}", o.quantity),
+            });
+        }
+    }
+    let live_by_variant = state.live_items_by_variant();
+    for v in &state.variants {
+        let remaining: i64 = (v.first..v.first + v.shards).filter_map(|n| state.shards.get(n as usize)).sum();
+        let live_items = live_by_variant.get(v.variant_id.as_str()).copied().unwrap_or(0);
+        if remaining + live_items != v.total {
+            violations.push(Violation::VariantStockMismatch {
+                variant: v.variant_id.clone(),
+                remaining,
+                live_items,
+                total: v.total,
+            });
+        }
+    }
+    for (n, (start, now)) in state.initial.iter().zip(&state.shards).enumerate() {
+        let taken = live_taken.get(n).copied().unwrap_or(0);
+        if start - now != taken {
+            violations.push(Violation::ShardTakenMismatch {
+                shard: u32::try_from(n).unwrap_or(u32::MAX),
+                gave: start - now,
+                live_taken: taken,
+            });
+        }
+    }
+    let live_items: i64 = live_by_variant.values().sum();
+    let taken: i64 = state.initial.iter().sum::<i64>() - state.shards.iter().sum::<i64>();
+    if live_items != taken {
+        violations.push(Violation::ItemsTakenMismatch { live_items, taken });
+    }
+    let mut held: BTreeMap<&str, (i64, BTreeSet<&str>)> = BTreeMap::new();
+    for o in state.orders.iter().filter(|o| o.live) {
+        let h = held.entry(o.user_id.as_str()).or_default();
+        h.0 += i64::from(o.quantity);
+        h.1.insert(o.order_id.as_str());
+    }
+    for (user, (items, _)) in &held {
+        if *items > i64::from(state.max_per_customer) {
+            violations.push(Violation::CustomerOverLimit {
+                user: (*user).to_owned(),
+                live_items: *items,
+                max: state.max_per_customer,
+            });
+        }
+    }
+    if let Some(customers) = &state.customers {
+        let stored: BTreeMap<&str, &StoredCustomer> = customers.iter().map(|c| (c.user_id.as_str(), c)).collect();
+        let users: BTreeSet<&str> = stored.keys().chain(held.keys()).copied().collect();
+        let nothing = (0, BTreeSet::new());
+        for user in users {
+            let (items, orders) = held.get(user).unwrap_or(&nothing);
+            let (stored_live, stored_orders) = stored
+                .get(user)
+                .map_or((0, BTreeSet::new()), |c| (c.live, c.orders.iter().map(String::as_str).collect()));
+            if stored_live != *items || &stored_orders != orders {
+                let detail = if &stored_orders == orders {
+                    String::new()
+                } else {
+                    format!("; stored orders {stored_orders:?}, live orders {orders:?}")
+                };
+                violations.push(Violation::CustomerCountMismatch {
+                    user: user.to_owned(),
+                    stored_live,
+                    live_items: *items,
+                    detail,
+                });
+            }
+        }
+    }
+
+    // Replies against the stored orders.
+    let by_id: HashMap<&str, &StoredOrder> = state.orders.iter().map(|o| (o.order_id.as_str(), o)).collect();
+    let users = by_user(attempts);
+    let mut answered: HashSet<&str> = HashSet::new();
+    for a in attempts.iter().filter(|a| a.reply.meaning() == Meaning::Bought) {
+        let Some(replied) = a.reply.order_id() else { continue };
+        answered.insert(replied);
+        let choice = choices.get(a.seq as usize).cloned().unwrap_or_default();
+        match by_id.get(replied) {
+            None => {
+                violations.push(Violation::SuccessWithoutRecord { user: a.user.clone(), order_id: replied.to_owned() })
+            }
+            Some(o) if o.user_id != a.user => violations.push(Violation::MalformedSuccess {
+                user: a.user.clone(),
+                detail: format!("order {replied} is stored for {}", o.user_id),
+            }),
+            Some(o) => {
+                let variant_ok = choice.variant_id.as_deref().is_none_or(|v| v == o.variant_id);
+                if !variant_ok || o.quantity != choice.items() {
+                    violations.push(Violation::OrderNotAsAsked {
+                        user: a.user.clone(),
+                        order_id: replied.to_owned(),
+                        asked: describe(choice.variant_id.as_deref(), choice.items()),
+                        stored: describe(Some(&o.variant_id), o.quantity),
+                    });
+                }
+            }
+        }
+    }
+    let mut unknown =
+        UnknownOutcomes { committed_users: Some(Vec::new()), not_committed_users: Some(0), ..Default::default() };
+    let mut committed: BTreeSet<&str> = BTreeSet::new();
+    for o in state.orders.iter().filter(|o| !before.contains(&o.order_id) && !answered.contains(o.order_id.as_str())) {
+        match users.get(o.user_id.as_str()) {
+            None => violations.push(Violation::ForeignRecord { user: o.user_id.clone(), order_id: o.order_id.clone() }),
+            Some(tries) if tries.iter().any(|t| t.reply.meaning() == Meaning::Unknown) => {
+                committed.insert(o.user_id.as_str());
+            }
+            Some(_) => violations
+                .push(Violation::RecordWithoutSuccess { user: o.user_id.clone(), order_id: o.order_id.clone() }),
+        }
+    }
+    for (user, tries) in &users {
+        let lost = tries.iter().filter(|t| t.reply.meaning() == Meaning::Unknown).count() as u64;
+        unknown.attempts += lost;
+        if lost > 0 {
+            unknown.users += 1;
+            if !committed.contains(user) {
+                *unknown.not_committed_users.get_or_insert_default() += 1;
+            }
+        }
+    }
+    unknown.committed_users = Some(committed.iter().map(|u| (*u).to_owned()).collect());
+
+    let mut asked: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut sold: BTreeMap<&str, u64> = BTreeMap::new();
+    for a in attempts {
+        let choice = choices.get(a.seq as usize);
+        let variant = choice.and_then(|c| c.variant_id.as_deref()).or(match state.variants.as_slice() {
+            [only] => Some(only.variant_id.as_str()),
+            _ => None,
+        });
+        let Some(variant) = variant else { continue };
+        *asked.entry(variant).or_default() += 1;
+        if a.reply.meaning() == Meaning::Bought {
+            *sold.entry(variant).or_default() += u64::from(choice.map_or(1, Choice::items));
+        }
+    }
+    let variants = state
+        .variants
+        .iter()
+        .map(|v| VariantCount {
+            variant_id: v.variant_id.clone(),
+            total: v.total,
+            remaining: (v.first..v.first + v.shards).filter_map(|n| state.shards.get(n as usize)).sum(),
+            live_items: live_by_variant.get(v.variant_id.as_str()).copied().unwrap_or(0),
+            asked: asked.get(v.variant_id.as_str()).copied().unwrap_or(0),
+            sold_in_run: sold.get(v.variant_id.as_str()).copied().unwrap_or(0),
+        })
+        .collect();
+    let sold = SizedCount {
+        max_per_customer: state.max_per_customer,
+        variants,
+        orders_before: before.len() as u64,
+        orders_after: state.orders.len() as u64,
+        live_orders: state.orders.iter().filter(|o| o.live).count() as u64,
+        live_items,
+        customers: held.len() as u64,
+        most_held: held.values().map(|h| h.0).max().unwrap_or(0),
+    };
+    SizedReport { sold, unknown, violations }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -673,5 +1136,116 @@ mod tests {
         let a = attempts(vec![("a", unavailable()), ("a", Reply::Timeout), ("b", won("o1"))]);
         let u = unknown_from_replies(&a);
         assert_eq!((u.attempts, u.users, u.committed_users), (2, 1, None));
+    }
+
+    // A sized sale: s (2 items, shard 0), m (4 items, shards 1 and 2), up to 3 per customer.
+    fn sized_state(orders: Vec<StoredOrder>, shards: &[i64], customers: Vec<StoredCustomer>) -> SizedState {
+        let variant = |id: &str, total, first, shards| StoredVariant { variant_id: id.into(), total, first, shards };
+        SizedState {
+            max_per_customer: 3,
+            variants: vec![variant("s", 2, 0, 1), variant("m", 4, 1, 2)],
+            initial: vec![2, 2, 2],
+            shards: shards.to_vec(),
+            orders,
+            customers: Some(customers),
+        }
+    }
+    fn ord(user: &str, order: &str, variant: &str, takes: &[(u32, i64)]) -> StoredOrder {
+        StoredOrder {
+            user_id: user.into(),
+            order_id: order.into(),
+            variant_id: variant.into(),
+            quantity: takes.iter().map(|t| t.1 as u32).sum(),
+            live: true,
+            takes: takes.to_vec(),
+        }
+    }
+    fn cust(user: &str, live: i64, orders: &[&str]) -> StoredCustomer {
+        StoredCustomer { user_id: user.into(), live, orders: orders.iter().map(|o| (*o).to_owned()).collect() }
+    }
+    fn asked(variant: &str, quantity: u32) -> Choice {
+        Choice { variant_id: Some(variant.into()), quantity: Some(quantity) }
+    }
+
+    /// a: m × 3 over both m shards, then s × 1 refused by the limit; b: s × 2 lost (committed).
+    fn sized_run() -> (Vec<Attempt>, Vec<Choice>, SizedState) {
+        let a = attempts(vec![
+            ("a", won("o1")),
+            ("a", http(409, Some("limit_reached"), None)),
+            ("b", Reply::Timeout),
+            ("c", http(409, Some("variant_sold_out"), None)),
+        ]);
+        let choices = vec![asked("m", 3), asked("s", 1), asked("s", 2), asked("s", 1)];
+        let state = sized_state(
+            vec![ord("a", "o1", "m", &[(1, 2), (2, 1)]), ord("b", "o2", "s", &[(0, 2)])],
+            &[0, 0, 1],
+            vec![cust("a", 3, &["o1"]), cust("b", 2, &["o2"])],
+        );
+        (a, choices, state)
+    }
+
+    #[test]
+    fn a_clean_sized_run_has_no_violations() {
+        let (a, choices, state) = sized_run();
+        assert_eq!(check_sized_replies(&a, &choices, 6, 3, true, &HashSet::new()), vec![]);
+        let report = check_sized_store(&a, &choices, &HashSet::new(), &state);
+        assert_eq!(report.violations, vec![]);
+        assert_eq!(report.unknown.committed_users, Some(vec!["b".to_owned()]));
+        let m = &report.sold.variants[1];
+        assert_eq!((m.remaining, m.live_items, m.asked, m.sold_in_run), (1, 3, 1, 3));
+        assert_eq!((report.sold.live_items, report.sold.most_held), (5, 3));
+    }
+
+    #[test]
+    fn a_variant_whose_stock_and_live_items_miss_its_total_is_flagged() {
+        let (a, choices, mut state) = sized_run();
+        state.shards[2] = 2; // an item of m came back while its order is still live
+        let v = check_sized_store(&a, &choices, &HashSet::new(), &state).violations;
+        assert_eq!(kinds(&v), ["variant_stock_mismatch", "shard_taken_mismatch", "items_taken_mismatch"], "{v:?}");
+        assert_eq!(
+            v[0],
+            Violation::VariantStockMismatch { variant: "m".into(), remaining: 2, live_items: 3, total: 4 }
+        );
+    }
+
+    #[test]
+    fn a_customer_above_the_limit_or_with_a_wrong_count_is_flagged() {
+        let (a, choices, mut state) = sized_run();
+        // A third live order for a: 4 items held; its customer item still says 3.
+        state.orders.push(ord("a", "o9", "s", &[(0, 1)]));
+        state.shards[0] = -1;
+        let v = check_sized_store(&a, &choices, &HashSet::new(), &state).violations;
+        assert!(v.contains(&Violation::CustomerOverLimit { user: "a".into(), live_items: 4, max: 3 }), "{v:?}");
+        assert!(v.contains(&Violation::NegativeShard { shard: 0, remaining: -1 }), "{v:?}");
+        assert!(kinds(&v).contains(&"customer_count_mismatch".to_owned()), "{v:?}");
+        assert!(kinds(&v).contains(&"record_without_success".to_owned()), "a was never answered o9: {v:?}");
+        // The customer item alone off by one.
+        let (a, choices, mut state) = sized_run();
+        state.customers.as_mut().unwrap()[1].live = 1;
+        let v = check_sized_store(&a, &choices, &HashSet::new(), &state).violations;
+        assert_eq!(kinds(&v), ["customer_count_mismatch"], "{v:?}");
+    }
+
+    #[test]
+    fn orders_that_took_wrongly_or_are_not_what_was_asked_are_flagged() {
+        let (a, choices, mut state) = sized_run();
+        state.orders[0].takes = vec![(0, 1), (2, 2)]; // m's order took from s's shard, and 3 from shard 2
+        let v = check_sized_store(&a, &choices, &HashSet::new(), &state).violations;
+        assert!(kinds(&v).contains(&"order_takes_wrong".to_owned()), "{v:?}");
+        let (a, mut choices, state) = sized_run();
+        choices[0] = asked("s", 3);
+        let v = check_sized_store(&a, &choices, &HashSet::new(), &state).violations;
+        assert_eq!(kinds(&v), ["order_not_as_asked"], "{v:?}");
+    }
+
+    #[test]
+    fn sized_replies_are_held_to_the_stock_and_the_limit() {
+        let a = attempts(vec![("a", won("o1")), ("a", won("o2")), ("b", won("o3")), ("c", won("o3"))]);
+        let choices = vec![asked("m", 2), asked("s", 2), asked("s", 1), asked("m", 1)];
+        let v = check_sized_replies(&a, &choices, 5, 3, true, &HashSet::new());
+        assert_eq!(kinds(&v), ["items_exceed_stock", "shared_order_id", "customer_over_limit"], "{v:?}");
+        // With holds, items may come back during the run: the limit is judged from the table only.
+        let v = check_sized_replies(&a, &choices, 6, 3, false, &HashSet::new());
+        assert_eq!(kinds(&v), ["shared_order_id"], "{v:?}");
     }
 }
