@@ -320,17 +320,11 @@ impl App {
         let Some(c) = self.store.customer(sale_id, user).await.map_err(logged)? else {
             return Err(AppError::PurchaseNotFound);
         };
-        let mut records = self.store.live_orders(sale_id, user, &c).await.map_err(logged)?;
+        let records = self.store.live_orders(sale_id, user, &c).await.map_err(logged)?;
         let orders: Vec<Purchase> =
             records.iter().rev().filter(|r| r.is_live_at(now)).map(|r| r.to_purchase_at(now)).collect();
         let held = orders.iter().map(|p| i64::from(p.quantity.unwrap_or(1))).sum();
-        let latest = match records.pop() {
-            Some(r) => Some(r),
-            None => match &c.last_order {
-                Some(o) => self.store.order(sale_id, user, o).await.map_err(logged)?,
-                None => None,
-            },
-        };
+        let latest = self.store.latest_of(sale_id, user, &c, records).await.map_err(logged)?;
         let latest = latest.ok_or(AppError::PurchaseNotFound)?;
         Ok(PurchaseLookup { purchase: latest.to_purchase_at(now), orders: Some(orders), held: Some(held) })
     }

@@ -453,11 +453,6 @@ impl Checkout {
         Err(AppError::Busy)
     }
 
-    /// The customer's live orders (a sale with `maxPerCustomer` > 1), as their records.
-    async fn live_orders(&self, sale: &Sale, user: &UserId, c: &CustomerItem) -> Result<Vec<PurchaseRecord>, AppError> {
-        self.store.live_orders(&sale.id, user, c).await.map_err(logged)
-    }
-
     /// Releases the customer's own holds that have ended but are still counted; true if any was.
     async fn release_own_ended(
         &self,
@@ -467,7 +462,7 @@ impl Checkout {
         now: i64,
     ) -> Result<bool, AppError> {
         let mut any = false;
-        for r in self.live_orders(sale, user, c).await? {
+        for r in self.store.live_orders(&sale.id, user, c).await.map_err(logged)? {
             if r.status == OrderStatus::Reserved && r.hold_expires_at.is_some_and(|at| at <= now) {
                 self.orders.expire_hold(sale, &r, now).await?;
                 self.sold_out.forget(&sale.id);
@@ -489,8 +484,10 @@ impl Checkout {
         now: i64,
     ) -> Result<Option<AppError>, AppError> {
         let orders: Vec<Purchase> = self
-            .live_orders(sale, user, c)
-            .await?
+            .store
+            .live_orders(&sale.id, user, c)
+            .await
+            .map_err(logged)?
             .iter()
             .filter(|r| r.is_live_at(now))
             .map(|r| r.to_purchase_at(now))

@@ -31,7 +31,9 @@ const SNAPSHOT_TTL_MS: i64 = 1_000;
 /// Longest a block of places after opening is handed out by one container: later arrivals never
 /// get an earlier place than someone who arrived more than this before them.
 const PLACE_BLOCK_LIFE_MS: i64 = 2_500;
-const MAX_PLACE_BLOCK: i64 = 1_000;
+/// Largest block: the places a container holds unused when its joins stop (each one an admission
+/// nobody takes) stay few.
+const MAX_PLACE_BLOCK: i64 = 250;
 
 /// How old a copy of a room's state may be answered from while another request of the same
 /// container refreshes it.

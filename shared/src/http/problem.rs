@@ -202,6 +202,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_problem_of_last_resort_is_the_internal_error_as_rendered() {
+        let rendered: serde_json::Value = serde_json::from_str(&render(&AppError::Internal.into()).body).unwrap();
+        assert_eq!(serde_json::from_str::<serde_json::Value>(INTERNAL).unwrap(), rendered);
+    }
+
+    #[test]
     fn codes_list_every_variant_once_with_its_status() {
         let samples = [
             HttpError::invalid("x"),

@@ -386,16 +386,28 @@ impl Store {
         reserved_first: bool,
     ) -> Result<Option<PurchaseRecord>, StoreError> {
         let Some(c) = self.customer(sale, user).await? else { return Ok(None) };
-        let mut live = self.live_orders(sale, user, &c).await?;
+        let live = self.live_orders(sale, user, &c).await?;
         let reserved = live.iter().rev().find(|r| r.status == crate::order::OrderStatus::Reserved).cloned();
         if reserved_first && reserved.is_some() {
             return Ok(reserved);
         }
+        self.latest_of(sale, user, &c, live).await
+    }
+
+    /// The latest of a customer's live orders (`live`, oldest first, as [`Store::live_orders`]
+    /// reads them), else the last one they bought.
+    pub(crate) async fn latest_of(
+        &self,
+        sale: &SaleId,
+        user: &UserId,
+        c: &CustomerItem,
+        mut live: Vec<PurchaseRecord>,
+    ) -> Result<Option<PurchaseRecord>, StoreError> {
         if let Some(r) = live.pop() {
             return Ok(Some(r));
         }
-        match c.last_order {
-            Some(o) => self.order(sale, user, &o).await,
+        match &c.last_order {
+            Some(o) => self.order(sale, user, o).await,
             None => Ok(None),
         }
     }
