@@ -190,6 +190,23 @@ impl Store {
         }
     }
 
+    /// Every customer item of a sale with `maxPerCustomer` > 1, by user id (sorted). Scans the
+    /// table: an operator's tool, never on the request path.
+    pub async fn customers_of(&self, sale: &SaleId) -> Result<Vec<(String, super::CustomerItem)>, StoreError> {
+        let prefix = crate::keys::purchase_pk(sale.as_str(), "");
+        let mut found: Vec<(String, super::CustomerItem)> = self
+            .scan_kind(&prefix, crate::keys::CUSTOMER_SK)
+            .await?
+            .iter()
+            .filter_map(|item| {
+                let user = item.get("pk")?.as_s().ok()?.strip_prefix(&prefix)?;
+                Some((user.to_owned(), super::CustomerItem::from_item(item)))
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(found)
+    }
+
     /// Every purchase of a sale, in purchase order (time, then order id). Scans the table: an
     /// operator's tool, never on the request path.
     pub async fn purchases_of(&self, sale: &SaleId) -> Result<Vec<PurchaseRecord>, StoreError> {

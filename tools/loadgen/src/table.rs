@@ -6,8 +6,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use flash_sale::keys::{CUSTOMER_SK, purchase_pk};
 use flash_sale::sale::Sale;
 use flash_sale::store::{Store, StoreError};
 
@@ -65,38 +63,6 @@ pub async fn read_sized(store: &Store, sale: &Sale) -> Result<SizedState, StoreE
 
 /// Every customer item of the sale (`SALE#{s}#USER#{u}` / `CUSTOMER`): a consistent scan.
 pub async fn customers_of(store: &Store, sale: &Sale) -> Result<Vec<StoredCustomer>, StoreError> {
-    let prefix = purchase_pk(sale.id.as_str(), "");
-    let mut found = Vec::new();
-    let mut start = None;
-    // Bounded: a scan of a table holds at most this many pages here.
-    for _ in 0..100_000 {
-        let out = store
-            .client()
-            .scan()
-            .table_name(store.table())
-            .filter_expression("begins_with(pk, :prefix) AND sk = :sk")
-            .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
-            .expression_attribute_values(":sk", AttributeValue::S(CUSTOMER_SK.to_owned()))
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
-        for item in out.items.unwrap_or_default() {
-            let Some(user) = item.get("pk").and_then(|v| v.as_s().ok()).and_then(|pk| pk.strip_prefix(&prefix)) else {
-                continue;
-            };
-            found.push(StoredCustomer {
-                user_id: user.to_owned(),
-                live: item.get("live").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0),
-                orders: item.get("orders").and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default(),
-            });
-        }
-        start = out.last_evaluated_key;
-        if start.is_none() {
-            break;
-        }
-    }
-    found.sort_by(|a, b| a.user_id.cmp(&b.user_id));
-    Ok(found)
+    let customers = store.customers_of(&sale.id).await?;
+    Ok(customers.into_iter().map(|(user_id, c)| StoredCustomer { user_id, live: c.live, orders: c.orders }).collect())
 }
