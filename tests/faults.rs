@@ -219,7 +219,9 @@ async fn a_failure_to_take_the_next_place_block_ahead_never_fails_the_join_that_
     let start = flash_sale_testkit::now_ms() - 3_600_000;
     let (sale, _) = flash_sale_testkit::room_sale(&store, 10, 1, start, start + 7_200_000).await;
     let proxy = Proxy::start(upstream(), pass()).await;
-    let app = TestApp::on(&store).via(proxy.client()).admission();
+    // The clock held still: blocks are sized 1, 2, 4… (no rate to size them by) and none ends,
+    // however slowly the machine runs the joins.
+    let app = TestApp::on(&store).at(flash_sale_testkit::now_ms()).via(proxy.client()).admission();
     let join = |user: &'static str| app.post_queue(&sale, user);
     // The first two writes to the sale's place counter pass (blocks of 1 and 2 places), every
     // later one fails.
