@@ -195,6 +195,39 @@ struct Setup {
     duration_secs: f64,
 }
 
+impl Setup {
+    /// What the report says of the run: its set-up, the plan and the stock it started from.
+    fn run_info(
+        &self,
+        cli: &Cli,
+        started_at: String,
+        result: &load::LoadResult,
+        stock: i64,
+        stock_left: i64,
+    ) -> RunInfo {
+        RunInfo {
+            started_at,
+            base_url: self.base.as_str().to_owned(),
+            sale_id: self.sale.to_string(),
+            mode: self.mode.clone(),
+            users: cli.users,
+            planned_attempts: cli.attempts,
+            planned_distinct_users: self.plan.distinct_users,
+            planned_duplicates: self.plan.duplicates,
+            duplicate_share: self.plan.duplicate_share(),
+            seed: self.seed,
+            user_prefix: self.prefix.clone(),
+            duration_limit_secs: self.duration_secs,
+            timeout_secs: cli.timeout_secs,
+            not_sent: result.not_sent,
+            peak_users: result.peak_users,
+            honor_retry_after: cli.honor_retry_after,
+            stock,
+            stock_left_at_start: stock_left,
+        }
+    }
+}
+
 fn setup(cli: &Cli) -> Result<Setup, Failure> {
     let base = BaseUrl::parse(&cli.base_url, cli.allow_remote).map_err(usage)?;
     let sale = SaleId::parse(&cli.sale_id).map_err(|e| usage(format!("--sale-id: {e}")))?;
@@ -450,26 +483,7 @@ async fn run(cli: Cli) -> Result<Report, Failure> {
     let bought_before: HashSet<String> = before.iter().map(|p| p.user_id.clone()).collect();
     let fair = fairness(attempts, &outcomes, stock_left.max(0) as u64, &bought_before);
 
-    let info = RunInfo {
-        started_at,
-        base_url: s.base.as_str().to_owned(),
-        sale_id: s.sale.to_string(),
-        mode: s.mode.clone(),
-        users: cli.users,
-        planned_attempts: cli.attempts,
-        planned_distinct_users: s.plan.distinct_users,
-        planned_duplicates: s.plan.duplicates,
-        duplicate_share: s.plan.duplicate_share(),
-        seed: s.seed,
-        user_prefix: s.prefix.clone(),
-        duration_limit_secs: s.duration_secs,
-        timeout_secs: cli.timeout_secs,
-        not_sent: result.not_sent,
-        peak_users: result.peak_users,
-        honor_retry_after: cli.honor_retry_after,
-        stock,
-        stock_left_at_start: stock_left,
-    };
+    let info = s.run_info(&cli, started_at, &result, stock, stock_left);
     let mut replies = check_replies(attempts, stock_left);
     if cli.require_clean_answers {
         replies.extend(check_answers(attempts));
@@ -574,26 +588,7 @@ async fn run_sized(
     let outcomes = resolve_outcomes(attempts, stored_map.as_ref());
     let fair = fairness(attempts, &outcomes, stock_left.max(0) as u64, &held_before);
 
-    let info = RunInfo {
-        started_at,
-        base_url: s.base.as_str().to_owned(),
-        sale_id: s.sale.to_string(),
-        mode: s.mode.clone(),
-        users: cli.users,
-        planned_attempts: cli.attempts,
-        planned_distinct_users: s.plan.distinct_users,
-        planned_duplicates: s.plan.duplicates,
-        duplicate_share: s.plan.duplicate_share(),
-        seed: s.seed,
-        user_prefix: s.prefix.clone(),
-        duration_limit_secs: s.duration_secs,
-        timeout_secs: cli.timeout_secs,
-        not_sent: result.not_sent,
-        peak_users: result.peak_users,
-        honor_retry_after: cli.honor_retry_after,
-        stock,
-        stock_left_at_start: stock_left,
-    };
+    let info = s.run_info(cli, started_at, &result, stock, stock_left);
     // Items come back during the run only from holds (expiries, cancels): without them no user may
     // have been promised more than the limit.
     let no_returns = sale.as_ref().is_some_and(|sale| sale.hold_seconds == 0);
