@@ -176,12 +176,31 @@ impl DynamoDbLocal {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Freezes the process (SIGSTOP): it keeps its port and its data but answers nothing, as a
+    /// DynamoDB behind a network partition; `thaw` lets it go on where it stopped.
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a frozen process go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        if let Some(pid) = self.pid() {
+            let _ = std::process::Command::new("kill").args(["-s", name, &pid.to_string()]).status();
+        }
+    }
+
     /// Stops the process and waits for it; stopping twice is harmless. SIGTERM first, so that an
     /// on-disk database closes cleanly (SIGKILL can lose writes it had acknowledged, which DynamoDB
     /// itself never does); SIGKILL after 10 s.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = std::process::Command::new("kill").args(["-s", "TERM", &child.id().to_string()]).status();
+            // A frozen process acts on the SIGTERM only once it goes on.
+            let _ = std::process::Command::new("kill").args(["-s", "CONT", &child.id().to_string()]).status();
             for _ in 0..100 {
                 if matches!(child.try_wait(), Ok(Some(_))) {
                     return;
