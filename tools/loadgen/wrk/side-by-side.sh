@@ -6,7 +6,8 @@
 # Prints requests/s and CPU per attempt: utime + stime (from /proc/PID/stat) of the server's
 # processes over the wrk run, divided by the requests wrk sent.
 # Ours: DynamoDB Local on $DDB_PORT (8781), `cargo lambda watch --only-lambda-apis` on $API_PORT
-# (9781) with $FUNCTION_PIDS purchase instances polling it; the peer: node on 3100, Redis on 6379.
+# (9781) with $FUNCTION_PIDS purchase instances polling it (one per core is how the goal is judged:
+# a Lambda instance has a CPU share of its own); the peer: node on 3100, Redis on 6379.
 # Loopback only; every loop is bounded.
 set -euo pipefail
 side=$1
