@@ -122,8 +122,27 @@ pub fn hold_index_pk(sale_id: &str, lane: u32) -> String {
     format!("SALE#{sale_id}#HOLDS#{lane}")
 }
 
+/// The lane of a `holds` index partition key made by [`hold_index_pk`].
+pub fn hold_lane(hold_key: &str) -> Option<u32> {
+    hold_key.rsplit_once("#HOLDS#").and_then(|(_, lane)| lane.parse().ok())
+}
+
 /// `holdKey` of a hold the sweeper set aside (its release kept failing): the sale's own `holds`
 /// partition, which the sweeper does not read and an operator lists (`flash-sale-admin stuck-holds`).
 pub fn stuck_holds_pk(sale_id: &str) -> String {
     format!("SALE#{sale_id}#HOLDS#STUCK")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hold_partition_key_gives_back_its_lane() {
+        for lane in [0, 1, HOLD_LANES - 1] {
+            assert_eq!(hold_lane(&hold_index_pk("drop-1", lane)), Some(lane));
+        }
+        assert_eq!(hold_lane(&stuck_holds_pk("drop-1")), None);
+        assert_eq!(hold_lane("SALE#drop-1#STOCK#3"), None);
+    }
 }

@@ -60,13 +60,6 @@ pub(crate) struct Orders {
 #[derive(Default)]
 struct HoldHorizon(Mutex<HashMap<SaleId, [i64; crate::keys::HOLD_LANES as usize]>>);
 
-/// The `holds` index partition `hold` is listed in.
-fn lane_of(sale: &Sale, hold: &Hold) -> u32 {
-    (0..crate::keys::HOLD_LANES)
-        .find(|&l| crate::keys::hold_index_pk(sale.id.as_str(), l) == hold.hold_key)
-        .unwrap_or(0)
-}
-
 impl HoldHorizon {
     /// The lanes a look may find an ended hold in at `now`.
     fn due_lanes(&self, sale: &SaleId, now: i64) -> Vec<u32> {
@@ -203,8 +196,7 @@ impl Orders {
         let (holds, _malformed) =
             self.store.earliest_holds_in(&sale.id, lanes.iter().copied(), HOLDS_PER_LANE).await.map_err(logged)?;
         for &lane in &lanes {
-            let key = crate::keys::hold_index_pk(sale.id.as_str(), lane);
-            let listed: Vec<&Hold> = holds.iter().filter(|h| h.hold_key == key).collect();
+            let listed: Vec<&Hold> = holds.iter().filter(|h| h.lane == lane).collect();
             // No hold created from now on ends before now + holdSeconds; none listed ends before
             // the earliest pending one. A full page may hide more ended holds: look again.
             let next = if listed.len() >= HOLDS_PER_LANE as usize {
@@ -234,7 +226,7 @@ impl Orders {
                 Err(e) if e.is_transient() => {
                     tracing::warn!(sale = %sale.id, pk = %hold.pk, error = %e, "hold release failed");
                     // The rest of what this look found is still due.
-                    self.horizon.set(&sale.id, lane_of(sale, hold), now);
+                    self.horizon.set(&sale.id, hold.lane, now);
                     return Ok(back);
                 }
                 // One hold that cannot be released does not keep the others from going back to
@@ -247,7 +239,7 @@ impl Orders {
         }
         // Ended holds left for later: their lanes are still due.
         for hold in ended.iter().skip(limit) {
-            self.horizon.set(&sale.id, lane_of(sale, hold), now);
+            self.horizon.set(&sale.id, hold.lane, now);
         }
         Ok(back)
     }
