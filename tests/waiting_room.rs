@@ -620,11 +620,12 @@ async fn a_draw_that_stops_part_way_is_continued_not_restarted() {
     }
 }
 
-/// Deployed, the admission key is read from its secret at cold start, never from the function's
-/// configuration; a rotation reaches every container without a redeploy: a token signed with the
-/// new key by a container that read it is honoured by one that had not, and tokens signed before
-/// the rotation stay valid (the previous version). Secrets Manager is a fake here
-/// (`FakeSecretsManager`): no local emulator of the service exists.
+/// Deployed, the admission key is read from its secret at cold start (its current version only:
+/// one read), never from the function's configuration; a rotation reaches every container without
+/// a redeploy: a token signed with the new key by a container that read it is honoured by one that
+/// had not, and tokens signed before the rotation stay valid (the previous version), also in a
+/// container started after it. Secrets Manager is a fake here (`FakeSecretsManager`): no local
+/// emulator of the service exists.
 #[tokio::test]
 async fn the_admission_key_comes_from_its_secret_and_a_rotation_needs_no_redeploy() {
     use flash_sale_testkit::secrets::FakeSecretsManager;
@@ -636,13 +637,16 @@ async fn the_admission_key_comes_from_its_secret_and_a_rotation_needs_no_redeplo
     let deployed = app.container().admission_secret(&secret);
     let queue = deployed.cold_start().await;
     let purchase = deployed.cold_start().await;
-    assert_eq!(secret.reads(), 4, "each cold start reads AWSCURRENT and AWSPREVIOUS");
-    for user in ["before", "after"] {
+    assert_eq!(secret.reads(), 2, "each cold start reads AWSCURRENT alone");
+    for user in ["before", "after", "late"] {
         queue.post_queue(&id, user).await;
     }
     let (_, before) = queue.get_queue(&id, "before").await;
     let old_token = before["admissionToken"].as_str().expect("admitted").to_owned();
     assert_eq!(purchase.buy_admitted(&id, "before", Some(&old_token)).await.0, 201);
+    queue.clock().advance(1_000);
+    let (_, late) = queue.get_queue(&id, "late").await;
+    let late_token = late["admissionToken"].as_str().expect("admitted").to_owned();
 
     // The key is rotated in the secret; the queue container reads it again (a new cold start),
     // the purchase container has not yet.
@@ -670,7 +674,14 @@ async fn the_admission_key_comes_from_its_secret_and_a_rotation_needs_no_redeplo
         assert_eq!(status, 403);
     }
     assert_eq!(secret.reads(), reads, "read again at most every REFETCH_AT_MOST_EVERY");
-    assert_eq!(app.stored(&sale).await.1.len(), 2);
+    // A container started after the rotation holds the new key alone; a token signed before it
+    // makes it read the previous version, and it is honoured.
+    let fresh = deployed.cold_start().await;
+    let reads = secret.reads();
+    let (status, body) = fresh.buy_admitted(&id, "late", Some(&late_token)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(secret.reads(), reads + 2, "AWSCURRENT and AWSPREVIOUS read for the old token");
+    assert_eq!(app.stored(&sale).await.1.len(), 3);
 }
 
 /// Conflicts on the join paths are retried (bounded, with jitter), never answered 503 while the

@@ -3,11 +3,13 @@
 //! Deployed, the key is never in the function's configuration (anyone allowed
 //! `lambda:GetFunctionConfiguration` could read it there): the function is given the Secrets
 //! Manager secret's ARN (`ADMISSION_KEY_SECRET_ARN`) and reads the secret's `AWSCURRENT` version
-//! (it signs, and checks) and `AWSPREVIOUS` version (it checks, while a rotation settles) at cold
-//! start. A container reads them again every [`REFRESH_EVERY`], and at once (at most every
-//! [`REFETCH_AT_MOST_EVERY`]) when a token verifies with neither key: a rotation reaches every
-//! container without a redeploy, and a token signed by a container that saw the rotation first is
-//! honoured by one that had not. Locally the key may be given as `ADMISSION_KEY` (hex) instead.
+//! (it signs, and checks) at cold start: one `GetSecretValue`, on one TLS connection. A container
+//! reads `AWSCURRENT` and `AWSPREVIOUS` (it checks, while a rotation settles) every
+//! [`REFRESH_EVERY`], and at once (at most every [`REFETCH_AT_MOST_EVERY`]) when a token verifies
+//! with no key it holds: a rotation reaches every container without a redeploy, a token signed by
+//! a container that saw the rotation first is honoured by one that had not, and a token signed
+//! before the rotation is honoured by a container started after it (which reads `AWSPREVIOUS` on
+//! the first such token). Locally the key may be given as `ADMISSION_KEY` (hex) instead.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -31,6 +33,13 @@ pub struct SecretSource {
 impl SecretSource {
     pub fn new(client: Client, secret_id: impl Into<String>) -> Self {
         Self { client, secret_id: secret_id.into() }
+    }
+
+    /// The key as the secret has it now (`AWSCURRENT`), alone: what a cold start needs.
+    pub async fn fetch_current(&self) -> Result<AdmissionKeys, String> {
+        let current = self.stage("AWSCURRENT").await?;
+        let current = current.ok_or_else(|| format!("secret {} has no AWSCURRENT version", self.secret_id))?;
+        AdmissionKeys::from_hex(&current, None).map_err(|e| format!("secret {}: {e}", self.secret_id))
     }
 
     /// The keys as the secret has them now: `AWSCURRENT` signs; `AWSPREVIOUS`, when the secret
@@ -76,9 +85,10 @@ impl KeyRing {
         Self { keys: RwLock::new(keys.map(Arc::new)), ..Self::default() }
     }
 
-    /// The keys of `source`, read now: a function whose secret cannot be read does not start.
+    /// The current key of `source`, read now: a function whose secret cannot be read does not
+    /// start. The previous version is read when a token needs it (or at the next refresh).
     pub async fn from_secret(source: SecretSource) -> Result<Self, String> {
-        let keys = source.fetch().await?;
+        let keys = source.fetch_current().await?;
         Ok(Self {
             keys: RwLock::new(Some(Arc::new(keys))),
             source: Some(source),

@@ -5,7 +5,13 @@
 //! `DYNAMODB_CA_BUNDLE` naming the CA, so its first DynamoDB call pays for a TLS handshake, the
 //! generator's first seeding and the trust store as the deployed function does.
 //!
-//! A case is `LABEL:PATH[:tls|:plain][:KEY=VALUE]...`, e.g.
+//! A `secret` case reads its admission key at cold start from a Secrets Manager secret over TLS,
+//! as the deployed `purchase` and `queue` do (`ADMISSION_KEY_SECRET_ARN`), instead of
+//! `ADMISSION_KEY`: the secret is served by the testkit's `FakeSecretsManager` (Secrets Manager
+//! has no local emulator) behind a second TLS front of the same throwaway CA, which the function
+//! trusts through `SSL_CERT_FILE` (the system bundle with the CA added).
+//!
+//! A case is `LABEL:PATH[:tls|:plain][:secret][:KEY=VALUE]...`, e.g.
 //! `tls:target/release/purchase:tls` or `old-tls:/tmp/old/purchase:tls:RUST_LOG=warn`.
 
 use std::path::PathBuf;
@@ -25,22 +31,26 @@ pub struct Case {
     pub label: String,
     pub bin: PathBuf,
     pub tls: bool,
+    /// The admission key from a Secrets Manager secret over TLS, not from `ADMISSION_KEY`.
+    pub secret: bool,
     pub env: Vec<(String, String)>,
 }
 
-/// Parses `LABEL:PATH[:tls|:plain][:KEY=VALUE]...`.
+/// Parses `LABEL:PATH[:tls|:plain][:secret][:KEY=VALUE]...`.
 pub fn parse_case(s: &str) -> Result<Case, String> {
     let mut parts = s.split(':');
     let label = parts.next().filter(|l| !l.is_empty()).ok_or_else(|| format!("`{s}`: no label"))?.to_owned();
     let bin = parts.next().filter(|p| !p.is_empty()).ok_or_else(|| format!("`{s}`: no binary path"))?;
-    let mut case = Case { label, bin: PathBuf::from(bin), tls: false, env: Vec::new() };
+    let mut case = Case { label, bin: PathBuf::from(bin), tls: false, secret: false, env: Vec::new() };
     for part in parts {
         match part {
             "tls" => case.tls = true,
             "plain" => case.tls = false,
+            "secret" => case.secret = true,
             kv => {
-                let (k, v) =
-                    kv.split_once('=').ok_or_else(|| format!("`{s}`: `{kv}` is neither tls, plain nor KEY=VALUE"))?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| format!("`{s}`: `{kv}` is neither tls, plain, secret nor KEY=VALUE"))?;
                 case.env.push((k.to_owned(), v.to_owned()));
             }
         }
@@ -52,8 +62,8 @@ pub fn parse_case(s: &str) -> Result<Case, String> {
 pub fn default_cases(function: &str) -> Vec<Case> {
     let dir = functions::bin_dir(None);
     vec![
-        Case { label: "plain".into(), bin: dir.join(function), tls: false, env: vec![] },
-        Case { label: "tls".into(), bin: dir.join(function), tls: true, env: vec![] },
+        Case { label: "plain".into(), bin: dir.join(function), tls: false, secret: false, env: vec![] },
+        Case { label: "tls".into(), bin: dir.join(function), tls: true, secret: false, env: vec![] },
     ]
 }
 
@@ -68,6 +78,36 @@ struct Sample {
     hello_ms: Option<f64>,
     /// ClientHello → handshake complete.
     handshake_ms: Option<f64>,
+    /// TLS connections made to the secret's front during the cold start.
+    secret_connections: Option<f64>,
+}
+
+/// The Secrets Manager stand-in of the `secret` cases, behind its TLS front.
+struct SecretFront {
+    fake: flash_sale_testkit::secrets::FakeSecretsManager,
+    front: TlsFront,
+    /// The system bundle with the throwaway CA added (`SSL_CERT_FILE`).
+    bundle: String,
+}
+
+impl SecretFront {
+    async fn start(pki: &ThrowawayPki) -> Result<Self> {
+        let fake = flash_sale_testkit::secrets::FakeSecretsManager::start(functions::BENCH_ADMISSION_KEY).await;
+        let front = TlsFront::start(pki, &fake.endpoint)?;
+        let mut pem = std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+        pem.extend(std::fs::read(&pki.ca).context("read the throwaway CA")?);
+        let path = std::env::temp_dir().join(format!("bench-bundle-{}.pem", std::process::id()));
+        std::fs::write(&path, pem)?;
+        Ok(Self { fake, front, bundle: path.to_string_lossy().into_owned() })
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("ADMISSION_KEY_SECRET_ARN".into(), self.fake.secret_id.clone()),
+            ("SECRETS_MANAGER_ENDPOINT".into(), self.front.endpoint()),
+            ("SSL_CERT_FILE".into(), self.bundle.clone()),
+        ]
+    }
 }
 
 fn loadavg() -> String {
@@ -84,6 +124,7 @@ fn once(
     plain_endpoint: &str,
     front: Option<&TlsFront>,
     ca: Option<&str>,
+    secret: Option<&SecretFront>,
     run: usize,
     case_index: usize,
 ) -> Result<Sample> {
@@ -97,6 +138,15 @@ fn once(
         }
         (true, ..) => bail!("TLS case without a TLS front"),
         _ => plain_endpoint.to_owned(),
+    };
+    let secret = match (case.secret, secret) {
+        (true, Some(secret)) => {
+            env.extend(secret.env());
+            secret.front.take();
+            Some(secret)
+        }
+        (true, None) => bail!("secret case without the secret's front"),
+        _ => None,
     };
     let stderr_path = std::env::temp_dir().join(format!("bench-{function}.stderr"));
     if let Some(f) = front {
@@ -133,6 +183,7 @@ fn once(
         connect_ms: hs.map(|h| ms(h.accepted - t0)),
         hello_ms: hs.and_then(|h| h.hello.map(|x| ms(x - h.accepted))),
         handshake_ms: hs.and_then(|h| Some(ms(h.done? - h.hello?))),
+        secret_connections: secret.map(|s| s.front.take().len() as f64),
     })
 }
 
@@ -149,23 +200,28 @@ pub async fn run(endpoint: Option<&str>, runs: usize, function: &str, cases: Vec
     let dynamo = Dynamo::get(endpoint).await?;
     let fx = functions::fixture(&dynamo.endpoint).await?;
     functions::warm_dynamo(&dynamo.endpoint, &fx).await?;
-    let any_tls = cases.iter().any(|c| c.tls);
+    let any_tls = cases.iter().any(|c| c.tls || c.secret);
     let pki = if any_tls { Some(ThrowawayPki::generate()?) } else { None };
     let front = match &pki {
         Some(p) => Some(TlsFront::start(p, &dynamo.endpoint)?),
         None => None,
     };
     let ca = pki.as_ref().map(|p| p.ca.to_string_lossy().into_owned());
+    let secret = match &pki {
+        Some(p) if cases.iter().any(|c| c.secret) => Some(SecretFront::start(p).await?),
+        _ => None,
+    };
     let load_before = loadavg();
     println!(
         "first-response: {function}, {runs} cold starts per case, cases interleaved start by start after 1 unmeasured start each; load average {load_before}"
     );
     for c in &cases {
         println!(
-            "  case `{}`: {} {} env {:?}",
+            "  case `{}`: {} {}{} env {:?}",
             c.label,
             c.bin.display(),
             if c.tls { "TLS" } else { "plain HTTP" },
+            if c.secret { ", admission key from a secret over TLS" } else { "" },
             c.env
         );
     }
@@ -174,7 +230,7 @@ pub async fn run(endpoint: Option<&str>, runs: usize, function: &str, cases: Vec
         let mut results: Vec<Vec<Sample>> = cases.iter().map(|_| Vec::new()).collect();
         for run in 0..=runs {
             for (i, case) in cases.iter().enumerate() {
-                let s = once(case, function, &fx, &plain, front.as_ref(), ca.as_deref(), run, i)?;
+                let s = once(case, function, &fx, &plain, front.as_ref(), ca.as_deref(), secret.as_ref(), run, i)?;
                 if run > 0 {
                     results[i].push(s);
                 }
@@ -184,15 +240,15 @@ pub async fn run(endpoint: Option<&str>, runs: usize, function: &str, cases: Vec
     })?;
     println!("  load average after: {}", loadavg());
     println!(
-        "  | case | init ms | first response ms (p90) | first − init | CPU to first response ms | peak RSS MiB | spawn → connect | ClientHello wait | handshake |"
+        "  | case | init ms | first response ms (p90) | first − init | CPU to first response ms | peak RSS MiB | spawn → connect | ClientHello wait | handshake | connections to the secret |"
     );
-    println!("  |---|---|---|---|---|---|---|---|---|");
+    println!("  |---|---|---|---|---|---|---|---|---|---|");
     let med = |v: Vec<f64>| if v.is_empty() { "—".to_owned() } else { format!("{:.2}", stats::median(&v)) };
     for (case, r) in cases.iter().zip(&results) {
         let col = |f: &dyn Fn(&Sample) -> Option<f64>| r.iter().filter_map(f).collect::<Vec<f64>>();
         let first = col(&|s| Some(s.first_ms));
         println!(
-            "  | {} | {} | {} ({:.2}) | {} | {} | {} | {} | {} | {} |",
+            "  | {} | {} | {} ({:.2}) | {} | {} | {} | {} | {} | {} | {} |",
             case.label,
             med(col(&|s| Some(s.init_ms))),
             med(first.clone()),
@@ -203,6 +259,7 @@ pub async fn run(endpoint: Option<&str>, runs: usize, function: &str, cases: Vec
             med(col(&|s| s.connect_ms)),
             med(col(&|s| s.hello_ms)),
             med(col(&|s| s.handshake_ms)),
+            med(col(&|s| s.secret_connections)),
         );
     }
     println!(
@@ -222,6 +279,9 @@ mod tests {
         assert_eq!(c.bin, PathBuf::from("target/old/purchase"));
         assert_eq!(c.env, vec![("RUST_LOG".into(), "warn".into()), ("X".into(), "a=b".into())]);
         assert!(!parse_case("plain:/bin/x").unwrap().tls);
+        let c = parse_case("sm:/bin/x:tls:secret").unwrap();
+        assert!(c.tls && c.secret && c.env.is_empty());
+        assert!(!parse_case("plain:/bin/x").unwrap().secret);
         assert!(parse_case("nolabel").is_err());
         assert!(parse_case(":x").is_err());
         assert!(parse_case("a:x:bogus").is_err());
