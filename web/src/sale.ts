@@ -414,15 +414,18 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
     if (next) renderSizes(next);
     const chosen = next?.options.find((o) => o.variantId === next.selected);
     const limit = maxPerCustomer(sale);
-    stepper = quantityStepper(limit, next ? chosen?.remaining : sale.remainingStock, quantity);
+    const held = limit > 1 ? Math.min(mine?.held ?? 0, limit) : 0;
+    stepper = quantityStepper(limit, next ? chosen?.remaining : sale.remainingStock, quantity, held);
     quantity = stepper.value;
     qtyBox.hidden = stepper.hidden;
     qtyInput.max = String(stepper.max);
     if (document.activeElement !== qtyInput && qtyInput.value !== String(quantity)) qtyInput.value = String(quantity);
     fewer.disabled = quantity <= 1;
     more.disabled = quantity >= stepper.max;
-    const short = stepper.max < limit ? ` Only ${stepper.max} left${next ? ' in this size' : ''}.` : '';
-    setText(qtyHint, `Up to ${limit} per customer.${short}`);
+    const allowed = Math.max(1, limit - held);
+    const short = stepper.max < allowed ? ` Only ${stepper.max} left${next ? ' in this size' : ''}.` : '';
+    const holding = held > 0 && held < limit ? ` You hold ${held}, so ${allowed} more at most.` : '';
+    setText(qtyHint, `Up to ${limit} per customer.${holding}${short}`);
   }
 
   /** One radio per size, made once; each status turns sold-out ones off. */
@@ -471,6 +474,8 @@ export function saleView(root: HTMLElement, api: Api, saleId: string): () => voi
   /** The shopper's live orders on a sale with sizes or quantities: listed under the form. */
   function setHoldings(next: Holdings | undefined): void {
     mine = next;
+    // What the customer may still buy bounds the stepper.
+    renderChoice();
     const shown = mine !== undefined && sellsSeveral(sale) && (mine.orders.length > 0 || mine.held > 0);
     ordersBox.hidden = !shown;
     if (!shown || !mine) return;

@@ -119,6 +119,16 @@ describe('the quantity stepper', () => {
     expect(quantityStepper(4, 0, 3)).toMatchObject({ max: 4, value: 3 });
     expect(quantityStepper(4, undefined, 9)).toMatchObject({ max: 4, value: 4 });
   });
+  it('goes no further than what the customer may still buy', () => {
+    // 1 of 3 held: 2 more at most; the size's stock still bounds it.
+    expect(quantityStepper(3, 12, 3, 1)).toEqual({ hidden: false, min: 1, max: 2, value: 2 });
+    expect(quantityStepper(3, 1, 3, 1)).toMatchObject({ max: 1, value: 1 });
+    // At the limit (the Buy button says so), or a count that makes no sense: never below 1.
+    expect(quantityStepper(2, 12, 2, 2)).toMatchObject({ hidden: false, max: 1, value: 1 });
+    expect(quantityStepper(2, 12, 2, 5)).toMatchObject({ max: 1 });
+    expect(quantityStepper(2, 12, 2, Number.NaN)).toMatchObject({ max: 2, value: 2 });
+    expect(quantityStepper(2, 12, 2, -1)).toMatchObject({ max: 2 });
+  });
   it('keeps what is typed within bounds, and whole', () => {
     expect(clampQuantity(0, 3)).toBe(1);
     expect(clampQuantity(-5, 3)).toBe(1);

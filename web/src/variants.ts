@@ -70,13 +70,16 @@ export interface Stepper {
 }
 
 /**
- * The stepper from 1 to the sale's limit, and no further than the chosen size's stock when the
- * status shows some left (more would only be refused as `not_enough_stock`). `wanted` is kept
- * inside those bounds.
+ * The stepper from 1 to what the customer may still buy (the sale's limit less the `held` items
+ * of their live orders: more would only be refused as `limit_reached`), and no further than the
+ * chosen size's stock when the status shows some left (more would only be refused as
+ * `not_enough_stock`). `wanted` is kept inside those bounds.
  */
-export function quantityStepper(limit: number, remaining: number | undefined, wanted: number): Stepper {
+export function quantityStepper(limit: number, remaining: number | undefined, wanted: number, held = 0): Stepper {
   const perCustomer = Math.max(1, Math.floor(limit));
-  const max = remaining !== undefined && remaining > 0 ? Math.min(perCustomer, remaining) : perCustomer;
+  const owned = Number.isFinite(held) ? Math.max(0, Math.floor(held)) : 0;
+  const left = Math.max(1, perCustomer - owned);
+  const max = remaining !== undefined && remaining > 0 ? Math.min(left, remaining) : left;
   return { hidden: perCustomer <= 1, min: 1, max, value: clampQuantity(wanted, max) };
 }
 

@@ -1005,6 +1005,10 @@ it('the limit holds across two tabs: tab 1 buys 2 in two orders, tab 2 asks for 
   await expectText(buyButton(tab1), /^Buy now · €129\.00$/);
   await buyButton(tab1).click();
   await expectText(status(tab1), /You got it! Your order is confirmed\.\s+Order id \S+\s+EU 41\./);
+  // 1 of 2 held: the stepper goes to 1 more at most.
+  await expectText(tab1.locator('#quantity-hint'), /^Up to 2 per customer\. You hold 1, so 1 more at most\.$/);
+  await eventually(async () => assert.equal(await tab1.getByLabel('Quantity').getAttribute('max'), '1'));
+  assert.equal(await tab1.getByRole('button', { name: 'One more' }).isDisabled(), true);
   await sizeRadio(tab1, 'EU 42').check();
   await buyButton(tab1).click();
   await expectText(status(tab1), /You got it! Your order is confirmed\.\s+Order id \S+\s+EU 42\./);
