@@ -58,6 +58,21 @@ async fn buy(container: &TestApp, sale: &str, user: &str, token: &str, size: &st
     container.post_purchase(sale, &body.to_string()).await
 }
 
+/// Each `(user, token, seed)` buys up to its share ([`buy_share`]), all at once, through
+/// `containers` in turn; none of them is ever told `sold_out`.
+async fn buy_shares_at_once(containers: &[TestApp], sale: &str, buyers: Vec<(String, String, u64)>) {
+    let attempts = buyers.iter().enumerate().map(|(i, (user, token, seed))| {
+        let container = &containers[i % containers.len()];
+        async move { (user, buy_share(container, sale, user, token, MAX, *seed).await) }
+    });
+    for (user, answers) in futures::future::join_all(attempts).await {
+        for (status, body) in &answers {
+            assert_ne!(body["code"], "sold_out", "{user}: {body}");
+            assert!(matches!(status, 201 | 409 | 503), "{user}: {status} {body}");
+        }
+    }
+}
+
 /// An admitted person buying `want` items as a shopper would: a random size, 2 at once or one
 /// at a time; another size when theirs is gone (`variant_sold_out` names the sizes left), fewer
 /// when the size has fewer (`not_enough_stock`). Returns every answer; bounded.
@@ -250,19 +265,8 @@ async fn a_share_set_aside_is_not_taken_by_an_earlier_cohort_buying_late() {
     }
     assert!(check_stored(&app, &sale).await.is_empty(), "nothing was taken");
     clock.advance(8_000);
-    let on_time = second.iter().enumerate().map(|(n, token)| {
-        let container = &buyers[n % 3];
-        async move {
-            let user = format!("u{}", n + 5);
-            (user.clone(), buy_share(container, id, &user, token, MAX, 10 + n as u64).await)
-        }
-    });
-    for (user, answers) in futures::future::join_all(on_time).await {
-        for (status, body) in &answers {
-            assert_ne!(body["code"], "sold_out", "{user}: {body}");
-            assert!(matches!(status, 201 | 409 | 503), "{user}: {status} {body}");
-        }
-    }
+    let on_time = second.iter().enumerate().map(|(n, token)| (format!("u{}", n + 5), token.clone(), 10 + n as u64));
+    buy_shares_at_once(&buyers, id, on_time.collect()).await;
     let held = check_stored(&app, &sale).await;
     let expected: BTreeMap<String, i64> = (5..10).map(|n| (format!("u{n}"), 2)).collect();
     assert_eq!(held, expected, "the second five hold 2 each, the first five nothing");
@@ -304,20 +308,8 @@ async fn a_share_set_aside_is_not_taken_by_people_admitted_later() {
             .unwrap();
     clock.set(until - 1_000);
     let buyers = [app.container(), app.container()];
-    let id = id.as_str();
-    let late = (3..5).map(|n| {
-        let (container, token) = (&buyers[n % 2], &tokens[n]);
-        async move {
-            let user = format!("u{n}");
-            (user.clone(), buy_share(container, id, &user, token, MAX, 30 + n as u64).await)
-        }
-    });
-    for (user, answers) in futures::future::join_all(late).await {
-        for (status, body) in &answers {
-            assert_ne!(body["code"], "sold_out", "{user}: {body}");
-            assert!(matches!(status, 201 | 409 | 503), "{user}: {status} {body}");
-        }
-    }
+    let late = (3..5).map(|n| (format!("u{n}"), tokens[n].clone(), 30 + n as u64));
+    buy_shares_at_once(&buyers, &id, late.collect()).await;
     let held = check_stored(&app, &sale).await;
     let expected: BTreeMap<String, i64> = (0..5).map(|n| (format!("u{n}"), 2)).collect();
     assert_eq!(held, expected, "the first five hold their 2 each");
