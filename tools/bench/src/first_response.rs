@@ -110,6 +110,12 @@ impl SecretFront {
     }
 }
 
+impl Drop for SecretFront {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.bundle);
+    }
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
