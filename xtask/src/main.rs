@@ -36,7 +36,7 @@ enum Cmd {
     /// A function is rebuilt (one `cargo build`) and restarted only when a file it is built from
     /// changes: its own crate, `shared`, Cargo.toml, Cargo.lock. Other files in the checkout
     /// restart nothing. While it restarts its requests wait at most --max-wait-secs, then get 503
-    /// with Retry-After. Ctrl-C stops everything it started.
+    /// with Retry-After. Ctrl-C (or SIGTERM) stops everything it started.
     #[command(verbatim_doc_comment)]
     Dev {
         /// Port of the API (the front door; `cargo lambda watch --only-lambda-apis` runs behind it
@@ -150,7 +150,7 @@ pub fn cargo() -> Command {
     cmd
 }
 
-/// Children that are killed when this guard goes (normal exit, error, or Ctrl-C).
+/// Children that are killed when this guard goes (normal exit, error, Ctrl-C or SIGTERM).
 #[derive(Default)]
 pub struct Children(Vec<(String, Child, bool)>);
 
@@ -187,7 +187,8 @@ impl Drop for Children {
 fn interrupted() -> Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     let set = flag.clone();
-    ctrlc::set_handler(move || set.store(true, Ordering::SeqCst)).context("cannot install the Ctrl-C handler")?;
+    ctrlc::set_handler(move || set.store(true, Ordering::SeqCst))
+        .context("cannot install the Ctrl-C and SIGTERM handler")?;
     Ok(flag)
 }
 
