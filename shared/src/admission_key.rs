@@ -37,9 +37,7 @@ impl SecretSource {
 
     /// The key as the secret has it now (`AWSCURRENT`), alone: what a cold start needs.
     pub async fn fetch_current(&self) -> Result<AdmissionKeys, String> {
-        let current = self.stage("AWSCURRENT").await?;
-        let current = current.ok_or_else(|| format!("secret {} has no AWSCURRENT version", self.secret_id))?;
-        AdmissionKeys::from_hex(&current, None).map_err(|e| format!("secret {}: {e}", self.secret_id))
+        self.keys(self.stage("AWSCURRENT").await?, None)
     }
 
     /// The keys as the secret has them now: `AWSCURRENT` signs; `AWSPREVIOUS`, when the secret
@@ -47,8 +45,13 @@ impl SecretSource {
     pub async fn fetch(&self) -> Result<AdmissionKeys, String> {
         // Boxed: two SDK calls' state, rare, on the purchase path's future otherwise.
         let (current, previous) = tokio::join!(Box::pin(self.stage("AWSCURRENT")), Box::pin(self.stage("AWSPREVIOUS")));
-        let current = current?.ok_or_else(|| format!("secret {} has no AWSCURRENT version", self.secret_id))?;
-        AdmissionKeys::from_hex(&current, previous?.as_deref()).map_err(|e| format!("secret {}: {e}", self.secret_id))
+        self.keys(current?, previous?.as_deref())
+    }
+
+    /// The keys of the versions read (`AWSCURRENT` is required).
+    fn keys(&self, current: Option<String>, previous: Option<&str>) -> Result<AdmissionKeys, String> {
+        let current = current.ok_or_else(|| format!("secret {} has no AWSCURRENT version", self.secret_id))?;
+        AdmissionKeys::from_hex(&current, previous).map_err(|e| format!("secret {}: {e}", self.secret_id))
     }
 
     async fn stage(&self, stage: &str) -> Result<Option<String>, String> {

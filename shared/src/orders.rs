@@ -196,7 +196,7 @@ impl Orders {
         let (holds, _malformed) =
             self.store.earliest_holds_in(&sale.id, lanes.iter().copied(), HOLDS_PER_LANE).await.map_err(logged)?;
         for &lane in &lanes {
-            let listed: Vec<&Hold> = holds.iter().filter(|h| h.lane == lane).collect();
+            let listed: Vec<&Hold> = holds.iter().filter(|h| h.lane() == lane).collect();
             // No hold created from now on ends before now + holdSeconds; none listed ends before
             // the earliest pending one. A full page may hide more ended holds: look again.
             let next = if listed.len() >= HOLDS_PER_LANE as usize {
@@ -226,7 +226,7 @@ impl Orders {
                 Err(e) if e.is_transient() => {
                     tracing::warn!(sale = %sale.id, pk = %hold.pk, error = %e, "hold release failed");
                     // The rest of what this look found is still due.
-                    self.horizon.set(&sale.id, hold.lane, now);
+                    self.horizon.set(&sale.id, hold.lane(), now);
                     return Ok(back);
                 }
                 // One hold that cannot be released does not keep the others from going back to
@@ -239,7 +239,7 @@ impl Orders {
         }
         // Ended holds left for later: their lanes are still due.
         for hold in ended.iter().skip(limit) {
-            self.horizon.set(&sale.id, hold.lane, now);
+            self.horizon.set(&sale.id, hold.lane(), now);
         }
         Ok(back)
     }

@@ -38,9 +38,8 @@ pub(crate) struct Hold {
     pub order_id: String,
     pub shard: u32,
     pub expires_at_ms: i64,
-    /// The `holds` index partition it is listed in (`holdKey`), and that partition's lane.
+    /// The `holds` index partition it is listed in (`holdKey`).
     pub hold_key: String,
-    pub lane: u32,
     /// What the order took, when known (from its record); the index does not carry it, and an
     /// order of a sale with `maxPerCustomer` > 1 is read before its release.
     pub takes: Option<Vec<Take>>,
@@ -74,6 +73,11 @@ pub struct StuckHold {
 }
 
 impl Hold {
+    /// The lane of the `holds` index partition it is listed in.
+    pub(crate) fn lane(&self) -> u32 {
+        crate::keys::hold_lane(&self.hold_key).unwrap_or(0)
+    }
+
     /// The hold of a reserved record.
     pub(crate) fn of(r: &PurchaseRecord) -> Self {
         Self {
@@ -82,7 +86,6 @@ impl Hold {
             shard: r.shard,
             expires_at_ms: r.hold_expires_at.unwrap_or(0),
             hold_key: r.hold_key.clone().unwrap_or_default(),
-            lane: r.hold_key.as_deref().and_then(crate::keys::hold_lane).unwrap_or(0),
             takes: Some(r.taken()),
             user_id: Some(r.user_id.clone()),
         }
@@ -342,7 +345,6 @@ impl Store {
                         shard,
                         expires_at_ms: at,
                         hold_key: hold_key.clone(),
-                        lane,
                         takes: None,
                         user_id: text("userId"),
                     }),

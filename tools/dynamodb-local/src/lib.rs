@@ -179,18 +179,12 @@ impl DynamoDbLocal {
     /// Freezes the process (SIGSTOP): it keeps its port and its data but answers nothing, as a
     /// DynamoDB behind a network partition; `thaw` lets it go on where it stopped.
     pub fn freeze(&self) {
-        self.signal("STOP");
+        self.pid().into_iter().for_each(|pid| signal(pid, "STOP"));
     }
 
     /// Lets a frozen process go on (SIGCONT).
     pub fn thaw(&self) {
-        self.signal("CONT");
-    }
-
-    fn signal(&self, name: &str) {
-        if let Some(pid) = self.pid() {
-            let _ = std::process::Command::new("kill").args(["-s", name, &pid.to_string()]).status();
-        }
+        self.pid().into_iter().for_each(|pid| signal(pid, "CONT"));
     }
 
     /// Stops the process and waits for it; stopping twice is harmless. SIGTERM first, so that an
@@ -198,9 +192,9 @@ impl DynamoDbLocal {
     /// itself never does); SIGKILL after 10 s.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = std::process::Command::new("kill").args(["-s", "TERM", &child.id().to_string()]).status();
+            signal(child.id(), "TERM");
             // A frozen process acts on the SIGTERM only once it goes on.
-            let _ = std::process::Command::new("kill").args(["-s", "CONT", &child.id().to_string()]).status();
+            signal(child.id(), "CONT");
             for _ in 0..100 {
                 if matches!(child.try_wait(), Ok(Some(_))) {
                     return;
@@ -211,6 +205,11 @@ impl DynamoDbLocal {
             let _ = child.wait();
         }
     }
+}
+
+/// Sends signal `name` (`TERM`, `STOP`, `CONT`) to `pid` with `kill`.
+fn signal(pid: u32, name: &str) {
+    let _ = std::process::Command::new("kill").args(["-s", name, &pid.to_string()]).status();
 }
 
 impl Drop for DynamoDbLocal {
